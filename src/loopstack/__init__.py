@@ -1,0 +1,80 @@
+"""loopstack: one platform for the whole life of a production ML model.
+
+>>> import loopstack as ls
+>>> with ls.start_run(experiment="churn", params={"lr": 0.1}) as run:
+...     ls.log_metric("auc", 0.91, step=1)
+
+``import loopstack`` stays light: each verb imports its package on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    **{name: "loopstack.tracking" for name in (
+        "ActiveRun", "TrackingClient", "active_run", "compare_runs", "end_run", "flush",
+        "get_run", "log_artifact", "log_artifacts", "log_input", "log_metric", "log_metrics",
+        "log_param", "log_params", "search_runs", "set_experiment", "set_tag", "set_tags",
+        "start_run",
+    )},
+    **{name: "loopstack.errors" for name in (
+        "AlreadyExists", "ArtifactCorrupted", "Conflict", "Forbidden", "Invalid",
+        "LoopstackError", "NotFound", "Overloaded", "StoreUnavailable", "Unauthenticated",
+    )},
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loopstack' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from loopstack.errors import (  # noqa: F401
+        AlreadyExists,
+        ArtifactCorrupted,
+        Conflict,
+        Forbidden,
+        Invalid,
+        LoopstackError,
+        NotFound,
+        Overloaded,
+        StoreUnavailable,
+        Unauthenticated,
+    )
+    from loopstack.tracking import (  # noqa: F401
+        ActiveRun,
+        TrackingClient,
+        active_run,
+        compare_runs,
+        end_run,
+        flush,
+        get_run,
+        log_artifact,
+        log_artifacts,
+        log_input,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        search_runs,
+        set_experiment,
+        set_tag,
+        set_tags,
+        start_run,
+    )

@@ -1,0 +1,65 @@
+"""Settings read from the environment (and, where present, ``loopstack.toml``).
+
+Every backend is chosen by a URL; the defaults are embedded and live under
+``LOOPSTACK_HOME`` (``./.loopstack``), so loopstack works with zero setup.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Settings", "settings"]
+
+_TRUE = {"1", "true", "on", "yes"}
+
+
+def _toml_settings(home: Path) -> dict[str, str]:
+    for candidate in (Path("loopstack.toml"), home / "loopstack.toml"):
+        if candidate.is_file():
+            with candidate.open("rb") as fh:
+                data = tomllib.load(fh)
+            section = data.get("loopstack", data)
+            return {str(k).lower(): str(v) for k, v in section.items()}
+    return {}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A snapshot of loopstack's configuration."""
+
+    home: Path
+    db_url: str
+    artifacts_url: str
+    tracking_uri: str | None
+    token: str | None
+    auth: bool
+    actor: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        home = Path(os.environ.get("LOOPSTACK_HOME", ".loopstack")).expanduser().resolve()
+        toml = _toml_settings(home)
+
+        def get(name: str, default: str | None = None) -> str | None:
+            return os.environ.get(f"LOOPSTACK_{name.upper()}", toml.get(name, default))
+
+        db_url = get("db_url") or f"sqlite:///{home / 'loopstack.db'}"
+        artifacts_url = get("artifacts_url") or str(home / "artifacts")
+        return cls(
+            home=home,
+            db_url=db_url,
+            artifacts_url=artifacts_url,
+            tracking_uri=get("tracking_uri") or None,
+            token=get("token") or None,
+            auth=(get("auth", "off") or "off").lower() in _TRUE,
+            actor=get("user") or os.environ.get("USER") or "local",
+        )
+
+
+def settings() -> Settings:
+    """Read the configuration now (the environment may change between calls, e.g. in tests)."""
+    return Settings.from_env()

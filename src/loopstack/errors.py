@@ -1,0 +1,100 @@
+"""The loopstack error tree.
+
+Every error loopstack raises on purpose derives from ``LoopstackError`` and
+carries the HTTP status the server answers with::
+
+    LoopstackError (500)
+     +-- NotFound (404)           an id or name that does not exist
+     +-- Invalid (422)            input that breaks a rule; nothing was written
+     |    +-- ArtifactCorrupted   a stored artifact whose sha256 no longer matches
+     +-- Conflict (409)           the object's state forbids the change
+     |    +-- AlreadyExists       a name that is taken
+     +-- Forbidden (403)          authenticated, but the role is not enough
+     +-- Unauthenticated (401)    no token, or a token that is unknown or revoked
+     +-- Overloaded (503)         the store stayed busy past every retry
+     +-- StoreUnavailable (503)   a backend could not be reached
+
+Foreign exceptions are translated at the boundary (``raise ... from exc``).
+Messages say what was expected and what came.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyExists",
+    "ArtifactCorrupted",
+    "Conflict",
+    "Forbidden",
+    "Invalid",
+    "LoopstackError",
+    "NotFound",
+    "Overloaded",
+    "StoreUnavailable",
+    "Unauthenticated",
+]
+
+
+class LoopstackError(Exception):
+    """Root of every deliberate loopstack error."""
+
+    status_code: int = 500
+    #: MLflow's error code for the same condition, used by the MLflow-compatible routes.
+    mlflow_code: str = "INTERNAL_ERROR"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_dict(self) -> dict[str, object]:
+        body: dict[str, object] = {"error": type(self).__name__, "message": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        return body
+
+
+class NotFound(LoopstackError):
+    status_code = 404
+    mlflow_code = "RESOURCE_DOES_NOT_EXIST"
+
+
+class Invalid(LoopstackError):
+    status_code = 422
+    mlflow_code = "INVALID_PARAMETER_VALUE"
+
+
+class ArtifactCorrupted(Invalid):
+    """The bytes read back do not hash to the digest recorded when they were written."""
+
+    status_code = 500
+    mlflow_code = "DATA_LOSS"
+
+
+class Conflict(LoopstackError):
+    status_code = 409
+    mlflow_code = "INVALID_STATE"
+
+
+class AlreadyExists(Conflict):
+    mlflow_code = "RESOURCE_ALREADY_EXISTS"
+
+
+class Forbidden(LoopstackError):
+    status_code = 403
+    mlflow_code = "PERMISSION_DENIED"
+
+
+class Unauthenticated(LoopstackError):
+    status_code = 401
+    mlflow_code = "UNAUTHENTICATED"
+
+
+class Overloaded(LoopstackError):
+    status_code = 503
+    mlflow_code = "TEMPORARILY_UNAVAILABLE"
+
+
+class StoreUnavailable(LoopstackError):
+    status_code = 503
+    mlflow_code = "TEMPORARILY_UNAVAILABLE"
+

@@ -1,0 +1,90 @@
+"""The server's app factory: native REST, MLflow-compatible REST, health and metrics."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from loopstack import __version__
+from loopstack.config import Settings, settings
+from loopstack.errors import Invalid, LoopstackError
+from loopstack.server._metrics import MetricsMiddleware, ServerMetrics
+from loopstack.store import open_stores
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("loopstack.server")
+MLFLOW_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow", "/api/2.0/mlflow-artifacts",
+                   "/api/3.0/mlflow", "/ajax-api/3.0/mlflow")
+# MLflow answers each error code with this HTTP status.
+_MLFLOW_STATUS = {
+    "RESOURCE_DOES_NOT_EXIST": 404, "RESOURCE_ALREADY_EXISTS": 400,
+    "INVALID_PARAMETER_VALUE": 400, "INVALID_STATE": 400, "PERMISSION_DENIED": 403,
+    "UNAUTHENTICATED": 401, "TEMPORARILY_UNAVAILABLE": 503, "DATA_LOSS": 500,
+    "INTERNAL_ERROR": 500,
+}
+
+
+def _is_mlflow(request: Request) -> bool:
+    return request.url.path.startswith(MLFLOW_PREFIXES)
+
+
+def error_response(request: Request, exc: LoopstackError) -> JSONResponse:
+    if _is_mlflow(request):
+        code = exc.mlflow_code
+        return JSONResponse({"error_code": code, "message": exc.message},
+                            status_code=_MLFLOW_STATUS.get(code, 400))
+    return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+
+
+def create_app(config: Settings | None = None) -> FastAPI:
+    """Build the ASGI app over the stores named by ``config`` (default: the environment)."""
+    config = config or settings()
+    app = FastAPI(title="loopstack", version=__version__, openapi_url="/openapi.json",
+                  docs_url="/docs", redoc_url=None)
+    app.state.config = config
+    app.state.stores = open_stores(config)
+    metrics = ServerMetrics()
+    app.state.metrics = metrics
+
+    @app.exception_handler(LoopstackError)
+    async def _loopstack_error(request: Request, exc: LoopstackError) -> JSONResponse:
+        if exc.status_code >= 500:
+            log.warning("%s %s -> %s: %s", request.method, request.url.path, exc.status_code,
+                        exc.message)
+        return error_response(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            parts.append(f"{where or 'request'}: {err.get('msg')} (got {err.get('input')!r})")
+        first = exc.errors()[0].get("loc", ()) if exc.errors() else ()
+        field = ".".join(str(p) for p in first if p != "body") or None
+        return error_response(request, Invalid("invalid request: " + "; ".join(parts),
+                                               field=field))
+
+    from loopstack.server._security import authorize
+    from loopstack.server.routes import mlflow_compat, native
+
+    app.include_router(native.router)
+    app.include_router(mlflow_compat.router)
+    app.include_router(mlflow_compat.artifacts_router)
+
+    from fastapi import Depends
+
+    @app.get("/health", name="health", tags=["ops"], dependencies=[Depends(authorize)])
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/metrics", name="metrics", tags=["ops"], dependencies=[Depends(authorize)])
+    def prometheus_metrics() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,15 @@
+"""Request-scoped objects shared by the route modules."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from loopstack.server._security import principal_of
+from loopstack.tracking._sql_store import SqlTrackingStore
+
+__all__ = ["tracking_store"]
+
+
+def tracking_store(request: Request) -> SqlTrackingStore:
+    """The tracking store, acting as the caller (so the audit log names them)."""
+    return SqlTrackingStore(request.app.state.stores, actor=principal_of(request).user)

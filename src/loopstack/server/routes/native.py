@@ -1,0 +1,239 @@
+"""loopstack's own REST API under /api/v1: what ``RestTrackingStore`` speaks."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from loopstack.errors import NotFound
+from loopstack.server._security import authorize
+from loopstack.server.routes._deps import tracking_store
+from loopstack.store import audit
+from loopstack.store.artifacts import sanitize_path
+from loopstack.tracking._entities import DatasetInput, Metric
+from loopstack.tracking._sql_store import SqlTrackingStore
+
+router = APIRouter(prefix="/api/v1", tags=["native"], dependencies=[Depends(authorize)])
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExperimentCreate(_Body):
+    name: str
+    artifact_location: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class TagSet(_Body):
+    key: str
+    value: str
+
+
+class RunCreate(_Body):
+    experiment_id: str = "0"
+    run_name: str | None = None
+    start_time: int | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    user_id: str | None = None
+
+
+class RunUpdate(_Body):
+    status: str | None = None
+    end_time: int | None = None
+    run_name: str | None = None
+
+
+class MetricPoint(_Body):
+    key: str
+    value: Any  # validated by the store, so the error names the metric
+    step: int = 0
+    timestamp: int
+
+
+class Batch(_Body):
+    metrics: list[MetricPoint] = Field(default_factory=list)
+    params: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class DatasetBody(_Body):
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    schema_: str | None = Field(default=None, alias="schema")
+    profile: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class Inputs(_Body):
+    datasets: list[DatasetBody]
+
+
+class RunSearch(_Body):
+    experiment_ids: list[str]
+    filter: str = ""
+    view: str = "active"
+    max_results: int = 1000
+    order_by: list[str] = Field(default_factory=list)
+    page_token: str | None = None
+
+
+Store = SqlTrackingStore
+
+
+# -- experiments ----------------------------------------------------------------------
+@router.post("/experiments", name="experiments_create")
+def create_experiment(body: ExperimentCreate, store: Store = Depends(tracking_store)) -> dict:
+    return {"experiment_id": store.create_experiment(body.name, body.artifact_location, body.tags)}
+
+
+@router.get("/experiments", name="experiments_list")
+def list_experiments(view: str = "active", name_like: str | None = None,
+                     max_results: int = Query(1000, ge=1, le=50_000),
+                     store: Store = Depends(tracking_store)) -> dict:
+    exps = store.search_experiments(view=view, name_like=name_like, max_results=max_results)
+    return {"experiments": [asdict(e) for e in exps]}
+
+
+@router.get("/experiments/by-name/{name:path}", name="experiments_get_by_name")
+def get_experiment_by_name(name: str, store: Store = Depends(tracking_store)) -> dict:
+    exp = store.get_experiment_by_name(name)
+    if exp is None:
+        raise NotFound(f"no experiment named {name!r}")
+    return asdict(exp)
+
+
+@router.get("/experiments/{experiment_id}", name="experiments_get")
+def get_experiment(experiment_id: str, store: Store = Depends(tracking_store)) -> dict:
+    return asdict(store.get_experiment(experiment_id))
+
+
+@router.post("/experiments/{experiment_id}/tags", name="experiments_set_tag")
+def set_experiment_tag(experiment_id: str, body: TagSet,
+                       store: Store = Depends(tracking_store)) -> dict:
+    store.set_experiment_tag(experiment_id, body.key, body.value)
+    return {}
+
+
+@router.delete("/experiments/{experiment_id}", name="experiments_delete")
+def delete_experiment(experiment_id: str, store: Store = Depends(tracking_store)) -> dict:
+    store.delete_experiment(experiment_id)
+    return {}
+
+
+# -- runs -----------------------------------------------------------------------------
+@router.post("/runs", name="runs_create")
+def create_run(body: RunCreate, store: Store = Depends(tracking_store)) -> dict:
+    run = store.create_run(body.experiment_id, run_name=body.run_name,
+                           start_time=body.start_time, tags=body.tags, user_id=body.user_id)
+    return run.to_dict()
+
+
+@router.post("/runs/search", name="runs_search")
+def search_runs(body: RunSearch, store: Store = Depends(tracking_store)) -> dict:
+    runs, token = store.search_runs(body.experiment_ids, filter_string=body.filter,
+                                    view=body.view, max_results=body.max_results,
+                                    order_by=body.order_by, page_token=body.page_token)
+    return {"runs": [r.to_dict() for r in runs], "next_page_token": token}
+
+
+@router.get("/runs/{run_id}", name="runs_get")
+def get_run(run_id: str, store: Store = Depends(tracking_store)) -> dict:
+    return store.get_run(run_id).to_dict()
+
+
+@router.patch("/runs/{run_id}", name="runs_update")
+def update_run(run_id: str, body: RunUpdate, store: Store = Depends(tracking_store)) -> dict:
+    return store.update_run(run_id, status=body.status, end_time=body.end_time,
+                            run_name=body.run_name).to_dict()
+
+
+@router.delete("/runs/{run_id}", name="runs_delete")
+def delete_run(run_id: str, store: Store = Depends(tracking_store)) -> dict:
+    store.delete_run(run_id)
+    return {}
+
+
+@router.post("/runs/{run_id}/restore", name="runs_restore")
+def restore_run(run_id: str, store: Store = Depends(tracking_store)) -> dict:
+    store.restore_run(run_id)
+    return {}
+
+
+@router.post("/runs/{run_id}/batch", name="runs_log_batch")
+def log_batch(run_id: str, body: Batch, store: Store = Depends(tracking_store)) -> dict:
+    store.log_batch(run_id, metrics=[Metric(m.key, m.value, m.step, m.timestamp)
+                                     for m in body.metrics],
+                    params=body.params, tags=body.tags)
+    return {}
+
+
+@router.delete("/runs/{run_id}/tags/{key:path}", name="runs_delete_tag")
+def delete_tag(run_id: str, key: str, store: Store = Depends(tracking_store)) -> dict:
+    store.delete_tag(run_id, key)
+    return {}
+
+
+@router.post("/runs/{run_id}/inputs", name="runs_log_inputs")
+def log_inputs(run_id: str, body: Inputs, store: Store = Depends(tracking_store)) -> dict:
+    store.log_inputs(run_id, [DatasetInput(d.name, d.digest, d.source_type, d.source, d.schema_,
+                                           d.profile, d.tags) for d in body.datasets])
+    return {}
+
+
+@router.get("/runs/{run_id}/metrics/{key:path}", name="runs_metric_history")
+def metric_history(run_id: str, key: str, store: Store = Depends(tracking_store)) -> dict:
+    return {"metrics": [asdict(m) for m in store.get_metric_history(run_id, key)]}
+
+
+# -- artifacts ------------------------------------------------------------------------
+@router.get("/runs/{run_id}/artifacts", name="artifacts_list")
+def list_artifacts(run_id: str, path: str = "", store: Store = Depends(tracking_store)) -> dict:
+    return {"files": [asdict(f) for f in store.list_artifacts(run_id, path)]}
+
+
+@router.put("/runs/{run_id}/artifacts/{path:path}", name="artifacts_upload")
+async def upload_artifact(run_id: str, path: str, request: Request,
+                          store: Store = Depends(tracking_store)) -> dict:
+    clean = sanitize_path(path)
+    root = store._artifact_root(run_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "upload"
+        with local.open("wb") as fh:
+            async for chunk in request.stream():
+                fh.write(chunk)
+        info = store.stores.artifacts.log_file(local, f"{root}/{clean}", actor=store.actor)
+    return {"path": clean, "sha256": info.sha256, "size": info.size}
+
+
+@router.get("/runs/{run_id}/artifacts/{path:path}", name="artifacts_download")
+def download_artifact(run_id: str, path: str,
+                      store: Store = Depends(tracking_store)) -> StreamingResponse:
+    root = store._artifact_root(run_id)
+    full = f"{root}/{sanitize_path(path)}"
+    chunks = store.stores.artifacts.iter_bytes(full)
+    return StreamingResponse(chunks, media_type="application/octet-stream")
+
+
+# -- audit ----------------------------------------------------------------------------
+@router.get("/audit/verify", name="audit_verify")
+def audit_verify(request: Request) -> dict:
+    return asdict(audit.verify(request.app.state.stores.db))
+
+
+@router.get("/audit/events", name="audit_events")
+def audit_events(request: Request, object_type: str | None = None, object_id: str | None = None,
+                 limit: int = Query(1000, ge=1, le=100_000)) -> dict:
+    return {"events": audit.events(request.app.state.stores.db, object_type=object_type,
+                                   object_id=object_id, limit=limit)}
+
+

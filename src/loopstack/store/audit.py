@@ -1,0 +1,114 @@
+"""The append-only, hash-chained audit log.
+
+Each event's hash covers the previous event's hash and its own fields, so an
+edit, deletion or insertion anywhere in the log breaks every later link;
+``verify`` walks the chain and names the first broken one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from loopstack.store.metadata._database import Database
+from loopstack.store.metadata.schema import AuditEvent, AuditHead
+
+__all__ = ["GENESIS_HASH", "VerifyResult", "append", "digest_of", "events", "verify"]
+
+GENESIS_HASH = "0" * 64
+_EVENTS = AuditEvent.__table__
+
+
+def digest_of(payload: Any) -> str:
+    """A stable sha256 of any JSON-able payload (keys sorted, non-JSON values as text)."""
+    blob = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _link_hash(prev_hash: str, seq: int, ts: int, actor: str, action: str,
+               object_type: str, object_id: str, digest: str) -> str:
+    fields = [prev_hash, str(seq), str(ts), actor, action, object_type, object_id, digest]
+    return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
+
+
+def append(conn: Connection, *, actor: str, action: str, object_type: str, object_id: str,
+           payload: Any) -> int:
+    """Append one event inside the caller's transaction; returns its sequence number."""
+    # Locking the head row serialises appenders on PostgreSQL; on SQLite the
+    # write transaction (BEGIN IMMEDIATE) already does.
+    head = conn.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)
+                        .with_for_update()).one()
+    seq = head.seq + 1
+    ts = int(time.time() * 1000)
+    digest = digest_of(payload)
+    link = _link_hash(head.hash, seq, ts, actor, action, object_type, object_id, digest)
+    conn.execute(AuditEvent.__table__.insert().values(
+        seq=seq, ts=ts, actor=actor, action=action, object_type=object_type,
+        object_id=object_id, digest=digest, prev_hash=head.hash, hash=link))
+    conn.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=link))
+    return seq
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    checked: int
+    broken_seq: int | None = None
+    reason: str | None = None
+
+
+def verify(db: Database, *, batch: int = 10_000) -> VerifyResult:
+    """Walk the whole chain; the result names the first broken link, if any."""
+
+    def run(conn: Connection) -> VerifyResult:
+        prev_hash, expected_seq, checked = GENESIS_HASH, 1, 0
+        last_seq = 0
+        while True:
+            rows = conn.execute(
+                select(_EVENTS).where(_EVENTS.c.seq > last_seq).order_by(_EVENTS.c.seq).limit(batch)
+            ).all()
+            if not rows:
+                break
+            for ev in rows:
+                if ev.seq != expected_seq:
+                    return VerifyResult(False, checked, expected_seq,
+                                        f"event {expected_seq} is missing (next found: {ev.seq})")
+                if ev.prev_hash != prev_hash:
+                    return VerifyResult(False, checked, ev.seq,
+                                        "its prev_hash does not match the hash of the event before")
+                recomputed = _link_hash(ev.prev_hash, ev.seq, ev.ts, ev.actor, ev.action,
+                                        ev.object_type, ev.object_id, ev.digest)
+                if recomputed != ev.hash:
+                    return VerifyResult(False, checked, ev.seq,
+                                        "its contents do not match its hash (the row was edited)")
+                prev_hash, expected_seq, checked = ev.hash, ev.seq + 1, checked + 1
+            last_seq = rows[-1].seq
+        head = conn.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one()
+        if head.seq != checked or head.hash != prev_hash:
+            return VerifyResult(False, checked, checked + 1 if head.seq > checked else head.seq,
+                                f"the chain head says seq {head.seq} but the log ends at {checked} "
+                                "(events were deleted from the end)")
+        return VerifyResult(True, checked)
+
+    return db.read(run)
+
+
+def events(db: Database, *, object_type: str | None = None, object_id: str | None = None,
+           limit: int = 1000) -> list[dict[str, Any]]:
+    """The newest ``limit`` events, optionally for one object, oldest first."""
+
+    def run(conn: Connection) -> list[dict[str, Any]]:
+        q = select(_EVENTS)
+        if object_type:
+            q = q.where(_EVENTS.c.object_type == object_type)
+        if object_id:
+            q = q.where(_EVENTS.c.object_id == object_id)
+        rows = conn.execute(q.order_by(_EVENTS.c.seq.desc()).limit(limit)).all()
+        return [dict(r._mapping) for r in reversed(rows)]
+
+    return db.read(run)

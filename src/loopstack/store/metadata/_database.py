@@ -1,0 +1,157 @@
+"""Open a metadata database by URL, migrate it, and run transactions with retry and audit."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib import import_module
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from loopstack.errors import Invalid, Overloaded, StoreUnavailable
+
+__all__ = ["Database", "open_database", "SCHEMES"]
+
+T = TypeVar("T")
+
+#: URL scheme -> backend module (each provides create, insert, is_busy, lock_for_migration).
+SCHEMES: dict[str, str] = {
+    "sqlite": "loopstack.store.metadata._sqlite",
+    "postgresql": "loopstack.store.metadata._postgresql",
+    "postgresql+psycopg": "loopstack.store.metadata._postgresql",
+}
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+_RETRY_DEADLINE_S = 30.0
+
+
+def _backend_for(url: str) -> ModuleType:
+    scheme = url.split(":", 1)[0].lower()
+    if scheme not in SCHEMES:
+        raise Invalid(
+            f"the metadata store URL must start with one of {sorted(SCHEMES)}; got {url!r} instead",
+            field="db_url",
+        )
+    return import_module(SCHEMES[scheme])
+
+
+class Database:
+    """One metadata database. Thread-safe; open one per process and share it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.backend = _backend_for(url)
+        self.engine: Engine = self.backend.create(url)
+        self.dialect = self.engine.dialect.name
+        self.insert = self.backend.insert
+        try:
+            self._migrate()
+        except OperationalError as exc:
+            raise StoreUnavailable(f"cannot open the metadata store {self.safe_url}: {exc.orig}") from exc
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password hidden."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    # -- transactions ---------------------------------------------------------------
+    @contextmanager
+    def _connect(self, write: bool) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(loopstack_write=write)
+            with conn.begin():
+                yield conn
+
+    def _with_retry(self, fn: Callable[[Connection], T], write: bool) -> T:
+        deadline = time.monotonic() + _RETRY_DEADLINE_S
+        delay = 0.01
+        while True:
+            try:
+                with self._connect(write) as conn:
+                    return fn(conn)
+            except DBAPIError as exc:
+                if not self.backend.is_busy(exc):
+                    if isinstance(exc, OperationalError) and exc.connection_invalidated:
+                        raise StoreUnavailable(f"lost the metadata store {self.safe_url}") from exc
+                    raise
+                if time.monotonic() > deadline:
+                    raise Overloaded(
+                        f"the metadata store {self.safe_url} stayed busy for "
+                        f"{_RETRY_DEADLINE_S:.0f}s; try again later"
+                    ) from exc
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.5)
+
+    def read(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn(conn)`` in a read transaction."""
+        return self._with_retry(fn, write=False)
+
+    def write(
+        self,
+        fn: Callable[[Connection], T],
+        *,
+        actor: str,
+        action: str,
+        object_type: str,
+        object_id: str | Callable[[T], str],
+        payload: Any = None,
+    ) -> T:
+        """Run ``fn(conn)`` and append its audit event in the same transaction.
+
+        Either both land or neither does. Busy or locked databases are retried with backoff.
+        """
+        from loopstack.store import audit
+
+        def run(conn: Connection) -> T:
+            result = fn(conn)
+            oid = object_id(result) if callable(object_id) else object_id
+            audit.append(conn, actor=actor, action=action, object_type=object_type,
+                         object_id=oid, payload=payload if payload is not None else result)
+            return result
+
+        return self._with_retry(run, write=True)
+
+    # -- schema ---------------------------------------------------------------------
+    def _migrate(self) -> None:
+        from alembic import command
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        head = ScriptDirectory.from_config(cfg).get_current_head()
+
+        def current(conn: Connection) -> str | None:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+        with self._connect(write=False) as conn:
+            if current(conn) == head:
+                return
+        with self._connect(write=True) as conn:
+            self.backend.lock_for_migration(conn)
+            if current(conn) == head:  # another process migrated while we waited
+                return
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+_open: dict[str, Database] = {}
+
+
+def open_database(url: str) -> Database:
+    """The process-wide ``Database`` for ``url`` (opened, and migrated, on first use)."""
+    db = _open.get(url)
+    if db is None:
+        db = _open[url] = Database(url)
+    return db

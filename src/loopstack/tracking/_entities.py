@@ -1,0 +1,172 @@
+"""The tracking vocabulary: experiments, runs and what is logged to them."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from loopstack.errors import Invalid
+
+__all__ = [
+    "DatasetInput",
+    "Experiment",
+    "Metric",
+    "Run",
+    "RunStatus",
+    "TERMINAL_STATUSES",
+    "now_ms",
+    "validate_key",
+    "validate_metric",
+    "validate_param_value",
+]
+
+MAX_KEY_LENGTH = 250
+MAX_PARAM_VALUE_LENGTH = 6000
+MAX_TAG_VALUE_LENGTH = 8000
+_KEY_RE = re.compile(r"^[A-Za-z0-9_\-. /:]+$")
+
+
+class RunStatus:
+    RUNNING = "RUNNING"
+    SCHEDULED = "SCHEDULED"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+    ALL = (RUNNING, SCHEDULED, FINISHED, FAILED, KILLED)
+
+
+TERMINAL_STATUSES = frozenset({RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED})
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def validate_key(key: Any, kind: str) -> str:
+    """A metric, param or tag key: letters, digits, ``_ - . / :`` and spaces, at most 250 chars."""
+    if not isinstance(key, str) or not key:
+        raise Invalid(f"a {kind} key must be a non-empty string; got {key!r} instead",
+                      field=f"{kind}.key")
+    if len(key) > MAX_KEY_LENGTH:
+        raise Invalid(f"a {kind} key must be at most {MAX_KEY_LENGTH} characters; got "
+                      f"{len(key)} ({key[:40]!r}...)", field=f"{kind}.key")
+    if not _KEY_RE.match(key) or ".." in key.split("/") or key.startswith("/"):
+        raise Invalid(
+            f"the {kind} key {key!r} has characters outside the allowed set (letters, digits, "
+            "underscores, dashes, periods, spaces, colons and slashes, no '..')",
+            field=f"{kind}.key")
+    return key
+
+
+def validate_param_value(key: str, value: Any) -> str:
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_PARAM_VALUE_LENGTH:
+        raise Invalid(f"the value of param {key!r} must be at most {MAX_PARAM_VALUE_LENGTH} "
+                      f"characters; got {len(text)}", field=f"params.{key}")
+    return text
+
+
+def validate_tag_value(key: str, value: Any) -> str:
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_TAG_VALUE_LENGTH:
+        raise Invalid(f"the value of tag {key!r} must be at most {MAX_TAG_VALUE_LENGTH} "
+                      f"characters; got {len(text)}", field=f"tags.{key}")
+    return text
+
+
+def validate_metric(key: Any, value: Any, step: Any, timestamp: Any) -> tuple[str, float, int, int]:
+    """Check one metric point; returns it normalised. Non-finite values are refused."""
+    key = validate_key(key, "metric")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        try:
+            import numpy as np
+
+            if not isinstance(value, np.number) or isinstance(value, np.bool_):
+                raise TypeError
+        except (ImportError, TypeError):
+            raise Invalid(f"metric {key!r} must be a finite number; got {value!r} "
+                          f"({type(value).__name__}) instead", field=f"metrics.{key}") from None
+    fvalue = float(value)
+    if not math.isfinite(fvalue):
+        raise Invalid(f"metric {key!r} must be a finite number; got {fvalue!r} instead",
+                      field=f"metrics.{key}")
+    for name, v in (("step", step), ("timestamp", timestamp)):
+        if isinstance(v, bool) or not isinstance(v, int):
+            try:
+                import numpy as np
+
+                if not isinstance(v, np.integer):
+                    raise TypeError
+            except (ImportError, TypeError):
+                raise Invalid(f"the {name} of metric {key!r} must be an integer; got {v!r}",
+                              field=f"metrics.{key}.{name}") from None
+    return key, fvalue, int(step), int(timestamp)
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    value: float
+    step: int
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class DatasetInput:
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    schema: str | None = None
+    profile: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    experiment_id: str
+    name: str
+    artifact_location: str
+    lifecycle_stage: str
+    creation_time: int
+    last_update_time: int
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Run:
+    """A run with everything logged to it (metrics as their latest value)."""
+
+    run_id: str
+    experiment_id: str
+    run_name: str
+    status: str
+    start_time: int
+    end_time: int | None
+    lifecycle_stage: str
+    artifact_uri: str
+    user_id: str
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    latest_metrics: list[Metric] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    inputs: list[DatasetInput] = field(default_factory=list)
+
+    @property
+    def parent_run_id(self) -> str | None:
+        return self.tags.get("mlflow.parentRunId")
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Run:
+        data = dict(data)
+        data["latest_metrics"] = [Metric(**m) for m in data.get("latest_metrics", [])]
+        data["inputs"] = [DatasetInput(**d) for d in data.get("inputs", [])]
+        return cls(**data)
