@@ -1,0 +1,151 @@
+"""Shared fixtures: an isolated LOOPSTACK_HOME per test, backend URLs, a live server.
+
+Service-backed tests read LOOPSTACK_TEST_PG_URL / LOOPSTACK_TEST_REDIS_URL.
+Unset: they skip, saying why. Set but unreachable: they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+PG_ENV = "LOOPSTACK_TEST_PG_URL"
+REDIS_ENV = "LOOPSTACK_TEST_REDIS_URL"
+
+
+@pytest.fixture(autouse=True)
+def ls_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own LOOPSTACK_HOME and no inherited loopstack settings."""
+    for key in list(os.environ):
+        if key.startswith("LOOPSTACK_") and not key.startswith("LOOPSTACK_TEST_"):
+            monkeypatch.delenv(key, raising=False)
+    home = tmp_path / "lshome"
+    monkeypatch.setenv("LOOPSTACK_HOME", str(home))
+    return home
+
+
+def _pg_base_url() -> str:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(f"{PG_ENV} is not set; set it to a PostgreSQL URL to run this test")
+    try:
+        import psycopg
+    except ImportError:
+        pytest.fail(f"{PG_ENV} is set but psycopg is not installed (pip install '.[postgres]')")
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        psycopg.connect(plain, connect_timeout=5).close()
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"{PG_ENV}={url} is set but PostgreSQL is unreachable: {exc}")
+    return url if url.startswith("postgresql+psycopg://") else \
+        url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    import psycopg
+
+    base = _pg_base_url()
+    schema = f"ls_test_{uuid.uuid4().hex[:12]}"
+    plain = base.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in base else "?"
+    url = f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+    yield url
+    from loopstack.store.metadata import _database
+
+    db = _database._open.pop(url, None)
+    if db is not None:
+        db.dispose()
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = os.environ.get(REDIS_ENV)
+    if not url:
+        pytest.skip(f"{REDIS_ENV} is not set; set it to a Redis URL to run this test")
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=5).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"{REDIS_ENV}={url} is set but Redis is unreachable: {exc}")
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, ls_home: Path) -> str:
+    """Each metadata backend in turn: embedded SQLite, then the real PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{ls_home / 'loopstack.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def use_db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point the environment (and so ``import loopstack``'s verbs) at ``db_url``."""
+    monkeypatch.setenv("LOOPSTACK_DB_URL", db_url)
+    return db_url
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(env: dict[str, str], *, workers: int = 1) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loopstack.cli", "server", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", str(workers)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode() if proc.stdout else ""
+            raise RuntimeError(f"the server exited with {proc.returncode}:\n{out}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the server did not answer /health within 60 s")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stdout:
+        proc.stdout.close()
+
+
+@pytest.fixture
+def live_server(ls_home: Path) -> Iterator[str]:
+    """A real `loopstack server` process on a free port, over this test's LOOPSTACK_HOME."""
+    env = {**os.environ, "LOOPSTACK_HOME": str(ls_home)}
+    proc, url = start_server(env)
+    yield url
+    stop_server(proc)
