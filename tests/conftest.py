@@ -149,3 +149,54 @@ def live_server(ls_home: Path) -> Iterator[str]:
     proc, url = start_server(env)
     yield url
     stop_server(proc)
+
+
+class ThreadedServer:
+    """uvicorn serving an app in a background thread of this process (fast to start)."""
+
+    def __init__(self, app: object) -> None:
+        import threading
+
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ThreadedServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the in-process server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres), "rest"])
+def tracking_backend(request: pytest.FixtureRequest, ls_home: Path,
+                     monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The tracking API against SQLite, PostgreSQL, and a server over HTTP (native REST)."""
+    if request.param == "postgresql":
+        monkeypatch.setenv("LOOPSTACK_DB_URL", request.getfixturevalue("pg_url"))
+        yield request.param
+        return
+    monkeypatch.setenv("LOOPSTACK_DB_URL", f"sqlite:///{ls_home / 'loopstack.db'}")
+    if request.param == "sqlite":
+        yield request.param
+        return
+    from loopstack.server import create_app
+
+    with ThreadedServer(create_app()) as server:
+        monkeypatch.setenv("LOOPSTACK_TRACKING_URI", server.url)
+        yield request.param
+        from loopstack.tracking._rest_store import close_shared
+
+        close_shared(server.url)

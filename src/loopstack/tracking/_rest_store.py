@@ -17,7 +17,7 @@ from loopstack.tracking._store import TrackingStore
 if TYPE_CHECKING:
     from loopstack.store.artifacts import FileInfo
 
-__all__ = ["RestTrackingStore"]
+__all__ = ["RestTrackingStore", "close_shared"]
 
 _ERRORS: dict[str, type[errors.LoopstackError]] = {
     cls.__name__: cls for cls in (
@@ -28,6 +28,14 @@ _ERRORS: dict[str, type[errors.LoopstackError]] = {
 _BY_STATUS = {404: errors.NotFound, 422: errors.Invalid, 409: errors.Conflict,
               403: errors.Forbidden, 401: errors.Unauthenticated, 503: errors.Overloaded}
 _RETRIES = 3
+_shared: dict[tuple[str, str | None], RestTrackingStore] = {}
+
+
+def close_shared(base_url: str | None = None) -> None:
+    """Close the shared stores (of one server, or all)."""
+    for key in list(_shared):
+        if base_url is None or key[0] == base_url.rstrip("/"):
+            _shared.pop(key).close()
 
 
 class RestTrackingStore(TrackingStore):
@@ -38,6 +46,18 @@ class RestTrackingStore(TrackingStore):
         self.base_url = base_url.rstrip("/")
         self.http = httpx.Client(base_url=self.base_url + "/api/v1", headers=headers,
                                  timeout=timeout)
+
+    @classmethod
+    def shared(cls, base_url: str, *, token: str | None = None) -> RestTrackingStore:
+        """One store (and connection pool) per server and token in this process."""
+        key = (base_url.rstrip("/"), token)
+        store = _shared.get(key)
+        if store is None:
+            store = _shared[key] = cls(base_url, token=token)
+        return store
+
+    def close(self) -> None:
+        self.http.close()
 
     def _call(self, method: str, path: str, **kw: Any) -> Any:
         for attempt in range(_RETRIES):
