@@ -22,7 +22,7 @@ from loopstack.tracking import TrackingClient
 WORKER = textwrap.dedent("""
     import sys
     from loopstack.tracking import Metric, TrackingClient
-    run_id, worker, points, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    run_id, (worker, points, batch) = sys.argv[1], map(int, sys.argv[2:5])
     client = TrackingClient()
     for start in range(0, points, batch):
         client.log_batch(run_id, metrics=[

@@ -6,8 +6,9 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Table, select, update
 
 from loopstack.errors import Invalid, NotFound
 from loopstack.store.metadata import Database
@@ -15,7 +16,7 @@ from loopstack.store.metadata.schema import Token
 
 __all__ = ["Principal", "TokenInfo", "create_token", "list_tokens", "revoke_token", "verify_token"]
 
-_T = Token.__table__
+_T = cast(Table, Token.__table__)
 PREFIX = "lst_"
 
 
@@ -41,7 +42,8 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(db: Database, *, name: str, user: str, actor: str = "admin") -> tuple[str, TokenInfo]:
+def create_token(db: Database, *, name: str, user: str,
+                 actor: str = "admin") -> tuple[str, TokenInfo]:
     """Create a token for ``user``; returns (the secret, shown only now, and its record)."""
     import time
 

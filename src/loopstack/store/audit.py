@@ -11,9 +11,9 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Table, select, update
 
 from loopstack.store.metadata._database import Database
 from loopstack.store.metadata.schema import AuditEvent, AuditHead
@@ -21,7 +21,7 @@ from loopstack.store.metadata.schema import AuditEvent, AuditHead
 __all__ = ["GENESIS_HASH", "VerifyResult", "append", "digest_of", "events", "verify"]
 
 GENESIS_HASH = "0" * 64
-_EVENTS = AuditEvent.__table__
+_EVENTS = cast(Table, AuditEvent.__table__)
 
 
 def digest_of(payload: Any) -> str:
@@ -47,7 +47,7 @@ def append(conn: Connection, *, actor: str, action: str, object_type: str, objec
     ts = int(time.time() * 1000)
     digest = digest_of(payload)
     link = _link_hash(head.hash, seq, ts, actor, action, object_type, object_id, digest)
-    conn.execute(AuditEvent.__table__.insert().values(
+    conn.execute(cast(Table, AuditEvent.__table__).insert().values(
         seq=seq, ts=ts, actor=actor, action=action, object_type=object_type,
         object_id=object_id, digest=digest, prev_hash=head.hash, hash=link))
     conn.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=link))

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopstack.config import Settings, settings
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from loopstack.store.artifacts import FileInfo
@@ -151,7 +150,7 @@ class TrackingClient:
 
 
 def runs_to_frame(runs: list[Run]) -> Any:
-    """A pandas DataFrame with one row per run and ``metrics.*``, ``params.*``, ``tags.*`` columns."""
+    """A DataFrame with a row per run and ``metrics.*``, ``params.*``, ``tags.*`` columns."""
     import pandas as pd
 
     rows = []

@@ -1,4 +1,4 @@
-"""What a run records about where it ran: Python, packages, git commit and dirty flag, host, command.
+"""Where a run ran: Python, packages, git commit and dirty flag, host, command line.
 
 It goes into tags (never params), computed once per process: listing the
 installed packages and asking git each cost tens of milliseconds.
@@ -26,7 +26,7 @@ def installed_packages() -> str:
 
     seen: dict[str, str] = {}
     for dist in metadata.distributions():
-        name = dist.metadata.get("Name")
+        name = dist.metadata["Name"]
         if name and name.lower() not in seen:
             seen[name.lower()] = f"{name}=={dist.version}"
     return "\n".join(seen[k] for k in sorted(seen))

@@ -7,6 +7,7 @@ Thin wrappers over ``TrackingClient``. The active run lives in a
 from __future__ import annotations
 
 import atexit
+import contextlib
 import contextvars
 import tempfile
 import threading
@@ -118,7 +119,7 @@ class ActiveRun:
 
     def log_input(self, data: Any, *, name: str | None = None,
                   context: str | None = None) -> str:
-        """Record a dataset this run read (DataFrame, Arrow table, array or path); returns its digest."""
+        """Record a dataset the run read (DataFrame, Arrow table, array, path); returns its digest."""
         ds = dataset_input(data, name=name, context=context)
         self.client.log_inputs(self.run_id, [ds])
         return ds.digest
@@ -323,7 +324,6 @@ def _end_open_runs() -> None:
     with _open_lock:
         runs = list(_open_runs)
     for run in runs:
-        try:
+        # The interpreter is exiting: there is nobody left to report a failure to.
+        with contextlib.suppress(Exception):
             run.end(RunStatus.FINISHED)
-        except Exception:  # noqa: BLE001 - the interpreter is exiting; nothing to report to
-            pass

@@ -7,9 +7,9 @@ import json
 import uuid
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, and_, exists, func, literal, or_, select, update
+from sqlalchemy import Connection, Table, and_, exists, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from loopstack.errors import AlreadyExists, Conflict, Invalid, NotFound
@@ -17,14 +17,20 @@ from loopstack.store import Stores
 from loopstack.store.artifacts import FileInfo, sanitize_path
 from loopstack.store.metadata.schema import (
     Dataset,
-    Experiment as ExperimentRow,
     ExperimentTag,
     LatestMetric,
-    Metric as MetricRow,
     Param,
-    Run as RunRow,
     RunInput,
     RunTag,
+)
+from loopstack.store.metadata.schema import (
+    Experiment as ExperimentRow,
+)
+from loopstack.store.metadata.schema import (
+    Metric as MetricRow,
+)
+from loopstack.store.metadata.schema import (
+    Run as RunRow,
 )
 from loopstack.tracking._entities import (
     TERMINAL_STATUSES,
@@ -44,10 +50,10 @@ from loopstack.tracking._store import TrackingStore
 
 __all__ = ["SqlTrackingStore"]
 
-E, ET = ExperimentRow.__table__, ExperimentTag.__table__
-R, P, T = RunRow.__table__, Param.__table__, RunTag.__table__
-M, LM = MetricRow.__table__, LatestMetric.__table__
-D, RI = Dataset.__table__, RunInput.__table__
+E, ET = cast(Table, ExperimentRow.__table__), cast(Table, ExperimentTag.__table__)
+R, P, T = cast(Table, RunRow.__table__), cast(Table, Param.__table__), cast(Table, RunTag.__table__)
+M, LM = cast(Table, MetricRow.__table__), cast(Table, LatestMetric.__table__)
+D, RI = cast(Table, Dataset.__table__), cast(Table, RunInput.__table__)
 
 _VIEWS = {"active": ("active",), "deleted": ("deleted",), "all": ("active", "deleted")}
 _MAX_RESULTS = 50_000
@@ -150,7 +156,7 @@ class SqlTrackingStore(TrackingStore):
 
     def search_experiments(self, *, view: str = "active", name_like: str | None = None,
                            max_results: int = 1000) -> list[Experiment]:
-        cond = E.c.lifecycle_stage.in_(_view(view))
+        cond: Any = E.c.lifecycle_stage.in_(_view(view))
         if name_like:
             cond = and_(cond, E.c.name.like(name_like))
         return self.db.read(lambda c: self._experiments(c, cond, max_results))
@@ -300,7 +306,7 @@ class SqlTrackingStore(TrackingStore):
                   params: dict[str, str] | None = None,
                   tags: dict[str, str] | None = None) -> None:
         # Validate everything before the first write: a bad value changes nothing.
-        mrows = []
+        mrows: list[dict[str, Any]] = []
         for m in metrics or []:
             key, value, step, ts = validate_metric(m.key, m.value, m.step, m.timestamp)
             mrows.append({"run_id": run_id, "key": key, "value": value, "step": step,
@@ -412,7 +418,7 @@ class SqlTrackingStore(TrackingStore):
             return col.op(op)(v)
 
         if c.kind == "attribute":
-            col = R.c[c.key]
+            col: Any = R.c[c.key]
             if c.key == "experiment_id":
                 col = func.cast(col, R.c.run_id.type)
             return compare(col)
@@ -449,7 +455,7 @@ class SqlTrackingStore(TrackingStore):
         def run(conn: Connection) -> tuple[list[Run], str | None]:
             rows = conn.execute(q).all()
             more = len(rows) > max_results
-            runs = self._hydrate(conn, rows[:max_results])
+            runs = self._hydrate(conn, list(rows[:max_results]))
             return runs, (_encode_token(offset + max_results) if more else None)
 
         return self.db.read(run)

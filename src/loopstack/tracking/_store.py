@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import abc
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:

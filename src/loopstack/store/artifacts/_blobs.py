@@ -1,4 +1,4 @@
-"""Content-addressed blob storage: bytes are stored under their sha256 and verified on every read."""
+"""Content-addressed blobs: stored under their sha256, verified on every read."""
 
 from __future__ import annotations
 
@@ -101,7 +101,8 @@ class LocalBlobStore(BlobStore):
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreUnavailable(f"cannot create the artifact directory {self.root}: {exc}") from exc
+            raise StoreUnavailable(
+                f"cannot create the artifact directory {self.root}: {exc}") from exc
 
     def _path(self, sha256: str) -> Path:
         return self.root / _blob_key(sha256)

@@ -13,8 +13,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Table, select
 
 from loopstack.errors import Invalid, NotFound
 from loopstack.store.artifacts._blobs import BlobStore
@@ -23,7 +24,7 @@ from loopstack.store.metadata.schema import ArtifactEntry
 
 __all__ = ["ArtifactStore", "FileInfo", "sanitize_path"]
 
-_ENTRIES = ArtifactEntry.__table__
+_ENTRIES = cast(Table, ArtifactEntry.__table__)
 
 
 def sanitize_path(path: str, *, field: str = "path", allow_empty: bool = False) -> str:

@@ -53,7 +53,8 @@ class Database:
         try:
             self._migrate()
         except OperationalError as exc:
-            raise StoreUnavailable(f"cannot open the metadata store {self.safe_url}: {exc.orig}") from exc
+            raise StoreUnavailable(
+                f"cannot open the metadata store {self.safe_url}: {exc.orig}") from exc
 
     @property
     def safe_url(self) -> str:

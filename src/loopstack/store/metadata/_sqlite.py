@@ -1,4 +1,4 @@
-"""SQLite backend: WAL journal, a busy timeout, foreign keys on, writers serialised by BEGIN IMMEDIATE."""
+"""SQLite backend: WAL, a busy timeout, foreign keys on, writers serialised by BEGIN IMMEDIATE."""
 
 from __future__ import annotations
 
