@@ -18,14 +18,20 @@ from sqlalchemy import Connection, Table, select, update
 from loopstack.store.metadata._database import Database
 from loopstack.store.metadata.schema import AuditEvent, AuditHead
 
-__all__ = ["GENESIS_HASH", "VerifyResult", "append", "digest_of", "events", "verify"]
+__all__ = ["GENESIS_HASH", "RawDigest", "VerifyResult", "append", "digest_of", "events", "verify"]
 
 GENESIS_HASH = "0" * 64
 _EVENTS = cast(Table, AuditEvent.__table__)
 
 
+class RawDigest(str):
+    """A payload already in canonical text form: hashed as is, skipping JSON encoding."""
+
+
 def digest_of(payload: Any) -> str:
     """A stable sha256 of any JSON-able payload (keys sorted, non-JSON values as text)."""
+    if isinstance(payload, RawDigest):
+        return hashlib.sha256(payload.encode()).hexdigest()
     blob = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -45,8 +45,13 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+_valid_keys: set[tuple[str, str]] = set()  # keys already checked (a hot path: every point)
+
+
 def validate_key(key: Any, kind: str) -> str:
     """A metric, param or tag key: letters, digits, ``_ - . / :`` and spaces, at most 250 chars."""
+    if (key, kind) in _valid_keys:
+        return key  # type: ignore[no-any-return]
     if not isinstance(key, str) or not key:
         raise Invalid(f"a {kind} key must be a non-empty string; got {key!r} instead",
                       field=f"{kind}.key")
@@ -58,6 +63,8 @@ def validate_key(key: Any, kind: str) -> str:
             f"the {kind} key {key!r} has characters outside the allowed set (letters, digits, "
             "underscores, dashes, periods, spaces, colons and slashes, no '..')",
             field=f"{kind}.key")
+    if len(_valid_keys) < 100_000:
+        _valid_keys.add((key, kind))
     return key
 
 
@@ -80,6 +87,9 @@ def validate_tag_value(key: str, value: Any) -> str:
 def validate_metric(key: Any, value: Any, step: Any, timestamp: Any) -> tuple[str, float, int, int]:
     """Check one metric point; returns it normalised. Non-finite values are refused."""
     key = validate_key(key, "metric")
+    if (type(value) is float and math.isfinite(value) and type(step) is int
+            and type(timestamp) is int):
+        return key, value, step, timestamp  # the common case, checked cheaply
     if isinstance(value, bool) or not isinstance(value, int | float):
         try:
             import numpy as np
