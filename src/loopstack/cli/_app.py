@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
-import typer
+from typing import Any
 
-app = typer.Typer(name="loopstack", no_args_is_help=True, add_completion=False,
+import typer
+from typer.core import TyperGroup
+
+from loopstack.errors import LoopstackError
+
+
+class _Root(TyperGroup):
+    """Turns a ``LoopstackError`` from any command into one red line and exit code 1."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer vendors click: its Context type is private
+        try:
+            return super().invoke(ctx)
+        except LoopstackError as exc:
+            from loopstack.cli._output import fail
+
+            fail(exc.message)
+
+
+app = typer.Typer(name="loopstack", cls=_Root, no_args_is_help=True, add_completion=False,
                   help="loopstack: tracking, registry, features, serving and monitoring in one.")
 
 
@@ -16,6 +34,21 @@ def server(host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     from loopstack.server import serve
 
     serve(host=host, port=port, workers=workers)
+
+
+def _register() -> None:
+    # Each module imports only typer at load time, so `loopstack --help` stays fast.
+    from loopstack.cli import _audit, _doctor, _experiments, _quickstart, _runs, _token
+
+    app.add_typer(_experiments.app, name="experiments")
+    app.add_typer(_runs.app, name="runs")
+    app.add_typer(_audit.app, name="audit")
+    app.add_typer(_token.app, name="token")
+    app.command("doctor")(_doctor.doctor)
+    app.command("quickstart")(_quickstart.quickstart)
+
+
+_register()
 
 
 def main() -> None:

@@ -1,0 +1,215 @@
+"""`loopstack doctor`: configuration, versions, and whether every configured backend answers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import typer
+
+#: distributions worth naming in a bug report; optional ones say "not installed"
+PACKAGES = ("sqlalchemy", "alembic", "fastapi", "uvicorn", "pydantic", "pyarrow", "pandas",
+            "numpy", "fsspec", "httpx", "typer", "rich", "psycopg", "redis", "ray", "mlflow")
+#: a backend that does not answer within this long is reported unreachable
+CHECK_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True)
+class Check:
+    backend: str
+    target: str
+    ok: bool
+    detail: str
+
+
+def hide_password(url: str) -> str:
+    """``scheme://user:***@host/...``; URLs without a password come back unchanged."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.rsplit("@", 1)
+        host = netloc[1] if len(netloc) == 2 else ""
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    except ValueError:
+        return url
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "message", None) or exc) or type(exc).__name__
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), text)
+    return line if len(line) <= 240 else line[:239] + "…"
+
+
+def _timed(backend: str, target: str, probe: Callable[[], str]) -> Check:
+    """Run ``probe`` in a daemon thread, so a backend that never answers cannot hang doctor."""
+    import threading
+
+    result: list[Check] = []
+
+    def run() -> None:
+        start = time.perf_counter()
+        try:
+            detail = probe()
+        except BaseException as exc:  # noqa: BLE001 - any failure means "unreachable"; say why
+            result.append(Check(backend, target, False, _first_line(exc)))
+            return
+        ms = (time.perf_counter() - start) * 1000
+        result.append(Check(backend, target, True, f"{detail} ({ms:.0f} ms)"))
+
+    thread = threading.Thread(target=run, name=f"doctor-{backend}", daemon=True)
+    thread.start()
+    thread.join(CHECK_TIMEOUT_S)
+    if not result:
+        return Check(backend, target, False, f"no answer within {CHECK_TIMEOUT_S:.0f}s")
+    return result[0]
+
+
+def _check_database(url: str) -> str:
+    from sqlalchemy import select
+
+    from loopstack.store.metadata import open_database
+    from loopstack.store.metadata.schema import AuditHead
+
+    db = open_database(url)  # connects and brings the schema to head
+    seq = db.read(lambda c: c.execute(select(AuditHead.seq)).scalar())
+    return f"{db.dialect}, schema at head, {seq or 0} audit events"
+
+
+def _check_artifacts(url: str) -> str:
+    import uuid
+
+    from loopstack.store.artifacts import FsspecBlobStore, LocalBlobStore, open_blob_store
+
+    blobs = open_blob_store(url)
+    probe = f"loopstack doctor probe {uuid.uuid4().hex}".encode()
+    sha256, _ = blobs.put_bytes(probe)
+    try:
+        back = blobs.read_bytes(sha256)  # verified against its sha256 on the way
+        if back != probe:
+            raise RuntimeError("the probe blob read back differs from what was written")
+    finally:
+        # Blobs are immutable and BlobStore has no delete; remove the probe by hand so doctor
+        # leaves nothing behind.
+        try:
+            if isinstance(blobs, LocalBlobStore):
+                blobs._path(sha256).unlink(missing_ok=True)
+            elif isinstance(blobs, FsspecBlobStore):
+                blobs.fs.rm(blobs._path(sha256))
+        except Exception:  # noqa: BLE001,S110 - an orphan probe blob is harmless
+            pass
+    return "wrote, read back and verified a probe blob"
+
+
+def _check_server(base: str, token: str | None) -> str:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    resp = httpx.get(f"{base}/health", headers=headers, timeout=5)
+    if resp.status_code != 200:
+        raise RuntimeError(f"GET /health answered HTTP {resp.status_code}")
+    return f"GET /health ok, server version {resp.json().get('version', '?')}"
+
+
+def _check_redis(url: str) -> str:
+    try:
+        import redis
+    except ImportError:
+        raise RuntimeError("the redis package is not installed "
+                           "(pip install 'loopstack[redis]')") from None
+    client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        client.ping()
+        version = client.info("server").get("redis_version", "?")
+    finally:
+        client.close()
+    return f"PING ok, redis {version}"
+
+
+def _versions() -> list[tuple[str, str]]:
+    import platform
+    from importlib import metadata
+
+    from loopstack import __version__
+
+    rows = [("loopstack", __version__),
+            ("python", f"{platform.python_version()} ({platform.python_implementation()})")]
+    for name in PACKAGES:
+        try:
+            rows.append((name, metadata.version(name)))
+        except metadata.PackageNotFoundError:
+            rows.append((name, "not installed"))
+    return rows
+
+
+def doctor() -> None:
+    """Show the configuration and versions, and check every configured backend answers.
+
+    Exits 1 if any configured backend is unreachable.
+    """
+    import os
+
+    from rich.table import Table
+
+    from loopstack.cli._output import console
+    from loopstack.cli._stores import local_config, server_url
+    from loopstack.config import settings
+
+    config = local_config(settings())
+    base = server_url(config)
+    redis_url = os.environ.get("LOOPSTACK_REDIS_URL") or config.extra.get("redis_url")
+    out = console()
+
+    try:
+        from sqlalchemy.engine import make_url
+
+        safe_db = make_url(config.db_url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is reported by the check below
+        safe_db = hide_password(config.db_url)
+    cfg = Table(title="configuration", title_justify="left")
+    cfg.add_column("setting")
+    cfg.add_column("value", overflow="fold")
+    cfg.add_row("LOOPSTACK_HOME", str(config.home))
+    cfg.add_row("metadata DB", safe_db)
+    cfg.add_row("artifacts", hide_password(config.artifacts_url))
+    cfg.add_row("tracking URI", hide_password(base) if base else
+                "- (clients write to the metadata DB directly)")
+    cfg.add_row("redis", hide_password(redis_url) if redis_url else "- (not configured)")
+    cfg.add_row("auth", "on" if config.auth else "off")
+    cfg.add_row("token", "set" if config.token else "not set")
+    cfg.add_row("actor", config.actor)
+    out.print(cfg)
+
+    ver = Table(title="versions", title_justify="left")
+    ver.add_column("package")
+    ver.add_column("version")
+    for name, version in _versions():
+        ver.add_row(name, version)
+    out.print(ver)
+
+    checks = [
+        _timed("metadata DB", safe_db, lambda: _check_database(config.db_url)),
+        _timed("artifact store", hide_password(config.artifacts_url),
+               lambda: _check_artifacts(config.artifacts_url)),
+    ]
+    if base:
+        checks.append(_timed("tracking server", base, lambda: _check_server(base, config.token)))
+    if redis_url:
+        checks.append(_timed("redis", hide_password(redis_url), lambda: _check_redis(redis_url)))
+
+    table = Table(title="backends", title_justify="left")
+    table.add_column("", width=1)
+    table.add_column("backend")
+    table.add_column("target", overflow="fold")
+    table.add_column("detail", overflow="fold")
+    for c in checks:
+        table.add_row("[green]✓[/]" if c.ok else "[red]✗[/]", c.backend, c.target, c.detail)
+    out.print(table)
+    failed = [c.backend for c in checks if not c.ok]
+    if failed:
+        out.print(f"[red]unreachable:[/] {', '.join(failed)}")
+        raise typer.Exit(1)
+    out.print("[green]all configured backends answer[/]")
