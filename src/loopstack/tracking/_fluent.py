@@ -119,7 +119,7 @@ class ActiveRun:
 
     def log_input(self, data: Any, *, name: str | None = None,
                   context: str | None = None) -> str:
-        """Record a dataset the run read (DataFrame, Arrow table, array, path); returns its digest."""
+        """Record a dataset the run read (DataFrame, Arrow table, array, path); returns digest."""
         ds = dataset_input(data, name=name, context=context)
         self.client.log_inputs(self.run_id, [ds])
         return ds.digest
