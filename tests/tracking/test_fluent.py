@@ -151,3 +151,16 @@ def test_background_flush_happens_within_about_a_second() -> None:
         while time.monotonic() < deadline and not client.get_metric_history(run.run_id, "m"):
             time.sleep(0.05)
         assert len(client.get_metric_history(run.run_id, "m")) == 1
+
+
+def test_log_input_accepts_arrays_and_arrow_tables_and_refuses_other_things() -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    with ls.start_run(experiment="kinds") as run:
+        ls.log_input(np.arange(6.0).reshape(3, 2), name="array")
+        ls.log_input(pa.table({"a": [1, 2]}), name="arrow")
+        with pytest.raises(ls.Invalid, match="expected a pandas DataFrame.*got dict"):
+            ls.log_input({"a": 1})
+    kinds = {d.name: d.source_type for d in ls.get_run(run.run_id).inputs}
+    assert kinds == {"array": "ndarray", "arrow": "arrow"}

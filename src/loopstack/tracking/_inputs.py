@@ -49,24 +49,20 @@ def dataset_input(data: Any, *, name: str | None = None, context: str | None = N
                                 f.stat().st_size for f in ([path] if path.is_file()
                                                            else path.rglob("*")) if f.is_file())}),
                             tags)
+    import numpy as np
     import pandas as pd
 
+    source_type = "dataframe"
     if hasattr(data, "to_pandas") and not isinstance(data, pd.DataFrame):
-        data = data.to_pandas()
+        data, source_type = data.to_pandas(), "arrow"
+    elif isinstance(data, np.ndarray):
+        data, source_type = pd.DataFrame(data.reshape(len(data), -1)), "ndarray"
     elif not isinstance(data, pd.DataFrame):
-        try:
-            import numpy as np
-
-            if isinstance(data, np.ndarray):
-                data = pd.DataFrame(data.reshape(len(data), -1))
-            else:
-                raise TypeError
-        except TypeError:
-            raise Invalid("expected a pandas DataFrame, a pyarrow Table, a numpy array or a path; "
-                          f"got {type(data).__name__} instead", field="dataset") from None
+        raise Invalid("expected a pandas DataFrame, a pyarrow Table, a numpy array or a path; "
+                      f"got {type(data).__name__} instead", field="dataset")
     digest = _frame_digest(data)
     schema = json.dumps({"columns": [{"name": str(c), "type": str(t)}
                                      for c, t in data.dtypes.items()]})
     profile = json.dumps({"num_rows": int(len(data)), "num_columns": int(data.shape[1])})
-    return DatasetInput(name or f"dataset-{digest[:8]}", digest, "dataframe",
+    return DatasetInput(name or f"dataset-{digest[:8]}", digest, source_type,
                         source or "in-memory", schema, profile, tags)
