@@ -1,0 +1,84 @@
+"""The ``mlflow-artifacts`` proxy: upload, download and list artifacts by logical path.
+
+A run's artifact URI is rendered as ``mlflow-artifacts:/<experiment>/<run>/artifacts``,
+so the path in ``/api/2.0/mlflow-artifacts/artifacts/<path>`` is loopstack's logical
+artifact path itself: what the MLflow client uploads is what ``list_artifacts`` and
+``download_artifacts`` of loopstack's own API see, and the other way round.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import tempfile
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from loopstack.errors import Invalid
+from loopstack.server._security import authorize, principal_of
+from loopstack.store.artifacts import ArtifactStore, sanitize_path
+
+__all__ = ["artifacts_router"]
+
+artifacts_router = APIRouter(dependencies=[Depends(authorize)], tags=["mlflow"])
+_PREFIXES = ("/api/2.0/mlflow-artifacts/artifacts", "/ajax-api/2.0/mlflow-artifacts/artifacts")
+_MAX_PATH = 1000  # the manifest's path column
+
+
+def _artifacts(request: Request) -> ArtifactStore:
+    return request.app.state.stores.artifacts
+
+
+def _logical(path: str, *, allow_empty: bool = False) -> str:
+    clean = sanitize_path(path, field="path", allow_empty=allow_empty)
+    if len(clean) > _MAX_PATH:
+        raise Invalid(f"an artifact path must be at most {_MAX_PATH} characters; got "
+                      f"{len(clean)}", field="path")
+    return clean
+
+
+async def upload_artifact(artifact_path: str, request: Request) -> dict:
+    """PUT the request body at ``artifact_path``; the body is spooled to disk, not memory."""
+    dest = _logical(artifact_path)
+    store = _artifacts(request)
+    fd, tmp = tempfile.mkstemp(prefix="loopstack-upload-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            async for chunk in request.stream():
+                out.write(chunk)
+        await run_in_threadpool(store.log_file, tmp, dest, actor=principal_of(request).user)
+    finally:
+        os.unlink(tmp)
+    return {}
+
+
+def download_artifact(artifact_path: str, request: Request) -> StreamingResponse:
+    path = _logical(artifact_path)
+    chunks = _artifacts(request).iter_bytes(path)  # NotFound before any byte is sent
+    media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    name = path.rsplit("/", 1)[-1].replace('"', "")
+    return StreamingResponse(chunks, media_type=media_type,
+                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def list_artifacts(request: Request, path: str = "") -> dict:
+    prefix = _logical(path, allow_empty=True)
+    files = []
+    for f in _artifacts(request).list(prefix):
+        entry: dict[str, object] = {"path": f.path, "is_dir": f.is_dir}
+        if not f.is_dir and f.size is not None:
+            entry["file_size"] = f.size
+        files.append(entry)
+    return {"files": files}
+
+
+for _prefix in _PREFIXES:
+    _tag = "" if _prefix.startswith("/api/") else "_ajax"
+    artifacts_router.add_api_route(f"{_prefix}/{{artifact_path:path}}", upload_artifact,
+                                   methods=["PUT"], name=f"mlflow_artifacts_upload{_tag}")
+    artifacts_router.add_api_route(f"{_prefix}/{{artifact_path:path}}", download_artifact,
+                                   methods=["GET"], name=f"mlflow_artifacts_download{_tag}")
+    artifacts_router.add_api_route(_prefix, list_artifacts, methods=["GET"],
+                                   name=f"mlflow_artifacts_list{_tag}")
