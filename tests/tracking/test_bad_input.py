@@ -99,3 +99,16 @@ def test_duplicate_experiment_and_bad_filter() -> None:
 def test_logging_without_an_active_run_says_how_to_start_one() -> None:
     with pytest.raises(ls.Conflict, match="start_run"):
         ls.log_metric("m", 1.0)
+
+
+def test_over_long_names_are_refused_on_every_backend() -> None:
+    client = TrackingClient()
+    eid = client.set_experiment("lengths")
+    with pytest.raises(ls.Invalid, match="run_name must be at most 250"):
+        client.create_run(eid, run_name="r" * 251)
+    run = client.create_run(eid)
+    from loopstack.tracking import DatasetInput
+
+    with pytest.raises(ls.Invalid, match="dataset digest must be at most 64"):
+        client.log_inputs(run.run_id, [DatasetInput("d", "x" * 65, "dataframe", "mem")])
+    assert client.get_run(run.run_id).inputs == []

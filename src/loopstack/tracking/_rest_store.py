@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -31,6 +32,7 @@ _RETRIES = 3
 _shared: dict[tuple[str, str | None], RestTrackingStore] = {}
 
 
+@atexit.register
 def close_shared(base_url: str | None = None) -> None:
     """Close the shared stores (of one server, or all)."""
     for key in list(_shared):

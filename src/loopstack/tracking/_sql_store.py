@@ -76,6 +76,12 @@ def _experiment_id(value: Any) -> int:
         raise NotFound(f"no experiment with id {value!r} (experiment ids are integers)") from None
 
 
+def _check_length(what: str, value: str | None, limit: int) -> None:
+    if value is not None and len(value) > limit:
+        raise Invalid(f"the {what} must be at most {limit} characters; got {len(value)} "
+                      f"({value[:40]!r}...)", field=what.replace(" ", "."))
+
+
 def _check_run_id(run_id: Any) -> str:
     if not isinstance(run_id, str) or not run_id or len(run_id) > 32:
         raise NotFound(f"no run with id {run_id!r}")
@@ -85,13 +91,13 @@ def _check_run_id(run_id: Any) -> str:
 class SqlTrackingStore(TrackingStore):
     """Runs in the metadata database; every change is audited in the same transaction."""
 
-    def __init__(self, stores: Stores, *, actor: str = "local") -> None:
+    def __init__(self, stores: Stores, *, actor: str = "local", trust_user_id: bool = True) -> None:
         self.stores = stores
         self.db = stores.db
         self.actor = actor
-
-    def with_actor(self, actor: str) -> SqlTrackingStore:
-        return SqlTrackingStore(self.stores, actor=actor)
+        #: False behind an authenticating server: runs are owned by the caller, not by what
+        #: the client claims.
+        self.trust_user_id = trust_user_id
 
     def _write(self, fn: Any, action: str, object_type: str, object_id: Any,
                payload: Any = None) -> Any:
@@ -181,10 +187,14 @@ class SqlTrackingStore(TrackingStore):
             raise Invalid("the Default experiment (id 0) cannot be deleted", field="experiment_id")
 
         def run(conn: Connection) -> None:
+            now = now_ms()
             conn.execute(update(E).where(E.c.experiment_id == int(eid))
-                         .values(lifecycle_stage="deleted", last_update_time=now_ms()))
-            conn.execute(update(R).where(R.c.experiment_id == int(eid))
-                         .values(lifecycle_stage="deleted", deleted_time=now_ms()))
+                         .values(lifecycle_stage="deleted", last_update_time=now))
+            # Runs deleted earlier keep their own deletion time, so a restore of the
+            # experiment (which brings back runs deleted with it) leaves them deleted.
+            conn.execute(update(R).where(R.c.experiment_id == int(eid),
+                                         R.c.lifecycle_stage == "active")
+                         .values(lifecycle_stage="deleted", deleted_time=now))
 
         self._write(run, "experiment.delete", "experiment", eid, {"deleted": eid})
 
@@ -196,6 +206,12 @@ class SqlTrackingStore(TrackingStore):
         if exp.lifecycle_stage != "active":
             raise Conflict(f"experiment {experiment_id!r} is deleted; restore it to log runs")
         tags = {validate_key(k, "tag"): validate_tag_value(k, v) for k, v in (tags or {}).items()}
+        _check_length("run_name", run_name, 250)
+        _check_length("user_id", user_id, 256)
+        if not self.trust_user_id:  # with auth on, a run belongs to whoever's token made it
+            user_id = self.actor
+            if "mlflow.user" in tags:
+                tags["mlflow.user"] = self.actor
         run_id = uuid.uuid4().hex
         run_name = run_name or tags.get("mlflow.runName") or _generated_name(run_id)
         tags["mlflow.runName"] = run_name
@@ -264,6 +280,7 @@ class SqlTrackingStore(TrackingStore):
         elif end_time is not None:
             values["end_time"] = end_time
         if run_name:
+            _check_length("run_name", run_name, 250)
             values["name"] = run_name
 
         def run(conn: Connection) -> None:
@@ -375,6 +392,9 @@ class SqlTrackingStore(TrackingStore):
             if not d.name or not d.digest:
                 raise Invalid(f"a dataset input needs a name and a digest; got {d!r}",
                               field="datasets")
+            _check_length("dataset name", d.name, 500)
+            _check_length("dataset digest", d.digest, 64)
+            _check_length("dataset source_type", d.source_type, 64)
 
         def run(conn: Connection) -> None:
             row = self._run_row(conn, run_id)

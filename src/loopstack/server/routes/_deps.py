@@ -12,4 +12,5 @@ __all__ = ["tracking_store"]
 
 def tracking_store(request: Request) -> SqlTrackingStore:
     """The tracking store, acting as the caller (so the audit log names them)."""
-    return SqlTrackingStore(request.app.state.stores, actor=principal_of(request).user)
+    return SqlTrackingStore(request.app.state.stores, actor=principal_of(request).user,
+                            trust_user_id=not request.app.state.config.auth)
