@@ -8,18 +8,23 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "AliasMove",
+    "ApprovalRequest",
     "ArtifactEntry",
     "AuditEvent",
     "AuditHead",
@@ -28,12 +33,21 @@ __all__ = [
     "Experiment",
     "ExperimentTag",
     "LatestMetric",
+    "LineageEdge",
     "Metric",
+    "ModelAlias",
+    "ModelVersion",
+    "ModelVersionTag",
     "Param",
+    "Project",
+    "ProjectMember",
+    "RegisteredModel",
+    "RegisteredModelTag",
     "Run",
     "RunInput",
     "RunTag",
     "Token",
+    "User",
 ]
 
 _NAMING = {
@@ -56,6 +70,9 @@ class Experiment(Base):
     __tablename__ = "experiments"
     experiment_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(256), unique=True)
+    # Added by migration 0002; no FOREIGN KEY clause because SQLite cannot add one to an
+    # existing table without rebuilding it (which would cascade-delete its runs).
+    project_id: Mapped[int] = mapped_column(Integer, server_default=text("0"), index=True)
     artifact_location: Mapped[str] = mapped_column(String(1000))
     lifecycle_stage: Mapped[str] = mapped_column(String(32), default="active")
     creation_time: Mapped[int] = mapped_column(BigInteger)
@@ -195,6 +212,152 @@ class Token(Base):
     name: Mapped[str] = mapped_column(String(256))
     user: Mapped[str] = mapped_column(String(256))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: None: the token acts in every project its user belongs to.
+    project_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[int] = mapped_column(BigInteger)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+# -- projects, users, roles ---------------------------------------------------------------
+class Project(Base):
+    """A tenant: experiments and models belong to one; members hold a role in it."""
+
+    __tablename__ = "projects"
+    project_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    #: JSON: approval policy (protected aliases, self-approval, automatic approval on gates)
+    policy: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class User(Base):
+    __tablename__ = "users"
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(256), default="")
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    disabled_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class ProjectMember(Base):
+    __tablename__ = "project_members"
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.project_id", ondelete="CASCADE"), primary_key=True)
+    user: Mapped[str] = mapped_column(
+        ForeignKey("users.name", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32))
+
+
+# -- model registry -----------------------------------------------------------------------
+class RegisteredModel(Base):
+    __tablename__ = "registered_models"
+    model_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.project_id"), server_default=text("0"), index=True)
+    name: Mapped[str] = mapped_column(String(256))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+
+class RegisteredModelTag(Base):
+    __tablename__ = "registered_model_tags"
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("registered_models.model_id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("registered_models.model_id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    flavor: Mapped[str] = mapped_column(String(64))
+    #: logical artifact path of the package directory (manifest of ArtifactEntry rows)
+    source: Mapped[str] = mapped_column(String(1000))
+    #: JSON {relative file: sha256} recorded at registration; checked before every load
+    files: Mapped[str] = mapped_column(Text, default="{}")
+    #: sha256 over the sorted file digests: one digest for the whole package
+    digest: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(Text, default="{}")
+    requirements: Mapped[str] = mapped_column(Text, default="[]")
+    run_id: Mapped[str | None] = mapped_column(
+        ForeignKey("runs.run_id", ondelete="SET NULL"), nullable=True, index=True)
+    code_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(32), default="READY")
+    approval_state: Mapped[str] = mapped_column(String(16), default="none")
+    onnx_max_abs_diff: Mapped[float | None] = mapped_column(Float(precision=53), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ModelVersionTag(Base):
+    __tablename__ = "model_version_tags"
+    model_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    __table_args__ = (ForeignKeyConstraint(
+        ["model_id", "version"], ["model_versions.model_id", "model_versions.version"],
+        ondelete="CASCADE"),)
+
+
+class ModelAlias(Base):
+    __tablename__ = "model_aliases"
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("registered_models.model_id", ondelete="CASCADE"), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class AliasMove(Base):
+    """Every move of an alias, in order: where it pointed, where it went, who, why."""
+
+    __tablename__ = "alias_moves"
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("registered_models.model_id", ondelete="CASCADE"), index=True)
+    alias: Mapped[str] = mapped_column(String(128))
+    from_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    to_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    actor: Mapped[str] = mapped_column(String(256))
+    ts: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    approval_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class ApprovalRequest(Base):
+    __tablename__ = "approval_requests"
+    request_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("registered_models.model_id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    alias: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16))  # pending | approved | rejected | cancelled
+    requested_by: Mapped[str] = mapped_column(String(256))
+    requested_at: Mapped[int] = mapped_column(BigInteger)
+    evidence: Mapped[str] = mapped_column(Text, default="{}")
+    decided_by: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    decided_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    comment: Mapped[str] = mapped_column(Text, default="")
+
+
+class LineageEdge(Base):
+    """A directed edge of the lineage graph: ``src`` was used to make ``dst``."""
+
+    __tablename__ = "lineage_edges"
+    src_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    src_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    dst_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    dst_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    relation: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (Index("ix_lineage_edges_dst", "dst_type", "dst_id"),)
