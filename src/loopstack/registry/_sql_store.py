@@ -1,0 +1,578 @@
+"""The model registry over the SQL metadata store.
+
+Every change is audited in its own transaction. Alias moves lock the model's
+row first, so two concurrent moves are serialised (no lost update) on SQLite
+(BEGIN IMMEDIATE) and PostgreSQL (SELECT ... FOR UPDATE) alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections import defaultdict
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, delete, func, select, update
+
+from loopstack.errors import AlreadyExists, Conflict, Forbidden, Invalid, NotFound
+from loopstack.registry._compat import signature_breaks
+from loopstack.registry._entities import (
+    AliasMove,
+    ApprovalRequest,
+    ModelVersion,
+    RegisteredModel,
+    validate_alias,
+    validate_model_name,
+)
+from loopstack.store import Stores
+from loopstack.store.metadata.schema import (
+    AliasMove as AliasMoveRow,
+    ApprovalRequest as ApprovalRow,
+    LineageEdge,
+    ModelAlias,
+    ModelVersion as VersionRow,
+    ModelVersionTag,
+    Project,
+    RegisteredModel as ModelRow,
+    RegisteredModelTag,
+)
+from loopstack.tracking._entities import now_ms, validate_key, validate_tag_value
+
+__all__ = ["DEFAULT_POLICY", "SqlRegistry", "package_digest"]
+
+RM, RMT = cast(Table, ModelRow.__table__), cast(Table, RegisteredModelTag.__table__)
+MV, MVT = cast(Table, VersionRow.__table__), cast(Table, ModelVersionTag.__table__)
+AL, MOVES = cast(Table, ModelAlias.__table__), cast(Table, AliasMoveRow.__table__)
+AP, EDGES = cast(Table, ApprovalRow.__table__), cast(Table, LineageEdge.__table__)
+PR = cast(Table, Project.__table__)
+
+DEFAULT_POLICY: dict[str, Any] = {
+    "protected_aliases": ["production"],
+    "allow_self_approval": False,
+    "auto_approve_when_gates_pass": False,
+}
+
+
+def package_digest(files: dict[str, str]) -> str:
+    """One sha256 for a whole model package: over its sorted (path, file digest) pairs."""
+    h = hashlib.sha256()
+    for path in sorted(files):
+        h.update(f"{path}\x1f{files[path]}\n".encode())
+    return h.hexdigest()
+
+
+class SqlRegistry:
+    """Registered models, versions, aliases (with history), approvals and lineage edges."""
+
+    def __init__(self, stores: Stores, *, actor: str = "local", project_id: int = 0) -> None:
+        self.stores = stores
+        self.db = stores.db
+        self.actor = actor
+        self.project_id = project_id
+
+    def _write(self, fn: Any, action: str, object_id: Any, payload: Any = None) -> Any:
+        return self.db.write(fn, actor=self.actor, action=action, object_type="model",
+                             object_id=object_id, payload=payload)
+
+    # -- lookups --------------------------------------------------------------------
+    def _model_row(self, conn: Connection, name: str, *, lock: bool = False) -> Any:
+        q = select(RM).where(RM.c.project_id == self.project_id, RM.c.name == name)
+        if lock:
+            q = q.with_for_update()
+        row = conn.execute(q).first()
+        if row is None:
+            raise NotFound(f"no registered model named {name!r}")
+        return row
+
+    def _version_row(self, conn: Connection, model_id: int, name: str, version: Any) -> Any:
+        try:
+            number = int(version)
+        except (TypeError, ValueError):
+            raise Invalid(f"a model version must be an integer; got {version!r} instead",
+                          field="version") from None
+        row = conn.execute(select(MV).where(MV.c.model_id == model_id,
+                                            MV.c.version == number)).first()
+        if row is None:
+            raise NotFound(f"model {name!r} has no version {number}")
+        return row
+
+    def _policy(self, conn: Connection, project_id: int) -> dict[str, Any]:
+        raw = conn.execute(select(PR.c.policy).where(PR.c.project_id == project_id)).scalar()
+        policy = dict(DEFAULT_POLICY)
+        policy.update(json.loads(raw or "{}"))
+        return policy
+
+    def _model(self, conn: Connection, row: Any) -> RegisteredModel:
+        tags = dict(conn.execute(select(RMT.c.key, RMT.c.value)
+                                 .where(RMT.c.model_id == row.model_id)).all())
+        aliases = dict(conn.execute(select(AL.c.alias, AL.c.version)
+                                    .where(AL.c.model_id == row.model_id)).all())
+        latest = conn.execute(select(func.max(MV.c.version))
+                              .where(MV.c.model_id == row.model_id)).scalar()
+        return RegisteredModel(row.name, row.description, row.created_by, row.created_at,
+                               row.updated_at, row.project_id, tags, aliases, latest)
+
+    def _versions(self, conn: Connection, name: str, rows: list[Any]) -> list[ModelVersion]:
+        keys = [(r.model_id, r.version) for r in rows]
+        tags: dict[tuple[int, int], dict[str, str]] = defaultdict(dict)
+        aliases: dict[tuple[int, int], list[str]] = defaultdict(list)
+        model_ids = {k[0] for k in keys}
+        if model_ids:
+            for t in conn.execute(select(MVT).where(MVT.c.model_id.in_(model_ids))):
+                tags[(t.model_id, t.version)][t.key] = t.value
+            for a in conn.execute(select(AL).where(AL.c.model_id.in_(model_ids))
+                                  .order_by(AL.c.alias)):
+                aliases[(a.model_id, a.version)].append(a.alias)
+        lookup: dict[int, str] = {}
+        if not name and model_ids:  # versions of several models: look their names up
+            lookup = dict(conn.execute(select(RM.c.model_id, RM.c.name)
+                                       .where(RM.c.model_id.in_(model_ids))).all())
+        return [ModelVersion(
+            name or lookup[r.model_id], r.version, r.flavor, r.source, json.loads(r.files),
+            r.digest, json.loads(r.signature), json.loads(r.requirements), r.run_id,
+            r.code_version, r.description, r.status, r.approval_state, r.onnx_max_abs_diff,
+            r.created_by, r.created_at, r.updated_at, tags[(r.model_id, r.version)],
+            aliases[(r.model_id, r.version)]) for r in rows]
+
+    # -- registered models ----------------------------------------------------------
+    def create_registered_model(self, name: str, *, description: str = "",
+                                tags: dict[str, str] | None = None) -> RegisteredModel:
+        name = validate_model_name(name)
+        tag_rows = {validate_key(k, "tag"): validate_tag_value(k, v)
+                    for k, v in (tags or {}).items()}
+
+        def run(conn: Connection) -> RegisteredModel:
+            if conn.execute(select(RM.c.model_id).where(RM.c.project_id == self.project_id,
+                                                        RM.c.name == name)).first():
+                raise AlreadyExists(f"a registered model named {name!r} already exists")
+            now = now_ms()
+            model_id = conn.execute(RM.insert().values(
+                project_id=self.project_id, name=name, description=description,
+                created_by=self.actor, created_at=now, updated_at=now
+            ).returning(RM.c.model_id)).scalar_one()
+            if tag_rows:
+                conn.execute(RMT.insert(), [{"model_id": model_id, "key": k, "value": v}
+                                            for k, v in tag_rows.items()])
+            return self._model(conn, self._model_row(conn, name))
+
+        return cast(RegisteredModel, self._write(run, "model.create", name,
+                                                 {"description": description, "tags": tag_rows}))
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        return cast(RegisteredModel, self.db.read(
+            lambda c: self._model(c, self._model_row(c, name))))
+
+    def search_registered_models(self, *, name_like: str | None = None,
+                                 max_results: int = 1000) -> list[RegisteredModel]:
+        def run(conn: Connection) -> list[RegisteredModel]:
+            q = select(RM).where(RM.c.project_id == self.project_id)
+            if name_like:
+                q = q.where(RM.c.name.like(name_like))
+            rows = conn.execute(q.order_by(RM.c.name).limit(max_results)).all()
+            return [self._model(conn, r) for r in rows]
+
+        return cast(list[RegisteredModel], self.db.read(run))
+
+    def update_registered_model(self, name: str, *, description: str | None = None,
+                                new_name: str | None = None) -> RegisteredModel:
+        if new_name is not None:
+            validate_model_name(new_name)
+
+        def run(conn: Connection) -> RegisteredModel:
+            row = self._model_row(conn, name, lock=True)
+            values: dict[str, Any] = {"updated_at": now_ms()}
+            if description is not None:
+                values["description"] = description
+            if new_name is not None and new_name != name:
+                if conn.execute(select(RM.c.model_id).where(RM.c.project_id == self.project_id,
+                                                            RM.c.name == new_name)).first():
+                    raise AlreadyExists(f"a registered model named {new_name!r} already exists")
+                values["name"] = new_name
+            conn.execute(update(RM).where(RM.c.model_id == row.model_id).values(**values))
+            return self._model(conn, self._model_row(conn, values.get("name", name)))
+
+        return cast(RegisteredModel, self._write(run, "model.update", name,
+                                                 {"description": description,
+                                                  "new_name": new_name}))
+
+    def delete_registered_model(self, name: str) -> None:
+        def run(conn: Connection) -> None:
+            row = self._model_row(conn, name, lock=True)
+            for table in (MVT, MOVES, AP, AL, MV, RMT):
+                conn.execute(delete(table).where(table.c.model_id == row.model_id))
+            conn.execute(delete(RM).where(RM.c.model_id == row.model_id))
+
+        self._write(run, "model.delete", name, {"deleted": name})
+
+    def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
+        key, value = validate_key(key, "tag"), validate_tag_value(key, value)
+
+        def run(conn: Connection) -> None:
+            row = self._model_row(conn, name)
+            stmt = self.db.insert(RMT).values(model_id=row.model_id, key=key, value=value)
+            conn.execute(stmt.on_conflict_do_update(index_elements=["model_id", "key"],
+                                                    set_={"value": value}))
+
+        self._write(run, "model.set_tag", name, {key: value})
+
+    def delete_registered_model_tag(self, name: str, key: str) -> None:
+        def run(conn: Connection) -> None:
+            row = self._model_row(conn, name)
+            if not conn.execute(delete(RMT).where(RMT.c.model_id == row.model_id,
+                                                  RMT.c.key == key)).rowcount:
+                raise NotFound(f"model {name!r} has no tag {key!r}")
+
+        self._write(run, "model.delete_tag", name, {"key": key})
+
+    # -- versions -------------------------------------------------------------------
+    def create_model_version(self, name: str, *, source: str, files: dict[str, str],
+                             flavor: str = "unknown", signature: dict[str, Any] | None = None,
+                             requirements: list[str] | None = None, run_id: str | None = None,
+                             code_version: str | None = None, description: str = "",
+                             tags: dict[str, str] | None = None,
+                             onnx_max_abs_diff: float | None = None,
+                             parents: list[tuple[str, int]] | None = None,
+                             create_model: bool = True) -> ModelVersion:
+        """Register a new version of ``name`` (the model is created on first use)."""
+        name = validate_model_name(name)
+        tag_rows = {validate_key(k, "tag"): validate_tag_value(k, v)
+                    for k, v in (tags or {}).items()}
+        if not isinstance(files, dict):
+            raise Invalid(f"files must map paths to sha256 digests; got {type(files).__name__}",
+                          field="files")
+        digest = package_digest(files)
+
+        def run(conn: Connection) -> ModelVersion:
+            row = conn.execute(select(RM).where(RM.c.project_id == self.project_id,
+                                                RM.c.name == name).with_for_update()).first()
+            now = now_ms()
+            if row is None:
+                if not create_model:
+                    raise NotFound(f"no registered model named {name!r}")
+                conn.execute(RM.insert().values(project_id=self.project_id, name=name,
+                                                description="", created_by=self.actor,
+                                                created_at=now, updated_at=now))
+                row = self._model_row(conn, name, lock=True)
+            if run_id is not None:
+                from loopstack.store.metadata.schema import Run
+
+                if conn.execute(select(Run.run_id).where(Run.run_id == run_id)).first() is None:
+                    raise NotFound(f"no run with id {run_id!r}")
+            number = (conn.execute(select(func.max(MV.c.version))
+                                   .where(MV.c.model_id == row.model_id)).scalar() or 0) + 1
+            conn.execute(MV.insert().values(
+                model_id=row.model_id, version=number, flavor=flavor, source=source,
+                files=json.dumps(files, sort_keys=True), digest=digest,
+                signature=json.dumps(signature or {}, sort_keys=True),
+                requirements=json.dumps(requirements or []), run_id=run_id,
+                code_version=code_version, description=description, status="READY",
+                approval_state="none", onnx_max_abs_diff=onnx_max_abs_diff,
+                created_by=self.actor, created_at=now, updated_at=now))
+            if tag_rows:
+                conn.execute(MVT.insert(), [{"model_id": row.model_id, "version": number,
+                                             "key": k, "value": v} for k, v in tag_rows.items()])
+            conn.execute(update(RM).where(RM.c.model_id == row.model_id).values(updated_at=now))
+            target = f"{name}/{number}"
+            edges = []
+            if run_id:
+                edges.append(("run", run_id, "model_version", target, "produced"))
+            for parent_name, parent_version in parents or []:
+                edges.append(("model_version", f"{parent_name}/{int(parent_version)}",
+                              "model_version", target, "parent"))
+            if edges:
+                conn.execute(EDGES.insert(), [
+                    {"src_type": a, "src_id": b, "dst_type": c, "dst_id": d, "relation": e,
+                     "created_at": now} for a, b, c, d, e in edges])
+            return self._versions(conn, name, [self._version_row(conn, row.model_id, name,
+                                                                 number)])[0]
+
+        return cast(ModelVersion, self._write(
+            run, "model_version.create", lambda v: f"{name}/{v.version}",
+            {"source": source, "digest": digest, "run_id": run_id}))
+
+    def get_model_version(self, name: str, version: int | str) -> ModelVersion:
+        def run(conn: Connection) -> ModelVersion:
+            model = self._model_row(conn, name)
+            return self._versions(conn, name, [self._version_row(conn, model.model_id, name,
+                                                                 version)])[0]
+
+        return cast(ModelVersion, self.db.read(run))
+
+    def search_model_versions(self, *, name: str | None = None, run_id: str | None = None,
+                              max_results: int = 1000) -> list[ModelVersion]:
+        def run(conn: Connection) -> list[ModelVersion]:
+            q = select(MV).join(RM, RM.c.model_id == MV.c.model_id).where(
+                RM.c.project_id == self.project_id)
+            if name is not None:
+                q = q.where(RM.c.name == name)
+            if run_id is not None:
+                q = q.where(MV.c.run_id == run_id)
+            rows = conn.execute(q.order_by(MV.c.model_id, MV.c.version.desc())
+                                .limit(max_results)).all()
+            return self._versions(conn, "", list(rows))
+
+        return cast(list[ModelVersion], self.db.read(run))
+
+    def update_model_version(self, name: str, version: int | str, *,
+                             description: str | None = None) -> ModelVersion:
+        def run(conn: Connection) -> ModelVersion:
+            model = self._model_row(conn, name)
+            row = self._version_row(conn, model.model_id, name, version)
+            if description is not None:
+                conn.execute(update(MV).where(MV.c.model_id == model.model_id,
+                                              MV.c.version == row.version)
+                             .values(description=description, updated_at=now_ms()))
+            return self._versions(conn, name, [self._version_row(conn, model.model_id, name,
+                                                                 row.version)])[0]
+
+        return cast(ModelVersion, self._write(run, "model_version.update",
+                                              f"{name}/{version}", {"description": description}))
+
+    def set_model_version_tag(self, name: str, version: int | str, key: str, value: str) -> None:
+        key, value = validate_key(key, "tag"), validate_tag_value(key, value)
+
+        def run(conn: Connection) -> None:
+            model = self._model_row(conn, name)
+            row = self._version_row(conn, model.model_id, name, version)
+            stmt = self.db.insert(MVT).values(model_id=model.model_id, version=row.version,
+                                              key=key, value=value)
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=["model_id", "version", "key"], set_={"value": value}))
+
+        self._write(run, "model_version.set_tag", f"{name}/{version}", {key: value})
+
+    def delete_model_version_tag(self, name: str, version: int | str, key: str) -> None:
+        def run(conn: Connection) -> None:
+            model = self._model_row(conn, name)
+            row = self._version_row(conn, model.model_id, name, version)
+            if not conn.execute(delete(MVT).where(MVT.c.model_id == model.model_id,
+                                                  MVT.c.version == row.version,
+                                                  MVT.c.key == key)).rowcount:
+                raise NotFound(f"model {name!r} version {row.version} has no tag {key!r}")
+
+        self._write(run, "model_version.delete_tag", f"{name}/{version}", {"key": key})
+
+    # -- aliases --------------------------------------------------------------------
+    def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        def run(conn: Connection) -> ModelVersion:
+            model = self._model_row(conn, name)
+            if alias == "latest":
+                number = conn.execute(select(func.max(MV.c.version))
+                                      .where(MV.c.model_id == model.model_id)).scalar()
+                if number is None:
+                    raise NotFound(f"model {name!r} has no versions yet")
+            else:
+                number = conn.execute(select(AL.c.version).where(
+                    AL.c.model_id == model.model_id, AL.c.alias == alias)).scalar()
+                if number is None:
+                    raise NotFound(f"model {name!r} has no alias {alias!r}")
+            return self._versions(conn, name, [self._version_row(conn, model.model_id, name,
+                                                                 number)])[0]
+
+        return cast(ModelVersion, self.db.read(run))
+
+    def _move_alias(self, conn: Connection, model: Any, name: str, alias: str,
+                    version: int | None, *, force: bool, reason: str,
+                    approval_id: str | None) -> AliasMove:
+        current = conn.execute(select(AL.c.version).where(
+            AL.c.model_id == model.model_id, AL.c.alias == alias)).scalar()
+        now = now_ms()
+        if version is not None:
+            target = self._version_row(conn, model.model_id, name, version)
+            if current is not None and current != target.version and not force:
+                old = self._version_row(conn, model.model_id, name, current)
+                breaks = signature_breaks(json.loads(old.signature),
+                                          json.loads(target.signature))
+                if breaks:
+                    raise Conflict(
+                        f"moving {name}@{alias} from version {current} to {target.version} "
+                        f"is refused: version {target.version} " + "; ".join(breaks) +
+                        " (pass force=True to move it anyway)")
+            stmt = self.db.insert(AL).values(model_id=model.model_id, alias=alias,
+                                             version=target.version, updated_at=now)
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=["model_id", "alias"],
+                set_={"version": target.version, "updated_at": now}))
+            version = target.version
+        else:
+            if current is None:
+                raise NotFound(f"model {name!r} has no alias {alias!r}")
+            conn.execute(delete(AL).where(AL.c.model_id == model.model_id, AL.c.alias == alias))
+        conn.execute(MOVES.insert().values(model_id=model.model_id, alias=alias,
+                                           from_version=current, to_version=version,
+                                           actor=self.actor, ts=now, reason=reason,
+                                           approval_id=approval_id))
+        return AliasMove(alias, current, version, self.actor, now, reason, approval_id)
+
+    def set_alias(self, name: str, alias: str, version: int | str, *, force: bool = False,
+                  reason: str = "", override: bool = False) -> AliasMove:
+        """Point ``alias`` at ``version``. Protected aliases need an approved request.
+
+        ``override`` (admins only: the caller checks the role) skips the approval.
+        """
+        alias = validate_alias(alias)
+
+        def run(conn: Connection) -> AliasMove:
+            model = self._model_row(conn, name, lock=True)
+            self._version_row(conn, model.model_id, name, version)
+            policy = self._policy(conn, model.project_id)
+            if alias in policy["protected_aliases"] and not override:
+                raise Forbidden(
+                    f"{alias!r} is a protected alias of {name!r}: it moves only through an "
+                    f"approved request (request one with `loopstack models promote {name} "
+                    f"{version} --alias {alias}`, then have an ml-engineer other than the "
+                    "author approve it)")
+            return self._move_alias(conn, model, name, alias, int(version), force=force,
+                                    reason=reason or ("override" if override else ""),
+                                    approval_id=None)
+
+        return cast(AliasMove, self._write(run, "model.set_alias", name,
+                                           {"alias": alias, "version": str(version),
+                                            "force": force, "override": override}))
+
+    def delete_alias(self, name: str, alias: str, *, override: bool = False) -> AliasMove:
+        def run(conn: Connection) -> AliasMove:
+            model = self._model_row(conn, name, lock=True)
+            if alias in self._policy(conn, model.project_id)["protected_aliases"] \
+                    and not override:
+                raise Forbidden(f"{alias!r} is a protected alias of {name!r}: removing it "
+                                "needs an admin override")
+            return self._move_alias(conn, model, name, alias, None, force=True, reason="",
+                                    approval_id=None)
+
+        return cast(AliasMove, self._write(run, "model.delete_alias", name, {"alias": alias}))
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
+        def run(conn: Connection) -> list[AliasMove]:
+            model = self._model_row(conn, name)
+            q = select(MOVES).where(MOVES.c.model_id == model.model_id)
+            if alias:
+                q = q.where(MOVES.c.alias == alias)
+            return [AliasMove(r.alias, r.from_version, r.to_version, r.actor, r.ts, r.reason,
+                              r.approval_id)
+                    for r in conn.execute(q.order_by(MOVES.c.id)).all()]
+
+        return cast(list[AliasMove], self.db.read(run))
+
+    # -- approvals ------------------------------------------------------------------
+    def _request(self, conn: Connection, request_id: str) -> tuple[Any, Any]:
+        row = conn.execute(select(AP).where(AP.c.request_id == request_id)
+                           .with_for_update()).first()
+        if row is None:
+            raise NotFound(f"no approval request with id {request_id!r}")
+        model = conn.execute(select(RM).where(RM.c.model_id == row.model_id)).first()
+        if model is None or model.project_id != self.project_id:
+            raise NotFound(f"no approval request with id {request_id!r}")
+        return row, model
+
+    @staticmethod
+    def _as_request(name: str, row: Any) -> ApprovalRequest:
+        return ApprovalRequest(row.request_id, name, row.version, row.alias, row.state,
+                               row.requested_by, row.requested_at, json.loads(row.evidence),
+                               row.decided_by, row.decided_at, row.comment)
+
+    def request_promotion(self, name: str, version: int | str, *, alias: str = "production",
+                          evidence: dict[str, Any] | None = None) -> ApprovalRequest:
+        """Open an approval request to move ``alias`` to ``version``, carrying its evidence.
+
+        Under a policy with ``auto_approve_when_gates_pass``, a request whose evidence says
+        ``gates_passed: true`` is approved (and the alias moved) at once, by "policy".
+        """
+        alias = validate_alias(alias)
+        evidence = dict(evidence or {})
+
+        def run(conn: Connection) -> ApprovalRequest:
+            model = self._model_row(conn, name, lock=True)
+            target = self._version_row(conn, model.model_id, name, version)
+            if conn.execute(select(AP.c.request_id).where(
+                    AP.c.model_id == model.model_id, AP.c.version == target.version,
+                    AP.c.alias == alias, AP.c.state == "pending")).first():
+                raise Conflict(f"a request to move {name}@{alias} to version {target.version} "
+                               "is already pending")
+            evidence.setdefault("lineage", _lineage_completeness(conn, target))
+            request_id = uuid.uuid4().hex
+            now = now_ms()
+            policy = self._policy(conn, model.project_id)
+            auto = bool(policy["auto_approve_when_gates_pass"] and evidence.get("gates_passed"))
+            conn.execute(AP.insert().values(
+                request_id=request_id, model_id=model.model_id, version=target.version,
+                alias=alias, state="approved" if auto else "pending",
+                requested_by=self.actor, requested_at=now,
+                evidence=json.dumps(evidence, sort_keys=True, default=str),
+                decided_by="policy" if auto else None, decided_at=now if auto else None,
+                comment="approved automatically: every declared gate passed" if auto else ""))
+            conn.execute(update(MV).where(MV.c.model_id == model.model_id,
+                                          MV.c.version == target.version)
+                         .values(approval_state="approved" if auto else "pending",
+                                 updated_at=now))
+            if auto:
+                self._move_alias(conn, model, name, alias, target.version, force=False,
+                                 reason="automatic approval", approval_id=request_id)
+            row = conn.execute(select(AP).where(AP.c.request_id == request_id)).one()
+            return self._as_request(name, row)
+
+        return cast(ApprovalRequest, self._write(
+            run, "model.request_promotion", lambda r: f"{name}/{r.version}",
+            {"alias": alias, "version": str(version)}))
+
+    def decide(self, request_id: str, *, approve: bool, comment: str = "",
+               force: bool = False) -> ApprovalRequest:
+        """Approve (and move the alias) or reject a pending request. The caller checks the role."""
+
+        def run(conn: Connection) -> ApprovalRequest:
+            row, model = self._request(conn, request_id)
+            if row.state != "pending":
+                raise Conflict(f"approval request {request_id} is already {row.state}")
+            version = self._version_row(conn, model.model_id, model.name, row.version)
+            policy = self._policy(conn, model.project_id)
+            if self.actor == version.created_by and not policy["allow_self_approval"]:
+                raise Forbidden(f"{self.actor!r} registered {model.name} version {row.version} "
+                                "and cannot decide on its own promotion: another ml-engineer "
+                                "must approve or reject it")
+            now = now_ms()
+            state = "approved" if approve else "rejected"
+            conn.execute(update(AP).where(AP.c.request_id == request_id).values(
+                state=state, decided_by=self.actor, decided_at=now, comment=comment))
+            conn.execute(update(MV).where(MV.c.model_id == model.model_id,
+                                          MV.c.version == row.version)
+                         .values(approval_state=state, updated_at=now))
+            if approve:
+                locked = self._model_row(conn, model.name, lock=True)
+                self._move_alias(conn, locked, model.name, row.alias, row.version, force=force,
+                                 reason=comment or "approved", approval_id=request_id)
+            return self._as_request(model.name, conn.execute(
+                select(AP).where(AP.c.request_id == request_id)).one())
+
+        action = "model.approve" if approve else "model.reject"
+        return cast(ApprovalRequest, self._write(
+            run, action, lambda r: f"{r.name}/{r.version}",
+            {"request_id": request_id, "comment": comment}))
+
+    def list_requests(self, *, name: str | None = None,
+                      state: str | None = None) -> list[ApprovalRequest]:
+        def run(conn: Connection) -> list[ApprovalRequest]:
+            q = select(AP, RM.c.name).join(RM, RM.c.model_id == AP.c.model_id).where(
+                RM.c.project_id == self.project_id)
+            if name:
+                q = q.where(RM.c.name == name)
+            if state:
+                q = q.where(AP.c.state == state)
+            return [self._as_request(r.name, r)
+                    for r in conn.execute(q.order_by(AP.c.requested_at)).all()]
+
+        return cast(list[ApprovalRequest], self.db.read(run))
+
+
+def _lineage_completeness(conn: Connection, version: Any) -> dict[str, Any]:
+    """Which links of the version's lineage are recorded (evidence for an approver)."""
+    from loopstack.store.metadata.schema import RunInput
+
+    inputs = 0
+    if version.run_id:
+        ri = cast(Table, RunInput.__table__)
+        inputs = conn.execute(select(func.count()).select_from(ri)
+                              .where(ri.c.run_id == version.run_id)).scalar() or 0
+    checks = {"run": bool(version.run_id), "datasets": inputs > 0,
+              "code_version": bool(version.code_version), "signature": version.signature != "{}"}
+    return {"complete": all(checks.values()), **checks}
