@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from loopstack.config import settings
-from loopstack.registry._lineage import LineageGraph, lineage as _lineage
+from loopstack.registry._lineage import LineageGraph
+from loopstack.registry._lineage import lineage as _lineage
 from loopstack.registry._sql_store import SqlRegistry
 
 __all__ = ["lineage", "registry"]

@@ -28,14 +28,22 @@ from loopstack.registry._entities import (
 from loopstack.store import Stores
 from loopstack.store.metadata.schema import (
     AliasMove as AliasMoveRow,
+)
+from loopstack.store.metadata.schema import (
     ApprovalRequest as ApprovalRow,
+)
+from loopstack.store.metadata.schema import (
     LineageEdge,
     ModelAlias,
-    ModelVersion as VersionRow,
     ModelVersionTag,
     Project,
-    RegisteredModel as ModelRow,
     RegisteredModelTag,
+)
+from loopstack.store.metadata.schema import (
+    ModelVersion as VersionRow,
+)
+from loopstack.store.metadata.schema import (
+    RegisteredModel as ModelRow,
 )
 from loopstack.tracking._entities import now_ms, validate_key, validate_tag_value
 
