@@ -1,5 +1,40 @@
-"""Authentication: hashed API tokens. Roles and projects plug in here later."""
+"""Authentication and authorisation: users, projects and roles, API tokens, secrets.
 
+Who may do what is decided here and enforced by the server; every change goes
+through ``Database.write`` and so lands in the audit log with the change.
+"""
+
+from loopstack.auth._projects import (
+    ApprovalPolicy,
+    Member,
+    ProjectInfo,
+    add_member,
+    create_project,
+    get_policy,
+    get_project,
+    list_projects,
+    members,
+    remove_member,
+    set_policy,
+)
+from loopstack.auth._roles import (
+    MINIMUM_ROLE,
+    Permission,
+    Role,
+    check,
+    require,
+    require_admin,
+    role_in,
+    role_of,
+)
+from loopstack.auth._secrets import (
+    REDACTED,
+    is_secret_ref,
+    looks_like_secret_key,
+    redact,
+    redact_mapping,
+    resolve_secret_ref,
+)
 from loopstack.auth._tokens import (
     Principal,
     TokenInfo,
@@ -8,5 +43,51 @@ from loopstack.auth._tokens import (
     revoke_token,
     verify_token,
 )
+from loopstack.auth._users import (
+    UserInfo,
+    create_user,
+    disable_user,
+    enable_user,
+    get_user,
+    list_users,
+)
 
-__all__ = ["Principal", "TokenInfo", "create_token", "list_tokens", "revoke_token", "verify_token"]
+__all__ = [
+    "ApprovalPolicy",
+    "MINIMUM_ROLE",
+    "Member",
+    "Permission",
+    "Principal",
+    "ProjectInfo",
+    "REDACTED",
+    "Role",
+    "TokenInfo",
+    "UserInfo",
+    "add_member",
+    "check",
+    "create_project",
+    "create_token",
+    "create_user",
+    "disable_user",
+    "enable_user",
+    "get_policy",
+    "get_project",
+    "get_user",
+    "is_secret_ref",
+    "list_projects",
+    "list_tokens",
+    "list_users",
+    "looks_like_secret_key",
+    "members",
+    "redact",
+    "redact_mapping",
+    "remove_member",
+    "require",
+    "require_admin",
+    "resolve_secret_ref",
+    "revoke_token",
+    "role_in",
+    "role_of",
+    "set_policy",
+    "verify_token",
+]

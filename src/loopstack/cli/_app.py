@@ -38,12 +38,23 @@ def server(host: str = typer.Option("127.0.0.1", help="Interface to bind."),
 
 def _register() -> None:
     # Each module imports only typer at load time, so `loopstack --help` stays fast.
-    from loopstack.cli import _audit, _doctor, _experiments, _quickstart, _runs, _token
+    from loopstack.cli import (
+        _audit,
+        _doctor,
+        _experiments,
+        _projects,
+        _quickstart,
+        _runs,
+        _token,
+        _users,
+    )
 
     app.add_typer(_experiments.app, name="experiments")
     app.add_typer(_runs.app, name="runs")
     app.add_typer(_audit.app, name="audit")
     app.add_typer(_token.app, name="token")
+    app.add_typer(_projects.app, name="projects")
+    app.add_typer(_users.app, name="users")
     app.command("doctor")(_doctor.doctor)
     app.command("quickstart")(_quickstart.quickstart)
 
