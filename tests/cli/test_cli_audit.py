@@ -75,14 +75,14 @@ def test_log_prints_events_for_an_object(run_id: str) -> None:
 
     only_run = invoke("audit", "log", "--object", f"run/{run_id}").stdout
     assert "experiment.create" not in only_run
-    assert "run.create" in only_run and "run.log_batch" in only_run
+    assert "run.create" in only_run and "run.end" in only_run
 
     only_type = invoke("audit", "log", "--object", "experiment").stdout
     assert "experiment.create" in only_type and "run.create" not in only_type
 
     newest = invoke("audit", "log", "--limit", "1").stdout
     rows = [line for line in newest.splitlines() if line.startswith("│")]
-    assert len(rows) == 1 and "run.update" in rows[0]  # the newest: the run's end
+    assert len(rows) == 1 and "run.end" in rows[0]  # the newest: the run's end
 
 
 def test_log_through_a_server(run_id: str, live_server: str,

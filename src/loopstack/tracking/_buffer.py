@@ -72,8 +72,15 @@ class MetricBuffer:
             exc, self._error = self._error, None
             raise exc
 
-    def close(self) -> None:
-        self.flush()
+    def close(self, final_write: Callable[[list[Metric]], None] | None = None) -> None:
+        """Flush what is pending (through ``final_write`` if given) and stop the timer."""
+        if final_write is None:
+            self.flush()
+        else:
+            self._raise_background_error()
+            with self._flush_lock, self._lock:
+                batch, self._pending = self._pending, []
+            final_write(batch)
         _flusher.unregister(self)
 
 

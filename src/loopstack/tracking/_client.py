@@ -80,8 +80,10 @@ class TrackingClient:
 
     # -- runs -----------------------------------------------------------------------
     def create_run(self, experiment_id: str = "0", *, run_name: str | None = None,
-                   tags: dict[str, str] | None = None) -> Run:
-        return self.store.create_run(experiment_id, run_name=run_name, tags=tags)
+                   tags: dict[str, str] | None = None,
+                   params: dict[str, Any] | None = None) -> Run:
+        return self.store.create_run(experiment_id, run_name=run_name, tags=tags,
+                                     params={k: str(v) for k, v in (params or {}).items()})
 
     def get_run(self, run_id: str) -> Run:
         return self.store.get_run(run_id)

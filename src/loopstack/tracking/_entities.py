@@ -50,8 +50,8 @@ _valid_keys: set[tuple[str, str]] = set()  # keys already checked (a hot path: e
 
 def validate_key(key: Any, kind: str) -> str:
     """A metric, param or tag key: letters, digits, ``_ - . / :`` and spaces, at most 250 chars."""
-    if (key, kind) in _valid_keys:
-        return key  # type: ignore[no-any-return]
+    if isinstance(key, str) and (key, kind) in _valid_keys:
+        return key
     if not isinstance(key, str) or not key:
         raise Invalid(f"a {kind} key must be a non-empty string; got {key!r} instead",
                       field=f"{kind}.key")

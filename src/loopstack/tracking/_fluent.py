@@ -133,12 +133,18 @@ class ActiveRun:
         if self._ended:
             return
         try:
-            self._buffer.close()
+            self._buffer.close(lambda points: self.client.store.end_run(
+                self.run_id, status, metrics=points))
+        except BaseException:
+            if status == RunStatus.FINISHED:
+                raise
+            # Failing anyway: still record how the run ended, without the last points.
+            self.client.store.end_run(self.run_id, status)
+            raise
         finally:
             self._ended = True
             with _open_lock:
                 _open_runs.discard(self)
-            self.client.set_terminated(self.run_id, status)
 
     def __enter__(self) -> ActiveRun:
         return self
@@ -194,7 +200,8 @@ def start_run(experiment: str | None = None, run_name: str | None = None, *,
         all_tags.update({k: str(v) for k, v in (tags or {}).items()})
         if stack:
             all_tags["mlflow.parentRunId"] = stack[-1].run_id
-        run = client.create_run(experiment_id, run_name=run_name, tags=all_tags)
+        run = client.create_run(experiment_id, run_name=run_name, tags=all_tags, params=params)
+        params = None  # written with the run
     active = ActiveRun(client, run)
     active._token = _stack.set(stack + (active,))
     if params:

@@ -120,10 +120,18 @@ class RestTrackingStore(TrackingStore):
     # -- runs -----------------------------------------------------------------------
     def create_run(self, experiment_id: str, *, run_name: str | None = None,
                    start_time: int | None = None, tags: dict[str, str] | None = None,
-                   user_id: str | None = None) -> Run:
+                   user_id: str | None = None, params: dict[str, str] | None = None) -> Run:
         body = {"experiment_id": str(experiment_id), "run_name": run_name,
-                "start_time": start_time, "tags": tags or {}, "user_id": user_id}
+                "start_time": start_time, "tags": tags or {}, "user_id": user_id,
+                "params": params or {}}
         return Run.from_dict(self._call("POST", "/runs", json=body))
+
+    def end_run(self, run_id: str, status: str, *, end_time: int | None = None,
+                metrics: list[Metric] | None = None) -> None:
+        if metrics:
+            self.log_batch(run_id, metrics=metrics)
+        self._call("PATCH", f"/runs/{quote(run_id)}", json={"status": status,
+                                                            "end_time": end_time})
 
     def get_run(self, run_id: str) -> Run:
         return Run.from_dict(self._call("GET", f"/runs/{quote(run_id)}"))

@@ -201,11 +201,11 @@ class SqlTrackingStore(TrackingStore):
     # -- runs -----------------------------------------------------------------------
     def create_run(self, experiment_id: str, *, run_name: str | None = None,
                    start_time: int | None = None, tags: dict[str, str] | None = None,
-                   user_id: str | None = None) -> Run:
-        exp = self.get_experiment(experiment_id)
-        if exp.lifecycle_stage != "active":
-            raise Conflict(f"experiment {experiment_id!r} is deleted; restore it to log runs")
+                   user_id: str | None = None, params: dict[str, str] | None = None) -> Run:
+        eid = _experiment_id(experiment_id)
         tags = {validate_key(k, "tag"): validate_tag_value(k, v) for k, v in (tags or {}).items()}
+        prows = {validate_key(k, "param"): validate_param_value(k, v)
+                 for k, v in (params or {}).items()}
         _check_length("run_name", run_name, 250)
         _check_length("user_id", user_id, 256)
         if not self.trust_user_id:  # with auth on, a run belongs to whoever's token made it
@@ -218,21 +218,52 @@ class SqlTrackingStore(TrackingStore):
         user_id = user_id or tags.get("mlflow.user") or self.actor
         parent = tags.get("mlflow.parentRunId")
         start = start_time if start_time is not None else now_ms()
-        artifact_uri = f"{exp.artifact_location}/{run_id}/artifacts"
 
-        def run(conn: Connection) -> None:
+        def run(conn: Connection) -> str:
+            # The experiment is checked in the same transaction that adds the run to it.
+            exp = conn.execute(select(E.c.artifact_location, E.c.lifecycle_stage)
+                               .where(E.c.experiment_id == eid)).first()
+            if exp is None:
+                raise NotFound(f"no experiment with id {experiment_id!r}")
+            if exp.lifecycle_stage != "active":
+                raise Conflict(f"experiment {experiment_id!r} is deleted; restore it to log runs")
+            artifact_uri = f"{exp.artifact_location}/{run_id}/artifacts"
             conn.execute(R.insert().values(
-                run_id=run_id, experiment_id=int(exp.experiment_id), name=run_name,
+                run_id=run_id, experiment_id=eid, name=run_name,
                 status=RunStatus.RUNNING, start_time=start, end_time=None,
                 lifecycle_stage="active", artifact_uri=artifact_uri, user_id=user_id,
                 parent_run_id=parent))
             conn.execute(T.insert(), [{"run_id": run_id, "key": k, "value": v}
                                       for k, v in tags.items()])
+            if prows:
+                conn.execute(P.insert(), [{"run_id": run_id, "key": k, "value": v}
+                                          for k, v in prows.items()])
+            return str(artifact_uri)
 
-        self._write(run, "run.create", "run", run_id,
-                    {"experiment_id": exp.experiment_id, "name": run_name, "tags": tags})
-        return Run(run_id, exp.experiment_id, run_name, RunStatus.RUNNING, start, None, "active",
-                   artifact_uri, user_id, tags=tags)
+        artifact_uri = self._write(run, "run.create", "run", run_id,
+                                   {"experiment_id": str(eid), "name": run_name, "tags": tags,
+                                    "params": prows})
+        return Run(run_id, str(eid), run_name, RunStatus.RUNNING, start, None, "active",
+                   artifact_uri, user_id, params=prows, tags=tags)
+
+    def end_run(self, run_id: str, status: str, *, end_time: int | None = None,
+                metrics: list[Metric] | None = None) -> None:
+        if status not in TERMINAL_STATUSES:
+            raise Invalid(f"a run ends FINISHED, FAILED or KILLED; got {status!r}", field="status")
+        end = end_time if end_time is not None else now_ms()
+        batch = self._batch(run_id, metrics, None, None)
+
+        def run(conn: Connection) -> None:
+            # The last points and the final status land together: one transaction, one fsync.
+            if batch is not None:
+                batch[0](conn)
+            else:
+                self._run_row(conn, run_id)
+            conn.execute(update(R).where(R.c.run_id == run_id).values(status=status,
+                                                                      end_time=end))
+
+        self._write(run, "run.end", "run", run_id,
+                    audit.RawDigest(f"{status}|{end}|{batch[1] if batch else ''}"))
 
     def _run_row(self, conn: Connection, run_id: str) -> Any:
         row = conn.execute(select(R).where(R.c.run_id == _check_run_id(run_id))).first()
@@ -322,10 +353,10 @@ class SqlTrackingStore(TrackingStore):
             raise Conflict(f"run {run_id!r} is {row.status}; {what} can only be logged to a "
                            "RUNNING run (start it again with start_run(run_id=...) to resume)")
 
-    def log_batch(self, run_id: str, *, metrics: list[Metric] | None = None,
-                  params: dict[str, str] | None = None,
-                  tags: dict[str, str] | None = None) -> None:
-        # Validate everything before the first write: a bad value changes nothing.
+    def _batch(self, run_id: str, metrics: list[Metric] | None, params: dict[str, str] | None,
+               tags: dict[str, str] | None) -> tuple[Any, str] | None:
+        """Validate a batch (before any write: a bad value changes nothing) and return the
+        function that writes it inside a transaction, with its audit digest."""
         # Rows as plain tuples: this is the hot path of every training loop.
         mrows = [(run_id, *validate_metric(m.key, m.value, m.step, m.timestamp))
                  for m in metrics or []]
@@ -334,8 +365,7 @@ class SqlTrackingStore(TrackingStore):
         trows = {validate_key(k, "tag"): validate_tag_value(k, v)
                  for k, v in (tags or {}).items()}
         if not (mrows or prows or trows):
-            self.db.read(lambda c: self._run_row(c, run_id))
-            return
+            return None
         # MLflow's "latest": highest step, then newest timestamp, then largest value.
         latest: dict[str, tuple[Any, ...]] = {}
         for row in mrows:
@@ -343,7 +373,7 @@ class SqlTrackingStore(TrackingStore):
             if cur is None or (row[3], row[4], row[2]) >= (cur[3], cur[4], cur[2]):
                 latest[row[1]] = row
 
-        def run(conn: Connection) -> None:
+        def write(conn: Connection) -> None:
             if mrows or prows:
                 self._check_writable(conn, run_id, what="metrics and params")
             else:
@@ -375,8 +405,17 @@ class SqlTrackingStore(TrackingStore):
                     where=newer), [dict(zip(_METRIC_COLUMNS, r, strict=True))
                                    for r in latest.values()])
 
-        payload = audit.RawDigest(_batch_digest(mrows, prows, trows))
-        self._write(run, "run.log_batch", "run", run_id, payload)
+        return write, _batch_digest(mrows, prows, trows)
+
+    def log_batch(self, run_id: str, *, metrics: list[Metric] | None = None,
+                  params: dict[str, str] | None = None,
+                  tags: dict[str, str] | None = None) -> None:
+        batch = self._batch(run_id, metrics, params, tags)
+        if batch is None:
+            self.db.read(lambda c: self._run_row(c, run_id))
+            return
+        write, digest = batch
+        self._write(write, "run.log_batch", "run", run_id, audit.RawDigest(digest))
 
     def delete_tag(self, run_id: str, key: str) -> None:
         def run(conn: Connection) -> None:

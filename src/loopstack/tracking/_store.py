@@ -41,7 +41,13 @@ class TrackingStore(abc.ABC):
     @abc.abstractmethod
     def create_run(self, experiment_id: str, *, run_name: str | None = None,
                    start_time: int | None = None, tags: dict[str, str] | None = None,
-                   user_id: str | None = None) -> Run: ...
+                   user_id: str | None = None, params: dict[str, str] | None = None) -> Run:
+        """A new RUNNING run, with its tags and params written in the same transaction."""
+
+    @abc.abstractmethod
+    def end_run(self, run_id: str, status: str, *, end_time: int | None = None,
+                metrics: list[Metric] | None = None) -> None:
+        """Write the last metrics, then mark the run FINISHED, FAILED or KILLED."""
 
     @abc.abstractmethod
     def get_run(self, run_id: str) -> Run: ...

@@ -43,6 +43,7 @@ class RunCreate(_Body):
     start_time: int | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     user_id: str | None = None
+    params: dict[str, str] = Field(default_factory=dict)
 
 
 class RunUpdate(_Body):
@@ -134,7 +135,8 @@ def delete_experiment(experiment_id: str, store: Store = Depends(tracking_store)
 @router.post("/runs", name="runs_create")
 def create_run(body: RunCreate, store: Store = Depends(tracking_store)) -> dict:
     run = store.create_run(body.experiment_id, run_name=body.run_name,
-                           start_time=body.start_time, tags=body.tags, user_id=body.user_id)
+                           start_time=body.start_time, tags=body.tags, user_id=body.user_id,
+                           params=body.params)
     return run.to_dict()
 
 
