@@ -22,6 +22,9 @@ _EXPORTS: dict[str, str] = {
         "log_param", "log_params", "search_runs", "set_experiment", "set_tag", "set_tags",
         "start_run",
     )},
+    # ``get_registry``, not ``registry``: that name is the subpackage once it is imported.
+    **{name: "loopstack.registry" for name in ("get_registry", "lineage", "load_model",
+                                                "log_model")},
     **{name: "loopstack.errors" for name in (
         "AlreadyExists", "ArtifactCorrupted", "Conflict", "Forbidden", "Invalid",
         "LoopstackError", "NotFound", "Overloaded", "StoreUnavailable", "Unauthenticated",
@@ -57,6 +60,7 @@ if TYPE_CHECKING:  # pragma: no cover
         StoreUnavailable,
         Unauthenticated,
     )
+    from loopstack.registry import get_registry, lineage, load_model, log_model  # noqa: F401
     from loopstack.tracking import (  # noqa: F401
         ActiveRun,
         TrackingClient,

@@ -1,6 +1,6 @@
 """Model registry: registered models, versions, aliases with history, approvals, lineage."""
 
-from loopstack.registry._client import lineage, registry
+from loopstack.registry._client import get_registry, lineage, registry
 from loopstack.registry._compat import signature_breaks
 from loopstack.registry._entities import (
     AliasMove,
@@ -9,6 +9,7 @@ from loopstack.registry._entities import (
     RegisteredModel,
 )
 from loopstack.registry._lineage import LineageGraph
+from loopstack.registry._models import load_model, log_model, resolve_model_uri
 from loopstack.registry._sql_store import SqlRegistry, package_digest
 
 __all__ = [
@@ -18,8 +19,12 @@ __all__ = [
     "ModelVersion",
     "RegisteredModel",
     "SqlRegistry",
+    "get_registry",
     "lineage",
+    "load_model",
+    "log_model",
     "package_digest",
     "registry",
+    "resolve_model_uri",
     "signature_breaks",
 ]

@@ -9,13 +9,13 @@ from loopstack.registry._lineage import LineageGraph
 from loopstack.registry._lineage import lineage as _lineage
 from loopstack.registry._sql_store import SqlRegistry
 
-__all__ = ["lineage", "registry"]
+__all__ = ["get_registry", "lineage", "registry"]
 
 
 def registry(*, actor: str | None = None, project_id: int = 0) -> SqlRegistry:
     """The model registry over the configured metadata store.
 
-    >>> reg = ls.registry()
+    >>> reg = ls.get_registry()
     >>> reg.get_version_by_alias("churn", "production").version
     """
     from loopstack.errors import Invalid
@@ -38,3 +38,6 @@ def lineage(obj: Any) -> LineageGraph:
     from loopstack.store import open_stores
 
     return _lineage(open_stores().db, obj)
+
+
+get_registry = registry

@@ -124,6 +124,17 @@ class ActiveRun:
         self.client.log_inputs(self.run_id, [ds])
         return ds.digest
 
+    def log_model(self, model: Any, *, name: str | None = None, artifact_path: str = "model",
+                  sample_input: Any = None, **kwargs: Any) -> Any:
+        """Package ``model`` (flavor detected) into the run; with ``name``, register a version.
+
+        Returns the new ``ModelVersion`` (or None without ``name``).
+        """
+        from loopstack.registry import log_model
+
+        return log_model(self.run_id, model, name=name, artifact_path=artifact_path,
+                         sample_input=sample_input, **kwargs)
+
     def flush(self) -> int:
         """Write every buffered metric point now; returns how many were written."""
         return self._buffer.flush()
