@@ -31,6 +31,7 @@ class Case:
 
 @cache
 def iris() -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
+    pytest.importorskip("sklearn")
     from sklearn.datasets import load_iris
     from sklearn.model_selection import train_test_split
 
@@ -40,6 +41,7 @@ def iris() -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
 
 @cache
 def diabetes() -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
+    pytest.importorskip("sklearn")
     from sklearn.datasets import load_diabetes
     from sklearn.model_selection import train_test_split
 
@@ -49,6 +51,7 @@ def diabetes() -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
 
 @cache
 def cancer() -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
+    pytest.importorskip("sklearn")
     from sklearn.datasets import load_breast_cancer
     from sklearn.model_selection import train_test_split
 
