@@ -80,3 +80,19 @@ def test_unknown_uris_say_what_was_expected() -> None:
         ls.load_model("s3://bucket/model")
     with pytest.raises(ls.NotFound, match="no registered model named 'ghost'"):
         ls.load_model("models:/ghost@production")
+
+
+def test_an_edited_manifest_is_refused() -> None:
+    import json
+
+    clf, X = _fit()
+    with ls.start_run(experiment="iris") as run:
+        v = run.log_model(clf, name="manifest", sample_input=X.head(5))
+    assert "loopstack-model.json" in v.files
+    blobs = open_stores().artifacts.blobs
+    path = blobs._path(v.files["loopstack-model.json"])  # type: ignore[attr-defined]
+    manifest = json.loads(path.read_text())
+    manifest["requirements"] = ["scikit-learn==0.1"]
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ls.ArtifactCorrupted):
+        ls.load_model("models:/manifest/1")

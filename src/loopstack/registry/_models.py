@@ -36,7 +36,7 @@ def log_model(run_id: str, model: Any, *, name: str | None = None, artifact_path
     ...     version = run.log_model(clf, name="churn", sample_input=X[:5])
     """
     from loopstack.registry._client import registry
-    from loopstack.registry.flavors import package_model
+    from loopstack.registry.flavors import MANIFEST_NAME, package_model
     from loopstack.tracking import TrackingClient
 
     client = TrackingClient()
@@ -49,7 +49,10 @@ def log_model(run_id: str, model: Any, *, name: str | None = None, artifact_path
     if name is None:
         return None
     return registry().create_model_version(
-        name, source=f"{run.artifact_uri}/{artifact_path.strip('/')}", files=package.files,
+        name, source=f"{run.artifact_uri}/{artifact_path.strip('/')}",
+        # The manifest's own digest too: an edited loopstack-model.json (class path,
+        # requirements) is refused like any other altered file.
+        files={**package.files, MANIFEST_NAME: package.manifest_sha256},
         flavor=package.flavor,
         signature=package.signature.to_dict() if package.signature else {},
         requirements=package.requirements, run_id=run_id,
