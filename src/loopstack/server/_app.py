@@ -70,11 +70,13 @@ def create_app(config: Settings | None = None) -> FastAPI:
                                                field=field))
 
     from loopstack.server._security import authorize
+    from loopstack.server.routes import _mlflow_registry as mlflow_registry
     from loopstack.server.routes import mlflow_compat, native
 
     app.include_router(native.router)
     app.include_router(mlflow_compat.router)
     app.include_router(mlflow_compat.artifacts_router)
+    app.include_router(mlflow_registry.router)
 
     from fastapi import Depends
 
