@@ -324,7 +324,8 @@ def test_artifact_proxy_round_trip_matches_the_run(http: httpx.Client) -> None:
     assert listed == {"files": [{"path": "dir", "is_dir": True},
                                 {"path": "empty.bin", "is_dir": False, "file_size": 0}]}
     assert http.get(ARTIFACTS, params={"path": f"{root}/dir/a b.txt"}).json() == {"files": []}
-    assert http.get(ARTIFACTS, params={"path": "no/such/dir"}).json() == {"files": []}
+    # A path outside any experiment of the caller's project does not exist for them.
+    assert http.get(ARTIFACTS, params={"path": "no/such/dir"}).status_code == 404
     via_run = http.get(f"{API}/artifacts/list", params={"run_id": run["run_id"], "path": "dir"})
     assert via_run.json() == {"root_uri": run["artifact_uri"], "files": [
         {"path": "dir/a b.txt", "is_dir": False, "file_size": 5}]}
@@ -342,7 +343,7 @@ def test_artifact_proxy_refuses_traversal(http: httpx.Client, live_server: str) 
             _error(real.put(f"{ARTIFACTS}/{path}", content=b"x"), 400, "INVALID_PARAMETER_VALUE")
             _error(real.get(f"{ARTIFACTS}/{path}"), 400, "INVALID_PARAMETER_VALUE")
         _error(real.get(ARTIFACTS, params={"path": "../x"}), 400, "INVALID_PARAMETER_VALUE")
-        assert real.get(ARTIFACTS, params={"path": ""}).json() == {"files": []}
+        _error(real.get(ARTIFACTS, params={"path": ""}), 400, "INVALID_PARAMETER_VALUE")
 
 
 def test_server_info_says_no_multipart(http: httpx.Client) -> None:

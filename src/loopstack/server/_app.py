@@ -44,8 +44,9 @@ def error_response(request: Request, exc: LoopstackError) -> JSONResponse:
 def create_app(config: Settings | None = None) -> FastAPI:
     """Build the ASGI app over the stores named by ``config`` (default: the environment)."""
     config = config or settings()
-    app = FastAPI(title="loopstack", version=__version__, openapi_url="/openapi.json",
-                  docs_url="/docs", redoc_url=None)
+    # The spec and the docs page are served below, behind the same auth as every route.
+    app = FastAPI(title="loopstack", version=__version__, openapi_url=None, docs_url=None,
+                  redoc_url=None)
     app.state.config = config
     app.state.stores = open_stores(config)
     metrics = ServerMetrics()
@@ -71,12 +72,16 @@ def create_app(config: Settings | None = None) -> FastAPI:
 
     from loopstack.server._security import authorize
     from loopstack.server.routes import _mlflow_registry as mlflow_registry
-    from loopstack.server.routes import mlflow_compat, native
+    from loopstack.server.routes import admin, mlflow_compat, native, registry
 
     app.include_router(native.router)
+    app.include_router(registry.router)
+    app.include_router(admin.router)
     app.include_router(mlflow_compat.router)
     app.include_router(mlflow_compat.artifacts_router)
     app.include_router(mlflow_registry.router)
+    app.state.routers = [native.router, registry.router, admin.router, mlflow_compat.router,
+                         mlflow_compat.artifacts_router, mlflow_registry.router]
 
     from fastapi import Depends
 
@@ -88,5 +93,29 @@ def create_app(config: Settings | None = None) -> FastAPI:
     def prometheus_metrics() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    @app.get("/openapi.json", name="openapi", include_in_schema=False,
+             dependencies=[Depends(authorize)])
+    def openapi_spec() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", name="docs", include_in_schema=False, dependencies=[Depends(authorize)])
+    def docs() -> Response:
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="loopstack API")
+
+    from loopstack.server._route_roles import check_every_route_is_declared
+
+    check_every_route_is_declared(_route_names(app))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def _route_names(app: FastAPI) -> list[str]:
+    """Every route's name, from the app's OpenAPI operations and its own routes."""
+    from fastapi.routing import APIRoute
+
+    names = [r.name for r in app.routes if isinstance(r, APIRoute)]
+    for router in getattr(app.state, "routers", []):
+        names += [r.name for r in router.routes if isinstance(r, APIRoute)]
+    return names

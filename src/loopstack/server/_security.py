@@ -1,56 +1,45 @@
-"""The one place a request is authenticated and authorised.
+"""The one place a request is authenticated, placed in a project, and authorised.
 
-Every route's minimum permission is declared in ``ROUTE_PERMISSIONS`` (by
-route name); routes not listed default by method (GET/HEAD -> read, others ->
-write). The role matrix of a later issue plugs into ``authorize``.
+The project comes from the token's scope, else the ``X-Loopstack-Project``
+header (a name), else the ``default`` project. A caller with no role in that
+project is told it does not exist (404), so projects stay invisible to
+outsiders. The route's minimum role comes from ``_route_roles.ROUTE_ROLES``.
 """
 
 from __future__ import annotations
 
 from fastapi import Request
 
-from loopstack.auth import Principal, verify_token
-from loopstack.errors import Forbidden, Unauthenticated
+from loopstack.auth import Principal, Role, get_project, role_of, verify_token
+from loopstack.errors import Forbidden, NotFound, Unauthenticated
+from loopstack.server._route_roles import GLOBAL_ADMIN, minimum_role
 
-__all__ = ["PUBLIC_ROUTES", "ROUTE_PERMISSIONS", "authorize", "principal_of"]
+__all__ = ["PROJECT_HEADER", "authorize", "principal_of", "project_of"]
 
-#: routes anyone may call, even with LOOPSTACK_AUTH=on
-PUBLIC_ROUTES = frozenset({"health"})
-#: route name -> minimum permission ("read" < "write" < "admin")
-ROUTE_PERMISSIONS: dict[str, str] = {
-    "metrics": "read",
-    "audit_verify": "read",
-    "audit_events": "read",
-}
-_LEVELS = {"read": 0, "write": 1, "admin": 2}
+PROJECT_HEADER = "x-loopstack-project"
 _ANONYMOUS = Principal("anonymous")
-
-
-def required_permission(route_name: str, method: str) -> str:
-    default = "read" if method in ("GET", "HEAD") else "write"
-    return ROUTE_PERMISSIONS.get(route_name, default)
-
-
-def _granted(principal: Principal) -> str:
-    # Until roles exist, every valid token may do everything but admin work.
-    return "write"
 
 
 def principal_of(request: Request) -> Principal:
     return getattr(request.state, "principal", _ANONYMOUS)
 
 
-async def authorize(request: Request) -> None:
-    """FastAPI dependency on every router: authenticate, then check the route's permission."""
-    route = request.scope.get("route")
-    name = getattr(route, "name", "") or ""
-    config = request.app.state.config
-    if not config.auth:
-        request.state.principal = Principal(config.actor)
-        return
-    if name in PUBLIC_ROUTES:
-        request.state.principal = _ANONYMOUS
-        return
+def project_of(request: Request) -> int:
+    """The id of the project this request acts in."""
+    return int(getattr(request.state, "project_id", 0))
+
+
+def _project_id(request: Request, principal: Principal) -> int:
+    name = request.headers.get(PROJECT_HEADER)
+    db = request.app.state.stores.db
+    if principal.project_id is not None:
+        if name and get_project(db, name).project_id != principal.project_id:
+            raise NotFound(f"no project named {name!r}")
+        return principal.project_id
+    return get_project(db, name).project_id if name else 0
+
+
+def _bearer(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret:
@@ -58,8 +47,43 @@ async def authorize(request: Request) -> None:
                               "<token>' (create one with `loopstack token create`)")
     principal = verify_token(request.app.state.stores.db, secret.strip())
     if principal is None:
-        raise Unauthenticated("the bearer token is unknown or revoked")
-    need = required_permission(name, request.method)
-    if _LEVELS[_granted(principal)] < _LEVELS[need]:
-        raise Forbidden(f"{request.method} {request.url.path} needs the {need!r} permission")
+        raise Unauthenticated("the bearer token is unknown, revoked, or its user is disabled")
+    return principal
+
+
+def authorize(request: Request) -> None:
+    """FastAPI dependency on every route: authenticate, place in a project, check the role.
+
+    A plain ``def``: FastAPI runs it in a worker thread, so its database reads never
+    block the event loop.
+    """
+    route = request.scope.get("route")
+    name = getattr(route, "name", "") or ""
+    need = minimum_role(name)
+    config = request.app.state.config
+    if not config.auth:
+        principal = Principal(config.actor, is_admin=True)
+        request.state.principal = principal
+        request.state.project_id = _project_id(request, principal)
+        return
+    if need is None:
+        request.state.principal = _ANONYMOUS
+        return
+    principal = _bearer(request)
     request.state.principal = principal
+    if need == GLOBAL_ADMIN:
+        if not principal.is_admin or principal.project_id is not None:
+            raise Forbidden(f"{request.method} {request.url.path} needs a global admin "
+                            "(a token of an admin user, not scoped to one project)")
+        request.state.project_id = _project_id(request, principal)
+        return
+    project_id = _project_id(request, principal)
+    role = role_of(request.app.state.stores.db, principal, project_id)
+    if role is None:
+        label = request.headers.get(PROJECT_HEADER) or "default"
+        raise NotFound(f"no project named {label!r}")
+    assert isinstance(need, Role)
+    if role < need:
+        raise Forbidden(f"{request.method} {request.url.path} needs the role {need.value!r} "
+                        f"or higher in this project; {principal.user!r} is {role.value!r}")
+    request.state.project_id = project_id

@@ -91,13 +91,21 @@ def _check_run_id(run_id: Any) -> str:
 class SqlTrackingStore(TrackingStore):
     """Runs in the metadata database; every change is audited in the same transaction."""
 
-    def __init__(self, stores: Stores, *, actor: str = "local", trust_user_id: bool = True) -> None:
+    def __init__(self, stores: Stores, *, actor: str = "local", trust_user_id: bool = True,
+                 project_id: int | None = None) -> None:
         self.stores = stores
         self.db = stores.db
         self.actor = actor
         #: False behind an authenticating server: runs are owned by the caller, not by what
         #: the client claims.
         self.trust_user_id = trust_user_id
+        #: None: every project (local use). An id: only that project's experiments and runs
+        #: exist for this store; the others answer NotFound.
+        self.project_id = project_id
+
+    def _in_project(self, where: Any) -> Any:
+        return where if self.project_id is None else and_(where,
+                                                          E.c.project_id == self.project_id)
 
     def _write(self, fn: Any, action: str, object_type: str, object_id: Any,
                payload: Any = None) -> Any:
@@ -121,7 +129,8 @@ class SqlTrackingStore(TrackingStore):
                 raise AlreadyExists(f"an experiment named {name!r} already exists")
             now = now_ms()
             eid = conn.execute(E.insert().values(
-                name=name, artifact_location=artifact_location or "", lifecycle_stage="active",
+                name=name, project_id=self.project_id or 0,
+                artifact_location=artifact_location or "", lifecycle_stage="active",
                 creation_time=now, last_update_time=now).returning(E.c.experiment_id)).scalar_one()
             if not artifact_location:
                 conn.execute(update(E).where(E.c.experiment_id == eid)
@@ -139,7 +148,7 @@ class SqlTrackingStore(TrackingStore):
 
     def _experiments(self, conn: Connection, where: Any, limit: int | None = None
                      ) -> list[Experiment]:
-        q = select(E).where(where).order_by(E.c.experiment_id)
+        q = select(E).where(self._in_project(where)).order_by(E.c.experiment_id)
         if limit:
             q = q.limit(limit)
         rows = conn.execute(q).all()
@@ -222,7 +231,7 @@ class SqlTrackingStore(TrackingStore):
         def run(conn: Connection) -> str:
             # The experiment is checked in the same transaction that adds the run to it.
             exp = conn.execute(select(E.c.artifact_location, E.c.lifecycle_stage)
-                               .where(E.c.experiment_id == eid)).first()
+                               .where(self._in_project(E.c.experiment_id == eid))).first()
             if exp is None:
                 raise NotFound(f"no experiment with id {experiment_id!r}")
             if exp.lifecycle_stage != "active":
@@ -266,7 +275,11 @@ class SqlTrackingStore(TrackingStore):
                     audit.RawDigest(f"{status}|{end}|{batch[1] if batch else ''}"))
 
     def _run_row(self, conn: Connection, run_id: str) -> Any:
-        row = conn.execute(select(R).where(R.c.run_id == _check_run_id(run_id))).first()
+        q = select(R).where(R.c.run_id == _check_run_id(run_id))
+        if self.project_id is not None:
+            q = q.join(E, E.c.experiment_id == R.c.experiment_id).where(
+                E.c.project_id == self.project_id)
+        row = conn.execute(q).first()
         if row is None:
             raise NotFound(f"no run with id {run_id!r}")
         return row
@@ -499,6 +512,9 @@ class SqlTrackingStore(TrackingStore):
         offset = _decode_token(page_token)
         eids = [_experiment_id(e) for e in experiment_ids]
         q = select(R).where(R.c.experiment_id.in_(eids), R.c.lifecycle_stage.in_(_view(view)))
+        if self.project_id is not None:
+            q = q.where(R.c.experiment_id.in_(select(E.c.experiment_id).where(
+                E.c.project_id == self.project_id)))
         for c in comparisons:
             q = q.where(self._condition(c))
         sort_cols = []

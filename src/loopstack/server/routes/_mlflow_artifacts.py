@@ -39,9 +39,20 @@ def _logical(path: str, *, allow_empty: bool = False) -> str:
     return clean
 
 
+def _visible(request: Request, path: str) -> str:
+    """The path, if its experiment (the first segment) is in the caller's project."""
+    from loopstack.server._security import project_of
+    from loopstack.tracking._sql_store import SqlTrackingStore
+
+    store = SqlTrackingStore(request.app.state.stores, project_id=project_of(request))
+    store.get_experiment(path.split("/", 1)[0])  # NotFound outside the project
+    return path
+
+
 async def upload_artifact(artifact_path: str, request: Request) -> dict:
     """PUT the request body at ``artifact_path``; the body is spooled to disk, not memory."""
     dest = _logical(artifact_path)
+    await run_in_threadpool(_visible, request, dest)
     store = _artifacts(request)
     fd, tmp = tempfile.mkstemp(prefix="loopstack-upload-")
     try:
@@ -55,7 +66,7 @@ async def upload_artifact(artifact_path: str, request: Request) -> dict:
 
 
 def download_artifact(artifact_path: str, request: Request) -> StreamingResponse:
-    path = _logical(artifact_path)
+    path = _visible(request, _logical(artifact_path))
     chunks = _artifacts(request).iter_bytes(path)  # NotFound before any byte is sent
     media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
     name = path.rsplit("/", 1)[-1].replace('"', "")
@@ -65,6 +76,10 @@ def download_artifact(artifact_path: str, request: Request) -> StreamingResponse
 
 def list_artifacts(request: Request, path: str = "") -> dict:
     prefix = _logical(path, allow_empty=True)
+    if not prefix:
+        raise Invalid("list artifacts under an experiment: expected a path like "
+                      "'<experiment_id>/<run_id>/artifacts'; got an empty path", field="path")
+    _visible(request, prefix)
     files = []
     for f in _artifacts(request).list(prefix):
         entry: dict[str, object] = {"path": f.path, "is_dir": f.is_dir}

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from loopstack.errors import Conflict, Forbidden, Invalid, NotFound
 from loopstack.registry import ModelVersion, RegisteredModel, SqlRegistry
-from loopstack.server._security import ROUTE_PERMISSIONS, authorize, principal_of
+from loopstack.server._security import authorize, principal_of, project_of
 from loopstack.server.routes import _mlflow_registry_render as render
 from loopstack.server.routes import _mlflow_registry_search as search
 from loopstack.server.routes._deps import tracking_store
@@ -56,8 +56,9 @@ B = TypeVar("B", bound=BaseModel)
 
 
 def model_registry(request: Request) -> SqlRegistry:
-    """The registry, acting as the caller (so the audit log and ``created_by`` name them)."""
-    return SqlRegistry(request.app.state.stores, actor=principal_of(request).user)
+    """The registry of the caller's project, acting as the caller."""
+    return SqlRegistry(request.app.state.stores, actor=principal_of(request).user,
+                       project_id=project_of(request))
 
 
 def _route(method: str, path: str, name: str, *, reads: bool = False) -> Callable:
@@ -66,8 +67,6 @@ def _route(method: str, path: str, name: str, *, reads: bool = False) -> Callabl
         for prefix in _PREFIXES:
             route_name = name if prefix == _PREFIXES[0] else f"{name}_ajax"
             router.add_api_route(prefix + path, fn, methods=[method], name=route_name)
-            if reads:
-                ROUTE_PERMISSIONS.setdefault(route_name, "read")
         return fn
     return register
 

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 
 from loopstack.errors import Invalid, NotFound
-from loopstack.server._security import ROUTE_PERMISSIONS, authorize
+from loopstack.server._security import authorize
 from loopstack.server.routes import _mlflow_experiment_search as exp_search
 from loopstack.server.routes import _mlflow_render as render
 from loopstack.server.routes._deps import tracking_store
@@ -74,8 +74,6 @@ def _route(method: str, path: str, name: str, *, reads: bool = False) -> Callabl
         for prefix in _PREFIXES:
             route_name = name if prefix == _PREFIXES[0] else f"{name}_ajax"
             router.add_api_route(prefix + path, fn, methods=[method], name=route_name)
-            if reads:
-                ROUTE_PERMISSIONS.setdefault(route_name, "read")
         return fn
     return register
 

@@ -1,0 +1,86 @@
+"""Every route's minimum role, in one table (by route name).
+
+``None`` marks a public route; ``GLOBAL_ADMIN`` a route outside any one project
+that only a global admin may call. A route missing from this table stops the
+app from starting (see ``check_every_route_is_declared``), so no route can be
+added without deciding who may call it. The ``_ajax`` twins of MLflow routes
+share their entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from loopstack.auth import Role
+
+__all__ = ["GLOBAL_ADMIN", "ROUTE_ROLES", "check_every_route_is_declared", "minimum_role"]
+
+GLOBAL_ADMIN = "global-admin"
+V, DS, ML, ADMIN = Role.VIEWER, Role.DATA_SCIENTIST, Role.ML_ENGINEER, Role.ADMIN
+
+
+def _all(role: Role | str | None, *names: str) -> dict[str, Role | str | None]:
+    return dict.fromkeys(names, role)
+
+
+ROUTE_ROLES: dict[str, Role | str | None] = {
+    **_all(None, "health"),
+    **_all(V, "metrics", "openapi", "docs", "whoami", "projects_list"),
+    # -- native tracking ------------------------------------------------------------
+    **_all(V, "experiments_list", "experiments_get", "experiments_get_by_name", "runs_get",
+           "runs_search", "runs_metric_history", "artifacts_list", "artifacts_download",
+           "audit_verify"),
+    **_all(DS, "experiments_create", "experiments_set_tag", "experiments_delete", "runs_create",
+           "runs_update", "runs_delete", "runs_restore", "runs_log_batch", "runs_delete_tag",
+           "runs_log_inputs", "artifacts_upload"),
+    **_all(ML, "audit_events"),
+    # -- native registry --------------------------------------------------------------
+    **_all(V, "models_list", "models_get", "models_versions", "models_version_get",
+           "models_alias_get", "models_alias_history", "models_lineage", "approvals_list"),
+    **_all(DS, "models_create", "models_version_create", "models_set_alias",
+           "models_delete_alias", "models_promote"),
+    **_all(ML, "approvals_approve", "approvals_reject"),
+    # -- administration (no single project) -------------------------------------------
+    **_all(GLOBAL_ADMIN, "projects_create", "projects_add_member", "projects_remove_member",
+           "projects_set_policy", "users_list", "users_create", "users_disable", "tokens_list",
+           "tokens_create", "tokens_revoke"),
+    # -- MLflow tracking --------------------------------------------------------------
+    **_all(V, "mlflow_server_info", "mlflow_experiments_get", "mlflow_experiments_get_by_name",
+           "mlflow_experiments_search", "mlflow_experiments_search_get", "mlflow_runs_get",
+           "mlflow_runs_search", "mlflow_metrics_get_history", "mlflow_metrics_history_bulk",
+           "mlflow_artifacts_list_for_run", "mlflow_artifacts_list", "mlflow_artifacts_download",
+           "mlflow_logged_models_search"),
+    **_all(DS, "mlflow_experiments_create", "mlflow_experiments_delete",
+           "mlflow_experiments_restore", "mlflow_experiments_update",
+           "mlflow_experiments_set_tag", "mlflow_experiments_delete_tag", "mlflow_runs_create",
+           "mlflow_runs_update", "mlflow_runs_delete", "mlflow_runs_restore",
+           "mlflow_runs_log_metric", "mlflow_runs_log_param", "mlflow_runs_set_tag",
+           "mlflow_runs_delete_tag", "mlflow_runs_log_batch", "mlflow_runs_log_inputs",
+           "mlflow_artifacts_upload"),
+    # -- MLflow registry --------------------------------------------------------------
+    **_all(V, "mlflow_registered_models_get", "mlflow_registered_models_search",
+           "mlflow_registered_models_get_by_alias", "mlflow_registered_models_latest_versions",
+           "mlflow_registered_models_latest_versions_get", "mlflow_model_versions_get",
+           "mlflow_model_versions_search", "mlflow_model_versions_download_uri"),
+    **_all(DS, "mlflow_registered_models_create", "mlflow_registered_models_update",
+           "mlflow_registered_models_rename", "mlflow_registered_models_set_tag",
+           "mlflow_registered_models_delete_tag", "mlflow_registered_models_set_alias",
+           "mlflow_registered_models_delete_alias", "mlflow_model_versions_create",
+           "mlflow_model_versions_update", "mlflow_model_versions_set_tag",
+           "mlflow_model_versions_delete_tag"),
+    **_all(ML, "mlflow_registered_models_delete", "mlflow_model_versions_delete",
+           "mlflow_model_versions_transition_stage"),
+}
+
+
+def minimum_role(route_name: str) -> Role | str | None:
+    """The declared minimum role of a route; KeyError for an undeclared one."""
+    base = route_name.removesuffix("_ajax")
+    return ROUTE_ROLES[base]
+
+
+def check_every_route_is_declared(route_names: Iterable[str]) -> None:
+    missing = sorted({n for n in route_names if n.removesuffix("_ajax") not in ROUTE_ROLES})
+    if missing:
+        raise RuntimeError(f"routes without a declared minimum role in "
+                           f"loopstack/server/_route_roles.py: {missing}")
