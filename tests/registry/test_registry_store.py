@@ -174,3 +174,24 @@ def test_lineage_links_datasets_runs_and_versions(reg: SqlRegistry) -> None:
         lineage("bogus")
     with pytest.raises(ls.NotFound, match="no run with id 'nope'"):
         reg.create_model_version("churn", source="s", files={}, run_id="nope")
+
+
+def test_the_audit_trail_of_a_version_and_the_evidence_carries_run_metrics(
+        reg: SqlRegistry) -> None:
+    from typer.testing import CliRunner
+
+    from loopstack.cli import app
+
+    with ls.start_run(experiment="ev") as run:
+        ls.log_metric("auc", 0.93)
+    reg.create_model_version("churn", source="s", files={}, run_id=run.run_id)
+    request = reg.request_promotion("churn", 1)
+    assert request.evidence["metrics"] == {"auc": 0.93}
+    registry(actor="bob").decide(request.request_id, approve=True)
+    trail = [e["action"] for e in audit.events(open_stores().db, object_type="model",
+                                               object_id="churn/1")]
+    assert trail == ["model_version.create", "model.request_promotion", "model.approve"]
+    reg.set_alias("churn", "staging", 1)
+    out = CliRunner().invoke(app, ["audit", "log", "--object", "models/churn/1"]).stdout
+    for action in trail + ["model.set_alias"]:
+        assert action in out

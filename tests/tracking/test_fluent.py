@@ -164,3 +164,20 @@ def test_log_input_accepts_arrays_and_arrow_tables_and_refuses_other_things() ->
             ls.log_input({"a": 1})
     kinds = {d.name: d.source_type for d in ls.get_run(run.run_id).inputs}
     assert kinds == {"array": "ndarray", "arrow": "arrow"}
+
+
+def test_credentials_in_params_and_tags_are_redacted_before_storage() -> None:
+    with ls.start_run(experiment="secrets",
+                      params={"db_password": "hunter2", "lr": 0.1, "max_new_tokens": 256,
+                              "db_url": "postgresql://ml:s3cret@db:5432/x"},
+                      tags={"aws_key_id": "AKIAIOSFODNN7EXAMPLE", "api_token": "abc123",
+                            "creds_ref": "env:DB_PASSWORD"}) as run:
+        ls.log_param("tokenizer", "bert-base")
+    got = ls.get_run(run.run_id)
+    assert got.params["db_password"] == "***REDACTED***"
+    assert got.params["db_url"] == "postgresql://ml:***REDACTED***@db:5432/x"
+    assert got.params["lr"] == "0.1" and got.params["max_new_tokens"] == "256"
+    assert got.params["tokenizer"] == "bert-base"
+    assert got.tags["aws_key_id"] == "***REDACTED***"
+    assert got.tags["api_token"] == "***REDACTED***"
+    assert got.tags["creds_ref"] == "env:DB_PASSWORD"  # a reference, not a value

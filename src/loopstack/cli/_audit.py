@@ -38,7 +38,13 @@ def _parse_object(obj: str | None) -> tuple[str | None, str | None]:
     if not obj:
         return None, None
     kind, _, oid = obj.partition("/")  # ids may contain '/', e.g. artifact paths
+    # Plural forms read naturally on the command line: models/churn/3, runs/<id>.
+    kind = _PLURALS.get(kind, kind)
     return kind or None, oid or None
+
+
+_PLURALS = {"models": "model", "runs": "run", "experiments": "experiment",
+            "artifacts": "artifact", "tokens": "token", "projects": "project", "users": "user"}
 
 
 @app.command("log")

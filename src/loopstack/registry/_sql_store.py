@@ -45,7 +45,7 @@ from loopstack.store.metadata.schema import (
 from loopstack.store.metadata.schema import (
     RegisteredModel as ModelRow,
 )
-from loopstack.tracking._entities import now_ms, validate_key, validate_tag_value
+from loopstack.tracking._entities import clean_tags, now_ms
 
 __all__ = ["DEFAULT_POLICY", "SqlRegistry", "package_digest"]
 
@@ -147,8 +147,7 @@ class SqlRegistry:
     def create_registered_model(self, name: str, *, description: str = "",
                                 tags: dict[str, str] | None = None) -> RegisteredModel:
         name = validate_model_name(name)
-        tag_rows = {validate_key(k, "tag"): validate_tag_value(k, v)
-                    for k, v in (tags or {}).items()}
+        tag_rows = clean_tags(tags)
 
         def run(conn: Connection) -> RegisteredModel:
             if conn.execute(select(RM.c.model_id).where(RM.c.project_id == self.project_id,
@@ -214,7 +213,7 @@ class SqlRegistry:
         self._write(run, "model.delete", name, {"deleted": name})
 
     def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
-        key, value = validate_key(key, "tag"), validate_tag_value(key, value)
+        ((key, value),) = clean_tags({key: value}).items()
 
         def run(conn: Connection) -> None:
             row = self._model_row(conn, name)
@@ -244,8 +243,7 @@ class SqlRegistry:
                              create_model: bool = True) -> ModelVersion:
         """Register a new version of ``name`` (the model is created on first use)."""
         name = validate_model_name(name)
-        tag_rows = {validate_key(k, "tag"): validate_tag_value(k, v)
-                    for k, v in (tags or {}).items()}
+        tag_rows = clean_tags(tags)
         if not isinstance(files, dict):
             raise Invalid(f"files must map paths to sha256 digests; got {type(files).__name__}",
                           field="files")
@@ -338,7 +336,7 @@ class SqlRegistry:
                                               f"{name}/{version}", {"description": description}))
 
     def set_model_version_tag(self, name: str, version: int | str, key: str, value: str) -> None:
-        key, value = validate_key(key, "tag"), validate_tag_value(key, value)
+        ((key, value),) = clean_tags({key: value}).items()
 
         def run(conn: Connection) -> None:
             model = self._model_row(conn, name)
@@ -435,9 +433,10 @@ class SqlRegistry:
                                     reason=reason or ("override" if override else ""),
                                     approval_id=None)
 
-        return cast(AliasMove, self._write(run, "model.set_alias", name,
-                                           {"alias": alias, "version": str(version),
-                                            "force": force, "override": override}))
+        # Recorded against the version the alias now points to: it is part of its trail.
+        return cast(AliasMove, self._write(
+            run, "model.set_alias", lambda move: f"{name}/{move.to_version}",
+            {"alias": alias, "version": str(version), "force": force, "override": override}))
 
     def delete_alias(self, name: str, alias: str, *, override: bool = False) -> AliasMove:
         def run(conn: Connection) -> AliasMove:
@@ -499,6 +498,8 @@ class SqlRegistry:
                 raise Conflict(f"a request to move {name}@{alias} to version {target.version} "
                                "is already pending")
             evidence.setdefault("lineage", _lineage_completeness(conn, target))
+            if target.run_id:  # the evaluation metrics the version's run logged
+                evidence.setdefault("metrics", _run_metrics(conn, target.run_id))
             request_id = uuid.uuid4().hex
             now = now_ms()
             policy = self._policy(conn, model.project_id)
@@ -570,6 +571,13 @@ class SqlRegistry:
                     for r in conn.execute(q.order_by(AP.c.requested_at)).all()]
 
         return cast(list[ApprovalRequest], self.db.read(run))
+
+
+def _run_metrics(conn: Connection, run_id: str) -> dict[str, float]:
+    from loopstack.store.metadata.schema import LatestMetric
+
+    lm = cast(Table, LatestMetric.__table__)
+    return dict(conn.execute(select(lm.c.key, lm.c.value).where(lm.c.run_id == run_id)).all())
 
 
 def _lineage_completeness(conn: Connection, version: Any) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from loopstack.errors import Invalid
 
 __all__ = [
     "DatasetInput",
+    "clean_params",
+    "clean_tags",
     "Experiment",
     "Metric",
     "Run",
@@ -82,6 +84,22 @@ def validate_tag_value(key: str, value: Any) -> str:
         raise Invalid(f"the value of tag {key!r} must be at most {MAX_TAG_VALUE_LENGTH} "
                       f"characters; got {len(text)}", field=f"tags.{key}")
     return text
+
+
+def clean_tags(tags: dict[str, Any] | None) -> dict[str, str]:
+    """Validated tags, with anything that looks like a credential redacted before storage."""
+    from loopstack.auth import redact
+
+    return {validate_key(k, "tag"): redact(k, validate_tag_value(k, v))
+            for k, v in (tags or {}).items()}
+
+
+def clean_params(params: dict[str, Any] | None) -> dict[str, str]:
+    """Validated params, with anything that looks like a credential redacted before storage."""
+    from loopstack.auth import redact
+
+    return {validate_key(k, "param"): redact(k, validate_param_value(k, v))
+            for k, v in (params or {}).items()}
 
 
 def validate_metric(key: Any, value: Any, step: Any, timestamp: Any) -> tuple[str, float, int, int]:

@@ -41,11 +41,10 @@ from loopstack.tracking._entities import (
     Metric,
     Run,
     RunStatus,
+    clean_params,
+    clean_tags,
     now_ms,
-    validate_key,
     validate_metric,
-    validate_param_value,
-    validate_tag_value,
 )
 from loopstack.tracking._search import Comparison, parse_filter, parse_order_by
 from loopstack.tracking._store import TrackingStore
@@ -121,8 +120,7 @@ class SqlTrackingStore(TrackingStore):
         if len(name) > 256:
             raise Invalid(f"an experiment name must be at most 256 characters; got {len(name)}",
                           field="name")
-        tag_rows = {validate_key(k, "tag"): validate_tag_value(k, v)
-                    for k, v in (tags or {}).items()}
+        tag_rows = clean_tags(tags)
 
         def run(conn: Connection) -> str:
             if conn.execute(select(E.c.experiment_id).where(E.c.name == name)).first():
@@ -181,7 +179,7 @@ class SqlTrackingStore(TrackingStore):
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
         eid = self.get_experiment(experiment_id).experiment_id
-        key, value = validate_key(key, "tag"), validate_tag_value(key, value)
+        ((key, value),) = clean_tags({key: value}).items()
 
         def run(conn: Connection) -> None:
             stmt = self.db.insert(ET).values(experiment_id=int(eid), key=key, value=value)
@@ -212,9 +210,8 @@ class SqlTrackingStore(TrackingStore):
                    start_time: int | None = None, tags: dict[str, str] | None = None,
                    user_id: str | None = None, params: dict[str, str] | None = None) -> Run:
         eid = _experiment_id(experiment_id)
-        tags = {validate_key(k, "tag"): validate_tag_value(k, v) for k, v in (tags or {}).items()}
-        prows = {validate_key(k, "param"): validate_param_value(k, v)
-                 for k, v in (params or {}).items()}
+        tags = clean_tags(tags)
+        prows = clean_params(params)
         _check_length("run_name", run_name, 250)
         _check_length("user_id", user_id, 256)
         if not self.trust_user_id:  # with auth on, a run belongs to whoever's token made it
@@ -373,10 +370,8 @@ class SqlTrackingStore(TrackingStore):
         # Rows as plain tuples: this is the hot path of every training loop.
         mrows = [(run_id, *validate_metric(m.key, m.value, m.step, m.timestamp))
                  for m in metrics or []]
-        prows = {validate_key(k, "param"): validate_param_value(k, v)
-                 for k, v in (params or {}).items()}
-        trows = {validate_key(k, "tag"): validate_tag_value(k, v)
-                 for k, v in (tags or {}).items()}
+        prows = clean_params(params)
+        trows = clean_tags(tags)
         if not (mrows or prows or trows):
             return None
         # MLflow's "latest": highest step, then newest timestamp, then largest value.
