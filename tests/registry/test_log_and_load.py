@@ -96,3 +96,15 @@ def test_an_edited_manifest_is_refused() -> None:
     path.write_text(json.dumps(manifest))
     with pytest.raises(ls.ArtifactCorrupted):
         ls.load_model("models:/manifest/1")
+
+
+def test_onnx_export_records_parity_and_serves_predictions() -> None:
+    pytest.importorskip("skl2onnx", reason="install loopstack[onnx] to run this test")
+    clf, X = _fit()
+    with ls.start_run(experiment="iris") as run:
+        v = run.log_model(clf, name="fast", sample_input=X.head(20), onnx=True)
+    assert v.onnx_max_abs_diff is not None and v.onnx_max_abs_diff < 1e-4
+    fast = ls.load_model("models:/fast/1", prefer_onnx=True)
+    assert fast.uses_onnx
+    np.testing.assert_allclose(fast.predict_proba(X.tail(10)), clf.predict_proba(X.tail(10)),
+                               atol=1e-4)
