@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 
 from loopstack.store.metadata._database import Database
 from loopstack.store.metadata.schema import AuditEvent, AuditHead
@@ -42,21 +42,27 @@ def _link_hash(prev_hash: str, seq: int, ts: int, actor: str, action: str,
     return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
 
 
+# Built once: every write transaction runs these three, so they skip statement construction.
+_READ_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+_INSERT_EVENT = cast(Table, AuditEvent.__table__).insert()
+_MOVE_HEAD = update(AuditHead).where(AuditHead.id == 1).values(
+    seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+
+
 def append(conn: Connection, *, actor: str, action: str, object_type: str, object_id: str,
            payload: Any) -> int:
     """Append one event inside the caller's transaction; returns its sequence number."""
     # Locking the head row serialises appenders on PostgreSQL; on SQLite the
     # write transaction (BEGIN IMMEDIATE) already does.
-    head = conn.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)
-                        .with_for_update()).one()
+    head = conn.execute(_READ_HEAD).one()
     seq = head.seq + 1
     ts = int(time.time() * 1000)
     digest = digest_of(payload)
     link = _link_hash(head.hash, seq, ts, actor, action, object_type, object_id, digest)
-    conn.execute(cast(Table, AuditEvent.__table__).insert().values(
-        seq=seq, ts=ts, actor=actor, action=action, object_type=object_type,
-        object_id=object_id, digest=digest, prev_hash=head.hash, hash=link))
-    conn.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=link))
+    conn.execute(_INSERT_EVENT, {"seq": seq, "ts": ts, "actor": actor, "action": action,
+                                 "object_type": object_type, "object_id": object_id,
+                                 "digest": digest, "prev_hash": head.hash, "hash": link})
+    conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": link})
     return seq
 
 

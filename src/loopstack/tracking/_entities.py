@@ -13,6 +13,7 @@ from loopstack.errors import Invalid
 __all__ = [
     "DatasetInput",
     "clean_params",
+    "metric_rows",
     "clean_tags",
     "Experiment",
     "Metric",
@@ -84,6 +85,27 @@ def validate_tag_value(key: str, value: Any) -> str:
         raise Invalid(f"the value of tag {key!r} must be at most {MAX_TAG_VALUE_LENGTH} "
                       f"characters; got {len(text)}", field=f"tags.{key}")
     return text
+
+
+def metric_rows(run_id: str, metrics: list[Any]) -> list[tuple[str, str, float, int, int]]:
+    """``(run_id, key, value, step, timestamp)`` rows for a batch, every point checked.
+
+    The common batch (float values, int steps and timestamps, a few distinct keys) is
+    checked in a few passes over plain lists; anything unusual goes point by point, so the
+    error names the offending metric.
+    """
+    rows = [(run_id, m.key, m.value, m.step, m.timestamp) for m in metrics]
+    try:
+        for key in {r[1] for r in rows}:
+            validate_key(key, "metric")
+        fast = (all(type(r[2]) is float for r in rows)
+                and all(type(r[3]) is int and type(r[4]) is int for r in rows)
+                and math.isfinite(math.fsum(r[2] for r in rows)))
+    except (TypeError, OverflowError, ValueError):
+        fast = False
+    if fast:
+        return rows
+    return [(run_id, *validate_metric(m.key, m.value, m.step, m.timestamp)) for m in metrics]
 
 
 def clean_tags(tags: dict[str, Any] | None) -> dict[str, str]:

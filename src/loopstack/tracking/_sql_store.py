@@ -43,8 +43,8 @@ from loopstack.tracking._entities import (
     RunStatus,
     clean_params,
     clean_tags,
+    metric_rows,
     now_ms,
-    validate_metric,
 )
 from loopstack.tracking._search import Comparison, parse_filter, parse_order_by
 from loopstack.tracking._store import TrackingStore
@@ -368,8 +368,7 @@ class SqlTrackingStore(TrackingStore):
         """Validate a batch (before any write: a bad value changes nothing) and return the
         function that writes it inside a transaction, with its audit digest."""
         # Rows as plain tuples: this is the hot path of every training loop.
-        mrows = [(run_id, *validate_metric(m.key, m.value, m.step, m.timestamp))
-                 for m in metrics or []]
+        mrows = metric_rows(run_id, metrics or [])
         prows = clean_params(params)
         trows = clean_tags(tags)
         if not (mrows or prows or trows):
