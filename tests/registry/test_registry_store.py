@@ -195,3 +195,22 @@ def test_the_audit_trail_of_a_version_and_the_evidence_carries_run_metrics(
     out = CliRunner().invoke(app, ["audit", "log", "--object", "models/churn/1"]).stdout
     for action in trail + ["model.set_alias"]:
         assert action in out
+
+
+def test_the_requester_cannot_approve_and_required_evidence_is_enforced(
+        reg: SqlRegistry) -> None:
+    from sqlalchemy import text
+
+    _version(reg)
+    bob = registry(actor="bob")
+    request = bob.request_promotion("churn", 1)
+    with pytest.raises(ls.Forbidden, match="requested the promotion"):
+        bob.decide(request.request_id, approve=True)
+    assert registry(actor="carol").decide(request.request_id, approve=True).state == "approved"
+    with open_stores().db.engine.begin() as conn:
+        conn.execute(text("UPDATE projects SET policy = :p WHERE project_id = 0"),
+                     {"p": '{"required_evidence": ["validation"]}'})
+    _version(reg)
+    with pytest.raises(ls.Invalid, match=r"requires evidence \['validation'\]"):
+        reg.request_promotion("churn", 2)
+    assert reg.request_promotion("churn", 2, evidence={"validation": {"passed": True}})

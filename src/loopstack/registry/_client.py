@@ -26,6 +26,10 @@ def registry(*, actor: str | None = None, project_id: int = 0) -> SqlRegistry:
         raise Invalid("the registry's Python API talks to the metadata store directly for now; "
                       "unset LOOPSTACK_TRACKING_URI and set LOOPSTACK_DB_URL, or use the "
                       "server's MLflow-compatible registry API", field="tracking_uri")
+    if config.tracking_uri:  # a database URL given as the tracking URI, as TrackingClient reads it
+        from dataclasses import replace
+
+        config = replace(config, db_url=config.tracking_uri)
     return SqlRegistry(open_stores(config), actor=actor or config.actor, project_id=project_id)
 
 
@@ -35,9 +39,7 @@ def lineage(obj: Any) -> LineageGraph:
     >>> ls.lineage("model_version:churn/3").upstream
     ['run:9f2...', 'dataset:1c4...']
     """
-    from loopstack.store import open_stores
-
-    return _lineage(open_stores().db, obj)
+    return _lineage(registry().db, obj)
 
 
 get_registry = registry

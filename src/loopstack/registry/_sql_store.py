@@ -497,12 +497,16 @@ class SqlRegistry:
                     AP.c.alias == alias, AP.c.state == "pending")).first():
                 raise Conflict(f"a request to move {name}@{alias} to version {target.version} "
                                "is already pending")
+            policy = self._policy(conn, model.project_id)
+            missing = [k for k in policy.get("required_evidence", []) if k not in evidence]
+            if missing:
+                raise Invalid(f"this project's policy requires evidence {missing} for a "
+                              f"promotion; got only {sorted(evidence)}", field="evidence")
             evidence.setdefault("lineage", _lineage_completeness(conn, target))
             if target.run_id:  # the evaluation metrics the version's run logged
                 evidence.setdefault("metrics", _run_metrics(conn, target.run_id))
             request_id = uuid.uuid4().hex
             now = now_ms()
-            policy = self._policy(conn, model.project_id)
             auto = bool(policy["auto_approve_when_gates_pass"] and evidence.get("gates_passed"))
             conn.execute(AP.insert().values(
                 request_id=request_id, model_id=model.model_id, version=target.version,
@@ -535,8 +539,11 @@ class SqlRegistry:
                 raise Conflict(f"approval request {request_id} is already {row.state}")
             version = self._version_row(conn, model.model_id, model.name, row.version)
             policy = self._policy(conn, model.project_id)
-            if self.actor == version.created_by and not policy["allow_self_approval"]:
-                raise Forbidden(f"{self.actor!r} registered {model.name} version {row.version} "
+            if self.actor in (version.created_by, row.requested_by) \
+                    and not policy["allow_self_approval"]:
+                what = "registered" if self.actor == version.created_by else \
+                    "requested the promotion of"
+                raise Forbidden(f"{self.actor!r} {what} {model.name} version {row.version} "
                                 "and cannot decide on its own promotion: another ml-engineer "
                                 "must approve or reject it")
             now = now_ms()

@@ -33,10 +33,20 @@ def _project_id(request: Request, principal: Principal) -> int:
     name = request.headers.get(PROJECT_HEADER)
     db = request.app.state.stores.db
     if principal.project_id is not None:
-        if name and get_project(db, name).project_id != principal.project_id:
-            raise NotFound(f"no project named {name!r}")
+        if name:
+            try:
+                other = get_project(db, name).project_id != principal.project_id
+            except NotFound:
+                other = True
+            if other:
+                raise NotFound(f"no project named {name!r}")
         return principal.project_id
-    return get_project(db, name).project_id if name else 0
+    if not name:
+        return 0
+    try:
+        return get_project(db, name).project_id
+    except NotFound:  # the same answer as for a project the caller may not see
+        raise NotFound(f"no project named {name!r}") from None
 
 
 def _bearer(request: Request) -> Principal:

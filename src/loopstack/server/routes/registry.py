@@ -100,21 +100,29 @@ def get_alias(name: str, alias: str, reg: Registry = Depends(model_registry)) ->
     return reg.get_version_by_alias(name, alias).to_dict()
 
 
+def _check_override(request: Request) -> None:
+    """The production override is an admin's, in this project."""
+    role = role_of(request.app.state.stores.db, principal_of(request), project_of(request))
+    if request.app.state.config.auth and (role is None or role < Role.ADMIN):
+        raise Forbidden("override=true moves a protected alias without approval: it needs "
+                        "the 'admin' role in this project")
+
+
 @router.put("/models/{name}/aliases/{alias}", name="models_set_alias")
 def set_alias(name: str, alias: str, body: AliasSet, request: Request,
               reg: Registry = Depends(model_registry)) -> dict:
-    if body.override:  # the production override is an admin's, in this project
-        role = role_of(request.app.state.stores.db, principal_of(request), project_of(request))
-        if request.app.state.config.auth and (role is None or role < Role.ADMIN):
-            raise Forbidden("override=true moves a protected alias without approval: it needs "
-                            "the 'admin' role in this project")
+    if body.override:
+        _check_override(request)
     return asdict(reg.set_alias(name, alias, body.version, force=body.force, reason=body.reason,
                                 override=body.override))
 
 
 @router.delete("/models/{name}/aliases/{alias}", name="models_delete_alias")
-def delete_alias(name: str, alias: str, reg: Registry = Depends(model_registry)) -> dict:
-    return asdict(reg.delete_alias(name, alias))
+def delete_alias(name: str, alias: str, request: Request, override: bool = False,
+                 reg: Registry = Depends(model_registry)) -> dict:
+    if override:
+        _check_override(request)
+    return asdict(reg.delete_alias(name, alias, override=override))
 
 
 @router.get("/models/{name}/alias-history", name="models_alias_history")
