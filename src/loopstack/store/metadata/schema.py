@@ -30,10 +30,14 @@ __all__ = [
     "AuditHead",
     "Base",
     "Dataset",
+    "DatasetVersion",
     "Experiment",
     "ExperimentTag",
+    "FeatureEntity",
+    "FeatureViewVersion",
     "LatestMetric",
     "LineageEdge",
+    "Materialization",
     "Metric",
     "ModelAlias",
     "ModelVersion",
@@ -48,6 +52,7 @@ __all__ = [
     "RunTag",
     "Token",
     "User",
+    "ValidationResult",
 ]
 
 _NAMING = {
@@ -361,3 +366,88 @@ class LineageEdge(Base):
     relation: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[int] = mapped_column(BigInteger)
     __table_args__ = (Index("ix_lineage_edges_dst", "dst_type", "dst_id"),)
+
+
+# -- data: dataset versions and validation results ------------------------------------------
+class DatasetVersion(Base):
+    """An immutable, content-addressed version of a named dataset (stored as Parquet)."""
+
+    __tablename__ = "dataset_versions"
+    project_id: Mapped[int] = mapped_column(Integer, primary_key=True, server_default=text("0"))
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    #: sha256 of the content (identical content is the same version)
+    digest: Mapped[str] = mapped_column(String(64))
+    #: logical artifact path of the Parquet file(s)
+    path: Mapped[str] = mapped_column(String(1000))
+    files: Mapped[str] = mapped_column(Text, default="{}")
+    schema: Mapped[str] = mapped_column(Text, default="{}")
+    profile: Mapped[str] = mapped_column(Text, default="{}")
+    num_rows: Mapped[int] = mapped_column(BigInteger)
+    num_columns: Mapped[int] = mapped_column(Integer)
+    source_uri: Mapped[str] = mapped_column(Text, default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (UniqueConstraint("project_id", "name", "digest"),)
+
+
+class ValidationResult(Base):
+    __tablename__ = "validation_results"
+    result_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project_id: Mapped[int] = mapped_column(Integer, server_default=text("0"), index=True)
+    suite_name: Mapped[str] = mapped_column(String(256))
+    suite: Mapped[str] = mapped_column(Text, default="{}")
+    dataset_name: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    dataset_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    run_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    passed: Mapped[bool] = mapped_column(Boolean)
+    #: JSON: every check with its outcome, observed value, expectation, sample rows
+    results: Mapped[str] = mapped_column(Text, default="[]")
+    num_rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+# -- feature store ----------------------------------------------------------------------------
+class FeatureEntity(Base):
+    __tablename__ = "feature_entities"
+    project_id: Mapped[int] = mapped_column(Integer, primary_key=True, server_default=text("0"))
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    join_keys: Mapped[str] = mapped_column(Text)  # JSON list
+    description: Mapped[str] = mapped_column(Text, default="")
+    owner: Mapped[str] = mapped_column(String(256), default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class FeatureViewVersion(Base):
+    """Every applied version of a feature view's definition (the newest is current)."""
+
+    __tablename__ = "feature_views"
+    project_id: Mapped[int] = mapped_column(Integer, primary_key=True, server_default=text("0"))
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(32), default="batch")  # batch | on_demand
+    #: JSON: entities, timestamp field, schema, source, ttl, description, tags, ...
+    definition: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[str] = mapped_column(String(256), default="")
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Materialization(Base):
+    __tablename__ = "feature_materializations"
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    view_name: Mapped[str] = mapped_column(String(128), index=True)
+    view_version: Mapped[int] = mapped_column(Integer)
+    start_ts: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # ms, None: beginning
+    end_ts: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    online_url: Mapped[str] = mapped_column(String(1000), default="")
+    state: Mapped[str] = mapped_column(String(16))  # running | succeeded | failed
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    finished_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
