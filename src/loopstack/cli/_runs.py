@@ -261,3 +261,12 @@ def compare_runs(
         table.add_row("*" if differs else "", key, *(short(v, 40) for v in values),
                       style="bold yellow" if differs else None)
     console().print(table)
+
+
+def _register_reproduce() -> None:
+    from loopstack.cli._reproduce import reproduce_run
+
+    app.command("reproduce")(reproduce_run)
+
+
+_register_reproduce()

@@ -408,19 +408,22 @@ def reproduce(run_id: str, *, workdir: str | Path | None = None, fresh_env: bool
               dry_run: bool = False, repo: str | Path | None = None, rtol: float = 1e-6,
               atol: float = 0.0, force: bool = False, keep: bool = False,
               timeout: float | None = None, client: TrackingClient | None = None,
+              plan: ReproductionPlan | None = None,
               on_progress: Callable[[str], None] | None = None) -> ReproductionReport:
     """Re-run a run's entry point at its commit, with its packages, and compare metrics.
 
     Refuses (status ``refused``, nothing run) when something required is missing,
     unless ``force``. ``fresh_env=False`` reuses this interpreter instead of building
     a venv. ``workdir`` (kept) holds the checkout, the venv and ``reproduce.log``;
-    without it a temporary directory is used and removed unless ``keep``.
+    without it a temporary directory is used and removed unless ``keep``. ``plan``,
+    from ``plan_reproduction`` just before, saves hashing the datasets again.
     """
     if rtol < 0 or atol < 0:
         raise Invalid(f"expected rtol and atol >= 0; got rtol={rtol}, atol={atol}")
     client = client or TrackingClient()
     progress = on_progress or (lambda _msg: None)
-    plan = plan_reproduction(run_id, repo=repo, client=client)
+    if plan is None or plan.run_id != run_id:
+        plan = plan_reproduction(run_id, repo=repo, client=client)
     problems = list(plan.problems)
     if fresh_env and plan.packages.source == "none":
         problems.append("the run recorded no package set, so a fresh environment cannot be "
