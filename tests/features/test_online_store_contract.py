@@ -1,0 +1,144 @@
+"""One contract for every online store backend: memory, SQLite and the real Redis server."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from loopstack.errors import Invalid
+from loopstack.features.online import (
+    OnlineBatch,
+    OnlineStore,
+    decode_values,
+    encode_key,
+    encode_values,
+    open_online_store,
+)
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def online(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineStore]:
+    if request.param == "memory":
+        url = "memory://"
+    elif request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'online.db'}"
+    else:
+        url = f"{request.getfixturevalue('redis_url')}?prefix=lstest-{uuid.uuid4().hex[:10]}"
+    store = open_online_store(url)
+    yield store
+    for view in store.views():
+        store.delete_view(view)
+    store.close()
+
+
+def batch(rows: list[tuple[object, int, dict[str, object]]]) -> OnlineBatch:
+    return OnlineBatch(keys=[encode_key((k,)) for k, _, _ in rows],
+                       event_ts=[ts for _, ts, _ in rows],
+                       values=[encode_values(v) for _, _, v in rows])
+
+
+def values(store: OnlineStore, view: str, *keys: object) -> list[tuple[int, dict] | None]:
+    out = store.read(view, [encode_key((k,)) for k in keys])
+    return [None if r is None else (r[0], decode_values(r[1])) for r in out]
+
+
+def test_write_then_read_many_in_order(online: OnlineStore) -> None:
+    kept = online.write("drivers", [batch([(1, 10, {"a": 1.5, "b": "x"}),
+                                           (2, 20, {"a": None, "b": "y"})])])
+    assert kept == 2
+    assert values(online, "drivers", 2, 3, 1) == [
+        (20, {"a": None, "b": "y"}), None, (10, {"a": 1.5, "b": "x"})]
+    assert values(online, "drivers", 1) == [(10, {"a": 1.5, "b": "x"})]
+    assert values(online, "other", 1) == [None]
+
+
+def test_newest_event_wins_and_late_data_is_dropped(online: OnlineStore) -> None:
+    online.write("v", [batch([(1, 100, {"a": 1})])])
+    kept = online.write("v", [batch([(1, 50, {"a": 0}), (2, 5, {"a": 2})])])
+    assert kept == 1  # only entity 2: entity 1's event is older than the stored one
+    assert values(online, "v", 1, 2) == [(100, {"a": 1}), (5, {"a": 2})]
+    online.write("v", [batch([(1, 100, {"a": 7})])])  # a tie overwrites (a correction)
+    assert values(online, "v", 1) == [(100, {"a": 7})]
+    # within one write, the newest row per key wins whatever the order
+    online.write("v", [batch([(3, 9, {"a": "new"}), (3, 8, {"a": "old"})])])
+    assert values(online, "v", 3) == [(9, {"a": "new"})]
+
+
+def test_a_failing_write_changes_nothing(online: OnlineStore) -> None:
+    online.write("v", [batch([(1, 10, {"a": 1})])], watermark=10)
+
+    def batches() -> Iterator[OnlineBatch]:
+        yield batch([(1, 20, {"a": 2}), (2, 20, {"a": 2})])
+        raise OSError("the source went away")
+
+    with pytest.raises(OSError, match="went away"):
+        online.write("v", batches(), watermark=20)
+    assert values(online, "v", 1, 2) == [(10, {"a": 1}), None]
+    assert online.watermark("v") == 10
+
+
+def test_watermark_stats_scan_and_delete(online: OnlineStore) -> None:
+    assert online.watermark("v") is None
+    assert online.stats("v").rows == 0
+    online.write("v", [batch([(1, 10, {"a": 1})]), batch([(2, 30, {"a": 2})])], watermark=40)
+    online.write("v", [batch([(3, 20, {"a": 3})])])  # no watermark: the old one stays
+    stats = online.stats("v")
+    assert (stats.rows, stats.newest_event_ts, stats.watermark) == (3, 30, 40)
+    assert sorted((k, ts) for k, ts, _ in online.scan("v")) == [("1", 10), ("2", 30), ("3", 20)]
+    online.write("w", [batch([(1, 1, {"a": 1})])])
+    assert online.views() == ["v", "w"]
+    online.delete_view("v")
+    assert values(online, "v", 1) == [None]
+    assert online.watermark("v") is None
+    assert online.views() == ["w"]
+    assert values(online, "w", 1) == [(1, {"a": 1})]
+
+
+def test_large_write_in_chunks(online: OnlineStore) -> None:
+    n = 5_000
+    kept = online.write("big", [batch([(i, i, {"f": i}) for i in range(n)])])
+    assert kept == n
+    got = values(online, "big", *range(0, n, 50))
+    assert got == [(i, {"f": i}) for i in range(0, n, 50)]
+
+
+def test_composite_and_string_keys(online: OnlineStore) -> None:
+    key = encode_key(("ünïcode", 7))
+    online.write("v", [OnlineBatch([key], [1], [encode_values({"x": "ü"})])])
+    got = online.read("v", [key, encode_key(("ünïcode", 8))])
+    assert got[1] is None and got[0] is not None
+    assert decode_values(got[0][1]) == {"x": "ü"}
+
+
+def test_concurrent_readers_and_writer(online: OnlineStore) -> None:
+    online.write("v", [batch([(i, 0, {"a": 0}) for i in range(100)])])
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            for _ in range(50):
+                rows = values(online, "v", *range(100))
+                # a reader never sees half a write: all rows from one version
+                assert len({r[0] for r in rows if r}) == 1
+        except BaseException as exc:  # noqa: BLE001 - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for version in range(1, 11):
+        online.write("v", [batch([(i, version, {"a": version}) for i in range(100)])])
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+
+
+def test_unknown_scheme_names_the_valid_ones() -> None:
+    with pytest.raises(Invalid) as err:
+        open_online_store("cassandra://host/ks")
+    assert "sqlite://" in err.value.message and "redis://" in err.value.message
+    assert "cassandra://host/ks" in err.value.message
