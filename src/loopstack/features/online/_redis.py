@@ -91,12 +91,11 @@ class RedisOnlineStore(OnlineStore):
         except self._errors as exc:
             raise StoreUnavailable(f"the Redis online store failed: {exc}") from exc
         out: list[tuple[int, str | bytes] | None] = []
-        blob: bytes | None
         for blob in blobs:
             if blob is None:
                 out.append(None)
             else:
-                ts, _, value = blob.partition(b"|")
+                ts, _, value = blob.partition(b"|")  # type: ignore[union-attr,arg-type]
                 out.append((int(ts), value))
         return out
 
