@@ -25,6 +25,10 @@ _EXPORTS: dict[str, str] = {
     # ``get_registry``, not ``registry``: that name is the subpackage once it is imported.
     **{name: "loopstack.registry" for name in ("get_registry", "lineage", "load_model",
                                                 "log_model")},
+    **{name: "loopstack.features" for name in (
+        "DataFrameSource", "Entity", "FeatureStore", "FeatureView", "Field", "FileSource",
+        "OnDemandFeatureView", "RequestSource", "SqlSource",
+    )},
     **{name: "loopstack.errors" for name in (
         "AlreadyExists", "ArtifactCorrupted", "Conflict", "Forbidden", "Invalid",
         "LoopstackError", "NotFound", "Overloaded", "StoreUnavailable", "Unauthenticated",
@@ -59,6 +63,17 @@ if TYPE_CHECKING:  # pragma: no cover
         Overloaded,
         StoreUnavailable,
         Unauthenticated,
+    )
+    from loopstack.features import (  # noqa: F401
+        DataFrameSource,
+        Entity,
+        FeatureStore,
+        FeatureView,
+        Field,
+        FileSource,
+        OnDemandFeatureView,
+        RequestSource,
+        SqlSource,
     )
     from loopstack.registry import get_registry, lineage, load_model, log_model  # noqa: F401
     from loopstack.tracking import (  # noqa: F401
