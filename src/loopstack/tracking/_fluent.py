@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import contextvars
+import os
 import tempfile
 import threading
 from pathlib import Path
@@ -18,8 +19,15 @@ from typing import Any
 from loopstack.errors import Conflict, Invalid, NotFound
 from loopstack.tracking._buffer import MetricBuffer
 from loopstack.tracking._client import TrackingClient, runs_to_frame
-from loopstack.tracking._entities import Metric, Run, RunStatus, now_ms, validate_metric
-from loopstack.tracking._environment import environment_tags
+from loopstack.tracking._entities import (
+    MAX_TAG_VALUE_LENGTH,
+    Metric,
+    Run,
+    RunStatus,
+    now_ms,
+    validate_metric,
+)
+from loopstack.tracking._environment import environment_tags, installed_packages
 from loopstack.tracking._inputs import dataset_input
 
 __all__ = [
@@ -211,8 +219,16 @@ def start_run(experiment: str | None = None, run_name: str | None = None, *,
         all_tags.update({k: str(v) for k, v in (tags or {}).items()})
         if stack:
             all_tags["mlflow.parentRunId"] = stack[-1].run_id
+        reproduces = os.environ.get("LOOPSTACK_REPRODUCES")
+        if reproduces:  # started by `loopstack runs reproduce`
+            all_tags["loopstack.reproduces"] = reproduces
         run = client.create_run(experiment_id, run_name=run_name, tags=all_tags, params=params)
         params = None  # written with the run
+        if capture_env and len(installed_packages()) > MAX_TAG_VALUE_LENGTH:
+            # The tag holds only the first 8,000 characters: keep the whole list too.
+            from loopstack.tracking._reproduce_env import record_requirements
+
+            record_requirements(run.run_id, client)
     active = ActiveRun(client, run)
     active._token = _stack.set(stack + (active,))
     if params:
