@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import uuid
@@ -46,6 +45,7 @@ from loopstack.tracking._entities import (
     metric_rows,
     now_ms,
 )
+from loopstack.tracking._page_token import decode_token, encode_token
 from loopstack.tracking._search import Comparison, parse_filter, parse_order_by
 from loopstack.tracking._store import TrackingStore
 
@@ -503,7 +503,7 @@ class SqlTrackingStore(TrackingStore):
                           f"{max_results!r}", field="max_results")
         comparisons = parse_filter(filter_string)
         orders = parse_order_by(order_by)
-        offset = _decode_token(page_token)
+        offset = decode_token(page_token)
         eids = [_experiment_id(e) for e in experiment_ids]
         q = select(R).where(R.c.experiment_id.in_(eids), R.c.lifecycle_stage.in_(_view(view)))
         if self.project_id is not None:
@@ -527,7 +527,7 @@ class SqlTrackingStore(TrackingStore):
             rows = conn.execute(q).all()
             more = len(rows) > max_results
             runs = self._hydrate(conn, list(rows[:max_results]))
-            return runs, (_encode_token(offset + max_results) if more else None)
+            return runs, (encode_token(offset + max_results) if more else None)
 
         return self.db.read(run)
 
@@ -574,23 +574,6 @@ def _batch_digest(mrows: list[tuple[Any, ...]], params: dict[str, str],
     h.update(array("q", [r[4] for r in mrows]).tobytes())
     h.update(json.dumps([params, tags], sort_keys=True).encode())
     return h.hexdigest()
-
-
-def _encode_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
-
-
-def _decode_token(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        offset = int(json.loads(base64.urlsafe_b64decode(token.encode()))["offset"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise Invalid(f"page_token is not one this server issued: {token!r}",
-                      field="page_token") from exc
-    if offset < 0:
-        raise Invalid(f"page_token is not one this server issued: {token!r}", field="page_token")
-    return offset
 
 
 _ADJECTIVES = ["amber", "bold", "brisk", "calm", "clever", "crisp", "eager", "fleet", "gentle",

@@ -7,14 +7,13 @@ optional ``attributes.`` prefix) and ``tags.<key>``, joined by ``AND``.
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from loopstack.errors import Invalid
 from loopstack.tracking._entities import Experiment
+from loopstack.tracking._page_token import decode_token, encode_token
 
 __all__ = ["decode_token", "encode_token", "parse_filter", "search", "sort_experiments"]
 
@@ -144,23 +143,6 @@ def sort_experiments(exps: list[Experiment], order_by: list[str]) -> list[Experi
             return int(e.experiment_id) if attr == "experiment_id" else getattr(e, attr)
         out.sort(key=value, reverse=not ascending)  # type: ignore[arg-type]
     return out
-
-
-def encode_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
-
-
-def decode_token(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        offset = int(json.loads(base64.urlsafe_b64decode(token.encode()))["offset"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise Invalid(f"page_token is not one this server issued: {token!r}",
-                      field="page_token") from exc
-    if offset < 0:
-        raise Invalid(f"page_token is not one this server issued: {token!r}", field="page_token")
-    return offset
 
 
 def search(exps: list[Experiment], *, filter_string: str | None, order_by: list[str],
