@@ -42,6 +42,7 @@ def _register() -> None:
         _audit,
         _doctor,
         _experiments,
+        _features,
         _models,
         _projects,
         _quickstart,
@@ -53,6 +54,7 @@ def _register() -> None:
     app.add_typer(_experiments.app, name="experiments")
     app.add_typer(_runs.app, name="runs")
     app.add_typer(_models.app, name="models")
+    app.add_typer(_features.app, name="features")
     app.add_typer(_audit.app, name="audit")
     app.add_typer(_token.app, name="token")
     app.add_typer(_projects.app, name="projects")

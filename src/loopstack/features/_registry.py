@@ -9,12 +9,12 @@ refused with ``Conflict`` unless ``force=True`` (then recorded in the audit log)
 - an entity changes its join keys.
 
 Which model versions use a feature (the rule): ``get_historical_features(...,
-register_as=NAME)`` registers the training set as a dataset version whose profile lists
-its feature refs (``"view:feature"``), with a lineage edge ``feature_view:<view>`` ->
-``dataset_version:<name>/<version>`` (relation ``features``). A model version uses the
-feature when the run it was logged from has, among its inputs (``ls.log_input``), that
-training set: a dataset whose source is ``dataset:<name>/<version>`` or whose content
-digest equals the training set's.
+register_as=NAME)`` registers the training set as a dataset version with a lineage edge
+``feature:<view>:<feature>`` -> ``dataset_version:<name>/<version>`` per feature it
+contains. A model version uses the feature when the run it was logged from has that
+dataset version among its inputs: logged automatically when ``register_as`` runs inside
+an active run, or with ``ls.log_input(ls.get_dataset(name, version))`` (a run input whose
+source is ``dataset:<name>/<version>``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from loopstack.features._definitions import (
 from loopstack.store.metadata import Database
 from loopstack.store.metadata.schema import (
     Dataset,
-    DatasetVersion,
     FeatureEntity,
     FeatureViewVersion,
     LineageEdge,
@@ -49,7 +48,7 @@ __all__ = ["AppliedDefinition", "FeatureRegistry", "ViewVersion"]
 
 ENT = cast(Table, FeatureEntity.__table__)
 FV = cast(Table, FeatureViewVersion.__table__)
-EDGES, DV = cast(Table, LineageEdge.__table__), cast(Table, DatasetVersion.__table__)
+EDGES = cast(Table, LineageEdge.__table__)
 DS, RI = cast(Table, Dataset.__table__), cast(Table, RunInput.__table__)
 MV, RM = cast(Table, ModelVersion.__table__), cast(Table, RegisteredModel.__table__)
 
@@ -292,24 +291,16 @@ class FeatureRegistry:
 
         def run(conn: Connection) -> dict[str, list[str]]:
             out: dict[str, set[str]] = {}
-            targets = conn.execute(select(EDGES.c.dst_id).where(
-                EDGES.c.src_type == "feature_view", EDGES.c.src_id == view,
-                EDGES.c.dst_type == "dataset_version", EDGES.c.relation == "features")).scalars()
-            for target in targets:
-                name, _, ver = str(target).rpartition("/")
-                if not ver.isdigit():
-                    continue
-                dv = conn.execute(select(DV).where(DV.c.project_id == self.project_id,
-                                                   DV.c.name == name,
-                                                   DV.c.version == int(ver))).first()
-                if dv is None:
-                    continue
-                refs = set(json.loads(dv.profile or "{}").get("feature_refs", [])) & wanted
-                if not refs:
-                    continue
+            edges = conn.execute(select(EDGES.c.src_id, EDGES.c.dst_id).where(
+                EDGES.c.src_type == "feature", EDGES.c.src_id.in_(sorted(wanted)),
+                EDGES.c.dst_type == "dataset_version")).all()
+            by_dataset: dict[str, set[str]] = {}
+            for ref, target in edges:
+                by_dataset.setdefault(str(target), set()).add(str(ref))
+            for target, refs in sorted(by_dataset.items()):
+                name, _, ver = target.rpartition("/")
                 dataset_ids = conn.execute(select(DS.c.dataset_id).where(
-                    (DS.c.source == f"dataset:{name}/{ver}") | (DS.c.digest == dv.digest)))\
-                    .scalars().all()
+                    DS.c.source == f"dataset:{name}/{ver}")).scalars().all()
                 if not dataset_ids:
                     continue
                 run_ids = conn.execute(select(RI.c.run_id).where(
@@ -317,7 +308,8 @@ class FeatureRegistry:
                 if not run_ids:
                     continue
                 for m in conn.execute(select(RM.c.name, MV.c.version).join(
-                        RM, RM.c.model_id == MV.c.model_id).where(MV.c.run_id.in_(run_ids))):
+                        RM, RM.c.model_id == MV.c.model_id).where(
+                        MV.c.run_id.in_(run_ids), RM.c.project_id == self.project_id)):
                     for ref in refs:
                         out.setdefault(ref, set()).add(f"{m.name}/{m.version}")
             return {k: sorted(v) for k, v in out.items()}

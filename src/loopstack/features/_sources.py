@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import hashlib
 import json
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,17 +18,28 @@ from typing import Any
 from loopstack.errors import Invalid, NotFound
 
 __all__ = ["DataFrameSource", "FileSource", "Source", "SqlSource", "as_source", "duckdb_connect",
-           "source_from_dict", "to_utc"]
+           "frame_to_arrow", "source_from_dict", "to_utc"]
 
 #: a column every source can add: the order rows were written in (ties on equal timestamps)
 ORDER_COLUMN = "__ls_order"
 
 
+_local = threading.local()
+
+
 def duckdb_connect() -> Any:
-    """An in-memory DuckDB connection that compares and prints timestamps in UTC."""
+    """A DuckDB cursor that compares and prints timestamps in UTC.
+
+    One in-memory database per thread is kept: opening one costs tens of milliseconds,
+    a cursor on it almost nothing. Close the cursor when done (its views go with it).
+    """
     import duckdb
 
-    con = duckdb.connect()
+    db = getattr(_local, "db", None)
+    if db is None:
+        db = _local.db = duckdb.connect()
+        db.execute("SET TimeZone='UTC'")
+    con = db.cursor()
     con.execute("SET TimeZone='UTC'")
     return con
 
@@ -81,7 +93,7 @@ class Source(abc.ABC):
     def _spec(self) -> dict[str, Any]:
         """The JSON-able fields that identify this source."""
 
-    def check_readable(self) -> None:
+    def check_readable(self) -> None:  # noqa: B027 - most sources are always readable
         """NotFound (saying why) when the rows cannot be read from this process."""
 
     # -- shared -------------------------------------------------------------------------
@@ -106,7 +118,7 @@ class Source(abc.ABC):
         self.check_readable()
         con = duckdb_connect()
         try:
-            return con.sql(f"SELECT * FROM {self.relation_sql(con)} LIMIT 0").fetch_arrow_table() \
+            return con.sql(f"SELECT * FROM {self.relation_sql(con)} LIMIT 0").to_arrow_table() \
                 .schema
         finally:
             con.close()
@@ -125,7 +137,7 @@ class Source(abc.ABC):
         try:
             rel = self.relation_sql(con)
             available = [f.name for f in
-                         con.sql(f"SELECT * FROM {rel} LIMIT 0").fetch_arrow_table().schema]
+                         con.sql(f"SELECT * FROM {rel} LIMIT 0").to_arrow_table().schema]
             wanted = list(columns) if columns is not None else available
             missing = [c for c in wanted if c not in available]
             if missing:
@@ -147,7 +159,7 @@ class Source(abc.ABC):
             sql = f"SELECT {', '.join(select) or '*'} FROM {rel}"
             if where:
                 sql += " WHERE " + " AND ".join(where)
-            return con.sql(sql).fetch_arrow_table()
+            return con.sql(sql).to_arrow_table()
         finally:
             con.close()
 
@@ -209,9 +221,16 @@ class FileSource(Source):
             listing = "[" + ", ".join(_literal(f) for f in files) + "]"
             if not with_order:
                 return f"read_parquet({listing}, union_by_name=true)"
-            # later files, then later rows, were written later
+            # later files, then later rows, were written later: number rows across files
+            import pyarrow.parquet as pq
+
+            offsets, total = [], 0
+            for f in files:
+                offsets.append(total)
+                total += pq.read_metadata(f).num_rows
+            starts = "[" + ", ".join(map(str, offsets)) + "]"
             return (f"(SELECT * EXCLUDE (filename, file_row_number), "
-                    f"(CAST(list_position({listing}, filename) AS BIGINT) << 40) "
+                    f"CAST({starts}[list_position({listing}, filename)] AS BIGINT) "
                     f"+ file_row_number AS {ORDER_COLUMN} FROM read_parquet({listing}, "
                     f"union_by_name=true, filename=true, file_row_number=true))")
         path = _literal(str(self._local()) if self._is_local() else self.path)
@@ -248,7 +267,6 @@ class SqlSource(Source):
 
     def fetch(self) -> Any:
         """The query's rows as a ``pyarrow.Table``."""
-        import pyarrow as pa
         from sqlalchemy import create_engine, text
         from sqlalchemy.exc import SQLAlchemyError
 
@@ -268,8 +286,7 @@ class SqlSource(Source):
             engine.dispose()
         import pandas as pd
 
-        frame = pd.DataFrame.from_records(rows, columns=names)
-        return pa.Table.from_pandas(frame, preserve_index=False)
+        return frame_to_arrow(pd.DataFrame.from_records(rows, columns=names))
 
     def relation_sql(self, con: Any, *, with_order: bool = False) -> str:
         return _register_arrow(con, self.fetch(), with_order)
@@ -298,7 +315,7 @@ class DataFrameSource(Source):
             if not isinstance(df, pd.DataFrame):
                 raise Invalid("a DataFrameSource needs a pandas DataFrame or a pyarrow Table; "
                               f"got {type(df).__name__} instead", field="df")
-            table = pa.Table.from_pandas(df, preserve_index=False)
+            table = frame_to_arrow(df)
         self.table: Any = table
         self._digest: str | None = None
 
@@ -348,6 +365,18 @@ class _UnreadableSource(Source):
     def relation_sql(self, con: Any, *, with_order: bool = False) -> str:
         self.check_readable()
         raise AssertionError("unreachable")
+
+
+def frame_to_arrow(df: Any) -> Any:
+    """A pandas DataFrame as a pyarrow Table (no index)."""
+    import warnings
+
+    import pyarrow as pa
+
+    with warnings.catch_warnings():
+        # pyarrow reads tz-aware columns through Series.values, which pandas 3 deprecates
+        warnings.filterwarnings("ignore", message=".*DatetimeTZDtype is deprecated.*")
+        return pa.Table.from_pandas(df, preserve_index=False)
 
 
 _counter = [0]

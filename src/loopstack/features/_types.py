@@ -90,7 +90,8 @@ def dtype_of_arrow(arrow: Any) -> str:
         return "bool"
     if t.is_dictionary(arrow):
         return dtype_of_arrow(arrow.value_type)
-    return str(arrow)
+    return {"double": "float64", "float": "float32", "halffloat": "float16"}.get(str(arrow),
+                                                                              str(arrow))
 
 
 def arrow_type(dtype: str) -> Any:
