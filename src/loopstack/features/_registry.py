@@ -228,7 +228,9 @@ class FeatureRegistry:
         if unchanged:
             return AppliedDefinition("entity", ent.name, 1, False, [])
         return cast(AppliedDefinition, self.db.write(
-            run, actor=self.actor, action="feature_entity.apply", object_type="feature_entity",
+            run, actor=self.actor,
+            action="feature_entity.force_apply" if force else "feature_entity.apply",
+            object_type="feature_entity",
             object_id=ent.name, payload={"definition": ent.to_dict(), "forced": forced}))
 
     def _apply_view(self, view: FeatureView | OnDemandFeatureView,
@@ -268,7 +270,9 @@ class FeatureRegistry:
             return AppliedDefinition(label, view.name, version, True, breaking)
 
         return cast(AppliedDefinition, self.db.write(
-            run, actor=self.actor, action="feature_view.apply", object_type="feature_view",
+            run, actor=self.actor,
+            action="feature_view.force_apply" if breaking else "feature_view.apply",
+            object_type="feature_view",
             object_id=view.name, payload=payload))
 
     def breaking_changes(self, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
