@@ -21,8 +21,8 @@ declaration (Conflict naming the field, declared vs found).
 
 How ties are broken cheaply: the ASOF inequality runs on one integer that packs the
 event time (relative to the source's earliest) above the row's write order, so "latest
-time, then last written" is a single comparison; it is a BIGINT when it fits in 62 bits
-and a HUGEINT otherwise.
+time, then last written" is a single comparison; it is a BIGINT when it fits in 63 bits
+(30 days of microseconds beside a million rows do) and a HUGEINT otherwise.
 """
 
 from __future__ import annotations
@@ -200,8 +200,9 @@ def point_in_time_join(entity_df: Any, requests: list[_ViewRequest], *,
                 f"SELECT min({t_expr}), max({t_expr}), count(*) FROM {rel}").fetchall()[0]
             if lo is None:  # no rows with a timestamp: nothing is ever visible
                 lo, hi = 0, 0
-            order_bits = max(int(count or 0), 1).bit_length() + 1
-            if (hi - lo + 2).bit_length() + order_bits <= 62:
+            # write orders are 0..count-1, so ``mult - 1`` is above every one of them
+            order_bits = max(int(count or 0) - 1, 1).bit_length()
+            if (hi - lo + 1).bit_length() + order_bits <= 63:
                 kt, mult = "BIGINT", 1 << order_bits
             else:
                 kt, mult = "HUGEINT", 1 << 64
@@ -342,7 +343,7 @@ def get_historical_features(store: FeatureStore, entity_df: Any, features: Any, 
                               f"column{'s' if len(missing) > 1 else ''} "
                               f"{', '.join(map(repr, missing))} in the entity DataFrame",
                               field=missing[0])
-    names = {}
+    names: dict[str, str] = {}
     for vname, f in order:
         out_name = f"{vname}__{f}" if full_feature_names else f
         if out_name in names or out_name in entity_df.columns:

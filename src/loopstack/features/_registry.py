@@ -173,7 +173,8 @@ class FeatureRegistry:
         results: list[AppliedDefinition] = []
         for ent in batch_entities.values():
             results.append(self._apply_entity(ent, force))
-        for view in [*views, *odfvs]:
+        all_views: list[FeatureView | OnDemandFeatureView] = [*views, *odfvs]
+        for view in all_views:
             results.append(self._apply_view(view, force))
         return results
 
