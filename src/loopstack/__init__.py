@@ -29,9 +29,12 @@ _EXPORTS: dict[str, str] = {
         "DataFrameSource", "Entity", "FeatureStore", "FeatureView", "Field", "FileSource",
         "OnDemandFeatureView", "RequestSource", "SqlSource",
     )},
+    **{name: "loopstack.data" for name in ("Suite", "get_dataset", "infer_suite",
+                                            "list_datasets", "register_dataset")},
     **{name: "loopstack.errors" for name in (
         "AlreadyExists", "ArtifactCorrupted", "Conflict", "Forbidden", "Invalid",
         "LoopstackError", "NotFound", "Overloaded", "StoreUnavailable", "Unauthenticated",
+        "ValidationFailed",
     )},
 }
 
@@ -52,6 +55,13 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from loopstack.data import (  # noqa: F401
+        Suite,
+        get_dataset,
+        infer_suite,
+        list_datasets,
+        register_dataset,
+    )
     from loopstack.errors import (  # noqa: F401
         AlreadyExists,
         ArtifactCorrupted,

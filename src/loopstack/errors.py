@@ -7,6 +7,7 @@ carries the HTTP status the server answers with::
      +-- NotFound (404)           an id or name that does not exist
      +-- Invalid (422)            input that breaks a rule; nothing was written
      |    +-- ArtifactCorrupted   a stored artifact whose sha256 no longer matches
+     |    +-- ValidationFailed    data broke one or more checks of a validation suite
      +-- Conflict (409)           the object's state forbids the change
      |    +-- AlreadyExists       a name that is taken
      +-- Forbidden (403)          authenticated, but the role is not enough
@@ -31,6 +32,7 @@ __all__ = [
     "Overloaded",
     "StoreUnavailable",
     "Unauthenticated",
+    "ValidationFailed",
 ]
 
 
@@ -68,6 +70,10 @@ class ArtifactCorrupted(Invalid):
 
     status_code = 500
     mlflow_code = "DATA_LOSS"
+
+
+class ValidationFailed(Invalid):
+    """Data broke one or more checks of a validation suite; the message names every one."""
 
 
 class Conflict(LoopstackError):

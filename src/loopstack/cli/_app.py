@@ -40,6 +40,7 @@ def _register() -> None:
     # Each module imports only typer at load time, so `loopstack --help` stays fast.
     from loopstack.cli import (
         _audit,
+        _data,
         _doctor,
         _experiments,
         _features,
@@ -56,6 +57,7 @@ def _register() -> None:
     app.add_typer(_models.app, name="models")
     app.add_typer(_features.app, name="features")
     app.add_typer(_audit.app, name="audit")
+    app.add_typer(_data.app, name="data")
     app.add_typer(_token.app, name="token")
     app.add_typer(_projects.app, name="projects")
     app.add_typer(_users.app, name="users")

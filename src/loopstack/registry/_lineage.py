@@ -1,9 +1,10 @@
 """The lineage graph: what any run, dataset, model version or deployment came from and fed.
 
 Nodes are ``"<type>:<id>"`` strings: ``run:<run_id>``, ``dataset:<dataset_id>``,
-``model_version:<name>/<version>``, ``deployment:<name>``. Edges come from three
-places: explicit lineage edges, the datasets a run logged as inputs, and the run
-a model version was logged from.
+``dataset_version:<name>/<version>``, ``model_version:<name>/<version>``,
+``deployment:<name>``. Edges come from three places: explicit lineage edges, the
+datasets a run logged as inputs (a registered dataset version logged as an input is
+the ``dataset_version`` node itself), and the run a model version was logged from.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ __all__ = ["LineageGraph", "lineage", "node_id"]
 
 _EDGES = cast(Table, LineageEdge.__table__)
 _RI, _DS = cast(Table, RunInput.__table__), cast(Table, Dataset.__table__)
-_TYPES = ("run", "dataset", "model_version", "deployment")
+_TYPES = ("run", "dataset", "dataset_version", "model_version", "deployment")
+_VERSION_INPUT = "dataset_version"  # source_type of a DatasetVersion logged as input
 
 
 @dataclass
@@ -52,6 +54,8 @@ def node_id(obj: Any) -> str:
         return f"run:{obj.run_id}"
     if name == "ModelVersion":
         return f"model_version:{obj.name}/{obj.version}"
+    if name == "DatasetVersion":
+        return f"dataset_version:{obj.name}/{obj.version}"
     raise Invalid(f"expected a run, a model version or a 'type:id' string; got {name} instead",
                   field="obj")
 
@@ -64,8 +68,18 @@ def _neighbours(conn: Connection, node: str, upstream: bool) -> list[tuple[str, 
     for e in conn.execute(select(_EDGES).where(col_t == kind, col_i == ident)):
         out.append((f"{e.src_type}:{e.src_id}", f"{e.dst_type}:{e.dst_id}", e.relation))
     if kind == "run" and upstream:
-        for r in conn.execute(select(_RI.c.dataset_id).where(_RI.c.run_id == ident)):
-            out.append((f"dataset:{r.dataset_id}", node, "input"))
+        for r in conn.execute(select(_RI.c.dataset_id, _DS.c.source_type, _DS.c.source)
+                              .join(_DS, _DS.c.dataset_id == _RI.c.dataset_id, isouter=True)
+                              .where(_RI.c.run_id == ident)):
+            if r.source_type == _VERSION_INPUT and r.source.startswith("dataset:"):
+                out.append((f"dataset_version:{r.source[8:]}", node, "input"))
+            else:
+                out.append((f"dataset:{r.dataset_id}", node, "input"))
+    if kind == "dataset_version" and not upstream:
+        for r in conn.execute(select(_RI.c.run_id).join(_DS, _DS.c.dataset_id == _RI.c.dataset_id)
+                              .where(_DS.c.source_type == _VERSION_INPUT,
+                                     _DS.c.source == f"dataset:{ident}").distinct()):
+            out.append((node, f"run:{r.run_id}", "input"))
     if kind == "dataset" and not upstream:
         for r in conn.execute(select(_RI.c.run_id).where(_RI.c.dataset_id == ident)):
             out.append((node, f"run:{r.run_id}", "input"))

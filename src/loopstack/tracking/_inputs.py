@@ -35,10 +35,12 @@ def _file_digest(path: Path) -> str:
 
 def dataset_input(data: Any, *, name: str | None = None, context: str | None = None,
                   source: str | None = None) -> DatasetInput:
-    """A ``DatasetInput`` for a pandas DataFrame, a pyarrow Table, a numpy array or a file path."""
+    """A ``DatasetInput`` for a DataFrame, Arrow table, numpy array, file path or DatasetVersion."""
     tags = {"mlflow.data.context": context} if context else {}
     if isinstance(data, DatasetInput):
         return data
+    if hasattr(data, "as_dataset_input"):  # a loopstack.data DatasetVersion: linked, not re-hashed
+        return data.as_dataset_input(name=name, context=context)  # type: ignore[no-any-return]
     if isinstance(data, str | Path):
         path = Path(data)
         if not path.exists():
