@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -86,14 +85,13 @@ def test_raise_for_failures_names_every_failing_check() -> None:
     assert "✗ null_rate(a)" in str(report)
 
 
-def test_validates_a_million_rows_quickly() -> None:
+def test_validates_a_million_rows() -> None:
+    # Speed is measured in bench/validation_bench.py, not asserted here.
     n = 1_000_000
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"id": np.arange(n), "x": rng.normal(size=n),
                        "c": rng.choice(["a", "b", "c"], n)})
     suite = ls.infer_suite(df)
-    start = time.perf_counter()
     report = suite.validate(df, record=False)
-    assert time.perf_counter() - start < 10  # a few hundred ms unloaded; generous for CI
     assert report.num_rows == n
     assert report.passed, str(report)
