@@ -129,9 +129,10 @@ def register(app: typer.Typer) -> None:
     app.command("get")(get)
 
 
+_features_app: typer.Typer | None
 try:  # the `features` group is defined by loopstack.cli._features
     from loopstack.cli._features import app as _features_app
-except ImportError:  # pragma: no cover - an older tree without the group
+except ImportError:  # pragma: no cover - a tree without the group yet
     _features_app = None
 if _features_app is not None:
     register(_features_app)

@@ -34,9 +34,10 @@ _UPSERT = (
     "value = excluded.value WHERE excluded.event_ts >= online_rows.event_ts"
 )
 _READ_ONE = "SELECT event_ts, value FROM online_rows WHERE view = ? AND entity_key = ?"
+# IN (json_each) makes SQLite probe the primary key once per key (a JOIN may scan the view)
 _READ_MANY = (
-    "SELECT r.entity_key, r.event_ts, r.value FROM json_each(?) AS k "
-    "JOIN online_rows AS r ON r.view = ? AND r.entity_key = k.value"
+    "SELECT entity_key, event_ts, value FROM online_rows "
+    "WHERE view = ? AND entity_key IN (SELECT value FROM json_each(?))"
 )
 
 
@@ -105,7 +106,7 @@ class SqliteOnlineStore(OnlineStore):
         if len(keys) == 1:
             row = conn.execute(_READ_ONE, (view, keys[0])).fetchone()
             return [row]
-        found = {k: (ts, v) for k, ts, v in conn.execute(_READ_MANY, (_dumps(list(keys)), view))}
+        found = {k: (ts, v) for k, ts, v in conn.execute(_READ_MANY, (view, _dumps(list(keys))))}
         return [found.get(k) for k in keys]
 
     def scan(self, view: str) -> Iterator[tuple[str, int, str | bytes]]:
