@@ -70,3 +70,4 @@ _register()
 
 def main() -> None:
     app()
+from loopstack.cli import _features_online  # noqa: E402, F401 - adds the online commands
