@@ -40,6 +40,7 @@ from loopstack.server.routes._mlflow_registry_bodies import (
     VersionTagBody,
 )
 from loopstack.server.routes._mlflow_registry_source import resolve_source
+from loopstack.server.routes._mlflow_routing import mlflow_route
 from loopstack.tracking._sql_store import SqlTrackingStore
 
 __all__ = ["model_registry", "registry_router", "router"]
@@ -47,7 +48,6 @@ __all__ = ["model_registry", "registry_router", "router"]
 router = APIRouter(dependencies=[Depends(authorize)], tags=["mlflow-registry"])
 registry_router = router
 
-_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 # MLflow's limits on one search page
 _MAX_MODELS, _MAX_VERSIONS = 1000, 200_000
 _SCAN = 1_000_000  # rows read to filter in Python; the registry caps every query
@@ -61,14 +61,7 @@ def model_registry(request: Request) -> SqlRegistry:
                        project_id=project_of(request))
 
 
-def _route(method: str, path: str, name: str, *, reads: bool = False) -> Callable:
-    """Register under the API and the UI's ajax prefix; ``reads`` marks a read-only POST."""
-    def register(fn: Callable) -> Callable:
-        for prefix in _PREFIXES:
-            route_name = name if prefix == _PREFIXES[0] else f"{name}_ajax"
-            router.add_api_route(prefix + path, fn, methods=[method], name=route_name)
-        return fn
-    return register
+_route = mlflow_route(router)
 
 
 def _json_or_query(model: type[B]) -> Callable[[Request], Awaitable[B]]:
@@ -216,7 +209,7 @@ def _latest_versions(reg: SqlRegistry, name: str, stages: list[str]) -> dict:
 
 
 @_route("POST", "/registered-models/get-latest-versions",
-        "mlflow_registered_models_latest_versions", reads=True)
+        "mlflow_registered_models_latest_versions")
 def get_latest_versions(body: LatestVersionsBody,
                         reg: SqlRegistry = Depends(model_registry)) -> dict:
     return _latest_versions(reg, body.name, body.stages)

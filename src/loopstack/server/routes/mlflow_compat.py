@@ -10,7 +10,6 @@ locations as ``mlflow-artifacts:`` URIs so the client finds it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
@@ -45,6 +44,7 @@ from loopstack.server.routes._mlflow_experiments import (
     rename_experiment,
     restore_experiment,
 )
+from loopstack.server.routes._mlflow_routing import mlflow_route
 from loopstack.tracking._entities import DatasetInput, Metric, RunStatus
 from loopstack.tracking._sql_store import SqlTrackingStore as Store
 
@@ -52,7 +52,6 @@ __all__ = ["artifacts_router", "router"]
 
 router = APIRouter(dependencies=[Depends(authorize)], tags=["mlflow"])
 
-_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 #: where the tag records the location an MLflow client asked for (loopstack keeps its own)
 REQUESTED_LOCATION_TAG = "loopstack.mlflow.requested_artifact_location"
 _VIEWS = {None: "active", "": "active", "ACTIVE_ONLY": "active", "DELETED_ONLY": "deleted",
@@ -65,17 +64,7 @@ _BULK_RUNS, _BULK_MAX = 100, 2500
 _RUN_NAME_TAG = "mlflow.runName"
 
 
-def _route(method: str, path: str, name: str, *, reads: bool = False) -> Callable:
-    """Register a handler under the API and the UI's ajax prefix.
-
-    ``reads`` marks a POST that only reads (searches), so it needs no more than read access.
-    """
-    def register(fn: Callable) -> Callable:
-        for prefix in _PREFIXES:
-            route_name = name if prefix == _PREFIXES[0] else f"{name}_ajax"
-            router.add_api_route(prefix + path, fn, methods=[method], name=route_name)
-        return fn
-    return register
+_route = mlflow_route(router)
 
 
 def _view(value: str | int | None) -> str:
@@ -157,7 +146,7 @@ def _search_experiments(store: Store, body: SearchExperimentsBody) -> dict:
     return out
 
 
-@_route("POST", "/experiments/search", "mlflow_experiments_search", reads=True)
+@_route("POST", "/experiments/search", "mlflow_experiments_search")
 def search_experiments(body: SearchExperimentsBody, store: Store = Depends(tracking_store)
                        ) -> dict:
     return _search_experiments(store, body)
@@ -245,7 +234,7 @@ def restore_run(body: RunIdBody, store: Store = Depends(tracking_store)) -> dict
     return {}
 
 
-@_route("POST", "/runs/search", "mlflow_runs_search", reads=True)
+@_route("POST", "/runs/search", "mlflow_runs_search")
 def search_runs(body: SearchRunsBody, store: Store = Depends(tracking_store)) -> dict:
     runs, token = store.search_runs(
         body.experiment_ids, filter_string=body.filter or "", view=_view(body.run_view_type),
@@ -384,7 +373,7 @@ def list_run_artifacts(run_id: str | None = None, run_uuid: str | None = None,
 
 
 # -- logged models (MLflow 3) ----------------------------------------------------------
-@_route("POST", "/logged-models/search", "mlflow_logged_models_search", reads=True)
+@_route("POST", "/logged-models/search", "mlflow_logged_models_search")
 def search_logged_models(body: SearchLoggedModelsBody,
                          store: Store = Depends(tracking_store)) -> dict:
     """No MLflow logged models are kept yet: an honest empty page.
