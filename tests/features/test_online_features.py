@@ -232,3 +232,69 @@ def test_on_demand_view_cannot_be_materialized_or_pushed(store: FeatureStore) ->
         store.push("boosted", rows())
     with pytest.raises(Invalid):
         store.materialize(T0 + H, T0)
+
+
+def test_materialized_rows_are_binary_and_json_rows_still_read(store: FeatureStore) -> None:
+    from loopstack.features._materialize import online_store, online_view_key
+    from loopstack.features.online import OnlineBatch, encode_values, is_binary_row
+
+    store.materialize(T0 - H, T0 + 10 * H)
+    online = online_store(store)
+    key = online_view_key(store, "driver_stats")
+    assert all(is_binary_row(v) for _, _, v in online.scan(key))
+    # a row stored as JSON before the binary encoding, and one without a newer feature
+    online.write(key, [OnlineBatch(["7", "8"], [int(T0.timestamp() * 1e6)] * 2, [
+        encode_values({"conv_rate": 0.7, "trips": 7, "name": "g",
+                       "seen": int(T0.timestamp() * 1e6)}),
+        encode_values({"conv_rate": 0.8})])])
+    got = store.get_online_features({"driver_id": [8, 1, 7, 9]}, [
+        "driver_stats:seen", "driver_stats:conv_rate", "driver_stats:name"]).to_dict()
+    assert got["conv_rate"] == [0.8, 0.25, 0.7, None]
+    assert got["seen"] == [None, T0 + H, T0, None]
+    assert got["name"] == [None, "e", "g", None]
+    assert got["seen__event_timestamp"] == [T0, T0 + 2 * H, T0, None]
+    # every feature, one feature, and features in another order than stored
+    one = store.get_online_features([{"driver_id": 1}], ["driver_stats:trips"]).to_dict()
+    assert one["trips"] == [5]
+    every = store.get_online_features([{"driver_id": 1}], ["driver_stats:*"]).to_dict(
+        metadata=False)
+    assert every == {"driver_id": [1], "conv_rate": [0.25], "trips": [5], "name": ["e"],
+                     "seen": [T0 + H]}
+    none = store.get_online_features([], ["driver_stats:trips"]).to_dict(metadata=False)
+    assert none == {"driver_id": [], "trips": []}
+
+
+def test_bytes_features_round_trip_through_binary_rows(online_url: str) -> None:
+    fs = FeatureStore(online_url=online_url)
+    data = pa.table({"driver_id": [1, 2], "event_timestamp": [T0, T0],
+                     "blob": pa.array([b"\x00\xffab", None], pa.binary()),
+                     "small": pa.array([0.5, 1.5], pa.float32())})
+    view = FeatureView("blobs", entities=[DRIVER], source=data,
+                       schema=[Field("blob", "bytes"), Field("small", "float32")])
+    fs.apply([DRIVER, view])
+    fs.materialize(T0 - H, T0 + H)
+    got = fs.get_online_features({"driver_id": [1, 2]}, ["blobs:blob", "blobs:small"]).to_dict(
+        metadata=False)
+    assert got == {"driver_id": [1, 2], "blob": [b"\x00\xffab", None], "small": [0.5, 1.5]}
+    from loopstack.features._materialize import online_store
+
+    online_store(fs).delete_view("blobs")
+
+
+def test_values_marshal_cannot_hold_fall_back_to_json_rows() -> None:
+    import datetime as dt
+    import decimal
+
+    from loopstack.features._materialize import encode_batches
+    from loopstack.features.online import decode_values, is_binary_row
+
+    view = FeatureView("odd", entities=[DRIVER], source=rows(),
+                       schema=[Field("day", "string"), Field("amount", "float64")])
+    table = pa.table({"driver_id": [2, 1], "event_timestamp": [T0, T0],
+                      "day": pa.array([dt.date(2024, 1, 2), None], pa.date32()),
+                      "amount": pa.array([decimal.Decimal("1.50"), None],
+                                         pa.decimal128(5, 2))})
+    [batch] = list(encode_batches(view, table, None, [0]))
+    assert not any(is_binary_row(v) for v in batch.values)
+    got = dict(zip(batch.keys, map(decode_values, batch.values), strict=True))
+    assert got["2"]["day"] == "2024-01-02" and got["1"] == {"day": None, "amount": None}

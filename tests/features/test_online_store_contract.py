@@ -142,3 +142,61 @@ def test_unknown_scheme_names_the_valid_ones() -> None:
         open_online_store("cassandra://host/ks")
     assert "sqlite://" in err.value.message and "redis://" in err.value.message
     assert "cassandra://host/ks" in err.value.message
+
+
+def test_binary_rows_and_json_rows_live_side_by_side(online: OnlineStore) -> None:
+    from loopstack.features.online import encode_rows, is_binary_row
+
+    blobs = encode_rows(["a", "b"], [[1.5, None], ["x", "ü"]], 2)
+    assert all(is_binary_row(b) for b in blobs)
+    online.write("v", [OnlineBatch(["1", "2"], [10, 10], blobs)])
+    online.write("v", [batch([(3, 10, {"a": 3.0, "b": "json"})])])  # a row written as JSON
+    assert values(online, "v", 1, 2, 3) == [(10, {"a": 1.5, "b": "x"}),
+                                            (10, {"a": None, "b": "ü"}),
+                                            (10, {"a": 3.0, "b": "json"})]
+    # late data and ties behave the same across encodings
+    online.write("v", [OnlineBatch(["3", "1"], [9, 10],
+                                   encode_rows(["a", "b"], [[0.0, 2.5], ["old", "tie"]], 2))])
+    assert values(online, "v", 3, 1) == [(10, {"a": 3.0, "b": "json"}),
+                                         (10, {"a": 2.5, "b": "tie"})]
+    assert {k: decode_values(v) for k, _, v in online.scan("v")}["2"] == {"a": None, "b": "ü"}
+
+
+def test_a_key_repeated_in_one_batch_keeps_its_last_row(online: OnlineStore) -> None:
+    keys = [encode_key((k,)) for k in (5, 1, 5, 3, 5)]
+    online.write("v", [OnlineBatch(keys, [1] * 5, [encode_values({"a": i}) for i in range(5)])])
+    assert values(online, "v", 5, 1, 3) == [(1, {"a": 4}), (1, {"a": 1}), (1, {"a": 3})]
+
+
+def test_decode_values_rejects_an_unknown_binary_format() -> None:
+    import marshal
+
+    assert decode_values(encode_values({"a": 1})) == {"a": 1}
+    assert decode_values(encode_values({"a": 1}).encode()) == {"a": 1}
+    with pytest.raises(ValueError, match="unknown encoding"):
+        decode_values(marshal.dumps((99, "a", 1)))
+
+
+def test_arrow_rows_match_the_general_encoding() -> None:
+    import marshal
+
+    import pyarrow as pa
+
+    from loopstack.features.online import encode_arrow_rows, encode_rows
+
+    nan = float("nan")
+    cases = [
+        ([pa.array([0.1, None, nan, -0.0]), pa.array([1, 2, None, -5], pa.int64()),
+          pa.array([True, False, None, True]), pa.array([0.5, 1.5, 2.5, None], pa.float32()),
+          pa.array([1, 2, 3, 4], pa.uint8())]),
+        ([pa.array([1.0, 2.0, 3.0, 4.0]), pa.array([2 ** 40, 1, 2, 3])]),  # wide ints
+        ([pa.array(["a", None, "c", "d"]), pa.array([1.0, 2.0, 3.0, 4.0])]),
+    ]
+    for arrays in cases:
+        names = [f"f{i}" for i in range(len(arrays))]
+        got = encode_arrow_rows(names, arrays, 4)
+        want = encode_rows(names, [a.to_pylist() for a in arrays], 4)
+        assert [repr(marshal.loads(g)) for g in got] == [repr(marshal.loads(w)) for w in want]
+        assert [decode_values(g)["f0"] is None for g in got] == [
+            a is None for a in arrays[0].to_pylist()]
+    assert encode_arrow_rows(["a"], [pa.array([], pa.float64())], 0) == []

@@ -5,19 +5,29 @@
 writes every row of a view in one atomic step of the online store, so a failure
 halfway leaves the previous values. Each run is recorded (and audited) in
 ``feature_materializations``; ``materialize_incremental`` continues from there.
-Encoding runs in DuckDB (``to_json`` over the Arrow batch), not per row in Python.
+DuckDB picks the newest rows (in key order, which the SQLite store writes fastest);
+the values are encoded as binary rows (``encode_arrow_rows``: numpy writes the rows of
+numeric and boolean columns into one buffer, other rows take one ``marshal.dumps``
+each); a chunk holding a value marshal cannot hold (a date, a decimal)
+is encoded as JSON by DuckDB (``to_json``) instead, which every reader also decodes.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from loopstack.errors import Invalid
-from loopstack.features.online import OnlineBatch, OnlineStore, encode_key, open_online_store
+from loopstack.features.online import (
+    OnlineBatch,
+    OnlineStore,
+    encode_arrow_rows,
+    encode_key,
+    open_online_store,
+)
 
 __all__ = ["MaterializationResult", "ViewMaterialization", "materialize",
            "materialize_incremental", "online_store", "online_view_key", "push"]
@@ -81,24 +91,39 @@ def _quote(name: str) -> str:
 def _value_sql(name: str, dtype: str) -> str:
     col = _quote(name)
     if dtype == "timestamp":
-        return f"{col} := epoch_us(CAST({col} AS TIMESTAMPTZ))"
+        return f"epoch_us(CAST({col} AS TIMESTAMPTZ))"
     if dtype == "bytes":
-        return f"{col} := base64(CAST({col} AS BLOB))"
-    return f"{col} := {col}"
+        return f"base64(CAST({col} AS BLOB))"
+    return col
 
 
-def _newest_rows_sql(view: Any, table: str, after: datetime | None) -> str:
+def _newest_rows_sql(view: Any, table: str, after: datetime | None, *,
+                     packed: bool = True) -> str:
+    """The newest row per entity: join keys, ``__ls_ts`` (us) and the values.
+
+    ``packed``: the values as one JSON object ``__ls_v``; otherwise one column per
+    feature, ``__ls_f0``, ``__ls_f1``... in schema order, rows in key order.
+    """
     keys = ", ".join(_quote(k) for k in view.join_keys)
     ts = _quote(view.timestamp_field)
-    values = ", ".join(_value_sql(f.name, f.dtype) for f in view.schema)
     where = [f"{ts} IS NOT NULL", *(f"{_quote(k)} IS NOT NULL" for k in view.join_keys)]
     if after is not None:
         where.append(f"{ts} > '{after.isoformat()}'::TIMESTAMPTZ")
-    packed = f"to_json(struct_pack({values}))::VARCHAR" if values else "'{}'"
+    if packed:
+        values = ", ".join(f"{_quote(f.name)} := {_value_sql(f.name, f.dtype)}"
+                           for f in view.schema)
+        selected = (f"to_json(struct_pack({values}))::VARCHAR" if values else "'{}'") + \
+            " AS __ls_v"
+        order = ""
+    else:
+        selected = ", ".join(f"{_value_sql(f.name, f.dtype)} AS __ls_f{i}"
+                             for i, f in enumerate(view.schema)) or "NULL AS __ls_none"
+        order = " ORDER BY " + ", ".join(f"CAST({_quote(k)} AS VARCHAR)"
+                                         for k in view.join_keys)
     return (f"SELECT {keys}, epoch_us(CAST({ts} AS TIMESTAMPTZ)) AS __ls_ts, "
-            f"{packed} AS __ls_v FROM {table} WHERE {' AND '.join(where)} "
+            f"{selected} FROM {table} WHERE {' AND '.join(where)} "
             f"QUALIFY row_number() OVER (PARTITION BY {keys} "
-            f"ORDER BY {ts} DESC, {_ROW_INDEX} DESC) = 1")
+            f"ORDER BY {ts} DESC, {_ROW_INDEX} DESC) = 1{order}")
 
 
 def _arrow_batches(data: Any) -> Iterator[Any]:
@@ -127,6 +152,7 @@ def encode_batches(view: Any, data: Any, after: datetime | None, counter: list[i
 
     from loopstack.features._sources import duckdb_connect
 
+    names = [f.name for f in view.schema]
     con = duckdb_connect()
     try:
         for table in _arrow_batches(data):
@@ -135,15 +161,22 @@ def encode_batches(view: Any, data: Any, after: datetime | None, counter: list[i
                 continue
             chunk = table.append_column(_ROW_INDEX, pa.array(np.arange(table.num_rows)))
             con.register("__ls_chunk", chunk)
-            out = con.sql(_newest_rows_sql(view, "__ls_chunk", after)).to_arrow_table()
+            out = con.sql(_newest_rows_sql(view, "__ls_chunk", after, packed=False)
+                          ).to_arrow_table()
+            values: Sequence[str | bytes]
+            try:
+                values = encode_arrow_rows(names, [out.column(f"__ls_f{i}").combine_chunks()
+                                                   for i in range(len(names))], out.num_rows)
+            except ValueError:  # a value marshal cannot hold: JSON, as DuckDB writes it
+                out = con.sql(_newest_rows_sql(view, "__ls_chunk", after)).to_arrow_table()
+                values = out.column("__ls_v").to_pylist()
             con.unregister("__ls_chunk")
             key_cols = [out.column(k).to_pylist() for k in view.join_keys]
-            if len(key_cols) == 1:
-                keys = [encode_key((k,)) for k in key_cols[0]]
+            if len(key_cols) == 1:  # encode_key((k,)) is str(k)
+                keys = list(map(str, key_cols[0]))
             else:
                 keys = [encode_key(k) for k in zip(*key_cols, strict=True)]
-            yield OnlineBatch(keys, out.column("__ls_ts").to_pylist(),
-                              out.column("__ls_v").to_pylist())
+            yield OnlineBatch(keys, out.column("__ls_ts").to_pylist(), values)
     finally:
         con.close()
 

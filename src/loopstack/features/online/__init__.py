@@ -13,23 +13,35 @@ from importlib import import_module
 
 from loopstack.errors import Invalid
 from loopstack.features.online._base import (
+    ROW_FORMAT,
     OnlineBatch,
     OnlineStore,
     ViewStats,
     decode_values,
+    encode_arrow_rows,
     encode_key,
+    encode_rows,
     encode_values,
+    is_binary_row,
+    layout_names,
+    row_layout,
 )
 
 __all__ = [
+    "ROW_FORMAT",
     "SCHEMES",
     "OnlineBatch",
     "OnlineStore",
     "ViewStats",
     "decode_values",
+    "encode_arrow_rows",
     "encode_key",
+    "encode_rows",
     "encode_values",
+    "is_binary_row",
+    "layout_names",
     "open_online_store",
+    "row_layout",
 ]
 
 #: URL scheme -> "module:class"

@@ -10,7 +10,8 @@ from loopstack.features.online._base import OnlineBatch, OnlineStore, ViewStats
 __all__ = ["MemoryOnlineStore"]
 
 # memory://name shares one set of views per name within the process.
-_shared: dict[str, tuple[dict[str, dict[str, tuple[int, str]]], dict[str, int]]] = {}
+_Row = tuple[int, str | bytes]
+_shared: dict[str, tuple[dict[str, dict[str, _Row]], dict[str, int]]] = {}
 _shared_lock = threading.Lock()
 
 
@@ -29,7 +30,7 @@ class MemoryOnlineStore(OnlineStore):
 
     def write(self, view: str, batches: Iterable[OnlineBatch], *,
               watermark: int | None = None) -> int:
-        staged: dict[str, tuple[int, str]] = {}
+        staged: dict[str, _Row] = {}
         for batch in batches:  # a failing source raises here, before anything is applied
             for key, ts, value in zip(batch.keys, batch.event_ts, batch.values, strict=True):
                 old = staged.get(key)

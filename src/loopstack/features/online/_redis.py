@@ -1,4 +1,4 @@
-"""Redis online store: one hash per view, entity key -> ``b"<event_ts_us>|<json>"``.
+"""Redis online store: one hash per view, entity key -> ``b"<event_ts_us>|<values>"``.
 
 A read of any number of entities is one HMGET (one round trip). A materialization
 is buffered client-side and sent as one MULTI/EXEC of Lua calls, so either every
@@ -86,6 +86,8 @@ class RedisOnlineStore(OnlineStore):
         return int(sum(results))
 
     def read(self, view: str, keys: Sequence[str]) -> list[tuple[int, str | bytes] | None]:
+        if not keys:
+            return []  # HMGET needs at least one field
         try:
             blobs = self.client.hmget(self._key(view), keys)
         except self._errors as exc:
