@@ -48,3 +48,23 @@ def test_upgrade_from_the_first_revision_keeps_runs(db_url: str, ls_home: Path) 
         assert audit.verify(db).ok
     finally:
         db.dispose()
+
+
+def test_experiment_names_are_unique_per_project(use_db: str) -> None:
+    import pytest
+
+    from loopstack import auth
+    from loopstack.errors import AlreadyExists
+    from loopstack.store import open_stores
+    from loopstack.tracking._sql_store import SqlTrackingStore
+
+    stores = open_stores()
+    lab = auth.create_project(stores.db, "lab", actor="t").project_id
+    default, other = SqlTrackingStore(stores, project_id=0), SqlTrackingStore(stores,
+                                                                                project_id=lab)
+    a, b = default.create_experiment("churn"), other.create_experiment("churn")
+    assert a != b
+    assert default.get_experiment_by_name("churn").experiment_id == a  # type: ignore[union-attr]
+    assert other.get_experiment_by_name("churn").experiment_id == b  # type: ignore[union-attr]
+    with pytest.raises(AlreadyExists):
+        other.create_experiment("churn")

@@ -123,7 +123,8 @@ class SqlTrackingStore(TrackingStore):
         tag_rows = clean_tags(tags)
 
         def run(conn: Connection) -> str:
-            if conn.execute(select(E.c.experiment_id).where(E.c.name == name)).first():
+            if conn.execute(select(E.c.experiment_id).where(
+                    E.c.name == name, E.c.project_id == (self.project_id or 0))).first():
                 raise AlreadyExists(f"an experiment named {name!r} already exists")
             now = now_ms()
             eid = conn.execute(E.insert().values(
@@ -167,7 +168,9 @@ class SqlTrackingStore(TrackingStore):
         return found[0]
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
-        found = self.db.read(lambda c: self._experiments(c, E.c.name == name))
+        # Names are unique per project; an unscoped (local) store means the default project.
+        in_project = and_(E.c.name == name, E.c.project_id == (self.project_id or 0))
+        found = self.db.read(lambda c: self._experiments(c, in_project))
         return found[0] if found else None
 
     def search_experiments(self, *, view: str = "active", name_like: str | None = None,

@@ -60,7 +60,8 @@ def rename_experiment(store: SqlTrackingStore, experiment_id: str, new_name: str
 
     def run(conn: Connection) -> None:
         taken = conn.execute(select(E.c.experiment_id).where(
-            E.c.name == new_name, E.c.experiment_id != eid)).first()
+            E.c.name == new_name, E.c.experiment_id != eid,
+            E.c.project_id == (store.project_id or 0))).first()
         if taken:
             raise AlreadyExists(f"an experiment named {new_name!r} already exists")
         conn.execute(update(E).where(E.c.experiment_id == eid)

@@ -74,10 +74,11 @@ class Base(DeclarativeBase):
 class Experiment(Base):
     __tablename__ = "experiments"
     experiment_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(256), unique=True)
+    name: Mapped[str] = mapped_column(String(256))  # unique within its project (see below)
     # Added by migration 0002; no FOREIGN KEY clause because SQLite cannot add one to an
     # existing table without rebuilding it (which would cascade-delete its runs).
     project_id: Mapped[int] = mapped_column(Integer, server_default=text("0"), index=True)
+    __table_args__ = (Index("uq_experiments_project_name", "project_id", "name", unique=True),)
     artifact_location: Mapped[str] = mapped_column(String(1000))
     lifecycle_stage: Mapped[str] = mapped_column(String(32), default="active")
     creation_time: Mapped[int] = mapped_column(BigInteger)

@@ -60,8 +60,8 @@ def upgrade() -> None:
     sa.Column('creation_time', sa.BigInteger(), nullable=False),
     sa.Column('last_update_time', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('experiment_id', name=op.f('pk_experiments')),
-    sa.UniqueConstraint('name', name=op.f('uq_experiments_name'))
     )
+    # Names are unique per project: the unique index arrives with projects (0002).
     op.create_table('tokens',
     sa.Column('token_id', sa.String(length=32), nullable=False),
     sa.Column('name', sa.String(length=256), nullable=False),
