@@ -181,3 +181,13 @@ def test_credentials_in_params_and_tags_are_redacted_before_storage() -> None:
     assert got.tags["aws_key_id"] == "***REDACTED***"
     assert got.tags["api_token"] == "***REDACTED***"
     assert got.tags["creds_ref"] == "env:DB_PASSWORD"  # a reference, not a value
+
+
+def test_start_run_in_a_deleted_experiment_says_to_restore_it() -> None:
+    with ls.start_run(experiment="short-lived") as first:  # its id is remembered
+        pass
+    client = TrackingClient()
+    client.store.delete_experiment(first.experiment_id)
+    with pytest.raises(ls.Conflict, match="is deleted; restore it"), \
+            ls.start_run(experiment="short-lived"):
+        pass

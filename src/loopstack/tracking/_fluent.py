@@ -194,6 +194,24 @@ def _client() -> TrackingClient:
     return TrackingClient()
 
 
+# (store, experiment name) -> id, so a training loop's start_run does not look the name up
+# every time; create_run still checks the experiment exists and is active.
+_experiment_ids: dict[tuple[str, str], str] = {}
+
+
+def _store_key(client: TrackingClient) -> str:
+    store: Any = client.store
+    return str(getattr(getattr(store, "db", None), "url", None) or getattr(store, "base_url", ""))
+
+
+def _experiment_id(client: TrackingClient, name: str, *, fresh: bool = False) -> str:
+    key = (_store_key(client), name)
+    found = None if fresh else _experiment_ids.get(key)
+    if found is None:
+        found = _experiment_ids[key] = client.set_experiment(name)
+    return found
+
+
 def start_run(experiment: str | None = None, run_name: str | None = None, *,
               params: dict[str, Any] | None = None, tags: dict[str, Any] | None = None,
               nested: bool = False, run_id: str | None = None,
@@ -213,7 +231,7 @@ def start_run(experiment: str | None = None, run_name: str | None = None, *,
         if run.status != RunStatus.RUNNING:
             run = client.store.update_run(run_id, status=RunStatus.RUNNING)
     else:
-        experiment_id = client.set_experiment(experiment) if experiment else \
+        experiment_id = _experiment_id(client, experiment) if experiment else \
             (stack[-1].experiment_id if stack else "0")
         all_tags: dict[str, str] = environment_tags() if capture_env else {}
         all_tags.update({k: str(v) for k, v in (tags or {}).items()})
@@ -222,7 +240,16 @@ def start_run(experiment: str | None = None, run_name: str | None = None, *,
         reproduces = os.environ.get("LOOPSTACK_REPRODUCES")
         if reproduces:  # started by `loopstack runs reproduce`
             all_tags["loopstack.reproduces"] = reproduces
-        run = client.create_run(experiment_id, run_name=run_name, tags=all_tags, params=params)
+        try:
+            run = client.create_run(experiment_id, run_name=run_name, tags=all_tags,
+                                    params=params)
+        except (NotFound, Conflict):
+            if not experiment:
+                raise
+            # The remembered id went stale (the experiment was deleted): look it up again.
+            experiment_id = _experiment_id(client, experiment, fresh=True)
+            run = client.create_run(experiment_id, run_name=run_name, tags=all_tags,
+                                    params=params)
         params = None  # written with the run
         if capture_env and len(installed_packages()) > MAX_TAG_VALUE_LENGTH:
             # The tag holds only the first 8,000 characters: keep the whole list too.
