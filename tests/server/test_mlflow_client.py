@@ -8,7 +8,6 @@ loopstack logs, the MLflow client reads back exactly: params, metric histories
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,24 +33,9 @@ T0 = 1_700_000_000_000
 
 
 @pytest.fixture
-def server(live_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The live server as the MLflow client's tracking URI, with mlflow's globals reset after."""
-    from mlflow.tracking import fluent
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", live_server)
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)  # set_experiment writes it
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
-    monkeypatch.setattr(fluent, "_active_experiment_id", None)
-    previous = tracking_utils._tracking_uri
-    mlflow.set_tracking_uri(live_server)
-    try:
-        yield live_server
-    finally:
-        while mlflow.active_run() is not None:
-            mlflow.end_run()
-        mlflow.set_tracking_uri(previous)
+def server(mlflow_uri: str) -> str:
+    """The live server, as the MLflow client's tracking URI (see tests/server/conftest.py)."""
+    return mlflow_uri
 
 
 def _sha256(path: Path) -> str:

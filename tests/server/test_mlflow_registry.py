@@ -9,7 +9,6 @@ PERMISSION_DENIED naming the approval they need.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,25 +47,9 @@ signature:
 
 
 @pytest.fixture
-def server(live_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The live server as the MLflow client's tracking URI, with mlflow's globals reset after."""
-    from mlflow.tracking import fluent
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", live_server)
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
-    monkeypatch.setattr(fluent, "_active_experiment_id", None)
-    previous = tracking_utils._tracking_uri
-    mlflow.set_tracking_uri(live_server)
-    try:
-        yield live_server
-    finally:
-        while mlflow.active_run() is not None:
-            mlflow.end_run()
-        mlflow.set_tracking_uri(previous)
+def server(mlflow_uri: str) -> str:
+    """The live server, as the MLflow client's tracking URI (see tests/server/conftest.py)."""
+    return mlflow_uri
 
 
 def _model_dir(root: Path, *, mlmodel: bool = True) -> Path:

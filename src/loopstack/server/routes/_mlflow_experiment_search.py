@@ -15,7 +15,8 @@ from loopstack.errors import Invalid
 from loopstack.tracking._entities import Experiment
 from loopstack.tracking._page_token import decode_token, encode_token
 
-__all__ = ["decode_token", "encode_token", "parse_filter", "search", "sort_experiments"]
+__all__ = ["COMPARE", "decode_token", "encode_token", "like", "parse_filter", "search",
+           "sort_experiments"]
 
 _STRING_ATTRS = {"name"}
 _NUMBER_ATTRS = {"creation_time", "last_update_time"}
@@ -29,7 +30,7 @@ _TOKEN = re.compile(
     )""",
     re.VERBOSE,
 )
-_CMP: dict[str, Callable[[object, object], bool]] = {
+COMPARE: dict[str, Callable[[object, object], bool]] = {
     "=": lambda a, b: a == b, "!=": lambda a, b: a != b,
     ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,  # type: ignore[operator]
     "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,  # type: ignore[operator]
@@ -51,11 +52,12 @@ class Clause:
         else:
             actual = getattr(exp, self.key)
         if self.op in ("LIKE", "ILIKE"):
-            return _like(str(self.value), str(actual), ignore_case=self.op == "ILIKE")
-        return _CMP[self.op](actual, self.value)
+            return like(str(self.value), str(actual), ignore_case=self.op == "ILIKE")
+        return COMPARE[self.op](actual, self.value)
 
 
-def _like(pattern: str, text: str, *, ignore_case: bool) -> bool:
+def like(pattern: str, text: str, *, ignore_case: bool) -> bool:
+    """SQL LIKE as MLflow means it: ``%`` any run, ``_`` one character."""
     regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
     return re.fullmatch(regex, text, re.DOTALL | (re.IGNORECASE if ignore_case else 0)) \
         is not None
@@ -104,7 +106,7 @@ def parse_filter(text: str | None) -> list[Clause]:
         kind, key = _identifier(iv)
         op = ov if ok == "op" else ov.upper() if ok == "ident" else ""
         numeric = kind == "attribute" and key in _NUMBER_ATTRS
-        if numeric and not (op in _CMP and vk == "number"):
+        if numeric and not (op in COMPARE and vk == "number"):
             raise Invalid(f"{key} is numeric: expected =, !=, >, >=, <, <= and a number; got "
                           f"{ov} {vv}", field="filter")
         if not numeric and not (op in ("=", "!=", "LIKE", "ILIKE") and vk == "string"):

@@ -16,7 +16,12 @@ from typing import Any, TypeVar
 
 from loopstack.errors import Invalid
 from loopstack.registry import ModelVersion, RegisteredModel
-from loopstack.server.routes._mlflow_experiment_search import decode_token, encode_token
+from loopstack.server.routes._mlflow_experiment_search import (
+    COMPARE,
+    decode_token,
+    encode_token,
+    like,
+)
 from loopstack.server.routes._mlflow_registry_render import source_uri
 
 __all__ = [
@@ -68,20 +73,8 @@ class Clause:
         if self.op == "IN":
             return actual in self.value  # type: ignore[operator]
         if self.op in ("LIKE", "ILIKE"):
-            return _like(str(self.value), str(actual), ignore_case=self.op == "ILIKE")
-        return bool(_COMPARE[self.op](actual, self.value))
-
-
-_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "=": lambda a, b: a == b, "!=": lambda a, b: a != b, ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
-}
-
-
-def _like(pattern: str, text: str, *, ignore_case: bool) -> bool:
-    regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
-    flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
-    return re.fullmatch(regex, text, flags) is not None
+            return like(str(self.value), str(actual), ignore_case=self.op == "ILIKE")
+        return bool(COMPARE[self.op](actual, self.value))
 
 
 def _unquote(text: str) -> str:
