@@ -197,6 +197,6 @@ def tracking_backend(request: pytest.FixtureRequest, ls_home: Path,
     with ThreadedServer(create_app()) as server:
         monkeypatch.setenv("LOOPSTACK_TRACKING_URI", server.url)
         yield request.param
-        from loopstack.tracking._rest_store import close_shared
+        from loopstack.store.remote import close_shared
 
         close_shared(server.url)

@@ -37,6 +37,8 @@ class Settings:
     token: str | None
     auth: bool
     actor: str
+    #: the project to act in (``LOOPSTACK_PROJECT``); ``None`` is the ``default`` project
+    project: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -57,6 +59,7 @@ class Settings:
             token=get("token") or None,
             auth=(get("auth", "off") or "off").lower() in _TRUE,
             actor=get("user") or os.environ.get("USER") or "local",
+            project=get("project") or None,
         )
 
 

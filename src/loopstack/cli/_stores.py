@@ -4,30 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from loopstack.store.remote import local_config, server_url
+
 if TYPE_CHECKING:
-    from loopstack.config import Settings
     from loopstack.store import Stores
 
 __all__ = ["local_config", "local_stores", "server_get", "server_url"]
-
-
-def server_url(config: Settings) -> str | None:
-    """The tracking server's base URL when LOOPSTACK_TRACKING_URI is http(s), else None."""
-    uri = config.tracking_uri
-    if uri and uri.startswith(("http://", "https://")):
-        return uri.rstrip("/")
-    return None
-
-
-def local_config(config: Settings) -> Settings:
-    """The settings whose ``db_url`` the tracking client would use (a non-http tracking URI
-    names the database, as in ``TrackingClient``)."""
-    from dataclasses import replace
-
-    uri = config.tracking_uri
-    if uri and server_url(config) is None:
-        return replace(config, db_url=uri)
-    return config
 
 
 def local_stores() -> Stores:

@@ -26,7 +26,7 @@ def _store_for(uri: str | None, config: Settings) -> TrackingStore:
     if uri and uri.startswith(("http://", "https://")):
         from loopstack.tracking._rest_store import RestTrackingStore
 
-        return RestTrackingStore.shared(uri, token=config.token)
+        return RestTrackingStore.shared(uri, token=config.token, project=config.project)
     from dataclasses import replace
 
     from loopstack.store import open_stores

@@ -2,90 +2,36 @@
 
 from __future__ import annotations
 
-import atexit
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
-
 from loopstack import errors
+from loopstack.store.remote import HttpClient
 from loopstack.tracking._entities import DatasetInput, Experiment, Metric, Run, validate_metric
 from loopstack.tracking._store import TrackingStore
 
 if TYPE_CHECKING:
     from loopstack.store.artifacts import FileInfo
 
-__all__ = ["RestTrackingStore", "close_shared"]
-
-_ERRORS: dict[str, type[errors.LoopstackError]] = {
-    cls.__name__: cls for cls in (
-        errors.NotFound, errors.Invalid, errors.ArtifactCorrupted, errors.Conflict,
-        errors.AlreadyExists, errors.Forbidden, errors.Unauthenticated, errors.Overloaded,
-        errors.StoreUnavailable)
-}
-_BY_STATUS = {404: errors.NotFound, 422: errors.Invalid, 409: errors.Conflict,
-              403: errors.Forbidden, 401: errors.Unauthenticated, 503: errors.Overloaded}
-_RETRIES = 3
-_shared: dict[tuple[str, str | None], RestTrackingStore] = {}
-
-
-@atexit.register
-def close_shared(base_url: str | None = None) -> None:
-    """Close the shared stores (of one server, or all)."""
-    for key in list(_shared):
-        if base_url is None or key[0] == base_url.rstrip("/"):
-            _shared.pop(key).close()
-
+__all__ = ["RestTrackingStore"]
 
 class RestTrackingStore(TrackingStore):
     """Same behaviour as the SQL store; errors come back as the same exception classes."""
 
-    def __init__(self, base_url: str, *, token: str | None = None, timeout: float = 60.0) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.base_url = base_url.rstrip("/")
-        self.http = httpx.Client(base_url=self.base_url + "/api/v1", headers=headers,
-                                 timeout=timeout)
+    def __init__(self, client: HttpClient) -> None:
+        self.client = client
+        self.base_url = client.base_url
 
     @classmethod
-    def shared(cls, base_url: str, *, token: str | None = None) -> RestTrackingStore:
-        """One store (and connection pool) per server and token in this process."""
-        key = (base_url.rstrip("/"), token)
-        store = _shared.get(key)
-        if store is None:
-            store = _shared[key] = cls(base_url, token=token)
-        return store
-
-    def close(self) -> None:
-        self.http.close()
+    def shared(cls, base_url: str, *, token: str | None = None,
+               project: str | None = None) -> RestTrackingStore:
+        """A store over the process's shared client for this server, token and project."""
+        return cls(HttpClient.shared(base_url, token=token, project=project))
 
     def _call(self, method: str, path: str, **kw: Any) -> Any:
-        for attempt in range(_RETRIES):
-            try:
-                resp = self.http.request(method, path, **kw)
-            except httpx.TransportError as exc:
-                if attempt == _RETRIES - 1:
-                    raise errors.StoreUnavailable(
-                        f"cannot reach the loopstack server at {self.base_url}: {exc}") from exc
-                time.sleep(0.2 * 2 ** attempt)
-                continue
-            if resp.status_code == 503 and attempt < _RETRIES - 1:
-                time.sleep(0.2 * 2 ** attempt)
-                continue
-            break
-        if resp.status_code >= 400:
-            try:
-                body = resp.json()
-            except ValueError:
-                body = {"message": resp.text[:500]}
-            cls = _ERRORS.get(body.get("error", ""), _BY_STATUS.get(resp.status_code,
-                                                                    errors.LoopstackError))
-            raise cls(body.get("message", f"HTTP {resp.status_code}"), field=body.get("field"))
-        if kw.get("stream"):
-            return resp
-        return resp.json() if resp.content else {}
+        return self.client.call(method, path, **kw)
 
     # -- experiments ----------------------------------------------------------------
     def create_experiment(self, name: str, artifact_location: str | None = None,
@@ -205,10 +151,7 @@ class RestTrackingStore(TrackingStore):
 
     def _download_file(self, run_id: str, path: str, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
-        with self.http.stream("GET", f"/runs/{quote(run_id)}/artifacts/{quote(path)}") as resp:
-            if resp.status_code >= 400:
-                resp.read()
-                self._call("GET", f"/runs/{quote(run_id)}/artifacts/{quote(path)}")
+        with self.client.stream("GET", f"/runs/{quote(run_id)}/artifacts/{quote(path)}") as resp:
             part = target.with_name(target.name + ".part")
             with part.open("wb") as fh:
                 for chunk in resp.iter_bytes():
