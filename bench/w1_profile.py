@@ -73,8 +73,14 @@ def main() -> None:
         import sqlalchemy.engine.default as sa_default
 
         store = _sql_store.SqlTrackingStore
-        for name in ("create_run", "log_batch", "update_run", "get_run", "get_experiment",
-                     "get_experiment_by_name"):
+        for name in (
+            "create_run",
+            "log_batch",
+            "update_run",
+            "get_run",
+            "get_experiment",
+            "get_experiment_by_name",
+        ):
             _wrap(store, name, f"SqlTrackingStore.{name}")
         _wrap(_client.TrackingClient, "__init__", "TrackingClient() (settings, per start_run)")
         _wrap(_fluent, "environment_tags", "environment_tags (capture_env)")
@@ -89,21 +95,29 @@ def main() -> None:
         if a.mode == "batch":
             with ls.start_run(experiment="w1", run_name=f"run-{r}", capture_env=cap) as run:
                 ts = now_ms()
-                run.client.log_batch(run.run_id, params=params[r], metrics=[
-                    Metric(METRIC_KEY, value(r, i), i, ts) for i in range(a.points)])
+                run.client.log_batch(
+                    run.run_id,
+                    params=params[r],
+                    metrics=[Metric(METRIC_KEY, value(r, i), i, ts) for i in range(a.points)],
+                )
         else:
-            with ls.start_run(experiment="w1", run_name=f"run-{r}", params=params[r],
-                              capture_env=cap):
+            with ls.start_run(
+                experiment="w1", run_name=f"run-{r}", params=params[r], capture_env=cap
+            ):
                 for i in range(a.points):
                     ls.log_metric(METRIC_KEY, value(r, i), step=i)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     n = a.runs * a.points
-    print(f"loopstack {a.mode}: {a.runs} runs x {a.params} params x {a.points} points: "
-          f"{wall:.2f} s wall, {cpu:.2f} s CPU, {n / wall:,.0f} points/s, "
-          f"{wall / a.runs * 1e3:.1f} ms/run")
+    print(
+        f"loopstack {a.mode}: {a.runs} runs x {a.params} params x {a.points} points: "
+        f"{wall:.2f} s wall, {cpu:.2f} s CPU, {n / wall:,.0f} points/s, "
+        f"{wall / a.runs * 1e3:.1f} ms/run"
+    )
     for label, secs in sorted(_acc.items(), key=lambda kv: -kv[1]):
-        print(f"  {label:48s} {secs / a.runs * 1e3:7.2f} ms/run  {100 * secs / wall:5.1f}%  "
-              f"calls/run {_cnt[label] / a.runs:g}")
+        print(
+            f"  {label:48s} {secs / a.runs * 1e3:7.2f} ms/run  {100 * secs / wall:5.1f}%  "
+            f"calls/run {_cnt[label] / a.runs:g}"
+        )
     if _acc:
         print("  (phases nest: a store call includes the commits, executemany and digest in it)")
 

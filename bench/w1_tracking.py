@@ -52,8 +52,12 @@ METRIC_KEY = "loss"
 # the workload (shared by both tools)
 # ----------------------------------------------------------------------------------------
 def make_params(run: int, n: int) -> dict[str, Any]:
-    kinds = (lambda j: 10.0 ** -(j % 5), lambda j: 16 * (j + 1), lambda j: f"choice-{run % 7}-{j}",
-             lambda j: j % 2 == 0)
+    kinds = (
+        lambda j: 10.0 ** -(j % 5),
+        lambda j: 16 * (j + 1),
+        lambda j: f"choice-{run % 7}-{j}",
+        lambda j: j % 2 == 0,
+    )
     return {f"param_{j:02d}": kinds[j % 4](j) for j in range(n)}
 
 
@@ -72,8 +76,9 @@ def _count(db: Path, sql: str, *args: Any) -> int:
         con.close()
 
 
-def worker_loopstack(mode: str, runs: int, n_params: int, points: int, workdir: Path,
-                     capture_env: bool) -> dict[str, Any]:
+def worker_loopstack(
+    mode: str, runs: int, n_params: int, points: int, workdir: Path, capture_env: bool
+) -> dict[str, Any]:
     home = workdir / "loopstack-home"
     os.environ["LOOPSTACK_HOME"] = str(home)
     for var in ("LOOPSTACK_DB_URL", "LOOPSTACK_TRACKING_URI", "LOOPSTACK_ARTIFACTS_URL"):
@@ -84,8 +89,12 @@ def worker_loopstack(mode: str, runs: int, n_params: int, points: int, workdir: 
     from loopstack.tracking._entities import now_ms
     from loopstack.tracking._environment import environment_tags
 
-    out: dict[str, Any] = {"tool": "loopstack", "version": ls.__version__, "mode": mode,
-                           "capture_env": capture_env}
+    out: dict[str, Any] = {
+        "tool": "loopstack",
+        "version": ls.__version__,
+        "mode": mode,
+        "capture_env": capture_env,
+    }
     # -- warm-up (not timed): first DB open + migration, one throwaway run --------------
     t0 = time.perf_counter()
     stores = open_stores()
@@ -110,8 +119,9 @@ def worker_loopstack(mode: str, runs: int, n_params: int, points: int, workdir: 
     if mode == "per-call":
         log_metric = ls.log_metric
         for r in range(runs):
-            with ls.start_run(experiment="w1", run_name=f"run-{r:03d}", params=params[r],
-                              capture_env=capture_env):
+            with ls.start_run(
+                experiment="w1", run_name=f"run-{r:03d}", params=params[r], capture_env=capture_env
+            ):
                 t_loop = time.perf_counter()
                 for i in range(points):
                     log_metric(METRIC_KEY, value(r, i), step=i)
@@ -119,8 +129,9 @@ def worker_loopstack(mode: str, runs: int, n_params: int, points: int, workdir: 
                 calls += points
     else:
         for r in range(runs):
-            with ls.start_run(experiment="w1", run_name=f"run-{r:03d}",
-                              capture_env=capture_env) as run:
+            with ls.start_run(
+                experiment="w1", run_name=f"run-{r:03d}", capture_env=capture_env
+            ) as run:
                 t_loop = time.perf_counter()
                 ts = now_ms()
                 metrics = [Metric(METRIC_KEY, value(r, i), i, ts) for i in range(points)]
@@ -131,33 +142,66 @@ def worker_loopstack(mode: str, runs: int, n_params: int, points: int, workdir: 
     out["cpu_s"] = time.process_time() - cpu_start
     # -- verify (not timed) ------------------------------------------------------------
     db = home / "loopstack.db"
-    run_ids = [r for (r,) in sqlite3.connect(f"file:{db}?mode=ro", uri=True).execute(
-        "SELECT run_id FROM runs WHERE experiment_id = ?", (int(exp_id),))]
-    n_metrics = _count(db, "SELECT COUNT(*) FROM metrics m JOIN runs r ON r.run_id = m.run_id "
-                       "WHERE r.experiment_id = ? AND m.key = ?", int(exp_id), METRIC_KEY)
-    n_params_db = _count(db, "SELECT COUNT(*) FROM params p JOIN runs r ON r.run_id = p.run_id "
-                         "WHERE r.experiment_id = ?", int(exp_id))
-    n_finished = _count(db, "SELECT COUNT(*) FROM runs WHERE experiment_id = ? AND status = "
-                        "'FINISHED'", int(exp_id))
+    run_ids = [
+        r
+        for (r,) in sqlite3.connect(f"file:{db}?mode=ro", uri=True).execute(
+            "SELECT run_id FROM runs WHERE experiment_id = ?", (int(exp_id),)
+        )
+    ]
+    n_metrics = _count(
+        db,
+        "SELECT COUNT(*) FROM metrics m JOIN runs r ON r.run_id = m.run_id "
+        "WHERE r.experiment_id = ? AND m.key = ?",
+        int(exp_id),
+        METRIC_KEY,
+    )
+    n_params_db = _count(
+        db,
+        "SELECT COUNT(*) FROM params p JOIN runs r ON r.run_id = p.run_id "
+        "WHERE r.experiment_id = ?",
+        int(exp_id),
+    )
+    n_finished = _count(
+        db, "SELECT COUNT(*) FROM runs WHERE experiment_id = ? AND status = 'FINISHED'", int(exp_id)
+    )
     client = TrackingClient()
     api_runs = client.search_runs([exp_id], max_results=runs + 10)
     api_points = sum(len(client.get_metric_history(r.run_id, METRIC_KEY)) for r in api_runs)
     api_params = sum(len(r.params) for r in api_runs)
     sample = client.get_metric_history(api_runs[0].run_id, METRIC_KEY)
     r_idx = int(api_runs[0].run_name.split("-")[1])
-    values_ok = [m.value for m in sample] == [value(r_idx, i) for i in range(points)] and \
-        api_runs[0].params == {k: str(v) for k, v in params[r_idx].items()}
+    values_ok = [m.value for m in sample] == [value(r_idx, i) for i in range(points)] and api_runs[
+        0
+    ].params == {k: str(v) for k, v in params[r_idx].items()}
     env_tags = len([k for k in api_runs[0].tags if k.startswith("loopstack.")])
     stores.db.dispose()
-    out.update(_result(runs, n_params, points, wall, loop_s, calls, dict(
-        runs=len(run_ids), finished=n_finished, metric_rows=n_metrics, param_rows=n_params_db,
-        api_runs=len(api_runs), api_points=api_points, api_params=api_params,
-        sample_values_match=values_ok, env_tags_on_run=env_tags)))
+    out.update(
+        _result(
+            runs,
+            n_params,
+            points,
+            wall,
+            loop_s,
+            calls,
+            dict(
+                runs=len(run_ids),
+                finished=n_finished,
+                metric_rows=n_metrics,
+                param_rows=n_params_db,
+                api_runs=len(api_runs),
+                api_points=api_points,
+                api_params=api_params,
+                sample_values_match=values_ok,
+                env_tags_on_run=env_tags,
+            ),
+        )
+    )
     return out
 
 
-def worker_mlflow(mode: str, runs: int, n_params: int, points: int,
-                  workdir: Path) -> dict[str, Any]:
+def worker_mlflow(
+    mode: str, runs: int, n_params: int, points: int, workdir: Path
+) -> dict[str, Any]:
     db = workdir / "mlflow.db"
     uri = f"sqlite:///{db}"
     os.environ["MLFLOW_TRACKING_URI"] = uri
@@ -212,39 +256,74 @@ def worker_mlflow(mode: str, runs: int, n_params: int, points: int,
                 ts = int(time.time() * 1000)
                 metrics = [Metric(METRIC_KEY, value(r, i), ts, i) for i in range(points)]
                 for c in range(0, points, 1000):
-                    client.log_batch(run_id, metrics=metrics[c:c + 1000])
+                    client.log_batch(run_id, metrics=metrics[c : c + 1000])
                     calls += 1
                 loop_s += time.perf_counter() - t_loop
     wall = time.perf_counter() - t_start
     out["cpu_s"] = time.process_time() - cpu_start
     # -- verify (not timed) ------------------------------------------------------------
     n_runs = _count(db, "SELECT COUNT(*) FROM runs WHERE experiment_id = ?", int(exp_id))
-    n_metrics = _count(db, "SELECT COUNT(*) FROM metrics m JOIN runs r ON r.run_uuid = m.run_uuid "
-                       "WHERE r.experiment_id = ? AND m.key = ?", int(exp_id), METRIC_KEY)
-    n_params_db = _count(db, "SELECT COUNT(*) FROM params p JOIN runs r ON r.run_uuid = p.run_uuid "
-                         "WHERE r.experiment_id = ?", int(exp_id))
-    n_finished = _count(db, "SELECT COUNT(*) FROM runs WHERE experiment_id = ? AND status = "
-                        "'FINISHED'", int(exp_id))
-    out.update(_result(runs, n_params, points, wall, loop_s, calls, dict(
-        runs=n_runs, finished=n_finished, metric_rows=n_metrics, param_rows=n_params_db)))
+    n_metrics = _count(
+        db,
+        "SELECT COUNT(*) FROM metrics m JOIN runs r ON r.run_uuid = m.run_uuid "
+        "WHERE r.experiment_id = ? AND m.key = ?",
+        int(exp_id),
+        METRIC_KEY,
+    )
+    n_params_db = _count(
+        db,
+        "SELECT COUNT(*) FROM params p JOIN runs r ON r.run_uuid = p.run_uuid "
+        "WHERE r.experiment_id = ?",
+        int(exp_id),
+    )
+    n_finished = _count(
+        db, "SELECT COUNT(*) FROM runs WHERE experiment_id = ? AND status = 'FINISHED'", int(exp_id)
+    )
+    out.update(
+        _result(
+            runs,
+            n_params,
+            points,
+            wall,
+            loop_s,
+            calls,
+            dict(runs=n_runs, finished=n_finished, metric_rows=n_metrics, param_rows=n_params_db),
+        )
+    )
     return out
 
 
-def _result(runs: int, n_params: int, points: int, wall: float, loop_s: float, calls: int,
-            verified: dict[str, Any]) -> dict[str, Any]:
+def _result(
+    runs: int,
+    n_params: int,
+    points: int,
+    wall: float,
+    loop_s: float,
+    calls: int,
+    verified: dict[str, Any],
+) -> dict[str, Any]:
     total = runs * points
-    expected = {"runs": runs, "finished": runs, "metric_rows": total,
-                "param_rows": runs * n_params}
+    expected = {"runs": runs, "finished": runs, "metric_rows": total, "param_rows": runs * n_params}
     if "api_points" in verified:
-        expected.update(api_runs=runs, api_points=total, api_params=runs * n_params,
-                        sample_values_match=True)
+        expected.update(
+            api_runs=runs, api_points=total, api_params=runs * n_params, sample_values_match=True
+        )
     bad = {k: (verified.get(k), v) for k, v in expected.items() if verified.get(k) != v}
     return {
-        "runs": runs, "params": n_params, "points_per_run": points, "points": total,
-        "wall_s": wall, "points_per_s": total / wall,
-        "logging_calls": calls, "logging_s": loop_s, "mean_call_latency_us": loop_s / calls * 1e6,
-        "overhead_s": wall - loop_s, "per_run_overhead_ms": (wall - loop_s) / runs * 1e3,
-        "verified": verified, "verify_ok": not bad, "verify_mismatches": bad,
+        "runs": runs,
+        "params": n_params,
+        "points_per_run": points,
+        "points": total,
+        "wall_s": wall,
+        "points_per_s": total / wall,
+        "logging_calls": calls,
+        "logging_s": loop_s,
+        "mean_call_latency_us": loop_s / calls * 1e6,
+        "overhead_s": wall - loop_s,
+        "per_run_overhead_ms": (wall - loop_s) / runs * 1e3,
+        "verified": verified,
+        "verify_ok": not bad,
+        "verify_mismatches": bad,
     }
 
 
@@ -270,8 +349,9 @@ def _worker_main(argv: list[str]) -> None:
     workdir = Path(a.workdir)
     os.chdir(workdir)  # no stray loopstack.toml / mlruns from the caller's cwd
     if a.tool == "loopstack":
-        res = worker_loopstack(a.mode, a.runs, a.params, a.points, workdir,
-                               capture_env=not a.no_capture_env)
+        res = worker_loopstack(
+            a.mode, a.runs, a.params, a.points, workdir, capture_env=not a.no_capture_env
+        )
     else:
         res = worker_mlflow(a.mode, a.runs, a.params, a.points, workdir)
     Path(a.result).write_text(json.dumps(res, indent=2))
@@ -280,22 +360,51 @@ def _worker_main(argv: list[str]) -> None:
 # ----------------------------------------------------------------------------------------
 # driver
 # ----------------------------------------------------------------------------------------
-def run_worker(tool: str, mode: str, runs: int, n_params: int, points: int, *,
-               capture_env: bool = True, keep: bool = False, timeout: float = 3600) -> dict:
+def run_worker(
+    tool: str,
+    mode: str,
+    runs: int,
+    n_params: int,
+    points: int,
+    *,
+    capture_env: bool = True,
+    keep: bool = False,
+    timeout: float = 3600,
+) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix=f"w1-{tool}-{mode}-"))
     result = workdir / "result.json"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--tool", tool,
-           "--mode", mode, "--runs", str(runs), "--params", str(n_params),
-           "--points", str(points), "--workdir", str(workdir), "--result", str(result)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        "--tool",
+        tool,
+        "--mode",
+        mode,
+        "--runs",
+        str(runs),
+        "--params",
+        str(n_params),
+        "--points",
+        str(points),
+        "--workdir",
+        str(workdir),
+        "--result",
+        str(result),
+    ]
     if not capture_env:
         cmd.append("--no-capture-env")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("LOOPSTACK_", "MLFLOW_TRACKING_URI"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("LOOPSTACK_", "MLFLOW_TRACKING_URI"))
+    }
     proc = subprocess.run(cmd, env=env, timeout=timeout, capture_output=True, text=True)
     if proc.returncode != 0 or not result.exists():
         sys.stderr.write(proc.stdout + proc.stderr)
-        raise SystemExit(f"worker {tool}/{mode} failed (exit {proc.returncode}); "
-                         f"workdir kept at {workdir}")
+        raise SystemExit(
+            f"worker {tool}/{mode} failed (exit {proc.returncode}); workdir kept at {workdir}"
+        )
     res = json.loads(result.read_text())
     res["workdir"] = str(workdir)
     if not keep:
@@ -311,11 +420,18 @@ def _source_state() -> str:
 
     where = Path(loopstack.__file__).resolve().parent
     try:
-        sha = subprocess.run(["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain",
-                                "--untracked-files=no", "--", "."],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no", "--", "."],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         sha, dirty = "", ""
     git = f", git {sha}{' +uncommitted changes in src' if dirty else ''}" if sha else ""
@@ -341,24 +457,46 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] == "--worker":
         _worker_main(argv[1:])
         return 0
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true",
-                   help="small sizes for a smoke test (10 runs; MLflow per-call 1 run x 200; "
-                        "1 repeat)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes for a smoke test (10 runs; MLflow per-call 1 run x 200; 1 repeat)",
+    )
     p.add_argument("--runs", type=int, default=None, help="loopstack runs (default 100)")
     p.add_argument("--params", type=int, default=20)
     p.add_argument("--points", type=int, default=1000, help="metric points per run")
-    p.add_argument("--mlflow-runs", type=int, default=None,
-                   help="MLflow per-call runs (default 3: ~10 ms a call makes 100 runs ~17 min)")
-    p.add_argument("--mlflow-points", type=int, default=None,
-                   help="MLflow per-call points per run (default --points)")
-    p.add_argument("--mlflow-batch-runs", type=int, default=None,
-                   help="MLflow batch-mode runs (default: same as loopstack)")
-    p.add_argument("--repeat", type=int, default=None,
-                   help="repeats of every side, interleaved; the median is reported (default 3)")
-    p.add_argument("--no-env-variant", action="store_true",
-                   help="skip the extra loopstack per-call run with capture_env=False")
+    p.add_argument(
+        "--mlflow-runs",
+        type=int,
+        default=None,
+        help="MLflow per-call runs (default 3: ~10 ms a call makes 100 runs ~17 min)",
+    )
+    p.add_argument(
+        "--mlflow-points",
+        type=int,
+        default=None,
+        help="MLflow per-call points per run (default --points)",
+    )
+    p.add_argument(
+        "--mlflow-batch-runs",
+        type=int,
+        default=None,
+        help="MLflow batch-mode runs (default: same as loopstack)",
+    )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="repeats of every side, interleaved; the median is reported (default 3)",
+    )
+    p.add_argument(
+        "--no-env-variant",
+        action="store_true",
+        help="skip the extra loopstack per-call run with capture_env=False",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temp directories")
     p.add_argument("--json", type=Path, help="write every figure to this file")
     a = p.parse_args(argv)
@@ -374,11 +512,15 @@ def main(argv: list[str]) -> int:
 
     console = Console(width=max(150, Console().width))
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
-    console.print(f"[bold]W1 tracking[/bold]: {runs} runs x {a.params} params x {a.points:,} "
-                  f"metric points (loopstack), {repeat} interleaved repeat(s), median reported")
-    console.print(f"  {_source_state()}; python {platform.python_version()}, "
-                  f"{os.cpu_count()} CPUs, load average {load[0]:.1f} at start, "
-                  f"{platform.platform()}")
+    console.print(
+        f"[bold]W1 tracking[/bold]: {runs} runs x {a.params} params x {a.points:,} "
+        f"metric points (loopstack), {repeat} interleaved repeat(s), median reported"
+    )
+    console.print(
+        f"  {_source_state()}; python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs, load average {load[0]:.1f} at start, "
+        f"{platform.platform()}"
+    )
     plan = [
         ("loopstack", "per-call", runs, a.points, True),
         ("mlflow", "per-call", ml_runs, ml_points, True),
@@ -391,21 +533,29 @@ def main(argv: list[str]) -> int:
     for rep in range(repeat):
         for tool, mode, n_runs, n_points, cap in plan:
             label = f"{tool} {mode}" + ("" if cap else " (no capture_env)")
-            console.print(f"  [{rep + 1}/{repeat}] {label}: {n_runs} runs x {a.params} params x "
-                          f"{n_points:,} points ...", end=" ")
-            res = run_worker(tool, mode, n_runs, a.params, n_points, capture_env=cap,
-                             keep=a.keep)
+            console.print(
+                f"  [{rep + 1}/{repeat}] {label}: {n_runs} runs x {a.params} params x "
+                f"{n_points:,} points ...",
+                end=" ",
+            )
+            res = run_worker(tool, mode, n_runs, a.params, n_points, capture_env=cap, keep=a.keep)
             res["label"] = label
             res["load_average_after"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0
             by_label.setdefault(label, []).append(res)
-            status = "[green]verified[/green]" if res["verify_ok"] else \
-                f"[red]VERIFY FAILED {res['verify_mismatches']}[/red]"
+            status = (
+                "[green]verified[/green]"
+                if res["verify_ok"]
+                else f"[red]VERIFY FAILED {res['verify_mismatches']}[/red]"
+            )
             console.print(f"{res['wall_s']:.2f} s, {res['points_per_s']:,.0f} points/s, {status}")
     results = [_aggregate(reps) for reps in by_label.values()]
 
     def find(tool: str, mode: str, cap: bool = True) -> dict[str, Any]:
-        return next(r for r in results if r["tool"] == tool and r["mode"] == mode
-                    and r.get("capture_env", True) == cap)
+        return next(
+            r
+            for r in results
+            if r["tool"] == tool and r["mode"] == mode and r.get("capture_env", True) == cap
+        )
 
     summary = Table(title=f"W1: metric points/s, higher is better (median of {repeat})")
     for col in ("mode", "loopstack points/s", "MLflow points/s", "ratio", "target", "met?"):
@@ -415,54 +565,103 @@ def main(argv: list[str]) -> int:
         ls_r, ml_r = find("loopstack", mode), find("mlflow", mode)
         ratio = ls_r["points_per_s"] / ml_r["points_per_s"]
         met = ratio >= TARGETS[mode] and ls_r["verify_ok"] and ml_r["verify_ok"]
-        rows.append({"mode": mode, "loopstack_points_per_s": ls_r["points_per_s"],
-                     "mlflow_points_per_s": ml_r["points_per_s"], "ratio": ratio,
-                     "target": TARGETS[mode], "met": met})
-        summary.add_row(mode, f"{ls_r['points_per_s']:,.0f}", f"{ml_r['points_per_s']:,.0f}",
-                        f"{ratio:,.1f}x", f">= {TARGETS[mode]:g}x",
-                        "[green]yes[/green]" if met else "[red]NO[/red]")
+        rows.append(
+            {
+                "mode": mode,
+                "loopstack_points_per_s": ls_r["points_per_s"],
+                "mlflow_points_per_s": ml_r["points_per_s"],
+                "ratio": ratio,
+                "target": TARGETS[mode],
+                "met": met,
+            }
+        )
+        summary.add_row(
+            mode,
+            f"{ls_r['points_per_s']:,.0f}",
+            f"{ml_r['points_per_s']:,.0f}",
+            f"{ratio:,.1f}x",
+            f">= {TARGETS[mode]:g}x",
+            "[green]yes[/green]" if met else "[red]NO[/red]",
+        )
     console.print(summary)
 
-    detail = Table(title="W1: what each side ran (timed: run create + params + points + end; "
-                         "median repeat)")
-    for col in ("side", "runs x params x points", "points", "wall s", "CPU s", "points/s (min-max)",
-                "calls", "mean call latency", "non-logging ms/run", "cold 1st run", "verified"):
-        detail.add_column(col, justify="left" if col in ("side", "runs x params x points")
-                          else "right")
+    detail = Table(
+        title="W1: what each side ran (timed: run create + params + points + end; median repeat)"
+    )
+    for col in (
+        "side",
+        "runs x params x points",
+        "points",
+        "wall s",
+        "CPU s",
+        "points/s (min-max)",
+        "calls",
+        "mean call latency",
+        "non-logging ms/run",
+        "cold 1st run",
+        "verified",
+    ):
+        detail.add_column(
+            col, justify="left" if col in ("side", "runs x params x points") else "right"
+        )
     for r in results:
         what = "log_metric" if r["mode"] == "per-call" else "log_batch"
         detail.add_row(
-            r["label"], f"{r['runs']} x {r['params']} x {r['points_per_run']:,}",
-            f"{r['points']:,}", f"{r['wall_s']:.2f}", f"{r['cpu_s']:.2f}",
+            r["label"],
+            f"{r['runs']} x {r['params']} x {r['points_per_run']:,}",
+            f"{r['points']:,}",
+            f"{r['wall_s']:.2f}",
+            f"{r['cpu_s']:.2f}",
             f"{_si(r['points_per_s_min'])}-{_si(r['points_per_s_max'])}",
-            f"{r['logging_calls']:,}", f"{_latency(r['mean_call_latency_us'])} ({what})",
-            f"{r['per_run_overhead_ms']:.1f}", f"{r['cold_first_run_s'] * 1e3:.0f} ms",
-            "yes" if r["verify_ok"] else "[red]NO[/red]")
+            f"{r['logging_calls']:,}",
+            f"{_latency(r['mean_call_latency_us'])} ({what})",
+            f"{r['per_run_overhead_ms']:.1f}",
+            f"{r['cold_first_run_s'] * 1e3:.0f} ms",
+            "yes" if r["verify_ok"] else "[red]NO[/red]",
+        )
     console.print(detail)
     ls_pc, ml_pc = find("loopstack", "per-call"), find("mlflow", "per-call")
-    console.print(f"per-call mean log_metric latency: loopstack "
-                  f"{ls_pc['mean_call_latency_us']:.2f} µs (buffered; flushed at run end), "
-                  f"MLflow {ml_pc['mean_call_latency_us'] / 1e3:.2f} ms "
-                  f"({ml_pc['mean_call_latency_us'] / ls_pc['mean_call_latency_us']:,.0f}x)")
+    console.print(
+        f"per-call mean log_metric latency: loopstack "
+        f"{ls_pc['mean_call_latency_us']:.2f} µs (buffered; flushed at run end), "
+        f"MLflow {ml_pc['mean_call_latency_us'] / 1e3:.2f} ms "
+        f"({ml_pc['mean_call_latency_us'] / ls_pc['mean_call_latency_us']:,.0f}x)"
+    )
     if not a.no_env_variant:
         off = find("loopstack", "per-call", False)
-        cost = (runs * a.points / ls_pc["points_per_s"] - runs * a.points / off["points_per_s"]) \
-            / runs * 1e3
-        console.print(f"capture_env (on above): {cost:+.1f} ms per run vs off "
-                      f"({ls_pc['points_per_s']:,.0f} vs {off['points_per_s']:,.0f} points/s); "
-                      f"one-time per process {ls_pc['env_capture_first_s'] * 1e3:.0f} ms "
-                      f"(paid in the excluded warm-up), then "
-                      f"{ls_pc['env_capture_again_s'] * 1e3:.2f} ms per run")
-    console.print("MLflow per-call ran a scaled-down subset: throughput is compared, not wall "
-                  "time. Excluded on both sides: interpreter start, imports, and the warm-up "
-                  "(DB open + migration + one throwaway run).")
+        cost = (
+            (runs * a.points / ls_pc["points_per_s"] - runs * a.points / off["points_per_s"])
+            / runs
+            * 1e3
+        )
+        console.print(
+            f"capture_env (on above): {cost:+.1f} ms per run vs off "
+            f"({ls_pc['points_per_s']:,.0f} vs {off['points_per_s']:,.0f} points/s); "
+            f"one-time per process {ls_pc['env_capture_first_s'] * 1e3:.0f} ms "
+            f"(paid in the excluded warm-up), then "
+            f"{ls_pc['env_capture_again_s'] * 1e3:.2f} ms per run"
+        )
+    console.print(
+        "MLflow per-call ran a scaled-down subset: throughput is compared, not wall "
+        "time. Excluded on both sides: interpreter start, imports, and the warm-up "
+        "(DB open + migration + one throwaway run)."
+    )
     if a.json:
-        a.json.write_text(json.dumps({"summary": rows, "results": results,
-                                      "source": _source_state(),
-                                      "python": platform.python_version(),
-                                      "platform": platform.platform(),
-                                      "cpus": os.cpu_count(), "repeat": repeat,
-                                      "load_average_at_start": load[0]}, indent=2))
+        a.json.write_text(
+            json.dumps(
+                {
+                    "summary": rows,
+                    "results": results,
+                    "source": _source_state(),
+                    "python": platform.python_version(),
+                    "platform": platform.platform(),
+                    "cpus": os.cpu_count(),
+                    "repeat": repeat,
+                    "load_average_at_start": load[0],
+                },
+                indent=2,
+            )
+        )
         console.print(f"wrote {a.json}")
     ok = all(r["verify_ok"] for r in results)
     return 0 if ok else 1

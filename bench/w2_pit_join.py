@@ -42,16 +42,20 @@ def write_data(workdir: Path, labels: int, rows: int, seed: int = 0) -> tuple[Pa
     t0 = np.datetime64("2024-01-01T00:00:00", "us")
     cols: dict[str, Any] = {
         "driver_id": rng.integers(0, DRIVERS, rows),
-        "event_timestamp": t0 + rng.integers(0, SPAN_US, rows).astype("timedelta64[us]")}
+        "event_timestamp": t0 + rng.integers(0, SPAN_US, rows).astype("timedelta64[us]"),
+    }
     for f in FEATURES:
         cols[f] = rng.random(rows)
     features = workdir / "features.parquet"
     pq.write_table(pa.table(cols), features)
     entity = workdir / "labels.parquet"
-    pd.DataFrame({
-        "driver_id": rng.integers(0, DRIVERS, labels),
-        "event_timestamp": t0 + rng.integers(0, SPAN_US, labels).astype("timedelta64[us]"),
-        "label": rng.integers(0, 2, labels)}).to_parquet(entity)
+    pd.DataFrame(
+        {
+            "driver_id": rng.integers(0, DRIVERS, labels),
+            "event_timestamp": t0 + rng.integers(0, SPAN_US, labels).astype("timedelta64[us]"),
+            "label": rng.integers(0, 2, labels),
+        }
+    ).to_parquet(entity)
     return features, entity
 
 
@@ -73,8 +77,13 @@ def loopstack_side(features: Path, entity: Path, workdir: Path) -> Any:
 
     labels = pd.read_parquet(entity)
     driver = ls.Entity("driver", join_keys=["driver_id"])
-    view = ls.FeatureView("driver_stats", entities=[driver], source=ls.FileSource(features),
-                          schema=[ls.Field(f, "float64") for f in FEATURES], ttl=TTL)
+    view = ls.FeatureView(
+        "driver_stats",
+        entities=[driver],
+        source=ls.FileSource(features),
+        schema=[ls.Field(f, "float64") for f in FEATURES],
+        ttl=TTL,
+    )
     store = ls.FeatureStore()
     store.apply([driver, view])
     refs = [f"driver_stats:{f}" for f in FEATURES]
@@ -87,10 +96,15 @@ def raw_duckdb_side(features: Path, entity: Path) -> Any:
 
     labels = pd.read_parquet(entity)
     ttl_us = TTL // timedelta(microseconds=1)
-    cols = ", ".join(f"CASE WHEN f.event_timestamp >= e.event_timestamp - INTERVAL "
-                     f"{ttl_us} MICROSECONDS THEN f.{c} END AS {c}" for c in FEATURES)
-    sql = (f"SELECT e.*, {cols} FROM labels e ASOF LEFT JOIN read_parquet('{features}') f "
-           "ON e.driver_id = f.driver_id AND e.event_timestamp >= f.event_timestamp")
+    cols = ", ".join(
+        f"CASE WHEN f.event_timestamp >= e.event_timestamp - INTERVAL "
+        f"{ttl_us} MICROSECONDS THEN f.{c} END AS {c}"
+        for c in FEATURES
+    )
+    sql = (
+        f"SELECT e.*, {cols} FROM labels e ASOF LEFT JOIN read_parquet('{features}') f "
+        "ON e.driver_id = f.driver_id AND e.event_timestamp >= f.event_timestamp"
+    )
 
     def run() -> Any:
         con = duckdb.connect()
@@ -122,37 +136,48 @@ def run_feast(features: Path, entity: Path, workdir: Path, repeats: int) -> dict
     from feast import Entity, FeatureStore, FeatureView, Field, FileSource, ValueType
     from feast.types import Float64
 
-    (workdir / "feature_store.yaml").write_text(FEAST_REPO.format(
-        registry=workdir / "registry.db", online=workdir / "online.db"))
+    (workdir / "feature_store.yaml").write_text(
+        FEAST_REPO.format(registry=workdir / "registry.db", online=workdir / "online.db")
+    )
     store = FeatureStore(repo_path=str(workdir))
     driver = Entity(name="driver", join_keys=["driver_id"], value_type=ValueType.INT64)
-    view = FeatureView(name="driver_stats", entities=[driver], ttl=TTL,
-                       schema=[Field(name=f, dtype=Float64) for f in FEATURES],
-                       source=FileSource(path=str(features), timestamp_field="event_timestamp"))
+    view = FeatureView(
+        name="driver_stats",
+        entities=[driver],
+        ttl=TTL,
+        schema=[Field(name=f, dtype=Float64) for f in FEATURES],
+        source=FileSource(path=str(features), timestamp_field="event_timestamp"),
+    )
     store.apply([driver, view])
     labels = pd.read_parquet(entity)
     labels["event_timestamp"] = labels["event_timestamp"].dt.tz_localize("UTC")
     refs = [f"driver_stats:{f}" for f in FEATURES]
-    seconds, out = best_of(lambda: store.get_historical_features(
-        entity_df=labels, features=refs).to_df(), repeats)
-    return {"seconds": seconds, "rows": int(len(out)),
-            "null_f0": int(out["f0"].isna().sum())}
+    seconds, out = best_of(
+        lambda: store.get_historical_features(entity_df=labels, features=refs).to_df(), repeats
+    )
+    return {"seconds": seconds, "rows": int(len(out)), "null_f0": int(out["f0"].isna().sum())}
 
 
-def feast_subprocess(python: str, features: Path, entity: Path, workdir: Path,
-                     repeats: int) -> dict[str, Any] | str:
+def feast_subprocess(
+    python: str, features: Path, entity: Path, workdir: Path, repeats: int
+) -> dict[str, Any] | str:
     if not Path(python).exists():
         return f"no Feast environment at {python} (pip install -r bench/requirements-feast.txt)"
     feast_dir = workdir / "feast"
     feast_dir.mkdir(exist_ok=True)
-    code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-            "from pathlib import Path; import w2_pit_join as w; "
-            f"print(json.dumps(w.run_feast(Path({str(features)!r}), Path({str(entity)!r}), "
-            f"Path({str(feast_dir)!r}), {repeats})))")
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+        "from pathlib import Path; import w2_pit_join as w; "
+        f"print(json.dumps(w.run_feast(Path({str(features)!r}), Path({str(entity)!r}), "
+        f"Path({str(feast_dir)!r}), {repeats})))"
+    )
     proc = subprocess.run([python, "-c", code], capture_output=True, text=True)
     if proc.returncode != 0:
-        return "Feast failed: " + proc.stderr.strip().splitlines()[-1] if proc.stderr else \
-            f"Feast exited with {proc.returncode}"
+        return (
+            "Feast failed: " + proc.stderr.strip().splitlines()[-1]
+            if proc.stderr
+            else f"Feast exited with {proc.returncode}"
+        )
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
@@ -172,8 +197,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="w2-") as tmp:
         workdir = Path(tmp)
         features, entity = write_data(workdir, args.labels, args.rows)
-        ls_run, raw_run = loopstack_side(features, entity, workdir), \
-            raw_duckdb_side(features, entity)
+        ls_run, raw_run = (
+            loopstack_side(features, entity, workdir),
+            raw_duckdb_side(features, entity),
+        )
         ls_run(), raw_run()  # warm up (imports, file cache)
         ls_best, raw_best = float("inf"), float("inf")
         ls_out = raw_out = None
@@ -187,41 +214,57 @@ def main() -> None:
         assert ls_out is not None and raw_out is not None
         feast: dict[str, Any] | str = "skipped (--no-feast)"
         if not args.no_feast:
-            feast = feast_subprocess(args.feast_python, features, entity, workdir,
-                                     args.feast_repeats)
+            feast = feast_subprocess(
+                args.feast_python, features, entity, workdir, args.feast_repeats
+            )
 
     n = args.labels
-    print(f"\nW2: {n:,} label rows x {args.rows:,} feature rows x {N_FEATURES} features, "
-          f"TTL {TTL}; best of {args.repeats} (Feast: best of {args.feast_repeats})\n")
+    print(
+        f"\nW2: {n:,} label rows x {args.rows:,} feature rows x {N_FEATURES} features, "
+        f"TTL {TTL}; best of {args.repeats} (Feast: best of {args.feast_repeats})\n"
+    )
     print("| engine | seconds | rows returned | rows with no feature | loopstack's speed-up |")
     print("| --- | --- | --- | --- | --- |")
-    print(f"| loopstack | {ls_best:.3f} | {len(ls_out):,} | {int(ls_out['f0'].isna().sum()):,} "
-          "| 1.00x |")
-    print(f"| raw DuckDB ASOF JOIN (limit) | {raw_best:.3f} | {len(raw_out):,} | "
-          f"{int(raw_out['f0'].isna().sum()):,} | {raw_best / ls_best:.2f}x (the limit) |")
+    print(
+        f"| loopstack | {ls_best:.3f} | {len(ls_out):,} | {int(ls_out['f0'].isna().sum()):,} "
+        "| 1.00x |"
+    )
+    print(
+        f"| raw DuckDB ASOF JOIN (limit) | {raw_best:.3f} | {len(raw_out):,} | "
+        f"{int(raw_out['f0'].isna().sum()):,} | {raw_best / ls_best:.2f}x (the limit) |"
+    )
     if isinstance(feast, dict):
-        print(f"| Feast {_feast_version(args.feast_python)} file offline store | "
-              f"{feast['seconds']:.3f} | {feast['rows']:,} | {feast['null_f0']:,} | "
-              f"{feast['seconds'] / ls_best:.1f}x |")
+        print(
+            f"| Feast {_feast_version(args.feast_python)} file offline store | "
+            f"{feast['seconds']:.3f} | {feast['rows']:,} | {feast['null_f0']:,} | "
+            f"{feast['seconds'] / ls_best:.1f}x |"
+        )
     else:
         print(f"| Feast | - | - | - | {feast} |")
     print()
     ok_rows = len(ls_out) == n
     print(f"loopstack returned every label row: {'yes' if ok_rows else 'NO'} ({len(ls_out):,})")
-    print(f"loopstack within 1.3x of raw DuckDB: {'yes' if ls_best <= 1.3 * raw_best else 'no'}"
-          f" ({ls_best / raw_best:.2f}x)")
+    print(
+        f"loopstack within 1.3x of raw DuckDB: {'yes' if ls_best <= 1.3 * raw_best else 'no'}"
+        f" ({ls_best / raw_best:.2f}x)"
+    )
     if isinstance(feast, dict):
-        print(f"loopstack >= 5x faster than Feast: "
-              f"{'yes' if feast['seconds'] >= 5 * ls_best else 'no'} "
-              f"({feast['seconds'] / ls_best:.1f}x)")
+        print(
+            f"loopstack >= 5x faster than Feast: "
+            f"{'yes' if feast['seconds'] >= 5 * ls_best else 'no'} "
+            f"({feast['seconds'] / ls_best:.1f}x)"
+        )
         if feast["rows"] != n:
-            print(f"Feast dropped {n - feast['rows']:,} label rows (no unexpired feature row); "
-                  "loopstack keeps them with NULLs")
+            print(
+                f"Feast dropped {n - feast['rows']:,} label rows (no unexpired feature row); "
+                "loopstack keeps them with NULLs"
+            )
 
 
 def _feast_version(python: str) -> str:
-    out = subprocess.run([python, "-c", "import feast; print(feast.__version__)"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [python, "-c", "import feast; print(feast.__version__)"], capture_output=True, text=True
+    )
     return out.stdout.strip()
 
 

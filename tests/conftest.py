@@ -46,8 +46,11 @@ def _pg_base_url() -> str:
         psycopg.connect(plain, connect_timeout=5).close()
     except psycopg.OperationalError as exc:
         pytest.fail(f"{PG_ENV}={url} is set but PostgreSQL is unreachable: {exc}")
-    return url if url.startswith("postgresql+psycopg://") else \
-        url.replace("postgresql://", "postgresql+psycopg://", 1)
+    return (
+        url
+        if url.startswith("postgresql+psycopg://")
+        else url.replace("postgresql://", "postgresql+psycopg://", 1)
+    )
 
 
 @pytest.fixture
@@ -110,9 +113,22 @@ def free_port() -> int:
 def start_server(env: dict[str, str], *, workers: int = 1) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "loopstack.cli", "server", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(workers)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "loopstack.cli",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     import httpx
 
@@ -161,8 +177,9 @@ class ThreadedServer:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="off")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -181,8 +198,9 @@ class ThreadedServer:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres), "rest"])
-def tracking_backend(request: pytest.FixtureRequest, ls_home: Path,
-                     monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def tracking_backend(
+    request: pytest.FixtureRequest, ls_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
     """The tracking API against SQLite, PostgreSQL, and a server over HTTP (native REST)."""
     if request.param == "postgresql":
         monkeypatch.setenv("LOOPSTACK_DB_URL", request.getfixturevalue("pg_url"))

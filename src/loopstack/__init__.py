@@ -16,26 +16,69 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
-    **{name: "loopstack.tracking" for name in (
-        "ActiveRun", "TrackingClient", "active_run", "compare_runs", "end_run", "flush",
-        "get_run", "log_artifact", "log_artifacts", "log_input", "log_metric", "log_metrics",
-        "log_param", "log_params", "search_runs", "set_experiment", "set_tag", "set_tags",
-        "start_run",
-    )},
+    **{
+        name: "loopstack.tracking"
+        for name in (
+            "ActiveRun",
+            "TrackingClient",
+            "active_run",
+            "compare_runs",
+            "end_run",
+            "flush",
+            "get_run",
+            "log_artifact",
+            "log_artifacts",
+            "log_input",
+            "log_metric",
+            "log_metrics",
+            "log_param",
+            "log_params",
+            "search_runs",
+            "set_experiment",
+            "set_tag",
+            "set_tags",
+            "start_run",
+        )
+    },
     # ``get_registry``, not ``registry``: that name is the subpackage once it is imported.
-    **{name: "loopstack.registry" for name in ("get_registry", "lineage", "load_model",
-                                                "log_model")},
-    **{name: "loopstack.features" for name in (
-        "DataFrameSource", "Entity", "FeatureStore", "FeatureView", "Field", "FileSource",
-        "OnDemandFeatureView", "RequestSource", "SqlSource",
-    )},
-    **{name: "loopstack.data" for name in ("Suite", "get_dataset", "infer_suite",
-                                            "list_datasets", "register_dataset")},
-    **{name: "loopstack.errors" for name in (
-        "AlreadyExists", "ArtifactCorrupted", "Conflict", "Forbidden", "Invalid",
-        "LoopstackError", "NotFound", "Overloaded", "StoreUnavailable", "Unauthenticated",
-        "ValidationFailed",
-    )},
+    **{
+        name: "loopstack.registry"
+        for name in ("get_registry", "lineage", "load_model", "log_model")
+    },
+    **{
+        name: "loopstack.features"
+        for name in (
+            "DataFrameSource",
+            "Entity",
+            "FeatureStore",
+            "FeatureView",
+            "Field",
+            "FileSource",
+            "OnDemandFeatureView",
+            "RequestSource",
+            "SqlSource",
+        )
+    },
+    **{
+        name: "loopstack.data"
+        for name in ("Suite", "get_dataset", "infer_suite", "list_datasets", "register_dataset")
+    },
+    **{
+        name: "loopstack.errors"
+        for name in (
+            "AlreadyExists",
+            "ArtifactCorrupted",
+            "Conflict",
+            "Forbidden",
+            "Invalid",
+            "LoopstackError",
+            "NotFound",
+            "Overloaded",
+            "StoreUnavailable",
+            "Unauthenticated",
+            "ValidationFailed",
+        )
+    },
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

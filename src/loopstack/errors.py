@@ -103,4 +103,3 @@ class Overloaded(LoopstackError):
 class StoreUnavailable(LoopstackError):
     status_code = 503
     mlflow_code = "TEMPORARILY_UNAVAILABLE"
-

@@ -72,19 +72,23 @@ def test_users_commands(cli_db: Database) -> None:
 def test_projects_commands(cli_db: Database) -> None:
     ok("users", "create", "ana")
     ok("users", "create", "ben")
-    assert "created project fraud (id 1)" in ok("projects", "create", "fraud", "-d",
-                                                 "card fraud models")
+    assert "created project fraud (id 1)" in ok(
+        "projects", "create", "fraud", "-d", "card fraud models"
+    )
     listed = ok("projects", "list")
     assert re.search(r"\b1\s.*fraud.*card fraud models", listed)
     assert "default" in listed
     assert "no projects for user 'ana'" in ok("projects", "list", "--user", "ana")
 
     assert "ana is now data-scientist in project fraud" in ok(
-        "projects", "add-member", "fraud", "ana", "--role", "data-scientist")
+        "projects", "add-member", "fraud", "ana", "--role", "data-scientist"
+    )
     ok("projects", "add-member", "fraud", "ben", "-r", "viewer")
     ok("projects", "add-member", "fraud", "ben", "-r", "ml-engineer")
     assert [(m.user, m.role) for m in members(cli_db, "fraud")] == [
-        ("ana", Role.DATA_SCIENTIST), ("ben", Role.ML_ENGINEER)]
+        ("ana", Role.DATA_SCIENTIST),
+        ("ben", Role.ML_ENGINEER),
+    ]
     shown = ok("projects", "show", "fraud")
     assert "project fraud (id 1)" in shown and "card fraud models" in shown
     assert re.search(r"ben\s.*ml-engineer", shown)
@@ -95,8 +99,16 @@ def test_projects_commands(cli_db: Database) -> None:
     assert [m.user for m in members(cli_db, "fraud")] == ["ana"]
 
     assert "allow_self_approval: false" in ok("projects", "policy", "fraud")
-    out = ok("projects", "policy", "fraud", "--allow-self-approval", "--protected-aliases",
-             "production,champion", "--required-evidence", "eval_report")
+    out = ok(
+        "projects",
+        "policy",
+        "fraud",
+        "--allow-self-approval",
+        "--protected-aliases",
+        "production,champion",
+        "--required-evidence",
+        "eval_report",
+    )
     assert "updated the approval policy" in out and "allow_self_approval: true" in out
     policy = get_policy(cli_db, "fraud")
     assert policy.protected_aliases == ["production", "champion"]
@@ -108,14 +120,17 @@ def test_projects_commands(cli_db: Database) -> None:
 
     before = len(audit.events(cli_db, limit=100_000))
     assert "'owner'" in fails("projects", "add-member", "fraud", "ana", "--role", "owner")
-    assert fails("projects", "add-member", "fraud", "ghost", "--role", "viewer") == \
-        "error: no user named 'ghost'"
+    assert (
+        fails("projects", "add-member", "fraud", "ghost", "--role", "viewer")
+        == "error: no user named 'ghost'"
+    )
     assert fails("projects", "show", "nope") == "error: no project with name 'nope'"
     assert "already exists" in fails("projects", "create", "fraud")
     assert "project name" in fails("projects", "create", "Fraud")
     assert "not a member" in fails("projects", "remove-member", "fraud", "ben")
-    assert "'protected_aliases'" in fails("projects", "policy", "fraud", "--protected-aliases",
-                                          "bad alias")
+    assert "'protected_aliases'" in fails(
+        "projects", "policy", "fraud", "--protected-aliases", "bad alias"
+    )
     assert len(audit.events(cli_db, limit=100_000)) == before
 
 
@@ -134,7 +149,9 @@ def test_token_create_with_a_project(cli_db: Database) -> None:
     ok("token", "create", "--name", "all", "--user", "ana")
     assert "(all)" in next(line for line in ok("token", "list").splitlines() if " all " in line)
     assert "holds no role in project 'default'" in fails(
-        "token", "create", "--name", "x", "--user", "ana", "--project", "default")
+        "token", "create", "--name", "x", "--user", "ana", "--project", "default"
+    )
     assert fails("token", "create", "--name", "x", "--user", "ghost") == (
-        "error: no user named 'ghost'; create it first with `loopstack users create ghost`")
+        "error: no user named 'ghost'; create it first with `loopstack users create ghost`"
+    )
     assert len(list_tokens(cli_db)) == 2

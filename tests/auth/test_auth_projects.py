@@ -47,8 +47,9 @@ def test_create_get_list(db: Database) -> None:
     assert audit.verify(db).ok
 
 
-@pytest.mark.parametrize("name", ["", "Fraud", "-fraud", "_x", "has space", "a" * 129, "émile",
-                                  "a/b", "a.b"])
+@pytest.mark.parametrize(
+    "name", ["", "Fraud", "-fraud", "_x", "has space", "a" * 129, "émile", "a/b", "a.b"]
+)
 def test_bad_names_change_nothing(db: Database, name: str) -> None:
     before = snapshot(db)
     with pytest.raises(Invalid) as err:
@@ -83,12 +84,15 @@ def test_membership_upsert_remove_and_listing(db: Database) -> None:
     fraud = create_project(db, "fraud", actor="root")
     create_project(db, "churn", actor="root")
 
-    assert add_member(db, "fraud", "ana", "viewer", actor="root") == Member("ana", Role.VIEWER,
-                                                                            "Ana")
+    assert add_member(db, "fraud", "ana", "viewer", actor="root") == Member(
+        "ana", Role.VIEWER, "Ana"
+    )
     add_member(db, fraud.project_id, "ben", Role.ML_ENGINEER, actor="root")
     add_member(db, "fraud", "ana", "data-scientist", actor="root")  # upsert
-    assert members(db, "fraud") == [Member("ana", Role.DATA_SCIENTIST, "Ana"),
-                                    Member("ben", Role.ML_ENGINEER, "")]
+    assert members(db, "fraud") == [
+        Member("ana", Role.DATA_SCIENTIST, "Ana"),
+        Member("ben", Role.ML_ENGINEER, ""),
+    ]
     assert [p.name for p in list_projects(db, user="ana")] == ["fraud"]
     assert [p.name for p in list_projects(db, user="root")] == ["churn", "default", "fraud"]
     assert list_projects(db, user="ghost") == []
@@ -98,8 +102,12 @@ def test_membership_upsert_remove_and_listing(db: Database) -> None:
     assert list_projects(db, user="ben") == []
 
     actions = [(e["action"], e["object_id"]) for e in audit.events(db, object_type="project")]
-    assert actions[-4:] == [("project.add_member", "fraud"), ("project.add_member", "fraud"),
-                            ("project.add_member", "fraud"), ("project.remove_member", "fraud")]
+    assert actions[-4:] == [
+        ("project.add_member", "fraud"),
+        ("project.add_member", "fraud"),
+        ("project.add_member", "fraud"),
+        ("project.remove_member", "fraud"),
+    ]
 
 
 def test_bad_membership_changes_nothing(db: Database) -> None:
@@ -123,22 +131,36 @@ def test_bad_membership_changes_nothing(db: Database) -> None:
 
 def test_policy_round_trip_and_audit(db: Database) -> None:
     create_project(db, "fraud", actor="root")
-    got = set_policy(db, "fraud", {"protected_aliases": ["production", "champion", "production"],
-                                   "allow_self_approval": True,
-                                   "required_evidence": ["eval_report"]}, actor="root")
-    assert got == ApprovalPolicy(protected_aliases=["production", "champion"],
-                                 allow_self_approval=True, required_evidence=["eval_report"])
+    got = set_policy(
+        db,
+        "fraud",
+        {
+            "protected_aliases": ["production", "champion", "production"],
+            "allow_self_approval": True,
+            "required_evidence": ["eval_report"],
+        },
+        actor="root",
+    )
+    assert got == ApprovalPolicy(
+        protected_aliases=["production", "champion"],
+        allow_self_approval=True,
+        required_evidence=["eval_report"],
+    )
     assert get_policy(db, "fraud") == got
     assert get_policy(db, "default") == ApprovalPolicy()  # other projects untouched
     # Stored in full, so readers that only know the older fields (the registry) see them all.
-    raw = db.read(lambda c: c.exec_driver_sql(
-        "SELECT policy FROM projects WHERE name = 'fraud'").scalar())
+    raw = db.read(
+        lambda c: c.exec_driver_sql("SELECT policy FROM projects WHERE name = 'fraud'").scalar()
+    )
     assert json.loads(raw)["auto_approve_when_gates_pass"] is False
     set_policy(db, "fraud", ApprovalPolicy(protected_aliases=[]), actor="root")
     assert get_policy(db, "fraud").protected_aliases == []
     events = audit.events(db, object_type="project", object_id="fraud")
-    assert [e["action"] for e in events] == ["project.create", "project.set_policy",
-                                             "project.set_policy"]
+    assert [e["action"] for e in events] == [
+        "project.create",
+        "project.set_policy",
+        "project.set_policy",
+    ]
 
 
 BAD_POLICIES: list[tuple[Any, str]] = [
@@ -155,8 +177,9 @@ BAD_POLICIES: list[tuple[Any, str]] = [
 
 
 @pytest.mark.parametrize("policy, field", BAD_POLICIES)
-def test_invalid_policy_names_the_field_and_changes_nothing(db: Database, policy: Any,
-                                                           field: str) -> None:
+def test_invalid_policy_names_the_field_and_changes_nothing(
+    db: Database, policy: Any, field: str
+) -> None:
     create_project(db, "fraud", actor="root")
     before = snapshot(db)
     with pytest.raises(Invalid) as err:

@@ -33,9 +33,16 @@ def test_roles_are_ordered_with_exact_values() -> None:
     assert str(Role.ML_ENGINEER) == "ml-engineer"
 
 
-@pytest.mark.parametrize("text, role", [
-    ("viewer", Role.VIEWER), ("Data-Scientist", Role.DATA_SCIENTIST),
-    (" ml-engineer ", Role.ML_ENGINEER), ("admin", Role.ADMIN), (Role.ADMIN, Role.ADMIN)])
+@pytest.mark.parametrize(
+    "text, role",
+    [
+        ("viewer", Role.VIEWER),
+        ("Data-Scientist", Role.DATA_SCIENTIST),
+        (" ml-engineer ", Role.ML_ENGINEER),
+        ("admin", Role.ADMIN),
+        (Role.ADMIN, Role.ADMIN),
+    ],
+)
 def test_parse(text: str, role: Role) -> None:
     assert Role.parse(text) is role
 
@@ -80,8 +87,11 @@ def test_every_permission_has_a_minimum_role() -> None:
 
 def test_check_says_which_role_is_needed() -> None:
     assert check(Role.ADMIN, "approve") is Role.ADMIN
-    with pytest.raises(Forbidden, match="'approve' needs the 'ml-engineer' role in project "
-                                        "'fraud'; the caller is 'data-scientist'"):
+    with pytest.raises(
+        Forbidden,
+        match="'approve' needs the 'ml-engineer' role in project "
+        "'fraud'; the caller is 'data-scientist'",
+    ):
         check(Role.DATA_SCIENTIST, Permission.APPROVE, project="fraud")
     with pytest.raises(Forbidden, match="holds no role"):
         check(None, "read")
@@ -130,8 +140,9 @@ def test_scoped_principals_act_only_in_their_project(db: Database) -> None:
     assert require(db, scoped, fraud.project_id, "approve") is Role.ML_ENGINEER
     with pytest.raises(Forbidden, match="acts only in project"):
         require(db, scoped, 0, "read")
-    with pytest.raises(Forbidden, match="'override-production' needs the 'admin' role in "
-                                        "project 'fraud'"):
+    with pytest.raises(
+        Forbidden, match="'override-production' needs the 'admin' role in project 'fraud'"
+    ):
         require(db, everywhere, fraud.project_id, "override-production")
     admin_scoped = Principal("root", "t3", project_id=fraud.project_id, is_admin=True)
     assert role_of(db, admin_scoped, fraud.project_id) is Role.ADMIN

@@ -32,7 +32,9 @@ def test_first_token_registers_its_user_as_admin(db: Database) -> None:
     # both changes are in the log, in one transaction: the user first, then the token
     tail = audit.events(db)[-2:]
     assert [(e["action"], e["object_id"], e["actor"]) for e in tail] == [
-        ("user.create", "alice", "ops"), ("token.create", info.token_id, "ops")]
+        ("user.create", "alice", "ops"),
+        ("token.create", info.token_id, "ops"),
+    ]
     assert audit.verify(db).ok
 
 
@@ -67,11 +69,19 @@ def test_tokens_made_before_users_existed(db: Database) -> None:
     secret = "lst_" + "legacy" * 8
     from sqlalchemy import text
 
-    insert = text('INSERT INTO tokens (token_id, name, "user", token_hash, prefix, created_at) '
-                  "VALUES ('legacy1', 'old', 'carol', :hash, 'lst_legacy', :ts)")
+    insert = text(
+        'INSERT INTO tokens (token_id, name, "user", token_hash, prefix, created_at) '
+        "VALUES ('legacy1', 'old', 'carol', :hash, 'lst_legacy', :ts)"
+    )
     params = {"hash": hashlib.sha256(secret.encode()).hexdigest(), "ts": int(time.time() * 1000)}
-    db.write(lambda c: c.execute(insert, params), actor="t", action="token.create",
-             object_type="token", object_id="legacy1", payload={})
+    db.write(
+        lambda c: c.execute(insert, params),
+        actor="t",
+        action="token.create",
+        object_type="token",
+        object_id="legacy1",
+        payload={},
+    )
     assert verify_token(db, secret) == Principal("carol", "legacy1", None, True)
     create_user(db, "dave", is_admin=True, actor="t")
     assert verify_token(db, secret) is None

@@ -33,11 +33,15 @@ def test_create_get_list(db: Database) -> None:
     assert [u.name for u in list_users(db)] == ["alice", "bob.smith@corp.example"]
     events = audit.events(db, object_type="user")
     assert [(e["action"], e["object_id"], e["actor"]) for e in events] == [
-        ("user.create", "alice", "root"), ("user.create", "bob.smith@corp.example", "alice")]
+        ("user.create", "alice", "root"),
+        ("user.create", "bob.smith@corp.example", "alice"),
+    ]
 
 
-@pytest.mark.parametrize("name", ["", " alice", "-x", "a b", "anonymous", "Anonymous", "policy",
-                                  "a" * 257, "al/ice", "al:ice"])
+@pytest.mark.parametrize(
+    "name",
+    ["", " alice", "-x", "a b", "anonymous", "Anonymous", "policy", "a" * 257, "al/ice", "al:ice"],
+)
 def test_bad_names_change_nothing(db: Database, name: str) -> None:
     before = snapshot(db)
     with pytest.raises(Invalid) as err:

@@ -19,11 +19,14 @@ def test_help_lists_every_command() -> None:
 
 
 def test_the_cli_imports_no_heavy_modules_until_a_command_needs_them() -> None:
-    code = ("import sys, json, loopstack.cli; "
-            "print(json.dumps(sorted(m for m in ('sqlalchemy', 'fastapi', 'pandas', 'numpy', "
-            "'pyarrow', 'uvicorn', 'httpx', 'alembic') if m in sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import sys, json, loopstack.cli; "
+        "print(json.dumps(sorted(m for m in ('sqlalchemy', 'fastapi', 'pandas', 'numpy', "
+        "'pyarrow', 'uvicorn', 'httpx', 'alembic') if m in sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert json.loads(out) == []
 
 

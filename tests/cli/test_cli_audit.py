@@ -45,8 +45,9 @@ def test_verify_passes_then_names_the_edited_event(run_id: str, ls_home: Path) -
     assert "Traceback" not in result.output
 
 
-def test_verify_through_a_server(run_id: str, ls_home: Path, live_server: str,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_verify_through_a_server(
+    run_id: str, ls_home: Path, live_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LOOPSTACK_TRACKING_URI", live_server)
     result = invoke("audit", "verify")
     assert result.exit_code == 0, result.output
@@ -85,8 +86,9 @@ def test_log_prints_events_for_an_object(run_id: str) -> None:
     assert len(rows) == 1 and "run.end" in rows[0]  # the newest: the run's end
 
 
-def test_log_through_a_server(run_id: str, live_server: str,
-                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_log_through_a_server(
+    run_id: str, live_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LOOPSTACK_TRACKING_URI", live_server)
     result = invoke("audit", "log", "--object", f"run/{run_id}", "--limit", "2")
     assert result.exit_code == 0, result.output

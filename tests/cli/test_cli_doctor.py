@@ -40,8 +40,7 @@ def test_defaults_are_healthy(ls_home: Path) -> None:
     assert not [p for p in (ls_home / "artifacts").rglob("*") if p.is_file()]
 
 
-def test_unreachable_postgres_fails_and_hides_the_password(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_postgres_fails_and_hides_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOOPSTACK_DB_URL", "postgresql+psycopg://postgres:hunter2@127.0.0.1:1/x")
     result = invoke("doctor")
     assert result.exit_code == 1, result.output
@@ -54,7 +53,8 @@ def test_unreachable_postgres_fails_and_hides_the_password(
 
 
 def test_checks_the_tracking_server_when_one_is_configured(
-        live_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    live_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LOOPSTACK_TRACKING_URI", live_server)
     result = invoke("doctor")
     assert result.exit_code == 0, result.output

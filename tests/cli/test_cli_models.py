@@ -31,17 +31,33 @@ def row(text: str, first: str) -> list[str]:
 
 
 def signature(columns: dict[str, str]) -> dict:
-    return {"inputs": {"type": "columns",
-                       "columns": [{"name": k, "dtype": v} for k, v in columns.items()]},
-            "output": {"type": "tensor", "dtype": "int64", "shape": [-1]}}
+    return {
+        "inputs": {
+            "type": "columns",
+            "columns": [{"name": k, "dtype": v} for k, v in columns.items()],
+        },
+        "output": {"type": "tensor", "dtype": "int64", "shape": [-1]},
+    }
 
 
-def register(name: str = "churn", *, actor: str = "alice", columns: dict | None = None,
-             project_id: int = 0, **kw: object) -> int:
+def register(
+    name: str = "churn",
+    *,
+    actor: str = "alice",
+    columns: dict | None = None,
+    project_id: int = 0,
+    **kw: object,
+) -> int:
     reg = get_registry(actor=actor, project_id=project_id)
-    v = reg.create_model_version(name, source=f"runs:/x/{name}", files=FILES, flavor="sklearn",
-                                 signature=signature(columns or COLUMNS),
-                                 requirements=["scikit-learn==1.5.0"], **kw)  # type: ignore[arg-type]
+    v = reg.create_model_version(
+        name,
+        source=f"runs:/x/{name}",
+        files=FILES,
+        flavor="sklearn",
+        signature=signature(columns or COLUMNS),
+        requirements=["scikit-learn==1.5.0"],
+        **kw,
+    )  # type: ignore[arg-type]
     return v.version
 
 
@@ -83,8 +99,17 @@ def test_show_prints_the_model_its_aliases_tags_and_versions(churn: None) -> Non
     assert row(out, "staging") == ["staging", "2"]
     assert row(out, "team") == ["team", "growth"]
     header = row(out, "version")
-    assert header == ["version", "flavor", "run id", "created by", "created", "approval",
-                      "aliases", "digest", "onnx diff"]
+    assert header == [
+        "version",
+        "flavor",
+        "run id",
+        "created by",
+        "created",
+        "approval",
+        "aliases",
+        "digest",
+        "onnx diff",
+    ]
     v2 = dict(zip(header, row(out, "2"), strict=True))
     digest = get_registry().get_model_version("churn", 2).digest
     assert v2["flavor"] == "sklearn" and v2["created by"] == "alice"
@@ -138,9 +163,14 @@ def test_alias_moves_deletes_and_keeps_its_history(churn: None) -> None:
     assert header == ["alias", "from", "to", "actor", "time", "reason", "approval id"]
     moves = [dict(zip(header, r, strict=True)) for r in rows(history.stdout)[1:]]
     assert [(m["from"], m["to"], m["actor"], m["reason"]) for m in moves] == [
-        ("-", "1", "alice", "first try"), ("1", "2", "alice", "-"), ("2", "-", "alice", "-")]
-    assert invoke("alias", "churn", "--history", "canary").stdout.strip() == \
-        "no alias moves for churn@canary"
+        ("-", "1", "alice", "first try"),
+        ("1", "2", "alice", "-"),
+        ("2", "-", "alice", "-"),
+    ]
+    assert (
+        invoke("alias", "churn", "--history", "canary").stdout.strip()
+        == "no alias moves for churn@canary"
+    )
 
 
 def test_alias_refuses_bad_combinations_and_signature_breaks(churn: None) -> None:
@@ -166,8 +196,9 @@ def test_production_moves_only_through_an_approval(churn: None) -> None:
     assert get_registry().get_registered_model("churn").aliases == {}
 
 
-def test_promote_then_another_user_approves(churn: None, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_promote_then_another_user_approves(
+    churn: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     evidence = tmp_path / "evidence.json"
     evidence.write_text(json.dumps({"auc": 0.93}))
     opened = invoke("promote", "churn", "2", "--evidence-file", str(evidence))
@@ -183,8 +214,7 @@ def test_promote_then_another_user_approves(churn: None, tmp_path: Path,
 
     own = invoke("approve", request.request_id)  # alice registered v2
     assert own.exit_code == 1
-    assert "'alice' registered churn version 2 and cannot decide on its own promotion" \
-        in own.stderr
+    assert "'alice' registered churn version 2 and cannot decide on its own promotion" in own.stderr
     assert get_registry().list_requests()[0].state == "pending"
 
     monkeypatch.setenv("LOOPSTACK_USER", "bob")
@@ -196,19 +226,23 @@ def test_promote_then_another_user_approves(churn: None, tmp_path: Path,
     assert row(invoke("versions", "churn").stdout, "2")[5] == "approved"
 
     history = invoke("alias", "churn", "--history").stdout
-    assert row(history, "production")[1:] == ["-", "2", "bob", row(history, "production")[4],
-                                              "eval looks good", request.request_id]
+    assert row(history, "production")[1:] == [
+        "-",
+        "2",
+        "bob",
+        row(history, "production")[4],
+        "eval looks good",
+        request.request_id,
+    ]
     done = invoke("requests", "--name", "churn", "--state", "approved").stdout
     assert row(done, request.request_id)[7] == "bob"
     assert row(done, request.request_id)[9] == "eval looks good"
-    assert invoke("requests", "--state", "pending").stdout.strip() == \
-        "no approval requests match"
+    assert invoke("requests", "--state", "pending").stdout.strip() == "no approval requests match"
     again = invoke("approve", request.request_id)
     assert again.exit_code == 1 and "is already approved" in again.stderr
 
 
-def test_reject_leaves_the_alias_where_it_was(churn: None,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reject_leaves_the_alias_where_it_was(churn: None, monkeypatch: pytest.MonkeyPatch) -> None:
     assert invoke("promote", "churn", "1", "--alias", "production").exit_code == 0
     (request,) = get_registry().list_requests()
     monkeypatch.setenv("LOOPSTACK_USER", "bob")
@@ -230,8 +264,7 @@ def test_an_auto_approve_policy_approves_at_once(churn: None, tmp_path: Path) ->
     from loopstack.auth import set_policy
     from loopstack.store import open_stores
 
-    set_policy(open_stores().db, "default", {"auto_approve_when_gates_pass": True},
-               actor="root")
+    set_policy(open_stores().db, "default", {"auto_approve_when_gates_pass": True}, actor="root")
     evidence = tmp_path / "gates.json"
     evidence.write_text(json.dumps({"gates_passed": True}))
     result = invoke("promote", "churn", "2", "--evidence-file", str(evidence))
@@ -247,8 +280,10 @@ def test_promote_refuses_a_bad_evidence_file(churn: None, tmp_path: Path) -> Non
     result = invoke("promote", "churn", "2", "--evidence-file", str(bad))
     assert result.exit_code == 1 and "is not valid JSON" in result.stderr
     bad.write_text("[1, 2]")
-    assert "must hold a JSON object; got list" in invoke(
-        "promote", "churn", "2", "--evidence-file", str(bad)).stderr
+    assert (
+        "must hold a JSON object; got list"
+        in invoke("promote", "churn", "2", "--evidence-file", str(bad)).stderr
+    )
     missing = invoke("promote", "churn", "2", "--evidence-file", str(tmp_path / "none.json"))
     assert missing.exit_code == 1 and "cannot read the evidence file" in missing.stderr
     assert get_registry().list_requests() == []
@@ -257,8 +292,9 @@ def test_promote_refuses_a_bad_evidence_file(churn: None, tmp_path: Path) -> Non
 def test_requests_refuses_an_unknown_state() -> None:
     result = invoke("requests", "--state", "open")
     assert result.exit_code == 1
-    assert "--state must be one of pending, approved, rejected, cancelled; got 'open'" \
-        in result.stderr
+    assert (
+        "--state must be one of pending, approved, rejected, cancelled; got 'open'" in result.stderr
+    )
 
 
 def test_lineage_draws_runs_datasets_and_versions(tmp_path: Path) -> None:
@@ -271,8 +307,9 @@ def test_lineage_draws_runs_datasets_and_versions(tmp_path: Path) -> None:
     frame.to_csv(data, index=False)
     with ls.start_run(experiment="churn") as run:
         ls.log_input(data, name="train-set")
-        run.log_model(LogisticRegression().fit(frame, frame.a > 10), name="churn",
-                      sample_input=frame[:5])
+        run.log_model(
+            LogisticRegression().fit(frame, frame.a > 10), name="churn", sample_input=frame[:5]
+        )
     register("churn-distilled", parents=[("churn", 1)])
 
     result = invoke("lineage", "churn", "1")
@@ -299,7 +336,8 @@ def test_lineage_draws_runs_datasets_and_versions(tmp_path: Path) -> None:
 
 
 def test_project_option_and_environment_scope_every_command(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from loopstack.auth import create_project
     from loopstack.store import open_stores
 
@@ -316,8 +354,9 @@ def test_project_option_and_environment_scope_every_command(
     assert missing.exit_code == 1 and "no project with name 'nope'" in missing.stderr
 
 
-def test_through_a_live_server_with_tokens(monkeypatch: pytest.MonkeyPatch,
-                                           request: pytest.FixtureRequest) -> None:
+def test_through_a_live_server_with_tokens(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     from loopstack.auth import add_member, create_token, create_user
     from loopstack.store import open_stores
 
@@ -356,8 +395,7 @@ def test_through_a_live_server_with_tokens(monkeypatch: pytest.MonkeyPatch,
     request_id = opened.stdout.split("approval request ")[1].split(":")[0]
     own = invoke("approve", request_id)
     assert own.exit_code == 1
-    assert "'alice' registered churn version 2 and cannot decide on its own promotion" \
-        in own.stderr
+    assert "'alice' registered churn version 2 and cannot decide on its own promotion" in own.stderr
 
     monkeypatch.setenv("LOOPSTACK_TOKEN", bob)
     assert "no approval request with id 'feedbeef'" in invoke("approve", "feedbeef").stderr

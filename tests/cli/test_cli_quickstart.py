@@ -21,9 +21,23 @@ def test_quickstart_logs_a_demo_run_over_http_and_stops(ls_home: Path, tmp_path:
     port = free_port()
     env = {**os.environ, "LOOPSTACK_HOME": str(ls_home), "COLUMNS": "200"}
     proc = subprocess.run(
-        [sys.executable, "-m", "loopstack.cli", "quickstart", "--port", str(port),
-         "--no-keep-running", "--epochs", "12"],
-        env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+        [
+            sys.executable,
+            "-m",
+            "loopstack.cli",
+            "quickstart",
+            "--port",
+            str(port),
+            "--no-keep-running",
+            "--epochs",
+            "12",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert f"http://127.0.0.1:{port}/docs" in out

@@ -28,16 +28,18 @@ def demo(tmp_path: Path) -> Demo:
     """Two runs in 'churn' (auc 0.93 and 0.81) and one in 'fraud'."""
     report = tmp_path / "report.txt"
     report.write_text("all good")
-    with ls.start_run(experiment="churn", run_name="gbm-deep",
-                      params={"model": "gbm", "depth": 8, "seed": 1}) as run:
+    with ls.start_run(
+        experiment="churn", run_name="gbm-deep", params={"model": "gbm", "depth": 8, "seed": 1}
+    ) as run:
         for step, auc in enumerate([0.88, 0.93]):
             ls.log_metric("auc", auc, step=step)
         ls.log_metric("loss", 0.25)
         ls.log_input(tmp_path / "report.txt", name="train-set", context="training")
         ls.log_artifact(report, "reports")
         good = run.run_id
-    with ls.start_run(experiment="churn", run_name="linear",
-                      params={"model": "linear", "depth": 8, "seed": 1}) as run:
+    with ls.start_run(
+        experiment="churn", run_name="linear", params={"model": "linear", "depth": 8, "seed": 1}
+    ) as run:
         ls.log_metric("auc", 0.81)
         ls.log_metric("loss", 0.4)
         bad = run.run_id
@@ -50,8 +52,11 @@ def demo(tmp_path: Path) -> Demo:
 def test_experiments_list_shows_every_experiment_with_its_run_count(demo: Demo) -> None:
     result = invoke("experiments", "list")
     assert result.exit_code == 0, result.output
-    lines = {line.split("│")[2].strip(): line for line in result.stdout.splitlines()
-             if line.count("│") >= 5}
+    lines = {
+        line.split("│")[2].strip(): line
+        for line in result.stdout.splitlines()
+        if line.count("│") >= 5
+    }
     assert set(lines) == {"Default", "churn", "fraud"}
     assert lines["churn"].split("│")[5].strip() == "2"
     assert lines["fraud"].split("│")[5].strip() == "1"
@@ -87,8 +92,9 @@ def test_runs_list_filters_and_orders(demo: Demo) -> None:
 
     result = invoke("runs", "list", "-e", "churn", "--order-by", "metrics.auc ASC")
     assert result.stdout.index(demo.bad) < result.stdout.index(demo.good)
-    result = invoke("runs", "list", "-e", "churn", "--order-by", "metrics.auc DESC",
-                    "--max-results", "1")
+    result = invoke(
+        "runs", "list", "-e", "churn", "--order-by", "metrics.auc DESC", "--max-results", "1"
+    )
     assert demo.good in result.stdout and demo.bad not in result.stdout
     assert "1 run" in result.stdout
 
@@ -132,9 +138,22 @@ def test_runs_show_prints_everything_about_a_run(demo: Demo) -> None:
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert f"run {demo.good}" in out
-    for expected in ("gbm-deep", "churn", "FINISHED", "model", "gbm", "depth",
-                     "auc", "0.93", "loss", "0.25", "train-set", "training",
-                     "reports/report.txt", "mlflow.runName"):
+    for expected in (
+        "gbm-deep",
+        "churn",
+        "FINISHED",
+        "model",
+        "gbm",
+        "depth",
+        "auc",
+        "0.93",
+        "loss",
+        "0.25",
+        "train-set",
+        "training",
+        "reports/report.txt",
+        "mlflow.runName",
+    ):
         assert expected in out, expected
     auc_line = next(line for line in out.splitlines() if "│ auc" in line)
     assert "0.93" in auc_line and "│    1 │" in auc_line  # latest value and its step
@@ -157,8 +176,11 @@ def test_runs_show_an_unknown_run_is_one_red_line() -> None:
 def test_runs_compare_marks_the_rows_that_differ(demo: Demo) -> None:
     result = invoke("runs", "compare", demo.good, demo.bad)
     assert result.exit_code == 0, result.output
-    rows = {line.split("│")[2].strip(): line for line in result.stdout.splitlines()
-            if line.count("│") >= 4}
+    rows = {
+        line.split("│")[2].strip(): line
+        for line in result.stdout.splitlines()
+        if line.count("│") >= 4
+    }
     assert demo.good in result.stdout and demo.bad in result.stdout
     assert "gbm" in rows["params.model"] and "linear" in rows["params.model"]
     assert rows["params.model"].split("│")[1].strip() == "*"
@@ -173,8 +195,11 @@ def test_runs_compare_marks_the_rows_that_differ(demo: Demo) -> None:
 
 def test_runs_compare_a_key_missing_from_one_run(demo: Demo) -> None:
     result = invoke("runs", "compare", demo.good, demo.other)
-    rows = {line.split("│")[2].strip(): line for line in result.stdout.splitlines()
-            if line.count("│") >= 4}
+    rows = {
+        line.split("│")[2].strip(): line
+        for line in result.stdout.splitlines()
+        if line.count("│") >= 4
+    }
     assert rows["metrics.recall"].split("│")[1].strip() == "*"
     assert "0.5" in rows["metrics.recall"] and "-" in rows["metrics.recall"]
 
@@ -188,8 +213,9 @@ def test_runs_compare_needs_two_existing_runs(demo: Demo) -> None:
     assert result.stderr.strip() == "error: no run with id 'missing'"
 
 
-def test_runs_commands_work_through_a_server(demo: Demo, live_server: str,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runs_commands_work_through_a_server(
+    demo: Demo, live_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LOOPSTACK_TRACKING_URI", live_server)
     result = invoke("runs", "list", "-e", "churn", "--filter", "metrics.auc > 0.9")
     assert result.exit_code == 0, result.output

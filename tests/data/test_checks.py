@@ -14,15 +14,18 @@ from loopstack.data import CheckResult, Suite
 
 @pytest.fixture
 def df() -> pd.DataFrame:
-    return pd.DataFrame({
-        "id": [1, 2, 3, 4, 5, 5],
-        "age": [30.0, None, 41.0, 250.0, 25.0, 25.0],
-        "country": ["fr", "de", "fr", "xx", "de", "de"],
-        "email": ["a@x.io", "b@x.io", "bad", "c@x.io", None, None],
-        "label": [1, None, 0, None, 1, 1],
-        "ts": pd.to_datetime(["2024-05-01", "2024-05-02", "2024-05-03", "2024-05-04",
-                              "2024-05-05", "2024-05-05"]),
-    })
+    return pd.DataFrame(
+        {
+            "id": [1, 2, 3, 4, 5, 5],
+            "age": [30.0, None, 41.0, 250.0, 25.0, 25.0],
+            "country": ["fr", "de", "fr", "xx", "de", "de"],
+            "email": ["a@x.io", "b@x.io", "bad", "c@x.io", None, None],
+            "label": [1, None, 0, None, 1, 1],
+            "ts": pd.to_datetime(
+                ["2024-05-01", "2024-05-02", "2024-05-03", "2024-05-04", "2024-05-05", "2024-05-05"]
+            ),
+        }
+    )
 
 
 def run(df: pd.DataFrame | pa.Table, check: dict[str, Any]) -> CheckResult:
@@ -32,15 +35,21 @@ def run(df: pd.DataFrame | pa.Table, check: dict[str, Any]) -> CheckResult:
 
 
 def test_schema(df: pd.DataFrame) -> None:
-    ok = run(df, {"type": "schema", "columns": {"id": "int64", "age": "float",
-                                                "country": "string", "ts": "timestamp"}})
+    ok = run(
+        df,
+        {
+            "type": "schema",
+            "columns": {"id": "int64", "age": "float", "country": "string", "ts": "timestamp"},
+        },
+    )
     assert ok.passed, ok.message
     bad = run(df, {"type": "schema", "columns": {"id": "string", "missing_col": "int64"}})
     assert not bad.passed
     assert bad.observed["missing"] == ["missing_col"]
     assert bad.observed["wrong_type"] == {"id": "int64"}
-    strict = run(df[["id", "age"]], {"type": "schema", "columns": {"id": "integer"},
-                                     "allow_extra": False})
+    strict = run(
+        df[["id", "age"]], {"type": "schema", "columns": {"id": "integer"}, "allow_extra": False}
+    )
     assert not strict.passed and strict.observed["unexpected"] == ["age"]
 
 
@@ -55,21 +64,30 @@ def test_null_rate(df: pd.DataFrame) -> None:
 
 def test_range(df: pd.DataFrame) -> None:
     assert run(df, {"type": "range", "column": "age", "min": 0, "max": 250}).passed
-    bad = run(df, {"type": "range", "column": "age", "min": 0, "max": 250,
-                   "max_inclusive": False})
+    bad = run(df, {"type": "range", "column": "age", "min": 0, "max": 250, "max_inclusive": False})
     assert not bad.passed
     assert bad.observed == {"out_of_range": 1, "min": 25.0, "max": 250.0}
-    assert bad.failing_rows == [{"id": 4, "age": 250.0, "country": "xx", "email": "c@x.io",
-                                 "label": None, "ts": "2024-05-04T00:00:00"}]
+    assert bad.failing_rows == [
+        {
+            "id": 4,
+            "age": 250.0,
+            "country": "xx",
+            "email": "c@x.io",
+            "label": None,
+            "ts": "2024-05-04T00:00:00",
+        }
+    ]
     low = run(df, {"type": "range", "column": "age", "min": 25, "min_inclusive": False})
     assert low.failing_count == 2
-    assert run(df, {"type": "range", "column": "ts", "min": "2024-05-01",
-                    "max": "2024-05-05"}).passed
+    assert run(
+        df, {"type": "range", "column": "ts", "min": "2024-05-01", "max": "2024-05-05"}
+    ).passed
 
 
 def test_allowed_values(df: pd.DataFrame) -> None:
-    assert run(df, {"type": "allowed_values", "column": "country",
-                    "values": ["fr", "de", "xx"]}).passed
+    assert run(
+        df, {"type": "allowed_values", "column": "country", "values": ["fr", "de", "xx"]}
+    ).passed
     bad = run(df, {"type": "allowed_values", "column": "country", "values": ["fr", "de"]})
     assert not bad.passed
     assert bad.observed == {"unexpected": 1, "unexpected_values": ["xx"]}
@@ -79,8 +97,10 @@ def test_allowed_values(df: pd.DataFrame) -> None:
 
 
 def test_pattern(df: pd.DataFrame) -> None:
-    ok = run(df.dropna(subset=["email"]).query("email != 'bad'"),
-             {"type": "pattern", "column": "email", "regex": r"[a-z]+@x\.io"})
+    ok = run(
+        df.dropna(subset=["email"]).query("email != 'bad'"),
+        {"type": "pattern", "column": "email", "regex": r"[a-z]+@x\.io"},
+    )
     assert ok.passed
     bad = run(df, {"type": "pattern", "column": "email", "regex": r"[a-z]+@x\.io"})
     assert not bad.passed and bad.observed == {"not_matching": 1}  # nulls are not judged
@@ -109,10 +129,10 @@ def test_row_count(df: pd.DataFrame) -> None:
 
 
 def test_cardinality(df: pd.DataFrame) -> None:
-    assert run(df, {"type": "cardinality", "column": "country", "reference": 3,
-                    "max_change": 0}).passed
-    bad = run(df, {"type": "cardinality", "column": "country", "reference": 10,
-                   "max_change": 0.5})
+    assert run(
+        df, {"type": "cardinality", "column": "country", "reference": 3, "max_change": 0}
+    ).passed
+    bad = run(df, {"type": "cardinality", "column": "country", "reference": 10, "max_change": 0.5})
     assert not bad.passed
     assert bad.observed == {"distinct": 3, "relative_change": 0.7}
 
@@ -139,29 +159,42 @@ def test_label_availability(df: pd.DataFrame) -> None:
 
 
 def test_distribution_numeric_and_categorical() -> None:
-    ref = pd.DataFrame({"x": [float(i % 10) for i in range(1000)],
-                        "c": ["a", "b"] * 500})
+    ref = pd.DataFrame({"x": [float(i % 10) for i in range(1000)], "c": ["a", "b"] * 500})
     edges = [float(i) for i in range(10)]
     counts = [100] * 8 + [200]  # the last bin [8, 9] holds 8s and 9s
-    numeric = {"type": "distribution", "column": "x", "edges": edges, "counts": counts,
-               "max_psi": 0.1}
+    numeric = {
+        "type": "distribution",
+        "column": "x",
+        "edges": edges,
+        "counts": counts,
+        "max_psi": 0.1,
+    }
     same = run(ref, numeric)
     assert same.passed and same.observed == {"psi": 0.0}
     shifted = run(ref.assign(x=ref.x + 5), numeric)
     assert not shifted.passed and shifted.observed["psi"] > 1
-    cat = {"type": "distribution", "column": "c", "categories": [["a", 500], ["b", 500]],
-           "other": 0, "max_psi": 0.1}
+    cat = {
+        "type": "distribution",
+        "column": "c",
+        "categories": [["a", 500], ["b", 500]],
+        "other": 0,
+        "max_psi": 0.1,
+    }
     assert run(ref, cat).passed
     skewed = run(ref.assign(c=["a"] * 900 + ["z"] * 100), cat)
     assert not skewed.passed and "PSI" in skewed.message
 
 
 def test_check_on_a_missing_column_fails_instead_of_crashing(df: pd.DataFrame) -> None:
-    report = Suite("t", [{"type": "null_rate", "column": "nope", "max": 0},
-                         {"type": "range", "column": "country", "min": 0},
-                         {"type": "freshness", "column": "age"},
-                         {"type": "schema", "columns": {"nope": "int64"}}]).validate(
-        df, record=False)
+    report = Suite(
+        "t",
+        [
+            {"type": "null_rate", "column": "nope", "max": 0},
+            {"type": "range", "column": "country", "min": 0},
+            {"type": "freshness", "column": "age"},
+            {"type": "schema", "columns": {"nope": "int64"}},
+        ],
+    ).validate(df, record=False)
     missing, mistyped, wrong, schema = report.results
     assert not mistyped.passed and "cannot evaluate" in mistyped.message
     assert not missing.passed and missing.observed == {"missing": ["nope"]}

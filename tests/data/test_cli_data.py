@@ -20,8 +20,13 @@ def invoke(*args: str):  # noqa: ANN201 - click's Result
 @pytest.fixture
 def parquet(tmp_path: Path) -> Path:
     rng = np.random.default_rng(5)
-    df = pd.DataFrame({"id": np.arange(500), "amount": rng.normal(10, 2, 500),
-                       "plan": rng.choice(["free", "pro"], 500)})
+    df = pd.DataFrame(
+        {
+            "id": np.arange(500),
+            "amount": rng.normal(10, 2, 500),
+            "plan": rng.choice(["free", "pro"], 500),
+        }
+    )
     path = tmp_path / "ref.parquet"
     df.to_parquet(path, index=False)
     return path
@@ -46,11 +51,9 @@ def test_register_show_list_profile(use_db: str, parquet: Path) -> None:
     assert missing.exit_code == 1 and "no dataset named 'nope'" in missing.output
 
 
-def test_validate_infer_save_and_exit_codes(use_db: str, parquet: Path,
-                                           tmp_path: Path) -> None:
+def test_validate_infer_save_and_exit_codes(use_db: str, parquet: Path, tmp_path: Path) -> None:
     suite = tmp_path / "suite.json"
-    ok = invoke("validate", str(parquet), "--infer-from", str(parquet), "--save-suite",
-                str(suite))
+    ok = invoke("validate", str(parquet), "--infer-from", str(parquet), "--save-suite", str(suite))
     assert ok.exit_code == 0, ok.output
     assert "✓" in ok.output and "✗" not in ok.output and "result " in ok.output
     assert json.loads(suite.read_text())["checks"][0]["type"] == "schema"
@@ -66,8 +69,7 @@ def test_validate_infer_save_and_exit_codes(use_db: str, parquet: Path,
     assert by_name.exit_code == 0, by_name.output
 
 
-def test_validate_bad_input_is_one_red_line(use_db: str, tmp_path: Path,
-                                            parquet: Path) -> None:
+def test_validate_bad_input_is_one_red_line(use_db: str, tmp_path: Path, parquet: Path) -> None:
     suite = tmp_path / "suite.json"
     suite.write_text(json.dumps({"name": "s", "checks": [{"type": "bogus"}]}))
     out = invoke("validate", str(parquet), "--suite", str(suite))

@@ -17,9 +17,14 @@ from loopstack.errors import Invalid, NotFound
 @pytest.fixture
 def frame() -> pd.DataFrame:
     rng = np.random.default_rng(3)
-    return pd.DataFrame({"id": np.arange(200), "amount": rng.normal(50, 5, 200).round(2),
-                         "city": rng.choice(["paris", "lyon", "nice"], 200),
-                         "ts": pd.date_range("2024-01-01", periods=200, freq="h")})
+    return pd.DataFrame(
+        {
+            "id": np.arange(200),
+            "amount": rng.normal(50, 5, 200).round(2),
+            "city": rng.choice(["paris", "lyon", "nice"], 200),
+            "ts": pd.date_range("2024-01-01", periods=200, freq="h"),
+        }
+    )
 
 
 def _count(db_url: str, table: str) -> int:
@@ -32,7 +37,8 @@ def _count(db_url: str, table: str) -> int:
 
 
 def test_register_dedupes_identical_content_across_input_types(
-        use_db: str, frame: pd.DataFrame, tmp_path: Path) -> None:
+    use_db: str, frame: pd.DataFrame, tmp_path: Path
+) -> None:
     dv = ls.register_dataset("orders", frame, description="orders of May")
     assert (dv.name, dv.version, dv.num_rows, dv.num_columns) == ("orders", 1, 200, 4)
     assert dv.description == "orders of May"
@@ -72,8 +78,10 @@ def test_csv_and_source_uri(use_db: str, tmp_path: Path) -> None:
     dv = ls.register_dataset("small", path)
     assert dv.source_uri == str(path.resolve())
     assert dv.to_pandas()["a"].tolist() == [1, 2]
-    assert dv.profile["columns"]["b"]["top"] == [{"value": "x", "count": 1},
-                                                 {"value": "y", "count": 1}]
+    assert dv.profile["columns"]["b"]["top"] == [
+        {"value": "x", "count": 1},
+        {"value": "y", "count": 1},
+    ]
 
 
 def test_writes_are_audited(use_db: str, frame: pd.DataFrame) -> None:
@@ -106,8 +114,7 @@ def test_missing_file_is_not_found_and_writes_nothing(use_db: str, tmp_path: Pat
     assert _count(use_db, "dataset_versions") == 0
 
 
-def test_bad_name_version_and_file_type(use_db: str, frame: pd.DataFrame,
-                                        tmp_path: Path) -> None:
+def test_bad_name_version_and_file_type(use_db: str, frame: pd.DataFrame, tmp_path: Path) -> None:
     with pytest.raises(Invalid, match="dataset name"):
         ls.register_dataset("../etc", frame)
     ls.register_dataset("orders", frame)

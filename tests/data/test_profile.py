@@ -31,9 +31,13 @@ def test_numeric_profile_is_exact() -> None:
 
 
 def test_categorical_bool_and_time_profiles() -> None:
-    df = pd.DataFrame({"s": ["b", "a", "b", None, "b"], "f": [True, False, True, True, None],
-                       "t": pd.to_datetime(["2024-01-02", None, "2024-01-01", "2024-01-03",
-                                            "2024-01-02"])})
+    df = pd.DataFrame(
+        {
+            "s": ["b", "a", "b", None, "b"],
+            "f": [True, False, True, True, None],
+            "t": pd.to_datetime(["2024-01-02", None, "2024-01-01", "2024-01-03", "2024-01-02"]),
+        }
+    )
     cols = profile_table(to_arrow(df))["columns"]
     assert cols["s"]["top"] == [{"value": "b", "count": 3}, {"value": "a", "count": 1}]
     assert (cols["s"]["count"], cols["s"]["nulls"], cols["s"]["distinct"]) == (4, 1, 2)

@@ -16,23 +16,35 @@ from loopstack.errors import Invalid, NotFound, ValidationFailed
 
 def reference(n: int = 5000, seed: int = 1) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({"user_id": np.arange(n), "amount": rng.gamma(2.0, 20.0, n),
-                         "plan": rng.choice(["free", "pro", "team"], n, p=[0.6, 0.3, 0.1]),
-                         "age": rng.integers(18, 80, n),
-                         "note": np.where(rng.random(n) < 0.05, None,
-                                          rng.integers(0, 2000, n).astype(str))})
+    return pd.DataFrame(
+        {
+            "user_id": np.arange(n),
+            "amount": rng.gamma(2.0, 20.0, n),
+            "plan": rng.choice(["free", "pro", "team"], n, p=[0.6, 0.3, 0.1]),
+            "age": rng.integers(18, 80, n),
+            "note": np.where(rng.random(n) < 0.05, None, rng.integers(0, 2000, n).astype(str)),
+        }
+    )
 
 
 def test_inferred_suite_passes_the_reference_and_fails_a_drifted_copy() -> None:
     ref = reference()
     suite = ls.infer_suite(ref, name="signups")
     types = {c.type for c in suite.checks}
-    assert types >= {"schema", "null_rate", "range", "allowed_values", "unique", "distribution",
-                     "cardinality"}
+    assert types >= {
+        "schema",
+        "null_rate",
+        "range",
+        "allowed_values",
+        "unique",
+        "distribution",
+        "cardinality",
+    }
     assert suite.validate(ref, record=False).passed
     assert suite.validate(reference(seed=2), record=False).passed  # a fresh sample, same law
-    drifted = ref.assign(amount=ref.amount * 1.8,
-                         plan=np.where(np.arange(len(ref)) % 2 == 0, "pro", ref.plan))
+    drifted = ref.assign(
+        amount=ref.amount * 1.8, plan=np.where(np.arange(len(ref)) % 2 == 0, "pro", ref.plan)
+    )
     report = suite.validate(drifted, record=False)
     failed = {r.name for r in report.failures}
     assert {"range(amount)", "distribution(amount)", "distribution(plan)"} <= failed
@@ -69,9 +81,14 @@ def test_unknown_check_type_names_the_valid_ones(tmp_path: Path) -> None:
 
 def test_raise_for_failures_names_every_failing_check() -> None:
     df = pd.DataFrame({"a": [1, None, 3], "b": ["x", "y", "z"]})
-    suite = Suite("gate", [{"type": "null_rate", "column": "a", "max": 0},
-                           {"type": "allowed_values", "column": "b", "values": ["x"]},
-                           {"type": "row_count", "min": 1}])
+    suite = Suite(
+        "gate",
+        [
+            {"type": "null_rate", "column": "a", "max": 0},
+            {"type": "allowed_values", "column": "b", "values": ["x"]},
+            {"type": "row_count", "min": 1},
+        ],
+    )
     report = suite.validate(df, record=False)
     assert not report.passed and len(report.failures) == 2
     with pytest.raises(ValidationFailed) as err:
@@ -89,8 +106,9 @@ def test_validates_a_million_rows() -> None:
     # Speed is measured in bench/validation_bench.py, not asserted here.
     n = 1_000_000
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({"id": np.arange(n), "x": rng.normal(size=n),
-                       "c": rng.choice(["a", "b", "c"], n)})
+    df = pd.DataFrame(
+        {"id": np.arange(n), "x": rng.normal(size=n), "c": rng.choice(["a", "b", "c"], n)}
+    )
     suite = ls.infer_suite(df)
     report = suite.validate(df, record=False)
     assert report.num_rows == n

@@ -26,10 +26,12 @@ def test_results_are_stored_audited_and_linked(use_db: str) -> None:
     assert stored.results[0].observed == report.results[0].observed
     assert stored.results[0].failing_rows == [{"a": None}]
     assert stored.suite_definition == suite.to_dict()
-    assert [r.result_id for r in dataset_store().list_validations(dataset="orders")] == \
-        [report.result_id]
-    assert [r.result_id for r in dataset_store().list_validations(run_id=run.run_id)] == \
-        [report.result_id]
+    assert [r.result_id for r in dataset_store().list_validations(dataset="orders")] == [
+        report.result_id
+    ]
+    assert [r.result_id for r in dataset_store().list_validations(run_id=run.run_id)] == [
+        report.result_id
+    ]
     events = audit.events(open_database(use_db), object_type="validation")
     assert [e["object_id"] for e in events] == [report.result_id]
 
@@ -37,8 +39,7 @@ def test_results_are_stored_audited_and_linked(use_db: str) -> None:
 def test_evidence_is_accepted_by_request_promotion(use_db: str) -> None:
     reg = get_registry(actor="alice")
     reg.create_model_version("churn", source="runs:/x/model", files=FILES)
-    report = ls.Suite("gate", [{"type": "row_count", "min": 1}]).validate(
-        pd.DataFrame({"a": [1]}))
+    report = ls.Suite("gate", [{"type": "row_count", "min": 1}]).validate(pd.DataFrame({"a": [1]}))
     evidence = report.as_evidence()
     assert evidence["passed"] is True and evidence["result_id"] == report.result_id
     assert evidence["failures"] == []

@@ -15,10 +15,16 @@ def utc(value: Any) -> pd.Timestamp | None:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
-def reference_join(entity_df: pd.DataFrame, feature_df: pd.DataFrame, keys: list[str],
-                   features: list[str], *, ts_entity: str = "event_timestamp",
-                   ts_feature: str = "event_timestamp",
-                   ttl: timedelta | None = None) -> list[dict[str, Any]]:
+def reference_join(
+    entity_df: pd.DataFrame,
+    feature_df: pd.DataFrame,
+    keys: list[str],
+    features: list[str],
+    *,
+    ts_entity: str = "event_timestamp",
+    ts_feature: str = "event_timestamp",
+    ttl: timedelta | None = None,
+) -> list[dict[str, Any]]:
     """For each entity row, in order: the latest feature row with the same keys and
     ts <= entity ts (and >= entity ts - ttl); the last written among equal timestamps."""
     rows = feature_df.to_dict("records")

@@ -14,17 +14,20 @@ def _write(tmp_path, dtype: str) -> str:
     import pandas as pd
 
     data = tmp_path / "stats.parquet"
-    pd.DataFrame({"driver_id": [1], "event_timestamp": [pd.Timestamp("2024-01-01")],
-                  "rate": [0.1]}).to_parquet(data)
+    pd.DataFrame(
+        {"driver_id": [1], "event_timestamp": [pd.Timestamp("2024-01-01")], "rate": [0.1]}
+    ).to_parquet(data)
     path = tmp_path / "defs.py"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         from datetime import timedelta
         from loopstack import Entity, FeatureView, Field, FileSource
         driver = Entity("driver", join_keys=["driver_id"], owner="ana")
         stats = FeatureView("stats", entities=[driver], source=FileSource({str(data)!r}),
                             schema=[Field("rate", {dtype!r})], ttl=timedelta(hours=2),
                             owner="ana")
-    """))
+    """)
+    )
     return str(path)
 
 
@@ -44,8 +47,9 @@ def test_apply_list_show_and_a_refused_breaking_change(tmp_path) -> None:
     assert refused.exit_code == 1 and "changes type from float64 to int64" in refused.output
     forced = runner.invoke(app, ["features", "apply", defs, "--force"])
     assert forced.exit_code == 0 and "forced" in forced.output
-    old = json.loads(runner.invoke(app, ["features", "show", "stats", "--version", "1",
-                                         "--json"]).output)
+    old = json.loads(
+        runner.invoke(app, ["features", "show", "stats", "--version", "1", "--json"]).output
+    )
     assert old["definition"]["schema"] == [{"name": "rate", "dtype": "float64"}]
     assert old["versions"] == [1, 2]
     missing = runner.invoke(app, ["features", "show", "nope"])

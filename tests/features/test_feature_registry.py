@@ -16,13 +16,24 @@ T0 = pd.Timestamp("2024-03-01")
 def _defs(tmp_path, schema=(("rate", "float64"), ("trips", "int64")), owner="ana"):
     path = tmp_path / "stats.parquet"
     if not path.exists():
-        pd.DataFrame({"driver_id": [1, 2], "event_timestamp": [T0, T0], "rate": [0.1, 0.2],
-                      "trips": [1, 2], "rate32": pd.Series([0.1, 0.2], dtype="float32")}
-                     ).to_parquet(path)
+        pd.DataFrame(
+            {
+                "driver_id": [1, 2],
+                "event_timestamp": [T0, T0],
+                "rate": [0.1, 0.2],
+                "trips": [1, 2],
+                "rate32": pd.Series([0.1, 0.2], dtype="float32"),
+            }
+        ).to_parquet(path)
     driver = ls.Entity("driver", join_keys=["driver_id"], owner=owner)
-    view = ls.FeatureView("stats", entities=[driver], source=ls.FileSource(path),
-                          schema=[ls.Field(n, t) for n, t in schema], ttl=timedelta(days=1),
-                          owner=owner)
+    view = ls.FeatureView(
+        "stats",
+        entities=[driver],
+        source=ls.FileSource(path),
+        schema=[ls.Field(n, t) for n, t in schema],
+        ttl=timedelta(days=1),
+        owner=owner,
+    )
     return driver, view
 
 
@@ -31,11 +42,14 @@ def test_apply_versions_and_identical_definitions_write_nothing(use_db, tmp_path
     driver, view = _defs(tmp_path)
     first = store.apply([driver, view])
     assert [(r.kind, r.version, r.changed) for r in first] == [
-        ("entity", 1, True), ("feature_view", 1, True)]
+        ("entity", 1, True),
+        ("feature_view", 1, True),
+    ]
     again = store.apply([driver, view])
     assert [r.changed for r in again] == [False, False]
-    _, wider = _defs(tmp_path, schema=(("rate", "float64"), ("trips", "int64"),
-                                       ("rate32", "Float32")))
+    _, wider = _defs(
+        tmp_path, schema=(("rate", "float64"), ("trips", "int64"), ("rate32", "Float32"))
+    )
     assert store.apply([wider])[0].version == 2
     assert store.feature_view_version("stats").version == 2
     assert store.get_feature_view("stats", version=1).feature_names == ["rate", "trips"]
@@ -81,26 +95,29 @@ def test_removing_a_feature_is_refused_only_when_a_model_uses_it(use_db, tmp_pat
     assert store.registry.models_using("stats", ["rate"]) == {}
     from loopstack.registry import get_registry
 
-    get_registry().create_model_version("churn", source=f"runs/{run_id}/model",
-                                        files={"model.pkl": "0" * 64}, run_id=run_id)
-    assert store.registry.models_using("stats", ["rate", "trips"]) == {
-        "stats:rate": ["churn/1"]}
+    get_registry().create_model_version(
+        "churn", source=f"runs/{run_id}/model", files={"model.pkl": "0" * 64}, run_id=run_id
+    )
+    assert store.registry.models_using("stats", ["rate", "trips"]) == {"stats:rate": ["churn/1"]}
     assert store.apply([no_trips])[0].version == 2  # trips was never used
     with pytest.raises(Conflict, match=r"'stats:rate' is removed but model version churn/1"):
         store.apply([no_rate])
 
 
 def test_views_may_name_entities_registered_earlier_and_unknown_ones_are_refused(
-        use_db, tmp_path) -> None:
+    use_db, tmp_path
+) -> None:
     store = ls.FeatureStore()
     driver, view = _defs(tmp_path)
     store.apply([driver])
-    by_name = ls.FeatureView("stats2", entities=["driver"], source=view.source,
-                             schema=[ls.Field("rate", "float64")])
+    by_name = ls.FeatureView(
+        "stats2", entities=["driver"], source=view.source, schema=[ls.Field("rate", "float64")]
+    )
     store.apply([by_name])
     assert store.get_feature_view("stats2").join_keys == ["driver_id"]
-    orphan = ls.FeatureView("stats3", entities=["rider"], source=view.source,
-                            schema=[ls.Field("rate", "float64")])
+    orphan = ls.FeatureView(
+        "stats3", entities=["rider"], source=view.source, schema=[ls.Field("rate", "float64")]
+    )
     with pytest.raises(NotFound, match="entity 'rider', which is not registered"):
         store.apply([orphan])
     moved = ls.Entity("driver", join_keys=["driver_uuid"])

@@ -22,13 +22,28 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 @pytest.fixture
 def app(ls_home: Path, tmp_path: Path) -> typer.Typer:
     path = tmp_path / "stats.parquet"
-    pq.write_table(pa.table({
-        "driver_id": [1, 2, 1], "event_timestamp": [T0, T0, T0 + timedelta(hours=1)],
-        "rate": [0.1, 0.2, 0.3]}), path)
+    pq.write_table(
+        pa.table(
+            {
+                "driver_id": [1, 2, 1],
+                "event_timestamp": [T0, T0, T0 + timedelta(hours=1)],
+                "rate": [0.1, 0.2, 0.3],
+            }
+        ),
+        path,
+    )
     driver = Entity("driver", join_keys=["driver_id"])
-    FeatureStore().apply([driver, FeatureView(
-        "stats", entities=[driver], source=FileSource(path, "event_timestamp"),
-        schema=[Field("rate", "float64")])])
+    FeatureStore().apply(
+        [
+            driver,
+            FeatureView(
+                "stats",
+                entities=[driver],
+                source=FileSource(path, "event_timestamp"),
+                schema=[Field("rate", "float64")],
+            ),
+        ]
+    )
     group = typer.Typer()
     register(group)
     return group
@@ -42,8 +57,7 @@ def test_materialize_then_get(app: typer.Typer) -> None:
     out = invoke(app, "materialize", "2023-12-31", "2024-01-02", "--views", "stats")
     assert out.exit_code == 0, out.output
     assert "stats" in out.output
-    out = invoke(app, "get", "stats:rate", "--entity", "driver_id=1", "-e", "driver_id=2",
-                 "--json")
+    out = invoke(app, "get", "stats:rate", "--entity", "driver_id=1", "-e", "driver_id=2", "--json")
     assert out.exit_code == 0, out.output
     rows = json.loads(out.output)
     assert [r["rate"] for r in rows] == [0.3, 0.2]

@@ -28,24 +28,35 @@ H = timedelta(hours=1)
 
 
 def rows() -> pa.Table:
-    return pa.table({
-        "driver_id": [1, 1, 2, 3, 1],
-        "event_timestamp": [T0, T0 + 2 * H, T0 + H, T0 + 30 * H, T0 + 2 * H],
-        "conv_rate": [0.1, 0.2, 0.3, 0.4, 0.25],  # the last row ties on time: it wins
-        "trips": [1, 2, 3, 4, 5],
-        "name": ["a", "b", "c", "d", "e"],
-        "seen": [T0, T0, T0 + H, None, T0 + H],
-    })
+    return pa.table(
+        {
+            "driver_id": [1, 1, 2, 3, 1],
+            "event_timestamp": [T0, T0 + 2 * H, T0 + H, T0 + 30 * H, T0 + 2 * H],
+            "conv_rate": [0.1, 0.2, 0.3, 0.4, 0.25],  # the last row ties on time: it wins
+            "trips": [1, 2, 3, 4, 5],
+            "name": ["a", "b", "c", "d", "e"],
+            "seen": [T0, T0, T0 + H, None, T0 + H],
+        }
+    )
 
 
 DRIVER = Entity("driver", join_keys=["driver_id"])
-SCHEMA = [Field("conv_rate", "float64"), Field("trips", "int64"), Field("name", "string"),
-          Field("seen", "timestamp")]
+SCHEMA = [
+    Field("conv_rate", "float64"),
+    Field("trips", "int64"),
+    Field("name", "string"),
+    Field("seen", "timestamp"),
+]
 
 
 def stats_view(source: Any = None, ttl: timedelta | None = timedelta(days=1)) -> FeatureView:
-    return FeatureView("driver_stats", entities=[DRIVER], schema=SCHEMA,
-                       source=rows() if source is None else source, ttl=ttl)
+    return FeatureView(
+        "driver_stats",
+        entities=[DRIVER],
+        schema=SCHEMA,
+        source=rows() if source is None else source,
+        ttl=ttl,
+    )
 
 
 def ratio(df: pd.DataFrame) -> pd.DataFrame:
@@ -65,8 +76,12 @@ def online_url(request: pytest.FixtureRequest, ls_home: Path) -> str:
 def store(online_url: str) -> Iterator[FeatureStore]:
     fs = FeatureStore(online_url=online_url)
     view = stats_view()
-    odfv = OnDemandFeatureView("boosted", sources=[view, RequestSource("req", [
-        Field("factor", "float64")])], schema=[Field("boost", "float64")], udf=ratio)
+    odfv = OnDemandFeatureView(
+        "boosted",
+        sources=[view, RequestSource("req", [Field("factor", "float64")])],
+        schema=[Field("boost", "float64")],
+        udf=ratio,
+    )
     fs.apply([DRIVER, view, odfv])
     yield fs
     from loopstack.features._materialize import online_store
@@ -81,9 +96,10 @@ def test_materialize_keeps_the_newest_row_per_entity_in_the_window(store: Featur
     result = store.materialize(T0 - H, T0 + 10 * H)
     [view] = result.views
     assert (view.view, view.rows_read, view.rows_written) == ("driver_stats", 4, 2)
-    got = store.get_online_features([{"driver_id": 1}, {"driver_id": 3}, {"driver_id": 2}],
-                                    ["driver_stats:conv_rate", "driver_stats:name",
-                                     "driver_stats:seen"]).to_dict()
+    got = store.get_online_features(
+        [{"driver_id": 1}, {"driver_id": 3}, {"driver_id": 2}],
+        ["driver_stats:conv_rate", "driver_stats:name", "driver_stats:seen"],
+    ).to_dict()
     assert got["driver_id"] == [1, 3, 2]
     assert got["conv_rate"] == [0.25, None, 0.3]
     assert got["name"] == ["e", None, "c"]
@@ -95,7 +111,8 @@ def test_materialize_keeps_the_newest_row_per_entity_in_the_window(store: Featur
 def test_materialize_window_excludes_start_includes_end(store: FeatureStore) -> None:
     store.materialize(T0 + H, T0 + 30 * H)  # excludes driver 2 (at T0+H), includes 3
     got = store.get_online_features({"driver_id": [1, 2, 3]}, ["driver_stats:trips"]).to_dict(
-        metadata=False)
+        metadata=False
+    )
     assert got == {"driver_id": [1, 2, 3], "trips": [5, None, 4]}
 
 
@@ -154,25 +171,48 @@ def test_a_materialization_failing_halfway_changes_nothing(store: FeatureStore) 
 def test_push_validates_then_writes_and_late_rows_are_dropped(store: FeatureStore) -> None:
     store.materialize(T0 - H, T0 + 10 * H)
     now = datetime.now(UTC)
-    kept = store.push("driver_stats", pd.DataFrame({
-        "driver_id": [1, 9], "event_timestamp": [now, T0 - 10 * H], "conv_rate": [0.9, 0.5],
-        "trips": [7, 8], "name": ["p", "q"], "seen": [now, now]}))
+    kept = store.push(
+        "driver_stats",
+        pd.DataFrame(
+            {
+                "driver_id": [1, 9],
+                "event_timestamp": [now, T0 - 10 * H],
+                "conv_rate": [0.9, 0.5],
+                "trips": [7, 8],
+                "name": ["p", "q"],
+                "seen": [now, now],
+            }
+        ),
+    )
     assert kept == 2
-    late = store.push("driver_stats", pd.DataFrame({
-        "driver_id": [1], "event_timestamp": [T0], "conv_rate": [0.0], "trips": [0],
-        "name": ["old"], "seen": [T0]}))
+    late = store.push(
+        "driver_stats",
+        pd.DataFrame(
+            {
+                "driver_id": [1],
+                "event_timestamp": [T0],
+                "conv_rate": [0.0],
+                "trips": [0],
+                "name": ["old"],
+                "seen": [T0],
+            }
+        ),
+    )
     assert late == 0
-    got = store.get_online_features([{"driver_id": 1}, {"driver_id": 9}],
-                                    ["driver_stats:conv_rate"]).to_dict()
+    got = store.get_online_features(
+        [{"driver_id": 1}, {"driver_id": 9}], ["driver_stats:conv_rate"]
+    ).to_dict()
     assert got["conv_rate"] == [0.9, 0.5]
     assert got["conv_rate__stale"] == [False, True]
 
 
-@pytest.mark.parametrize(("drop", "field"), [("driver_id", "driver_id"),
-                                            ("event_timestamp", "event_timestamp"),
-                                            ("trips", "trips")])
-def test_push_missing_column_is_invalid_and_writes_nothing(store: FeatureStore, drop: str,
-                                                           field: str) -> None:
+@pytest.mark.parametrize(
+    ("drop", "field"),
+    [("driver_id", "driver_id"), ("event_timestamp", "event_timestamp"), ("trips", "trips")],
+)
+def test_push_missing_column_is_invalid_and_writes_nothing(
+    store: FeatureStore, drop: str, field: str
+) -> None:
     df = rows().drop_columns([drop])
     with pytest.raises(Invalid) as err:
         store.push("driver_stats", df)
@@ -192,9 +232,10 @@ def test_push_wrong_dtype_names_the_column(store: FeatureStore) -> None:
 
 def test_on_demand_view_runs_the_training_udf(store: FeatureStore) -> None:
     store.materialize(T0 - H, T0 + 10 * H)
-    got = store.get_online_features([{"driver_id": 1, "factor": 2.0},
-                                     {"driver_id": 7, "factor": 3.0}],
-                                    ["boosted:boost", "driver_stats:trips"]).to_dict()
+    got = store.get_online_features(
+        [{"driver_id": 1, "factor": 2.0}, {"driver_id": 7, "factor": 3.0}],
+        ["boosted:boost", "driver_stats:trips"],
+    ).to_dict()
     assert got["boost"] == [0.5, None]
     assert got["trips"] == [5, None]
     assert "conv_rate" not in got  # an on-demand input, not asked for
@@ -218,10 +259,16 @@ def test_bad_reads_name_what_is_wrong(store: FeatureStore) -> None:
 
 def test_full_feature_names_and_dataframe_input(store: FeatureStore) -> None:
     store.materialize(T0 - H, T0 + 40 * H)
-    df = store.get_online_features(pd.DataFrame({"driver_id": [3, 2]}), ["driver_stats:*"],
-                                   full_feature_names=True).to_df()
-    assert list(df.columns) == ["driver_id", "driver_stats__conv_rate", "driver_stats__trips",
-                                "driver_stats__name", "driver_stats__seen"]
+    df = store.get_online_features(
+        pd.DataFrame({"driver_id": [3, 2]}), ["driver_stats:*"], full_feature_names=True
+    ).to_df()
+    assert list(df.columns) == [
+        "driver_id",
+        "driver_stats__conv_rate",
+        "driver_stats__trips",
+        "driver_stats__name",
+        "driver_stats__seen",
+    ]
     assert df["driver_stats__trips"].tolist() == [4, 3]
 
 
@@ -243,12 +290,30 @@ def test_materialized_rows_are_binary_and_json_rows_still_read(store: FeatureSto
     key = online_view_key(store, "driver_stats")
     assert all(is_binary_row(v) for _, _, v in online.scan(key))
     # a row stored as JSON before the binary encoding, and one without a newer feature
-    online.write(key, [OnlineBatch(["7", "8"], [int(T0.timestamp() * 1e6)] * 2, [
-        encode_values({"conv_rate": 0.7, "trips": 7, "name": "g",
-                       "seen": int(T0.timestamp() * 1e6)}),
-        encode_values({"conv_rate": 0.8})])])
-    got = store.get_online_features({"driver_id": [8, 1, 7, 9]}, [
-        "driver_stats:seen", "driver_stats:conv_rate", "driver_stats:name"]).to_dict()
+    online.write(
+        key,
+        [
+            OnlineBatch(
+                ["7", "8"],
+                [int(T0.timestamp() * 1e6)] * 2,
+                [
+                    encode_values(
+                        {
+                            "conv_rate": 0.7,
+                            "trips": 7,
+                            "name": "g",
+                            "seen": int(T0.timestamp() * 1e6),
+                        }
+                    ),
+                    encode_values({"conv_rate": 0.8}),
+                ],
+            )
+        ],
+    )
+    got = store.get_online_features(
+        {"driver_id": [8, 1, 7, 9]},
+        ["driver_stats:seen", "driver_stats:conv_rate", "driver_stats:name"],
+    ).to_dict()
     assert got["conv_rate"] == [0.8, 0.25, 0.7, None]
     assert got["seen"] == [None, T0 + H, T0, None]
     assert got["name"] == [None, "e", "g", None]
@@ -257,24 +322,40 @@ def test_materialized_rows_are_binary_and_json_rows_still_read(store: FeatureSto
     one = store.get_online_features([{"driver_id": 1}], ["driver_stats:trips"]).to_dict()
     assert one["trips"] == [5]
     every = store.get_online_features([{"driver_id": 1}], ["driver_stats:*"]).to_dict(
-        metadata=False)
-    assert every == {"driver_id": [1], "conv_rate": [0.25], "trips": [5], "name": ["e"],
-                     "seen": [T0 + H]}
+        metadata=False
+    )
+    assert every == {
+        "driver_id": [1],
+        "conv_rate": [0.25],
+        "trips": [5],
+        "name": ["e"],
+        "seen": [T0 + H],
+    }
     none = store.get_online_features([], ["driver_stats:trips"]).to_dict(metadata=False)
     assert none == {"driver_id": [], "trips": []}
 
 
 def test_bytes_features_round_trip_through_binary_rows(online_url: str) -> None:
     fs = FeatureStore(online_url=online_url)
-    data = pa.table({"driver_id": [1, 2], "event_timestamp": [T0, T0],
-                     "blob": pa.array([b"\x00\xffab", None], pa.binary()),
-                     "small": pa.array([0.5, 1.5], pa.float32())})
-    view = FeatureView("blobs", entities=[DRIVER], source=data,
-                       schema=[Field("blob", "bytes"), Field("small", "float32")])
+    data = pa.table(
+        {
+            "driver_id": [1, 2],
+            "event_timestamp": [T0, T0],
+            "blob": pa.array([b"\x00\xffab", None], pa.binary()),
+            "small": pa.array([0.5, 1.5], pa.float32()),
+        }
+    )
+    view = FeatureView(
+        "blobs",
+        entities=[DRIVER],
+        source=data,
+        schema=[Field("blob", "bytes"), Field("small", "float32")],
+    )
     fs.apply([DRIVER, view])
     fs.materialize(T0 - H, T0 + H)
     got = fs.get_online_features({"driver_id": [1, 2]}, ["blobs:blob", "blobs:small"]).to_dict(
-        metadata=False)
+        metadata=False
+    )
     assert got == {"driver_id": [1, 2], "blob": [b"\x00\xffab", None], "small": [0.5, 1.5]}
     from loopstack.features._materialize import online_store
 
@@ -288,12 +369,20 @@ def test_values_marshal_cannot_hold_fall_back_to_json_rows() -> None:
     from loopstack.features._materialize import encode_batches
     from loopstack.features.online import decode_values, is_binary_row
 
-    view = FeatureView("odd", entities=[DRIVER], source=rows(),
-                       schema=[Field("day", "string"), Field("amount", "float64")])
-    table = pa.table({"driver_id": [2, 1], "event_timestamp": [T0, T0],
-                      "day": pa.array([dt.date(2024, 1, 2), None], pa.date32()),
-                      "amount": pa.array([decimal.Decimal("1.50"), None],
-                                         pa.decimal128(5, 2))})
+    view = FeatureView(
+        "odd",
+        entities=[DRIVER],
+        source=rows(),
+        schema=[Field("day", "string"), Field("amount", "float64")],
+    )
+    table = pa.table(
+        {
+            "driver_id": [2, 1],
+            "event_timestamp": [T0, T0],
+            "day": pa.array([dt.date(2024, 1, 2), None], pa.date32()),
+            "amount": pa.array([decimal.Decimal("1.50"), None], pa.decimal128(5, 2)),
+        }
+    )
     [batch] = list(encode_batches(view, table, None, [0]))
     assert not any(is_binary_row(v) for v in batch.values)
     got = dict(zip(batch.keys, map(decode_values, batch.values), strict=True))

@@ -21,19 +21,32 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 def _since_now() -> float:
     """Seconds since NOW: a long test session runs this module minutes after importing it."""
     return (datetime.now(UTC) - NOW).total_seconds()
+
+
 DRIVER = Entity("driver", join_keys=["driver_id"])
 
 
 def view() -> FeatureView:
-    table = pa.table({
-        "driver_id": [1, 2, 3, 1],
-        "event_timestamp": [NOW - timedelta(hours=3), NOW - timedelta(hours=2),
-                            NOW - timedelta(hours=1), NOW - timedelta(minutes=30)],
-        "rate": [0.1, 0.2, None, 0.15],
-        "trips": [1, 2, 3, 4],
-    })
-    return FeatureView("stats", entities=[DRIVER], source=table, ttl=timedelta(days=1),
-                       schema=[Field("rate", "float64"), Field("trips", "int64")])
+    table = pa.table(
+        {
+            "driver_id": [1, 2, 3, 1],
+            "event_timestamp": [
+                NOW - timedelta(hours=3),
+                NOW - timedelta(hours=2),
+                NOW - timedelta(hours=1),
+                NOW - timedelta(minutes=30),
+            ],
+            "rate": [0.1, 0.2, None, 0.15],
+            "trips": [1, 2, 3, 4],
+        }
+    )
+    return FeatureView(
+        "stats",
+        entities=[DRIVER],
+        source=table,
+        ttl=timedelta(days=1),
+        schema=[Field("rate", "float64"), Field("trips", "int64")],
+    )
 
 
 @pytest.fixture
@@ -53,8 +66,7 @@ def test_no_skew_after_materialization(store: FeatureStore) -> None:
 def test_skew_found_per_feature_with_examples(store: FeatureStore) -> None:
     store.materialize(NOW - timedelta(days=1), NOW)
     # a buggy streaming job pushes a different value for driver 2 with a newer time
-    store.push("stats", {"driver_id": [2], "event_timestamp": [NOW],
-                         "rate": [0.9], "trips": [2]})
+    store.push("stats", {"driver_id": [2], "event_timestamp": [NOW], "rate": [0.9], "trips": [2]})
     report = store.check_skew("stats", [{"driver_id": 1}, {"driver_id": 2}])
     got = report.to_dict()
     assert not report.ok
@@ -88,11 +100,14 @@ def test_prometheus_gauges(store: FeatureStore) -> None:
     registry = CollectorRegistry()
     export_metrics(store, registry)
     export_metrics(store, registry)  # a second scrape updates, never re-registers
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for fam in text_string_to_metric_families(generate_latest(registry).decode())
-               for s in fam.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in fam.samples
+    }
     assert samples[("loopstack_feature_view_online_rows", (("view", "stats"),))] == 3
-    assert samples[("loopstack_feature_null_rate",
-                    (("feature", "rate"), ("view", "stats")))] == pytest.approx(1 / 3)
+    assert samples[
+        ("loopstack_feature_null_rate", (("feature", "rate"), ("view", "stats")))
+    ] == pytest.approx(1 / 3)
     lag = samples[("loopstack_feature_view_lag_seconds", (("view", "stats"),))]
     assert 30 * 60 - 5 <= lag <= 30 * 60 + _since_now() + 5

@@ -36,9 +36,11 @@ def online(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineSto
 
 
 def batch(rows: list[tuple[object, int, dict[str, object]]]) -> OnlineBatch:
-    return OnlineBatch(keys=[encode_key((k,)) for k, _, _ in rows],
-                       event_ts=[ts for _, ts, _ in rows],
-                       values=[encode_values(v) for _, _, v in rows])
+    return OnlineBatch(
+        keys=[encode_key((k,)) for k, _, _ in rows],
+        event_ts=[ts for _, ts, _ in rows],
+        values=[encode_values(v) for _, _, v in rows],
+    )
 
 
 def values(store: OnlineStore, view: str, *keys: object) -> list[tuple[int, dict] | None]:
@@ -47,11 +49,15 @@ def values(store: OnlineStore, view: str, *keys: object) -> list[tuple[int, dict
 
 
 def test_write_then_read_many_in_order(online: OnlineStore) -> None:
-    kept = online.write("drivers", [batch([(1, 10, {"a": 1.5, "b": "x"}),
-                                           (2, 20, {"a": None, "b": "y"})])])
+    kept = online.write(
+        "drivers", [batch([(1, 10, {"a": 1.5, "b": "x"}), (2, 20, {"a": None, "b": "y"})])]
+    )
     assert kept == 2
     assert values(online, "drivers", 2, 3, 1) == [
-        (20, {"a": None, "b": "y"}), None, (10, {"a": 1.5, "b": "x"})]
+        (20, {"a": None, "b": "y"}),
+        None,
+        (10, {"a": 1.5, "b": "x"}),
+    ]
     assert values(online, "drivers", 1) == [(10, {"a": 1.5, "b": "x"})]
     assert values(online, "other", 1) == [None]
 
@@ -151,14 +157,24 @@ def test_binary_rows_and_json_rows_live_side_by_side(online: OnlineStore) -> Non
     assert all(is_binary_row(b) for b in blobs)
     online.write("v", [OnlineBatch(["1", "2"], [10, 10], blobs)])
     online.write("v", [batch([(3, 10, {"a": 3.0, "b": "json"})])])  # a row written as JSON
-    assert values(online, "v", 1, 2, 3) == [(10, {"a": 1.5, "b": "x"}),
-                                            (10, {"a": None, "b": "ü"}),
-                                            (10, {"a": 3.0, "b": "json"})]
+    assert values(online, "v", 1, 2, 3) == [
+        (10, {"a": 1.5, "b": "x"}),
+        (10, {"a": None, "b": "ü"}),
+        (10, {"a": 3.0, "b": "json"}),
+    ]
     # late data and ties behave the same across encodings
-    online.write("v", [OnlineBatch(["3", "1"], [9, 10],
-                                   encode_rows(["a", "b"], [[0.0, 2.5], ["old", "tie"]], 2))])
-    assert values(online, "v", 3, 1) == [(10, {"a": 3.0, "b": "json"}),
-                                         (10, {"a": 2.5, "b": "tie"})]
+    online.write(
+        "v",
+        [
+            OnlineBatch(
+                ["3", "1"], [9, 10], encode_rows(["a", "b"], [[0.0, 2.5], ["old", "tie"]], 2)
+            )
+        ],
+    )
+    assert values(online, "v", 3, 1) == [
+        (10, {"a": 3.0, "b": "json"}),
+        (10, {"a": 2.5, "b": "tie"}),
+    ]
     assert {k: decode_values(v) for k, _, v in online.scan("v")}["2"] == {"a": None, "b": "ü"}
 
 
@@ -186,10 +202,16 @@ def test_arrow_rows_match_the_general_encoding() -> None:
 
     nan = float("nan")
     cases = [
-        ([pa.array([0.1, None, nan, -0.0]), pa.array([1, 2, None, -5], pa.int64()),
-          pa.array([True, False, None, True]), pa.array([0.5, 1.5, 2.5, None], pa.float32()),
-          pa.array([1, 2, 3, 4], pa.uint8())]),
-        ([pa.array([1.0, 2.0, 3.0, 4.0]), pa.array([2 ** 40, 1, 2, 3])]),  # wide ints
+        (
+            [
+                pa.array([0.1, None, nan, -0.0]),
+                pa.array([1, 2, None, -5], pa.int64()),
+                pa.array([True, False, None, True]),
+                pa.array([0.5, 1.5, 2.5, None], pa.float32()),
+                pa.array([1, 2, 3, 4], pa.uint8()),
+            ]
+        ),
+        ([pa.array([1.0, 2.0, 3.0, 4.0]), pa.array([2**40, 1, 2, 3])]),  # wide ints
         ([pa.array(["a", None, "c", "d"]), pa.array([1.0, 2.0, 3.0, 4.0])]),
     ]
     for arrays in cases:
@@ -198,5 +220,6 @@ def test_arrow_rows_match_the_general_encoding() -> None:
         want = encode_rows(names, [a.to_pylist() for a in arrays], 4)
         assert [repr(marshal.loads(g)) for g in got] == [repr(marshal.loads(w)) for w in want]
         assert [decode_values(g)["f0"] is None for g in got] == [
-            a is None for a in arrays[0].to_pylist()]
+            a is None for a in arrays[0].to_pylist()
+        ]
     assert encode_arrow_rows(["a"], [pa.array([], pa.float64())], 0) == []

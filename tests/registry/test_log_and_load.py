@@ -44,8 +44,12 @@ def test_log_register_and_load_by_alias_version_and_run() -> None:
     reg = ls.get_registry()
     reg.set_alias("iris-clf", "staging", 1)
     expected = clf.predict_proba(X.tail(10))
-    for uri in ("models:/iris-clf@staging", "models:/iris-clf/1", "models:/iris-clf/latest",
-                f"runs:/{run.run_id}/model"):
+    for uri in (
+        "models:/iris-clf@staging",
+        "models:/iris-clf/1",
+        "models:/iris-clf/latest",
+        f"runs:/{run.run_id}/model",
+    ):
         model = ls.load_model(uri)
         np.testing.assert_allclose(model.predict_proba(X.tail(10)), expected)
     graph = ls.lineage(v)
@@ -106,5 +110,6 @@ def test_onnx_export_records_parity_and_serves_predictions() -> None:
     assert v.onnx_max_abs_diff is not None and v.onnx_max_abs_diff < 1e-4
     fast = ls.load_model("models:/fast/1", prefer_onnx=True)
     assert fast.uses_onnx
-    np.testing.assert_allclose(fast.predict_proba(X.tail(10)), clf.predict_proba(X.tail(10)),
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        fast.predict_proba(X.tail(10)), clf.predict_proba(X.tail(10)), atol=1e-4
+    )

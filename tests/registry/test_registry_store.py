@@ -10,8 +10,12 @@ import loopstack as ls
 from loopstack.registry import SqlRegistry, lineage, registry
 from loopstack.store import audit, open_stores
 
-SIG_AB = {"inputs": {"type": "columns", "columns": [{"name": "a", "dtype": "float64"},
-                                                    {"name": "b", "dtype": "float64"}]}}
+SIG_AB = {
+    "inputs": {
+        "type": "columns",
+        "columns": [{"name": "a", "dtype": "float64"}, {"name": "b", "dtype": "float64"}],
+    }
+}
 SIG_A = {"inputs": {"type": "columns", "columns": [{"name": "a", "dtype": "float64"}]}}
 
 
@@ -20,10 +24,17 @@ def reg(use_db: str) -> SqlRegistry:
     return registry(actor="alice")
 
 
-def _version(reg: SqlRegistry, name: str = "churn", signature: dict | None = None,
-             **kw: object) -> int:
-    v = reg.create_model_version(name, source=f"x/{name}", files={"model.pkl": "0" * 64},
-                                 flavor="sklearn", signature=signature or SIG_AB, **kw)
+def _version(
+    reg: SqlRegistry, name: str = "churn", signature: dict | None = None, **kw: object
+) -> int:
+    v = reg.create_model_version(
+        name,
+        source=f"x/{name}",
+        files={"model.pkl": "0" * 64},
+        flavor="sklearn",
+        signature=signature or SIG_AB,
+        **kw,
+    )
     return v.version
 
 
@@ -64,7 +75,9 @@ def test_aliases_move_with_history(reg: SqlRegistry) -> None:
     assert reg.get_model_version("churn", 2).aliases == ["staging"]
     moves = reg.alias_history("churn", "staging")
     assert [(m.from_version, m.to_version, m.actor) for m in moves] == [
-        (None, 1, "alice"), (1, 2, "alice")]
+        (None, 1, "alice"),
+        (1, 2, "alice"),
+    ]
     assert moves[1].reason == "better auc"
     reg.delete_alias("churn", "staging")
     with pytest.raises(ls.NotFound, match="no alias 'staging'"):
@@ -119,8 +132,10 @@ def test_policy_can_approve_automatically_when_gates_pass(reg: SqlRegistry) -> N
     from sqlalchemy import text
 
     with open_stores().db.engine.begin() as conn:
-        conn.execute(text("UPDATE projects SET policy = :p WHERE project_id = 0"),
-                     {"p": '{"auto_approve_when_gates_pass": true}'})
+        conn.execute(
+            text("UPDATE projects SET policy = :p WHERE project_id = 0"),
+            {"p": '{"auto_approve_when_gates_pass": true}'},
+        )
     _version(reg)
     assert reg.request_promotion("churn", 1).state == "pending"
     _version(reg)
@@ -152,8 +167,11 @@ def test_concurrent_alias_moves_are_serialised_and_all_audited(reg: SqlRegistry)
     for before, after in zip(moves, moves[1:], strict=False):
         assert after.from_version == before.to_version
     assert reg.get_version_by_alias("churn", "staging").version == moves[-1].to_version
-    events = [e for e in audit.events(open_stores().db, object_type="model")
-              if e["action"] == "model.set_alias"]
+    events = [
+        e
+        for e in audit.events(open_stores().db, object_type="model")
+        if e["action"] == "model.set_alias"
+    ]
     assert len(events) == 8
 
 
@@ -177,7 +195,8 @@ def test_lineage_links_datasets_runs_and_versions(reg: SqlRegistry) -> None:
 
 
 def test_the_audit_trail_of_a_version_and_the_evidence_carries_run_metrics(
-        reg: SqlRegistry) -> None:
+    reg: SqlRegistry,
+) -> None:
     from typer.testing import CliRunner
 
     from loopstack.cli import app
@@ -188,8 +207,10 @@ def test_the_audit_trail_of_a_version_and_the_evidence_carries_run_metrics(
     request = reg.request_promotion("churn", 1)
     assert request.evidence["metrics"] == {"auc": 0.93}
     registry(actor="bob").decide(request.request_id, approve=True)
-    trail = [e["action"] for e in audit.events(open_stores().db, object_type="model",
-                                               object_id="churn/1")]
+    trail = [
+        e["action"]
+        for e in audit.events(open_stores().db, object_type="model", object_id="churn/1")
+    ]
     assert trail == ["model_version.create", "model.request_promotion", "model.approve"]
     reg.set_alias("churn", "staging", 1)
     out = CliRunner().invoke(app, ["audit", "log", "--object", "models/churn/1"]).stdout
@@ -197,8 +218,7 @@ def test_the_audit_trail_of_a_version_and_the_evidence_carries_run_metrics(
         assert action in out
 
 
-def test_the_requester_cannot_approve_and_required_evidence_is_enforced(
-        reg: SqlRegistry) -> None:
+def test_the_requester_cannot_approve_and_required_evidence_is_enforced(reg: SqlRegistry) -> None:
     from sqlalchemy import text
 
     _version(reg)
@@ -208,8 +228,10 @@ def test_the_requester_cannot_approve_and_required_evidence_is_enforced(
         bob.decide(request.request_id, approve=True)
     assert registry(actor="carol").decide(request.request_id, approve=True).state == "approved"
     with open_stores().db.engine.begin() as conn:
-        conn.execute(text("UPDATE projects SET policy = :p WHERE project_id = 0"),
-                     {"p": '{"required_evidence": ["validation"]}'})
+        conn.execute(
+            text("UPDATE projects SET policy = :p WHERE project_id = 0"),
+            {"p": '{"required_evidence": ["validation"]}'},
+        )
     _version(reg)
     with pytest.raises(ls.Invalid, match=r"requires evidence \['validation'\]"):
         reg.request_promotion("churn", 2)

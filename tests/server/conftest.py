@@ -14,8 +14,10 @@ from tests.conftest import ThreadedServer
 @pytest.fixture
 def http() -> Iterator[httpx.Client]:
     """An HTTP client for the app served by uvicorn in a thread, over this test's home."""
-    with ThreadedServer(create_app()) as server, \
-            httpx.Client(base_url=server.url, timeout=30) as client:
+    with (
+        ThreadedServer(create_app()) as server,
+        httpx.Client(base_url=server.url, timeout=30) as client,
+    ):
         yield client
 
 

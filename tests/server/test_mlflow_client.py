@@ -43,8 +43,11 @@ def _sha256(path: Path) -> str:
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _artifact_tree(tmp_path: Path) -> tuple[Path, Path]:
@@ -70,9 +73,12 @@ def test_mlflow_logs_and_loopstack_reads_the_same_run(server: str, tmp_path: Pat
         mlflow.log_param("lr", 0.1)
         for step, loss in enumerate([0.9, 0.5, 0.25]):
             mlflow.log_metric("loss", loss, step=step, timestamp=T0 + step)
-        client.log_batch(rid, metrics=[MlflowMetric("acc", 0.8, T0 + 10, 0),
-                                       MlflowMetric("acc", 0.875, T0 + 20, 1)],
-                         params=[Param("depth", "6")], tags=[RunTag("team", "risk")])
+        client.log_batch(
+            rid,
+            metrics=[MlflowMetric("acc", 0.8, T0 + 10, 0), MlflowMetric("acc", 0.875, T0 + 20, 1)],
+            params=[Param("depth", "6")],
+            tags=[RunTag("team", "risk")],
+        )
         mlflow.set_tag("stage", "dev")
         mlflow.set_tag("scratch", "gone soon")
         client.delete_tag(rid, "scratch")
@@ -90,16 +96,23 @@ def test_mlflow_logs_and_loopstack_reads_the_same_run(server: str, tmp_path: Pat
     assert got.data.metrics == {"loss": 0.25, "acc": 0.875}
     assert {"team": "risk", "stage": "dev"}.items() <= got.data.tags.items()
     assert "scratch" not in got.data.tags
-    assert [(m.step, m.value, m.timestamp) for m in client.get_metric_history(rid, "loss")] \
-        == [(0, 0.9, T0), (1, 0.5, T0 + 1), (2, 0.25, T0 + 2)]
+    assert [(m.step, m.value, m.timestamp) for m in client.get_metric_history(rid, "loss")] == [
+        (0, 0.9, T0),
+        (1, 0.5, T0 + 1),
+        (2, 0.25, T0 + 2),
+    ]
     [ds_input] = got.inputs.dataset_inputs
     assert ds_input.dataset.name == "train" and ds_input.dataset.digest == dataset.digest
     assert {t.key: t.value for t in ds_input.tags} == {"mlflow.data.context": "training"}
-    assert [(f.path, f.is_dir) for f in client.list_artifacts(rid)] == \
-        [("notes.txt", False), ("plots", True)]
+    assert [(f.path, f.is_dir) for f in client.list_artifacts(rid)] == [
+        ("notes.txt", False),
+        ("plots", True),
+    ]
     fetched = Path(mlflow.artifacts.download_artifacts(run_id=rid, dst_path=str(tmp_path / "m")))
-    assert _files(fetched) == {"notes.txt": note.read_bytes(), **{
-        f"plots/{k}": v for k, v in _files(plots).items()}}
+    assert _files(fetched) == {
+        "notes.txt": note.read_bytes(),
+        **{f"plots/{k}": v for k, v in _files(plots).items()},
+    }
 
     # -- loopstack's view of the same run, through its own API -----------------------------
     ls_client = TrackingClient(tracking_uri=server)
@@ -114,8 +127,11 @@ def test_mlflow_logs_and_loopstack_reads_the_same_run(server: str, tmp_path: Pat
     acc = ls_client.get_metric_history(rid, "acc")
     assert [(m.step, m.value, m.timestamp) for m in acc] == [(0, 0.8, T0 + 10), (1, 0.875, T0 + 20)]
     [inp] = run.inputs
-    assert (inp.name, inp.digest, inp.source_type) == ("train", dataset.digest,
-                                                      ds_input.dataset.source_type)
+    assert (inp.name, inp.digest, inp.source_type) == (
+        "train",
+        dataset.digest,
+        ds_input.dataset.source_type,
+    )
     assert inp.schema == ds_input.dataset.schema and inp.profile == ds_input.dataset.profile
     assert inp.tags == {"mlflow.data.context": "training"}
     listed = {f.path: f for f in ls_client.list_artifacts(rid)}
@@ -136,8 +152,9 @@ def test_mlflow_search_runs_filters_orders_and_pages(server: str) -> None:
             mlflow.log_metric("loss", loss)
             ids[name] = run.info.run_id
 
-    frame = mlflow.search_runs(experiment_ids=[exp_id], filter_string="metrics.loss < 0.25",
-                               order_by=["metrics.loss ASC"])
+    frame = mlflow.search_runs(
+        experiment_ids=[exp_id], filter_string="metrics.loss < 0.25", order_by=["metrics.loss ASC"]
+    )
     assert list(frame["run_id"]) == [ids["b"], ids["c"]]
     assert list(frame["metrics.loss"]) == [0.10, 0.20]
 
@@ -146,8 +163,9 @@ def test_mlflow_search_runs_filters_orders_and_pages(server: str) -> None:
     assert [r.info.run_id for r in found] == [ids["a"], ids["c"]]
     first = client.search_runs([exp_id], order_by=["attributes.run_name ASC"], max_results=2)
     assert [r.info.run_name for r in first] == ["a", "b"] and first.token
-    rest = client.search_runs([exp_id], order_by=["attributes.run_name ASC"], max_results=2,
-                              page_token=first.token)
+    rest = client.search_runs(
+        [exp_id], order_by=["attributes.run_name ASC"], max_results=2, page_token=first.token
+    )
     assert [r.info.run_name for r in rest] == ["c"] and not rest.token
 
     client.delete_run(ids["a"])
@@ -160,8 +178,9 @@ def test_mlflow_search_runs_filters_orders_and_pages(server: str) -> None:
     assert len(client.search_runs([exp_id])) == 3
 
 
-def test_loopstack_logs_and_mlflow_reads_the_same_run(server: str, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_loopstack_logs_and_mlflow_reads_the_same_run(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import pandas as pd
 
     import loopstack as ls
@@ -189,15 +208,18 @@ def test_loopstack_logs_and_mlflow_reads_the_same_run(server: str, tmp_path: Pat
     assert got.data.tags["owner"] == "data-team"
     assert got.data.tags == ls.TrackingClient(tracking_uri=server).get_run(rid).tags
     history = client.get_metric_history(rid, "rmse")
-    assert [(m.step, m.value, m.timestamp) for m in history] == \
-        [(s, 1.0 / (s + 1), T0 + s) for s in range(5)]
+    assert [(m.step, m.value, m.timestamp) for m in history] == [
+        (s, 1.0 / (s + 1), T0 + s) for s in range(5)
+    ]
     [ds_input] = got.inputs.dataset_inputs
     assert (ds_input.dataset.name, ds_input.dataset.digest) == ("features", digest)
 
     found = client.search_runs([exp.experiment_id], "params.alpha = '0.5' and metrics.rmse < 1")
     assert [r.info.run_id for r in found] == [rid]
-    assert [(f.path, f.is_dir) for f in client.list_artifacts(rid)] == \
-        [("notes.txt", False), ("plots", True)]
+    assert [(f.path, f.is_dir) for f in client.list_artifacts(rid)] == [
+        ("notes.txt", False),
+        ("plots", True),
+    ]
     sizes = {f.path: f.file_size for f in client.list_artifacts(rid, "plots")}
     assert sizes == {"plots/roc.csv": (plots / "roc.csv").stat().st_size, "plots/sub": None}
     one = client.download_artifacts(rid, "notes.txt", str(tmp_path / "one"))
@@ -208,13 +230,16 @@ def test_loopstack_logs_and_mlflow_reads_the_same_run(server: str, tmp_path: Pat
 
 def test_experiment_lifecycle_through_the_mlflow_client(server: str) -> None:
     client = MlflowClient()
-    eid = client.create_experiment("lifecycle", artifact_location="s3://elsewhere/x",
-                                   tags={"team": "risk"})
+    eid = client.create_experiment(
+        "lifecycle", artifact_location="s3://elsewhere/x", tags={"team": "risk"}
+    )
     exp = client.get_experiment(eid)
     # loopstack keeps its own location (served by the proxy) and records the one asked for
     assert exp.artifact_location == f"mlflow-artifacts:/{eid}"
-    assert exp.tags == {"team": "risk",
-                        "loopstack.mlflow.requested_artifact_location": "s3://elsewhere/x"}
+    assert exp.tags == {
+        "team": "risk",
+        "loopstack.mlflow.requested_artifact_location": "s3://elsewhere/x",
+    }
     assert exp.lifecycle_stage == "active" and exp.creation_time > 0
     assert client.get_experiment_by_name("nope") is None
 
@@ -237,8 +262,9 @@ def test_experiment_lifecycle_through_the_mlflow_client(server: str) -> None:
     client.delete_experiment(eid)
     assert client.get_experiment(eid).lifecycle_stage == "deleted"
     assert eid not in {e.experiment_id for e in client.search_experiments()}
-    assert [e.experiment_id for e in client.search_experiments(
-        view_type=ViewType.DELETED_ONLY)] == [eid]
+    assert [
+        e.experiment_id for e in client.search_experiments(view_type=ViewType.DELETED_ONLY)
+    ] == [eid]
     assert client.get_run(run.info.run_id).info.lifecycle_stage == "deleted"
     client.restore_experiment(eid)
     assert client.get_experiment(eid).lifecycle_stage == "active"
@@ -279,9 +305,9 @@ def test_mlflow_client_sees_mlflow_error_codes(server: str) -> None:
     assert got.data.tags["note"] == "tags may still change" and got.info.run_name == "renamed"
 
 
-def test_mlflow_client_with_a_token_when_auth_is_on(ls_home: Path, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch,
-                                                    request: pytest.FixtureRequest) -> None:
+def test_mlflow_client_with_a_token_when_auth_is_on(
+    ls_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     from loopstack.auth import create_token
     from loopstack.store import open_stores
 

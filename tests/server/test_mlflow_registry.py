@@ -64,13 +64,19 @@ def _model_dir(root: Path, *, mlmodel: bool = True) -> Path:
 
 
 def _digests(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _logged_run(tmp_path: Path, *, mlmodel: bool = True) -> tuple[str, str, Path]:
@@ -82,7 +88,8 @@ def _logged_run(tmp_path: Path, *, mlmodel: bool = True) -> tuple[str, str, Path
 
 
 def test_register_alias_describe_rename_and_read_back_in_loopstack(
-        server: str, tmp_path: Path) -> None:
+    server: str, tmp_path: Path
+) -> None:
     exp_id, rid, model = _logged_run(tmp_path)
     client = MlflowClient()
 
@@ -113,9 +120,10 @@ def test_register_alias_describe_rename_and_read_back_in_loopstack(
     versions = client.search_model_versions("name='churn'")
     assert [v.version for v in versions] == ["2", "1"]
     assert {v.run_id for v in versions} == {rid}
-    assert [v.version for v in client.search_model_versions(f"run_id = '{rid}'",
-                                                            order_by=["version_number ASC"])] \
-        == ["1", "2"]
+    assert [
+        v.version
+        for v in client.search_model_versions(f"run_id = '{rid}'", order_by=["version_number ASC"])
+    ] == ["1", "2"]
     got = client.get_registered_model("churn")
     assert got.aliases == {"staging": "2"}
     assert [v.version for v in got.latest_versions] == ["2"]
@@ -136,8 +144,9 @@ def test_register_alias_describe_rename_and_read_back_in_loopstack(
 
     # -- the registered files come back through models:/ URIs -------------------------------------
     assert client.get_model_version_download_uri("churn", "1") == mv1.source
-    fetched = Path(mlflow.artifacts.download_artifacts("models:/churn@staging",
-                                                       dst_path=str(tmp_path / "dl")))
+    fetched = Path(
+        mlflow.artifacts.download_artifacts("models:/churn@staging", dst_path=str(tmp_path / "dl"))
+    )
     downloaded = _files(fetched)
     # the client writes this file itself after a models:/ download
     assert downloaded.pop("registered_model_meta") == b"model_name: churn\nmodel_version: '2'\n"
@@ -157,8 +166,10 @@ def test_register_alias_describe_rename_and_read_back_in_loopstack(
 
     # -- loopstack's own registry over the same database reads the same versions ----------------
     reg = registry()
-    stored = {f.path: f.sha256 for f in open_stores().artifacts.list(
-        f"{exp_id}/{rid}/artifacts/model", recursive=True)}
+    stored = {
+        f.path: f.sha256
+        for f in open_stores().artifacts.list(f"{exp_id}/{rid}/artifacts/model", recursive=True)
+    }
     assert stored == _digests(model)
     ls_versions = reg.search_model_versions(name="churn-v2")
     assert [v.version for v in ls_versions] == [2, 1]
@@ -166,8 +177,15 @@ def test_register_alias_describe_rename_and_read_back_in_loopstack(
         assert v.files == stored and v.digest == package_digest(stored)
         assert v.run_id == rid and v.source == f"{exp_id}/{rid}/artifacts/model"
         assert v.flavor == "mlflow.sklearn"
-        assert v.signature == {"inputs": {"type": "columns", "columns": [
-            {"name": "tenure", "dtype": "double"}, {"name": "plan", "dtype": "long"}]}}
+        assert v.signature == {
+            "inputs": {
+                "type": "columns",
+                "columns": [
+                    {"name": "tenure", "dtype": "double"},
+                    {"name": "plan", "dtype": "long"},
+                ],
+            }
+        }
         assert v.requirements == []
     assert reg.get_model_version("churn-v2", 1).description == "first cut"
     model_row = reg.get_registered_model("churn-v2")
@@ -190,8 +208,11 @@ def test_register_model_needs_an_mlmodel_file_in_mlflow_3(server: str, tmp_path:
     mv = client.create_model_version("bare", f"runs:/{rid}/model", run_id=rid)
     assert mv.version == "1" and mv.run_id == rid
     v = registry().get_model_version("bare", 1)
-    assert v.flavor == "unknown" and set(v.files) == {"model.pkl", "requirements.txt",
-                                                      "sub/extra.json"}
+    assert v.flavor == "unknown" and set(v.files) == {
+        "model.pkl",
+        "requirements.txt",
+        "sub/extra.json",
+    }
 
 
 def test_empty_external_and_registered_sources(server: str, tmp_path: Path) -> None:
@@ -226,10 +247,10 @@ def test_empty_external_and_registered_sources(server: str, tmp_path: Path) -> N
     # a single file as the source
     client.create_registered_model("one-file")
     single = client.create_model_version(
-        "one-file", f"mlflow-artifacts:/{exp_id}/{rid}/artifacts/model/model.pkl", run_id=rid)
+        "one-file", f"mlflow-artifacts:/{exp_id}/{rid}/artifacts/model/model.pkl", run_id=rid
+    )
     assert "loopstack.package" not in single.tags
-    assert reg.get_model_version("one-file", 1).files == {
-        "model.pkl": _digests(model)["model.pkl"]}
+    assert reg.get_model_version("one-file", 1).files == {"model.pkl": _digests(model)["model.pkl"]}
 
 
 def test_what_loopstack_refuses_through_the_client(server: str, tmp_path: Path) -> None:

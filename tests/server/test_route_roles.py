@@ -37,9 +37,13 @@ def setup(monkeypatch: pytest.MonkeyPatch) -> tuple[ThreadedServer, dict[str, st
         for r in router.routes:
             if isinstance(r, APIRoute):
                 for m in r.methods:
-                    path = re.sub(r"\{(\w+)(:path)?\}", r"{\1}", router.prefix + r.path
-                                  if hasattr(router, "prefix") and not r.path.startswith(
-                                      router.prefix) else r.path)
+                    path = re.sub(
+                        r"\{(\w+)(:path)?\}",
+                        r"{\1}",
+                        router.prefix + r.path
+                        if hasattr(router, "prefix") and not r.path.startswith(router.prefix)
+                        else r.path,
+                    )
                     names[(m, path)] = r.name
     with ThreadedServer(app) as server:
         yield server, tokens, names
@@ -52,8 +56,13 @@ def _expected(caller: str, need: Role | str | None) -> str:
         return "401"
     if need == GLOBAL_ADMIN:
         return "allowed" if caller == "root" else "403"
-    rank = {"viewer": Role.VIEWER, "data-scientist": Role.DATA_SCIENTIST,
-            "ml-engineer": Role.ML_ENGINEER, "project-admin": Role.ADMIN, "root": Role.ADMIN}
+    rank = {
+        "viewer": Role.VIEWER,
+        "data-scientist": Role.DATA_SCIENTIST,
+        "ml-engineer": Role.ML_ENGINEER,
+        "project-admin": Role.ADMIN,
+        "root": Role.ADMIN,
+    }
     assert isinstance(need, Role)
     return "allowed" if rank[caller] >= need else "403"
 
@@ -71,8 +80,9 @@ def test_every_route_answers_every_caller_as_declared(setup: tuple) -> None:
             need = minimum_role(name)
             url = re.sub(r"\{[^}]+\}", "x", path)
             for caller in CALLERS:
-                headers = {} if caller == "anonymous" else {
-                    "Authorization": f"Bearer {tokens[caller]}"}
+                headers = (
+                    {} if caller == "anonymous" else {"Authorization": f"Bearer {tokens[caller]}"}
+                )
                 kwargs: dict = {"headers": headers}
                 if method in ("POST", "PUT", "PATCH"):
                     kwargs["json"] = {}
@@ -82,8 +92,9 @@ def test_every_route_answers_every_caller_as_declared(setup: tuple) -> None:
                     got = f"server error {status}"
                 want = _expected(caller, need)
                 if got != want:
-                    mismatches.append(f"{method} {path} ({name}) as {caller}: expected {want}, "
-                                      f"got {status}")
+                    mismatches.append(
+                        f"{method} {path} ({name}) as {caller}: expected {want}, got {status}"
+                    )
         assert mismatches == []
         # The spec and docs need a token too; only /health is public.
         assert http.get("/openapi.json").status_code == 401
@@ -98,8 +109,12 @@ def test_every_declared_route_exists_and_a_new_route_must_declare_its_role() -> 
 
     app = create_app()
     declared = set(ROUTE_ROLES)
-    present = {r.name.removesuffix("_ajax") for router in [*app.state.routers, app.router]
-               for r in router.routes if isinstance(r, APIRoute)}
+    present = {
+        r.name.removesuffix("_ajax")
+        for router in [*app.state.routers, app.router]
+        for r in router.routes
+        if isinstance(r, APIRoute)
+    }
     assert declared == present
     extra = APIRouter()
 
@@ -135,60 +150,96 @@ def test_outsiders_do_not_see_a_project(monkeypatch: pytest.MonkeyPatch) -> None
         assert r.status_code == 404 and "secret-lab" in r.json()["message"]
         assert http.get(f"/api/v1/experiments/{eid}", headers=as_bob).status_code == 404
         assert http.get(f"/api/v1/runs/{run['run_id']}", headers=as_bob).status_code == 404
-        assert http.get(f"/api/2.0/mlflow/runs/get?run_id={run['run_id']}",
-                        headers=as_bob).status_code == 404
-        assert http.get(f"/api/2.0/mlflow-artifacts/artifacts?path={eid}",
-                        headers=as_bob).status_code == 404
-        names = [p["name"] for p in http.get("/api/v1/projects", headers=as_bob).json()[
-            "projects"]]
+        assert (
+            http.get(f"/api/2.0/mlflow/runs/get?run_id={run['run_id']}", headers=as_bob).status_code
+            == 404
+        )
+        assert (
+            http.get(f"/api/2.0/mlflow-artifacts/artifacts?path={eid}", headers=as_bob).status_code
+            == 404
+        )
+        names = [p["name"] for p in http.get("/api/v1/projects", headers=as_bob).json()["projects"]]
         assert names == ["default"]
         # Alice sees her run; root (a global admin) sees everything.
         assert http.get(f"/api/v1/runs/{run['run_id']}", headers=as_alice).status_code == 200
-        assert http.get(f"/api/v1/runs/{run['run_id']}", headers={
-            "Authorization": f"Bearer {root}", **lab}).status_code == 200
+        assert (
+            http.get(
+                f"/api/v1/runs/{run['run_id']}", headers={"Authorization": f"Bearer {root}", **lab}
+            ).status_code
+            == 200
+        )
 
 
 def test_registry_over_http_promotion_needs_another_ml_engineer(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("LOOPSTACK_AUTH", "on")
     db = open_stores().db
     auth.create_token(db, name="root", user="root")
     tokens = {}
-    for user, role in (("dana", "data-scientist"), ("mia", "ml-engineer"),
-                       ("max", "ml-engineer"), ("ada", "admin")):
+    for user, role in (
+        ("dana", "data-scientist"),
+        ("mia", "ml-engineer"),
+        ("max", "ml-engineer"),
+        ("ada", "admin"),
+    ):
         auth.create_user(db, user, actor="root")
         auth.add_member(db, "default", user, role, actor="root")
-        tokens[user] = {"Authorization": "Bearer " + auth.create_token(
-            db, name=user, user=user, actor="root")[0]}
+        tokens[user] = {
+            "Authorization": "Bearer "
+            + auth.create_token(db, name=user, user=user, actor="root")[0]
+        }
     with ThreadedServer(create_app()) as server, httpx.Client(base_url=server.url) as http:
-        v = http.post("/api/v1/models/churn/versions", json={"source": "s", "files": {}},
-                      headers=tokens["mia"])
+        v = http.post(
+            "/api/v1/models/churn/versions",
+            json={"source": "s", "files": {}},
+            headers=tokens["mia"],
+        )
         assert v.status_code == 200, v.text
-        direct = http.put("/api/v1/models/churn/aliases/production", json={"version": 1},
-                          headers=tokens["mia"])
+        direct = http.put(
+            "/api/v1/models/churn/aliases/production", json={"version": 1}, headers=tokens["mia"]
+        )
         assert direct.status_code == 403 and "approved request" in direct.json()["message"]
-        req = http.post("/api/v1/models/churn/promotions", json={"version": 1},
-                        headers=tokens["dana"]).json()
+        req = http.post(
+            "/api/v1/models/churn/promotions", json={"version": 1}, headers=tokens["dana"]
+        ).json()
         rid = req["request_id"]
         # a data scientist may not approve; the author may not approve their own version
-        assert http.post(f"/api/v1/approvals/{rid}/approve", json={},
-                         headers=tokens["dana"]).status_code == 403
+        assert (
+            http.post(
+                f"/api/v1/approvals/{rid}/approve", json={}, headers=tokens["dana"]
+            ).status_code
+            == 403
+        )
         own = http.post(f"/api/v1/approvals/{rid}/approve", json={}, headers=tokens["mia"])
         assert own.status_code == 403 and "own promotion" in own.json()["message"]
-        ok = http.post(f"/api/v1/approvals/{rid}/approve", json={"comment": "ship it"},
-                       headers=tokens["max"])
+        ok = http.post(
+            f"/api/v1/approvals/{rid}/approve", json={"comment": "ship it"}, headers=tokens["max"]
+        )
         assert ok.status_code == 200 and ok.json()["state"] == "approved"
         prod = http.get("/api/v1/models/churn/aliases/production", headers=tokens["dana"])
         assert prod.json()["version"] == 1
         # the production override is an admin's
-        http.post("/api/v1/models/churn/versions", json={"source": "s", "files": {}},
-                  headers=tokens["mia"])
+        http.post(
+            "/api/v1/models/churn/versions",
+            json={"source": "s", "files": {}},
+            headers=tokens["mia"],
+        )
         body = {"version": 2, "override": True}
-        assert http.put("/api/v1/models/churn/aliases/production", json=body,
-                        headers=tokens["max"]).status_code == 403
-        assert http.put("/api/v1/models/churn/aliases/production", json=body,
-                        headers=tokens["ada"]).status_code == 200
+        assert (
+            http.put(
+                "/api/v1/models/churn/aliases/production", json=body, headers=tokens["max"]
+            ).status_code
+            == 403
+        )
+        assert (
+            http.put(
+                "/api/v1/models/churn/aliases/production", json=body, headers=tokens["ada"]
+            ).status_code
+            == 200
+        )
         assert http.get("/api/v1/approvals/x/approve", headers=tokens["max"]).status_code == 405
-        missing = http.post("/api/v1/models/churn/promotions", json={"version": 9},
-                            headers=tokens["dana"])
+        missing = http.post(
+            "/api/v1/models/churn/promotions", json={"version": 9}, headers=tokens["dana"]
+        )
         assert missing.status_code == 404

@@ -30,9 +30,13 @@ def test_two_workers_share_one_store(ls_home: Path) -> None:
         from prometheus_client.parser import text_string_to_metric_families
 
         text = httpx.get(f"{url}/metrics").text
-        served = sum(s.value for f in text_string_to_metric_families(text)
-                     if f.name == "loopstack_http_requests" for s in f.samples
-                     if s.name.endswith("_total") and s.labels["route"].startswith("/api/v1"))
+        served = sum(
+            s.value
+            for f in text_string_to_metric_families(text)
+            if f.name == "loopstack_http_requests"
+            for s in f.samples
+            if s.name.endswith("_total") and s.labels["route"].startswith("/api/v1")
+        )
         assert served == 44  # 2 + 20 + 20 + 1 + 1: every request, whichever worker answered
         store.close()
     finally:

@@ -15,8 +15,7 @@ from loopstack.store.metadata import Database
 @pytest.fixture(params=["local", "memory"])
 def artifacts(request: pytest.FixtureRequest, tmp_path: Path) -> ArtifactStore:
     db = Database(f"sqlite:///{tmp_path / 'meta.db'}")
-    url = str(tmp_path / "blobs") if request.param == "local" else \
-        f"memory://ls-{uuid.uuid4().hex}"
+    url = str(tmp_path / "blobs") if request.param == "local" else f"memory://ls-{uuid.uuid4().hex}"
     return ArtifactStore(db, open_blob_store(url))
 
 
@@ -38,9 +37,13 @@ def test_directories_list_and_download(artifacts: ArtifactStore, tmp_path: Path)
     (src / "a" / "b" / "deep.txt").write_text("d")
     artifacts.log_dir(src, "x/artifacts", actor="t")
     assert [(f.path, f.is_dir) for f in artifacts.list("x/artifacts")] == [
-        ("a", True), ("top.txt", False)]
+        ("a", True),
+        ("top.txt", False),
+    ]
     assert [f.path for f in artifacts.list("x/artifacts", recursive=True)] == [
-        "a/b/deep.txt", "top.txt"]
+        "a/b/deep.txt",
+        "top.txt",
+    ]
     out = artifacts.download("x/artifacts/a", tmp_path / "dl")
     assert (out / "b" / "deep.txt").read_text() == "d"
     with pytest.raises(NotFound, match="no artifact"):

@@ -22,8 +22,14 @@ def db(use_db: str) -> Database:
 
 def test_every_state_change_is_in_the_log(db: Database) -> None:
     actions = [e["action"] for e in audit.events(db)]
-    assert actions == ["experiment.create", "run.create", "run.log_batch", "run.log_batch",
-                       "run.log_batch", "run.update"]
+    assert actions == [
+        "experiment.create",
+        "run.create",
+        "run.log_batch",
+        "run.log_batch",
+        "run.log_batch",
+        "run.update",
+    ]
     assert audit.verify(db).ok
 
 
@@ -52,10 +58,19 @@ def test_a_rehashed_forgery_breaks_the_next_link(db: Database) -> None:
     # An attacker who edits a row and recomputes its hash still breaks the following link.
     rows = audit.events(db)
     ev = rows[1]
-    forged = audit._link_hash(ev["prev_hash"], ev["seq"], ev["ts"], "mallory", ev["action"],
-                              ev["object_type"], ev["object_id"], ev["digest"])
+    forged = audit._link_hash(
+        ev["prev_hash"],
+        ev["seq"],
+        ev["ts"],
+        "mallory",
+        ev["action"],
+        ev["object_type"],
+        ev["object_id"],
+        ev["digest"],
+    )
     with db.engine.begin() as conn:
-        conn.execute(text("UPDATE audit_events SET actor='mallory', hash=:h WHERE seq=2"),
-                     {"h": forged})
+        conn.execute(
+            text("UPDATE audit_events SET actor='mallory', hash=:h WHERE seq=2"), {"h": forged}
+        )
     result = audit.verify(db)
     assert not result.ok and result.broken_seq == 3

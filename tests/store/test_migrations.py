@@ -12,8 +12,9 @@ from loopstack.store import audit
 from loopstack.store.metadata import Database
 from loopstack.store.metadata.schema import Base
 
-MIGRATIONS = Path(__import__("loopstack.store.metadata", fromlist=["x"]).__file__).parent / \
-    "migrations"
+MIGRATIONS = (
+    Path(__import__("loopstack.store.metadata", fromlist=["x"]).__file__).parent / "migrations"
+)
 
 
 def _upgrade(url: str, revision: str) -> None:
@@ -31,9 +32,13 @@ def test_upgrade_from_the_first_revision_keeps_runs(db_url: str, ls_home: Path) 
     _upgrade(db_url, "0001")
     engine = create_engine(db_url)
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO runs (run_id, experiment_id, name, status, start_time, lifecycle_stage,"
-            " artifact_uri, user_id) VALUES ('r1', 0, 'old', 'FINISHED', 1, 'active', 'x', 'u')"))
+        conn.execute(
+            text(
+                "INSERT INTO runs (run_id, experiment_id, name, status, start_time,"
+                " lifecycle_stage, artifact_uri, user_id)"
+                " VALUES ('r1', 0, 'old', 'FINISHED', 1, 'active', 'x', 'u')"
+            )
+        )
         conn.execute(text("INSERT INTO params (run_id, key, value) VALUES ('r1', 'lr', '0.1')"))
     engine.dispose()
     db = Database(db_url)  # opening migrates to head
@@ -60,8 +65,10 @@ def test_experiment_names_are_unique_per_project(use_db: str) -> None:
 
     stores = open_stores()
     lab = auth.create_project(stores.db, "lab", actor="t").project_id
-    default, other = SqlTrackingStore(stores, project_id=0), SqlTrackingStore(stores,
-                                                                                project_id=lab)
+    default, other = (
+        SqlTrackingStore(stores, project_id=0),
+        SqlTrackingStore(stores, project_id=lab),
+    )
     a, b = default.create_experiment("churn"), other.create_experiment("churn")
     assert a != b
     assert default.get_experiment_by_name("churn").experiment_id == a  # type: ignore[union-attr]

@@ -14,8 +14,9 @@ pytestmark = pytest.mark.usefixtures("tracking_backend")
 
 
 def test_run_context_manager_records_everything() -> None:
-    with ls.start_run(experiment="churn", run_name="gbm-1", params={"lr": 0.1},
-                      tags={"team": "risk"}) as run:
+    with ls.start_run(
+        experiment="churn", run_name="gbm-1", params={"lr": 0.1}, tags={"team": "risk"}
+    ) as run:
         for step in range(5):
             ls.log_metric("loss", 1.0 / (step + 1), step=step)
         ls.log_metrics({"auc": 0.91, "f1": 0.8}, step=4)
@@ -99,12 +100,17 @@ def test_search_runs_filter_and_order() -> None:
     for model, auc in [("gbm", 0.95), ("gbm", 0.85), ("lin", 0.92), ("gbm", 0.97)]:
         with ls.start_run(experiment="search", params={"model": model}):
             ls.log_metric("auc", auc)
-    df = ls.search_runs("search", filter="metrics.auc > 0.9 and params.model = 'gbm'",
-                        order_by=["metrics.auc DESC"])
+    df = ls.search_runs(
+        "search", filter="metrics.auc > 0.9 and params.model = 'gbm'", order_by=["metrics.auc DESC"]
+    )
     assert isinstance(df, pd.DataFrame)
     assert list(df["metrics.auc"]) == [0.97, 0.95]
     assert list(ls.search_runs("search", order_by=["metrics.auc ASC"])["metrics.auc"]) == [
-        0.85, 0.92, 0.95, 0.97]
+        0.85,
+        0.92,
+        0.95,
+        0.97,
+    ]
     assert len(ls.search_runs("search", filter="params.model LIKE 'g%'", max_results=2)) == 2
     assert len(ls.search_runs("search", filter="attributes.status = 'FINISHED'")) == 4
     assert ls.search_runs("search", filter="metrics.auc > 0.99").empty
@@ -167,11 +173,20 @@ def test_log_input_accepts_arrays_and_arrow_tables_and_refuses_other_things() ->
 
 
 def test_credentials_in_params_and_tags_are_redacted_before_storage() -> None:
-    with ls.start_run(experiment="secrets",
-                      params={"db_password": "hunter2", "lr": 0.1, "max_new_tokens": 256,
-                              "db_url": "postgresql://ml:s3cret@db:5432/x"},
-                      tags={"aws_key_id": "AKIAIOSFODNN7EXAMPLE", "api_token": "abc123",
-                            "creds_ref": "env:DB_PASSWORD"}) as run:
+    with ls.start_run(
+        experiment="secrets",
+        params={
+            "db_password": "hunter2",
+            "lr": 0.1,
+            "max_new_tokens": 256,
+            "db_url": "postgresql://ml:s3cret@db:5432/x",
+        },
+        tags={
+            "aws_key_id": "AKIAIOSFODNN7EXAMPLE",
+            "api_token": "abc123",
+            "creds_ref": "env:DB_PASSWORD",
+        },
+    ) as run:
         ls.log_param("tokenizer", "bert-base")
     got = ls.get_run(run.run_id)
     assert got.params["db_password"] == "***REDACTED***"
@@ -188,6 +203,8 @@ def test_start_run_in_a_deleted_experiment_says_to_restore_it() -> None:
         pass
     client = TrackingClient()
     client.store.delete_experiment(first.experiment_id)
-    with pytest.raises(ls.Conflict, match="is deleted; restore it"), \
-            ls.start_run(experiment="short-lived"):
+    with (
+        pytest.raises(ls.Conflict, match="is deleted; restore it"),
+        ls.start_run(experiment="short-lived"),
+    ):
         pass

@@ -53,9 +53,15 @@ def _env() -> dict[str, str]:
 def test_four_processes_logging_at_once_lose_nothing(use_db: str) -> None:
     client = TrackingClient()
     run = client.create_run(client.set_experiment("concurrent"))
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, run.run_id, str(w), "2000", "10"],
-                              env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for w in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, run.run_id, str(w), "2000", "10"],
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for w in range(4)
+    ]
     for p in procs:
         out, err = p.communicate(timeout=240)
         assert p.returncode == 0, err.decode()[-2000:]
@@ -72,16 +78,22 @@ def test_four_processes_logging_at_once_lose_nothing(use_db: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("attempt", range(2))
 def test_sigkill_mid_logging_loses_no_flushed_metric(use_db: str, attempt: int) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_WORKER], env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WORKER],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     first = proc.stdout.readline().split()
     assert first[0] == "run", proc.stderr.read() if proc.stderr else ""
     run_id = first[1]
     last_flushed = -1
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")),
-                              daemon=True)
+    reader = threading.Thread(
+        target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True
+    )
     reader.start()
     time.sleep(random.uniform(1.0, 3.0))
     os.kill(proc.pid, signal.SIGKILL)
@@ -107,7 +119,8 @@ def test_sigkill_mid_logging_loses_no_flushed_metric(use_db: str, attempt: int) 
 
 
 def test_a_locked_sqlite_database_is_waited_for_not_shown_as_a_traceback(
-        ls_home: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    ls_home: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client = TrackingClient()
     run = client.create_run(client.set_experiment("locked"))
     path = str(client.store.db.engine.url.database)  # type: ignore[attr-defined]
@@ -122,7 +135,8 @@ def test_a_locked_sqlite_database_is_waited_for_not_shown_as_a_traceback(
 
 
 def test_a_database_locked_past_every_retry_is_overloaded(
-        ls_home: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    ls_home: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from loopstack.store.metadata import _database, _sqlite
 
     monkeypatch.setattr(_sqlite, "BUSY_TIMEOUT_MS", 100)

@@ -16,7 +16,7 @@ from loopstack.tracking import TrackingClient
 from loopstack.tracking._reproduce import REPRODUCES_TAG, plan_reproduction, reproduce
 from loopstack.tracking._reproduce_env import parse_packages, record_requirements
 
-TRAIN = '''\
+TRAIN = """\
 import sys
 
 import numpy as np
@@ -36,7 +36,7 @@ with ls.start_run(experiment="repro", run_name="train", params={"lr": lr, "seed"
     if "--noise" in sys.argv:
         ls.log_metric("noise", float(np.random.default_rng().random()))
     print("RUN_ID", run.run_id)
-'''
+"""
 
 
 @dataclass
@@ -48,10 +48,16 @@ class Project:
 
 
 def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
-    out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                         check=True, env=env)
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    out = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, env=env
+    )
     return out.stdout.strip()
 
 
@@ -66,20 +72,25 @@ def make_project(root: Path) -> Project:
     git(repo, "commit", "-q", "-m", "train")
     data = root / "data" / "train.csv"
     data.parent.mkdir()
-    lines = ["a,b,y"] + [f"{i % 7 / 7:.4f},{i % 3 / 3:.4f},{(i % 7) / 7 * 2 - i % 3 / 3:.4f}"
-                         for i in range(50)]
+    lines = ["a,b,y"] + [
+        f"{i % 7 / 7:.4f},{i % 3 / 3:.4f},{(i % 7) / 7 * 2 - i % 3 / 3:.4f}" for i in range(50)
+    ]
     data.write_text("\n".join(lines) + "\n")
     return Project(repo, script, data, git(repo, "rev-parse", "HEAD"))
 
 
 def run_original(project: Project, *extra: str) -> str:
     """Run the script as a user would (its own process, the test's LOOPSTACK_HOME)."""
-    out = subprocess.run([sys.executable, str(project.script), str(project.data), "0.1", *extra],
-                         cwd=project.repo, capture_output=True, text=True, env=dict(os.environ),
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(project.script), str(project.data), "0.1", *extra],
+        cwd=project.repo,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
-    return next(line.split()[1] for line in out.stdout.splitlines()
-                if line.startswith("RUN_ID"))
+    return next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("RUN_ID"))
 
 
 @pytest.fixture
@@ -87,8 +98,7 @@ def project(tmp_path: Path) -> Project:
     return make_project(tmp_path)
 
 
-def test_the_plan_names_commit_entry_point_params_and_a_verified_dataset(
-        project: Project) -> None:
+def test_the_plan_names_commit_entry_point_params_and_a_verified_dataset(project: Project) -> None:
     run_id = run_original(project)
     plan = plan_reproduction(run_id)
     assert plan.ready, plan.problems
@@ -131,8 +141,10 @@ def test_a_changed_dataset_is_named_and_nothing_runs(project: Project) -> None:
     plan = plan_reproduction(run_id)
     assert not plan.ready
     [problem] = plan.problems
-    assert problem.startswith(f"dataset 'train' (sha256 {plan.datasets[0].digest[:12]}…) at "
-                              f"{project.data.resolve()}: content changed: now sha256 ")
+    assert problem.startswith(
+        f"dataset 'train' (sha256 {plan.datasets[0].digest[:12]}…) at "
+        f"{project.data.resolve()}: content changed: now sha256 "
+    )
     assert plan.missing_inputs == plan.datasets
     report = reproduce(run_id, fresh_env=False)
     assert report.status == "refused" and report.problems == [problem]
@@ -144,8 +156,10 @@ def test_a_missing_dataset_is_named(project: Project) -> None:
     project.data.unlink()
     report = reproduce(run_id, fresh_env=False)
     assert report.status == "refused"
-    assert report.problems == [f"dataset 'train' (sha256 {report.plan.datasets[0].digest[:12]}…)"
-                               f" at {project.data.resolve()}: file missing"]
+    assert report.problems == [
+        f"dataset 'train' (sha256 {report.plan.datasets[0].digest[:12]}…)"
+        f" at {project.data.resolve()}: file missing"
+    ]
     assert _runs_in("repro") == 1
 
 
@@ -154,8 +168,10 @@ def test_a_run_from_a_dirty_tree_warns_that_its_changes_are_lost(project: Projec
     run_id = run_original(project)
     plan = plan_reproduction(run_id)
     assert plan.dirty and plan.ready
-    assert any("uncommitted changes" in w and "cannot be restored" in w
-               and project.commit[:12] in w for w in plan.warnings), plan.warnings
+    assert any(
+        "uncommitted changes" in w and "cannot be restored" in w and project.commit[:12] in w
+        for w in plan.warnings
+    ), plan.warnings
 
 
 def test_a_commit_in_no_repository_here_says_exactly_that(project: Project) -> None:
@@ -224,8 +240,9 @@ def test_an_in_memory_input_is_flagged_but_does_not_block() -> None:
     plan = plan_reproduction(run.run_id)
     [ds] = plan.datasets
     assert ds.status == "in-memory" and not ds.blocking
-    assert any(w.startswith("dataset 'frame'") and "in-memory dataframe" in w
-               for w in plan.warnings)
+    assert any(
+        w.startswith("dataset 'frame'") and "in-memory dataframe" in w for w in plan.warnings
+    )
 
 
 @pytest.mark.slow
@@ -248,8 +265,9 @@ def test_reproduce_in_a_fresh_venv_with_the_recorded_packages(project: Project) 
         wanted[key] = f"{dist.metadata['Name']}=={dist.version}"
         for text in dist.requires or []:
             req = Requirement(text)
-            if req.marker is None or any(req.marker.evaluate({"extra": e})
-                                         for e in (extras or {""})):
+            if req.marker is None or any(
+                req.marker.evaluate({"extra": e}) for e in (extras or {""})
+            ):
                 todo.append((req.name, frozenset(req.extras)))
     wanted["not-a-real-package-xyz"] = "not-a-real-package-xyz==0.0.1"
     TrackingClient().set_tag(run_id, "loopstack.packages", "\n".join(sorted(wanted.values())))

@@ -21,9 +21,20 @@ from loopstack.errors import AlreadyExists, Invalid, NotFound
 from loopstack.store.metadata import Database
 from loopstack.store.metadata.schema import Project, ProjectMember, User
 
-__all__ = ["PROJECT_NAME", "ApprovalPolicy", "Member", "ProjectInfo", "add_member",
-           "create_project", "get_policy", "get_project", "list_projects", "members",
-           "remove_member", "set_policy"]
+__all__ = [
+    "PROJECT_NAME",
+    "ApprovalPolicy",
+    "Member",
+    "ProjectInfo",
+    "add_member",
+    "create_project",
+    "get_policy",
+    "get_project",
+    "list_projects",
+    "members",
+    "remove_member",
+    "set_policy",
+]
 
 _PROJECTS = cast(Table, Project.__table__)
 _MEMBERS = cast(Table, ProjectMember.__table__)
@@ -52,8 +63,10 @@ class ApprovalPolicy(BaseModel):
         seen: list[str] = []
         for item in value:
             if not _ALIAS.fullmatch(item):
-                raise ValueError("each entry must be a name of letters, digits and '._-', "
-                                 f"starting with a letter or digit; got {item!r}")
+                raise ValueError(
+                    "each entry must be a name of letters, digits and '._-', "
+                    f"starting with a letter or digit; got {item!r}"
+                )
             if item not in seen:
                 seen.append(item)
         return seen
@@ -79,13 +92,21 @@ def _policy_from_text(raw: str | None, project: str) -> ApprovalPolicy:
     try:
         return ApprovalPolicy.model_validate(json.loads(raw or "{}"))
     except (ValueError, ValidationError) as exc:
-        raise Invalid(f"the stored policy of project {project!r} is unreadable ({exc}); set it "
-                      "again with `loopstack projects policy`", field="policy") from exc
+        raise Invalid(
+            f"the stored policy of project {project!r} is unreadable ({exc}); set it "
+            "again with `loopstack projects policy`",
+            field="policy",
+        ) from exc
 
 
 def _info(row: Any) -> ProjectInfo:
-    return ProjectInfo(row.project_id, row.name, row.description or "", row.created_at,
-                       _policy_from_text(row.policy, row.name))
+    return ProjectInfo(
+        row.project_id,
+        row.name,
+        row.description or "",
+        row.created_at,
+        _policy_from_text(row.policy, row.name),
+    )
 
 
 def project_row(conn: Connection, project: str | int) -> Any:
@@ -102,13 +123,15 @@ def project_row(conn: Connection, project: str | int) -> Any:
 
 def check_project_name(name: str) -> str:
     if not isinstance(name, str) or not PROJECT_NAME.fullmatch(name):
-        raise Invalid("a project name must be 1-128 lowercase letters, digits, '-' or '_', "
-                      f"starting with a letter or digit; got {name!r} instead", field="name")
+        raise Invalid(
+            "a project name must be 1-128 lowercase letters, digits, '-' or '_', "
+            f"starting with a letter or digit; got {name!r} instead",
+            field="name",
+        )
     return name
 
 
-def create_project(db: Database, name: str, description: str = "", *,
-                   actor: str) -> ProjectInfo:
+def create_project(db: Database, name: str, description: str = "", *, actor: str) -> ProjectInfo:
     """Create a project (with the default approval policy).
 
     >>> create_project(db, "fraud", "card fraud models", actor="root")  # doctest: +SKIP
@@ -122,14 +145,22 @@ def create_project(db: Database, name: str, description: str = "", *,
         if conn.execute(select(_PROJECTS.c.project_id).where(_PROJECTS.c.name == name)).first():
             raise AlreadyExists(f"a project named {name!r} already exists")
         now = int(time.time() * 1000)
-        result = conn.execute(_PROJECTS.insert().values(
-            name=name, description=description, policy=policy.model_dump_json(),
-            created_at=now))
+        result = conn.execute(
+            _PROJECTS.insert().values(
+                name=name, description=description, policy=policy.model_dump_json(), created_at=now
+            )
+        )
         pid = cast(Any, result.inserted_primary_key)[0]
         return ProjectInfo(int(pid), name, description, now, policy)
 
-    return db.write(run, actor=actor, action="project.create", object_type="project",
-                    object_id=name, payload={"name": name, "description": description})
+    return db.write(
+        run,
+        actor=actor,
+        action="project.create",
+        object_type="project",
+        object_id=name,
+        payload={"name": name, "description": description},
+    )
 
 
 def get_project(db: Database, project: str | int) -> ProjectInfo:
@@ -145,22 +176,27 @@ def list_projects(db: Database, *, user: str | None = None) -> list[ProjectInfo]
         q = select(_PROJECTS).order_by(_PROJECTS.c.name)
         if user is None:
             return list(conn.execute(q).all())
-        row = conn.execute(select(_USERS.c.is_admin, _USERS.c.disabled_at)
-                           .where(_USERS.c.name == user)).first()
+        row = conn.execute(
+            select(_USERS.c.is_admin, _USERS.c.disabled_at).where(_USERS.c.name == user)
+        ).first()
         if row is None:
             return list(conn.execute(q).all()) if is_bootstrap(conn) else []
         if row.disabled_at is not None:
             return []
         if not row.is_admin:
-            q = q.where(_PROJECTS.c.project_id.in_(
-                select(_MEMBERS.c.project_id).where(_MEMBERS.c.user == user)))
+            q = q.where(
+                _PROJECTS.c.project_id.in_(
+                    select(_MEMBERS.c.project_id).where(_MEMBERS.c.user == user)
+                )
+            )
         return list(conn.execute(q).all())
 
     return [_info(r) for r in db.read(run)]
 
 
-def add_member(db: Database, project: str | int, user: str, role: Role | str, *,
-               actor: str) -> Member:
+def add_member(
+    db: Database, project: str | int, user: str, role: Role | str, *, actor: str
+) -> Member:
     """Give ``user`` ``role`` in ``project``; a member already there gets the new role."""
     parsed = Role.parse(role)
     name_holder: dict[str, str] = {}
@@ -169,20 +205,31 @@ def add_member(db: Database, project: str | int, user: str, role: Role | str, *,
         prow = project_row(conn, project)
         name_holder["project"] = prow.name
         urow = user_row(conn, user)
-        before = conn.execute(select(_MEMBERS.c.role).where(
-            _MEMBERS.c.project_id == prow.project_id, _MEMBERS.c.user == user)).scalar()
+        before = conn.execute(
+            select(_MEMBERS.c.role).where(
+                _MEMBERS.c.project_id == prow.project_id, _MEMBERS.c.user == user
+            )
+        ).scalar()
         if before is None:
-            conn.execute(_MEMBERS.insert().values(project_id=prow.project_id, user=user,
-                                                  role=parsed.value))
+            conn.execute(
+                _MEMBERS.insert().values(project_id=prow.project_id, user=user, role=parsed.value)
+            )
         else:
-            conn.execute(update(_MEMBERS).where(_MEMBERS.c.project_id == prow.project_id,
-                                                _MEMBERS.c.user == user)
-                         .values(role=parsed.value))
+            conn.execute(
+                update(_MEMBERS)
+                .where(_MEMBERS.c.project_id == prow.project_id, _MEMBERS.c.user == user)
+                .values(role=parsed.value)
+            )
         return Member(user, parsed, urow.display_name or "")
 
-    return db.write(run, actor=actor, action="project.add_member", object_type="project",
-                    object_id=lambda _: name_holder["project"],
-                    payload={"project": project, "user": user, "role": parsed.value})
+    return db.write(
+        run,
+        actor=actor,
+        action="project.add_member",
+        object_type="project",
+        object_id=lambda _: name_holder["project"],
+        payload={"project": project, "user": user, "role": parsed.value},
+    )
 
 
 def remove_member(db: Database, project: str | int, user: str, *, actor: str) -> None:
@@ -192,14 +239,22 @@ def remove_member(db: Database, project: str | int, user: str, *, actor: str) ->
     def run(conn: Connection) -> None:
         prow = project_row(conn, project)
         name_holder["project"] = prow.name
-        done = conn.execute(delete(_MEMBERS).where(_MEMBERS.c.project_id == prow.project_id,
-                                                   _MEMBERS.c.user == user)).rowcount
+        done = conn.execute(
+            delete(_MEMBERS).where(
+                _MEMBERS.c.project_id == prow.project_id, _MEMBERS.c.user == user
+            )
+        ).rowcount
         if not done:
             raise NotFound(f"{user!r} is not a member of project {prow.name!r}")
 
-    db.write(run, actor=actor, action="project.remove_member", object_type="project",
-             object_id=lambda _: name_holder["project"],
-             payload={"project": project, "user": user})
+    db.write(
+        run,
+        actor=actor,
+        action="project.remove_member",
+        object_type="project",
+        object_id=lambda _: name_holder["project"],
+        payload={"project": project, "user": user},
+    )
 
 
 def members(db: Database, project: str | int) -> list[Member]:
@@ -210,7 +265,9 @@ def members(db: Database, project: str | int) -> list[Member]:
         rows = conn.execute(
             select(_MEMBERS.c.user, _MEMBERS.c.role, _USERS.c.display_name)
             .select_from(_MEMBERS.join(_USERS, _USERS.c.name == _MEMBERS.c.user))
-            .where(_MEMBERS.c.project_id == prow.project_id).order_by(_MEMBERS.c.user)).all()
+            .where(_MEMBERS.c.project_id == prow.project_id)
+            .order_by(_MEMBERS.c.user)
+        ).all()
         return [Member(r.user, Role(r.role), r.display_name or "") for r in rows]
 
     return db.read(run)
@@ -238,8 +295,9 @@ def parse_policy(policy: ApprovalPolicy | dict[str, Any]) -> ApprovalPolicy:
         raise Invalid(msg, field=f"policy.{top}") from exc
 
 
-def set_policy(db: Database, project: str | int, policy: ApprovalPolicy | dict[str, Any], *,
-               actor: str) -> ApprovalPolicy:
+def set_policy(
+    db: Database, project: str | int, policy: ApprovalPolicy | dict[str, Any], *, actor: str
+) -> ApprovalPolicy:
     """Replace a project's approval policy (fields left out take their defaults).
 
     >>> set_policy(db, "fraud", {"allow_self_approval": True}, actor="root")  # doctest: +SKIP
@@ -250,13 +308,21 @@ def set_policy(db: Database, project: str | int, policy: ApprovalPolicy | dict[s
     def run(conn: Connection) -> ApprovalPolicy:
         prow = project_row(conn, project)
         name_holder["project"] = prow.name
-        conn.execute(update(_PROJECTS).where(_PROJECTS.c.project_id == prow.project_id)
-                     .values(policy=parsed.model_dump_json()))
+        conn.execute(
+            update(_PROJECTS)
+            .where(_PROJECTS.c.project_id == prow.project_id)
+            .values(policy=parsed.model_dump_json())
+        )
         return parsed
 
-    return db.write(run, actor=actor, action="project.set_policy", object_type="project",
-                    object_id=lambda _: name_holder["project"],
-                    payload={"project": project, "policy": parsed.model_dump()})
+    return db.write(
+        run,
+        actor=actor,
+        action="project.set_policy",
+        object_type="project",
+        object_id=lambda _: name_holder["project"],
+        payload={"project": project, "policy": parsed.model_dump()},
+    )
 
 
 def get_policy(db: Database, project: str | int) -> ApprovalPolicy:

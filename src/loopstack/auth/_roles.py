@@ -25,8 +25,17 @@ from loopstack.store.metadata.schema import ProjectMember, User
 if TYPE_CHECKING:
     from loopstack.auth._tokens import Principal
 
-__all__ = ["MINIMUM_ROLE", "Permission", "Role", "check", "is_bootstrap", "require",
-           "require_admin", "role_in", "role_of"]
+__all__ = [
+    "MINIMUM_ROLE",
+    "Permission",
+    "Role",
+    "check",
+    "is_bootstrap",
+    "require",
+    "require_admin",
+    "role_in",
+    "role_of",
+]
 
 _USERS = cast(Table, User.__table__)
 _MEMBERS = cast(Table, ProjectMember.__table__)
@@ -53,8 +62,9 @@ class Role(enum.Enum):
             return cls(str(text).strip().lower())
         except ValueError:
             valid = ", ".join(repr(r.value) for r in cls)
-            raise Invalid(f"the role must be one of {valid}; got {text!r} instead",
-                          field="role") from None
+            raise Invalid(
+                f"the role must be one of {valid}; got {text!r} instead", field="role"
+            ) from None
 
     def allows(self, permission: Permission | str) -> bool:
         """Whether this role may do ``permission`` (see ``MINIMUM_ROLE``)."""
@@ -112,8 +122,9 @@ class Permission(enum.Enum):
             return cls(text)
         except ValueError:
             valid = ", ".join(repr(p.value) for p in cls)
-            raise Invalid(f"the permission must be one of {valid}; got {text!r} instead",
-                          field="permission") from None
+            raise Invalid(
+                f"the permission must be one of {valid}; got {text!r} instead", field="permission"
+            ) from None
 
     def __str__(self) -> str:
         return self.value
@@ -143,16 +154,18 @@ def is_bootstrap(conn: Connection) -> bool:
 
 def role_in_conn(conn: Connection, user: str, project_id: int) -> Role | None:
     """``role_in`` inside the caller's transaction."""
-    row = conn.execute(select(_USERS.c.is_admin, _USERS.c.disabled_at)
-                       .where(_USERS.c.name == user)).first()
+    row = conn.execute(
+        select(_USERS.c.is_admin, _USERS.c.disabled_at).where(_USERS.c.name == user)
+    ).first()
     if row is None:
         return Role.ADMIN if is_bootstrap(conn) else None
     if row.disabled_at is not None:
         return None
     if row.is_admin:
         return Role.ADMIN
-    role = conn.execute(select(_MEMBERS.c.role).where(_MEMBERS.c.project_id == project_id,
-                                                       _MEMBERS.c.user == user)).scalar()
+    role = conn.execute(
+        select(_MEMBERS.c.role).where(_MEMBERS.c.project_id == project_id, _MEMBERS.c.user == user)
+    ).scalar()
     return Role(role) if role is not None else None
 
 
@@ -171,11 +184,13 @@ def check(role: Role | None, permission: Permission | str, *, project: str = "")
     need = MINIMUM_ROLE[perm]
     where = f" in project {project!r}" if project else ""
     if role is None:
-        raise Forbidden(f"{perm.value!r} needs the {need.value!r} role{where}; "
-                        "the caller holds no role there")
+        raise Forbidden(
+            f"{perm.value!r} needs the {need.value!r} role{where}; the caller holds no role there"
+        )
     if role < need:
-        raise Forbidden(f"{perm.value!r} needs the {need.value!r} role{where}; "
-                        f"the caller is {role.value!r}")
+        raise Forbidden(
+            f"{perm.value!r} needs the {need.value!r} role{where}; the caller is {role.value!r}"
+        )
     return role
 
 
@@ -187,8 +202,9 @@ def role_of(db: Database, principal: Principal, project_id: int) -> Role | None:
     return role_in(db, principal.user, project_id)
 
 
-def require(db: Database, principal: Principal, project_id: int,
-            permission: Permission | str) -> Role:
+def require(
+    db: Database, principal: Principal, project_id: int, permission: Permission | str
+) -> Role:
     """The caller's role in the project if it allows ``permission``; else Forbidden.
 
     >>> require(db, principal, 0, Permission.APPROVE)   # doctest: +SKIP
@@ -199,11 +215,16 @@ def require(db: Database, principal: Principal, project_id: int,
         return role
     from loopstack.store.metadata.schema import Project
 
-    name = db.read(lambda conn: conn.execute(
-        select(Project.name).where(Project.project_id == project_id)).scalar())
+    name = db.read(
+        lambda conn: conn.execute(
+            select(Project.name).where(Project.project_id == project_id)
+        ).scalar()
+    )
     if principal.project_id is not None and principal.project_id != project_id:
-        raise Forbidden(f"this token acts only in project #{principal.project_id}, not in "
-                        f"{name or project_id!r}")
+        raise Forbidden(
+            f"this token acts only in project #{principal.project_id}, not in "
+            f"{name or project_id!r}"
+        )
     return check(role, permission, project=name or f"#{project_id}")
 
 
@@ -213,5 +234,7 @@ def require_admin(principal: Principal) -> None:
     if not principal.is_admin:
         raise Forbidden(f"this needs a global admin; {principal.user!r} is not one")
     if principal.project_id is not None:
-        raise Forbidden("this needs a token that is not scoped to one project; "
-                        f"this one acts only in project #{principal.project_id}")
+        raise Forbidden(
+            "this needs a token that is not scoped to one project; "
+            f"this one acts only in project #{principal.project_id}"
+        )

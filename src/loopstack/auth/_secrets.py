@@ -40,50 +40,212 @@ from pathlib import Path
 
 from loopstack.errors import Invalid, NotFound
 
-__all__ = ["REDACTED", "is_secret_ref", "looks_like_secret_key", "redact", "redact_mapping",
-           "resolve_secret_ref"]
+__all__ = [
+    "REDACTED",
+    "is_secret_ref",
+    "looks_like_secret_key",
+    "redact",
+    "redact_mapping",
+    "resolve_secret_ref",
+]
 
 REDACTED = "***REDACTED***"
 
 # -- keys ----------------------------------------------------------------------------------
 _PARTS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 #: a part that is a credential word wherever it stands
-_STRONG_PARTS = frozenset({
-    "password", "passwords", "passwd", "pwd", "passphrase", "passcode", "secret", "secrets",
-    "credential", "credentials", "creds", "apikey", "apikeys", "privatekey", "secretkey",
-    "accesskey", "accesstoken", "authtoken", "refreshtoken", "sessiontoken", "bearertoken",
-    "apitoken", "clientsecret", "secretaccesskey", "xapikey",
-})
+_STRONG_PARTS = frozenset(
+    {
+        "password",
+        "passwords",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "passcode",
+        "secret",
+        "secrets",
+        "credential",
+        "credentials",
+        "creds",
+        "apikey",
+        "apikeys",
+        "privatekey",
+        "secretkey",
+        "accesskey",
+        "accesstoken",
+        "authtoken",
+        "refreshtoken",
+        "sessiontoken",
+        "bearertoken",
+        "apitoken",
+        "clientsecret",
+        "secretaccesskey",
+        "xapikey",
+    }
+)
 #: credential words that may be glued to others inside one part ("dbpassword", "appsecret")
 _STRONG_SUBSTRINGS = ("password", "passwd", "passphrase", "secret")
 #: a last part saying the value describes a secret rather than being one
-_DESCRIPTIVE_LAST = frozenset({
-    "id", "ids", "name", "names", "path", "paths", "file", "files", "filename", "dir",
-    "type", "types", "kind", "size", "len", "length", "bits", "count", "format", "version",
-    "arn", "ref", "env", "var", "required", "enabled", "disabled", "policy", "min", "max",
-    "rotation", "ttl", "expiry", "expires", "expiration", "prefix", "provider", "manager",
-    "store", "backend", "mode", "scope", "scopes", "header", "url", "uri", "endpoint",
-    "location", "field", "column", "label", "hint",
-})
+_DESCRIPTIVE_LAST = frozenset(
+    {
+        "id",
+        "ids",
+        "name",
+        "names",
+        "path",
+        "paths",
+        "file",
+        "files",
+        "filename",
+        "dir",
+        "type",
+        "types",
+        "kind",
+        "size",
+        "len",
+        "length",
+        "bits",
+        "count",
+        "format",
+        "version",
+        "arn",
+        "ref",
+        "env",
+        "var",
+        "required",
+        "enabled",
+        "disabled",
+        "policy",
+        "min",
+        "max",
+        "rotation",
+        "ttl",
+        "expiry",
+        "expires",
+        "expiration",
+        "prefix",
+        "provider",
+        "manager",
+        "store",
+        "backend",
+        "mode",
+        "scope",
+        "scopes",
+        "header",
+        "url",
+        "uri",
+        "endpoint",
+        "location",
+        "field",
+        "column",
+        "label",
+        "hint",
+    }
+)
 #: a "key" after one of these is a credential: api_key, private_key, account_key, ...
-_KEY_QUALIFIERS = frozenset({
-    "api", "access", "secret", "private", "signing", "encryption", "ssh", "master", "client",
-    "account", "app", "consumer", "hmac", "sas", "shared", "license", "session", "auth",
-    "storage", "service", "deploy", "crypto", "jwt", "gpg", "pgp", "webhook", "admin",
-    "subscription", "write",
-})
+_KEY_QUALIFIERS = frozenset(
+    {
+        "api",
+        "access",
+        "secret",
+        "private",
+        "signing",
+        "encryption",
+        "ssh",
+        "master",
+        "client",
+        "account",
+        "app",
+        "consumer",
+        "hmac",
+        "sas",
+        "shared",
+        "license",
+        "session",
+        "auth",
+        "storage",
+        "service",
+        "deploy",
+        "crypto",
+        "jwt",
+        "gpg",
+        "pgp",
+        "webhook",
+        "admin",
+        "subscription",
+        "write",
+    }
+)
 #: a "token" after one of these is a vocabulary entry, not a credential: pad_token, eos_token
-_VOCAB_WORDS = frozenset({
-    "pad", "eos", "bos", "unk", "sep", "mask", "cls", "start", "end", "stop", "special",
-    "image", "video", "audio", "begin", "decoder", "sentinel", "placeholder", "think",
-    "tool", "extra", "additional", "boi", "eoi", "eot", "boa", "eoa", "im", "default",
-    "first", "last", "next", "new", "max", "min", "num", "n", "prompt", "context",
-    "prefix", "suffix", "middle", "fim", "vision", "label", "unknown", "padding", "sot",
-})
+_VOCAB_WORDS = frozenset(
+    {
+        "pad",
+        "eos",
+        "bos",
+        "unk",
+        "sep",
+        "mask",
+        "cls",
+        "start",
+        "end",
+        "stop",
+        "special",
+        "image",
+        "video",
+        "audio",
+        "begin",
+        "decoder",
+        "sentinel",
+        "placeholder",
+        "think",
+        "tool",
+        "extra",
+        "additional",
+        "boi",
+        "eoi",
+        "eot",
+        "boa",
+        "eoa",
+        "im",
+        "default",
+        "first",
+        "last",
+        "next",
+        "new",
+        "max",
+        "min",
+        "num",
+        "n",
+        "prompt",
+        "context",
+        "prefix",
+        "suffix",
+        "middle",
+        "fim",
+        "vision",
+        "label",
+        "unknown",
+        "padding",
+        "sot",
+    }
+)
 _AUTH_LAST = frozenset({"auth", "authorization", "authentication", "cookie", "cookies"})
 #: hints too weak alone: they redact only a high-entropy value
-_WEAK_LAST = frozenset({"key", "keys", "sig", "signature", "salt", "nonce", "session",
-                        "cred", "seed", "hmac", "bearer"})
+_WEAK_LAST = frozenset(
+    {
+        "key",
+        "keys",
+        "sig",
+        "signature",
+        "salt",
+        "nonce",
+        "session",
+        "cred",
+        "seed",
+        "hmac",
+        "bearer",
+    }
+)
 
 _BOOLISH = frozenset({"true", "false", "yes", "no", "on", "off", "none", "null", "0", "1"})
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
@@ -94,7 +256,7 @@ def _parts(key: str) -> list[str]:
 
 
 def _key_strength(key: str) -> str | None:
-    """"strong" (the value is a credential), "weak" (only a high-entropy value is), or None."""
+    """ "strong" (the value is a credential), "weak" (only a high-entropy value is), or None."""
     parts = _parts(key)
     if not parts:
         return None
@@ -103,8 +265,9 @@ def _key_strength(key: str) -> str | None:
         return None
     descriptive = last in _DESCRIPTIVE_LAST and len(parts) > 1
     for i, part in enumerate(parts):
-        if part in _STRONG_PARTS or (any(s in part for s in _STRONG_SUBSTRINGS)
-                                     and not part.startswith("secretar")):
+        if part in _STRONG_PARTS or (
+            any(s in part for s in _STRONG_SUBSTRINGS) and not part.startswith("secretar")
+        ):
             return None if descriptive else "strong"
         if part == "key" and i > 0 and parts[i - 1] in _KEY_QUALIFIERS:
             return None if descriptive else "strong"
@@ -154,30 +317,68 @@ _END = r"(?![A-Za-z0-9_\-])"
 # must pass on the matched text (random-looking, not a hyphenated word) for it to go.
 _VALUE_PATTERNS: list[tuple[re.Pattern[str], str, Callable[[str], bool] | None]] = [
     # PEM private key blocks, to the END line (or the end of the text, if cut short)
-    (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----.*?"
-                r"(?:-----END [A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----|\Z)", re.S), REDACTED, None),
+    (
+        re.compile(
+            r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----.*?"
+            r"(?:-----END [A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----|\Z)",
+            re.S,
+        ),
+        REDACTED,
+        None,
+    ),
     # scheme://user:password@host -> only the password goes
-    (re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s]*:)[^/?#\s]+(?=@)"),
-     r"\g<head>" + REDACTED, None),
+    (
+        re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s]*:)[^/?#\s]+(?=@)"),
+        r"\g<head>" + REDACTED,
+        None,
+    ),
     # password=..., "client_secret": "...", PGPASSWORD=... in command lines and config dumps
-    (re.compile(r"(?P<head>\b\w*(?:password|passwd|passphrase|secret)\w*[\"']?\s*[=:]\s*"
-                r"(?P<q>[\"']?))[^;&,'\"\s}]+", re.I), r"\g<head>" + REDACTED, None),
+    (
+        re.compile(
+            r"(?P<head>\b\w*(?:password|passwd|passphrase|secret)\w*[\"']?\s*[=:]\s*"
+            r"(?P<q>[\"']?))[^;&,'\"\s}]+",
+            re.I,
+        ),
+        r"\g<head>" + REDACTED,
+        None,
+    ),
     # Pwd=...; AccountKey=...; in connection strings (ODBC, ADO.NET, Azure)
-    (re.compile(r"(?P<head>(?:^|(?<=;))\s*(?:pwd|accountkey|sharedaccesskey|"
-                r"sharedaccesssignature)\s*=\s*)[^;]+", re.I), r"\g<head>" + REDACTED, None),
+    (
+        re.compile(
+            r"(?P<head>(?:^|(?<=;))\s*(?:pwd|accountkey|sharedaccesskey|"
+            r"sharedaccesssignature)\s*=\s*)[^;]+",
+            re.I,
+        ),
+        r"\g<head>" + REDACTED,
+        None,
+    ),
     # Authorization: Bearer <token> / Basic <base64>
-    (re.compile(r"(?P<head>\bBearer\s+)[A-Za-z0-9\-._~+/]{16,}=*", re.I),
-     r"\g<head>" + REDACTED, lambda m: _mixed(m.split()[-1])),
-    (re.compile(r"(?P<head>\bauthorization\b[\"']?\s*[:=]\s*[\"']?Basic\s+)[A-Za-z0-9+/]+=*",
-                re.I), r"\g<head>" + REDACTED, None),
+    (
+        re.compile(r"(?P<head>\bBearer\s+)[A-Za-z0-9\-._~+/]{16,}=*", re.I),
+        r"\g<head>" + REDACTED,
+        lambda m: _mixed(m.split()[-1]),
+    ),
+    (
+        re.compile(
+            r"(?P<head>\bauthorization\b[\"']?\s*[:=]\s*[\"']?Basic\s+)[A-Za-z0-9+/]+=*", re.I
+        ),
+        r"\g<head>" + REDACTED,
+        None,
+    ),
     # JSON Web Tokens: header.payload.signature, both base64url JSON objects
-    (re.compile(_START + r"eyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*"),
-     REDACTED, None),
+    (
+        re.compile(_START + r"eyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*"),
+        REDACTED,
+        None,
+    ),
     # AWS access key ids
     (re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[A-Z0-9]{16}\b"), REDACTED, None),
     # GitHub tokens (classic and fine-grained)
-    (re.compile(_START + r"(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})" + _END),
-     REDACTED, None),
+    (
+        re.compile(_START + r"(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})" + _END),
+        REDACTED,
+        None,
+    ),
     # GitLab personal access tokens
     (re.compile(_START + r"glpat-[A-Za-z0-9_\-]{20,}" + _END), REDACTED, None),
     # Slack bot / user / app tokens
@@ -200,8 +401,10 @@ def _scan(value: str) -> str:
         if accept is None:
             value = pattern.sub(replacement, value)
         else:
-            def sub(m: re.Match[str], r: str = replacement,
-                    ok: Callable[[str], bool] = accept) -> str:
+
+            def sub(
+                m: re.Match[str], r: str = replacement, ok: Callable[[str], bool] = accept
+            ) -> str:
                 return m.expand(r) if ok(m.group(0)) else m.group(0)
 
             value = pattern.sub(sub, value)
@@ -261,21 +464,27 @@ def resolve_secret_ref(ref: str) -> str:
     True
     """
     if not isinstance(ref, str) or not ref.startswith(("env:", "file:")):
-        raise Invalid(f"a secret reference must be 'env:NAME' or 'file:/path'; got {ref!r} "
-                      "instead", field="secret")
+        raise Invalid(
+            f"a secret reference must be 'env:NAME' or 'file:/path'; got {ref!r} instead",
+            field="secret",
+        )
     if ref.startswith("env:"):
         name = ref[4:]
         if not _ENV_NAME.fullmatch(name):
-            raise Invalid("'env:' must be followed by an environment variable name (letters, "
-                          f"digits, '_'); got {name!r} instead", field="secret")
+            raise Invalid(
+                "'env:' must be followed by an environment variable name (letters, "
+                f"digits, '_'); got {name!r} instead",
+                field="secret",
+            )
         if name not in os.environ:
             raise NotFound(f"the environment variable {name!r} named by {ref!r} is not set")
         return os.environ[name]
     raw = ref[5:]
     if raw.startswith("//"):
         if not raw.startswith("///"):
-            raise Invalid(f"a file URI must name a local path ('file:///path'); got {ref!r}",
-                          field="secret")
+            raise Invalid(
+                f"a file URI must name a local path ('file:///path'); got {ref!r}", field="secret"
+            )
         raw = raw[2:]
     if not raw.strip():
         raise Invalid(f"'file:' must be followed by a path; got {ref!r}", field="secret")
@@ -283,11 +492,9 @@ def resolve_secret_ref(ref: str) -> str:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise NotFound(f"the secret file {str(path)!r} named by {ref!r} does not exist") \
-            from None
+        raise NotFound(f"the secret file {str(path)!r} named by {ref!r} does not exist") from None
     except IsADirectoryError:
         raise Invalid(f"the secret file {str(path)!r} is a directory", field="secret") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise Invalid(f"cannot read the secret file {str(path)!r}: {exc}",
-                      field="secret") from exc
+        raise Invalid(f"cannot read the secret file {str(path)!r}: {exc}", field="secret") from exc
     return text.removesuffix("\n").removesuffix("\r")

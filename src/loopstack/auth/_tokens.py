@@ -27,8 +27,15 @@ from loopstack.store import audit
 from loopstack.store.metadata import Database
 from loopstack.store.metadata.schema import AuditHead, Token, User
 
-__all__ = ["PREFIX", "Principal", "TokenInfo", "create_token", "list_tokens", "revoke_token",
-           "verify_token"]
+__all__ = [
+    "PREFIX",
+    "Principal",
+    "TokenInfo",
+    "create_token",
+    "list_tokens",
+    "revoke_token",
+    "verify_token",
+]
 
 _T = cast(Table, Token.__table__)
 _USERS = cast(Table, User.__table__)
@@ -67,12 +74,12 @@ def _hash(token: str) -> str:
 
 def _info(row: object) -> TokenInfo:
     r = cast(Token, row)
-    return TokenInfo(r.token_id, r.name, r.user, r.prefix, r.created_at, r.revoked_at,
-                     r.project_id)
+    return TokenInfo(r.token_id, r.name, r.user, r.prefix, r.created_at, r.revoked_at, r.project_id)
 
 
-def create_token(db: Database, *, name: str, user: str, project: str | int | None = None,
-                 actor: str = "admin") -> tuple[str, TokenInfo]:
+def create_token(
+    db: Database, *, name: str, user: str, project: str | int | None = None, actor: str = "admin"
+) -> tuple[str, TokenInfo]:
     """Create a token for ``user``; returns (the secret, shown only now, and its record).
 
     ``project`` (a name or id) limits the token to that project; the user must hold a
@@ -84,11 +91,13 @@ def create_token(db: Database, *, name: str, user: str, project: str | int | Non
     from loopstack.auth._projects import project_row
 
     if not name or not user:
-        raise Invalid(f"a token needs a name and a user; got name={name!r}, user={user!r}",
-                      field="name")
+        raise Invalid(
+            f"a token needs a name and a user; got name={name!r}, user={user!r}", field="name"
+        )
     if len(name) > 256:
-        raise Invalid(f"a token's name must be at most 256 characters; got {len(name)}",
-                      field="name")
+        raise Invalid(
+            f"a token's name must be at most 256 characters; got {len(name)}", field="name"
+        )
     secret = PREFIX + secrets.token_urlsafe(32)
     token_id = uuid.uuid4().hex
     created_at = int(time.time() * 1000)
@@ -100,30 +109,52 @@ def create_token(db: Database, *, name: str, user: str, project: str | int | Non
         row = conn.execute(select(_USERS.c.disabled_at).where(_USERS.c.name == user)).first()
         if row is None:
             if not is_bootstrap(conn):
-                raise NotFound(f"no user named {user!r}; create it first with "
-                               f"`loopstack users create {user}`")
+                raise NotFound(
+                    f"no user named {user!r}; create it first with `loopstack users create {user}`"
+                )
             check_user_name(user)
             insert_user(conn, user, display_name="", is_admin=True)
-            audit.append(conn, actor=actor, action="user.create", object_type="user",
-                         object_id=user, payload={"name": user, "is_admin": True,
-                                                  "bootstrap": True})
+            audit.append(
+                conn,
+                actor=actor,
+                action="user.create",
+                object_type="user",
+                object_id=user,
+                payload={"name": user, "is_admin": True, "bootstrap": True},
+            )
         elif row.disabled_at is not None:
             raise Conflict(f"user {user!r} is disabled; enable it before creating tokens")
         project_id = None
         if project is not None:
             prow = project_row(conn, project)
             if role_in_conn(conn, user, prow.project_id) is None:
-                raise Invalid(f"user {user!r} holds no role in project {prow.name!r}; add "
-                              "them as a member before scoping a token to it", field="project")
+                raise Invalid(
+                    f"user {user!r} holds no role in project {prow.name!r}; add "
+                    "them as a member before scoping a token to it",
+                    field="project",
+                )
             project_id = prow.project_id
-        conn.execute(_T.insert().values(token_id=token_id, name=name, user=user,
-                                        token_hash=_hash(secret), prefix=secret[:10],
-                                        created_at=created_at, project_id=project_id))
+        conn.execute(
+            _T.insert().values(
+                token_id=token_id,
+                name=name,
+                user=user,
+                token_hash=_hash(secret),
+                prefix=secret[:10],
+                created_at=created_at,
+                project_id=project_id,
+            )
+        )
         return TokenInfo(token_id, name, user, secret[:10], created_at, None, project_id)
 
-    info = db.write(run, actor=actor, action="token.create", object_type="token",
-                    object_id=token_id,
-                    payload={"name": name, "user": user, "project": project})
+    info = db.write(
+        run,
+        actor=actor,
+        action="token.create",
+        object_type="token",
+        object_id=token_id,
+        payload={"name": name, "user": user, "project": project},
+    )
     return secret, info
 
 
@@ -135,10 +166,18 @@ def verify_token(db: Database, secret: str) -> Principal | None:
 
     def run(conn: Connection) -> Principal | None:
         row = conn.execute(
-            select(_T.c.token_id, _T.c.user, _T.c.revoked_at, _T.c.project_id,
-                   _USERS.c.name.label("registered"), _USERS.c.is_admin, _USERS.c.disabled_at)
+            select(
+                _T.c.token_id,
+                _T.c.user,
+                _T.c.revoked_at,
+                _T.c.project_id,
+                _USERS.c.name.label("registered"),
+                _USERS.c.is_admin,
+                _USERS.c.disabled_at,
+            )
             .select_from(_T.outerjoin(_USERS, _USERS.c.name == _T.c.user))
-            .where(_T.c.token_hash == _hash(secret))).first()
+            .where(_T.c.token_hash == _hash(secret))
+        ).first()
         if row is None or row.revoked_at is not None:
             return None
         if row.registered is None:
@@ -165,10 +204,19 @@ def revoke_token(db: Database, token_id: str, *, actor: str = "admin") -> None:
     """Revoke a token: requests carrying it are refused from now on."""
 
     def run(conn: Connection) -> None:
-        done = conn.execute(update(_T).where(_T.c.token_id == token_id, _T.c.revoked_at.is_(None))
-                            .values(revoked_at=int(time.time() * 1000))).rowcount
+        done = conn.execute(
+            update(_T)
+            .where(_T.c.token_id == token_id, _T.c.revoked_at.is_(None))
+            .values(revoked_at=int(time.time() * 1000))
+        ).rowcount
         if not done:
             raise NotFound(f"no active token with id {token_id!r}")
 
-    db.write(run, actor=actor, action="token.revoke", object_type="token", object_id=token_id,
-             payload={"revoked": token_id})
+    db.write(
+        run,
+        actor=actor,
+        action="token.revoke",
+        object_type="token",
+        object_id=token_id,
+        payload={"revoked": token_id},
+    )

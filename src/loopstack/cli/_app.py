@@ -22,14 +22,21 @@ class _Root(TyperGroup):
             fail(exc.message)
 
 
-app = typer.Typer(name="loopstack", cls=_Root, no_args_is_help=True, add_completion=False,
-                  help="loopstack: tracking, registry, features, serving and monitoring in one.")
+app = typer.Typer(
+    name="loopstack",
+    cls=_Root,
+    no_args_is_help=True,
+    add_completion=False,
+    help="loopstack: tracking, registry, features, serving and monitoring in one.",
+)
 
 
 @app.command()
-def server(host: str = typer.Option("127.0.0.1", help="Interface to bind."),
-           port: int = typer.Option(5000, help="Port to listen on."),
-           workers: int = typer.Option(1, help="Worker processes.")) -> None:
+def server(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(5000, help="Port to listen on."),
+    workers: int = typer.Option(1, help="Worker processes."),
+) -> None:
     """Run the loopstack server (native REST, MLflow REST API, /health, /metrics)."""
     from loopstack.server import serve
 
@@ -70,4 +77,6 @@ _register()
 
 def main() -> None:
     app()
+
+
 from loopstack.cli import _features_online  # noqa: E402, F401 - adds the online commands

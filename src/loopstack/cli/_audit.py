@@ -30,8 +30,9 @@ def verify() -> None:
     if ok:
         console().print(f"[green]OK[/]: the audit chain is intact ({checked} events verified)")
         return
-    fail(f"the audit chain is broken at seq {broken}: {reason} "
-         f"({checked} events before it verified)")
+    fail(
+        f"the audit chain is broken at seq {broken}: {reason} ({checked} events before it verified)"
+    )
 
 
 def _parse_object(obj: str | None) -> tuple[str | None, str | None]:
@@ -43,14 +44,22 @@ def _parse_object(obj: str | None) -> tuple[str | None, str | None]:
     return kind or None, oid or None
 
 
-_PLURALS = {"models": "model", "runs": "run", "experiments": "experiment",
-            "artifacts": "artifact", "tokens": "token", "projects": "project", "users": "user"}
+_PLURALS = {
+    "models": "model",
+    "runs": "run",
+    "experiments": "experiment",
+    "artifacts": "artifact",
+    "tokens": "token",
+    "projects": "project",
+    "users": "user",
+}
 
 
 @app.command("log")
 def log(
-    obj: str = typer.Option(None, "--object",
-                            help="Only events for TYPE or TYPE/ID, e.g. run/<run id>."),
+    obj: str = typer.Option(
+        None, "--object", help="Only events for TYPE or TYPE/ID, e.g. run/<run id>."
+    ),
     limit: int = typer.Option(50, "--limit", "-n", min=1, help="The newest N events."),
 ) -> None:
     """The newest audit events, oldest first."""
@@ -73,8 +82,9 @@ def log(
         from loopstack.cli._stores import local_stores
         from loopstack.store import audit
 
-        events = audit.events(local_stores().db, object_type=object_type, object_id=object_id,
-                              limit=limit)
+        events = audit.events(
+            local_stores().db, object_type=object_type, object_id=object_id, limit=limit
+        )
     out = console()
     if not events:
         out.print("no audit events" + (f" for {obj}" if obj else ""))
@@ -87,6 +97,12 @@ def log(
     table.add_column("object", overflow="fold")
     table.add_column("hash")
     for ev in events:
-        table.add_row(str(ev["seq"]), fmt_time(ev["ts"]), ev["actor"], ev["action"],
-                      f"{ev['object_type']}/{ev['object_id']}", ev["hash"][:12])
+        table.add_row(
+            str(ev["seq"]),
+            fmt_time(ev["ts"]),
+            ev["actor"],
+            ev["action"],
+            f"{ev['object_type']}/{ev['object_id']}",
+            ev["hash"][:12],
+        )
     out.print(table)

@@ -12,8 +12,9 @@ if TYPE_CHECKING:
 
     from loopstack.data import DatasetVersion, Suite
 
-app = typer.Typer(no_args_is_help=True,
-                  help="Datasets: register, show, profile; validate data against a suite.")
+app = typer.Typer(
+    no_args_is_help=True, help="Datasets: register, show, profile; validate data against a suite."
+)
 
 _BARS = "▁▂▃▄▅▆▇█"
 
@@ -23,8 +24,10 @@ def sparkline(counts: list[int]) -> str:
     top = max(counts, default=0)
     if top <= 0:
         return ""
-    return "".join(" " if c == 0 else _BARS[min(len(_BARS) - 1, int(c / top * (len(_BARS) - 1)
-                                                                    + 0.5))] for c in counts)
+    return "".join(
+        " " if c == 0 else _BARS[min(len(_BARS) - 1, int(c / top * (len(_BARS) - 1) + 0.5))]
+        for c in counts
+    )
 
 
 def _num(value: Any) -> str:
@@ -42,28 +45,48 @@ def profile_table(profile: dict[str, Any], title: str) -> Table:
     from loopstack.cli._output import short
 
     t = Table(title=title, title_justify="left")
-    for col in ("column", "dtype", "nulls", "distinct", "min", "p50", "max", "mean", "std",
-                "top / histogram"):
+    for col in (
+        "column",
+        "dtype",
+        "nulls",
+        "distinct",
+        "min",
+        "p50",
+        "max",
+        "mean",
+        "std",
+        "top / histogram",
+    ):
         t.add_column(col, overflow="fold")
     for name, e in profile["columns"].items():
         q = e.get("quantiles") or {}
         if e.get("histogram"):
             extra = sparkline(e["histogram"]["counts"])
         else:
-            extra = short(", ".join(f"{t['value']} ({t['count']})" for t in e.get("top", [])[:3]),
-                          40)
-        t.add_row(name, e["dtype"], f"{e['nulls']:,}", f"{e.get('distinct', '-'):,}"
-                  if isinstance(e.get("distinct"), int) else "-", _num(e.get("min")),
-                  _num(q.get("p50")), _num(e.get("max")), _num(e.get("mean")),
-                  _num(e.get("std")), extra)
+            extra = short(
+                ", ".join(f"{t['value']} ({t['count']})" for t in e.get("top", [])[:3]), 40
+            )
+        t.add_row(
+            name,
+            e["dtype"],
+            f"{e['nulls']:,}",
+            f"{e.get('distinct', '-'):,}" if isinstance(e.get("distinct"), int) else "-",
+            _num(e.get("min")),
+            _num(q.get("p50")),
+            _num(e.get("max")),
+            _num(e.get("mean")),
+            _num(e.get("std")),
+            extra,
+        )
     return t
 
 
 @app.command("register")
-def register(name: str = typer.Argument(..., help="Dataset name."),
-             path: Path = typer.Argument(..., help="Parquet or CSV file, or Parquet directory."),
-             description: str = typer.Option("", "--description", "-d",
-                                             help="What this data is.")) -> None:
+def register(
+    name: str = typer.Argument(..., help="Dataset name."),
+    path: Path = typer.Argument(..., help="Parquet or CSV file, or Parquet directory."),
+    description: str = typer.Option("", "--description", "-d", help="What this data is."),
+) -> None:
     """Store a file as a new version of NAME (the same content returns its existing version)."""
     from loopstack.cli._output import console
     from loopstack.data import list_datasets, register_dataset
@@ -71,8 +94,10 @@ def register(name: str = typer.Argument(..., help="Dataset name."),
     before = {v.digest for v in list_datasets(name)} if _exists(name) else set()
     dv = register_dataset(name, path, description=description)
     state = "already registered as" if dv.digest in before else "registered"
-    console().print(f"{state} {dv.name} version {dv.version}: {dv.num_rows:,} rows x "
-                    f"{dv.num_columns} columns, sha256 {dv.digest[:12]}")
+    console().print(
+        f"{state} {dv.name} version {dv.version}: {dv.num_rows:,} rows x "
+        f"{dv.num_columns} columns, sha256 {dv.digest[:12]}"
+    )
 
 
 def _exists(name: str) -> bool:
@@ -93,14 +118,23 @@ def list_cmd() -> None:
     for col in ("name", "version", "rows", "columns", "sha256", "created", "description"):
         t.add_column(col)
     for dv in list_datasets():
-        t.add_row(dv.name, str(dv.version), f"{dv.num_rows:,}", str(dv.num_columns),
-                  dv.digest[:12], fmt_time(dv.created_at), short(dv.description, 40))
+        t.add_row(
+            dv.name,
+            str(dv.version),
+            f"{dv.num_rows:,}",
+            str(dv.num_columns),
+            dv.digest[:12],
+            fmt_time(dv.created_at),
+            short(dv.description, 40),
+        )
     console().print(t)
 
 
 @app.command("show")
-def show(name: str = typer.Argument(..., help="Dataset name."),
-         version: int = typer.Option(None, "--version", "-v", help="Default: the newest.")) -> None:
+def show(
+    name: str = typer.Argument(..., help="Dataset name."),
+    version: int = typer.Option(None, "--version", "-v", help="Default: the newest."),
+) -> None:
     """A version's metadata, schema and column profile."""
     from loopstack.cli._output import console, fmt_time
     from loopstack.data import get_dataset
@@ -108,24 +142,28 @@ def show(name: str = typer.Argument(..., help="Dataset name."),
     dv: DatasetVersion = get_dataset(name, version)
     con = console()
     con.print(f"{dv.name} version {dv.version}  sha256 {dv.digest}")
-    con.print(f"{dv.num_rows:,} rows x {dv.num_columns} columns, created {fmt_time(dv.created_at)}"
-              f" by {dv.created_by}" + (f", from {dv.source_uri}" if dv.source_uri else ""))
+    con.print(
+        f"{dv.num_rows:,} rows x {dv.num_columns} columns, created {fmt_time(dv.created_at)}"
+        f" by {dv.created_by}" + (f", from {dv.source_uri}" if dv.source_uri else "")
+    )
     if dv.description:
         con.print(dv.description)
     con.print(profile_table(dv.profile, "profile"))
 
 
 @app.command("profile")
-def profile(path: Path = typer.Argument(..., help="Parquet or CSV file, or Parquet directory.")
-            ) -> None:
+def profile(
+    path: Path = typer.Argument(..., help="Parquet or CSV file, or Parquet directory."),
+) -> None:
     """Profile a file without registering it."""
     from loopstack.cli._output import console
     from loopstack.data import profile_table as compute
     from loopstack.data._sources import to_arrow
 
     prof = compute(to_arrow(path))
-    console().print(profile_table(prof, f"{path}: {prof['num_rows']:,} rows x "
-                                        f"{prof['num_columns']} columns"))
+    console().print(
+        profile_table(prof, f"{path}: {prof['num_rows']:,} rows x {prof['num_columns']} columns")
+    )
 
 
 def _data(ref: str) -> Any:
@@ -139,16 +177,18 @@ def _data(ref: str) -> Any:
     try:
         return get_dataset(name, version or None)
     except NotFound as exc:
-        raise NotFound(f"{ref!r} is neither a file nor a registered dataset ({exc.message})"
-                       ) from exc
+        raise NotFound(
+            f"{ref!r} is neither a file nor a registered dataset ({exc.message})"
+        ) from exc
 
 
 @app.command("validate")
 def validate(
     data: str = typer.Argument(..., help="A file, or a dataset NAME or NAME@VERSION."),
     suite: Path = typer.Option(None, "--suite", "-s", help="Suite JSON file."),
-    infer_from: str = typer.Option(None, "--infer-from",
-                                   help="Infer the suite from this reference (file or dataset)."),
+    infer_from: str = typer.Option(
+        None, "--infer-from", help="Infer the suite from this reference (file or dataset)."
+    ),
     save_suite: Path = typer.Option(None, "--save-suite", help="Write the suite used here."),
     show_rows: bool = typer.Option(False, "--rows", help="Print offending rows of each failure."),
 ) -> None:

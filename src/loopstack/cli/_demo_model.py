@@ -51,9 +51,16 @@ def _log_loss(p: Any, y: Any) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
-def train_and_log(*, epochs: int = 30, lr: float = 0.5, batch_size: int = 128,
-                  l2: float = 1e-3, seed: int = 42, n_samples: int = 2000,
-                  on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> DemoResult:
+def train_and_log(
+    *,
+    epochs: int = 30,
+    lr: float = 0.5,
+    batch_size: int = 128,
+    l2: float = 1e-3,
+    seed: int = 42,
+    n_samples: int = 2000,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> DemoResult:
     """Train, logging params, per-epoch metrics, the dataset and the model; returns the run."""
     import numpy as np
     import pandas as pd
@@ -65,22 +72,37 @@ def train_and_log(*, epochs: int = 30, lr: float = 0.5, batch_size: int = 128,
     X_train, y_train, X_val, y_val = X[:cut], y[:cut], X[cut:], y[cut:]
     mean, std = X_train.mean(axis=0), X_train.std(axis=0)
     Xt, Xv = (X_train - mean) / std, (X_val - mean) / std
-    params: dict[str, Any] = {"model": "logistic_regression", "optimizer": "minibatch_sgd",
-                              "lr": lr, "epochs": epochs, "batch_size": batch_size, "l2": l2,
-                              "seed": seed, "n_samples": n_samples, "n_features": len(FEATURES)}
+    params: dict[str, Any] = {
+        "model": "logistic_regression",
+        "optimizer": "minibatch_sgd",
+        "lr": lr,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "l2": l2,
+        "seed": seed,
+        "n_samples": n_samples,
+        "n_features": len(FEATURES),
+    }
     rng = np.random.default_rng(seed + 1)
     w, b = np.zeros(len(FEATURES)), 0.0
     metrics: dict[str, float] = {}
-    with ls.start_run(experiment=EXPERIMENT, run_name="logreg-demo", params=params,
-                      tags={"loopstack.quickstart": "true"}) as run:
+    with ls.start_run(
+        experiment=EXPERIMENT,
+        run_name="logreg-demo",
+        params=params,
+        tags={"loopstack.quickstart": "true"},
+    ) as run:
         train_frame = pd.DataFrame(X_train, columns=FEATURES).assign(churned=y_train)
         run.log_input(train_frame, name="churn-demo-train", context="training")
-        run.log_input(pd.DataFrame(X_val, columns=FEATURES).assign(churned=y_val),
-                      name="churn-demo-validation", context="validation")
+        run.log_input(
+            pd.DataFrame(X_val, columns=FEATURES).assign(churned=y_val),
+            name="churn-demo-validation",
+            context="validation",
+        )
         for epoch in range(epochs):
             order = rng.permutation(len(Xt))
             for start in range(0, len(order), batch_size):
-                idx = order[start:start + batch_size]
+                idx = order[start : start + batch_size]
                 err = _sigmoid(Xt[idx] @ w + b) - y_train[idx]
                 w -= lr * (Xt[idx].T @ err / len(idx) + l2 * w)
                 b -= lr * float(err.mean())
@@ -96,20 +118,36 @@ def train_and_log(*, epochs: int = 30, lr: float = 0.5, batch_size: int = 128,
                 on_epoch(epoch, metrics)
         pred = _sigmoid(Xv @ w + b) > 0.5
         pos, neg = y_val == 1, y_val == 0
-        confusion = {"tp": int((pred & pos).sum()), "fp": int((pred & neg).sum()),
-                     "tn": int((~pred & neg).sum()), "fn": int((~pred & pos).sum())}
+        confusion = {
+            "tp": int((pred & pos).sum()),
+            "fp": int((pred & neg).sum()),
+            "tn": int((~pred & neg).sum()),
+            "fn": int((~pred & pos).sum()),
+        }
         with tempfile.TemporaryDirectory() as tmp:
             model_dir = Path(tmp) / "model"
             model_dir.mkdir()
-            (model_dir / "weights.json").write_text(json.dumps({
-                "features": FEATURES, "weights": dict(zip(FEATURES, w.tolist(), strict=True)),
-                "bias": b, "standardize": {"mean": mean.tolist(), "std": std.tolist()},
-                "predict": "sigmoid(((x - mean) / std) @ weights + bias) > 0.5",
-            }, indent=2))
+            (model_dir / "weights.json").write_text(
+                json.dumps(
+                    {
+                        "features": FEATURES,
+                        "weights": dict(zip(FEATURES, w.tolist(), strict=True)),
+                        "bias": b,
+                        "standardize": {"mean": mean.tolist(), "std": std.tolist()},
+                        "predict": "sigmoid(((x - mean) / std) @ weights + bias) > 0.5",
+                    },
+                    indent=2,
+                )
+            )
             report = Path(tmp) / "report.json"
-            report.write_text(json.dumps({"final_metrics": metrics, "confusion_matrix": confusion,
-                                          "params": params}, indent=2))
+            report.write_text(
+                json.dumps(
+                    {"final_metrics": metrics, "confusion_matrix": confusion, "params": params},
+                    indent=2,
+                )
+            )
             run.log_artifact(model_dir)
             run.log_artifact(report)
-    return DemoResult(run.run_id, run.experiment_id, params, metrics,
-                      ["model/weights.json", "report.json"])
+    return DemoResult(
+        run.run_id, run.experiment_id, params, metrics, ["model/weights.json", "report.json"]
+    )

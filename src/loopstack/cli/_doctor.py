@@ -9,8 +9,24 @@ from dataclasses import dataclass
 import typer
 
 #: distributions worth naming in a bug report; optional ones say "not installed"
-PACKAGES = ("sqlalchemy", "alembic", "fastapi", "uvicorn", "pydantic", "pyarrow", "pandas",
-            "numpy", "fsspec", "httpx", "typer", "rich", "psycopg", "redis", "ray", "mlflow")
+PACKAGES = (
+    "sqlalchemy",
+    "alembic",
+    "fastapi",
+    "uvicorn",
+    "pydantic",
+    "pyarrow",
+    "pandas",
+    "numpy",
+    "fsspec",
+    "httpx",
+    "typer",
+    "rich",
+    "psycopg",
+    "redis",
+    "ray",
+    "mlflow",
+)
 #: a backend that does not answer within this long is reported unreachable
 CHECK_TIMEOUT_S = 20.0
 
@@ -118,8 +134,9 @@ def _check_redis(url: str) -> str:
     try:
         import redis
     except ImportError:
-        raise RuntimeError("the redis package is not installed "
-                           "(pip install 'loopstack[redis]')") from None
+        raise RuntimeError(
+            "the redis package is not installed (pip install 'loopstack[redis]')"
+        ) from None
     client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
     try:
         client.ping()
@@ -135,8 +152,10 @@ def _versions() -> list[tuple[str, str]]:
 
     from loopstack import __version__
 
-    rows = [("loopstack", __version__),
-            ("python", f"{platform.python_version()} ({platform.python_implementation()})")]
+    rows = [
+        ("loopstack", __version__),
+        ("python", f"{platform.python_version()} ({platform.python_implementation()})"),
+    ]
     for name in PACKAGES:
         try:
             rows.append((name, metadata.version(name)))
@@ -175,8 +194,10 @@ def doctor() -> None:
     cfg.add_row("LOOPSTACK_HOME", str(config.home))
     cfg.add_row("metadata DB", safe_db)
     cfg.add_row("artifacts", hide_password(config.artifacts_url))
-    cfg.add_row("tracking URI", hide_password(base) if base else
-                "- (clients write to the metadata DB directly)")
+    cfg.add_row(
+        "tracking URI",
+        hide_password(base) if base else "- (clients write to the metadata DB directly)",
+    )
     cfg.add_row("redis", hide_password(redis_url) if redis_url else "- (not configured)")
     cfg.add_row("auth", "on" if config.auth else "off")
     cfg.add_row("token", "set" if config.token else "not set")
@@ -192,8 +213,11 @@ def doctor() -> None:
 
     checks = [
         _timed("metadata DB", safe_db, lambda: _check_database(config.db_url)),
-        _timed("artifact store", hide_password(config.artifacts_url),
-               lambda: _check_artifacts(config.artifacts_url)),
+        _timed(
+            "artifact store",
+            hide_password(config.artifacts_url),
+            lambda: _check_artifacts(config.artifacts_url),
+        ),
     ]
     if base:
         checks.append(_timed("tracking server", base, lambda: _check_server(base, config.token)))

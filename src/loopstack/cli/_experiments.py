@@ -24,9 +24,13 @@ def run_counts(client: TrackingClient) -> dict[str, int] | None:
     from loopstack.store.metadata.schema import Run
 
     R = Run.__table__
-    rows = store.stores.db.read(lambda c: c.execute(
-        select(R.c.experiment_id, func.count()).where(R.c.lifecycle_stage == "active")
-        .group_by(R.c.experiment_id)).all())
+    rows = store.stores.db.read(
+        lambda c: c.execute(
+            select(R.c.experiment_id, func.count())
+            .where(R.c.lifecycle_stage == "active")
+            .group_by(R.c.experiment_id)
+        ).all()
+    )
     return {str(eid): int(n) for eid, n in rows}
 
 
@@ -53,8 +57,9 @@ def list_experiments(
     table.add_column("created")
     if counts is not None:
         table.add_column("runs", justify="right")
-    for exp in sorted(experiments, key=lambda e: int(e.experiment_id)
-                      if e.experiment_id.isdigit() else 0):
+    for exp in sorted(
+        experiments, key=lambda e: int(e.experiment_id) if e.experiment_id.isdigit() else 0
+    ):
         row = [exp.experiment_id, exp.name, exp.lifecycle_stage, fmt_time(exp.creation_time)]
         if counts is not None:
             row.append(str(counts.get(exp.experiment_id, 0)))

@@ -12,8 +12,9 @@ from typing import Any
 
 import typer
 
-app = typer.Typer(no_args_is_help=True,
-                  help="Feature store: apply definitions, list and show feature views.")
+app = typer.Typer(
+    no_args_is_help=True, help="Feature store: apply definitions, list and show feature views."
+)
 
 
 def definitions_in(path: Path) -> list[Any]:
@@ -27,8 +28,9 @@ def definitions_in(path: Path) -> list[Any]:
     if not path.is_file():
         raise NotFound(f"no definitions file {str(path)!r}")
     if path.suffix != ".py":
-        raise Invalid(f"expected a Python file (.py) of feature definitions; got {str(path)!r}",
-                      field="file")
+        raise Invalid(
+            f"expected a Python file (.py) of feature definitions; got {str(path)!r}", field="file"
+        )
     name = f"loopstack_features_{abs(hash(str(path.resolve())))}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
@@ -41,21 +43,26 @@ def definitions_in(path: Path) -> list[Any]:
     except Exception as exc:
         if type(exc).__module__.startswith("loopstack"):
             raise
-        raise Invalid(f"importing {str(path)!r} failed: {type(exc).__name__}: {exc}",
-                      field="file") from exc
+        raise Invalid(
+            f"importing {str(path)!r} failed: {type(exc).__name__}: {exc}", field="file"
+        ) from exc
     finally:
         sys.path.remove(str(path.resolve().parent))
-    return [v for v in vars(module).values()
-            if isinstance(v, Entity | FeatureView | OnDemandFeatureView)]
+    return [
+        v
+        for v in vars(module).values()
+        if isinstance(v, Entity | FeatureView | OnDemandFeatureView)
+    ]
 
 
 @app.command("apply")
-def apply(file: Path = typer.Argument(..., help="A Python file defining entities and views."),
-          force: bool = typer.Option(False, "--force",
-                                     help="Apply breaking changes too (recorded in the audit "
-                                          "log)."),
-          project: str = typer.Option(None, help="Project name (default project if unset).")
-          ) -> None:
+def apply(
+    file: Path = typer.Argument(..., help="A Python file defining entities and views."),
+    force: bool = typer.Option(
+        False, "--force", help="Apply breaking changes too (recorded in the audit log)."
+    ),
+    project: str = typer.Option(None, help="Project name (default project if unset)."),
+) -> None:
     """Register every Entity, FeatureView and OnDemandFeatureView defined in FILE."""
     from loopstack.cli._output import console, fail
     from loopstack.features import FeatureStore
@@ -78,8 +85,10 @@ def apply(file: Path = typer.Argument(..., help="A Python file defining entities
 
 
 @app.command("list")
-def list_views(project: str = typer.Option(None, help="Project name."),
-               as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def list_views(
+    project: str = typer.Option(None, help="Project name."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
     """Feature views with their current version, entities, features, TTL and owner."""
     from rich.table import Table
 
@@ -89,26 +98,48 @@ def list_views(project: str = typer.Option(None, help="Project name."),
     store = FeatureStore(project=project)
     rows = store.registry.latest_versions()
     if as_json:
-        typer.echo(json.dumps([{"name": r.name, "version": r.version, "kind": r.kind,
-                                "owner": r.owner, "digest": r.digest,
-                                "definition": r.definition} for r in rows], indent=2))
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "name": r.name,
+                        "version": r.version,
+                        "kind": r.kind,
+                        "owner": r.owner,
+                        "digest": r.digest,
+                        "definition": r.definition,
+                    }
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
         return
     table = Table("name", "version", "kind", "entities", "features", "ttl", "owner", "applied")
     for r in rows:
         d = r.definition
         feats = [f["name"] for f in d.get("schema", [])]
         ttl = d.get("ttl_seconds")
-        table.add_row(r.name, str(r.version), r.kind, ", ".join(d.get("join_keys", [])),
-                      ", ".join(feats[:6]) + (f" (+{len(feats) - 6})" if len(feats) > 6 else ""),
-                      "-" if ttl is None else f"{ttl:g}s", r.owner or "-", fmt_time(r.created_at))
+        table.add_row(
+            r.name,
+            str(r.version),
+            r.kind,
+            ", ".join(d.get("join_keys", [])),
+            ", ".join(feats[:6]) + (f" (+{len(feats) - 6})" if len(feats) > 6 else ""),
+            "-" if ttl is None else f"{ttl:g}s",
+            r.owner or "-",
+            fmt_time(r.created_at),
+        )
     console().print(table)
 
 
 @app.command("show")
-def show(name: str = typer.Argument(..., help="Feature view name."),
-         version: int = typer.Option(None, "--version", help="A version (default: current)."),
-         project: str = typer.Option(None, help="Project name."),
-         as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def show(
+    name: str = typer.Argument(..., help="Feature view name."),
+    version: int = typer.Option(None, "--version", help="A version (default: current)."),
+    project: str = typer.Option(None, help="Project name."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
     """One feature view version: its definition, digest, owner and version history."""
     from loopstack.cli._output import console, fmt_time
     from loopstack.features import FeatureStore
@@ -117,29 +148,50 @@ def show(name: str = typer.Argument(..., help="Feature view name."),
     v = store.feature_view_version(name, version)
     history = store.registry.versions(name)
     if as_json:
-        typer.echo(json.dumps({"name": v.name, "version": v.version, "kind": v.kind,
-                               "digest": v.digest, "owner": v.owner, "created_by": v.created_by,
-                               "created_at": v.created_at, "definition": v.definition,
-                               "versions": [h.version for h in history]}, indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "name": v.name,
+                    "version": v.version,
+                    "kind": v.kind,
+                    "digest": v.digest,
+                    "owner": v.owner,
+                    "created_by": v.created_by,
+                    "created_at": v.created_at,
+                    "definition": v.definition,
+                    "versions": [h.version for h in history],
+                },
+                indent=2,
+            )
+        )
         return
     out = console()
     d = v.definition
     out.print(f"[bold]{v.name}[/] version {v.version} of {len(history)} ({v.kind})")
-    out.print(f"digest {v.digest[:16]}  owner {v.owner or '-'}  applied by {v.created_by} "
-              f"at {fmt_time(v.created_at)}")
+    out.print(
+        f"digest {v.digest[:16]}  owner {v.owner or '-'}  applied by {v.created_by} "
+        f"at {fmt_time(v.created_at)}"
+    )
     if d.get("description"):
         out.print(d["description"])
     if v.kind == "batch":
         ttl = d.get("ttl_seconds")
-        out.print(f"entities: {', '.join(d.get('join_keys', []))}   timestamp: "
-                  f"{d.get('timestamp_field')}   ttl: {'-' if ttl is None else f'{ttl:g}s'}")
+        out.print(
+            f"entities: {', '.join(d.get('join_keys', []))}   timestamp: "
+            f"{d.get('timestamp_field')}   ttl: {'-' if ttl is None else f'{ttl:g}s'}"
+        )
         src = d.get("source", {})
-        out.print("source: " + ", ".join(f"{k}={val}" for k, val in src.items()
-                                         if k != "kind") + f" ({src.get('kind')})")
+        out.print(
+            "source: "
+            + ", ".join(f"{k}={val}" for k, val in src.items() if k != "kind")
+            + f" ({src.get('kind')})"
+        )
     else:
         udf = d.get("udf", {})
-        out.print(f"udf: {udf.get('module')}:{udf.get('qualname')}   sources: "
-                  + ", ".join(s.get("name", "?") for s in d.get("sources", [])))
+        out.print(
+            f"udf: {udf.get('module')}:{udf.get('qualname')}   sources: "
+            + ", ".join(s.get("name", "?") for s in d.get("sources", []))
+        )
     out.print("features:")
     for f in d.get("schema", []):
         out.print(f"  {f['name']}: {f['dtype']}")

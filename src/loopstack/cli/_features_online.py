@@ -42,8 +42,9 @@ def parse_entity(text: str) -> dict[str, Any]:
     for part in text.split(","):
         key, sep, value = part.partition("=")
         if not sep or not key.strip():
-            raise Invalid(f"--entity takes key=value (or k1=v1,k2=v2); got {text!r} instead",
-                          field="entity")
+            raise Invalid(
+                f"--entity takes key=value (or k1=v1,k2=v2); got {text!r} instead", field="entity"
+            )
         row[key.strip()] = _scalar(value.strip())
     return row
 
@@ -57,9 +58,15 @@ def _print_materialization(result: Any) -> None:
     for col in ("view", "version", "start", "end", "rows read", "rows written", "seconds"):
         table.add_column(col)
     for v in result.views:
-        table.add_row(v.view, str(v.version), v.start.isoformat() if v.start else "-",
-                      v.end.isoformat(), str(v.rows_read), str(v.rows_written),
-                      f"{v.seconds:.2f}")
+        table.add_row(
+            v.view,
+            str(v.version),
+            v.start.isoformat() if v.start else "-",
+            v.end.isoformat(),
+            str(v.rows_read),
+            str(v.rows_written),
+            f"{v.seconds:.2f}",
+        )
     if not result.views:
         console().print("nothing to materialize")
     else:
@@ -69,8 +76,9 @@ def _print_materialization(result: Any) -> None:
 def materialize(
     start: str = typer.Argument(..., help="Start (exclusive), ISO-8601, e.g. 2024-01-01."),
     end: str = typer.Argument(..., help="End (inclusive), ISO-8601."),
-    views: str | None = typer.Option(None, "--views", help="Comma-separated view names "
-                                     "(default: every online view)."),
+    views: str | None = typer.Option(
+        None, "--views", help="Comma-separated view names (default: every online view)."
+    ),
     project: str | None = typer.Option(None, "--project", help="Project name or id."),
 ) -> None:
     """Write the newest row per entity with event time in (START, END] to the online store."""
@@ -88,10 +96,15 @@ def materialize_incremental(
 
 def get(
     features: list[str] = typer.Argument(..., help="Features as VIEW:FEATURE (or VIEW:*)."),
-    entity: list[str] = typer.Option(..., "--entity", "-e", help="An entity row as "
-                                     "key=value (k1=v1,k2=v2 for several keys); repeat."),
-    full_names: bool = typer.Option(False, "--full-feature-names",
-                                    help="Name columns view__feature."),
+    entity: list[str] = typer.Option(
+        ...,
+        "--entity",
+        "-e",
+        help="An entity row as key=value (k1=v1,k2=v2 for several keys); repeat.",
+    ),
+    full_names: bool = typer.Option(
+        False, "--full-feature-names", help="Name columns view__feature."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (rows as objects)."),
     project: str | None = typer.Option(None, "--project", help="Project name or id."),
 ) -> None:
@@ -101,8 +114,7 @@ def get(
     from loopstack.cli._output import console
 
     rows = [parse_entity(e) for e in entity]
-    result = _store(project).get_online_features(rows, features,
-                                                 full_feature_names=full_names)
+    result = _store(project).get_online_features(rows, features, full_feature_names=full_names)
     data = result.to_dict()
     n = len(rows)
     records = [{k: v[i] for k, v in data.items()} for i in range(n)]
@@ -117,8 +129,11 @@ def get(
         stamps = [rec[f"{c}__event_timestamp"] for c in result.values]
         stale = any(rec[f"{c}__stale"] for c in result.values)
         newest = max((s for s in stamps if s is not None), default=None)
-        table.add_row(*(str(rec[c]) if rec[c] is not None else "-" for c in cols),
-                      newest.isoformat() if newest else "-", "yes" if stale else "no")
+        table.add_row(
+            *(str(rec[c]) if rec[c] is not None else "-" for c in cols),
+            newest.isoformat() if newest else "-",
+            "yes" if stale else "no",
+        )
     console().print(table)
 
 

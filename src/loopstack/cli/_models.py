@@ -24,11 +24,17 @@ if TYPE_CHECKING:
         SqlRegistry,
     )
 
-app = typer.Typer(no_args_is_help=True,
-                  help="Registered models: versions, aliases, approvals and lineage.")
+app = typer.Typer(
+    no_args_is_help=True, help="Registered models: versions, aliases, approvals and lineage."
+)
 
-PROJECT = typer.Option(None, "--project", envvar="LOOPSTACK_PROJECT", show_envvar=False,
-                       help="The project (default: LOOPSTACK_PROJECT, else 'default').")
+PROJECT = typer.Option(
+    None,
+    "--project",
+    envvar="LOOPSTACK_PROJECT",
+    show_envvar=False,
+    help="The project (default: LOOPSTACK_PROJECT, else 'default').",
+)
 #: hex digits of a package digest shown in tables (the full one is in `models versions N V`)
 DIGEST_PREFIX = 12
 
@@ -83,13 +89,31 @@ def _aliases(aliases: dict[str, int]) -> str:
 def _versions_table(name: str, versions: list[ModelVersion]) -> Table:
     from loopstack.cli._output import fmt_time, fmt_value
 
-    table = _table(f"versions of {name} ({len(versions)})", "version", "flavor", "run id",
-                   "created by", "created", "approval", "aliases", "digest", "onnx diff",
-                   right=("version",))
+    table = _table(
+        f"versions of {name} ({len(versions)})",
+        "version",
+        "flavor",
+        "run id",
+        "created by",
+        "created",
+        "approval",
+        "aliases",
+        "digest",
+        "onnx diff",
+        right=("version",),
+    )
     for v in versions:
-        table.add_row(str(v.version), v.flavor, v.run_id or "-", v.created_by,
-                      fmt_time(v.created_at), v.approval_state, ", ".join(v.aliases) or "-",
-                      v.digest[:DIGEST_PREFIX], fmt_value(v.onnx_max_abs_diff))
+        table.add_row(
+            str(v.version),
+            v.flavor,
+            v.run_id or "-",
+            v.created_by,
+            fmt_time(v.created_at),
+            v.approval_state,
+            ", ".join(v.aliases) or "-",
+            v.digest[:DIGEST_PREFIX],
+            fmt_value(v.onnx_max_abs_diff),
+        )
     return table
 
 
@@ -98,16 +122,23 @@ def _moves_table(title: str, moves: list[AliasMove]) -> Table:
 
     table = _table(title, "alias", "from", "to", "actor", "time", "reason", "approval id")
     for m in moves:
-        table.add_row(m.alias, "-" if m.from_version is None else str(m.from_version),
-                      "-" if m.to_version is None else str(m.to_version), m.actor,
-                      fmt_time(m.ts), m.reason or "-", m.approval_id or "-")
+        table.add_row(
+            m.alias,
+            "-" if m.from_version is None else str(m.from_version),
+            "-" if m.to_version is None else str(m.to_version),
+            m.actor,
+            fmt_time(m.ts),
+            m.reason or "-",
+            m.approval_id or "-",
+        )
     return table
 
 
 @app.command("list")
 def list_models(
-    name_like: str = typer.Option(None, "--name-like",
-                                  help="SQL LIKE pattern on the name, e.g. 'churn%'."),
+    name_like: str = typer.Option(
+        None, "--name-like", help="SQL LIKE pattern on the name, e.g. 'churn%'."
+    ),
     project: str = PROJECT,
 ) -> None:
     """Registered models: latest version, aliases, description, last update."""
@@ -118,17 +149,30 @@ def list_models(
     if not models:
         out.print("no registered models match" if name_like else "no registered models")
         return
-    table = _table(f"registered models ({len(models)})", "name", "latest", "aliases",
-                   "description", "updated", right=("latest",))
+    table = _table(
+        f"registered models ({len(models)})",
+        "name",
+        "latest",
+        "aliases",
+        "description",
+        "updated",
+        right=("latest",),
+    )
     for m in models:
-        table.add_row(m.name, "-" if m.latest_version is None else str(m.latest_version),
-                      _aliases(m.aliases), short(m.description) or "-", fmt_time(m.updated_at))
+        table.add_row(
+            m.name,
+            "-" if m.latest_version is None else str(m.latest_version),
+            _aliases(m.aliases),
+            short(m.description) or "-",
+            fmt_time(m.updated_at),
+        )
     out.print(table)
 
 
 @app.command("show")
-def show_model(name: str = typer.Argument(..., help="The registered model's name."),
-               project: str = PROJECT) -> None:
+def show_model(
+    name: str = typer.Argument(..., help="The registered model's name."), project: str = PROJECT
+) -> None:
     """One model: its description, aliases, tags and every version."""
     from loopstack.cli._output import console, fmt_time
 
@@ -137,10 +181,13 @@ def show_model(name: str = typer.Argument(..., help="The registered model's name
     versions = reg.search_model_versions(name=name)
     out = console()
     table = _table(f"model {model.name}", "field", "value")
-    for key, value in (("description", model.description or "-"),
-                       ("latest version", str(model.latest_version or "-")),
-                       ("created by", model.created_by), ("created", fmt_time(model.created_at)),
-                       ("updated", fmt_time(model.updated_at))):
+    for key, value in (
+        ("description", model.description or "-"),
+        ("latest version", str(model.latest_version or "-")),
+        ("created by", model.created_by),
+        ("created", fmt_time(model.created_at)),
+        ("updated", fmt_time(model.updated_at)),
+    ):
         table.add_row(key, value)
     out.print(table)
     if model.aliases:
@@ -176,8 +223,7 @@ def _signature_tables(version: ModelVersion) -> list[Table]:
     if tensors:
         arrays = _table("signature: arrays", "", "dtype", "shape")
         for label, spec in tensors:
-            arrays.add_row(label, str(spec.get("dtype", "-")),
-                           str(tuple(spec.get("shape", ()))))
+            arrays.add_row(label, str(spec.get("dtype", "-")), str(tuple(spec.get("shape", ()))))
         tables.append(arrays)
     return tables
 
@@ -190,13 +236,21 @@ def _show_version(reg: SqlRegistry | RemoteRegistry, name: str, version: str) ->
     out = console()
     table = _table(f"model version {v.name}/{v.version}", "field", "value")
     for key, value in (
-            ("uri", v.uri), ("flavor", v.flavor), ("status", v.status),
-            ("approval", v.approval_state), ("aliases", ", ".join(v.aliases) or "-"),
-            ("source", v.source), ("run id", v.run_id or "-"),
-            ("code version", v.code_version or "-"), ("digest", v.digest),
-            ("onnx max abs diff", fmt_value(v.onnx_max_abs_diff)),
-            ("description", v.description or "-"), ("created by", v.created_by),
-            ("created", fmt_time(v.created_at)), ("updated", fmt_time(v.updated_at))):
+        ("uri", v.uri),
+        ("flavor", v.flavor),
+        ("status", v.status),
+        ("approval", v.approval_state),
+        ("aliases", ", ".join(v.aliases) or "-"),
+        ("source", v.source),
+        ("run id", v.run_id or "-"),
+        ("code version", v.code_version or "-"),
+        ("digest", v.digest),
+        ("onnx max abs diff", fmt_value(v.onnx_max_abs_diff)),
+        ("description", v.description or "-"),
+        ("created by", v.created_by),
+        ("created", fmt_time(v.created_at)),
+        ("updated", fmt_time(v.updated_at)),
+    ):
         table.add_row(key, value)
     out.print(table)
     if v.tags:
@@ -229,9 +283,11 @@ def _show_version(reg: SqlRegistry | RemoteRegistry, name: str, version: str) ->
 
 
 @app.command("versions")
-def versions(name: str = typer.Argument(..., help="The registered model's name."),
-             version: str = typer.Argument(None, help="One version, shown in full."),
-             project: str = PROJECT) -> None:
+def versions(
+    name: str = typer.Argument(..., help="The registered model's name."),
+    version: str = typer.Argument(None, help="One version, shown in full."),
+    project: str = PROJECT,
+) -> None:
     """A model's versions; with VERSION, that version in full (signature, files, lineage)."""
     from loopstack.cli._output import console
 
@@ -254,14 +310,18 @@ def alias(
     alias_name: str = typer.Argument(None, metavar="ALIAS", help="The alias, e.g. 'staging'."),
     version: str = typer.Argument(None, help="The version the alias should point at."),
     delete: bool = typer.Option(False, "--delete", help="Remove ALIAS."),
-    history: bool = typer.Option(False, "--history",
-                                 help="Show the moves of ALIAS (or of every alias)."),
-    force: bool = typer.Option(False, "--force",
-                               help="Move even if the new version's input signature breaks "
-                                    "callers of the current one."),
+    history: bool = typer.Option(
+        False, "--history", help="Show the moves of ALIAS (or of every alias)."
+    ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Move even if the new version's input signature breaks callers of the current one.",
+    ),
     reason: str = typer.Option("", "--reason", help="Why, recorded in the alias history."),
-    override: bool = typer.Option(False, "--override",
-                                  help="Move a protected alias without approval (admins)."),
+    override: bool = typer.Option(
+        False, "--override", help="Move a protected alias without approval (admins)."
+    ),
     project: str = PROJECT,
 ) -> None:
     """Move an alias to a version, delete it (--delete) or show its history (--history)."""
@@ -282,18 +342,20 @@ def alias(
         out.print(_moves_table(f"alias history of {what} ({len(moves)})", moves))
         return
     if alias_name is None:
-        fail("expected NAME ALIAS VERSION, NAME ALIAS --delete or NAME [ALIAS] --history; "
-             "got no ALIAS")
+        fail(
+            "expected NAME ALIAS VERSION, NAME ALIAS --delete or NAME [ALIAS] --history; "
+            "got no ALIAS"
+        )
     assert alias_name is not None  # fail() exits; this tells mypy
     if delete:
         move = reg.delete_alias(name, alias_name, override=override)
-        out.print(f"deleted {name}@{alias_name} (it pointed at version {move.from_version})",
-                  markup=False)
+        out.print(
+            f"deleted {name}@{alias_name} (it pointed at version {move.from_version})", markup=False
+        )
         return
     if version is None:
         fail(f"expected a VERSION for {name}@{alias_name} (or --delete / --history); got none")
-    move = reg.set_alias(name, alias_name, version, force=force, reason=reason,
-                         override=override)
+    move = reg.set_alias(name, alias_name, version, force=force, reason=reason, override=override)
     was = "" if move.from_version is None else f" (was version {move.from_version})"
     out.print(f"{name}@{alias_name} now points at version {move.to_version}{was}", markup=False)
 
@@ -315,8 +377,10 @@ def _read_evidence(path: str | None) -> dict[str, Any]:
     except ValueError as exc:
         fail(f"the evidence file {path} is not valid JSON: {exc}")
     if not isinstance(evidence, dict):
-        fail(f"the evidence file {path} must hold a JSON object; got "
-             f"{type(evidence).__name__} instead")
+        fail(
+            f"the evidence file {path} must hold a JSON object; got "
+            f"{type(evidence).__name__} instead"
+        )
     return evidence
 
 
@@ -324,15 +388,25 @@ def _say_request(req: ApprovalRequest, verb: str) -> None:
     from loopstack.cli._output import console
 
     out = console()
-    out.print(f"{verb} approval request {req.request_id}: move {req.name}@{req.alias} to "
-              f"version {req.version} — state {req.state}", markup=False, soft_wrap=True)
+    out.print(
+        f"{verb} approval request {req.request_id}: move {req.name}@{req.alias} to "
+        f"version {req.version} — state {req.state}",
+        markup=False,
+        soft_wrap=True,
+    )
     if req.state == "approved":
         by = f" by {req.decided_by}" if req.decided_by else ""
-        out.print(f"approved{by}; {req.name}@{req.alias} now points at version {req.version}",
-                  markup=False)
+        out.print(
+            f"approved{by}; {req.name}@{req.alias} now points at version {req.version}",
+            markup=False,
+        )
     elif req.state == "pending":
-        out.print(f"someone other than the author approves it with `loopstack models approve "
-                  f"{req.request_id}`", markup=False, soft_wrap=True)
+        out.print(
+            f"someone other than the author approves it with `loopstack models approve "
+            f"{req.request_id}`",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @app.command("promote")
@@ -340,44 +414,52 @@ def promote(
     name: str = typer.Argument(..., help="The registered model's name."),
     version: str = typer.Argument(..., help="The version to promote."),
     alias_name: str = typer.Option("production", "--alias", help="The alias to move."),
-    evidence_file: str = typer.Option(None, "--evidence-file",
-                                      help="A JSON object of evidence for the approver "
-                                           "(eval report, gates_passed, ...)."),
+    evidence_file: str = typer.Option(
+        None,
+        "--evidence-file",
+        help="A JSON object of evidence for the approver (eval report, gates_passed, ...).",
+    ),
     project: str = PROJECT,
 ) -> None:
     """Open an approval request to move an alias (default: production) to a version."""
     evidence = _read_evidence(evidence_file)
-    req = _registry(project).request_promotion(name, version, alias=alias_name,
-                                                evidence=evidence)
+    req = _registry(project).request_promotion(name, version, alias=alias_name, evidence=evidence)
     _say_request(req, "opened")
 
 
 @app.command("approve")
-def approve(request_id: str = typer.Argument(..., help="The approval request's id."),
-            comment: str = typer.Option("", "--comment", help="Recorded with the decision."),
-            force: bool = typer.Option(False, "--force",
-                                       help="Move the alias even if the signature breaks "
-                                            "callers of the current version."),
-            project: str = PROJECT) -> None:
+def approve(
+    request_id: str = typer.Argument(..., help="The approval request's id."),
+    comment: str = typer.Option("", "--comment", help="Recorded with the decision."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Move the alias even if the signature breaks callers of the current version.",
+    ),
+    project: str = PROJECT,
+) -> None:
     """Approve a pending request (not your own version's): the alias moves at once."""
     req = _registry(project).decide(request_id, approve=True, comment=comment, force=force)
     _say_request(req, "decided")
 
 
 @app.command("reject")
-def reject(request_id: str = typer.Argument(..., help="The approval request's id."),
-           comment: str = typer.Option("", "--comment", help="Recorded with the decision."),
-           project: str = PROJECT) -> None:
+def reject(
+    request_id: str = typer.Argument(..., help="The approval request's id."),
+    comment: str = typer.Option("", "--comment", help="Recorded with the decision."),
+    project: str = PROJECT,
+) -> None:
     """Reject a pending request: the alias stays where it is."""
     req = _registry(project).decide(request_id, approve=False, comment=comment)
     _say_request(req, "decided")
 
 
 @app.command("requests")
-def requests(name: str = typer.Option(None, "--name", help="Only this model's requests."),
-             state: str = typer.Option(None, "--state",
-                                       help="pending, approved, rejected or cancelled."),
-             project: str = PROJECT) -> None:
+def requests(
+    name: str = typer.Option(None, "--name", help="Only this model's requests."),
+    state: str = typer.Option(None, "--state", help="pending, approved, rejected or cancelled."),
+    project: str = PROJECT,
+) -> None:
     """Approval requests, oldest first."""
     from loopstack.cli._output import console, fail, fmt_time, short
 
@@ -389,13 +471,33 @@ def requests(name: str = typer.Option(None, "--name", help="Only this model's re
     if not found:
         out.print("no approval requests match")
         return
-    table = _table(f"approval requests ({len(found)})", "request id", "model", "version",
-                   "alias", "state", "requested by", "requested", "decided by", "decided",
-                   "comment", right=("version",))
+    table = _table(
+        f"approval requests ({len(found)})",
+        "request id",
+        "model",
+        "version",
+        "alias",
+        "state",
+        "requested by",
+        "requested",
+        "decided by",
+        "decided",
+        "comment",
+        right=("version",),
+    )
     for r in found:
-        table.add_row(r.request_id, r.name, str(r.version), r.alias, r.state, r.requested_by,
-                      fmt_time(r.requested_at), r.decided_by or "-", fmt_time(r.decided_at),
-                      short(r.comment, 40) or "-")
+        table.add_row(
+            r.request_id,
+            r.name,
+            str(r.version),
+            r.alias,
+            r.state,
+            r.requested_by,
+            fmt_time(r.requested_at),
+            r.decided_by or "-",
+            fmt_time(r.decided_at),
+            short(r.comment, 40) or "-",
+        )
     out.print(table)
 
 
@@ -414,13 +516,18 @@ def _grow(tree: Tree, graph: LineageGraph, node: str, upstream: bool, path: set[
 
 
 @app.command("lineage")
-def lineage(name: str = typer.Argument(None, help="The registered model's name."),
-            version: str = typer.Argument(None, help="The version."),
-            node: str = typer.Option(None, "--node",
-                                     help="Start from any node instead: run:<id>, "
-                                          "dataset:<id>, model_version:<name>/<n>, "
-                                          "deployment:<name>."),
-            project: str = PROJECT) -> None:
+def lineage(
+    name: str = typer.Argument(None, help="The registered model's name."),
+    version: str = typer.Argument(None, help="The version."),
+    node: str = typer.Option(
+        None,
+        "--node",
+        help="Start from any node instead: run:<id>, "
+        "dataset:<id>, model_version:<name>/<n>, "
+        "deployment:<name>.",
+    ),
+    project: str = PROJECT,
+) -> None:
     """What a model version (or any node) came from and what it fed, as a tree."""
     from rich.markup import escape
     from rich.tree import Tree
@@ -433,8 +540,7 @@ def lineage(name: str = typer.Argument(None, help="The registered model's name."
         fail("give either NAME VERSION or --node, not both")
     graph = _lineage(_registry(project), node or f"model_version:{name}/{version}")
     root_label = graph.labels.get(graph.root)
-    tree = Tree(f"[bold]{escape(graph.root)}[/]" + (f" {escape(root_label)}" if root_label
-                                                     else ""))
+    tree = Tree(f"[bold]{escape(graph.root)}[/]" + (f" {escape(root_label)}" if root_label else ""))
     for upstream, nodes in ((True, graph.upstream), (False, graph.downstream)):
         branch = tree.add(f"{'upstream' if upstream else 'downstream'} ({len(nodes)})")
         if not nodes:

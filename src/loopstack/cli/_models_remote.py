@@ -38,8 +38,14 @@ class RemoteRegistry:
         if project:
             self.headers[_PROJECT_HEADER] = project
 
-    def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-              body: dict[str, Any] | None = None) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Any:
         """``method /api/v1<path>``; an HTTP error comes back as the loopstack error it names."""
         import httpx
 
@@ -48,11 +54,13 @@ class RemoteRegistry:
         url = f"{self.base}/api/v1{path}"
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            resp = httpx.request(method, url, params=query, json=body, headers=self.headers,
-                                 timeout=60)
+            resp = httpx.request(
+                method, url, params=query, json=body, headers=self.headers, timeout=60
+            )
         except httpx.TransportError as exc:
             raise errors.StoreUnavailable(
-                f"cannot reach the loopstack server at {self.base}: {exc}") from exc
+                f"cannot reach the loopstack server at {self.base}: {exc}"
+            ) from exc
         if resp.status_code >= 400:
             try:
                 payload = resp.json()
@@ -63,8 +71,7 @@ class RemoteRegistry:
             cls = getattr(errors, str(payload.get("error", "")), None)
             if not (isinstance(cls, type) and issubclass(cls, errors.LoopstackError)):
                 cls = errors.LoopstackError
-            raise cls(payload.get("message")
-                      or f"{method} {url} answered HTTP {resp.status_code}")
+            raise cls(payload.get("message") or f"{method} {url} answered HTTP {resp.status_code}")
         return resp.json()
 
     # -- models and versions ----------------------------------------------------------
@@ -83,27 +90,40 @@ class RemoteRegistry:
         return ModelVersion(**self._call("GET", f"/models/{_seg(name)}/versions/{_seg(version)}"))
 
     # -- aliases ----------------------------------------------------------------------
-    def set_alias(self, name: str, alias: str, version: int | str, *, force: bool = False,
-                  reason: str = "", override: bool = False) -> AliasMove:
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int | str,
+        *,
+        force: bool = False,
+        reason: str = "",
+        override: bool = False,
+    ) -> AliasMove:
         from loopstack.errors import Invalid
 
         try:
             number = int(version)
         except (TypeError, ValueError):
-            raise Invalid(f"a model version must be an integer; got {version!r} instead",
-                          field="version") from None
-        got = self._call("PUT", f"/models/{_seg(name)}/aliases/{_seg(alias)}",
-                         body={"version": number, "force": force, "reason": reason,
-                               "override": override})
+            raise Invalid(
+                f"a model version must be an integer; got {version!r} instead", field="version"
+            ) from None
+        got = self._call(
+            "PUT",
+            f"/models/{_seg(name)}/aliases/{_seg(alias)}",
+            body={"version": number, "force": force, "reason": reason, "override": override},
+        )
         return AliasMove(**got)
 
     def delete_alias(self, name: str, alias: str, *, override: bool = False) -> AliasMove:
         if override:
             from loopstack.errors import Invalid
 
-            raise Invalid("the server's DELETE /api/v1/models/{name}/aliases/{alias} takes no "
-                          "override: remove a protected alias with a local metadata store",
-                          field="override")
+            raise Invalid(
+                "the server's DELETE /api/v1/models/{name}/aliases/{alias} takes no "
+                "override: remove a protected alias with a local metadata store",
+                field="override",
+            )
         return AliasMove(**self._call("DELETE", f"/models/{_seg(name)}/aliases/{_seg(alias)}"))
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
@@ -111,21 +131,32 @@ class RemoteRegistry:
         return [AliasMove(**m) for m in got["moves"]]
 
     # -- approvals --------------------------------------------------------------------
-    def request_promotion(self, name: str, version: int | str, *, alias: str = "production",
-                          evidence: dict[str, Any] | None = None) -> ApprovalRequest:
+    def request_promotion(
+        self,
+        name: str,
+        version: int | str,
+        *,
+        alias: str = "production",
+        evidence: dict[str, Any] | None = None,
+    ) -> ApprovalRequest:
         from loopstack.errors import Invalid
 
         try:
             number = int(version)
         except (TypeError, ValueError):
-            raise Invalid(f"a model version must be an integer; got {version!r} instead",
-                          field="version") from None
-        got = self._call("POST", f"/models/{_seg(name)}/promotions",
-                         body={"version": number, "alias": alias, "evidence": evidence or {}})
+            raise Invalid(
+                f"a model version must be an integer; got {version!r} instead", field="version"
+            ) from None
+        got = self._call(
+            "POST",
+            f"/models/{_seg(name)}/promotions",
+            body={"version": number, "alias": alias, "evidence": evidence or {}},
+        )
         return ApprovalRequest(**got)
 
-    def decide(self, request_id: str, *, approve: bool, comment: str = "",
-               force: bool = False) -> ApprovalRequest:
+    def decide(
+        self, request_id: str, *, approve: bool, comment: str = "", force: bool = False
+    ) -> ApprovalRequest:
         verb = "approve" if approve else "reject"
         body: dict[str, Any] = {"comment": comment}
         if approve:
@@ -133,8 +164,9 @@ class RemoteRegistry:
         got = self._call("POST", f"/approvals/{_seg(request_id)}/{verb}", body=body)
         return ApprovalRequest(**got)
 
-    def list_requests(self, *, name: str | None = None,
-                      state: str | None = None) -> list[ApprovalRequest]:
+    def list_requests(
+        self, *, name: str | None = None, state: str | None = None
+    ) -> list[ApprovalRequest]:
         got = self._call("GET", "/approvals", params={"name": name, "state": state})
         return [ApprovalRequest(**r) for r in got["requests"]]
 
@@ -147,11 +179,17 @@ class RemoteRegistry:
         kind, _, ident = node.partition(":")
         name, _, version = ident.rpartition("/")
         if kind != "model_version" or not name or not version:
-            raise Invalid(f"through a server, lineage starts from a model version "
-                          f"('model_version:<name>/<n>' or `models lineage NAME VERSION`); "
-                          f"got {node!r}: the server has no lineage route for other nodes",
-                          field="node")
+            raise Invalid(
+                f"through a server, lineage starts from a model version "
+                f"('model_version:<name>/<n>' or `models lineage NAME VERSION`); "
+                f"got {node!r}: the server has no lineage route for other nodes",
+                field="node",
+            )
         got = self._call("GET", f"/models/{_seg(name)}/versions/{_seg(version)}/lineage")
-        return LineageGraph(got["root"], list(got["upstream"]), list(got["downstream"]),
-                            [(str(a), str(b), str(c)) for a, b, c in got["edges"]],
-                            dict(got["labels"]))
+        return LineageGraph(
+            got["root"],
+            list(got["upstream"]),
+            list(got["downstream"]),
+            [(str(a), str(b), str(c)) for a, b, c in got["edges"]],
+            dict(got["labels"]),
+        )

@@ -35,8 +35,9 @@ def fail(message: str, code: int = 1) -> None:
     """Print ``error: <message>`` in red on stderr and exit with ``code``."""
     import typer
 
-    err_console().print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True,
-                        highlight=False)
+    err_console().print(
+        f"[bold red]error:[/] {message}", markup=True, soft_wrap=True, highlight=False
+    )
     raise typer.Exit(code)
 
 

@@ -11,8 +11,9 @@ if TYPE_CHECKING:
 
     from loopstack.auth import ApprovalPolicy
 
-app = typer.Typer(no_args_is_help=True,
-                  help="Create projects, manage their members' roles and approval policy.")
+app = typer.Typer(
+    no_args_is_help=True, help="Create projects, manage their members' roles and approval policy."
+)
 
 _ROLES = "viewer, data-scientist, ml-engineer or admin"
 
@@ -36,13 +37,13 @@ def create(
     from loopstack.config import settings
 
     info = create_project(local_stores().db, name, description, actor=settings().actor)
-    console().print(f"created project [bold]{info.name}[/] (id {info.project_id})",
-                    highlight=False)
+    console().print(f"created project [bold]{info.name}[/] (id {info.project_id})", highlight=False)
 
 
 @app.command("list")
-def list_(user: str = typer.Option(None, "--user",
-                                   help="Only the projects this user holds a role in.")) -> None:
+def list_(
+    user: str = typer.Option(None, "--user", help="Only the projects this user holds a role in."),
+) -> None:
     """Every project (or a user's): id, name, members, created, description."""
     from rich.table import Table
 
@@ -61,8 +62,13 @@ def list_(user: str = typer.Option(None, "--user",
     for col in ("id", "name", "members", "created", "description"):
         table.add_column(col, overflow="fold", justify="right" if col == "id" else "left")
     for p in projects:
-        table.add_row(str(p.project_id), p.name, str(len(members(db, p.project_id))),
-                      fmt_time(p.created_at), short(p.description) or "-")
+        table.add_row(
+            str(p.project_id),
+            p.name,
+            str(len(members(db, p.project_id))),
+            fmt_time(p.created_at),
+            short(p.description) or "-",
+        )
     out.print(table)
 
 
@@ -78,15 +84,20 @@ def show(project: str = typer.Argument(..., help="The project's name.")) -> None
     db = local_stores().db
     info = get_project(db, project)
     out = console()
-    out.print(f"project [bold]{info.name}[/] (id {info.project_id}), created "
-              f"{fmt_time(info.created_at)}", highlight=False)
+    out.print(
+        f"project [bold]{info.name}[/] (id {info.project_id}), created {fmt_time(info.created_at)}",
+        highlight=False,
+    )
     if info.description:
         out.print(info.description, markup=False, highlight=False)
     _print_policy(out, info.policy)
     people = members(db, info.project_id)
     if not people:
-        out.print("no members; add one with `loopstack projects add-member "
-                  f"{info.name} USER --role ROLE`", highlight=False)
+        out.print(
+            "no members; add one with `loopstack projects add-member "
+            f"{info.name} USER --role ROLE`",
+            highlight=False,
+        )
         return
     table = Table(title=f"members ({len(people)})", title_justify="left")
     for col in ("user", "display name", "role"):
@@ -109,8 +120,9 @@ def add_member(
     from loopstack.config import settings
 
     member = add(local_stores().db, project, user, role, actor=settings().actor)
-    console().print(f"{member.user} is now {member.role.value} in project {project}",
-                    highlight=False)
+    console().print(
+        f"{member.user} is now {member.role.value} in project {project}", highlight=False
+    )
 
 
 @app.command("remove-member")
@@ -138,17 +150,25 @@ def _names(text: str | None) -> list[str] | None:
 def policy(
     project: str = typer.Argument(..., help="The project's name."),
     protected_aliases: str = typer.Option(
-        None, "--protected-aliases",
-        help="Comma-separated aliases that move only through an approval ('' for none)."),
+        None,
+        "--protected-aliases",
+        help="Comma-separated aliases that move only through an approval ('' for none).",
+    ),
     allow_self_approval: bool | None = typer.Option(
-        None, "--allow-self-approval/--no-allow-self-approval",
-        help="May a version's author approve its own request?"),
+        None,
+        "--allow-self-approval/--no-allow-self-approval",
+        help="May a version's author approve its own request?",
+    ),
     auto_approve: bool | None = typer.Option(
-        None, "--auto-approve-when-gates-pass/--no-auto-approve-when-gates-pass",
-        help="Approve at once when the request's evidence says the gates passed."),
+        None,
+        "--auto-approve-when-gates-pass/--no-auto-approve-when-gates-pass",
+        help="Approve at once when the request's evidence says the gates passed.",
+    ),
     required_evidence: str = typer.Option(
-        None, "--required-evidence",
-        help="Comma-separated evidence keys every request must carry ('' for none)."),
+        None,
+        "--required-evidence",
+        help="Comma-separated evidence keys every request must carry ('' for none).",
+    ),
 ) -> None:
     """Show a project's approval policy; with options, change those fields and show it."""
     from loopstack.auth import get_policy, set_policy
@@ -167,7 +187,8 @@ def policy(
     changes = {k: v for k, v in changes.items() if v is not None}
     out = console()
     if changes:
-        current = set_policy(db, project, {**current.model_dump(), **changes},
-                             actor=settings().actor)
+        current = set_policy(
+            db, project, {**current.model_dump(), **changes}, actor=settings().actor
+        )
         out.print(f"updated the approval policy of project {project}", highlight=False)
     _print_policy(out, current)

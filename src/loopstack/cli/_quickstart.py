@@ -44,16 +44,29 @@ def _start_server(port: int, home: object, log_path: object) -> object:
     env = {**os.environ, "LOOPSTACK_HOME": str(home)}
     with open(str(log_path), "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "loopstack.cli", "server", "--host", "127.0.0.1",
-             "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "loopstack.cli",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + HEALTH_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise StoreUnavailable(
                 f"the loopstack server exited with code {proc.returncode} before answering "
-                f"/health; its log ({log_path}) ends: {_log_tail(log_path)}")
+                f"/health; its log ({log_path}) ends: {_log_tail(log_path)}"
+            )
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                 return proc
@@ -61,8 +74,10 @@ def _start_server(port: int, home: object, log_path: object) -> object:
             pass
         time.sleep(0.1)
     _stop_server(proc)
-    raise StoreUnavailable(f"the loopstack server did not answer {url}/health within "
-                           f"{HEALTH_TIMEOUT_S:.0f}s; its log is {log_path}")
+    raise StoreUnavailable(
+        f"the loopstack server did not answer {url}/health within "
+        f"{HEALTH_TIMEOUT_S:.0f}s; its log is {log_path}"
+    )
 
 
 def _stop_server(proc: object) -> None:
@@ -91,13 +106,21 @@ def _train(url: str, epochs: int) -> object:
     previous = os.environ.get("LOOPSTACK_TRACKING_URI")
     os.environ["LOOPSTACK_TRACKING_URI"] = url
     try:
-        with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[status]}"), console=console()) as progress:
+        with Progress(
+            TextColumn("training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=console(),
+        ) as progress:
             task = progress.add_task("train", total=epochs, status="")
 
             def on_epoch(epoch: int, m: dict[str, float]) -> None:
-                progress.update(task, advance=1, status=f"loss {m['loss']:.4f}  "
-                                                        f"val_accuracy {m['val_accuracy']:.3f}")
+                progress.update(
+                    task,
+                    advance=1,
+                    status=f"loss {m['loss']:.4f}  val_accuracy {m['val_accuracy']:.3f}",
+                )
 
             return train_and_log(epochs=epochs, on_epoch=on_epoch)
     finally:
@@ -127,20 +150,31 @@ def _summary(result: object, url: str, port: int, keep_running: bool) -> None:
         table.add_row(f"metrics.{key}", fmt_value(value))
     table.add_row("artifacts", ", ".join(result.artifacts))
     out.print(table)
-    state = (f"The server is running at {url} (Ctrl-C stops it)." if keep_running else
-             f"The server has stopped; start it again with `loopstack server --port {port}` "
-             "(same LOOPSTACK_HOME).")
-    out.print(Panel.fit("\n".join([
-        state,
-        f"  API docs:            {url}/docs",
-        f"  Prometheus metrics:  {url}/metrics",
-        f"  this run:            loopstack runs show {result.run_id}",
-        f"  all its runs:        loopstack runs list --experiment {EXPERIMENT}",
-        "  MLflow clients:      export MLFLOW_TRACKING_URI=" + url,
-        "                       python -c \"import mlflow; print(mlflow.search_runs("
-        f"experiment_names=['{EXPERIMENT}']))\"",
-        "  loopstack clients:   export LOOPSTACK_TRACKING_URI=" + url,
-    ]), title="where to look", title_align="left"))
+    state = (
+        f"The server is running at {url} (Ctrl-C stops it)."
+        if keep_running
+        else f"The server has stopped; start it again with `loopstack server --port {port}` "
+        "(same LOOPSTACK_HOME)."
+    )
+    out.print(
+        Panel.fit(
+            "\n".join(
+                [
+                    state,
+                    f"  API docs:            {url}/docs",
+                    f"  Prometheus metrics:  {url}/metrics",
+                    f"  this run:            loopstack runs show {result.run_id}",
+                    f"  all its runs:        loopstack runs list --experiment {EXPERIMENT}",
+                    "  MLflow clients:      export MLFLOW_TRACKING_URI=" + url,
+                    '                       python -c "import mlflow; print(mlflow.search_runs('
+                    f"experiment_names=['{EXPERIMENT}']))\"",
+                    "  loopstack clients:   export LOOPSTACK_TRACKING_URI=" + url,
+                ]
+            ),
+            title="where to look",
+            title_align="left",
+        )
+    )
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -149,8 +183,9 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def quickstart(
     port: int = typer.Option(5000, help="Port for the server."),
-    keep_running: bool = typer.Option(False, "--keep-running/--no-keep-running",
-                                      help="Keep serving after the demo until Ctrl-C."),
+    keep_running: bool = typer.Option(
+        False, "--keep-running/--no-keep-running", help="Keep serving after the demo until Ctrl-C."
+    ),
     epochs: int = typer.Option(30, min=1, max=1000, help="Training epochs of the demo model."),
 ) -> None:
     """Start a server on the embedded store, log a demo training run to it, show where to look."""

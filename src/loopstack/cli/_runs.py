@@ -24,8 +24,9 @@ MAX_PARAM_COLUMNS = 3
 HIDDEN_TAGS = ("loopstack.packages",)
 MAX_ARTIFACTS = 500
 
-_KEY_REF = re.compile(r"\b(metrics?|params?|parameters?)\.(`[^`]+`|\"[^\"]+\"|[\w\-./:]+)",
-                      re.IGNORECASE)
+_KEY_REF = re.compile(
+    r"\b(metrics?|params?|parameters?)\.(`[^`]+`|\"[^\"]+\"|[\w\-./:]+)", re.IGNORECASE
+)
 
 
 def _referenced_keys(*texts: str) -> tuple[list[str], list[str]]:
@@ -34,7 +35,7 @@ def _referenced_keys(*texts: str) -> tuple[list[str], list[str]]:
     params: list[str] = []
     for text in texts:
         for kind, key in _KEY_REF.findall(text or ""):
-            if len(key) >= 2 and key[0] == key[-1] and key[0] in "`\"":
+            if len(key) >= 2 and key[0] == key[-1] and key[0] in '`"':
                 key = key[1:-1]
             target = metrics if kind.lower().startswith("metric") else params
             if key not in target:
@@ -63,14 +64,20 @@ def resolve_experiment(client: TrackingClient, name_or_id: str) -> str:
 @app.command("list")
 def list_runs(
     experiment: list[str] = typer.Option(
-        None, "--experiment", "-e",
-        help="Experiment name or id (repeatable); default: every active experiment."),
-    filter_string: str = typer.Option("", "--filter", "-f",
-                                      help="MLflow search filter, e.g. \"metrics.auc > 0.9\"."),
-    order_by: list[str] = typer.Option(None, "--order-by", "-o",
-                                       help="e.g. \"metrics.auc DESC\" (repeatable)."),
-    max_results: int = typer.Option(100, "--max-results", "-n", min=1,
-                                    help="At most this many runs."),
+        None,
+        "--experiment",
+        "-e",
+        help="Experiment name or id (repeatable); default: every active experiment.",
+    ),
+    filter_string: str = typer.Option(
+        "", "--filter", "-f", help='MLflow search filter, e.g. "metrics.auc > 0.9".'
+    ),
+    order_by: list[str] = typer.Option(
+        None, "--order-by", "-o", help='e.g. "metrics.auc DESC" (repeatable).'
+    ),
+    max_results: int = typer.Option(
+        100, "--max-results", "-n", min=1, help="At most this many runs."
+    ),
     view: str = typer.Option("active", help="active, deleted or all runs."),
 ) -> None:
     """Runs with their status, duration and main metrics and params."""
@@ -83,10 +90,16 @@ def list_runs(
     if experiment:
         ids = [resolve_experiment(client, e) for e in experiment]
     else:
-        ids = [e.experiment_id for e in client.search_experiments(view="active",
-                                                                  max_results=50_000)]
-    runs = client.search_runs(ids, filter_string, order_by=order_by or None,
-                              max_results=max_results, view=view) if ids else []
+        ids = [
+            e.experiment_id for e in client.search_experiments(view="active", max_results=50_000)
+        ]
+    runs = (
+        client.search_runs(
+            ids, filter_string, order_by=order_by or None, max_results=max_results, view=view
+        )
+        if ids
+        else []
+    )
     out = console()
     if not runs:
         out.print("no runs match")
@@ -108,14 +121,21 @@ def list_runs(
     for key in param_cols:
         table.add_column(f"params.{key}", overflow="fold")
     for r in runs:
-        table.add_row(r.run_id, r.run_name, r.status, fmt_time(r.start_time),
-                      fmt_duration(r.start_time, r.end_time),
-                      *(fmt_value(r.metrics.get(k)) for k in metric_cols),
-                      *(short(r.params.get(k, "-"), 30) for k in param_cols))
+        table.add_row(
+            r.run_id,
+            r.run_name,
+            r.status,
+            fmt_time(r.start_time),
+            fmt_duration(r.start_time, r.end_time),
+            *(fmt_value(r.metrics.get(k)) for k in metric_cols),
+            *(short(r.params.get(k, "-"), 30) for k in param_cols),
+        )
     hidden = (len(metric_counts) - len(metric_cols), len(param_counts) - len(param_cols))
     if any(hidden):
-        table.caption = (f"{hidden[0]} more metric and {hidden[1]} more param column(s) hidden; "
-                         "`loopstack runs show RUN_ID` has them all")
+        table.caption = (
+            f"{hidden[0]} more metric and {hidden[1]} more param column(s) hidden; "
+            "`loopstack runs show RUN_ID` has them all"
+        )
         table.caption_justify = "left"
     out.print(table)
 
@@ -132,8 +152,9 @@ def _all_artifacts(client: TrackingClient, run_id: str) -> list[FileInfo]:
     return sorted(files, key=lambda f: f.path)[:MAX_ARTIFACTS]
 
 
-def _kv_table(title: str, rows: list[tuple[str, str]], *, key: str = "key",
-              value: str = "value") -> Table:
+def _kv_table(
+    title: str, rows: list[tuple[str, str]], *, key: str = "key", value: str = "value"
+) -> Table:
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
@@ -162,27 +183,45 @@ def show_run(
     exp_name = run.experiment_id
     with contextlib.suppress(LoopstackError):  # the experiment is only a label here
         exp_name = f"{client.get_experiment(run.experiment_id).name} ({run.experiment_id})"
-    out.print(_kv_table(f"run {run.run_id}", [
-        ("name", run.run_name), ("experiment", exp_name), ("status", run.status),
-        ("lifecycle", run.lifecycle_stage), ("user", run.user_id),
-        ("start", fmt_time(run.start_time)), ("end", fmt_time(run.end_time)),
-        ("duration", fmt_duration(run.start_time, run.end_time)),
-        ("artifact uri", run.artifact_uri),
-        *([("parent run", run.parent_run_id)] if run.parent_run_id else []),
-    ], key="field"))
+    out.print(
+        _kv_table(
+            f"run {run.run_id}",
+            [
+                ("name", run.run_name),
+                ("experiment", exp_name),
+                ("status", run.status),
+                ("lifecycle", run.lifecycle_stage),
+                ("user", run.user_id),
+                ("start", fmt_time(run.start_time)),
+                ("end", fmt_time(run.end_time)),
+                ("duration", fmt_duration(run.start_time, run.end_time)),
+                ("artifact uri", run.artifact_uri),
+                *([("parent run", run.parent_run_id)] if run.parent_run_id else []),
+            ],
+            key="field",
+        )
+    )
 
     if run.params:
         out.print(_kv_table("params", sorted(run.params.items())))
     if run.latest_metrics or run.metrics:
         table = Table(title="metrics (latest)", title_justify="left")
-        for col, kw in (("key", {}), ("value", {"justify": "right"}),
-                        ("step", {"justify": "right"}), ("time", {})):
+        for col, kw in (
+            ("key", {}),
+            ("value", {"justify": "right"}),
+            ("step", {"justify": "right"}),
+            ("time", {}),
+        ):
             table.add_column(col, overflow="fold", **kw)  # type: ignore[arg-type]
         latest = {m.key: m for m in run.latest_metrics}
         for key in sorted(run.metrics):
             m = latest.get(key)
-            table.add_row(key, fmt_value(run.metrics[key]), str(m.step) if m else "-",
-                          fmt_time(m.timestamp) if m else "-")
+            table.add_row(
+                key,
+                fmt_value(run.metrics[key]),
+                str(m.step) if m else "-",
+                fmt_time(m.timestamp) if m else "-",
+            )
         out.print(table)
     tags = sorted(run.tags.items())
     hidden = [k for k, _ in tags if k in HIDDEN_TAGS] if not show_all else []
@@ -198,8 +237,13 @@ def show_run(
         for col in ("name", "digest", "source type", "source", "context"):
             table.add_column(col, overflow="fold")
         for d in run.inputs:
-            table.add_row(d.name, d.digest[:12], d.source_type, short(d.source, 60),
-                          d.tags.get("mlflow.data.context", "-"))
+            table.add_row(
+                d.name,
+                d.digest[:12],
+                d.source_type,
+                short(d.source, 60),
+                d.tags.get("mlflow.data.context", "-"),
+            )
         out.print(table)
     files = _all_artifacts(client, run.run_id)
     if files:
@@ -208,8 +252,7 @@ def show_run(
         table.add_column("size", justify="right")
         table.add_column("sha256")
         for f in files:
-            table.add_row(f.path, "-" if f.size is None else f"{f.size:,}",
-                          (f.sha256 or "-")[:12])
+            table.add_row(f.path, "-" if f.size is None else f"{f.size:,}", (f.sha256 or "-")[:12])
         if len(files) >= MAX_ARTIFACTS:
             table.caption = f"showing the first {MAX_ARTIFACTS}"
         out.print(table)
@@ -258,8 +301,12 @@ def compare_runs(
         differs = len(set(values)) > 1
         if only_diff and not differs:
             continue
-        table.add_row("*" if differs else "", key, *(short(v, 40) for v in values),
-                      style="bold yellow" if differs else None)
+        table.add_row(
+            "*" if differs else "",
+            key,
+            *(short(v, 40) for v in values),
+            style="bold yellow" if differs else None,
+        )
     console().print(table)
 
 

@@ -31,8 +31,9 @@ def server_get(base: str, path: str, params: dict[str, Any] | None = None) -> An
     try:
         resp = httpx.get(f"{base}/api/v1{path}", params=params, headers=headers, timeout=60)
     except httpx.TransportError as exc:
-        raise errors.StoreUnavailable(f"cannot reach the loopstack server at {base}: {exc}") \
-            from exc
+        raise errors.StoreUnavailable(
+            f"cannot reach the loopstack server at {base}: {exc}"
+        ) from exc
     if resp.status_code >= 400:
         try:
             body = resp.json()

@@ -10,11 +10,15 @@ app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API tokens
 @app.command("create")
 def create(
     name: str = typer.Option(..., "--name", help="What the token is for, e.g. 'ci'."),
-    user: str = typer.Option(None, "--user",
-                             help="Who the token acts as (default: LOOPSTACK_USER or $USER)."),
-    project: str = typer.Option(None, "--project",
-                                help="Let the token act only in this project (default: in "
-                                     "every project its user belongs to)."),
+    user: str = typer.Option(
+        None, "--user", help="Who the token acts as (default: LOOPSTACK_USER or $USER)."
+    ),
+    project: str = typer.Option(
+        None,
+        "--project",
+        help="Let the token act only in this project (default: in "
+        "every project its user belongs to).",
+    ),
 ) -> None:
     """Create a token; its secret is printed once and never stored."""
     from loopstack.auth import create_token
@@ -23,15 +27,20 @@ def create(
     from loopstack.config import settings
 
     config = settings()
-    secret, info = create_token(local_stores().db, name=name, user=user or config.actor,
-                                project=project, actor=config.actor)
+    secret, info = create_token(
+        local_stores().db, name=name, user=user or config.actor, project=project, actor=config.actor
+    )
     out = console()
     scope = f", only in project {project!r}" if project is not None else ""
-    out.print(f"created token [bold]{info.token_id}[/] ({info.name!r} for user {info.user!r}"
-              f"{scope})", highlight=False)
+    out.print(
+        f"created token [bold]{info.token_id}[/] ({info.name!r} for user {info.user!r}{scope})",
+        highlight=False,
+    )
     out.print(secret, markup=False, highlight=False, soft_wrap=True)
-    out.print("[yellow]This secret is shown only once: store it now.[/] Use it as "
-              "LOOPSTACK_TOKEN, or send 'Authorization: Bearer <token>'.")
+    out.print(
+        "[yellow]This secret is shown only once: store it now.[/] Use it as "
+        "LOOPSTACK_TOKEN, or send 'Authorization: Bearer <token>'."
+    )
 
 
 @app.command("list")
@@ -56,8 +65,9 @@ def list_() -> None:
     for t in tokens:
         status = f"revoked {fmt_time(t.revoked_at)}" if t.revoked_at else "[green]active[/]"
         scope = "(all)" if t.project_id is None else names.get(t.project_id, str(t.project_id))
-        table.add_row(t.token_id, t.name, t.user, scope, t.prefix + "…", fmt_time(t.created_at),
-                      status)
+        table.add_row(
+            t.token_id, t.name, t.user, scope, t.prefix + "…", fmt_time(t.created_at), status
+        )
     out.print(table)
 
 

@@ -19,8 +19,9 @@ def create(
     from loopstack.cli._stores import local_stores
     from loopstack.config import settings
 
-    info = create_user(local_stores().db, name, display_name=display_name, is_admin=admin,
-                       actor=settings().actor)
+    info = create_user(
+        local_stores().db, name, display_name=display_name, is_admin=admin, actor=settings().actor
+    )
     kind = "global admin" if info.is_admin else "user"
     console().print(f"created {kind} [bold]{info.name}[/]", highlight=False)
 
@@ -43,10 +44,14 @@ def list_() -> None:
     for col in ("name", "display name", "admin", "created", "status"):
         table.add_column(col, overflow="fold")
     for u in users:
-        status = f"[red]disabled {fmt_time(u.disabled_at)}[/]" if u.disabled else \
-            "[green]active[/]"
-        table.add_row(u.name, u.display_name or "-", "yes" if u.is_admin else "-",
-                      fmt_time(u.created_at), status)
+        status = f"[red]disabled {fmt_time(u.disabled_at)}[/]" if u.disabled else "[green]active[/]"
+        table.add_row(
+            u.name,
+            u.display_name or "-",
+            "yes" if u.is_admin else "-",
+            fmt_time(u.created_at),
+            status,
+        )
     out.print(table)
 
 

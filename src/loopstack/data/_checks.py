@@ -69,12 +69,28 @@ class Check(abc.ABC):
             out[f.name] = jsonable(getattr(self, f.name))
         return out
 
-    def result(self, passed: bool, observed: Any, expected: Any, *,
-               failing_count: int | None = None, message: str = "") -> CheckResult:
+    def result(
+        self,
+        passed: bool,
+        observed: Any,
+        expected: Any,
+        *,
+        failing_count: int | None = None,
+        message: str = "",
+    ) -> CheckResult:
         cols = self.used_columns()
         column = cols[0] if len(cols) == 1 else None
-        return CheckResult(self.type, self.name, column, bool(passed), jsonable(observed),
-                           jsonable(expected), failing_count, [], message)
+        return CheckResult(
+            self.type,
+            self.name,
+            column,
+            bool(passed),
+            jsonable(observed),
+            jsonable(expected),
+            failing_count,
+            [],
+            message,
+        )
 
 
 CHECKS: dict[str, type[Check]] = {}
@@ -88,24 +104,31 @@ def register_check(cls: type[Check]) -> type[Check]:
 def check_from_dict(data: Any) -> Check:
     """A check from its dict form; an unknown type or parameter is ``Invalid``, naming the valid."""
     if not isinstance(data, dict) or "type" not in data:
-        raise Invalid(f"a check must be a mapping with a 'type'; got {data!r} instead",
-                      field="checks")
+        raise Invalid(
+            f"a check must be a mapping with a 'type'; got {data!r} instead", field="checks"
+        )
     params = dict(data)
     kind = params.pop("type")
     cls = CHECKS.get(kind)
     if cls is None:
-        raise Invalid(f"unknown check type {kind!r}; the valid types are "
-                      f"{', '.join(sorted(CHECKS))}", field="checks")
+        raise Invalid(
+            f"unknown check type {kind!r}; the valid types are {', '.join(sorted(CHECKS))}",
+            field="checks",
+        )
     names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
     unknown = sorted(set(params) - set(names))
     if unknown:
-        raise Invalid(f"check {kind!r} has no parameter {', '.join(map(repr, unknown))}; its "
-                      f"parameters are {', '.join(names)}", field="checks")
+        raise Invalid(
+            f"check {kind!r} has no parameter {', '.join(map(repr, unknown))}; its "
+            f"parameters are {', '.join(names)}",
+            field="checks",
+        )
     try:
         check = cls(**params)
     except TypeError as exc:
-        raise Invalid(f"check {kind!r}: {exc}; its parameters are {', '.join(names)}",
-                      field="checks") from exc
+        raise Invalid(
+            f"check {kind!r}: {exc}; its parameters are {', '.join(names)}", field="checks"
+        ) from exc
     validate = getattr(check, "validate_params", None)
     if validate is not None:
         validate()
@@ -114,16 +137,22 @@ def check_from_dict(data: Any) -> Check:
 
 def _fraction(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise Invalid(f"{what} must be a fraction between 0 and 1; got {value!r} instead",
-                      field="checks")
+        raise Invalid(
+            f"{what} must be a fraction between 0 and 1; got {value!r} instead", field="checks"
+        )
     return float(value)
 
 
 # -- table and schema ---------------------------------------------------------------------
 def _normal_dtype(text: str) -> str:
-    return {"large_string": "string", "large_utf8": "string", "utf8": "string",
-            "string_view": "string", "large_binary": "binary", "binary_view": "binary"
-            }.get(text, text)
+    return {
+        "large_string": "string",
+        "large_utf8": "string",
+        "utf8": "string",
+        "string_view": "string",
+        "large_binary": "binary",
+        "binary_view": "binary",
+    }.get(text, text)
 
 
 @register_check
@@ -145,8 +174,11 @@ class SchemaCheck(Check):
         for col, want in self.columns.items():
             if col not in ctx.kinds or want in (None, "", "any"):
                 continue
-            ok = ctx.kinds[col] == want if want in KINDS else \
-                _normal_dtype(ctx.dtypes[col]) == _normal_dtype(want)
+            ok = (
+                ctx.kinds[col] == want
+                if want in KINDS
+                else _normal_dtype(ctx.dtypes[col]) == _normal_dtype(want)
+            )
             if want == "float" and ctx.kinds[col] == "integer":
                 ok = True  # integers are acceptable where floats are expected
             if not ok:
@@ -181,10 +213,16 @@ class RowCountCheck(Check):
     def evaluate(self, values: list[Any], ctx: Context) -> CheckResult:
         n = int(values[0])
         ok = (self.min is None or n >= self.min) and (self.max is None or n <= self.max)
-        return self.result(ok, n, {"min": self.min, "max": self.max},
-                           message="" if ok else f"{n} rows, expected between "
-                           f"{self.min if self.min is not None else '-'} and "
-                           f"{self.max if self.max is not None else '-'}")
+        return self.result(
+            ok,
+            n,
+            {"min": self.min, "max": self.max},
+            message=""
+            if ok
+            else f"{n} rows, expected between "
+            f"{self.min if self.min is not None else '-'} and "
+            f"{self.max if self.max is not None else '-'}",
+        )
 
 
 # -- column checks ----------------------------------------------------------------------------
@@ -219,9 +257,13 @@ class NullRateCheck(Check):
         nulls = _missing_count(self.column, ctx)
         rate = nulls / ctx.num_rows if ctx.num_rows else 0.0
         ok = rate <= self.max
-        return self.result(ok, rate, {"max": self.max}, failing_count=nulls,
-                           message="" if ok else f"{rate:.4g} of rows are null, expected "
-                           f"at most {self.max:.4g}")
+        return self.result(
+            ok,
+            rate,
+            {"max": self.max},
+            failing_count=nulls,
+            message="" if ok else f"{rate:.4g} of rows are null, expected at most {self.max:.4g}",
+        )
 
 
 @register_check
@@ -243,9 +285,15 @@ class LabelAvailabilityCheck(Check):
         missing = _missing_count(self.column, ctx)
         share = 1 - missing / ctx.num_rows if ctx.num_rows else 0.0
         ok = share >= self.min
-        return self.result(ok, share, {"min": self.min}, failing_count=missing,
-                           message="" if ok else f"{share:.4g} of rows have a label, expected "
-                           f"at least {self.min:.4g}")
+        return self.result(
+            ok,
+            share,
+            {"min": self.min},
+            failing_count=missing,
+            message=""
+            if ok
+            else f"{share:.4g} of rows have a label, expected at least {self.min:.4g}",
+        )
 
 
 @register_check
@@ -263,8 +311,9 @@ class RangeCheck(Check):
 
     def validate_params(self) -> None:
         if self.min is None and self.max is None:
-            raise Invalid(f"range check on {self.column!r} needs 'min', 'max' or both",
-                          field="checks")
+            raise Invalid(
+                f"range check on {self.column!r} needs 'min', 'max' or both", field="checks"
+            )
 
     def violation(self, ctx: Context) -> str:
         col, parts = ident(self.column), []
@@ -287,12 +336,20 @@ class RangeCheck(Check):
             col = ident(self.column)
             ok = not_nan(col, ctx.kinds[self.column])
             observed["min"], observed["max"] = ctx.con.execute(
-                f"SELECT min({col}), max({col}) FROM t WHERE {ok}").fetchall()[0]
-        return self.result(bad == 0, observed,
-                           {"min": self.min, "max": self.max,
-                            "min_inclusive": self.min_inclusive,
-                            "max_inclusive": self.max_inclusive}, failing_count=bad,
-                           message="" if bad == 0 else f"{bad} value(s) outside {bounds}")
+                f"SELECT min({col}), max({col}) FROM t WHERE {ok}"
+            ).fetchall()[0]
+        return self.result(
+            bad == 0,
+            observed,
+            {
+                "min": self.min,
+                "max": self.max,
+                "min_inclusive": self.min_inclusive,
+                "max_inclusive": self.max_inclusive,
+            },
+            failing_count=bad,
+            message="" if bad == 0 else f"{bad} value(s) outside {bounds}",
+        )
 
 
 def _show(value: Any, default: str) -> str:
@@ -310,8 +367,11 @@ class AllowedValuesCheck(Check):
 
     def validate_params(self) -> None:
         if not isinstance(self.values, list | tuple | set):
-            raise Invalid(f"allowed_values on {self.column!r}: 'values' must be a list; got "
-                          f"{self.values!r} instead", field="checks")
+            raise Invalid(
+                f"allowed_values on {self.column!r}: 'values' must be a list; got "
+                f"{self.values!r} instead",
+                field="checks",
+            )
         self.values = list(self.values)
 
     def violation(self, ctx: Context) -> str:
@@ -331,21 +391,32 @@ class AllowedValuesCheck(Check):
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             allowed = None
         if allowed is not None or not self.values:
-            hits = int(pc.sum(pc.is_in(column, value_set=allowed)).as_py() or 0) \
-                if allowed is not None else 0  # a null is never "in" a set without nulls
+            hits = (
+                int(pc.sum(pc.is_in(column, value_set=allowed)).as_py() or 0)
+                if allowed is not None
+                else 0
+            )  # a null is never "in" a set without nulls
             bad = len(column) - column.null_count - hits
         else:
-            bad = int(ctx.con.execute(f"SELECT count_if({self.violation(ctx)}) FROM t")
-                      .fetchall()[0][0])
+            bad = int(
+                ctx.con.execute(f"SELECT count_if({self.violation(ctx)}) FROM t").fetchall()[0][0]
+            )
         observed: dict[str, Any] = {"unexpected": bad}
         if bad:
             col = ident(self.column)
-            rows = ctx.con.execute(f"SELECT DISTINCT {col} FROM t WHERE {self.violation(ctx)} "
-                                   f"ORDER BY 1 LIMIT 10").fetchall()
+            rows = ctx.con.execute(
+                f"SELECT DISTINCT {col} FROM t WHERE {self.violation(ctx)} ORDER BY 1 LIMIT 10"
+            ).fetchall()
             observed["unexpected_values"] = [jsonable(r[0]) for r in rows]
-        return self.result(bad == 0, observed, {"values": self.values}, failing_count=bad,
-                           message="" if bad == 0 else f"{bad} value(s) not allowed, e.g. "
-                           f"{observed['unexpected_values'][:3]}")
+        return self.result(
+            bad == 0,
+            observed,
+            {"values": self.values},
+            failing_count=bad,
+            message=""
+            if bad == 0
+            else f"{bad} value(s) not allowed, e.g. {observed['unexpected_values'][:3]}",
+        )
 
 
 @register_check
@@ -361,13 +432,17 @@ class PatternCheck(Check):
         try:
             re.compile(self.regex)
         except (re.error, TypeError) as exc:
-            raise Invalid(f"pattern on {self.column!r}: {self.regex!r} is not a valid regular "
-                          f"expression ({exc})", field="checks") from exc
+            raise Invalid(
+                f"pattern on {self.column!r}: {self.regex!r} is not a valid regular "
+                f"expression ({exc})",
+                field="checks",
+            ) from exc
 
     def violation(self, ctx: Context) -> str:
         col = ident(self.column)
-        return (f"({col} IS NOT NULL AND NOT regexp_full_match({col}::VARCHAR, "
-                f"{literal(self.regex)}))")
+        return (
+            f"({col} IS NOT NULL AND NOT regexp_full_match({col}::VARCHAR, {literal(self.regex)}))"
+        )
 
     def aggregates(self, ctx: Context) -> list[str]:
         return [] if ctx.kinds[self.column] == "string" else [f"count_if({self.violation(ctx)})"]
@@ -381,9 +456,13 @@ class PatternCheck(Check):
             column = ctx.table.column(self.column)
             hit = pc.match_substring_regex(column, f"^(?:{self.regex})$")
             bad = int(pc.sum(pc.invert(hit)).as_py() or 0)  # nulls stay null: not counted
-        return self.result(bad == 0, {"not_matching": bad}, {"regex": self.regex},
-                           failing_count=bad, message="" if bad == 0 else
-                           f"{bad} value(s) do not match {self.regex!r}")
+        return self.result(
+            bad == 0,
+            {"not_matching": bad},
+            {"regex": self.regex},
+            failing_count=bad,
+            message="" if bad == 0 else f"{bad} value(s) do not match {self.regex!r}",
+        )
 
 
 @register_check
@@ -410,20 +489,20 @@ class FreshnessCheck(Check):
         return [f"epoch_us(max({ident(self.column)}){cast})"]
 
     def evaluate(self, values: list[Any], ctx: Context) -> CheckResult:
-        newest = None if values[0] is None else \
-            dt.datetime.fromtimestamp(values[0] / 1e6, dt.UTC)
-        now = _as_utc(dt.datetime.fromisoformat(self.now)) if self.now else \
-            dt.datetime.now(dt.UTC)
+        newest = None if values[0] is None else dt.datetime.fromtimestamp(values[0] / 1e6, dt.UTC)
+        now = _as_utc(dt.datetime.fromisoformat(self.now)) if self.now else dt.datetime.now(dt.UTC)
         limit = self.max_age_seconds()
         expected = {"max_age_seconds": limit}
         if newest is None:
-            return self.result(False, {"newest": None}, expected,
-                               message="no timestamps at all")
+            return self.result(False, {"newest": None}, expected, message="no timestamps at all")
         age = (now - newest).total_seconds()
         ok = age <= limit
-        return self.result(ok, {"newest": newest, "age_seconds": age}, expected,
-                           message="" if ok else f"newest row is {age:.0f}s old, expected at "
-                           f"most {limit:.0f}s")
+        return self.result(
+            ok,
+            {"newest": newest, "age_seconds": age},
+            expected,
+            message="" if ok else f"newest row is {age:.0f}s old, expected at most {limit:.0f}s",
+        )
 
 
 def _as_utc(t: dt.datetime) -> dt.datetime:
@@ -441,5 +520,7 @@ def parse_duration(value: Any) -> float:
         m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", value)
         if m:
             return float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    raise Invalid(f"a duration must be seconds or text like '30m', '36h', '2d'; got {value!r} "
-                  "instead", field="max_age")
+    raise Invalid(
+        f"a duration must be seconds or text like '30m', '36h', '2d'; got {value!r} instead",
+        field="max_age",
+    )

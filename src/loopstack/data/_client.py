@@ -8,8 +8,13 @@ from loopstack.data._datasets import DatasetStore
 from loopstack.data._entities import DatasetVersion
 from loopstack.data._report import ValidationReport
 
-__all__ = ["dataset_store", "get_dataset", "get_validation_result", "list_datasets",
-           "register_dataset"]
+__all__ = [
+    "dataset_store",
+    "get_dataset",
+    "get_validation_result",
+    "list_datasets",
+    "register_dataset",
+]
 
 
 def dataset_store(*, actor: str | None = None, project_id: int = 0) -> DatasetStore:
@@ -22,16 +27,24 @@ def dataset_store(*, actor: str | None = None, project_id: int = 0) -> DatasetSt
 
     config = settings()
     if config.tracking_uri and config.tracking_uri.startswith(("http://", "https://")):
-        raise Invalid("datasets talk to the metadata store directly for now; unset "
-                      "LOOPSTACK_TRACKING_URI and set LOOPSTACK_DB_URL", field="tracking_uri")
+        raise Invalid(
+            "datasets talk to the metadata store directly for now; unset "
+            "LOOPSTACK_TRACKING_URI and set LOOPSTACK_DB_URL",
+            field="tracking_uri",
+        )
     if config.tracking_uri:  # a database URL given as the tracking URI
         config = replace(config, db_url=config.tracking_uri)
-    return DatasetStore(open_stores(config), actor=actor or config.actor, project_id=project_id,
-                        cache_dir=config.home / "cache" / "datasets")
+    return DatasetStore(
+        open_stores(config),
+        actor=actor or config.actor,
+        project_id=project_id,
+        cache_dir=config.home / "cache" / "datasets",
+    )
 
 
-def register_dataset(name: str, data: Any, *, description: str = "",
-                     source_uri: str | None = None) -> DatasetVersion:
+def register_dataset(
+    name: str, data: Any, *, description: str = "", source_uri: str | None = None
+) -> DatasetVersion:
     """Store a DataFrame, Arrow table, or Parquet/CSV path as an immutable dataset version.
 
     Identical content is deduplicated: registering it again returns the existing version.

@@ -46,8 +46,14 @@ def _sha256(path: Path) -> str:
 class DatasetStore:
     """Versions of named datasets, and validation results, in one project."""
 
-    def __init__(self, stores: Stores, *, actor: str = "local", project_id: int = 0,
-                 cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        stores: Stores,
+        *,
+        actor: str = "local",
+        project_id: int = 0,
+        cache_dir: Path | None = None,
+    ) -> None:
         self.stores = stores
         self.db = stores.db
         self.actor = actor
@@ -55,18 +61,35 @@ class DatasetStore:
         self.cache_dir = cache_dir
 
     def _version(self, row: Any) -> DatasetVersion:
-        return DatasetVersion(row.name, row.version, row.digest, row.path, json.loads(row.files),
-                              json.loads(row.schema), json.loads(row.profile), row.num_rows,
-                              row.num_columns, row.source_uri, row.description, row.created_by,
-                              row.created_at, row.project_id, self)
+        return DatasetVersion(
+            row.name,
+            row.version,
+            row.digest,
+            row.path,
+            json.loads(row.files),
+            json.loads(row.schema),
+            json.loads(row.profile),
+            row.num_rows,
+            row.num_columns,
+            row.source_uri,
+            row.description,
+            row.created_by,
+            row.created_at,
+            row.project_id,
+            self,
+        )
 
     def _by_digest(self, conn: Connection, name: str, digest: str) -> Any:
-        return conn.execute(select(DV).where(DV.c.project_id == self.project_id,
-                                             DV.c.name == name, DV.c.digest == digest)).first()
+        return conn.execute(
+            select(DV).where(
+                DV.c.project_id == self.project_id, DV.c.name == name, DV.c.digest == digest
+            )
+        ).first()
 
     # -- datasets -------------------------------------------------------------------------
-    def register(self, name: str, data: Any, *, description: str = "",
-                 source_uri: str | None = None) -> DatasetVersion:
+    def register(
+        self, name: str, data: Any, *, description: str = "", source_uri: str | None = None
+    ) -> DatasetVersion:
         """Store ``data`` as a new version of ``name``, or return the version that has it."""
         from loopstack.data._digest import canonical_table, write_canonical
         from loopstack.data._profile import profile_table
@@ -74,8 +97,9 @@ class DatasetStore:
 
         name = validate_dataset_name(name)
         if not isinstance(description, str):
-            raise Invalid(f"description must be text; got {type(description).__name__}",
-                          field="description")
+            raise Invalid(
+                f"description must be text; got {type(description).__name__}", field="description"
+            )
         if source_uri is None and isinstance(data, str | Path):
             source_uri = str(Path(data).resolve())
         table = canonical_table(to_arrow(data))
@@ -91,30 +115,44 @@ class DatasetStore:
             schema = {"columns": [{"name": f.name, "type": str(f.type)} for f in table.schema]}
             logical = f"datasets/{self.project_id}/{name}/{digest}/data.parquet"
             self.stores.artifacts.log_file(local, logical, actor=self.actor)
-        values = {"project_id": self.project_id, "name": name, "digest": digest,
-                  "path": logical, "files": json.dumps({"data.parquet": digest}),
-                  "schema": json.dumps(schema), "profile": json.dumps(profile),
-                  "num_rows": table.num_rows, "num_columns": table.num_columns,
-                  "source_uri": source_uri or "", "description": description,
-                  "created_by": self.actor}
+        values = {
+            "project_id": self.project_id,
+            "name": name,
+            "digest": digest,
+            "path": logical,
+            "files": json.dumps({"data.parquet": digest}),
+            "schema": json.dumps(schema),
+            "profile": json.dumps(profile),
+            "num_rows": table.num_rows,
+            "num_columns": table.num_columns,
+            "source_uri": source_uri or "",
+            "description": description,
+            "created_by": self.actor,
+        }
 
         def run(conn: Connection) -> Any:
             existing = self._by_digest(conn, name, digest)
             if existing is not None:
                 return existing
-            latest = conn.execute(select(func.max(DV.c.version)).where(
-                DV.c.project_id == self.project_id, DV.c.name == name)).scalar()
+            latest = conn.execute(
+                select(func.max(DV.c.version)).where(
+                    DV.c.project_id == self.project_id, DV.c.name == name
+                )
+            ).scalar()
             version = (latest or 0) + 1
             conn.execute(DV.insert().values(version=version, created_at=now_ms(), **values))
             return self._by_digest(conn, name, digest)
 
         for attempt in range(3):  # a concurrent register may take the same version number
             try:
-                row = self.db.write(run, actor=self.actor, action="dataset.register",
-                                    object_type="dataset",
-                                    object_id=lambda r: f"{r.name}/{r.version}",
-                                    payload={"name": name, "digest": digest,
-                                             "num_rows": table.num_rows})
+                row = self.db.write(
+                    run,
+                    actor=self.actor,
+                    action="dataset.register",
+                    object_type="dataset",
+                    object_id=lambda r: f"{r.name}/{r.version}",
+                    payload={"name": name, "digest": digest, "num_rows": table.num_rows},
+                )
                 return self._version(row)
             except IntegrityError:
                 if attempt == 2:
@@ -129,19 +167,27 @@ class DatasetStore:
             try:
                 number = int(version)
             except (TypeError, ValueError):
-                raise Invalid(f"a dataset version must be an integer or 'latest'; got "
-                              f"{version!r} instead", field="version") from None
+                raise Invalid(
+                    f"a dataset version must be an integer or 'latest'; got {version!r} instead",
+                    field="version",
+                ) from None
 
         def run(conn: Connection) -> Any:
             q = select(DV).where(DV.c.project_id == self.project_id, DV.c.name == name)
-            q = q.where(DV.c.version == number) if number is not None else \
-                q.order_by(DV.c.version.desc()).limit(1)
+            q = (
+                q.where(DV.c.version == number)
+                if number is not None
+                else q.order_by(DV.c.version.desc()).limit(1)
+            )
             return conn.execute(q).first()
 
         row = self.db.read(run)
         if row is None:
-            raise NotFound(f"dataset {name!r} has no version {number}" if number is not None
-                           else f"no dataset named {name!r}")
+            raise NotFound(
+                f"dataset {name!r} has no version {number}"
+                if number is not None
+                else f"no dataset named {name!r}"
+            )
         return self._version(row)
 
     def list(self, name: str | None = None) -> list[DatasetVersion]:
@@ -150,13 +196,22 @@ class DatasetStore:
         def run(conn: Connection) -> list[Any]:
             q = select(DV).where(DV.c.project_id == self.project_id)
             if name is not None:
-                return list(conn.execute(q.where(DV.c.name == name)
-                                         .order_by(DV.c.version.desc())).all())
-            newest = select(DV.c.name, func.max(DV.c.version).label("v")).where(
-                DV.c.project_id == self.project_id).group_by(DV.c.name).subquery()
-            return list(conn.execute(q.join(newest, (DV.c.name == newest.c.name)
-                                            & (DV.c.version == newest.c.v))
-                                     .order_by(DV.c.name)).all())
+                return list(
+                    conn.execute(q.where(DV.c.name == name).order_by(DV.c.version.desc())).all()
+                )
+            newest = (
+                select(DV.c.name, func.max(DV.c.version).label("v"))
+                .where(DV.c.project_id == self.project_id)
+                .group_by(DV.c.name)
+                .subquery()
+            )
+            return list(
+                conn.execute(
+                    q.join(
+                        newest, (DV.c.name == newest.c.name) & (DV.c.version == newest.c.v)
+                    ).order_by(DV.c.name)
+                ).all()
+            )
 
         return [self._version(r) for r in self.db.read(run)]
 
@@ -189,19 +244,34 @@ class DatasetStore:
         result_id = uuid.uuid4().hex
         name, _, version = (report.dataset or "").partition("/")
         now = now_ms()
-        values = {"result_id": result_id, "project_id": self.project_id,
-                  "suite_name": report.suite,
-                  "suite": json.dumps(report.suite_definition, default=str),
-                  "dataset_name": name or None, "dataset_version": int(version) if version
-                  else None, "run_id": run_id, "passed": report.passed,
-                  "results": json.dumps([r.to_dict() for r in report.results], default=str),
-                  "num_rows": report.num_rows, "created_by": self.actor, "created_at": now}
-        self.db.write(lambda c: c.execute(VR.insert().values(**values)), actor=self.actor,
-                      action="validation.record", object_type="validation",
-                      object_id=result_id,
-                      payload={"suite": report.suite, "passed": report.passed,
-                               "dataset": report.dataset, "run_id": run_id,
-                               "failures": [r.name for r in report.failures]})
+        values = {
+            "result_id": result_id,
+            "project_id": self.project_id,
+            "suite_name": report.suite,
+            "suite": json.dumps(report.suite_definition, default=str),
+            "dataset_name": name or None,
+            "dataset_version": int(version) if version else None,
+            "run_id": run_id,
+            "passed": report.passed,
+            "results": json.dumps([r.to_dict() for r in report.results], default=str),
+            "num_rows": report.num_rows,
+            "created_by": self.actor,
+            "created_at": now,
+        }
+        self.db.write(
+            lambda c: c.execute(VR.insert().values(**values)),
+            actor=self.actor,
+            action="validation.record",
+            object_type="validation",
+            object_id=result_id,
+            payload={
+                "suite": report.suite,
+                "passed": report.passed,
+                "dataset": report.dataset,
+                "run_id": run_id,
+                "failures": [r.name for r in report.failures],
+            },
+        )
         report.result_id, report.created_at = result_id, now
         return result_id
 
@@ -209,24 +279,32 @@ class DatasetStore:
         from loopstack.data._report import ValidationReport
         from loopstack.data._result import CheckResult
 
-        row = self.db.read(lambda c: c.execute(select(VR).where(
-            VR.c.result_id == result_id, VR.c.project_id == self.project_id)).first())
+        row = self.db.read(
+            lambda c: c.execute(
+                select(VR).where(VR.c.result_id == result_id, VR.c.project_id == self.project_id)
+            ).first()
+        )
         if row is None:
             raise NotFound(f"no validation result {result_id!r}")
         dataset = f"{row.dataset_name}/{row.dataset_version}" if row.dataset_name else None
-        return ValidationReport(row.suite_name,
-                                [CheckResult.from_dict(r) for r in json.loads(row.results)],
-                                row.num_rows, dataset, row.result_id, row.created_at,
-                                json.loads(row.suite))
+        return ValidationReport(
+            row.suite_name,
+            [CheckResult.from_dict(r) for r in json.loads(row.results)],
+            row.num_rows,
+            dataset,
+            row.result_id,
+            row.created_at,
+            json.loads(row.suite),
+        )
 
-    def list_validations(self, *, dataset: str | None = None,
-                         run_id: str | None = None) -> builtins.list[ValidationReport]:
+    def list_validations(
+        self, *, dataset: str | None = None, run_id: str | None = None
+    ) -> builtins.list[ValidationReport]:
         """Stored results, newest first, optionally for one dataset name or run."""
         q = select(VR.c.result_id).where(VR.c.project_id == self.project_id)
         if dataset is not None:
             q = q.where(VR.c.dataset_name == dataset)
         if run_id is not None:
             q = q.where(VR.c.run_id == run_id)
-        ids = self.db.read(lambda c: c.execute(q.order_by(VR.c.created_at.desc())).scalars()
-                           .all())
+        ids = self.db.read(lambda c: c.execute(q.order_by(VR.c.created_at.desc())).scalars().all())
         return [self.get_validation(i) for i in ids]

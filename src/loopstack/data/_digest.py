@@ -43,12 +43,12 @@ def canonical_table(table: pa.Table) -> pa.Table:
     """``table`` with normalised types, no metadata and one chunk per column."""
     import pyarrow as pa
 
-    fields = [pa.field(str(f.name), _canonical_type(f.type), nullable=True)
-              for f in table.schema]
+    fields = [pa.field(str(f.name), _canonical_type(f.type), nullable=True) for f in table.schema]
     schema = pa.schema(fields)
     if not table.schema.equals(schema, check_metadata=True):
-        table = pa.Table.from_arrays([table.column(i) for i in range(table.num_columns)],
-                                     names=[f.name for f in fields]).cast(schema)
+        table = pa.Table.from_arrays(
+            [table.column(i) for i in range(table.num_columns)], names=[f.name for f in fields]
+        ).cast(schema)
     return table.combine_chunks()
 
 
@@ -56,9 +56,16 @@ def write_canonical(table: pa.Table, dest: Path) -> str:
     """Write ``table`` (already canonical) to ``dest`` as Parquet; returns the file's sha256."""
     import pyarrow.parquet as pq
 
-    pq.write_table(table, dest, compression="zstd", compression_level=3,
-                   row_group_size=_ROW_GROUP, write_statistics=True, use_dictionary=True,
-                   store_schema=True)
+    pq.write_table(
+        table,
+        dest,
+        compression="zstd",
+        compression_level=3,
+        row_group_size=_ROW_GROUP,
+        write_statistics=True,
+        use_dictionary=True,
+        store_schema=True,
+    )
     h = hashlib.sha256()
     with dest.open("rb") as fh:
         while chunk := fh.read(1 << 20):

@@ -50,20 +50,26 @@ class _KeyCheck(Check):
 
     def _duplicates(self, ctx: Context) -> tuple[int, int]:
         columns = self.key_columns(ctx)
-        if len(columns) == 1 and ctx.kinds[columns[0]] == "integer" and \
-                _strictly_increasing(ctx.table.column(columns[0])):
+        if (
+            len(columns) == 1
+            and ctx.kinds[columns[0]] == "integer"
+            and _strictly_increasing(ctx.table.column(columns[0]))
+        ):
             return 0, 0  # a sorted id column proves itself unique without a hash table
         keys = ", ".join(ident(c) for c in columns)
         dup_rows, dup_keys = ctx.con.execute(
             f"SELECT coalesce(sum(n), 0), count(*) FROM (SELECT count(*) AS n FROM t "
-            f"GROUP BY {keys} HAVING count(*) > 1)").fetchall()[0]
+            f"GROUP BY {keys} HAVING count(*) > 1)"
+        ).fetchall()[0]
         return int(dup_rows), int(dup_keys)
 
     def violation(self, ctx: Context) -> str:
         keys = ", ".join(ident(c) for c in self.key_columns(ctx))
-        return (f"({keys}) IN (SELECT ({keys}) FROM t GROUP BY {keys} HAVING count(*) > 1)"
-                if len(self.key_columns(ctx)) > 1 else
-                f"{keys} IN (SELECT {keys} FROM t GROUP BY {keys} HAVING count(*) > 1)")
+        return (
+            f"({keys}) IN (SELECT ({keys}) FROM t GROUP BY {keys} HAVING count(*) > 1)"
+            if len(self.key_columns(ctx)) > 1
+            else f"{keys} IN (SELECT {keys} FROM t GROUP BY {keys} HAVING count(*) > 1)"
+        )
 
 
 @register_check
@@ -88,10 +94,13 @@ class UniqueCheck(_KeyCheck):
 
     def evaluate(self, values: list[Any], ctx: Context) -> CheckResult:
         rows, keys = self._duplicates(ctx)
-        return self.result(rows == 0, {"duplicate_rows": rows, "duplicate_keys": keys},
-                           {"duplicate_rows": 0}, failing_count=rows,
-                           message="" if rows == 0 else
-                           f"{keys} value(s) repeat, over {rows} rows")
+        return self.result(
+            rows == 0,
+            {"duplicate_rows": rows, "duplicate_keys": keys},
+            {"duplicate_rows": 0},
+            failing_count=rows,
+            message="" if rows == 0 else f"{keys} value(s) repeat, over {rows} rows",
+        )
 
 
 @register_check
@@ -109,9 +118,13 @@ class DuplicateRowsCheck(_KeyCheck):
         rows, keys = self._duplicates(ctx)
         extra = rows - keys  # rows beyond the first of each duplicated group
         ok = extra <= self.max
-        return self.result(ok, {"duplicate_rows": extra}, {"max": self.max},
-                           failing_count=rows, message="" if ok else
-                           f"{extra} duplicate row(s), expected at most {self.max}")
+        return self.result(
+            ok,
+            {"duplicate_rows": extra},
+            {"max": self.max},
+            failing_count=rows,
+            message="" if ok else f"{extra} duplicate row(s), expected at most {self.max}",
+        )
 
 
 @register_check
@@ -126,8 +139,11 @@ class CardinalityCheck(Check):
 
     def validate_params(self) -> None:
         if not isinstance(self.reference, int) or self.reference < 0:
-            raise Invalid(f"cardinality on {self.column!r}: 'reference' must be a distinct "
-                          f"count; got {self.reference!r} instead", field="checks")
+            raise Invalid(
+                f"cardinality on {self.column!r}: 'reference' must be a distinct "
+                f"count; got {self.reference!r} instead",
+                field="checks",
+            )
 
     def aggregates(self, ctx: Context) -> list[str]:
         return [f"count(DISTINCT {ident(self.column)})"]
@@ -136,11 +152,16 @@ class CardinalityCheck(Check):
         distinct = int(values[0])
         change = abs(distinct - self.reference) / max(self.reference, 1)
         ok = change <= self.max_change
-        return self.result(ok, {"distinct": distinct, "relative_change": change},
-                           {"reference": self.reference, "max_change": self.max_change},
-                           message="" if ok else f"{distinct} distinct values vs {self.reference}"
-                           f" in the reference ({change:.1%} change, at most "
-                           f"{self.max_change:.1%} allowed)")
+        return self.result(
+            ok,
+            {"distinct": distinct, "relative_change": change},
+            {"reference": self.reference, "max_change": self.max_change},
+            message=""
+            if ok
+            else f"{distinct} distinct values vs {self.reference}"
+            f" in the reference ({change:.1%} change, at most "
+            f"{self.max_change:.1%} allowed)",
+        )
 
 
 @register_check
@@ -164,14 +185,23 @@ class DistributionCheck(Check):
     def validate_params(self) -> None:
         if self.edges is not None:
             if not self.counts or len(self.counts) != max(1, len(self.edges) - 1):
-                raise Invalid(f"distribution on {self.column!r}: 'counts' must have one entry "
-                              "per bin (len(edges) - 1)", field="checks")
+                raise Invalid(
+                    f"distribution on {self.column!r}: 'counts' must have one entry "
+                    "per bin (len(edges) - 1)",
+                    field="checks",
+                )
         elif not self.categories:
-            raise Invalid(f"distribution on {self.column!r} needs 'edges' and 'counts' "
-                          "(numeric) or 'categories' (categorical)", field="checks")
+            raise Invalid(
+                f"distribution on {self.column!r} needs 'edges' and 'counts' "
+                "(numeric) or 'categories' (categorical)",
+                field="checks",
+            )
         if not isinstance(self.max_psi, int | float) or self.max_psi < 0:
-            raise Invalid(f"distribution on {self.column!r}: 'max_psi' must be >= 0; got "
-                          f"{self.max_psi!r} instead", field="checks")
+            raise Invalid(
+                f"distribution on {self.column!r}: 'max_psi' must be >= 0; got "
+                f"{self.max_psi!r} instead",
+                field="checks",
+            )
 
     def aggregates(self, ctx: Context) -> list[str]:
         col, kind = ident(self.column), ctx.kinds[self.column]
@@ -188,9 +218,12 @@ class DistributionCheck(Check):
         expected_desc = {"max_psi": self.max_psi}
         if self.edges is not None:
             if ctx.kinds[self.column] not in ("integer", "float"):
-                return self.result(False, {"dtype": ctx.dtypes[self.column]}, expected_desc,
-                                   message="a numeric reference, but the column is "
-                                   f"{ctx.dtypes[self.column]}")
+                return self.result(
+                    False,
+                    {"dtype": ctx.dtypes[self.column]},
+                    expected_desc,
+                    message=f"a numeric reference, but the column is {ctx.dtypes[self.column]}",
+                )
             ref, cur = [float(c) for c in self.counts or []], [float(v) for v in values]
         else:
             seen = [int(v) for v in values[1:]]
@@ -198,8 +231,9 @@ class DistributionCheck(Check):
             cur = [float(v) for v in seen] + [float(int(values[0]) - sum(seen))]
         score = psi(ref, cur)
         ok = score <= self.max_psi
-        return self.result(ok, {"psi": jsonable(score) if math.isfinite(score) else "inf"},
-                           expected_desc, message="" if ok else
-                           f"PSI {score:.3f} above {self.max_psi}")
-
-
+        return self.result(
+            ok,
+            {"psi": jsonable(score) if math.isfinite(score) else "inf"},
+            expected_desc,
+            message="" if ok else f"PSI {score:.3f} above {self.max_psi}",
+        )

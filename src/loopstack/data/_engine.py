@@ -27,29 +27,49 @@ def _unusable(check: Check, ctx: Context) -> CheckResult | None:
     missing = [c for c in check.used_columns() if c not in ctx.kinds]
     column = getattr(check, "column", None)
     if missing:
-        return CheckResult(check.type, check.name, column, False, {"missing": missing},
-                           check.to_dict(), message=f"column(s) {', '.join(missing)} not in "
-                           "the data")
+        return CheckResult(
+            check.type,
+            check.name,
+            column,
+            False,
+            {"missing": missing},
+            check.to_dict(),
+            message=f"column(s) {', '.join(missing)} not in the data",
+        )
     if check.kinds is not None:
         wrong = {c: ctx.dtypes[c] for c in check.used_columns() if ctx.kinds[c] not in check.kinds}
         if wrong:
-            return CheckResult(check.type, check.name, column, False, {"dtype": wrong},
-                               check.to_dict(), message=f"{check.type} applies to "
-                               f"{'/'.join(check.kinds)} columns; got "
-                               f"{', '.join(f'{c}: {t}' for c, t in wrong.items())}")
+            return CheckResult(
+                check.type,
+                check.name,
+                column,
+                False,
+                {"dtype": wrong},
+                check.to_dict(),
+                message=f"{check.type} applies to "
+                f"{'/'.join(check.kinds)} columns; got "
+                f"{', '.join(f'{c}: {t}' for c, t in wrong.items())}",
+            )
     return None
 
 
 def _sample(ctx: Context, predicate: str) -> list[dict[str, Any]]:
     # through Arrow: DuckDB's own Python conversion needs pytz for zone-aware timestamps
-    rows = ctx.con.sql(f"SELECT * FROM t WHERE {predicate} LIMIT {SAMPLE_ROWS}"
-                           ).to_arrow_table().to_pylist()
+    rows = (
+        ctx.con.sql(f"SELECT * FROM t WHERE {predicate} LIMIT {SAMPLE_ROWS}")
+        .to_arrow_table()
+        .to_pylist()
+    )
     return [{k: jsonable(v) for k, v in row.items()} for row in rows]
 
 
-def _one_by_one(checks: list[Check], results: list[CheckResult | None],
-                spans: list[tuple[int, int]], exprs: list[str], ctx: Context
-                ) -> tuple[list[Any], list[CheckResult | None]]:
+def _one_by_one(
+    checks: list[Check],
+    results: list[CheckResult | None],
+    spans: list[tuple[int, int]],
+    exprs: list[str],
+    ctx: Context,
+) -> tuple[list[Any], list[CheckResult | None]]:
     import duckdb
 
     row: list[Any] = [None] * len(exprs)
@@ -58,15 +78,23 @@ def _one_by_one(checks: list[Check], results: list[CheckResult | None],
         if out[i] is not None or n == 0:
             continue
         try:
-            got = ctx.con.execute(f"SELECT {', '.join(exprs[start:start + n])} FROM t"
-                                  ).fetchall()[0]
+            got = ctx.con.execute(
+                f"SELECT {', '.join(exprs[start : start + n])} FROM t"
+            ).fetchall()[0]
         except duckdb.Error as exc:
             column = check.used_columns()[0] if len(check.used_columns()) == 1 else None
             reason = str(exc).splitlines()[0]
-            out[i] = CheckResult(check.type, check.name, column, False, {"error": reason},
-                                 check.to_dict(), message=f"cannot evaluate: {reason}")
+            out[i] = CheckResult(
+                check.type,
+                check.name,
+                column,
+                False,
+                {"error": reason},
+                check.to_dict(),
+                message=f"cannot evaluate: {reason}",
+            )
             continue
-        row[start:start + n] = got
+        row[start : start + n] = got
     return row, out
 
 
@@ -77,8 +105,13 @@ def run_checks(checks: list[Check], table: pa.Table) -> tuple[list[CheckResult],
     con = connect(table)
     try:
         schema = table.schema
-        ctx = Context(con, {str(f.name): kind_of(f.type) for f in schema},
-                      {str(f.name): str(f.type) for f in schema}, table.num_rows, table)
+        ctx = Context(
+            con,
+            {str(f.name): kind_of(f.type) for f in schema},
+            {str(f.name): str(f.type) for f in schema},
+            table.num_rows,
+            table,
+        )
         results: list[CheckResult | None] = []
         exprs: list[str] = []
         spans: list[tuple[int, int]] = []
@@ -99,7 +132,7 @@ def run_checks(checks: list[Check], table: pa.Table) -> tuple[list[CheckResult],
             if early is not None:
                 out.append(early)
                 continue
-            result = check.evaluate(row[start:start + n], ctx)
+            result = check.evaluate(row[start : start + n], ctx)
             if not result.passed and result.failing_count:
                 predicate = check.violation(ctx)
                 if predicate:
@@ -108,4 +141,3 @@ def run_checks(checks: list[Check], table: pa.Table) -> tuple[list[CheckResult],
         return out, table.num_rows
     finally:
         con.close()
-

@@ -24,9 +24,11 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]{0,255}$")
 
 def validate_dataset_name(name: Any) -> str:
     if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise Invalid("a dataset name must start with a letter or digit and contain only "
-                      f"letters, digits, '_', '-' and '.' (at most 256); got {name!r} instead",
-                      field="name")
+        raise Invalid(
+            "a dataset name must start with a letter or digit and contain only "
+            f"letters, digits, '_', '-' and '.' (at most 256); got {name!r} instead",
+            field="name",
+        )
     return name
 
 
@@ -79,22 +81,38 @@ class DatasetVersion:
     def to_pandas(self) -> pd.DataFrame:
         return self.to_arrow().to_pandas()
 
-    def as_dataset_input(self, *, name: str | None = None,
-                         context: str | None = None) -> DatasetInput:
+    def as_dataset_input(
+        self, *, name: str | None = None, context: str | None = None
+    ) -> DatasetInput:
         """What a run records when it logs this version as an input."""
         from loopstack.tracking._entities import DatasetInput
 
         tags = {"mlflow.data.context": context} if context else {}
         tags["loopstack.dataset_version"] = f"{self.name}/{self.version}"
-        return DatasetInput(name or self.name, self.digest, "dataset_version", self.uri,
-                            json.dumps(self.schema),
-                            json.dumps({"num_rows": self.num_rows,
-                                        "num_columns": self.num_columns}), tags)
+        return DatasetInput(
+            name or self.name,
+            self.digest,
+            "dataset_version",
+            self.uri,
+            json.dumps(self.schema),
+            json.dumps({"num_rows": self.num_rows, "num_columns": self.num_columns}),
+            tags,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "digest": self.digest,
-                "artifact_path": self.artifact_path, "files": self.files,
-                "schema": self.schema, "profile": self.profile, "num_rows": self.num_rows,
-                "num_columns": self.num_columns, "source_uri": self.source_uri,
-                "description": self.description, "created_by": self.created_by,
-                "created_at": self.created_at, "project_id": self.project_id}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "digest": self.digest,
+            "artifact_path": self.artifact_path,
+            "files": self.files,
+            "schema": self.schema,
+            "profile": self.profile,
+            "num_rows": self.num_rows,
+            "num_columns": self.num_columns,
+            "source_uri": self.source_uri,
+            "description": self.description,
+            "created_by": self.created_by,
+            "created_at": self.created_at,
+            "project_id": self.project_id,
+        }

@@ -34,8 +34,9 @@ def _range(entry: dict[str, Any]) -> tuple[float, float] | None:
     return low, high
 
 
-def infer_suite(reference: Any, *, name: str | None = None,
-                max_psi: float = DEFAULT_MAX_PSI) -> Suite:
+def infer_suite(
+    reference: Any, *, name: str | None = None, max_psi: float = DEFAULT_MAX_PSI
+) -> Suite:
     """A suite that ``reference`` passes and that a drifted or broken copy fails.
 
     Proposes: the schema; a null-rate bound per column (observed rate x 1.5 + 1 point);
@@ -68,8 +69,9 @@ def infer_suite(reference: Any, *, name: str | None = None,
     for col, e in cols.items():
         kind = e["kind"]
         checks.append(NullRateCheck(col, _null_bound(e["nulls"] / n if n else 0.0)))
-        id_like = kind in ("integer", "string") and n > 1 and e["nulls"] == 0 \
-            and e.get("distinct") == n
+        id_like = (
+            kind in ("integer", "string") and n > 1 and e["nulls"] == 0 and e.get("distinct") == n
+        )
         if id_like:
             checks.append(UniqueCheck([col]))
             continue
@@ -79,8 +81,9 @@ def infer_suite(reference: Any, *, name: str | None = None,
                 checks.append(RangeCheck(col, bounds[0], bounds[1]))
             hist = e.get("histogram")
             if hist and len(hist["edges"]) > 2:
-                checks.append(DistributionCheck(col, max_psi, edges=hist["edges"],
-                                                counts=hist["counts"]))
+                checks.append(
+                    DistributionCheck(col, max_psi, edges=hist["edges"], counts=hist["counts"])
+                )
         elif kind in ("string", "bool"):
             top = e.get("top") or []
             if e.get("distinct", 0) <= MAX_ALLOWED_VALUES and len(top) == e.get("distinct"):
@@ -90,8 +93,12 @@ def infer_suite(reference: Any, *, name: str | None = None,
                 checks.append(CardinalityCheck(col, int(e["distinct"]), 0.5))
             if top and e["count"]:
                 shown = sum(t["count"] for t in top)
-                checks.append(DistributionCheck(col, max_psi,
-                                                categories=[[t["value"], t["count"]]
-                                                            for t in top],
-                                                other=int(e["count"]) - shown))
+                checks.append(
+                    DistributionCheck(
+                        col,
+                        max_psi,
+                        categories=[[t["value"], t["count"]] for t in top],
+                        other=int(e["count"]) - shown,
+                    )
+                )
     return Suite(name or label, checks)

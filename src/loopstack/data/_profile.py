@@ -22,16 +22,24 @@ if TYPE_CHECKING:
 
 __all__ = ["HISTOGRAM_BINS", "QUANTILES", "TOP_K", "profile_table"]
 
-QUANTILES = {"p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95,
-             "p99": 0.99}
+QUANTILES = {
+    "p01": 0.01,
+    "p05": 0.05,
+    "p25": 0.25,
+    "p50": 0.5,
+    "p75": 0.75,
+    "p95": 0.95,
+    "p99": 0.99,
+}
 HISTOGRAM_BINS = 10
 TOP_K = 20
 _NUMERIC = ("integer", "float")
 _CATEGORICAL = ("string", "bool")
 
 
-def profile_table(table: pa.Table, *, bins: int = HISTOGRAM_BINS, top_k: int = TOP_K
-                  ) -> dict[str, Any]:
+def profile_table(
+    table: pa.Table, *, bins: int = HISTOGRAM_BINS, top_k: int = TOP_K
+) -> dict[str, Any]:
     """The profile of every column of ``table`` (see the module docstring for its shape)."""
     con = connect(table)
     try:
@@ -77,8 +85,12 @@ def _profile(con: Any, table: pa.Table, bins: int, top_k: int) -> dict[str, Any]
         kind = kinds[name]
         got = {k: jsonable(row[j]) for k, j in slots[name].items()}
         count = int(got["count"])
-        entry: dict[str, Any] = {"dtype": str(table.schema.field(i).type), "kind": kind,
-                                 "count": count, "nulls": num_rows - count}
+        entry: dict[str, Any] = {
+            "dtype": str(table.schema.field(i).type),
+            "kind": kind,
+            "count": count,
+            "nulls": num_rows - count,
+        }
         for key in ("distinct", "min", "max", "mean", "std"):
             if key in got:
                 entry[key] = got[key]
@@ -100,8 +112,7 @@ def histogram_edges(lo: float, hi: float, bins: int) -> list[float]:
     return [lo + width * i for i in range(bins)] + [hi]
 
 
-def _add_histograms(con: Any, columns: dict[str, Any], kinds: dict[str, str],
-                    bins: int) -> None:
+def _add_histograms(con: Any, columns: dict[str, Any], kinds: dict[str, str], bins: int) -> None:
     exprs: list[str] = []
     spans: dict[str, tuple[int, list[float]]] = {}
     for name, entry in columns.items():
@@ -115,13 +126,17 @@ def _add_histograms(con: Any, columns: dict[str, Any], kinds: dict[str, str],
     row = con.execute(f"SELECT {', '.join(exprs)} FROM t").fetchall()[0]
     for name, (start, edges) in spans.items():
         n = max(1, len(edges) - 1)
-        columns[name]["histogram"] = {"edges": edges,
-                                      "counts": [int(c) for c in row[start:start + n]]}
+        columns[name]["histogram"] = {
+            "edges": edges,
+            "counts": [int(c) for c in row[start : start + n]],
+        }
 
 
 def top_values(con: Any, name: str, k: int) -> list[dict[str, Any]]:
     """The ``k`` most frequent non-null values of a column with their counts (ties by value)."""
     col = ident(name)
-    rows = con.execute(f"SELECT {col} AS v, count(*) AS n FROM t WHERE {col} IS NOT NULL "
-                       f"GROUP BY {col} ORDER BY n DESC, v LIMIT {int(k)}").fetchall()
+    rows = con.execute(
+        f"SELECT {col} AS v, count(*) AS n FROM t WHERE {col} IS NOT NULL "
+        f"GROUP BY {col} ORDER BY n DESC, v LIMIT {int(k)}"
+    ).fetchall()
     return [{"value": jsonable(v), "count": int(n)} for v, n in rows]

@@ -52,33 +52,57 @@ class ValidationReport:
             target = f" on {self.dataset}" if self.dataset else ""
             raise ValidationFailed(
                 f"validation suite {self.suite!r}{target} failed {len(failures)} of "
-                f"{len(self.results)} checks: {lines}", field="data")
+                f"{len(self.results)} checks: {lines}",
+                field="data",
+            )
         return self
 
     def as_evidence(self) -> dict[str, Any]:
         """JSON-able evidence for ``request_promotion(evidence={"validation": ...})``."""
-        return {"suite": self.suite, "passed": self.passed, "result_id": self.result_id,
-                "dataset": self.dataset, "num_rows": self.num_rows,
-                "failures": [{"check": r.name, "column": r.column, "observed": r.observed,
-                              "expected": r.expected, "message": r.message}
-                             for r in self.failures]}
+        return {
+            "suite": self.suite,
+            "passed": self.passed,
+            "result_id": self.result_id,
+            "dataset": self.dataset,
+            "num_rows": self.num_rows,
+            "failures": [
+                {
+                    "check": r.name,
+                    "column": r.column,
+                    "observed": r.observed,
+                    "expected": r.expected,
+                    "message": r.message,
+                }
+                for r in self.failures
+            ],
+        }
 
     def to_dict(self) -> dict[str, Any]:
-        return {"suite": self.suite, "passed": self.passed, "num_rows": self.num_rows,
-                "dataset": self.dataset, "result_id": self.result_id,
-                "created_at": self.created_at, "results": [r.to_dict() for r in self.results]}
+        return {
+            "suite": self.suite,
+            "passed": self.passed,
+            "num_rows": self.num_rows,
+            "dataset": self.dataset,
+            "result_id": self.result_id,
+            "created_at": self.created_at,
+            "results": [r.to_dict() for r in self.results],
+        }
 
     def summary(self) -> str:
-        return (f"{self.suite}: {'passed' if self.passed else 'FAILED'} "
-                f"({len(self.results) - len(self.failures)}/{len(self.results)} checks, "
-                f"{self.num_rows:,} rows)")
+        return (
+            f"{self.suite}: {'passed' if self.passed else 'FAILED'} "
+            f"({len(self.results) - len(self.failures)}/{len(self.results)} checks, "
+            f"{self.num_rows:,} rows)"
+        )
 
     def __str__(self) -> str:
         lines = [self.summary()]
         for r in self.results:
             mark = "✓" if r.passed else "✗"
-            lines.append(f"  {mark} {r.name}: observed {_brief(r.observed)}"
-                         + ("" if r.passed else f" — {r.message}"))
+            lines.append(
+                f"  {mark} {r.name}: observed {_brief(r.observed)}"
+                + ("" if r.passed else f" — {r.message}")
+            )
         return "\n".join(lines)
 
     def table(self) -> Any:
@@ -89,9 +113,13 @@ class ValidationReport:
         for col in ("", "check", "observed", "expected", "failing rows"):
             t.add_column(col, overflow="fold")
         for r in self.results:
-            t.add_row("[green]✓[/]" if r.passed else "[red]✗[/]", r.name, _brief(r.observed),
-                      _brief(r.expected),
-                      "" if r.passed or not r.failing_count else f"{r.failing_count:,}")
+            t.add_row(
+                "[green]✓[/]" if r.passed else "[red]✗[/]",
+                r.name,
+                _brief(r.observed),
+                _brief(r.expected),
+                "" if r.passed or not r.failing_count else f"{r.failing_count:,}",
+            )
         return t
 
     def __rich__(self) -> Any:

@@ -12,8 +12,10 @@ if TYPE_CHECKING:
 
 __all__ = ["ACCEPTED", "describe", "to_arrow"]
 
-ACCEPTED = ("a pandas DataFrame, a pyarrow Table, a DatasetVersion, or the path of a Parquet "
-            "file, a CSV file or a directory of Parquet files")
+ACCEPTED = (
+    "a pandas DataFrame, a pyarrow Table, a DatasetVersion, or the path of a Parquet "
+    "file, a CSV file or a directory of Parquet files"
+)
 
 
 def describe(data: Any) -> str:
@@ -33,8 +35,10 @@ def _from_path(path: Path) -> pa.Table:
         if path.is_dir():
             files = sorted(p for p in path.rglob("*.parquet") if p.is_file())
             if not files:
-                raise Invalid(f"expected a directory of Parquet files; {str(path)!r} has no "
-                              "*.parquet file", field="data")
+                raise Invalid(
+                    f"expected a directory of Parquet files; {str(path)!r} has no *.parquet file",
+                    field="data",
+                )
             return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
         suffix = path.suffix.lower()
         if suffix in (".parquet", ".pq"):
@@ -44,8 +48,11 @@ def _from_path(path: Path) -> pa.Table:
             return pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=delimiter))
     except (pa.ArrowInvalid, OSError) as exc:
         raise Invalid(f"cannot read {str(path)!r} as a table: {exc}", field="data") from exc
-    raise Invalid(f"expected a .parquet or .csv file (or a directory of Parquet files); got "
-                  f"{str(path)!r} instead", field="data")
+    raise Invalid(
+        f"expected a .parquet or .csv file (or a directory of Parquet files); got "
+        f"{str(path)!r} instead",
+        field="data",
+    )
 
 
 def to_arrow(data: Any) -> pa.Table:
@@ -69,6 +76,7 @@ def to_arrow(data: Any) -> pa.Table:
         try:
             return pa.Table.from_pandas(frame, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise Invalid(f"cannot store this DataFrame as Arrow/Parquet: {exc}",
-                          field="data") from exc
+            raise Invalid(
+                f"cannot store this DataFrame as Arrow/Parquet: {exc}", field="data"
+            ) from exc
     raise Invalid(f"expected {ACCEPTED}; got {describe(data)} instead", field="data")

@@ -66,8 +66,9 @@ def literal(value: Any) -> str:
 
 def not_nan(col: str, kind: str) -> str:
     """A predicate: ``col`` holds a usable value (not null, and not NaN for floats)."""
-    return f"({col} IS NOT NULL AND NOT isnan({col}))" if kind == "float" else \
-        f"({col} IS NOT NULL)"
+    return (
+        f"({col} IS NOT NULL AND NOT isnan({col}))" if kind == "float" else f"({col} IS NOT NULL)"
+    )
 
 
 def bin_count_exprs(col: str, kind: str, edges: list[float]) -> list[str]:

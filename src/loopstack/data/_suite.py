@@ -32,11 +32,13 @@ class Suite:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
-            raise Invalid(f"a suite needs a non-empty name; got {self.name!r} instead",
-                          field="name")
+            raise Invalid(
+                f"a suite needs a non-empty name; got {self.name!r} instead", field="name"
+            )
         if not isinstance(self.checks, list | tuple):
-            raise Invalid(f"a suite's checks must be a list; got {type(self.checks).__name__}",
-                          field="checks")
+            raise Invalid(
+                f"a suite's checks must be a list; got {type(self.checks).__name__}", field="checks"
+            )
         self.checks = [c if isinstance(c, Check) else check_from_dict(c) for c in self.checks]
 
     # -- serialisation --------------------------------------------------------------------
@@ -46,8 +48,11 @@ class Suite:
     @classmethod
     def from_dict(cls, data: Any) -> Suite:
         if not isinstance(data, dict) or "checks" not in data:
-            raise Invalid("a suite must be a mapping with 'name' and 'checks'; got "
-                          f"{type(data).__name__} {str(data)[:60]!r}", field="suite")
+            raise Invalid(
+                "a suite must be a mapping with 'name' and 'checks'; got "
+                f"{type(data).__name__} {str(data)[:60]!r}",
+                field="suite",
+            )
         return cls(str(data.get("name") or "suite"), list(data["checks"] or []))
 
     def save(self, path: str | Path) -> Path:
@@ -63,8 +68,9 @@ class Suite:
         try:
             data = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise Invalid(f"the suite file {str(path)!r} is not valid JSON: {exc}",
-                          field="suite") from exc
+            raise Invalid(
+                f"the suite file {str(path)!r} is not valid JSON: {exc}", field="suite"
+            ) from exc
         return cls.from_dict(data)
 
     @staticmethod
@@ -72,8 +78,14 @@ class Suite:
         return sorted(CHECKS)
 
     # -- running --------------------------------------------------------------------------
-    def validate(self, data: Any, *, record: bool = True, run_id: str | None = None,
-                 store: DatasetStore | None = None) -> ValidationReport:
+    def validate(
+        self,
+        data: Any,
+        *,
+        record: bool = True,
+        run_id: str | None = None,
+        store: DatasetStore | None = None,
+    ) -> ValidationReport:
         """Run every check over ``data`` (a DataFrame, Arrow table, path or dataset version).
 
         With ``record`` (the default) the result is stored, audited, and gets a
@@ -87,8 +99,9 @@ class Suite:
             dataset = f"{data.name}/{data.version}"
         table = to_arrow(data)
         results, num_rows = run_checks(self.checks, table)
-        report = ValidationReport(self.name, results, num_rows, dataset,
-                                  suite_definition=self.to_dict())
+        report = ValidationReport(
+            self.name, results, num_rows, dataset, suite_definition=self.to_dict()
+        )
         if record:
             if store is None:
                 from loopstack.data._client import dataset_store

@@ -24,16 +24,25 @@ from loopstack.errors import Invalid, NotFound
 from loopstack.features._sources import Source, as_source, source_from_dict
 from loopstack.features._types import normalize_dtype
 
-__all__ = ["Entity", "FeatureView", "Field", "OnDemandFeatureView", "RequestSource",
-           "definition_from_dict"]
+__all__ = [
+    "Entity",
+    "FeatureView",
+    "Field",
+    "OnDemandFeatureView",
+    "RequestSource",
+    "definition_from_dict",
+]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-.]{0,127}")
 
 
 def _check_name(name: Any, what: str) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise Invalid(f"a {what} name must be 1-128 letters, digits, '_', '-' or '.', starting "
-                      f"with a letter or '_'; got {name!r} instead", field="name")
+        raise Invalid(
+            f"a {what} name must be 1-128 letters, digits, '_', '-' or '.', starting "
+            f"with a letter or '_'; got {name!r} instead",
+            field="name",
+        )
     return name
 
 
@@ -94,34 +103,46 @@ def _fields(schema: Any, owner: str) -> list[Field]:
     if schema is None:
         return []
     if not isinstance(schema, list | tuple):
-        raise Invalid(f"the schema of {owner!r} must be a list of Field; got {schema!r}",
-                      field="schema")
+        raise Invalid(
+            f"the schema of {owner!r} must be a list of Field; got {schema!r}", field="schema"
+        )
     out: list[Field] = []
     for f in schema:
         if isinstance(f, tuple) and len(f) == 2:
             f = Field(*f)
         if not isinstance(f, Field):
-            raise Invalid(f"the schema of {owner!r} must hold Field objects; got {f!r}",
-                          field="schema")
+            raise Invalid(
+                f"the schema of {owner!r} must hold Field objects; got {f!r}", field="schema"
+            )
         out.append(f)
     names = [f.name for f in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise Invalid(f"the schema of {owner!r} names {', '.join(dup)} more than once",
-                      field="schema")
+        raise Invalid(
+            f"the schema of {owner!r} names {', '.join(dup)} more than once", field="schema"
+        )
     return out
 
 
 class Entity(_Definition):
     """What features are about (a driver, a customer), identified by its join keys."""
 
-    def __init__(self, name: str, join_keys: list[str] | None = None, description: str = "",
-                 owner: str = "", tags: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        join_keys: list[str] | None = None,
+        description: str = "",
+        owner: str = "",
+        tags: dict[str, str] | None = None,
+    ) -> None:
         self.name = _check_name(name, "entity")
         keys = list(join_keys) if join_keys else [name]
         if not all(isinstance(k, str) and k for k in keys) or len(set(keys)) != len(keys):
-            raise Invalid(f"the join keys of entity {name!r} must be distinct column names; "
-                          f"got {join_keys!r}", field="join_keys")
+            raise Invalid(
+                f"the join keys of entity {name!r} must be distinct column names; "
+                f"got {join_keys!r}",
+                field="join_keys",
+            )
         self.join_keys = keys
         self.description, self.owner, self.tags = str(description), str(owner), _check_tags(tags)
 
@@ -130,13 +151,24 @@ class Entity(_Definition):
         return self.join_keys[0]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "entity", "name": self.name, "join_keys": self.join_keys,
-                "description": self.description, "owner": self.owner, "tags": self.tags}
+        return {
+            "type": "entity",
+            "name": self.name,
+            "join_keys": self.join_keys,
+            "description": self.description,
+            "owner": self.owner,
+            "tags": self.tags,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Entity:
-        return cls(data["name"], data["join_keys"], data.get("description", ""),
-                   data.get("owner", ""), data.get("tags"))
+        return cls(
+            data["name"],
+            data["join_keys"],
+            data.get("description", ""),
+            data.get("owner", ""),
+            data.get("tags"),
+        )
 
 
 class RequestSource(_Definition):
@@ -147,8 +179,11 @@ class RequestSource(_Definition):
         self.schema = _fields(schema, name)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "request_source", "name": self.name,
-                "schema": [f.to_dict() for f in self.schema]}
+        return {
+            "type": "request_source",
+            "name": self.name,
+            "schema": [f.to_dict() for f in self.schema],
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RequestSource:
@@ -161,8 +196,11 @@ def _ttl(ttl: Any, name: str) -> timedelta | None:
     if isinstance(ttl, int | float) and not isinstance(ttl, bool):
         ttl = timedelta(seconds=ttl)
     if not isinstance(ttl, timedelta) or ttl < timedelta(0):
-        raise Invalid(f"the ttl of feature view {name!r} must be a non-negative timedelta or "
-                      f"None; got {ttl!r}", field="ttl")
+        raise Invalid(
+            f"the ttl of feature view {name!r} must be a non-negative timedelta or "
+            f"None; got {ttl!r}",
+            field="ttl",
+        )
     # Feast treats a zero TTL as "no TTL"
     return None if ttl == timedelta(0) else ttl
 
@@ -172,36 +210,52 @@ class FeatureView(_Definition):
 
     kind = "batch"
 
-    def __init__(self, name: str, entities: list[Entity | str] | None = None,
-                 schema: list[Field] | None = None, source: Any = None,
-                 timestamp_field: str = "event_timestamp", ttl: timedelta | None = None,
-                 owner: str = "", description: str = "", tags: dict[str, str] | None = None,
-                 online: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        entities: list[Entity | str] | None = None,
+        schema: list[Field] | None = None,
+        source: Any = None,
+        timestamp_field: str = "event_timestamp",
+        ttl: timedelta | None = None,
+        owner: str = "",
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        online: bool = True,
+    ) -> None:
         self.name = _check_name(name, "feature view")
         self.entities: list[Entity | str] = []
         for e in entities or []:
             if not isinstance(e, Entity | str):
-                raise Invalid(f"the entities of feature view {name!r} must be Entity objects or "
-                              f"entity names; got {e!r}", field="entities")
+                raise Invalid(
+                    f"the entities of feature view {name!r} must be Entity objects or "
+                    f"entity names; got {e!r}",
+                    field="entities",
+                )
             self.entities.append(e)
         if source is None:
-            raise Invalid(f"feature view {name!r} needs a source (a FileSource, SqlSource, "
-                          "DataFrameSource, Parquet path or DataFrame)", field="source")
+            raise Invalid(
+                f"feature view {name!r} needs a source (a FileSource, SqlSource, "
+                "DataFrameSource, Parquet path or DataFrame)",
+                field="source",
+            )
         src = as_source(source)
         ts = timestamp_field or src.timestamp_field or "event_timestamp"
         if src.timestamp_field is not None and timestamp_field == "event_timestamp":
             ts = src.timestamp_field  # the source's own column wins over the default
         self.timestamp_field = ts
-        self.source: Source = src if src.timestamp_field == ts else \
-            _rebind(src, ts)
+        self.source: Source = src if src.timestamp_field == ts else _rebind(src, ts)
         self.schema = _fields(schema, name)
         self.ttl = _ttl(ttl, name)
         self.owner, self.description = str(owner), str(description)
         self.tags, self.online = _check_tags(tags), bool(online)
         clash = [f.name for f in self.schema if f.name in self.join_keys or f.name == ts]
         if clash:
-            raise Invalid(f"feature view {name!r} declares {', '.join(clash)} as a feature, but "
-                          "it is a join key or the timestamp field", field="schema")
+            raise Invalid(
+                f"feature view {name!r} declares {', '.join(clash)} as a feature, but "
+                "it is a join key or the timestamp field",
+                field="schema",
+            )
 
     @property
     def entity_names(self) -> list[str]:
@@ -213,7 +267,7 @@ class FeatureView(_Definition):
         until the store resolves it to the registered entity)."""
         keys: list[str] = []
         for e in self.entities:
-            for k in (e.join_keys if isinstance(e, Entity) else [e]):
+            for k in e.join_keys if isinstance(e, Entity) else [e]:
                 if k not in keys:
                     keys.append(k)
         return keys
@@ -228,26 +282,38 @@ class FeatureView(_Definition):
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "type": "feature_view", "name": self.name,
+            "type": "feature_view",
+            "name": self.name,
             "entities": [e.to_dict() if isinstance(e, Entity) else e for e in self.entities],
             "join_keys": self.join_keys,
             "schema": [f.to_dict() for f in self.schema],
-            "source": self.source.to_dict(), "timestamp_field": self.timestamp_field,
+            "source": self.source.to_dict(),
+            "timestamp_field": self.timestamp_field,
             "ttl_seconds": None if self.ttl is None else self.ttl.total_seconds(),
-            "owner": self.owner, "description": self.description, "tags": self.tags,
+            "owner": self.owner,
+            "description": self.description,
+            "tags": self.tags,
             "online": self.online,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureView:
-        ents: list[Entity | str] = [Entity.from_dict(e) if isinstance(e, dict) else e
-                                    for e in data.get("entities", [])]
+        ents: list[Entity | str] = [
+            Entity.from_dict(e) if isinstance(e, dict) else e for e in data.get("entities", [])
+        ]
         ttl = data.get("ttl_seconds")
-        return cls(data["name"], ents, [Field.from_dict(f) for f in data.get("schema", [])],
-                   source_from_dict(data["source"]), data.get("timestamp_field")
-                   or "event_timestamp", None if ttl is None else timedelta(seconds=ttl),
-                   data.get("owner", ""), data.get("description", ""), data.get("tags"),
-                   data.get("online", True))
+        return cls(
+            data["name"],
+            ents,
+            [Field.from_dict(f) for f in data.get("schema", [])],
+            source_from_dict(data["source"]),
+            data.get("timestamp_field") or "event_timestamp",
+            None if ttl is None else timedelta(seconds=ttl),
+            data.get("owner", ""),
+            data.get("description", ""),
+            data.get("tags"),
+            data.get("online", True),
+        )
 
 
 def _rebind(src: Source, ts: str) -> Source:
@@ -271,27 +337,36 @@ class OnDemandFeatureView(_Definition):
 
     kind = "on_demand"
 
-    def __init__(self, name: str, sources: list[FeatureView | RequestSource],
-                 schema: list[Field], udf: Callable[[Any], Any] | None,
-                 description: str = "", owner: str = "",
-                 tags: dict[str, str] | None = None, udf_ref: dict[str, str] | None = None
-                 ) -> None:
+    def __init__(
+        self,
+        name: str,
+        sources: list[FeatureView | RequestSource],
+        schema: list[Field],
+        udf: Callable[[Any], Any] | None,
+        description: str = "",
+        owner: str = "",
+        tags: dict[str, str] | None = None,
+        udf_ref: dict[str, str] | None = None,
+    ) -> None:
         self.name = _check_name(name, "on-demand feature view")
         self.sources: list[FeatureView | RequestSource] = []
         for s in sources or []:
             if not isinstance(s, FeatureView | RequestSource):
-                raise Invalid(f"the sources of on-demand feature view {name!r} must be "
-                              f"FeatureView or RequestSource objects; got {s!r}",
-                              field="sources")
+                raise Invalid(
+                    f"the sources of on-demand feature view {name!r} must be "
+                    f"FeatureView or RequestSource objects; got {s!r}",
+                    field="sources",
+                )
             self.sources.append(s)
         self.schema = _fields(schema, name)
         if udf is not None and not callable(udf):
-            raise Invalid(f"the udf of {name!r} must be a function of a pandas DataFrame; "
-                          f"got {udf!r}", field="udf")
+            raise Invalid(
+                f"the udf of {name!r} must be a function of a pandas DataFrame; got {udf!r}",
+                field="udf",
+            )
         self.udf = udf
         self._udf_ref = udf_ref or (_udf_ref(udf) if udf is not None else {})
-        self.description, self.owner, self.tags = str(description), str(owner), \
-            _check_tags(tags)
+        self.description, self.owner, self.tags = str(description), str(owner), _check_tags(tags)
 
     @property
     def feature_names(self) -> list[str]:
@@ -311,44 +386,72 @@ class OnDemandFeatureView(_Definition):
         import pandas as pd
 
         if self.udf is None:
-            raise NotFound(f"the udf of on-demand feature view {self.name!r} "
-                           f"({self._udf_ref.get('module')}:{self._udf_ref.get('qualname')}) "
-                           "cannot be imported in this process; apply the definition from "
-                           "code that defines it")
+            raise NotFound(
+                f"the udf of on-demand feature view {self.name!r} "
+                f"({self._udf_ref.get('module')}:{self._udf_ref.get('qualname')}) "
+                "cannot be imported in this process; apply the definition from "
+                "code that defines it"
+            )
         try:
             out = self.udf(df)
         except Exception as exc:
-            raise Invalid(f"the udf of on-demand feature view {self.name!r} failed: "
-                          f"{type(exc).__name__}: {exc}", field="udf") from exc
+            raise Invalid(
+                f"the udf of on-demand feature view {self.name!r} failed: "
+                f"{type(exc).__name__}: {exc}",
+                field="udf",
+            ) from exc
         if not isinstance(out, pd.DataFrame):
-            raise Invalid(f"the udf of {self.name!r} must return a pandas DataFrame; got "
-                          f"{type(out).__name__}", field="udf")
+            raise Invalid(
+                f"the udf of {self.name!r} must return a pandas DataFrame; got "
+                f"{type(out).__name__}",
+                field="udf",
+            )
         missing = [f.name for f in self.schema if f.name not in out.columns]
         if missing:
-            raise Invalid(f"the udf of {self.name!r} did not return {', '.join(missing)}; it "
-                          f"returned {', '.join(map(str, out.columns))}", field="udf")
+            raise Invalid(
+                f"the udf of {self.name!r} did not return {', '.join(missing)}; it "
+                f"returned {', '.join(map(str, out.columns))}",
+                field="udf",
+            )
         if len(out) != len(df):
-            raise Invalid(f"the udf of {self.name!r} returned {len(out)} rows for {len(df)}",
-                          field="udf")
+            raise Invalid(
+                f"the udf of {self.name!r} returned {len(out)} rows for {len(df)}", field="udf"
+            )
         result = out[self.feature_names].reset_index(drop=True)
         return _cast_frame(result, {f.name: f.dtype for f in self.schema})
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "on_demand_feature_view", "name": self.name,
-                "sources": [s.to_dict() for s in self.sources],
-                "schema": [f.to_dict() for f in self.schema], "udf": self._udf_ref,
-                "description": self.description, "owner": self.owner, "tags": self.tags}
+        return {
+            "type": "on_demand_feature_view",
+            "name": self.name,
+            "sources": [s.to_dict() for s in self.sources],
+            "schema": [f.to_dict() for f in self.schema],
+            "udf": self._udf_ref,
+            "description": self.description,
+            "owner": self.owner,
+            "tags": self.tags,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OnDemandFeatureView:
         sources: list[FeatureView | RequestSource] = []
         for s in data.get("sources", []):
-            sources.append(RequestSource.from_dict(s) if s.get("type") == "request_source"
-                           else FeatureView.from_dict(s))
+            sources.append(
+                RequestSource.from_dict(s)
+                if s.get("type") == "request_source"
+                else FeatureView.from_dict(s)
+            )
         ref = dict(data.get("udf") or {})
-        return cls(data["name"], sources, [Field.from_dict(f) for f in data["schema"]],
-                   _import_udf(ref), data.get("description", ""), data.get("owner", ""),
-                   data.get("tags"), udf_ref=ref)
+        return cls(
+            data["name"],
+            sources,
+            [Field.from_dict(f) for f in data["schema"]],
+            _import_udf(ref),
+            data.get("description", ""),
+            data.get("owner", ""),
+            data.get("tags"),
+            udf_ref=ref,
+        )
 
 
 def _udf_ref(udf: Any) -> dict[str, str]:
@@ -356,9 +459,11 @@ def _udf_ref(udf: Any) -> dict[str, str]:
         code = inspect.getsource(udf)
     except (OSError, TypeError):
         code = getattr(getattr(udf, "__code__", None), "co_code", b"").hex()
-    return {"module": getattr(udf, "__module__", "") or "",
-            "qualname": getattr(udf, "__qualname__", "") or "",
-            "source_sha256": hashlib.sha256(code.encode()).hexdigest()}
+    return {
+        "module": getattr(udf, "__module__", "") or "",
+        "qualname": getattr(udf, "__qualname__", "") or "",
+        "source_sha256": hashlib.sha256(code.encode()).hexdigest(),
+    }
 
 
 def _import_udf(ref: dict[str, str]) -> Callable[[Any], Any] | None:
@@ -381,8 +486,11 @@ def _cast_frame(df: Any, dtypes: dict[str, str]) -> Any:
     for col, dtype in dtypes.items():
         try:
             if dtype in ("int32", "int64"):
-                df[col] = df[col].astype("Int64" if dtype == "int64" else "Int32") \
-                    if df[col].isna().any() else df[col].astype(dtype)
+                df[col] = (
+                    df[col].astype("Int64" if dtype == "int64" else "Int32")
+                    if df[col].isna().any()
+                    else df[col].astype(dtype)
+                )
             elif dtype in ("float32", "float64"):
                 df[col] = df[col].astype(dtype)
             elif dtype == "timestamp":
@@ -395,9 +503,12 @@ def _cast_frame(df: Any, dtypes: dict[str, str]) -> Any:
 def definition_from_dict(data: dict[str, Any]) -> Any:
     """An Entity, FeatureView or OnDemandFeatureView from its ``to_dict()`` form."""
     kind = data.get("type")
-    cls = {"entity": Entity, "feature_view": FeatureView,
-           "on_demand_feature_view": OnDemandFeatureView,
-           "request_source": RequestSource}.get(str(kind))
+    cls = {
+        "entity": Entity,
+        "feature_view": FeatureView,
+        "on_demand_feature_view": OnDemandFeatureView,
+        "request_source": RequestSource,
+    }.get(str(kind))
     if cls is None:
         raise Invalid(f"unknown definition type {kind!r}", field="type")
     return cls.from_dict(data)  # type: ignore[attr-defined]

@@ -63,9 +63,16 @@ def freshness(store: Any, *, sample: int = 100_000) -> list[ViewFreshness]:
         mark = None if end is None else end.timestamp()
         ref = newest if newest is not None else mark
         seen = min(rows, sample)
-        out.append(ViewFreshness(
-            view.name, rows, newest, mark, None if ref is None else max(0.0, now - ref),
-            {n: (nulls[n] / seen if seen else 0.0) for n in names}))
+        out.append(
+            ViewFreshness(
+                view.name,
+                rows,
+                newest,
+                mark,
+                None if ref is None else max(0.0, now - ref),
+                {n: (nulls[n] / seen if seen else 0.0) for n in names},
+            )
+        )
     return out
 
 
@@ -98,13 +105,23 @@ def _gauges_for(registry: Any, gauge: Any) -> dict[str, Any]:
     if found is None or found["registry"] is not registry:
         found = _GAUGES[id(registry)] = {
             "registry": registry,
-            "lag": gauge("loopstack_feature_view_lag_seconds",
-                         "Seconds since the newest event in the online store", ["view"],
-                         registry=registry),
-            "rows": gauge("loopstack_feature_view_online_rows",
-                          "Entities stored in the online store", ["view"], registry=registry),
-            "null": gauge("loopstack_feature_null_rate",
-                          "Share of online rows whose feature value is null",
-                          ["view", "feature"], registry=registry),
+            "lag": gauge(
+                "loopstack_feature_view_lag_seconds",
+                "Seconds since the newest event in the online store",
+                ["view"],
+                registry=registry,
+            ),
+            "rows": gauge(
+                "loopstack_feature_view_online_rows",
+                "Entities stored in the online store",
+                ["view"],
+                registry=registry,
+            ),
+            "null": gauge(
+                "loopstack_feature_null_rate",
+                "Share of online rows whose feature value is null",
+                ["view", "feature"],
+                registry=registry,
+            ),
         }
     return found

@@ -29,8 +29,15 @@ from loopstack.features.online import (
     open_online_store,
 )
 
-__all__ = ["MaterializationResult", "ViewMaterialization", "materialize",
-           "materialize_incremental", "online_store", "online_view_key", "push"]
+__all__ = [
+    "MaterializationResult",
+    "ViewMaterialization",
+    "materialize",
+    "materialize_incremental",
+    "online_store",
+    "online_view_key",
+    "push",
+]
 
 _ROW_INDEX = "__ls_rn"
 
@@ -51,8 +58,16 @@ class MaterializationResult:
     views: list[ViewMaterialization] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"views": [{**asdict(v), "start": v.start.isoformat() if v.start else None,
-                           "end": v.end.isoformat()} for v in self.views]}
+        return {
+            "views": [
+                {
+                    **asdict(v),
+                    "start": v.start.isoformat() if v.start else None,
+                    "end": v.end.isoformat(),
+                }
+                for v in self.views
+            ]
+        }
 
 
 # -- shared helpers (also used by the online read, skew and freshness modules) ----------------
@@ -97,8 +112,7 @@ def _value_sql(name: str, dtype: str) -> str:
     return col
 
 
-def _newest_rows_sql(view: Any, table: str, after: datetime | None, *,
-                     packed: bool = True) -> str:
+def _newest_rows_sql(view: Any, table: str, after: datetime | None, *, packed: bool = True) -> str:
     """The newest row per entity: join keys, ``__ls_ts`` (us) and the values.
 
     ``packed``: the values as one JSON object ``__ls_v``; otherwise one column per
@@ -110,20 +124,25 @@ def _newest_rows_sql(view: Any, table: str, after: datetime | None, *,
     if after is not None:
         where.append(f"{ts} > '{after.isoformat()}'::TIMESTAMPTZ")
     if packed:
-        values = ", ".join(f"{_quote(f.name)} := {_value_sql(f.name, f.dtype)}"
-                           for f in view.schema)
-        selected = (f"to_json(struct_pack({values}))::VARCHAR" if values else "'{}'") + \
-            " AS __ls_v"
+        values = ", ".join(
+            f"{_quote(f.name)} := {_value_sql(f.name, f.dtype)}" for f in view.schema
+        )
+        selected = (f"to_json(struct_pack({values}))::VARCHAR" if values else "'{}'") + " AS __ls_v"
         order = ""
     else:
-        selected = ", ".join(f"{_value_sql(f.name, f.dtype)} AS __ls_f{i}"
-                             for i, f in enumerate(view.schema)) or "NULL AS __ls_none"
-        order = " ORDER BY " + ", ".join(f"CAST({_quote(k)} AS VARCHAR)"
-                                         for k in view.join_keys)
-    return (f"SELECT {keys}, epoch_us(CAST({ts} AS TIMESTAMPTZ)) AS __ls_ts, "
-            f"{selected} FROM {table} WHERE {' AND '.join(where)} "
-            f"QUALIFY row_number() OVER (PARTITION BY {keys} "
-            f"ORDER BY {ts} DESC, {_ROW_INDEX} DESC) = 1{order}")
+        selected = (
+            ", ".join(
+                f"{_value_sql(f.name, f.dtype)} AS __ls_f{i}" for i, f in enumerate(view.schema)
+            )
+            or "NULL AS __ls_none"
+        )
+        order = " ORDER BY " + ", ".join(f"CAST({_quote(k)} AS VARCHAR)" for k in view.join_keys)
+    return (
+        f"SELECT {keys}, epoch_us(CAST({ts} AS TIMESTAMPTZ)) AS __ls_ts, "
+        f"{selected} FROM {table} WHERE {' AND '.join(where)} "
+        f"QUALIFY row_number() OVER (PARTITION BY {keys} "
+        f"ORDER BY {ts} DESC, {_ROW_INDEX} DESC) = 1{order}"
+    )
 
 
 def _arrow_batches(data: Any) -> Iterator[Any]:
@@ -141,8 +160,9 @@ def _arrow_batches(data: Any) -> Iterator[Any]:
             yield from _arrow_batches(part)
 
 
-def encode_batches(view: Any, data: Any, after: datetime | None, counter: list[int]
-                   ) -> Iterator[OnlineBatch]:
+def encode_batches(
+    view: Any, data: Any, after: datetime | None, counter: list[int]
+) -> Iterator[OnlineBatch]:
     """Newest row per entity of each Arrow chunk of ``data``, encoded for the online store.
 
     ``counter`` receives the rows read (a list so the caller sees it after the generator).
@@ -161,12 +181,16 @@ def encode_batches(view: Any, data: Any, after: datetime | None, counter: list[i
                 continue
             chunk = table.append_column(_ROW_INDEX, pa.array(np.arange(table.num_rows)))
             con.register("__ls_chunk", chunk)
-            out = con.sql(_newest_rows_sql(view, "__ls_chunk", after, packed=False)
-                          ).to_arrow_table()
+            out = con.sql(
+                _newest_rows_sql(view, "__ls_chunk", after, packed=False)
+            ).to_arrow_table()
             values: Sequence[str | bytes]
             try:
-                values = encode_arrow_rows(names, [out.column(f"__ls_f{i}").combine_chunks()
-                                                   for i in range(len(names))], out.num_rows)
+                values = encode_arrow_rows(
+                    names,
+                    [out.column(f"__ls_f{i}").combine_chunks() for i in range(len(names))],
+                    out.num_rows,
+                )
             except ValueError:  # a value marshal cannot hold: JSON, as DuckDB writes it
                 out = con.sql(_newest_rows_sql(view, "__ls_chunk", after)).to_arrow_table()
                 values = out.column("__ls_v").to_pylist()
@@ -185,38 +209,55 @@ def _batch_views(store: Any, views: list[str] | None) -> list[Any]:
     from loopstack.features._definitions import FeatureView
 
     if views is None:
-        return [v for v in store.list_feature_views()
-                if isinstance(v, FeatureView) and v.online]
+        return [v for v in store.list_feature_views() if isinstance(v, FeatureView) and v.online]
     out = []
     for name in views:
         view = store.get_feature_view(name)
         if not isinstance(view, FeatureView):
-            raise Invalid(f"{name!r} is an on-demand feature view: it is computed at read "
-                          "time and has nothing to materialize", field="views")
+            raise Invalid(
+                f"{name!r} is an on-demand feature view: it is computed at read "
+                "time and has nothing to materialize",
+                field="views",
+            )
         out.append(view)
     return out
 
 
 # -- the materialization log ------------------------------------------------------------------
-def _record_start(store: Any, view: Any, version: int, start: datetime | None,
-                  end: datetime) -> int:
+def _record_start(
+    store: Any, view: Any, version: int, start: datetime | None, end: datetime
+) -> int:
     from sqlalchemy import insert
 
     from loopstack.store.metadata.schema import Materialization
 
     now = int(time.time() * 1000)
-    row = {"project_id": store.project_id, "view_name": view.name, "view_version": version,
-           "start_ts": None if start is None else _ms(start), "end_ts": _ms(end), "rows": 0,
-           "online_url": _safe_url(store.online_url), "state": "running", "error": "",
-           "created_at": now}
+    row = {
+        "project_id": store.project_id,
+        "view_name": view.name,
+        "view_version": version,
+        "start_ts": None if start is None else _ms(start),
+        "end_ts": _ms(end),
+        "rows": 0,
+        "online_url": _safe_url(store.online_url),
+        "state": "running",
+        "error": "",
+        "created_at": now,
+    }
 
     def run(conn: Any) -> int:
         return int(conn.execute(insert(Materialization).values(**row)).inserted_primary_key[0])
 
-    return int(store.db.write(run, actor=store.actor, action="feature_view.materialize",
-                              object_type="feature_view", object_id=view.name,
-                              payload={k: row[k] for k in ("view_version", "start_ts",
-                                                           "end_ts", "online_url")}))
+    return int(
+        store.db.write(
+            run,
+            actor=store.actor,
+            action="feature_view.materialize",
+            object_type="feature_view",
+            object_id=view.name,
+            payload={k: row[k] for k in ("view_version", "start_ts", "end_ts", "online_url")},
+        )
+    )
 
 
 def _record_end(store: Any, view: Any, record_id: int, rows: int, error: str = "") -> None:
@@ -224,16 +265,26 @@ def _record_end(store: Any, view: Any, record_id: int, rows: int, error: str = "
 
     from loopstack.store.metadata.schema import Materialization
 
-    values = {"rows": rows, "state": "failed" if error else "succeeded", "error": error,
-              "finished_at": int(time.time() * 1000)}
+    values = {
+        "rows": rows,
+        "state": "failed" if error else "succeeded",
+        "error": error,
+        "finished_at": int(time.time() * 1000),
+    }
 
     def run(conn: Any) -> None:
-        conn.execute(update(Materialization).where(Materialization.id == record_id)
-                     .values(**values))
+        conn.execute(
+            update(Materialization).where(Materialization.id == record_id).values(**values)
+        )
 
-    store.db.write(run, actor=store.actor, action="feature_view.materialize_" +
-                   ("failed" if error else "succeeded"), object_type="feature_view",
-                   object_id=view.name, payload={"id": record_id, **values})
+    store.db.write(
+        run,
+        actor=store.actor,
+        action="feature_view.materialize_" + ("failed" if error else "succeeded"),
+        object_type="feature_view",
+        object_id=view.name,
+        payload={"id": record_id, **values},
+    )
 
 
 def last_materialized_end(store: Any, view_name: str) -> datetime | None:
@@ -243,11 +294,18 @@ def last_materialized_end(store: Any, view_name: str) -> datetime | None:
     from loopstack.store.metadata.schema import Materialization
 
     table = Materialization.__table__
-    end = store.db.read(lambda c: c.execute(
-        select(table.c.end_ts).where(table.c.project_id == store.project_id,
-                                     table.c.view_name == view_name,
-                                     table.c.state == "succeeded")
-        .order_by(table.c.end_ts.desc()).limit(1)).scalar())
+    end = store.db.read(
+        lambda c: c.execute(
+            select(table.c.end_ts)
+            .where(
+                table.c.project_id == store.project_id,
+                table.c.view_name == view_name,
+                table.c.state == "succeeded",
+            )
+            .order_by(table.c.end_ts.desc())
+            .limit(1)
+        ).scalar()
+    )
     return None if end is None else datetime.fromtimestamp(end / 1000, tz=UTC)
 
 
@@ -263,8 +321,9 @@ def _safe_url(url: str) -> str:
 
 
 # -- materialize ------------------------------------------------------------------------------
-def _materialize_view(store: Any, online: OnlineStore, view: Any, start: datetime | None,
-                      end: datetime) -> ViewMaterialization:
+def _materialize_view(
+    store: Any, online: OnlineStore, view: Any, start: datetime | None, end: datetime
+) -> ViewMaterialization:
     version = store.feature_view_version(view.name).version
     record = _record_start(store, view, version, start, end)
     began = time.perf_counter()
@@ -272,19 +331,23 @@ def _materialize_view(store: Any, online: OnlineStore, view: Any, start: datetim
     try:
         columns = [*view.join_keys, view.timestamp_field, *(f.name for f in view.schema)]
         data = view.source.read(columns=columns, start=start, end=end)
-        written = online.write(online_view_key(store, view.name),
-                               encode_batches(view, data, start, counter),
-                               watermark=_us(end))
+        written = online.write(
+            online_view_key(store, view.name),
+            encode_batches(view, data, start, counter),
+            watermark=_us(end),
+        )
     except BaseException as exc:
         _record_end(store, view, record, counter[0], f"{type(exc).__name__}: {exc}"[:2000])
         raise
     _record_end(store, view, record, written)
-    return ViewMaterialization(view.name, version, start, end, counter[0], written,
-                               time.perf_counter() - began)
+    return ViewMaterialization(
+        view.name, version, start, end, counter[0], written, time.perf_counter() - began
+    )
 
 
-def materialize(store: Any, start: Any, end: Any, views: list[str] | None = None
-                ) -> MaterializationResult:
+def materialize(
+    store: Any, start: Any, end: Any, views: list[str] | None = None
+) -> MaterializationResult:
     """Write the newest row per entity with event time in ``(start, end]`` to the online store.
 
     >>> store.materialize(datetime(2024, 1, 1), datetime(2024, 2, 1), ["driver_stats"])
@@ -292,15 +355,23 @@ def materialize(store: Any, start: Any, end: Any, views: list[str] | None = None
     start_utc = None if start is None else _utc(start, "start")
     end_utc = _utc(end, "end")
     if start_utc is not None and start_utc >= end_utc:
-        raise Invalid(f"materialize needs start < end; got start={start_utc.isoformat()} and "
-                      f"end={end_utc.isoformat()}", field="start")
+        raise Invalid(
+            f"materialize needs start < end; got start={start_utc.isoformat()} and "
+            f"end={end_utc.isoformat()}",
+            field="start",
+        )
     online = online_store(store)
-    return MaterializationResult([_materialize_view(store, online, v, start_utc, end_utc)
-                                  for v in _batch_views(store, views)])
+    return MaterializationResult(
+        [
+            _materialize_view(store, online, v, start_utc, end_utc)
+            for v in _batch_views(store, views)
+        ]
+    )
 
 
-def materialize_incremental(store: Any, end: Any = None, views: list[str] | None = None
-                            ) -> MaterializationResult:
+def materialize_incremental(
+    store: Any, end: Any = None, views: list[str] | None = None
+) -> MaterializationResult:
     """Materialize each view from where its last successful run ended up to ``end`` (now).
 
     A view never materialized starts at ``end - ttl`` (from the beginning without a TTL).
@@ -322,11 +393,40 @@ def materialize_incremental(store: Any, end: Any = None, views: list[str] | None
 _COMPATIBLE: dict[str, tuple[str, ...]] = {
     "int32": ("int32", "int64", "int8", "int16", "uint8", "uint16", "uint32"),
     "int64": ("int32", "int64", "int8", "int16", "uint8", "uint16", "uint32"),
-    "float32": ("float", "float32", "float64", "double", "halffloat", "float16", "int8",
-                "int16", "int32", "int64", "uint8", "uint16", "uint32"),
-    "float64": ("float", "float32", "float64", "double", "halffloat", "float16", "int8",
-                "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"),
-    "string": ("string",), "bool": ("bool",), "timestamp": ("timestamp",),
+    "float32": (
+        "float",
+        "float32",
+        "float64",
+        "double",
+        "halffloat",
+        "float16",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+    ),
+    "float64": (
+        "float",
+        "float32",
+        "float64",
+        "double",
+        "halffloat",
+        "float16",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+    ),
+    "string": ("string",),
+    "bool": ("bool",),
+    "timestamp": ("timestamp",),
     "bytes": ("bytes",),
 }
 
@@ -367,8 +467,11 @@ def _as_arrow(df: Any) -> Any:
             return pandas_to_arrow(df)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
         raise Invalid(f"the rows to push cannot be read as a table: {exc}", field="df") from exc
-    raise Invalid(f"push takes a pandas DataFrame, a pyarrow Table, a dict of columns or a "
-                  f"list of row dicts; got {type(df).__name__} instead", field="df")
+    raise Invalid(
+        f"push takes a pandas DataFrame, a pyarrow Table, a dict of columns or a "
+        f"list of row dicts; got {type(df).__name__} instead",
+        field="df",
+    )
 
 
 def validate_rows(view: Any, table: Any) -> None:
@@ -376,13 +479,17 @@ def validate_rows(view: Any, table: Any) -> None:
     from loopstack.features._types import dtype_of_arrow
 
     present = set(table.column_names)
-    for col, what in [*((k, "join key") for k in view.join_keys),
-                      (view.timestamp_field, "event timestamp"),
-                      *((f.name, "feature") for f in view.schema)]:
+    for col, what in [
+        *((k, "join key") for k in view.join_keys),
+        (view.timestamp_field, "event timestamp"),
+        *((f.name, "feature") for f in view.schema),
+    ]:
         if col not in present:
-            raise Invalid(f"rows pushed to {view.name!r} must have the {what} column {col!r}; "
-                          f"they have {', '.join(table.column_names) or 'no columns'}",
-                          field=col)
+            raise Invalid(
+                f"rows pushed to {view.name!r} must have the {what} column {col!r}; "
+                f"they have {', '.join(table.column_names) or 'no columns'}",
+                field=col,
+            )
     expected = {view.timestamp_field: "timestamp", **{f.name: f.dtype for f in view.schema}}
     for col, dtype in expected.items():
         arrow = table.schema.field(col).type
@@ -390,8 +497,10 @@ def validate_rows(view: Any, table: Any) -> None:
             continue  # all nulls fit any type
         got = dtype_of_arrow(arrow)
         if got not in _COMPATIBLE.get(dtype, (dtype,)):
-            raise Invalid(f"column {col!r} pushed to {view.name!r} must be {dtype}; got {got} "
-                          "instead", field=col)
+            raise Invalid(
+                f"column {col!r} pushed to {view.name!r} must be {dtype}; got {got} instead",
+                field=col,
+            )
 
 
 def push(store: Any, view_name: str, df: Any) -> int:
@@ -407,8 +516,11 @@ def push(store: Any, view_name: str, df: Any) -> int:
 
     view = store.get_feature_view(view_name)
     if not isinstance(view, FeatureView):
-        raise Invalid(f"{view_name!r} is an on-demand feature view: it is computed at read "
-                      "time, so nothing can be pushed to it", field="view")
+        raise Invalid(
+            f"{view_name!r} is an on-demand feature view: it is computed at read "
+            "time, so nothing can be pushed to it",
+            field="view",
+        )
     table = _as_arrow(df)
     validate_rows(view, table)
     batches: Iterable[OnlineBatch] = list(encode_batches(view, table, None, [0]))

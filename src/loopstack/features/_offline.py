@@ -55,23 +55,32 @@ class _ViewRequest:
     alias: str = ""
 
 
-def parse_refs(store: FeatureStore, features: Any
-               ) -> tuple[dict[str, _ViewRequest], list[tuple[OnDemandFeatureView, list[str]]],
-                          list[tuple[str, str]]]:
+def parse_refs(
+    store: FeatureStore, features: Any
+) -> tuple[
+    dict[str, _ViewRequest], list[tuple[OnDemandFeatureView, list[str]]], list[tuple[str, str]]
+]:
     """Resolve ``["view:feature", "view:*", ...]``: batch views with the features to join,
     on-demand views with the features asked for, and the output order as (view, feature)."""
     if isinstance(features, str) or not isinstance(features, list | tuple) or not features:
-        raise Invalid("features must be a non-empty list of 'view:feature' references; got "
-                      f"{features!r}", field="features")
+        raise Invalid(
+            f"features must be a non-empty list of 'view:feature' references; got {features!r}",
+            field="features",
+        )
     views: dict[str, Any] = {}
     batch: dict[str, _ViewRequest] = {}
     odfvs: dict[str, tuple[OnDemandFeatureView, list[str]]] = {}
     order: list[tuple[str, str]] = []
     for ref in features:
-        if not isinstance(ref, str) or ref.count(":") != 1 or ref.startswith(":") \
-                or ref.endswith(":"):
-            raise Invalid(f"a feature reference must look like 'view:feature'; got {ref!r}",
-                          field="features")
+        if (
+            not isinstance(ref, str)
+            or ref.count(":") != 1
+            or ref.startswith(":")
+            or ref.endswith(":")
+        ):
+            raise Invalid(
+                f"a feature reference must look like 'view:feature'; got {ref!r}", field="features"
+            )
         vname, fname = ref.split(":")
         if vname not in views:
             views[vname] = store.get_feature_view(vname)  # NotFound lists the views
@@ -80,16 +89,19 @@ def parse_refs(store: FeatureStore, features: Any
         wanted = names if fname == "*" else [fname]
         for f in wanted:
             if f not in names:
-                raise NotFound(f"feature view {vname!r} has no feature {f!r}; its features: "
-                               f"{', '.join(names) or 'none'}")
+                raise NotFound(
+                    f"feature view {vname!r} has no feature {f!r}; its features: "
+                    f"{', '.join(names) or 'none'}"
+                )
             if (vname, f) in order:
                 continue
             order.append((vname, f))
             if isinstance(view, OnDemandFeatureView):
                 odfvs.setdefault(vname, (view, []))[1].append(f)
             else:
-                batch.setdefault(vname, _ViewRequest(store.registry.resolve_entities(view)))\
-                    .features.append(f)
+                batch.setdefault(
+                    vname, _ViewRequest(store.registry.resolve_entities(view))
+                ).features.append(f)
     for odfv, _ in odfvs.values():  # an on-demand view needs all its sources' features
         for src in odfv.source_views:
             req = batch.setdefault(src.name, _ViewRequest(store.registry.resolve_entities(src)))
@@ -111,9 +123,11 @@ def _entity_times(entity_df: Any, column: str) -> Any:
             return col.dt.tz_localize("UTC")
         return pd.to_datetime(col, utc=True)
     except (TypeError, ValueError) as exc:
-        raise Invalid(f"the entity DataFrame's timestamp column {column!r} must hold "
-                      f"datetimes; got values like {col.iloc[0]!r} ({exc})",
-                      field=column) from exc
+        raise Invalid(
+            f"the entity DataFrame's timestamp column {column!r} must hold "
+            f"datetimes; got values like {col.iloc[0]!r} ({exc})",
+            field=column,
+        ) from exc
 
 
 def _epoch(times: Any, unit: str) -> Any:
@@ -136,35 +150,48 @@ def _check_source(req: _ViewRequest, con: Any) -> tuple[str, str]:
     try:
         schema = con.sql(f"SELECT * FROM {rel} LIMIT 0").to_arrow_table().schema
     except Exception as exc:  # duckdb raises its own IOException, BinderException, ...
-        raise NotFound(f"cannot read the source of feature view {view.name!r} "
-                       f"({src.describe()}): {exc}") from exc
+        raise NotFound(
+            f"cannot read the source of feature view {view.name!r} ({src.describe()}): {exc}"
+        ) from exc
     found = {f.name: f.type for f in schema}
     ts = view.timestamp_field
     for key in [*view.join_keys, ts]:
         if key not in found:
-            raise Conflict(f"the source of feature view {view.name!r} ({src.describe()}) has "
-                           f"no column {key!r} (declared as a "
-                           f"{'timestamp field' if key == ts else 'join key'}); it has "
-                           f"{', '.join(n for n in found if n != ORDER_COLUMN)}", field=key)
+            raise Conflict(
+                f"the source of feature view {view.name!r} ({src.describe()}) has "
+                f"no column {key!r} (declared as a "
+                f"{'timestamp field' if key == ts else 'join key'}); it has "
+                f"{', '.join(n for n in found if n != ORDER_COLUMN)}",
+                field=key,
+            )
     if dtype_of_arrow(found[ts]) != "timestamp":
-        raise Conflict(f"the timestamp field {ts!r} of feature view {view.name!r} must hold "
-                       f"timestamps; the source has {found[ts]}", field=ts)
+        raise Conflict(
+            f"the timestamp field {ts!r} of feature view {view.name!r} must hold "
+            f"timestamps; the source has {found[ts]}",
+            field=ts,
+        )
     for f in view.schema:
         if f.name not in found:
-            raise Conflict(f"the source of feature view {view.name!r} ({src.describe()}) "
-                           f"no longer has the declared feature {f.name!r} ({f.dtype}); "
-                           f"found columns {', '.join(n for n in found if n != ORDER_COLUMN)}",
-                           field=f.name)
+            raise Conflict(
+                f"the source of feature view {view.name!r} ({src.describe()}) "
+                f"no longer has the declared feature {f.name!r} ({f.dtype}); "
+                f"found columns {', '.join(n for n in found if n != ORDER_COLUMN)}",
+                field=f.name,
+            )
         got = dtype_of_arrow(found[f.name])
         if got != f.dtype:
-            raise Conflict(f"feature {view.name}:{f.name} is declared {f.dtype} but the source "
-                           f"({src.describe()}) has {got}", field=f.name)
+            raise Conflict(
+                f"feature {view.name}:{f.name} is declared {f.dtype} but the source "
+                f"({src.describe()}) has {got}",
+                field=f.name,
+            )
     unit = "ns" if getattr(found[ts], "unit", "us") == "ns" else "us"
     return rel, unit
 
 
-def point_in_time_join(entity_df: Any, requests: list[_ViewRequest], *,
-                       timestamp_column: str = "event_timestamp") -> dict[tuple[str, str], Any]:
+def point_in_time_join(
+    entity_df: Any, requests: list[_ViewRequest], *, timestamp_column: str = "event_timestamp"
+) -> dict[tuple[str, str], Any]:
     """The PIT join itself: ``{(view, feature): pyarrow column}`` in entity row order."""
     import numpy as np
     import pyarrow as pa
@@ -196,8 +223,13 @@ def point_in_time_join(entity_df: Any, requests: list[_ViewRequest], *,
             a, v, ts = req.alias, req.view, req.view.timestamp_field
             t_expr = f"epoch_{unit}({_q(ts)})" if unit == "us" else f"epoch_ns({_q(ts)})"
             bounds = _bounds_from_metadata(v, unit)
-            lo, hi, count = bounds if bounds is not None else con.sql(
-                f"SELECT min({t_expr}), max({t_expr}), count(*) FROM {rel}").fetchall()[0]
+            lo, hi, count = (
+                bounds
+                if bounds is not None
+                else con.sql(
+                    f"SELECT min({t_expr}), max({t_expr}), count(*) FROM {rel}"
+                ).fetchall()[0]
+            )
             if lo is None:  # no rows with a timestamp: nothing is ever visible
                 lo, hi = 0, 0
             # write orders are 0..count-1, so ``mult - 1`` is above every one of them
@@ -208,12 +240,16 @@ def point_in_time_join(entity_df: Any, requests: list[_ViewRequest], *,
                 kt, mult = "HUGEINT", 1 << 64
             feats = ", ".join(_q(f) for f in req.features)
             keys = ", ".join(_q(k) for k in v.join_keys)
-            inner = (f"SELECT {keys}, {t_expr} AS __t, "
-                     f"(CAST({t_expr} - {lo} AS {kt}) * {mult}) + {ORDER_COLUMN} AS __k"
-                     f"{', ' + feats if feats else ''} FROM {rel} WHERE {_q(ts)} IS NOT NULL")
+            inner = (
+                f"SELECT {keys}, {t_expr} AS __t, "
+                f"(CAST({t_expr} - {lo} AS {kt}) * {mult}) + {ORDER_COLUMN} AS __k"
+                f"{', ' + feats if feats else ''} FROM {rel} WHERE {_q(ts)} IS NOT NULL"
+            )
             et = f"e.__ls_t_{unit}"
-            ek = (f"CASE WHEN {et} < {lo} THEN CAST(-1 AS {kt}) ELSE "
-                  f"CAST(least({et}, {hi}) - {lo} AS {kt}) * {mult} + {mult - 1} END")
+            ek = (
+                f"CASE WHEN {et} < {lo} THEN CAST(-1 AS {kt}) ELSE "
+                f"CAST(least({et}, {hi}) - {lo} AS {kt}) * {mult} + {mult - 1} END"
+            )
             on = " AND ".join(f"e.{_q(k)} = {a}.{_q(k)}" for k in v.join_keys)
             joins.append(f"ASOF LEFT JOIN ({inner}) {a} ON {on} AND ({ek}) >= {a}.__k")
             ttl_cond = None
@@ -299,34 +335,50 @@ def _translate(exc: Exception, requests: list[_ViewRequest], entity_df: Any) -> 
     if "Cannot compare" in text or "Conversion Error" in text or "Binder Error" in text:
         keys = sorted({k for r in requests for k in r.view.join_keys})
         types = {k: str(entity_df[k].dtype) for k in keys}
-        return Invalid(f"the join keys cannot be compared with the sources' columns (entity "
-                       f"DataFrame types: {types}): {text.splitlines()[0]}", field="entity_df")
+        return Invalid(
+            f"the join keys cannot be compared with the sources' columns (entity "
+            f"DataFrame types: {types}): {text.splitlines()[0]}",
+            field="entity_df",
+        )
     return exc
 
 
-def _check_entity_df(entity_df: Any, timestamp_column: str,
-                     requests: list[_ViewRequest]) -> None:
+def _check_entity_df(entity_df: Any, timestamp_column: str, requests: list[_ViewRequest]) -> None:
     import pandas as pd
 
     if not isinstance(entity_df, pd.DataFrame):
-        raise Invalid("entity_df must be a pandas DataFrame with the join keys and a "
-                      f"timestamp column; got {type(entity_df).__name__} instead",
-                      field="entity_df")
+        raise Invalid(
+            "entity_df must be a pandas DataFrame with the join keys and a "
+            f"timestamp column; got {type(entity_df).__name__} instead",
+            field="entity_df",
+        )
     if timestamp_column not in entity_df.columns:
-        raise Invalid(f"the entity DataFrame has no timestamp column {timestamp_column!r} "
-                      f"(columns: {', '.join(map(str, entity_df.columns))}); add it or pass "
-                      "timestamp_column=", field=timestamp_column)
+        raise Invalid(
+            f"the entity DataFrame has no timestamp column {timestamp_column!r} "
+            f"(columns: {', '.join(map(str, entity_df.columns))}); add it or pass "
+            "timestamp_column=",
+            field=timestamp_column,
+        )
     for req in requests:
         missing = [k for k in req.view.join_keys if k not in entity_df.columns]
         if missing:
-            raise Invalid(f"the entity DataFrame has no join key {', '.join(map(repr, missing))} "
-                          f"of feature view {req.view.name!r} (columns: "
-                          f"{', '.join(map(str, entity_df.columns))})", field=missing[0])
+            raise Invalid(
+                f"the entity DataFrame has no join key {', '.join(map(repr, missing))} "
+                f"of feature view {req.view.name!r} (columns: "
+                f"{', '.join(map(str, entity_df.columns))})",
+                field=missing[0],
+            )
 
 
-def get_historical_features(store: FeatureStore, entity_df: Any, features: Any, *,
-                            full_feature_names: bool = False, register_as: str | None = None,
-                            timestamp_column: str = "event_timestamp") -> Any:
+def get_historical_features(
+    store: FeatureStore,
+    entity_df: Any,
+    features: Any,
+    *,
+    full_feature_names: bool = False,
+    register_as: str | None = None,
+    timestamp_column: str = "event_timestamp",
+) -> Any:
     """See ``FeatureStore.get_historical_features`` and this module's docstring."""
     import pandas as pd
 
@@ -339,20 +391,28 @@ def get_historical_features(store: FeatureStore, entity_df: Any, features: Any, 
         for rs in odfv.request_sources:
             missing = [f.name for f in rs.schema if f.name not in entity_df.columns]
             if missing:
-                raise Invalid(f"on-demand feature view {odfv.name!r} needs the request "
-                              f"column{'s' if len(missing) > 1 else ''} "
-                              f"{', '.join(map(repr, missing))} in the entity DataFrame",
-                              field=missing[0])
+                raise Invalid(
+                    f"on-demand feature view {odfv.name!r} needs the request "
+                    f"column{'s' if len(missing) > 1 else ''} "
+                    f"{', '.join(map(repr, missing))} in the entity DataFrame",
+                    field=missing[0],
+                )
     names: dict[str, str] = {}
     for vname, f in order:
         out_name = f"{vname}__{f}" if full_feature_names else f
         if out_name in names or out_name in entity_df.columns:
             other = names.get(out_name, "the entity DataFrame")
-            raise Invalid(f"feature {vname}:{f} and {other} would both be column {out_name!r};"
-                          " pass full_feature_names=True", field="features")
+            raise Invalid(
+                f"feature {vname}:{f} and {other} would both be column {out_name!r};"
+                " pass full_feature_names=True",
+                field="features",
+            )
         names[out_name] = f"{vname}:{f}"
-    joined = point_in_time_join(entity_df, requests, timestamp_column=timestamp_column) \
-        if requests else {}
+    joined = (
+        point_in_time_join(entity_df, requests, timestamp_column=timestamp_column)
+        if requests
+        else {}
+    )
     base = entity_df.reset_index(drop=True)
     frames = {(v, f): col.to_pandas() for (v, f), col in joined.items()}
     computed: dict[tuple[str, str], Any] = {}
@@ -375,8 +435,13 @@ def get_historical_features(store: FeatureStore, entity_df: Any, features: Any, 
     if register_as is not None:
         from loopstack.features._training_sets import register_training_set
 
-        register_training_set(store, register_as, out,
-                              refs=[f"{v}:{f}" for v, f in order], views=sorted({
-                                  v for v, _ in order} | {s.name for o, _ in odfvs
-                                                          for s in o.source_views}))
+        register_training_set(
+            store,
+            register_as,
+            out,
+            refs=[f"{v}:{f}" for v, f in order],
+            views=sorted(
+                {v for v, _ in order} | {s.name for o, _ in odfvs for s in o.source_views}
+            ),
+        )
     return out

@@ -50,8 +50,7 @@ class _ViewRead:
     #: (name in the stored row, output column, decoder or None)
     features: list[tuple[str, str, Callable[[Any], Any] | None]]
     #: stored layout -> the requested values (a tuple, in ``features`` order) of a row
-    getters: dict[str, Callable[[tuple[Any, ...]], tuple[Any, ...]]] = field(
-        default_factory=dict)
+    getters: dict[str, Callable[[tuple[Any, ...]], tuple[Any, ...]]] = field(default_factory=dict)
 
     def getter(self, layout: str) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
         """Picks the requested features out of a binary row ``(format, layout, *values)``."""
@@ -66,8 +65,10 @@ class _ViewRead:
         elif None not in idx and len(idx) > 1:
             got = itemgetter(*idx)
         else:  # one feature, or features the stored row does not have (None)
+
             def got(row: tuple[Any, ...], idx: list[int | None] = idx) -> tuple[Any, ...]:
                 return tuple(None if j is None else row[j] for j in idx)
+
         if len(self.getters) > 64:
             self.getters.clear()
         self.getters[layout] = got
@@ -102,9 +103,14 @@ class OnlineResponse:
 
     __slots__ = ("entities", "values", "event_timestamps", "stale", "_columns")
 
-    def __init__(self, entities: dict[str, list[Any]], values: dict[str, list[Any]],
-                 event_timestamps: dict[str, list[datetime | None]],
-                 stale: dict[str, list[bool]], columns: list[str]) -> None:
+    def __init__(
+        self,
+        entities: dict[str, list[Any]],
+        values: dict[str, list[Any]],
+        event_timestamps: dict[str, list[datetime | None]],
+        stale: dict[str, list[bool]],
+        columns: list[str],
+    ) -> None:
         self.entities, self.values = entities, values
         self.event_timestamps, self.stale, self._columns = event_timestamps, stale, columns
 
@@ -132,14 +138,23 @@ class OnlineResponse:
 
 def _parse_refs(features: Sequence[str]) -> list[tuple[str, str]]:
     if isinstance(features, str) or not isinstance(features, Sequence) or not features:
-        raise Invalid(f"features must be a non-empty list of 'view:feature' strings; got "
-                      f"{features!r} instead", field="features")
+        raise Invalid(
+            f"features must be a non-empty list of 'view:feature' strings; got "
+            f"{features!r} instead",
+            field="features",
+        )
     refs = []
     for ref in features:
-        if not isinstance(ref, str) or ref.count(":") != 1 or ref.startswith(":") or \
-                ref.endswith(":"):
-            raise Invalid(f"a feature reference looks like 'view:feature'; got {ref!r} instead",
-                          field="features")
+        if (
+            not isinstance(ref, str)
+            or ref.count(":") != 1
+            or ref.startswith(":")
+            or ref.endswith(":")
+        ):
+            raise Invalid(
+                f"a feature reference looks like 'view:feature'; got {ref!r} instead",
+                field="features",
+            )
         view, feat = ref.split(":")
         refs.append((view, feat))
     return refs
@@ -152,8 +167,9 @@ def _view_read(store: Any, view: Any, names: list[str], full: bool) -> _ViewRead
         out = f"{view.name}__{n}" if full else n
         feats.append((n, out, _DECODERS.get(fields[n].dtype)))
     ttl = None if view.ttl is None else int(view.ttl.total_seconds() * 1e6)
-    return _ViewRead(view.name, online_view_key(store, view.name), tuple(view.join_keys), ttl,
-                     feats)
+    return _ViewRead(
+        view.name, online_view_key(store, view.name), tuple(view.join_keys), ttl, feats
+    )
 
 
 def _build_plan(store: Any, features: Sequence[str], full: bool) -> _Plan:
@@ -170,8 +186,10 @@ def _build_plan(store: Any, features: Sequence[str], full: bool) -> _Plan:
         if feat == "*":
             chosen = names
         elif feat not in names:
-            raise NotFound(f"feature view {view_name!r} has no feature {feat!r}; it has "
-                           f"{', '.join(names) or 'none'}")
+            raise NotFound(
+                f"feature view {view_name!r} has no feature {feat!r}; it has "
+                f"{', '.join(names) or 'none'}"
+            )
         else:
             chosen = [feat]
         for n in chosen:
@@ -179,8 +197,10 @@ def _build_plan(store: Any, features: Sequence[str], full: bool) -> _Plan:
                 wanted[view_name].append(n)
                 out = f"{view_name}__{n}" if full else n
                 if out in columns:
-                    raise Invalid(f"two features are both called {out!r}; ask for "
-                                  "full_feature_names=True", field="features")
+                    raise Invalid(
+                        f"two features are both called {out!r}; ask for full_feature_names=True",
+                        field="features",
+                    )
                 columns.append(out)
     views: dict[str, _ViewRead] = {}
     hidden: dict[str, list[str]] = {}
@@ -197,15 +217,19 @@ def _build_plan(store: Any, features: Sequence[str], full: bool) -> _Plan:
                 extra = [n for n in src.feature_names if n not in have]
                 if extra:
                     hidden.setdefault(src.name, []).extend(
-                        n for n in extra if n not in hidden.get(src.name, []))
+                        n for n in extra if n not in hidden.get(src.name, [])
+                    )
                 if src.name not in defs:
                     defs[src.name] = src
                 for k in src.join_keys:
                     if k not in join_keys:
                         join_keys.append(k)
             request = [f.name for r in view.request_sources for f in r.schema]
-            odfvs.append(_OdfvRead(view, request, inputs,
-                                   [(n, f"{view_name}__{n}" if full else n) for n in names]))
+            odfvs.append(
+                _OdfvRead(
+                    view, request, inputs, [(n, f"{view_name}__{n}" if full else n) for n in names]
+                )
+            )
         elif isinstance(view, FeatureView):
             views[view_name] = _view_read(store, view, names, full)
             for k in view.join_keys:
@@ -219,14 +243,14 @@ def _build_plan(store: Any, features: Sequence[str], full: bool) -> _Plan:
             continue
         src_view = defs[src_name]
         hidden_read = _view_read(store, src_view, extra, True)
-        hidden_read.features = [(n, f"\x00{src_name}__{n}", d)
-                                for n, _, d in hidden_read.features]
+        hidden_read.features = [(n, f"\x00{src_name}__{n}", d) for n, _, d in hidden_read.features]
         if in_views:
             in_views.features.extend(hidden_read.features)
         else:
             views[src_name] = hidden_read
-    return _Plan(list(views.values()), hidden, odfvs, columns, join_keys,
-                 time.monotonic() + _PLAN_TTL_S)
+    return _Plan(
+        list(views.values()), hidden, odfvs, columns, join_keys, time.monotonic() + _PLAN_TTL_S
+    )
 
 
 def _plan(store: Any, features: Sequence[str], full: bool) -> _Plan:
@@ -257,12 +281,16 @@ def _rows(entity_rows: Any) -> list[dict[str, Any]]:
 
         rows: list[dict[str, Any]] = pandas_to_arrow(entity_rows).to_pylist()
         return rows
-    raise Invalid(f"entity_rows must be a list of dicts or a DataFrame; got "
-                  f"{type(entity_rows).__name__} instead", field="entity_rows")
+    raise Invalid(
+        f"entity_rows must be a list of dicts or a DataFrame; got "
+        f"{type(entity_rows).__name__} instead",
+        field="entity_rows",
+    )
 
 
-def get_online_features(store: Any, entity_rows: Any, features: Sequence[str],
-                        full_feature_names: bool = False) -> OnlineResponse:
+def get_online_features(
+    store: Any, entity_rows: Any, features: Sequence[str], full_feature_names: bool = False
+) -> OnlineResponse:
     """The newest online values of ``features`` for each entity row.
 
     >>> store.get_online_features([{"driver_id": 1001}], ["driver_stats:conv_rate"]).to_dict()
@@ -286,8 +314,9 @@ def get_online_features(store: Any, entity_rows: Any, features: Sequence[str],
         except KeyError as exc:
             raise _missing_key(rows, jk, vr.name) from exc
         except TypeError as exc:
-            raise Invalid(f"each entity row must be a dict of join keys; got {rows!r}",
-                          field="entity_rows") from exc
+            raise Invalid(
+                f"each entity row must be a dict of join keys; got {rows!r}", field="entity_rows"
+            ) from exc
         found = online.read(vr.online_key, keys)
         nulls = (None,) * len(vr.features)
         picked: list[tuple[Any, ...]] = [nulls] * n
@@ -302,8 +331,9 @@ def get_online_features(store: Any, entity_rows: Any, features: Sequence[str],
             if type(blob) is bytes and blob[:1] != b"{":  # binary (see online._base)
                 row = _unmarshal(blob)
                 if row[0] != ROW_FORMAT:
-                    raise ValueError(f"an online row of {vr.name!r} in an unknown encoding "
-                                     f"(format {row[0]!r})")
+                    raise ValueError(
+                        f"an online row of {vr.name!r} in an unknown encoding (format {row[0]!r})"
+                    )
                 get = getters.get(row[1])
                 picked[i] = (get or vr.getter(row[1]))(row)
             else:  # JSON, as written before the binary rows
@@ -329,14 +359,22 @@ def _missing_key(rows: list[dict[str, Any]], join_keys: Sequence[str], view: str
     for i, r in enumerate(rows):
         for k in join_keys:
             if k not in r:
-                return Invalid(f"entity row {i} has no join key {k!r} (needed by feature view "
-                               f"{view!r}); it has {', '.join(map(str, r)) or 'no keys'}",
-                               field=k)
+                return Invalid(
+                    f"entity row {i} has no join key {k!r} (needed by feature view "
+                    f"{view!r}); it has {', '.join(map(str, r)) or 'no keys'}",
+                    field=k,
+                )
     return Invalid(f"an entity row lacks a join key of {view!r}", field="entity_rows")
 
 
-def _run_odfv(od: _OdfvRead, rows: list[dict[str, Any]], values: dict[str, list[Any]],
-              stamps: dict[str, list[Any]], stale: dict[str, list[bool]], full: bool) -> None:
+def _run_odfv(
+    od: _OdfvRead,
+    rows: list[dict[str, Any]],
+    values: dict[str, list[Any]],
+    stamps: dict[str, list[Any]],
+    stale: dict[str, list[bool]],
+    full: bool,
+) -> None:
     import pandas as pd
 
     n = len(rows)
@@ -346,8 +384,11 @@ def _run_odfv(od: _OdfvRead, rows: list[dict[str, Any]], values: dict[str, list[
             data[col] = [r[col] for r in rows]
         except KeyError as exc:
             i = next(i for i, r in enumerate(rows) if col not in r)
-            raise Invalid(f"entity row {i} has no request value {col!r} (needed by on-demand "
-                          f"feature view {od.odfv.name!r})", field=col) from exc
+            raise Invalid(
+                f"entity row {i} has no request value {col!r} (needed by on-demand "
+                f"feature view {od.odfv.name!r})",
+                field=col,
+            ) from exc
     oldest: list[Any] = [None] * n
     any_stale = [False] * n
     for src, names in od.inputs.items():

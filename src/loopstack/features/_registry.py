@@ -85,8 +85,16 @@ class ViewVersion:
 
 
 def _view_version(row: Any) -> ViewVersion:
-    return ViewVersion(row.name, row.version, row.kind, json.loads(row.definition), row.digest,
-                       row.owner, row.created_by, row.created_at)
+    return ViewVersion(
+        row.name,
+        row.version,
+        row.kind,
+        json.loads(row.definition),
+        row.digest,
+        row.owner,
+        row.created_by,
+        row.created_at,
+    )
 
 
 class FeatureRegistry:
@@ -97,16 +105,22 @@ class FeatureRegistry:
 
     # -- reads ----------------------------------------------------------------------------
     def entity(self, name: str) -> Entity:
-        row = self.db.read(lambda c: c.execute(select(ENT).where(
-            ENT.c.project_id == self.project_id, ENT.c.name == name)).first())
+        row = self.db.read(
+            lambda c: c.execute(
+                select(ENT).where(ENT.c.project_id == self.project_id, ENT.c.name == name)
+            ).first()
+        )
         if row is None:
             known = ", ".join(e.name for e in self.entities()) or "none"
             raise NotFound(f"no entity named {name!r}; registered entities: {known}")
         return Entity(row.name, json.loads(row.join_keys), row.description, row.owner)
 
     def entities(self) -> list[Entity]:
-        rows = self.db.read(lambda c: c.execute(select(ENT).where(
-            ENT.c.project_id == self.project_id).order_by(ENT.c.name)).all())
+        rows = self.db.read(
+            lambda c: c.execute(
+                select(ENT).where(ENT.c.project_id == self.project_id).order_by(ENT.c.name)
+            ).all()
+        )
         return [Entity(r.name, json.loads(r.join_keys), r.description, r.owner) for r in rows]
 
     def view_version(self, name: str, version: int | None = None) -> ViewVersion:
@@ -117,35 +131,63 @@ class FeatureRegistry:
             return conn.execute(q.order_by(FV.c.version.desc()).limit(1)).first()
 
         if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-            raise Invalid(f"a feature view version must be an integer; got {version!r}",
-                          field="version")
+            raise Invalid(
+                f"a feature view version must be an integer; got {version!r}", field="version"
+            )
         row = self.db.read(run)
         if row is None:
             names = self.view_names()
             if version is not None and name in names:
                 raise NotFound(f"feature view {name!r} has no version {version}")
-            raise NotFound(f"no feature view named {name!r}; registered feature views: "
-                           f"{', '.join(names) or 'none'}")
+            raise NotFound(
+                f"no feature view named {name!r}; registered feature views: "
+                f"{', '.join(names) or 'none'}"
+            )
         return _view_version(row)
 
     def view_names(self) -> list[str]:
-        return list(self.db.read(lambda c: c.execute(
-            select(FV.c.name).where(FV.c.project_id == self.project_id).distinct()
-            .order_by(FV.c.name)).scalars().all()))
+        return list(
+            self.db.read(
+                lambda c: (
+                    c.execute(
+                        select(FV.c.name)
+                        .where(FV.c.project_id == self.project_id)
+                        .distinct()
+                        .order_by(FV.c.name)
+                    )
+                    .scalars()
+                    .all()
+                )
+            )
+        )
 
     def latest_versions(self) -> list[ViewVersion]:
         def run(conn: Connection) -> list[Any]:
-            latest = select(FV.c.name, func.max(FV.c.version).label("v")).where(
-                FV.c.project_id == self.project_id).group_by(FV.c.name).subquery()
-            return list(conn.execute(select(FV).join(latest, (FV.c.name == latest.c.name) & (
-                FV.c.version == latest.c.v)).where(FV.c.project_id == self.project_id)
-                .order_by(FV.c.name)).all())
+            latest = (
+                select(FV.c.name, func.max(FV.c.version).label("v"))
+                .where(FV.c.project_id == self.project_id)
+                .group_by(FV.c.name)
+                .subquery()
+            )
+            return list(
+                conn.execute(
+                    select(FV)
+                    .join(latest, (FV.c.name == latest.c.name) & (FV.c.version == latest.c.v))
+                    .where(FV.c.project_id == self.project_id)
+                    .order_by(FV.c.name)
+                ).all()
+            )
 
         return [_view_version(r) for r in self.db.read(run)]
 
     def versions(self, name: str) -> list[ViewVersion]:
-        rows = self.db.read(lambda c: c.execute(select(FV).where(
-            FV.c.project_id == self.project_id, FV.c.name == name).order_by(FV.c.version)).all())
+        rows = self.db.read(
+            lambda c: c.execute(
+                select(FV)
+                .where(FV.c.project_id == self.project_id, FV.c.name == name)
+                .order_by(FV.c.version)
+            ).all()
+        )
         if not rows:
             self.view_version(name)  # NotFound listing what exists
         return [_view_version(r) for r in rows]
@@ -156,20 +198,28 @@ class FeatureRegistry:
         objs = list(objs)
         for o in objs:
             if not isinstance(o, Entity | FeatureView | OnDemandFeatureView | RequestSource):
-                raise Invalid("apply takes Entity, FeatureView and OnDemandFeatureView "
-                              f"objects; got {type(o).__name__} instead", field="objs")
+                raise Invalid(
+                    "apply takes Entity, FeatureView and OnDemandFeatureView "
+                    f"objects; got {type(o).__name__} instead",
+                    field="objs",
+                )
         names = [(type(o).__name__, o.name) for o in objs]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
-            raise Invalid(f"apply got two definitions of {', '.join(f'{k} {n!r}' for k, n in dup)}",
-                          field="objs")
+            raise Invalid(
+                f"apply got two definitions of {', '.join(f'{k} {n!r}' for k, n in dup)}",
+                field="objs",
+            )
         batch_entities = {o.name: o for o in objs if isinstance(o, Entity)}
-        views = [self.resolve_entities(o, batch_entities) for o in objs
-                 if isinstance(o, FeatureView)]
+        views = [
+            self.resolve_entities(o, batch_entities) for o in objs if isinstance(o, FeatureView)
+        ]
         odfvs = [o for o in objs if isinstance(o, OnDemandFeatureView)]
         for odfv in odfvs:
-            odfv.sources = [self.resolve_entities(s, batch_entities)
-                            if isinstance(s, FeatureView) else s for s in odfv.sources]
+            odfv.sources = [
+                self.resolve_entities(s, batch_entities) if isinstance(s, FeatureView) else s
+                for s in odfv.sources
+            ]
         results: list[AppliedDefinition] = []
         for ent in batch_entities.values():
             results.append(self._apply_entity(ent, force))
@@ -178,16 +228,20 @@ class FeatureRegistry:
             results.append(self._apply_view(view, force))
         return results
 
-    def resolve_entities(self, view: FeatureView,
-                         batch: dict[str, Entity] | None = None) -> FeatureView:
+    def resolve_entities(
+        self, view: FeatureView, batch: dict[str, Entity] | None = None
+    ) -> FeatureView:
         """``view`` with each entity named by a string replaced by the registered Entity."""
         if all(isinstance(e, Entity) for e in view.entities):
             return view
         resolved: list[Entity | str] = []
         for e in view.entities:
             if isinstance(e, str):
-                e = (batch or {}).get(e) or self._entity_or_none(e) or _missing_entity(
-                    self, e, view.name)
+                e = (
+                    (batch or {}).get(e)
+                    or self._entity_or_none(e)
+                    or _missing_entity(self, e, view.name)
+                )
             resolved.append(e)
         view.entities = resolved
         return view
@@ -202,92 +256,149 @@ class FeatureRegistry:
         forced: list[str] = []
 
         def run(conn: Connection) -> AppliedDefinition:
-            row = conn.execute(select(ENT).where(ENT.c.project_id == self.project_id,
-                                                 ENT.c.name == ent.name)).first()
+            row = conn.execute(
+                select(ENT).where(ENT.c.project_id == self.project_id, ENT.c.name == ent.name)
+            ).first()
             now = _now_ms()
-            values = {"join_keys": json.dumps(ent.join_keys), "description": ent.description,
-                      "owner": ent.owner}
+            values = {
+                "join_keys": json.dumps(ent.join_keys),
+                "description": ent.description,
+                "owner": ent.owner,
+            }
             if row is None:
-                conn.execute(ENT.insert().values(project_id=self.project_id, name=ent.name,
-                                                 created_at=now, updated_at=now, **values))
+                conn.execute(
+                    ENT.insert().values(
+                        project_id=self.project_id,
+                        name=ent.name,
+                        created_at=now,
+                        updated_at=now,
+                        **values,
+                    )
+                )
                 return AppliedDefinition("entity", ent.name, 1, True, [])
             if all(getattr(row, k) == v for k, v in values.items()):
                 return AppliedDefinition("entity", ent.name, 1, False, [])
             old_keys = json.loads(row.join_keys)
             if old_keys != ent.join_keys:
-                msg = (f"entity {ent.name!r} changes its join keys from {old_keys} to "
-                       f"{ent.join_keys}: feature views and trained models join on them")
+                msg = (
+                    f"entity {ent.name!r} changes its join keys from {old_keys} to "
+                    f"{ent.join_keys}: feature views and trained models join on them"
+                )
                 if not force:
                     raise Conflict(msg + "; apply with force=True (--force) to change them anyway")
                 forced.append(msg)
-            conn.execute(ENT.update().where(ENT.c.project_id == self.project_id,
-                                            ENT.c.name == ent.name)
-                         .values(updated_at=now, **values))
+            conn.execute(
+                ENT.update()
+                .where(ENT.c.project_id == self.project_id, ENT.c.name == ent.name)
+                .values(updated_at=now, **values)
+            )
             return AppliedDefinition("entity", ent.name, 1, True, forced)
 
         unchanged = self.db.read(lambda c: _entity_unchanged(c, self.project_id, ent))
         if unchanged:
             return AppliedDefinition("entity", ent.name, 1, False, [])
-        return cast(AppliedDefinition, self.db.write(
-            run, actor=self.actor,
-            action="feature_entity.force_apply" if force else "feature_entity.apply",
-            object_type="feature_entity",
-            object_id=ent.name, payload={"definition": ent.to_dict(), "forced": forced}))
+        return cast(
+            AppliedDefinition,
+            self.db.write(
+                run,
+                actor=self.actor,
+                action="feature_entity.force_apply" if force else "feature_entity.apply",
+                object_type="feature_entity",
+                object_id=ent.name,
+                payload={"definition": ent.to_dict(), "forced": forced},
+            ),
+        )
 
-    def _apply_view(self, view: FeatureView | OnDemandFeatureView,
-                    force: bool) -> AppliedDefinition:
+    def _apply_view(
+        self, view: FeatureView | OnDemandFeatureView, force: bool
+    ) -> AppliedDefinition:
         kind = "batch" if isinstance(view, FeatureView) else "on_demand"
         label = "feature_view" if kind == "batch" else "on_demand_feature_view"
         definition = view.to_dict()
         digest = view.digest
-        latest = self.db.read(lambda c: c.execute(select(FV).where(
-            FV.c.project_id == self.project_id, FV.c.name == view.name)
-            .order_by(FV.c.version.desc()).limit(1)).first())
+        latest = self.db.read(
+            lambda c: c.execute(
+                select(FV)
+                .where(FV.c.project_id == self.project_id, FV.c.name == view.name)
+                .order_by(FV.c.version.desc())
+                .limit(1)
+            ).first()
+        )
         if latest is not None and latest.digest == digest:
             return AppliedDefinition(label, view.name, latest.version, False, [])
         breaking: list[str] = []
         if latest is not None:
             if latest.kind != kind:
-                breaking.append(f"{view.name!r} is registered as a {latest.kind} view and "
-                                f"would become a {kind} view")
+                breaking.append(
+                    f"{view.name!r} is registered as a {latest.kind} view and "
+                    f"would become a {kind} view"
+                )
             breaking += self.breaking_changes(json.loads(latest.definition), definition)
         if breaking and not force:
-            raise Conflict(f"feature view {view.name!r} cannot change that way: "
-                           + "; ".join(breaking)
-                           + ". Keep the old features (add new ones beside them), or apply "
-                           "with force=True (--force) to change anyway")
-        payload = {"definition": definition, "digest": digest, "forced": breaking,
-                   "force": bool(force and breaking)}
+            raise Conflict(
+                f"feature view {view.name!r} cannot change that way: "
+                + "; ".join(breaking)
+                + ". Keep the old features (add new ones beside them), or apply "
+                "with force=True (--force) to change anyway"
+            )
+        payload = {
+            "definition": definition,
+            "digest": digest,
+            "forced": breaking,
+            "force": bool(force and breaking),
+        }
 
         def run(conn: Connection) -> AppliedDefinition:
-            current = conn.execute(select(func.max(FV.c.version)).where(
-                FV.c.project_id == self.project_id, FV.c.name == view.name)).scalar()
+            current = conn.execute(
+                select(func.max(FV.c.version)).where(
+                    FV.c.project_id == self.project_id, FV.c.name == view.name
+                )
+            ).scalar()
             version = int(current or 0) + 1
-            conn.execute(FV.insert().values(
-                project_id=self.project_id, name=view.name, version=version, kind=kind,
-                definition=json.dumps(definition, sort_keys=True, default=str), digest=digest,
-                owner=getattr(view, "owner", ""), created_by=self.actor,
-                created_at=_now_ms()))
+            conn.execute(
+                FV.insert().values(
+                    project_id=self.project_id,
+                    name=view.name,
+                    version=version,
+                    kind=kind,
+                    definition=json.dumps(definition, sort_keys=True, default=str),
+                    digest=digest,
+                    owner=getattr(view, "owner", ""),
+                    created_by=self.actor,
+                    created_at=_now_ms(),
+                )
+            )
             return AppliedDefinition(label, view.name, version, True, breaking)
 
-        return cast(AppliedDefinition, self.db.write(
-            run, actor=self.actor,
-            action="feature_view.force_apply" if breaking else "feature_view.apply",
-            object_type="feature_view",
-            object_id=view.name, payload=payload))
+        return cast(
+            AppliedDefinition,
+            self.db.write(
+                run,
+                actor=self.actor,
+                action="feature_view.force_apply" if breaking else "feature_view.apply",
+                object_type="feature_view",
+                object_id=view.name,
+                payload=payload,
+            ),
+        )
 
     def breaking_changes(self, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         """Why going from ``old`` to ``new`` (definition dicts) would break users."""
         old_types = {f["name"]: f["dtype"] for f in old.get("schema", [])}
         new_types = {f["name"]: f["dtype"] for f in new.get("schema", [])}
-        out = [f"feature {n!r} changes type from {old_types[n]} to {new_types[n]}"
-               for n in old_types if n in new_types and new_types[n] != old_types[n]]
+        out = [
+            f"feature {n!r} changes type from {old_types[n]} to {new_types[n]}"
+            for n in old_types
+            if n in new_types and new_types[n] != old_types[n]
+        ]
         removed = [n for n in old_types if n not in new_types]
         if removed:
             users = self.models_using(new["name"], removed)
             for ref, models in sorted(users.items()):
-                out.append(f"feature {ref!r} is removed but model version"
-                           f"{'s' if len(models) > 1 else ''} {', '.join(models)} use it")
+                out.append(
+                    f"feature {ref!r} is removed but model version"
+                    f"{'s' if len(models) > 1 else ''} {', '.join(models)} use it"
+                )
         return out
 
     def models_using(self, view: str, features: list[str]) -> dict[str, list[str]]:
@@ -296,25 +407,39 @@ class FeatureRegistry:
 
         def run(conn: Connection) -> dict[str, list[str]]:
             out: dict[str, set[str]] = {}
-            edges = conn.execute(select(EDGES.c.src_id, EDGES.c.dst_id).where(
-                EDGES.c.src_type == "feature", EDGES.c.src_id.in_(sorted(wanted)),
-                EDGES.c.dst_type == "dataset_version")).all()
+            edges = conn.execute(
+                select(EDGES.c.src_id, EDGES.c.dst_id).where(
+                    EDGES.c.src_type == "feature",
+                    EDGES.c.src_id.in_(sorted(wanted)),
+                    EDGES.c.dst_type == "dataset_version",
+                )
+            ).all()
             by_dataset: dict[str, set[str]] = {}
             for ref, target in edges:
                 by_dataset.setdefault(str(target), set()).add(str(ref))
             for target, refs in sorted(by_dataset.items()):
                 name, _, ver = target.rpartition("/")
-                dataset_ids = conn.execute(select(DS.c.dataset_id).where(
-                    DS.c.source == f"dataset:{name}/{ver}")).scalars().all()
+                dataset_ids = (
+                    conn.execute(
+                        select(DS.c.dataset_id).where(DS.c.source == f"dataset:{name}/{ver}")
+                    )
+                    .scalars()
+                    .all()
+                )
                 if not dataset_ids:
                     continue
-                run_ids = conn.execute(select(RI.c.run_id).where(
-                    RI.c.dataset_id.in_(dataset_ids))).scalars().all()
+                run_ids = (
+                    conn.execute(select(RI.c.run_id).where(RI.c.dataset_id.in_(dataset_ids)))
+                    .scalars()
+                    .all()
+                )
                 if not run_ids:
                     continue
-                for m in conn.execute(select(RM.c.name, MV.c.version).join(
-                        RM, RM.c.model_id == MV.c.model_id).where(
-                        MV.c.run_id.in_(run_ids), RM.c.project_id == self.project_id)):
+                for m in conn.execute(
+                    select(RM.c.name, MV.c.version)
+                    .join(RM, RM.c.model_id == MV.c.model_id)
+                    .where(MV.c.run_id.in_(run_ids), RM.c.project_id == self.project_id)
+                ):
                     for ref in refs:
                         out.setdefault(ref, set()).add(f"{m.name}/{m.version}")
             return {k: sorted(v) for k, v in out.items()}
@@ -327,13 +452,20 @@ class FeatureRegistry:
 
 
 def _entity_unchanged(conn: Connection, project_id: int, ent: Entity) -> bool:
-    row = conn.execute(select(ENT).where(ENT.c.project_id == project_id,
-                                         ENT.c.name == ent.name)).first()
-    return row is not None and json.loads(row.join_keys) == ent.join_keys and \
-        row.description == ent.description and row.owner == ent.owner
+    row = conn.execute(
+        select(ENT).where(ENT.c.project_id == project_id, ENT.c.name == ent.name)
+    ).first()
+    return (
+        row is not None
+        and json.loads(row.join_keys) == ent.join_keys
+        and row.description == ent.description
+        and row.owner == ent.owner
+    )
 
 
 def _missing_entity(reg: FeatureRegistry, name: str, view: str) -> Entity:
     known = ", ".join(e.name for e in reg.entities()) or "none"
-    raise NotFound(f"feature view {view!r} uses the entity {name!r}, which is not registered "
-                   f"(registered: {known}); apply the Entity first or in the same call")
+    raise NotFound(
+        f"feature view {view!r} uses the entity {name!r}, which is not registered "
+        f"(registered: {known}); apply the Entity first or in the same call"
+    )

@@ -43,11 +43,21 @@ class SkewReport:
         return self.missing_online == 0 and all(f.mismatches == 0 for f in self.features)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"view": self.view, "entities": self.entities, "ok": self.ok,
-                "missing_online": self.missing_online,
-                "features": {f.feature: {"compared": f.compared, "mismatches": f.mismatches,
-                                         "rate": f.rate, "examples": f.examples}
-                             for f in self.features}}
+        return {
+            "view": self.view,
+            "entities": self.entities,
+            "ok": self.ok,
+            "missing_online": self.missing_online,
+            "features": {
+                f.feature: {
+                    "compared": f.compared,
+                    "mismatches": f.mismatches,
+                    "rate": f.rate,
+                    "examples": f.examples,
+                }
+                for f in self.features
+            },
+        }
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -84,18 +94,22 @@ def _offline_newest(view: Any, keys: list[tuple[Any, ...]], now: datetime) -> di
     try:
         chunk = table.append_column("__ls_rn", pa.array(np.arange(table.num_rows)))
         con.register("__ls_chunk", chunk)
-        wanted = pa.table({k: pa.array([key[i] for key in keys]) for i, k in
-                           enumerate(view.join_keys)})
+        wanted = pa.table(
+            {k: pa.array([key[i] for key in keys]) for i, k in enumerate(view.join_keys)}
+        )
         con.register("__ls_keys", wanted)
         on = " AND ".join(f"c.{_quote(k)} = w.{_quote(k)}" for k in view.join_keys)
-        con.execute(f"CREATE TEMP TABLE __ls_sel AS SELECT c.* FROM __ls_chunk c "
-                    f"SEMI JOIN __ls_keys w ON {on}")
+        con.execute(
+            f"CREATE TEMP TABLE __ls_sel AS SELECT c.* FROM __ls_chunk c "
+            f"SEMI JOIN __ls_keys w ON {on}"
+        )
         out = con.sql(_newest_rows_sql(view, "__ls_sel", None)).to_arrow_table().to_pylist()
     finally:
         con.close()
-    return {encode_key(tuple(r[k] for k in view.join_keys)): (r["__ls_ts"],
-                                                               json.loads(r["__ls_v"]))
-            for r in out}
+    return {
+        encode_key(tuple(r[k] for k in view.join_keys)): (r["__ls_ts"], json.loads(r["__ls_v"]))
+        for r in out
+    }
 
 
 def check_skew(store: Any, view_name: str, sample: Any) -> SkewReport:
@@ -113,9 +127,11 @@ def check_skew(store: Any, view_name: str, sample: Any) -> SkewReport:
 
     view = store.get_feature_view(view_name)
     if not isinstance(view, FeatureView):
-        raise Invalid(f"{view_name!r} is an on-demand feature view: its values are computed at "
-                      "read time by the same udf as in training, so they cannot skew",
-                      field="view")
+        raise Invalid(
+            f"{view_name!r} is an on-demand feature view: its values are computed at "
+            "read time by the same udf as in training, so they cannot skew",
+            field="view",
+        )
     rows = _rows(sample)
     keys: list[tuple[Any, ...]] = []
     for i, r in enumerate(rows):
@@ -144,8 +160,13 @@ def check_skew(store: Any, view_name: str, sample: Any) -> SkewReport:
             if not _same(a, b):
                 fs.mismatches += 1
                 if len(fs.examples) < _MAX_EXAMPLES:
-                    fs.examples.append({"entity": dict(zip(view.join_keys, key, strict=True)),
-                                        "online": a, "offline": b,
-                                        "online_event_ts_us": hit[0],
-                                        "offline_event_ts_us": off[0]})
+                    fs.examples.append(
+                        {
+                            "entity": dict(zip(view.join_keys, key, strict=True)),
+                            "online": a,
+                            "offline": b,
+                            "online_event_ts_us": hit[0],
+                            "offline_event_ts_us": off[0],
+                        }
+                    )
     return SkewReport(view.name, len(keys), features, missing_online)

@@ -17,8 +17,17 @@ from typing import Any
 
 from loopstack.errors import Invalid, NotFound
 
-__all__ = ["DataFrameSource", "FileSource", "Source", "SqlSource", "as_source", "duckdb_connect",
-           "frame_to_arrow", "source_from_dict", "to_utc"]
+__all__ = [
+    "DataFrameSource",
+    "FileSource",
+    "Source",
+    "SqlSource",
+    "as_source",
+    "duckdb_connect",
+    "frame_to_arrow",
+    "source_from_dict",
+    "to_utc",
+]
 
 #: a column every source can add: the order rows were written in (ties on equal timestamps)
 ORDER_COLUMN = "__ls_order"
@@ -51,8 +60,9 @@ def to_utc(value: Any, what: str = "timestamp") -> datetime:
     try:
         ts = pd.Timestamp(value)
     except (TypeError, ValueError) as exc:
-        raise Invalid(f"the {what} must be a datetime or an ISO-8601 string; got {value!r}",
-                      field=what) from exc
+        raise Invalid(
+            f"the {what} must be a datetime or an ISO-8601 string; got {value!r}", field=what
+        ) from exc
     if ts is pd.NaT:
         raise Invalid(f"the {what} must be a datetime; got {value!r}", field=what)
     if ts.tzinfo is not None:
@@ -74,10 +84,13 @@ class Source(abc.ABC):
     kind: str = ""
 
     def __init__(self, timestamp_field: str | None = None) -> None:
-        if timestamp_field is not None and (not isinstance(timestamp_field, str)
-                                            or not timestamp_field):
-            raise Invalid(f"timestamp_field must be a column name; got {timestamp_field!r}",
-                          field="timestamp_field")
+        if timestamp_field is not None and (
+            not isinstance(timestamp_field, str) or not timestamp_field
+        ):
+            raise Invalid(
+                f"timestamp_field must be a column name; got {timestamp_field!r}",
+                field="timestamp_field",
+            )
         self.timestamp_field = timestamp_field
 
     # -- what each backend provides ---------------------------------------------------
@@ -118,8 +131,9 @@ class Source(abc.ABC):
         self.check_readable()
         con = duckdb_connect()
         try:
-            return con.sql(f"SELECT * FROM {self.relation_sql(con)} LIMIT 0").to_arrow_table() \
-                .schema
+            return (
+                con.sql(f"SELECT * FROM {self.relation_sql(con)} LIMIT 0").to_arrow_table().schema
+            )
         finally:
             con.close()
 
@@ -130,19 +144,25 @@ class Source(abc.ABC):
         self.check_readable()
         ts = self.timestamp_field
         if (start is not None or end is not None) and ts is None:
-            raise Invalid("this source has no timestamp_field, so it cannot be read by time "
-                          "range; give FileSource(..., timestamp_field=...) or use it in a "
-                          "FeatureView", field="timestamp_field")
+            raise Invalid(
+                "this source has no timestamp_field, so it cannot be read by time "
+                "range; give FileSource(..., timestamp_field=...) or use it in a "
+                "FeatureView",
+                field="timestamp_field",
+            )
         con = duckdb_connect()
         try:
             rel = self.relation_sql(con)
-            available = [f.name for f in
-                         con.sql(f"SELECT * FROM {rel} LIMIT 0").to_arrow_table().schema]
+            available = [
+                f.name for f in con.sql(f"SELECT * FROM {rel} LIMIT 0").to_arrow_table().schema
+            ]
             wanted = list(columns) if columns is not None else available
             missing = [c for c in wanted if c not in available]
             if missing:
-                raise NotFound(f"the source {self.describe()} has no column "
-                               f"{', '.join(map(repr, missing))}; it has {', '.join(available)}")
+                raise NotFound(
+                    f"the source {self.describe()} has no column "
+                    f"{', '.join(map(repr, missing))}; it has {', '.join(available)}"
+                )
             select = []
             for c in wanted:
                 if c == ts:
@@ -151,11 +171,11 @@ class Source(abc.ABC):
                     select.append(_quote(c))
             where = []
             if start is not None:
-                where.append(f"{_quote(str(ts))} >= {_literal(str(to_utc(start, 'start')))}"
-                             "::TIMESTAMP")
+                where.append(
+                    f"{_quote(str(ts))} >= {_literal(str(to_utc(start, 'start')))}::TIMESTAMP"
+                )
             if end is not None:
-                where.append(f"{_quote(str(ts))} <= {_literal(str(to_utc(end, 'end')))}"
-                             "::TIMESTAMP")
+                where.append(f"{_quote(str(ts))} <= {_literal(str(to_utc(end, 'end')))}::TIMESTAMP")
             sql = f"SELECT {', '.join(select) or '*'} FROM {rel}"
             if where:
                 sql += " WHERE " + " AND ".join(where)
@@ -229,15 +249,19 @@ class FileSource(Source):
                 offsets.append(total)
                 total += pq.read_metadata(f).num_rows
             starts = "[" + ", ".join(map(str, offsets)) + "]"
-            return (f"(SELECT * EXCLUDE (filename, file_row_number), "
-                    f"CAST({starts}[list_position({listing}, filename)] AS BIGINT) "
-                    f"+ file_row_number AS {ORDER_COLUMN} FROM read_parquet({listing}, "
-                    f"union_by_name=true, filename=true, file_row_number=true))")
+            return (
+                f"(SELECT * EXCLUDE (filename, file_row_number), "
+                f"CAST({starts}[list_position({listing}, filename)] AS BIGINT) "
+                f"+ file_row_number AS {ORDER_COLUMN} FROM read_parquet({listing}, "
+                f"union_by_name=true, filename=true, file_row_number=true))"
+            )
         path = _literal(str(self._local()) if self._is_local() else self.path)
         if not with_order:
             return f"read_parquet({path})"
-        return (f"(SELECT * EXCLUDE (file_row_number), file_row_number AS {ORDER_COLUMN} "
-                f"FROM read_parquet({path}, file_row_number=true))")
+        return (
+            f"(SELECT * EXCLUDE (file_row_number), file_row_number AS {ORDER_COLUMN} "
+            f"FROM read_parquet({path}, file_row_number=true))"
+        )
 
 
 class SqlSource(Source):
@@ -259,8 +283,7 @@ class SqlSource(Source):
     def _spec(self) -> dict[str, Any]:
         from sqlalchemy.engine import make_url
 
-        return {"url": make_url(self.url).render_as_string(hide_password=True),
-                "query": self.query}
+        return {"url": make_url(self.url).render_as_string(hide_password=True), "query": self.query}
 
     def describe(self) -> str:
         return f"{self._spec()['url']} query {self.query[:60]!r}"
@@ -280,8 +303,9 @@ class SqlSource(Source):
                 names = list(result.keys())
                 rows = result.fetchall()
         except SQLAlchemyError as exc:
-            raise NotFound(f"the SqlSource query failed ({self.describe()}): "
-                           f"{getattr(exc, 'orig', exc)}") from exc
+            raise NotFound(
+                f"the SqlSource query failed ({self.describe()}): {getattr(exc, 'orig', exc)}"
+            ) from exc
         finally:
             engine.dispose()
         import pandas as pd
@@ -313,8 +337,11 @@ class DataFrameSource(Source):
             import pandas as pd
 
             if not isinstance(df, pd.DataFrame):
-                raise Invalid("a DataFrameSource needs a pandas DataFrame or a pyarrow Table; "
-                              f"got {type(df).__name__} instead", field="df")
+                raise Invalid(
+                    "a DataFrameSource needs a pandas DataFrame or a pyarrow Table; "
+                    f"got {type(df).__name__} instead",
+                    field="df",
+                )
             table = frame_to_arrow(df)
         self.table: Any = table
         self._digest: str | None = None
@@ -331,8 +358,11 @@ class DataFrameSource(Source):
         return self._digest
 
     def _spec(self) -> dict[str, Any]:
-        return {"location": "in-memory", "content_digest": self.content_digest,
-                "num_rows": self.table.num_rows}
+        return {
+            "location": "in-memory",
+            "content_digest": self.content_digest,
+            "num_rows": self.table.num_rows,
+        }
 
     def describe(self) -> str:
         return f"in-memory DataFrame {self.content_digest[:12]}"
@@ -360,7 +390,8 @@ class _UnreadableSource(Source):
         raise NotFound(
             f"this feature view's source is an {self.describe()} that lived in the process "
             "that applied it; another process cannot read it. Apply the definition again "
-            "from this process with the DataFrame, or use a FileSource or SqlSource")
+            "from this process with the DataFrame, or use a FileSource or SqlSource"
+        )
 
     def relation_sql(self, con: Any, *, with_order: bool = False) -> str:
         self.check_readable()
@@ -387,8 +418,9 @@ def _register_arrow(con: Any, table: Any, with_order: bool) -> str:
     import pyarrow as pa
 
     if with_order:
-        table = table.append_column(ORDER_COLUMN, pa.array(np.arange(table.num_rows,
-                                                                     dtype=np.int64)))
+        table = table.append_column(
+            ORDER_COLUMN, pa.array(np.arange(table.num_rows, dtype=np.int64))
+        )
     _counter[0] += 1
     name = f"__ls_src_{_counter[0]}"
     con.register(name, table)
@@ -403,9 +435,11 @@ def as_source(obj: Any, timestamp_field: str | None = None) -> Source:
         return FileSource(obj, timestamp_field)
     if type(obj).__name__ in ("DataFrame", "Table"):
         return DataFrameSource(obj, timestamp_field)
-    raise Invalid("a feature view's source must be a FileSource, SqlSource, DataFrameSource, a "
-                  f"Parquet path or a DataFrame; got {type(obj).__name__} instead",
-                  field="source")
+    raise Invalid(
+        "a feature view's source must be a FileSource, SqlSource, DataFrameSource, a "
+        f"Parquet path or a DataFrame; got {type(obj).__name__} instead",
+        field="source",
+    )
 
 
 def source_from_dict(spec: dict[str, Any]) -> Source:
@@ -417,5 +451,4 @@ def source_from_dict(spec: dict[str, Any]) -> Source:
         return SqlSource(spec["url"], spec["query"], ts)
     if kind == "dataframe":
         return _UnreadableSource(spec)
-    raise Invalid(f"unknown source kind {kind!r}; expected file, sql or dataframe",
-                  field="source")
+    raise Invalid(f"unknown source kind {kind!r}; expected file, sql or dataframe", field="source")

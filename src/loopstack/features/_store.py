@@ -30,14 +30,22 @@ class FeatureStore:
     ``sqlite:///$LOOPSTACK_HOME/online.db``).
     """
 
-    def __init__(self, *, project: str | int | None = None, online_url: str | None = None,
-                 actor: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        project: str | int | None = None,
+        online_url: str | None = None,
+        actor: str | None = None,
+    ) -> None:
         from loopstack.config import settings
         from loopstack.store import open_stores
 
         config = settings()
-        if config.tracking_uri and "://" in config.tracking_uri and \
-                not config.tracking_uri.startswith(("http://", "https://")):
+        if (
+            config.tracking_uri
+            and "://" in config.tracking_uri
+            and not config.tracking_uri.startswith(("http://", "https://"))
+        ):
             from dataclasses import replace
 
             config = replace(config, db_url=config.tracking_uri)
@@ -47,8 +55,11 @@ class FeatureStore:
         self.actor = actor or config.actor
         self.project_id = self._project_id(project)
         self.project = project
-        self.online_url = online_url or os.environ.get("LOOPSTACK_ONLINE_URL") or \
-            f"sqlite:///{config.home / 'online.db'}"
+        self.online_url = (
+            online_url
+            or os.environ.get("LOOPSTACK_ONLINE_URL")
+            or f"sqlite:///{config.home / 'online.db'}"
+        )
         self.registry = FeatureRegistry(self.db, project_id=self.project_id, actor=self.actor)
         # the objects applied by this process: they hold what JSON cannot (DataFrames, udfs)
         self._live: dict[str, FeatureView | OnDemandFeatureView] = {}
@@ -81,8 +92,9 @@ class FeatureStore:
     def list_entities(self) -> list[Entity]:
         return self.registry.entities()
 
-    def get_feature_view(self, name: str, version: int | None = None
-                         ) -> FeatureView | OnDemandFeatureView:
+    def get_feature_view(
+        self, name: str, version: int | None = None
+    ) -> FeatureView | OnDemandFeatureView:
         """The current (or the given) version of a feature view or on-demand view."""
         stored = self.registry.view_version(name, version)
         live = self._live.get(name)
@@ -104,10 +116,15 @@ class FeatureStore:
         return [self.get_feature_view(v.name) for v in self.registry.latest_versions()]
 
     # -- offline ----------------------------------------------------------------------------
-    def get_historical_features(self, entity_df: Any, features: list[str], *,
-                                full_feature_names: bool = False,
-                                register_as: str | None = None,
-                                timestamp_column: str = "event_timestamp") -> Any:
+    def get_historical_features(
+        self,
+        entity_df: Any,
+        features: list[str],
+        *,
+        full_feature_names: bool = False,
+        register_as: str | None = None,
+        timestamp_column: str = "event_timestamp",
+    ) -> Any:
         """A point-in-time correct training set: one row per entity row, in order.
 
         ``features``: ``["view:feature", ...]`` (also ``"view:*"``). With ``register_as`` the
@@ -115,10 +132,14 @@ class FeatureStore:
         """
         from loopstack.features._offline import get_historical_features
 
-        return get_historical_features(self, entity_df, features,
-                                       full_feature_names=full_feature_names,
-                                       register_as=register_as,
-                                       timestamp_column=timestamp_column)
+        return get_historical_features(
+            self,
+            entity_df,
+            features,
+            full_feature_names=full_feature_names,
+            register_as=register_as,
+            timestamp_column=timestamp_column,
+        )
 
     # -- online: thin delegates to the online modules ---------------------------------------
     def materialize(self, start: datetime, end: datetime, views: list[str] | None = None) -> Any:
@@ -126,8 +147,9 @@ class FeatureStore:
 
         return _materialize.materialize(self, start, end, views)
 
-    def materialize_incremental(self, end: datetime | None = None,
-                                views: list[str] | None = None) -> Any:
+    def materialize_incremental(
+        self, end: datetime | None = None, views: list[str] | None = None
+    ) -> Any:
         from loopstack.features import _materialize
 
         return _materialize.materialize_incremental(self, end, views)
@@ -137,12 +159,12 @@ class FeatureStore:
 
         return _materialize.push(self, view, df)
 
-    def get_online_features(self, entity_rows: Any, features: list[str], *,
-                            full_feature_names: bool = False) -> Any:
+    def get_online_features(
+        self, entity_rows: Any, features: list[str], *, full_feature_names: bool = False
+    ) -> Any:
         from loopstack.features import _online_read
 
-        return _online_read.get_online_features(self, entity_rows, features,
-                                                full_feature_names)
+        return _online_read.get_online_features(self, entity_rows, features, full_feature_names)
 
     def check_skew(self, view: str, sample: Any) -> Any:
         from loopstack.features import _skew

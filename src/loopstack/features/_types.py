@@ -14,15 +14,34 @@ from loopstack.errors import Invalid
 
 __all__ = ["DTYPES", "arrow_type", "dtype_of_arrow", "normalize_dtype"]
 
-DTYPES: tuple[str, ...] = ("int32", "int64", "float32", "float64", "string", "bool",
-                           "timestamp", "bytes")
+DTYPES: tuple[str, ...] = (
+    "int32",
+    "int64",
+    "float32",
+    "float64",
+    "string",
+    "bool",
+    "timestamp",
+    "bytes",
+)
 
 _ALIASES: dict[str, str] = {
     **{d: d for d in DTYPES},
-    "int": "int64", "integer": "int64", "long": "int64", "float": "float64",
-    "double": "float64", "str": "string", "utf8": "string", "large_string": "string",
-    "large_utf8": "string", "boolean": "bool", "binary": "bytes", "large_binary": "bytes",
-    "datetime": "timestamp", "datetime64": "timestamp", "unixtimestamp": "timestamp",
+    "int": "int64",
+    "integer": "int64",
+    "long": "int64",
+    "float": "float64",
+    "double": "float64",
+    "str": "string",
+    "utf8": "string",
+    "large_string": "string",
+    "large_utf8": "string",
+    "boolean": "bool",
+    "binary": "bytes",
+    "large_binary": "bytes",
+    "datetime": "timestamp",
+    "datetime64": "timestamp",
+    "unixtimestamp": "timestamp",
     "object": "string",
 }
 
@@ -36,17 +55,18 @@ def normalize_dtype(dtype: Any) -> str:
     if isinstance(dtype, str):
         key = dtype.strip().lower()
     elif isinstance(dtype, type) and dtype in (int, float, str, bool, bytes):
-        key = {int: "int64", float: "float64", str: "string", bool: "bool",
-               bytes: "bytes"}[dtype]
+        key = {int: "int64", float: "float64", str: "string", bool: "bool", bytes: "bytes"}[dtype]
     else:
         key = _from_library(dtype)
     if key.startswith(("datetime64", "timestamp")):
         key = "timestamp"
     canonical = _ALIASES.get(key)
     if canonical is None:
-        raise Invalid(f"a feature type must be one of {', '.join(DTYPES)} (or a numpy/pyarrow "
-                      f"dtype or a Feast type name such as Float32); got {dtype!r} instead",
-                      field="dtype")
+        raise Invalid(
+            f"a feature type must be one of {', '.join(DTYPES)} (or a numpy/pyarrow "
+            f"dtype or a Feast type name such as Float32); got {dtype!r} instead",
+            field="dtype",
+        )
     return canonical
 
 
@@ -54,8 +74,9 @@ def _from_library(dtype: Any) -> str:
     mod = type(dtype).__module__ or ""
     if mod.startswith("pyarrow"):
         return dtype_of_arrow(dtype)
-    if mod.startswith("numpy") or (isinstance(dtype, type) and
-                                   (dtype.__module__ or "").startswith("numpy")):
+    if mod.startswith("numpy") or (
+        isinstance(dtype, type) and (dtype.__module__ or "").startswith("numpy")
+    ):
         import numpy as np
 
         np_dtype = np.dtype(dtype)
@@ -81,8 +102,11 @@ def dtype_of_arrow(arrow: Any) -> str:
     t = pa.types
     if t.is_timestamp(arrow) or t.is_date(arrow):
         return "timestamp"
-    if t.is_string(arrow) or t.is_large_string(arrow) or \
-            getattr(t, "is_string_view", lambda _: False)(arrow):
+    if (
+        t.is_string(arrow)
+        or t.is_large_string(arrow)
+        or getattr(t, "is_string_view", lambda _: False)(arrow)
+    ):
         return "string"
     if t.is_binary(arrow) or t.is_large_binary(arrow) or t.is_fixed_size_binary(arrow):
         return "bytes"
@@ -90,14 +114,22 @@ def dtype_of_arrow(arrow: Any) -> str:
         return "bool"
     if t.is_dictionary(arrow):
         return dtype_of_arrow(arrow.value_type)
-    return {"double": "float64", "float": "float32", "halffloat": "float16"}.get(str(arrow),
-                                                                              str(arrow))
+    return {"double": "float64", "float": "float32", "halffloat": "float16"}.get(
+        str(arrow), str(arrow)
+    )
 
 
 def arrow_type(dtype: str) -> Any:
     """The pyarrow type of a canonical dtype (timestamps are UTC microseconds)."""
     import pyarrow as pa
 
-    return {"int32": pa.int32(), "int64": pa.int64(), "float32": pa.float32(),
-            "float64": pa.float64(), "string": pa.string(), "bool": pa.bool_(),
-            "timestamp": pa.timestamp("us", tz="UTC"), "bytes": pa.binary()}[normalize_dtype(dtype)]
+    return {
+        "int32": pa.int32(),
+        "int64": pa.int64(),
+        "float32": pa.float32(),
+        "float64": pa.float64(),
+        "string": pa.string(),
+        "bool": pa.bool_(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+        "bytes": pa.binary(),
+    }[normalize_dtype(dtype)]

@@ -23,9 +23,12 @@ def registry(*, actor: str | None = None, project_id: int = 0) -> SqlRegistry:
 
     config = settings()
     if config.tracking_uri and config.tracking_uri.startswith(("http://", "https://")):
-        raise Invalid("the registry's Python API talks to the metadata store directly for now; "
-                      "unset LOOPSTACK_TRACKING_URI and set LOOPSTACK_DB_URL, or use the "
-                      "server's MLflow-compatible registry API", field="tracking_uri")
+        raise Invalid(
+            "the registry's Python API talks to the metadata store directly for now; "
+            "unset LOOPSTACK_TRACKING_URI and set LOOPSTACK_DB_URL, or use the "
+            "server's MLflow-compatible registry API",
+            field="tracking_uri",
+        )
     if config.tracking_uri:  # a database URL given as the tracking URI, as TrackingClient reads it
         from dataclasses import replace
 

@@ -35,10 +35,14 @@ def signature_breaks(current: dict[str, Any] | None, candidate: dict[str, Any] |
     if dropped:
         reasons.append(f"drops input(s) {dropped} that callers of the current version send")
     if added:
-        reasons.append(f"requires new input(s) {added} that callers of the current version "
-                       "do not send")
-    changed = [f"{c} ({old[c]} -> {new[c]})" for c in old
-               if c in new and old[c] and new[c] and old[c] != new[c]]
+        reasons.append(
+            f"requires new input(s) {added} that callers of the current version do not send"
+        )
+    changed = [
+        f"{c} ({old[c]} -> {new[c]})"
+        for c in old
+        if c in new and old[c] and new[c] and old[c] != new[c]
+    ]
     if changed:
         reasons.append(f"changes the dtype of {changed}")
     return reasons

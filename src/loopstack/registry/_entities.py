@@ -23,19 +23,25 @@ _ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,127}$")
 
 def validate_model_name(name: Any) -> str:
     if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise Invalid("a model name must start with a letter or digit and contain only letters, "
-                      f"digits, '_', '-', '.' and spaces (at most 256); got {name!r} instead",
-                      field="name")
+        raise Invalid(
+            "a model name must start with a letter or digit and contain only letters, "
+            f"digits, '_', '-', '.' and spaces (at most 256); got {name!r} instead",
+            field="name",
+        )
     return name
 
 
 def validate_alias(alias: Any) -> str:
     if not isinstance(alias, str) or not _ALIAS_RE.match(alias):
-        raise Invalid("an alias must start with a letter and contain only letters, digits, '_' "
-                      f"and '-' (at most 128); got {alias!r} instead", field="alias")
+        raise Invalid(
+            "an alias must start with a letter and contain only letters, digits, '_' "
+            f"and '-' (at most 128); got {alias!r} instead",
+            field="alias",
+        )
     if alias.lower() == "latest" or re.fullmatch(r"v\d+", alias):
-        raise Invalid(f"{alias!r} is reserved (it would shadow 'latest' or a version number)",
-                      field="alias")
+        raise Invalid(
+            f"{alias!r} is reserved (it would shadow 'latest' or a version number)", field="alias"
+        )
     return alias
 
 

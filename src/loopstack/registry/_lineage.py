@@ -37,8 +37,13 @@ class LineageGraph:
     labels: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"root": self.root, "upstream": self.upstream, "downstream": self.downstream,
-                "edges": [list(e) for e in self.edges], "labels": self.labels}
+        return {
+            "root": self.root,
+            "upstream": self.upstream,
+            "downstream": self.downstream,
+            "edges": [list(e) for e in self.edges],
+            "labels": self.labels,
+        }
 
 
 def node_id(obj: Any) -> str:
@@ -47,8 +52,11 @@ def node_id(obj: Any) -> str:
         kind, sep, _ = obj.partition(":")
         if sep and kind in _TYPES:
             return obj
-        raise Invalid(f"expected a lineage node like 'run:<id>' or 'model_version:<name>/<n>' "
-                      f"(types: {', '.join(_TYPES)}); got {obj!r} instead", field="obj")
+        raise Invalid(
+            f"expected a lineage node like 'run:<id>' or 'model_version:<name>/<n>' "
+            f"(types: {', '.join(_TYPES)}); got {obj!r} instead",
+            field="obj",
+        )
     name = type(obj).__name__
     if name in ("Run", "ActiveRun"):
         return f"run:{obj.run_id}"
@@ -56,29 +64,36 @@ def node_id(obj: Any) -> str:
         return f"model_version:{obj.name}/{obj.version}"
     if name == "DatasetVersion":
         return f"dataset_version:{obj.name}/{obj.version}"
-    raise Invalid(f"expected a run, a model version or a 'type:id' string; got {name} instead",
-                  field="obj")
+    raise Invalid(
+        f"expected a run, a model version or a 'type:id' string; got {name} instead", field="obj"
+    )
 
 
 def _neighbours(conn: Connection, node: str, upstream: bool) -> list[tuple[str, str, str]]:
     kind, _, ident = node.partition(":")
     out: list[tuple[str, str, str]] = []
-    col_t, col_i = (_EDGES.c.dst_type, _EDGES.c.dst_id) if upstream else \
-        (_EDGES.c.src_type, _EDGES.c.src_id)
+    col_t, col_i = (
+        (_EDGES.c.dst_type, _EDGES.c.dst_id) if upstream else (_EDGES.c.src_type, _EDGES.c.src_id)
+    )
     for e in conn.execute(select(_EDGES).where(col_t == kind, col_i == ident)):
         out.append((f"{e.src_type}:{e.src_id}", f"{e.dst_type}:{e.dst_id}", e.relation))
     if kind == "run" and upstream:
-        for r in conn.execute(select(_RI.c.dataset_id, _DS.c.source_type, _DS.c.source)
-                              .join(_DS, _DS.c.dataset_id == _RI.c.dataset_id, isouter=True)
-                              .where(_RI.c.run_id == ident)):
+        for r in conn.execute(
+            select(_RI.c.dataset_id, _DS.c.source_type, _DS.c.source)
+            .join(_DS, _DS.c.dataset_id == _RI.c.dataset_id, isouter=True)
+            .where(_RI.c.run_id == ident)
+        ):
             if r.source_type == _VERSION_INPUT and r.source.startswith("dataset:"):
                 out.append((f"dataset_version:{r.source[8:]}", node, "input"))
             else:
                 out.append((f"dataset:{r.dataset_id}", node, "input"))
     if kind == "dataset_version" and not upstream:
-        for r in conn.execute(select(_RI.c.run_id).join(_DS, _DS.c.dataset_id == _RI.c.dataset_id)
-                              .where(_DS.c.source_type == _VERSION_INPUT,
-                                     _DS.c.source == f"dataset:{ident}").distinct()):
+        for r in conn.execute(
+            select(_RI.c.run_id)
+            .join(_DS, _DS.c.dataset_id == _RI.c.dataset_id)
+            .where(_DS.c.source_type == _VERSION_INPUT, _DS.c.source == f"dataset:{ident}")
+            .distinct()
+        ):
             out.append((node, f"run:{r.run_id}", "input"))
     if kind == "dataset" and not upstream:
         for r in conn.execute(select(_RI.c.run_id).where(_RI.c.dataset_id == ident)):
@@ -109,14 +124,18 @@ def lineage(db: Database, obj: Any, *, max_depth: int = 20) -> LineageGraph:
                         seen.add(nxt)
                         (graph.upstream if upstream else graph.downstream).append(nxt)
                         queue.append((nxt, depth + 1))
-        datasets = [n.split(":", 1)[1] for n in graph.upstream + graph.downstream + [root]
-                    if n.startswith("dataset:")]
+        datasets = [
+            n.split(":", 1)[1]
+            for n in graph.upstream + graph.downstream + [root]
+            if n.startswith("dataset:")
+        ]
         if datasets:
-            for d in conn.execute(select(_DS.c.dataset_id, _DS.c.name, _DS.c.digest)
-                                  .where(_DS.c.dataset_id.in_(datasets))):
+            for d in conn.execute(
+                select(_DS.c.dataset_id, _DS.c.name, _DS.c.digest).where(
+                    _DS.c.dataset_id.in_(datasets)
+                )
+            ):
                 graph.labels[f"dataset:{d.dataset_id}"] = f"{d.name}@{d.digest[:12]}"
         return graph
 
     return cast(LineageGraph, db.read(run))
-
-

@@ -26,10 +26,19 @@ _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<ve
 _RUNS_URI = re.compile(r"^runs:/(?P<run_id>[0-9a-f]{1,32})/(?P<path>.+)$")
 
 
-def log_model(run_id: str, model: Any, *, name: str | None = None, artifact_path: str = "model",
-              sample_input: Any = None, flavor: str | None = None, onnx: bool = False,
-              description: str = "", tags: dict[str, str] | None = None,
-              parents: list[tuple[str, int]] | None = None) -> ModelVersion | None:
+def log_model(
+    run_id: str,
+    model: Any,
+    *,
+    name: str | None = None,
+    artifact_path: str = "model",
+    sample_input: Any = None,
+    flavor: str | None = None,
+    onnx: bool = False,
+    description: str = "",
+    tags: dict[str, str] | None = None,
+    parents: list[tuple[str, int]] | None = None,
+) -> ModelVersion | None:
     """Package ``model`` into the run's artifacts; with ``name``, register a new version.
 
     >>> with ls.start_run(experiment="churn") as run:
@@ -43,21 +52,28 @@ def log_model(run_id: str, model: Any, *, name: str | None = None, artifact_path
     run = client.get_run(run_id)
     with tempfile.TemporaryDirectory(prefix="loopstack-model-") as tmp:
         package_dir = Path(tmp) / "package"
-        package = package_model(model, package_dir, sample_input=sample_input, flavor=flavor,
-                                onnx=onnx)
+        package = package_model(
+            model, package_dir, sample_input=sample_input, flavor=flavor, onnx=onnx
+        )
         client.log_artifact(run_id, package_dir, artifact_path)
     if name is None:
         return None
     return registry().create_model_version(
-        name, source=f"{run.artifact_uri}/{artifact_path.strip('/')}",
+        name,
+        source=f"{run.artifact_uri}/{artifact_path.strip('/')}",
         # The manifest's own digest too: an edited loopstack-model.json (class path,
         # requirements) is refused like any other altered file.
         files={**package.files, MANIFEST_NAME: package.manifest_sha256},
         flavor=package.flavor,
         signature=package.signature.to_dict() if package.signature else {},
-        requirements=package.requirements, run_id=run_id,
-        code_version=run.tags.get("mlflow.source.git.commit"), description=description,
-        tags=tags, onnx_max_abs_diff=package.onnx_max_abs_diff, parents=parents)
+        requirements=package.requirements,
+        run_id=run_id,
+        code_version=run.tags.get("mlflow.source.git.commit"),
+        description=description,
+        tags=tags,
+        onnx_max_abs_diff=package.onnx_max_abs_diff,
+        parents=parents,
+    )
 
 
 def resolve_model_uri(uri: str) -> tuple[str, dict[str, str] | None, ModelVersion | None]:
@@ -81,8 +97,11 @@ def resolve_model_uri(uri: str) -> tuple[str, dict[str, str] | None, ModelVersio
 
         run = TrackingClient().get_run(m["run_id"])
         return f"{run.artifact_uri}/{sanitize_path(m['path'])}", None, None
-    raise Invalid("expected a model URI like 'models:/<name>@<alias>', 'models:/<name>/<version>' "
-                  f"or 'runs:/<run_id>/<path>'; got {uri!r} instead", field="model_uri")
+    raise Invalid(
+        "expected a model URI like 'models:/<name>@<alias>', 'models:/<name>/<version>' "
+        f"or 'runs:/<run_id>/<path>'; got {uri!r} instead",
+        field="model_uri",
+    )
 
 
 def load_model(uri: str, *, prefer_onnx: bool = False) -> LoadedModel:
@@ -96,8 +115,10 @@ def load_model(uri: str, *, prefer_onnx: bool = False) -> LoadedModel:
 
     source, expected, version = resolve_model_uri(uri)
     if version is not None and not version.files:
-        raise NotFound(f"{uri} was registered without a loopstack package (no files recorded "
-                       f"under {source!r}); it cannot be loaded with load_model")
+        raise NotFound(
+            f"{uri} was registered without a loopstack package (no files recorded "
+            f"under {source!r}); it cannot be loaded with load_model"
+        )
     stores = open_stores()
     with tempfile.TemporaryDirectory(prefix="loopstack-load-") as tmp:
         # Every blob is verified against its digest as it is downloaded.

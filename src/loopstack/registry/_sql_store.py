@@ -79,8 +79,14 @@ class SqlRegistry(Approvals):
         self.project_id = project_id
 
     def _write(self, fn: Any, action: str, object_id: Any, payload: Any = None) -> Any:
-        return self.db.write(fn, actor=self.actor, action=action, object_type="model",
-                             object_id=object_id, payload=payload)
+        return self.db.write(
+            fn,
+            actor=self.actor,
+            action=action,
+            object_type="model",
+            object_id=object_id,
+            payload=payload,
+        )
 
     # -- lookups --------------------------------------------------------------------
     def _model_row(self, conn: Connection, name: str, *, lock: bool = False) -> Any:
@@ -96,10 +102,12 @@ class SqlRegistry(Approvals):
         try:
             number = int(version)
         except (TypeError, ValueError):
-            raise Invalid(f"a model version must be an integer; got {version!r} instead",
-                          field="version") from None
-        row = conn.execute(select(MV).where(MV.c.model_id == model_id,
-                                            MV.c.version == number)).first()
+            raise Invalid(
+                f"a model version must be an integer; got {version!r} instead", field="version"
+            ) from None
+        row = conn.execute(
+            select(MV).where(MV.c.model_id == model_id, MV.c.version == number)
+        ).first()
         if row is None:
             raise NotFound(f"model {name!r} has no version {number}")
         return row
@@ -111,14 +119,28 @@ class SqlRegistry(Approvals):
         return policy
 
     def _model(self, conn: Connection, row: Any) -> RegisteredModel:
-        tags = dict(conn.execute(select(RMT.c.key, RMT.c.value)
-                                 .where(RMT.c.model_id == row.model_id)).all())
-        aliases = dict(conn.execute(select(AL.c.alias, AL.c.version)
-                                    .where(AL.c.model_id == row.model_id)).all())
-        latest = conn.execute(select(func.max(MV.c.version))
-                              .where(MV.c.model_id == row.model_id)).scalar()
-        return RegisteredModel(row.name, row.description, row.created_by, row.created_at,
-                               row.updated_at, row.project_id, tags, aliases, latest)
+        tags = dict(
+            conn.execute(select(RMT.c.key, RMT.c.value).where(RMT.c.model_id == row.model_id)).all()
+        )
+        aliases = dict(
+            conn.execute(
+                select(AL.c.alias, AL.c.version).where(AL.c.model_id == row.model_id)
+            ).all()
+        )
+        latest = conn.execute(
+            select(func.max(MV.c.version)).where(MV.c.model_id == row.model_id)
+        ).scalar()
+        return RegisteredModel(
+            row.name,
+            row.description,
+            row.created_by,
+            row.created_at,
+            row.updated_at,
+            row.project_id,
+            tags,
+            aliases,
+            latest,
+        )
 
     def _versions(self, conn: Connection, name: str, rows: list[Any]) -> list[ModelVersion]:
         keys = [(r.model_id, r.version) for r in rows]
@@ -128,49 +150,87 @@ class SqlRegistry(Approvals):
         if model_ids:
             for t in conn.execute(select(MVT).where(MVT.c.model_id.in_(model_ids))):
                 tags[(t.model_id, t.version)][t.key] = t.value
-            for a in conn.execute(select(AL).where(AL.c.model_id.in_(model_ids))
-                                  .order_by(AL.c.alias)):
+            for a in conn.execute(
+                select(AL).where(AL.c.model_id.in_(model_ids)).order_by(AL.c.alias)
+            ):
                 aliases[(a.model_id, a.version)].append(a.alias)
         lookup: dict[int, str] = {}
         if not name and model_ids:  # versions of several models: look their names up
-            lookup = dict(conn.execute(select(RM.c.model_id, RM.c.name)
-                                       .where(RM.c.model_id.in_(model_ids))).all())
-        return [ModelVersion(
-            name or lookup[r.model_id], r.version, r.flavor, r.source, json.loads(r.files),
-            r.digest, json.loads(r.signature), json.loads(r.requirements), r.run_id,
-            r.code_version, r.description, r.status, r.approval_state, r.onnx_max_abs_diff,
-            r.created_by, r.created_at, r.updated_at, tags[(r.model_id, r.version)],
-            aliases[(r.model_id, r.version)]) for r in rows]
+            lookup = dict(
+                conn.execute(
+                    select(RM.c.model_id, RM.c.name).where(RM.c.model_id.in_(model_ids))
+                ).all()
+            )
+        return [
+            ModelVersion(
+                name or lookup[r.model_id],
+                r.version,
+                r.flavor,
+                r.source,
+                json.loads(r.files),
+                r.digest,
+                json.loads(r.signature),
+                json.loads(r.requirements),
+                r.run_id,
+                r.code_version,
+                r.description,
+                r.status,
+                r.approval_state,
+                r.onnx_max_abs_diff,
+                r.created_by,
+                r.created_at,
+                r.updated_at,
+                tags[(r.model_id, r.version)],
+                aliases[(r.model_id, r.version)],
+            )
+            for r in rows
+        ]
 
     # -- registered models ----------------------------------------------------------
-    def create_registered_model(self, name: str, *, description: str = "",
-                                tags: dict[str, str] | None = None) -> RegisteredModel:
+    def create_registered_model(
+        self, name: str, *, description: str = "", tags: dict[str, str] | None = None
+    ) -> RegisteredModel:
         name = validate_model_name(name)
         tag_rows = clean_tags(tags)
 
         def run(conn: Connection) -> RegisteredModel:
-            if conn.execute(select(RM.c.model_id).where(RM.c.project_id == self.project_id,
-                                                        RM.c.name == name)).first():
+            if conn.execute(
+                select(RM.c.model_id).where(RM.c.project_id == self.project_id, RM.c.name == name)
+            ).first():
                 raise AlreadyExists(f"a registered model named {name!r} already exists")
             now = now_ms()
-            model_id = conn.execute(RM.insert().values(
-                project_id=self.project_id, name=name, description=description,
-                created_by=self.actor, created_at=now, updated_at=now
-            ).returning(RM.c.model_id)).scalar_one()
+            model_id = conn.execute(
+                RM.insert()
+                .values(
+                    project_id=self.project_id,
+                    name=name,
+                    description=description,
+                    created_by=self.actor,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(RM.c.model_id)
+            ).scalar_one()
             if tag_rows:
-                conn.execute(RMT.insert(), [{"model_id": model_id, "key": k, "value": v}
-                                            for k, v in tag_rows.items()])
+                conn.execute(
+                    RMT.insert(),
+                    [{"model_id": model_id, "key": k, "value": v} for k, v in tag_rows.items()],
+                )
             return self._model(conn, self._model_row(conn, name))
 
-        return cast(RegisteredModel, self._write(run, "model.create", name,
-                                                 {"description": description, "tags": tag_rows}))
+        return cast(
+            RegisteredModel,
+            self._write(run, "model.create", name, {"description": description, "tags": tag_rows}),
+        )
 
     def get_registered_model(self, name: str) -> RegisteredModel:
-        return cast(RegisteredModel, self.db.read(
-            lambda c: self._model(c, self._model_row(c, name))))
+        return cast(
+            RegisteredModel, self.db.read(lambda c: self._model(c, self._model_row(c, name)))
+        )
 
-    def search_registered_models(self, *, name_like: str | None = None,
-                                 max_results: int = 1000) -> list[RegisteredModel]:
+    def search_registered_models(
+        self, *, name_like: str | None = None, max_results: int = 1000
+    ) -> list[RegisteredModel]:
         def run(conn: Connection) -> list[RegisteredModel]:
             q = select(RM).where(RM.c.project_id == self.project_id)
             if name_like:
@@ -180,8 +240,9 @@ class SqlRegistry(Approvals):
 
         return cast(list[RegisteredModel], self.db.read(run))
 
-    def update_registered_model(self, name: str, *, description: str | None = None,
-                                new_name: str | None = None) -> RegisteredModel:
+    def update_registered_model(
+        self, name: str, *, description: str | None = None, new_name: str | None = None
+    ) -> RegisteredModel:
         if new_name is not None:
             validate_model_name(new_name)
 
@@ -191,16 +252,22 @@ class SqlRegistry(Approvals):
             if description is not None:
                 values["description"] = description
             if new_name is not None and new_name != name:
-                if conn.execute(select(RM.c.model_id).where(RM.c.project_id == self.project_id,
-                                                            RM.c.name == new_name)).first():
+                if conn.execute(
+                    select(RM.c.model_id).where(
+                        RM.c.project_id == self.project_id, RM.c.name == new_name
+                    )
+                ).first():
                     raise AlreadyExists(f"a registered model named {new_name!r} already exists")
                 values["name"] = new_name
             conn.execute(update(RM).where(RM.c.model_id == row.model_id).values(**values))
             return self._model(conn, self._model_row(conn, values.get("name", name)))
 
-        return cast(RegisteredModel, self._write(run, "model.update", name,
-                                                 {"description": description,
-                                                  "new_name": new_name}))
+        return cast(
+            RegisteredModel,
+            self._write(
+                run, "model.update", name, {"description": description, "new_name": new_name}
+            ),
+        )
 
     def delete_registered_model(self, name: str) -> None:
         def run(conn: Connection) -> None:
@@ -217,122 +284,207 @@ class SqlRegistry(Approvals):
         def run(conn: Connection) -> None:
             row = self._model_row(conn, name)
             stmt = self.db.insert(RMT).values(model_id=row.model_id, key=key, value=value)
-            conn.execute(stmt.on_conflict_do_update(index_elements=["model_id", "key"],
-                                                    set_={"value": value}))
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["model_id", "key"], set_={"value": value}
+                )
+            )
 
         self._write(run, "model.set_tag", name, {key: value})
 
     def delete_registered_model_tag(self, name: str, key: str) -> None:
         def run(conn: Connection) -> None:
             row = self._model_row(conn, name)
-            if not conn.execute(delete(RMT).where(RMT.c.model_id == row.model_id,
-                                                  RMT.c.key == key)).rowcount:
+            if not conn.execute(
+                delete(RMT).where(RMT.c.model_id == row.model_id, RMT.c.key == key)
+            ).rowcount:
                 raise NotFound(f"model {name!r} has no tag {key!r}")
 
         self._write(run, "model.delete_tag", name, {"key": key})
 
     # -- versions -------------------------------------------------------------------
-    def create_model_version(self, name: str, *, source: str, files: dict[str, str],
-                             flavor: str = "unknown", signature: dict[str, Any] | None = None,
-                             requirements: list[str] | None = None, run_id: str | None = None,
-                             code_version: str | None = None, description: str = "",
-                             tags: dict[str, str] | None = None,
-                             onnx_max_abs_diff: float | None = None,
-                             parents: list[tuple[str, int]] | None = None,
-                             create_model: bool = True) -> ModelVersion:
+    def create_model_version(
+        self,
+        name: str,
+        *,
+        source: str,
+        files: dict[str, str],
+        flavor: str = "unknown",
+        signature: dict[str, Any] | None = None,
+        requirements: list[str] | None = None,
+        run_id: str | None = None,
+        code_version: str | None = None,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        onnx_max_abs_diff: float | None = None,
+        parents: list[tuple[str, int]] | None = None,
+        create_model: bool = True,
+    ) -> ModelVersion:
         """Register a new version of ``name`` (the model is created on first use)."""
         name = validate_model_name(name)
         tag_rows = clean_tags(tags)
         if not isinstance(files, dict):
-            raise Invalid(f"files must map paths to sha256 digests; got {type(files).__name__}",
-                          field="files")
+            raise Invalid(
+                f"files must map paths to sha256 digests; got {type(files).__name__}", field="files"
+            )
         digest = package_digest(files)
 
         def run(conn: Connection) -> ModelVersion:
-            row = conn.execute(select(RM).where(RM.c.project_id == self.project_id,
-                                                RM.c.name == name).with_for_update()).first()
+            row = conn.execute(
+                select(RM)
+                .where(RM.c.project_id == self.project_id, RM.c.name == name)
+                .with_for_update()
+            ).first()
             now = now_ms()
             if row is None:
                 if not create_model:
                     raise NotFound(f"no registered model named {name!r}")
-                conn.execute(RM.insert().values(project_id=self.project_id, name=name,
-                                                description="", created_by=self.actor,
-                                                created_at=now, updated_at=now))
+                conn.execute(
+                    RM.insert().values(
+                        project_id=self.project_id,
+                        name=name,
+                        description="",
+                        created_by=self.actor,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
                 row = self._model_row(conn, name, lock=True)
             if run_id is not None:
                 from loopstack.store.metadata.schema import Run
 
                 if conn.execute(select(Run.run_id).where(Run.run_id == run_id)).first() is None:
                     raise NotFound(f"no run with id {run_id!r}")
-            number = (conn.execute(select(func.max(MV.c.version))
-                                   .where(MV.c.model_id == row.model_id)).scalar() or 0) + 1
-            conn.execute(MV.insert().values(
-                model_id=row.model_id, version=number, flavor=flavor, source=source,
-                files=json.dumps(files, sort_keys=True), digest=digest,
-                signature=json.dumps(signature or {}, sort_keys=True),
-                requirements=json.dumps(requirements or []), run_id=run_id,
-                code_version=code_version, description=description, status="READY",
-                approval_state="none", onnx_max_abs_diff=onnx_max_abs_diff,
-                created_by=self.actor, created_at=now, updated_at=now))
+            number = (
+                conn.execute(
+                    select(func.max(MV.c.version)).where(MV.c.model_id == row.model_id)
+                ).scalar()
+                or 0
+            ) + 1
+            conn.execute(
+                MV.insert().values(
+                    model_id=row.model_id,
+                    version=number,
+                    flavor=flavor,
+                    source=source,
+                    files=json.dumps(files, sort_keys=True),
+                    digest=digest,
+                    signature=json.dumps(signature or {}, sort_keys=True),
+                    requirements=json.dumps(requirements or []),
+                    run_id=run_id,
+                    code_version=code_version,
+                    description=description,
+                    status="READY",
+                    approval_state="none",
+                    onnx_max_abs_diff=onnx_max_abs_diff,
+                    created_by=self.actor,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
             if tag_rows:
-                conn.execute(MVT.insert(), [{"model_id": row.model_id, "version": number,
-                                             "key": k, "value": v} for k, v in tag_rows.items()])
+                conn.execute(
+                    MVT.insert(),
+                    [
+                        {"model_id": row.model_id, "version": number, "key": k, "value": v}
+                        for k, v in tag_rows.items()
+                    ],
+                )
             conn.execute(update(RM).where(RM.c.model_id == row.model_id).values(updated_at=now))
             target = f"{name}/{number}"
             edges = []
             if run_id:
                 edges.append(("run", run_id, "model_version", target, "produced"))
             for parent_name, parent_version in parents or []:
-                edges.append(("model_version", f"{parent_name}/{int(parent_version)}",
-                              "model_version", target, "parent"))
+                edges.append(
+                    (
+                        "model_version",
+                        f"{parent_name}/{int(parent_version)}",
+                        "model_version",
+                        target,
+                        "parent",
+                    )
+                )
             if edges:
-                conn.execute(EDGES.insert(), [
-                    {"src_type": a, "src_id": b, "dst_type": c, "dst_id": d, "relation": e,
-                     "created_at": now} for a, b, c, d, e in edges])
-            return self._versions(conn, name, [self._version_row(conn, row.model_id, name,
-                                                                 number)])[0]
+                conn.execute(
+                    EDGES.insert(),
+                    [
+                        {
+                            "src_type": a,
+                            "src_id": b,
+                            "dst_type": c,
+                            "dst_id": d,
+                            "relation": e,
+                            "created_at": now,
+                        }
+                        for a, b, c, d, e in edges
+                    ],
+                )
+            return self._versions(
+                conn, name, [self._version_row(conn, row.model_id, name, number)]
+            )[0]
 
-        return cast(ModelVersion, self._write(
-            run, "model_version.create", lambda v: f"{name}/{v.version}",
-            {"source": source, "digest": digest, "run_id": run_id}))
+        return cast(
+            ModelVersion,
+            self._write(
+                run,
+                "model_version.create",
+                lambda v: f"{name}/{v.version}",
+                {"source": source, "digest": digest, "run_id": run_id},
+            ),
+        )
 
     def get_model_version(self, name: str, version: int | str) -> ModelVersion:
         def run(conn: Connection) -> ModelVersion:
             model = self._model_row(conn, name)
-            return self._versions(conn, name, [self._version_row(conn, model.model_id, name,
-                                                                 version)])[0]
+            return self._versions(
+                conn, name, [self._version_row(conn, model.model_id, name, version)]
+            )[0]
 
         return cast(ModelVersion, self.db.read(run))
 
-    def search_model_versions(self, *, name: str | None = None, run_id: str | None = None,
-                              max_results: int = 1000) -> list[ModelVersion]:
+    def search_model_versions(
+        self, *, name: str | None = None, run_id: str | None = None, max_results: int = 1000
+    ) -> list[ModelVersion]:
         def run(conn: Connection) -> list[ModelVersion]:
-            q = select(MV).join(RM, RM.c.model_id == MV.c.model_id).where(
-                RM.c.project_id == self.project_id)
+            q = (
+                select(MV)
+                .join(RM, RM.c.model_id == MV.c.model_id)
+                .where(RM.c.project_id == self.project_id)
+            )
             if name is not None:
                 q = q.where(RM.c.name == name)
             if run_id is not None:
                 q = q.where(MV.c.run_id == run_id)
-            rows = conn.execute(q.order_by(MV.c.model_id, MV.c.version.desc())
-                                .limit(max_results)).all()
+            rows = conn.execute(
+                q.order_by(MV.c.model_id, MV.c.version.desc()).limit(max_results)
+            ).all()
             return self._versions(conn, "", list(rows))
 
         return cast(list[ModelVersion], self.db.read(run))
 
-    def update_model_version(self, name: str, version: int | str, *,
-                             description: str | None = None) -> ModelVersion:
+    def update_model_version(
+        self, name: str, version: int | str, *, description: str | None = None
+    ) -> ModelVersion:
         def run(conn: Connection) -> ModelVersion:
             model = self._model_row(conn, name)
             row = self._version_row(conn, model.model_id, name, version)
             if description is not None:
-                conn.execute(update(MV).where(MV.c.model_id == model.model_id,
-                                              MV.c.version == row.version)
-                             .values(description=description, updated_at=now_ms()))
-            return self._versions(conn, name, [self._version_row(conn, model.model_id, name,
-                                                                 row.version)])[0]
+                conn.execute(
+                    update(MV)
+                    .where(MV.c.model_id == model.model_id, MV.c.version == row.version)
+                    .values(description=description, updated_at=now_ms())
+                )
+            return self._versions(
+                conn, name, [self._version_row(conn, model.model_id, name, row.version)]
+            )[0]
 
-        return cast(ModelVersion, self._write(run, "model_version.update",
-                                              f"{name}/{version}", {"description": description}))
+        return cast(
+            ModelVersion,
+            self._write(
+                run, "model_version.update", f"{name}/{version}", {"description": description}
+            ),
+        )
 
     def set_model_version_tag(self, name: str, version: int | str, key: str, value: str) -> None:
         ((key, value),) = clean_tags({key: value}).items()
@@ -340,10 +492,14 @@ class SqlRegistry(Approvals):
         def run(conn: Connection) -> None:
             model = self._model_row(conn, name)
             row = self._version_row(conn, model.model_id, name, version)
-            stmt = self.db.insert(MVT).values(model_id=model.model_id, version=row.version,
-                                              key=key, value=value)
-            conn.execute(stmt.on_conflict_do_update(
-                index_elements=["model_id", "version", "key"], set_={"value": value}))
+            stmt = self.db.insert(MVT).values(
+                model_id=model.model_id, version=row.version, key=key, value=value
+            )
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["model_id", "version", "key"], set_={"value": value}
+                )
+            )
 
         self._write(run, "model_version.set_tag", f"{name}/{version}", {key: value})
 
@@ -351,9 +507,11 @@ class SqlRegistry(Approvals):
         def run(conn: Connection) -> None:
             model = self._model_row(conn, name)
             row = self._version_row(conn, model.model_id, name, version)
-            if not conn.execute(delete(MVT).where(MVT.c.model_id == model.model_id,
-                                                  MVT.c.version == row.version,
-                                                  MVT.c.key == key)).rowcount:
+            if not conn.execute(
+                delete(MVT).where(
+                    MVT.c.model_id == model.model_id, MVT.c.version == row.version, MVT.c.key == key
+                )
+            ).rowcount:
                 raise NotFound(f"model {name!r} version {row.version} has no tag {key!r}")
 
         self._write(run, "model_version.delete_tag", f"{name}/{version}", {"key": key})
@@ -363,55 +521,89 @@ class SqlRegistry(Approvals):
         def run(conn: Connection) -> ModelVersion:
             model = self._model_row(conn, name)
             if alias == "latest":
-                number = conn.execute(select(func.max(MV.c.version))
-                                      .where(MV.c.model_id == model.model_id)).scalar()
+                number = conn.execute(
+                    select(func.max(MV.c.version)).where(MV.c.model_id == model.model_id)
+                ).scalar()
                 if number is None:
                     raise NotFound(f"model {name!r} has no versions yet")
             else:
-                number = conn.execute(select(AL.c.version).where(
-                    AL.c.model_id == model.model_id, AL.c.alias == alias)).scalar()
+                number = conn.execute(
+                    select(AL.c.version).where(AL.c.model_id == model.model_id, AL.c.alias == alias)
+                ).scalar()
                 if number is None:
                     raise NotFound(f"model {name!r} has no alias {alias!r}")
-            return self._versions(conn, name, [self._version_row(conn, model.model_id, name,
-                                                                 number)])[0]
+            return self._versions(
+                conn, name, [self._version_row(conn, model.model_id, name, number)]
+            )[0]
 
         return cast(ModelVersion, self.db.read(run))
 
-    def _move_alias(self, conn: Connection, model: Any, name: str, alias: str,
-                    version: int | None, *, force: bool, reason: str,
-                    approval_id: str | None) -> AliasMove:
-        current = conn.execute(select(AL.c.version).where(
-            AL.c.model_id == model.model_id, AL.c.alias == alias)).scalar()
+    def _move_alias(
+        self,
+        conn: Connection,
+        model: Any,
+        name: str,
+        alias: str,
+        version: int | None,
+        *,
+        force: bool,
+        reason: str,
+        approval_id: str | None,
+    ) -> AliasMove:
+        current = conn.execute(
+            select(AL.c.version).where(AL.c.model_id == model.model_id, AL.c.alias == alias)
+        ).scalar()
         now = now_ms()
         if version is not None:
             target = self._version_row(conn, model.model_id, name, version)
             if current is not None and current != target.version and not force:
                 old = self._version_row(conn, model.model_id, name, current)
-                breaks = signature_breaks(json.loads(old.signature),
-                                          json.loads(target.signature))
+                breaks = signature_breaks(json.loads(old.signature), json.loads(target.signature))
                 if breaks:
                     raise Conflict(
                         f"moving {name}@{alias} from version {current} to {target.version} "
-                        f"is refused: version {target.version} " + "; ".join(breaks) +
-                        " (pass force=True to move it anyway)")
-            stmt = self.db.insert(AL).values(model_id=model.model_id, alias=alias,
-                                             version=target.version, updated_at=now)
-            conn.execute(stmt.on_conflict_do_update(
-                index_elements=["model_id", "alias"],
-                set_={"version": target.version, "updated_at": now}))
+                        f"is refused: version {target.version} "
+                        + "; ".join(breaks)
+                        + " (pass force=True to move it anyway)"
+                    )
+            stmt = self.db.insert(AL).values(
+                model_id=model.model_id, alias=alias, version=target.version, updated_at=now
+            )
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["model_id", "alias"],
+                    set_={"version": target.version, "updated_at": now},
+                )
+            )
             version = target.version
         else:
             if current is None:
                 raise NotFound(f"model {name!r} has no alias {alias!r}")
             conn.execute(delete(AL).where(AL.c.model_id == model.model_id, AL.c.alias == alias))
-        conn.execute(MOVES.insert().values(model_id=model.model_id, alias=alias,
-                                           from_version=current, to_version=version,
-                                           actor=self.actor, ts=now, reason=reason,
-                                           approval_id=approval_id))
+        conn.execute(
+            MOVES.insert().values(
+                model_id=model.model_id,
+                alias=alias,
+                from_version=current,
+                to_version=version,
+                actor=self.actor,
+                ts=now,
+                reason=reason,
+                approval_id=approval_id,
+            )
+        )
         return AliasMove(alias, current, version, self.actor, now, reason, approval_id)
 
-    def set_alias(self, name: str, alias: str, version: int | str, *, force: bool = False,
-                  reason: str = "", override: bool = False) -> AliasMove:
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int | str,
+        *,
+        force: bool = False,
+        reason: str = "",
+        override: bool = False,
+    ) -> AliasMove:
         """Point ``alias`` at ``version``. Protected aliases need an approved request.
 
         ``override`` (admins only: the caller checks the role) skips the approval.
@@ -427,25 +619,41 @@ class SqlRegistry(Approvals):
                     f"{alias!r} is a protected alias of {name!r}: it moves only through an "
                     f"approved request (request one with `loopstack models promote {name} "
                     f"{version} --alias {alias}`, then have an ml-engineer other than the "
-                    "author approve it)")
-            return self._move_alias(conn, model, name, alias, int(version), force=force,
-                                    reason=reason or ("override" if override else ""),
-                                    approval_id=None)
+                    "author approve it)"
+                )
+            return self._move_alias(
+                conn,
+                model,
+                name,
+                alias,
+                int(version),
+                force=force,
+                reason=reason or ("override" if override else ""),
+                approval_id=None,
+            )
 
         # Recorded against the version the alias now points to: it is part of its trail.
-        return cast(AliasMove, self._write(
-            run, "model.set_alias", lambda move: f"{name}/{move.to_version}",
-            {"alias": alias, "version": str(version), "force": force, "override": override}))
+        return cast(
+            AliasMove,
+            self._write(
+                run,
+                "model.set_alias",
+                lambda move: f"{name}/{move.to_version}",
+                {"alias": alias, "version": str(version), "force": force, "override": override},
+            ),
+        )
 
     def delete_alias(self, name: str, alias: str, *, override: bool = False) -> AliasMove:
         def run(conn: Connection) -> AliasMove:
             model = self._model_row(conn, name, lock=True)
-            if alias in self._policy(conn, model.project_id)["protected_aliases"] \
-                    and not override:
-                raise Forbidden(f"{alias!r} is a protected alias of {name!r}: removing it "
-                                "needs an admin override")
-            return self._move_alias(conn, model, name, alias, None, force=True, reason="",
-                                    approval_id=None)
+            if alias in self._policy(conn, model.project_id)["protected_aliases"] and not override:
+                raise Forbidden(
+                    f"{alias!r} is a protected alias of {name!r}: removing it "
+                    "needs an admin override"
+                )
+            return self._move_alias(
+                conn, model, name, alias, None, force=True, reason="", approval_id=None
+            )
 
         return cast(AliasMove, self._write(run, "model.delete_alias", name, {"alias": alias}))
 
@@ -455,8 +663,11 @@ class SqlRegistry(Approvals):
             q = select(MOVES).where(MOVES.c.model_id == model.model_id)
             if alias:
                 q = q.where(MOVES.c.alias == alias)
-            return [AliasMove(r.alias, r.from_version, r.to_version, r.actor, r.ts, r.reason,
-                              r.approval_id)
-                    for r in conn.execute(q.order_by(MOVES.c.id)).all()]
+            return [
+                AliasMove(
+                    r.alias, r.from_version, r.to_version, r.actor, r.ts, r.reason, r.approval_id
+                )
+                for r in conn.execute(q.order_by(MOVES.c.id)).all()
+            ]
 
         return cast(list[AliasMove], self.db.read(run))

@@ -18,13 +18,23 @@ from loopstack.store import open_stores
 __all__ = ["create_app"]
 
 log = logging.getLogger("loopstack.server")
-MLFLOW_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow", "/api/2.0/mlflow-artifacts",
-                   "/api/3.0/mlflow", "/ajax-api/3.0/mlflow")
+MLFLOW_PREFIXES = (
+    "/api/2.0/mlflow",
+    "/ajax-api/2.0/mlflow",
+    "/api/2.0/mlflow-artifacts",
+    "/api/3.0/mlflow",
+    "/ajax-api/3.0/mlflow",
+)
 # MLflow answers each error code with this HTTP status.
 _MLFLOW_STATUS = {
-    "RESOURCE_DOES_NOT_EXIST": 404, "RESOURCE_ALREADY_EXISTS": 400,
-    "INVALID_PARAMETER_VALUE": 400, "INVALID_STATE": 400, "PERMISSION_DENIED": 403,
-    "UNAUTHENTICATED": 401, "TEMPORARILY_UNAVAILABLE": 503, "DATA_LOSS": 500,
+    "RESOURCE_DOES_NOT_EXIST": 404,
+    "RESOURCE_ALREADY_EXISTS": 400,
+    "INVALID_PARAMETER_VALUE": 400,
+    "INVALID_STATE": 400,
+    "PERMISSION_DENIED": 403,
+    "UNAUTHENTICATED": 401,
+    "TEMPORARILY_UNAVAILABLE": 503,
+    "DATA_LOSS": 500,
     "INTERNAL_ERROR": 500,
 }
 
@@ -36,8 +46,9 @@ def _is_mlflow(request: Request) -> bool:
 def error_response(request: Request, exc: LoopstackError) -> JSONResponse:
     if _is_mlflow(request):
         code = exc.mlflow_code
-        return JSONResponse({"error_code": code, "message": exc.message},
-                            status_code=_MLFLOW_STATUS.get(code, 400))
+        return JSONResponse(
+            {"error_code": code, "message": exc.message}, status_code=_MLFLOW_STATUS.get(code, 400)
+        )
     return JSONResponse(exc.to_dict(), status_code=exc.status_code)
 
 
@@ -45,8 +56,9 @@ def create_app(config: Settings | None = None) -> FastAPI:
     """Build the ASGI app over the stores named by ``config`` (default: the environment)."""
     config = config or settings()
     # The spec and the docs page are served below, behind the same auth as every route.
-    app = FastAPI(title="loopstack", version=__version__, openapi_url=None, docs_url=None,
-                  redoc_url=None)
+    app = FastAPI(
+        title="loopstack", version=__version__, openapi_url=None, docs_url=None, redoc_url=None
+    )
     app.state.config = config
     app.state.stores = open_stores(config)
     metrics = ServerMetrics()
@@ -55,8 +67,9 @@ def create_app(config: Settings | None = None) -> FastAPI:
     @app.exception_handler(LoopstackError)
     async def _loopstack_error(request: Request, exc: LoopstackError) -> JSONResponse:
         if exc.status_code >= 500:
-            log.warning("%s %s -> %s: %s", request.method, request.url.path, exc.status_code,
-                        exc.message)
+            log.warning(
+                "%s %s -> %s: %s", request.method, request.url.path, exc.status_code, exc.message
+            )
         return error_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
@@ -67,8 +80,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
             parts.append(f"{where or 'request'}: {err.get('msg')} (got {err.get('input')!r})")
         first = exc.errors()[0].get("loc", ()) if exc.errors() else ()
         field = ".".join(str(p) for p in first if p != "body") or None
-        return error_response(request, Invalid("invalid request: " + "; ".join(parts),
-                                               field=field))
+        return error_response(request, Invalid("invalid request: " + "; ".join(parts), field=field))
 
     from loopstack.server._security import authorize
     from loopstack.server.routes import _mlflow_registry as mlflow_registry
@@ -80,8 +92,14 @@ def create_app(config: Settings | None = None) -> FastAPI:
     app.include_router(mlflow_compat.router)
     app.include_router(mlflow_compat.artifacts_router)
     app.include_router(mlflow_registry.router)
-    app.state.routers = [native.router, registry.router, admin.router, mlflow_compat.router,
-                         mlflow_compat.artifacts_router, mlflow_registry.router]
+    app.state.routers = [
+        native.router,
+        registry.router,
+        admin.router,
+        mlflow_compat.router,
+        mlflow_compat.artifacts_router,
+        mlflow_registry.router,
+    ]
 
     from fastapi import Depends
 
@@ -93,8 +111,9 @@ def create_app(config: Settings | None = None) -> FastAPI:
     def prometheus_metrics() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @app.get("/openapi.json", name="openapi", include_in_schema=False,
-             dependencies=[Depends(authorize)])
+    @app.get(
+        "/openapi.json", name="openapi", include_in_schema=False, dependencies=[Depends(authorize)]
+    )
     def openapi_spec() -> JSONResponse:
         return JSONResponse(app.openapi())
 

@@ -14,16 +14,25 @@ __all__ = ["MetricsMiddleware", "ServerMetrics"]
 class ServerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("loopstack_http_requests_total", "HTTP requests served",
-                                ["method", "route", "status"], registry=self.registry)
-        self.errors = Counter("loopstack_http_errors_total",
-                              "HTTP requests answered with a 4xx or 5xx status",
-                              ["method", "route", "status"], registry=self.registry)
-        self.latency = Histogram("loopstack_http_request_duration_seconds",
-                                 "Time to answer an HTTP request", ["method", "route"],
-                                 registry=self.registry,
-                                 buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5,
-                                          5, 10))
+        self.requests = Counter(
+            "loopstack_http_requests_total",
+            "HTTP requests served",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "loopstack_http_errors_total",
+            "HTTP requests answered with a 4xx or 5xx status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "loopstack_http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
 
     def render(self) -> bytes:
         """This process's metrics; with several workers, the sum over all of them."""

@@ -53,8 +53,10 @@ def _bearer(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret:
-        raise Unauthenticated("this server requires a bearer token: send 'Authorization: Bearer "
-                              "<token>' (create one with `loopstack token create`)")
+        raise Unauthenticated(
+            "this server requires a bearer token: send 'Authorization: Bearer "
+            "<token>' (create one with `loopstack token create`)"
+        )
     principal = verify_token(request.app.state.stores.db, secret.strip())
     if principal is None:
         raise Unauthenticated("the bearer token is unknown, revoked, or its user is disabled")
@@ -83,8 +85,10 @@ def authorize(request: Request) -> None:
     request.state.principal = principal
     if need == GLOBAL_ADMIN:
         if not principal.is_admin or principal.project_id is not None:
-            raise Forbidden(f"{request.method} {request.url.path} needs a global admin "
-                            "(a token of an admin user, not scoped to one project)")
+            raise Forbidden(
+                f"{request.method} {request.url.path} needs a global admin "
+                "(a token of an admin user, not scoped to one project)"
+            )
         request.state.project_id = _project_id(request, principal)
         return
     project_id = _project_id(request, principal)
@@ -94,6 +98,8 @@ def authorize(request: Request) -> None:
         raise NotFound(f"no project named {label!r}")
     assert isinstance(need, Role)
     if role < need:
-        raise Forbidden(f"{request.method} {request.url.path} needs the role {need.value!r} "
-                        f"or higher in this project; {principal.user!r} is {role.value!r}")
+        raise Forbidden(
+            f"{request.method} {request.url.path} needs the role {need.value!r} "
+            f"or higher in this project; {principal.user!r} is {role.value!r}"
+        )
     request.state.project_id = project_id

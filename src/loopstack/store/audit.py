@@ -36,8 +36,16 @@ def digest_of(payload: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _link_hash(prev_hash: str, seq: int, ts: int, actor: str, action: str,
-               object_type: str, object_id: str, digest: str) -> str:
+def _link_hash(
+    prev_hash: str,
+    seq: int,
+    ts: int,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    digest: str,
+) -> str:
     fields = [prev_hash, str(seq), str(ts), actor, action, object_type, object_id, digest]
     return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
 
@@ -45,12 +53,16 @@ def _link_hash(prev_hash: str, seq: int, ts: int, actor: str, action: str,
 # Built once: every write transaction runs these three, so they skip statement construction.
 _READ_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
 _INSERT_EVENT = cast(Table, AuditEvent.__table__).insert()
-_MOVE_HEAD = update(AuditHead).where(AuditHead.id == 1).values(
-    seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+_MOVE_HEAD = (
+    update(AuditHead)
+    .where(AuditHead.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
 
 
-def append(conn: Connection, *, actor: str, action: str, object_type: str, object_id: str,
-           payload: Any) -> int:
+def append(
+    conn: Connection, *, actor: str, action: str, object_type: str, object_id: str, payload: Any
+) -> int:
     """Append one event inside the caller's transaction; returns its sequence number."""
     # Locking the head row serialises appenders on PostgreSQL; on SQLite the
     # write transaction (BEGIN IMMEDIATE) already does.
@@ -59,9 +71,20 @@ def append(conn: Connection, *, actor: str, action: str, object_type: str, objec
     ts = int(time.time() * 1000)
     digest = digest_of(payload)
     link = _link_hash(head.hash, seq, ts, actor, action, object_type, object_id, digest)
-    conn.execute(_INSERT_EVENT, {"seq": seq, "ts": ts, "actor": actor, "action": action,
-                                 "object_type": object_type, "object_id": object_id,
-                                 "digest": digest, "prev_hash": head.hash, "hash": link})
+    conn.execute(
+        _INSERT_EVENT,
+        {
+            "seq": seq,
+            "ts": ts,
+            "actor": actor,
+            "action": action,
+            "object_type": object_type,
+            "object_id": object_id,
+            "digest": digest,
+            "prev_hash": head.hash,
+            "hash": link,
+        },
+    )
     conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": link})
     return seq
 
@@ -88,30 +111,55 @@ def verify(db: Database, *, batch: int = 10_000) -> VerifyResult:
                 break
             for ev in rows:
                 if ev.seq != expected_seq:
-                    return VerifyResult(False, checked, expected_seq,
-                                        f"event {expected_seq} is missing (next found: {ev.seq})")
+                    return VerifyResult(
+                        False,
+                        checked,
+                        expected_seq,
+                        f"event {expected_seq} is missing (next found: {ev.seq})",
+                    )
                 if ev.prev_hash != prev_hash:
-                    return VerifyResult(False, checked, ev.seq,
-                                        "its prev_hash does not match the hash of the event before")
-                recomputed = _link_hash(ev.prev_hash, ev.seq, ev.ts, ev.actor, ev.action,
-                                        ev.object_type, ev.object_id, ev.digest)
+                    return VerifyResult(
+                        False,
+                        checked,
+                        ev.seq,
+                        "its prev_hash does not match the hash of the event before",
+                    )
+                recomputed = _link_hash(
+                    ev.prev_hash,
+                    ev.seq,
+                    ev.ts,
+                    ev.actor,
+                    ev.action,
+                    ev.object_type,
+                    ev.object_id,
+                    ev.digest,
+                )
                 if recomputed != ev.hash:
-                    return VerifyResult(False, checked, ev.seq,
-                                        "its contents do not match its hash (the row was edited)")
+                    return VerifyResult(
+                        False,
+                        checked,
+                        ev.seq,
+                        "its contents do not match its hash (the row was edited)",
+                    )
                 prev_hash, expected_seq, checked = ev.hash, ev.seq + 1, checked + 1
             last_seq = rows[-1].seq
         head = conn.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one()
         if head.seq != checked or head.hash != prev_hash:
-            return VerifyResult(False, checked, checked + 1 if head.seq > checked else head.seq,
-                                f"the chain head says seq {head.seq} but the log ends at {checked} "
-                                "(events were deleted from the end)")
+            return VerifyResult(
+                False,
+                checked,
+                checked + 1 if head.seq > checked else head.seq,
+                f"the chain head says seq {head.seq} but the log ends at {checked} "
+                "(events were deleted from the end)",
+            )
         return VerifyResult(True, checked)
 
     return db.read(run)
 
 
-def events(db: Database, *, object_type: str | None = None, object_id: str | None = None,
-           limit: int = 1000) -> list[dict[str, Any]]:
+def events(
+    db: Database, *, object_type: str | None = None, object_id: str | None = None, limit: int = 1000
+) -> list[dict[str, Any]]:
     """The newest ``limit`` events, optionally for one object, oldest first."""
 
     def run(conn: Connection) -> list[dict[str, Any]]:

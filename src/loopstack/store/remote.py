@@ -34,19 +34,32 @@ from loopstack import errors
 if TYPE_CHECKING:
     from loopstack.config import Settings
 
-__all__ = ["PROJECT_HEADER", "HttpClient", "close_shared", "error_from_response",
-           "local_config", "server_url"]
+__all__ = [
+    "PROJECT_HEADER",
+    "HttpClient",
+    "close_shared",
+    "error_from_response",
+    "local_config",
+    "server_url",
+]
 
 PROJECT_HEADER = "X-Loopstack-Project"
 _RETRY_STATUSES = frozenset({429, 503})
 _BY_NAME: dict[str, type[errors.LoopstackError]] = {
-    name: cls for name in errors.__all__
+    name: cls
+    for name in errors.__all__
     if isinstance(cls := getattr(errors, name), type) and issubclass(cls, errors.LoopstackError)
 }
 _BY_STATUS: dict[int, type[errors.LoopstackError]] = {
-    400: errors.Invalid, 404: errors.NotFound, 409: errors.Conflict, 413: errors.Invalid,
-    422: errors.Invalid, 403: errors.Forbidden, 401: errors.Unauthenticated,
-    429: errors.Overloaded, 503: errors.Overloaded,
+    400: errors.Invalid,
+    404: errors.NotFound,
+    409: errors.Conflict,
+    413: errors.Invalid,
+    422: errors.Invalid,
+    403: errors.Forbidden,
+    401: errors.Unauthenticated,
+    429: errors.Overloaded,
+    503: errors.Overloaded,
 }
 
 
@@ -77,14 +90,15 @@ def error_from_response(resp: httpx.Response, what: str) -> errors.LoopstackErro
     cls = _BY_NAME.get(str(body.get("error", "")))
     if cls is None:
         cls = _BY_STATUS.get(resp.status_code, errors.LoopstackError)
-    message = body.get("message") or body.get("detail") or \
-        f"{what} answered HTTP {resp.status_code}"
+    message = (
+        body.get("message") or body.get("detail") or f"{what} answered HTTP {resp.status_code}"
+    )
     field = body.get("field")
     return cls(str(message), field=str(field) if field is not None else None)
 
 
 def _retry_after(resp: httpx.Response | None, attempt: int) -> float:
-    base = 0.1 * 2 ** attempt
+    base = 0.1 * 2**attempt
     if resp is not None:
         with suppress(ValueError):
             base = max(base, min(float(resp.headers.get("retry-after", "")), 10.0))
@@ -111,8 +125,16 @@ class HttpClient:
     as loopstack errors. ``retries`` counts attempts after the first.
     """
 
-    def __init__(self, base_url: str, *, token: str | None = None, project: str | None = None,
-                 prefix: str = "/api/v1", timeout: float = 60.0, retries: int = 6) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        project: str | None = None,
+        prefix: str = "/api/v1",
+        timeout: float = 60.0,
+        retries: int = 6,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.prefix = prefix
         self.project = project
@@ -125,8 +147,9 @@ class HttpClient:
         self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
 
     @classmethod
-    def shared(cls, base_url: str, *, token: str | None = None,
-               project: str | None = None) -> HttpClient:
+    def shared(
+        cls, base_url: str, *, token: str | None = None, project: str | None = None
+    ) -> HttpClient:
         """One client (and connection pool) per server, token and project in this process."""
         key = (base_url.rstrip("/"), token, project)
         with _shared_lock:
@@ -140,15 +163,17 @@ class HttpClient:
         """The shared client for the configured server, token and project."""
         base = server_url(config)
         if base is None:
-            raise errors.Invalid("expected an http(s):// tracking URI to reach a server; got "
-                                 f"{config.tracking_uri!r}", field="tracking_uri")
+            raise errors.Invalid(
+                "expected an http(s):// tracking URI to reach a server; got "
+                f"{config.tracking_uri!r}",
+                field="tracking_uri",
+            )
         return cls.shared(base, token=config.token, project=config.project)
 
     def close(self) -> None:
         self.http.close()
 
-    def _send(self, method: str, path: str, *, stream: bool = False,
-              **kw: Any) -> httpx.Response:
+    def _send(self, method: str, path: str, *, stream: bool = False, **kw: Any) -> httpx.Response:
         url = self.prefix + path
         what = f"{method} {self.base_url}{url}"
         resp: httpx.Response | None = None
@@ -159,7 +184,8 @@ class HttpClient:
             except httpx.TransportError as exc:
                 if attempt == self.retries:
                     raise errors.StoreUnavailable(
-                        f"cannot reach the loopstack server at {self.base_url}: {exc}") from exc
+                        f"cannot reach the loopstack server at {self.base_url}: {exc}"
+                    ) from exc
                 time.sleep(_retry_after(None, attempt))
                 continue
             if resp.status_code in _RETRY_STATUSES and attempt < self.retries:
@@ -176,8 +202,15 @@ class HttpClient:
             raise error_from_response(resp, what)
         return resp
 
-    def call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-             json: Any = None, content: bytes | None = None) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+    ) -> Any:
         """``method prefix+path``; the decoded JSON answer, or the loopstack error it names."""
         kw: dict[str, Any] = {}
         if params is not None:
@@ -194,11 +227,13 @@ class HttpClient:
         except ValueError as exc:
             raise errors.LoopstackError(
                 f"{method} {self.base_url}{self.prefix}{path} answered a body that is not "
-                f"JSON: {resp.text[:200]!r}") from exc
+                f"JSON: {resp.text[:200]!r}"
+            ) from exc
 
     @contextmanager
-    def stream(self, method: str, path: str, *,
-               params: dict[str, Any] | None = None) -> Iterator[httpx.Response]:
+    def stream(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None
+    ) -> Iterator[httpx.Response]:
         """A streamed answer (for downloads); errors are raised before the first byte."""
         kw: dict[str, Any] = {}
         if params is not None:

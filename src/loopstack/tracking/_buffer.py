@@ -21,8 +21,13 @@ MAX_POINTS = 10_000
 
 
 class MetricBuffer:
-    def __init__(self, write: Callable[[list[Metric]], None], *,
-                 interval: float = FLUSH_INTERVAL_S, max_points: int = MAX_POINTS) -> None:
+    def __init__(
+        self,
+        write: Callable[[list[Metric]], None],
+        *,
+        interval: float = FLUSH_INTERVAL_S,
+        max_points: int = MAX_POINTS,
+    ) -> None:
         self._write = write
         self._interval = interval
         self._max_points = max_points
@@ -96,8 +101,9 @@ class _Flusher:
         with self._lock:
             self._buffers.add(buf)
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="loopstack-metric-flush",
-                                                daemon=True)
+                self._thread = threading.Thread(
+                    target=self._loop, name="loopstack-metric-flush", daemon=True
+                )
                 self._thread.start()
 
     def unregister(self, buf: MetricBuffer) -> None:

@@ -44,8 +44,9 @@ class TrackingClient:
     >>> run = client.create_run(client.set_experiment("demo"))
     """
 
-    def __init__(self, tracking_uri: str | None = None, *,
-                 store: TrackingStore | None = None) -> None:
+    def __init__(
+        self, tracking_uri: str | None = None, *, store: TrackingStore | None = None
+    ) -> None:
         config = settings()
         self.store = store or _store_for(tracking_uri or config.tracking_uri, config)
 
@@ -73,17 +74,28 @@ class TrackingClient:
             assert found is not None
             return found.experiment_id
 
-    def search_experiments(self, *, view: str = "active", name_like: str | None = None,
-                           max_results: int = 1000) -> list[Experiment]:
-        return self.store.search_experiments(view=view, name_like=name_like,
-                                             max_results=max_results)
+    def search_experiments(
+        self, *, view: str = "active", name_like: str | None = None, max_results: int = 1000
+    ) -> list[Experiment]:
+        return self.store.search_experiments(
+            view=view, name_like=name_like, max_results=max_results
+        )
 
     # -- runs -----------------------------------------------------------------------
-    def create_run(self, experiment_id: str = "0", *, run_name: str | None = None,
-                   tags: dict[str, str] | None = None,
-                   params: dict[str, Any] | None = None) -> Run:
-        return self.store.create_run(experiment_id, run_name=run_name, tags=tags,
-                                     params={k: str(v) for k, v in (params or {}).items()})
+    def create_run(
+        self,
+        experiment_id: str = "0",
+        *,
+        run_name: str | None = None,
+        tags: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Run:
+        return self.store.create_run(
+            experiment_id,
+            run_name=run_name,
+            tags=tags,
+            params={k: str(v) for k, v in (params or {}).items()},
+        )
 
     def get_run(self, run_id: str) -> Run:
         return self.store.get_run(run_id)
@@ -91,14 +103,24 @@ class TrackingClient:
     def set_terminated(self, run_id: str, status: str = RunStatus.FINISHED) -> Run:
         return self.store.update_run(run_id, status=status, end_time=now_ms())
 
-    def log_batch(self, run_id: str, *, metrics: list[Metric] | None = None,
-                  params: dict[str, Any] | None = None, tags: dict[str, Any] | None = None) -> None:
-        self.store.log_batch(run_id, metrics=metrics,
-                             params={k: str(v) for k, v in (params or {}).items()},
-                             tags={k: str(v) for k, v in (tags or {}).items()})
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        metrics: list[Metric] | None = None,
+        params: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
+    ) -> None:
+        self.store.log_batch(
+            run_id,
+            metrics=metrics,
+            params={k: str(v) for k, v in (params or {}).items()},
+            tags={k: str(v) for k, v in (tags or {}).items()},
+        )
 
-    def log_metric(self, run_id: str, key: str, value: float, step: int = 0,
-                   timestamp: int | None = None) -> None:
+    def log_metric(
+        self, run_id: str, key: str, value: float, step: int = 0, timestamp: int | None = None
+    ) -> None:
         """One point, written now (the fluent API buffers; this does not)."""
         self.store.log_batch(run_id, metrics=[Metric(key, value, step, timestamp or now_ms())])
 
@@ -123,25 +145,36 @@ class TrackingClient:
     def restore_run(self, run_id: str) -> None:
         self.store.restore_run(run_id)
 
-    def search_runs(self, experiment_ids: list[str], filter_string: str = "", *,
-                    order_by: list[str] | None = None, max_results: int = 1000,
-                    view: str = "active") -> list[Run]:
+    def search_runs(
+        self,
+        experiment_ids: list[str],
+        filter_string: str = "",
+        *,
+        order_by: list[str] | None = None,
+        max_results: int = 1000,
+        view: str = "active",
+    ) -> list[Run]:
         """Every matching run, following pages up to ``max_results``."""
         runs: list[Run] = []
         token = None
         while len(runs) < max_results:
             page, token = self.store.search_runs(
-                experiment_ids, filter_string=filter_string, view=view,
-                max_results=min(1000, max_results - len(runs)), order_by=order_by,
-                page_token=token)
+                experiment_ids,
+                filter_string=filter_string,
+                view=view,
+                max_results=min(1000, max_results - len(runs)),
+                order_by=order_by,
+                page_token=token,
+            )
             runs.extend(page)
             if not token:
                 break
         return runs
 
     # -- artifacts ------------------------------------------------------------------
-    def log_artifact(self, run_id: str, local_path: str | Path,
-                     artifact_path: str | None = None) -> None:
+    def log_artifact(
+        self, run_id: str, local_path: str | Path, artifact_path: str | None = None
+    ) -> None:
         self.store.log_artifact(run_id, Path(local_path), artifact_path)
 
     def list_artifacts(self, run_id: str, path: str = "") -> list[FileInfo]:
@@ -158,21 +191,29 @@ def runs_to_frame(runs: list[Run]) -> Any:
     rows = []
     for r in runs:
         row: dict[str, Any] = {
-            "run_id": r.run_id, "experiment_id": r.experiment_id, "run_name": r.run_name,
-            "status": r.status, "artifact_uri": r.artifact_uri,
+            "run_id": r.run_id,
+            "experiment_id": r.experiment_id,
+            "run_name": r.run_name,
+            "status": r.status,
+            "artifact_uri": r.artifact_uri,
             "start_time": pd.to_datetime(r.start_time, unit="ms", utc=True),
             "end_time": pd.to_datetime(r.end_time, unit="ms", utc=True) if r.end_time else pd.NaT,
         }
         row.update({f"metrics.{k}": v for k, v in r.metrics.items()})
         row.update({f"params.{k}": v for k, v in r.params.items()})
-        row.update({f"tags.{k}": v for k, v in r.tags.items()
-                    if k not in ("loopstack.packages",)})
+        row.update({f"tags.{k}": v for k, v in r.tags.items() if k not in ("loopstack.packages",)})
         rows.append(row)
-    base = ["run_id", "experiment_id", "run_name", "status", "artifact_uri", "start_time",
-            "end_time"]
+    base = [
+        "run_id",
+        "experiment_id",
+        "run_name",
+        "status",
+        "artifact_uri",
+        "start_time",
+        "end_time",
+    ]
     frame = pd.DataFrame(rows, columns=None if rows else base)
     if rows:
         rest = sorted(c for c in frame.columns if c not in base)
         frame = frame[base + rest]
     return frame
-

@@ -58,16 +58,21 @@ def validate_key(key: Any, kind: str) -> str:
     if isinstance(key, str) and (key, kind) in _valid_keys:
         return key
     if not isinstance(key, str) or not key:
-        raise Invalid(f"a {kind} key must be a non-empty string; got {key!r} instead",
-                      field=f"{kind}.key")
+        raise Invalid(
+            f"a {kind} key must be a non-empty string; got {key!r} instead", field=f"{kind}.key"
+        )
     if len(key) > MAX_KEY_LENGTH:
-        raise Invalid(f"a {kind} key must be at most {MAX_KEY_LENGTH} characters; got "
-                      f"{len(key)} ({key[:40]!r}...)", field=f"{kind}.key")
+        raise Invalid(
+            f"a {kind} key must be at most {MAX_KEY_LENGTH} characters; got "
+            f"{len(key)} ({key[:40]!r}...)",
+            field=f"{kind}.key",
+        )
     if not _KEY_RE.match(key) or ".." in key.split("/") or key.startswith("/"):
         raise Invalid(
             f"the {kind} key {key!r} has characters outside the allowed set (letters, digits, "
             "underscores, dashes, periods, spaces, colons and slashes, no '..')",
-            field=f"{kind}.key")
+            field=f"{kind}.key",
+        )
     if len(_valid_keys) < 100_000:
         _valid_keys.add((key, kind))
     return key
@@ -76,16 +81,22 @@ def validate_key(key: Any, kind: str) -> str:
 def validate_param_value(key: str, value: Any) -> str:
     text = value if isinstance(value, str) else str(value)
     if len(text) > MAX_PARAM_VALUE_LENGTH:
-        raise Invalid(f"the value of param {key!r} must be at most {MAX_PARAM_VALUE_LENGTH} "
-                      f"characters; got {len(text)}", field=f"params.{key}")
+        raise Invalid(
+            f"the value of param {key!r} must be at most {MAX_PARAM_VALUE_LENGTH} "
+            f"characters; got {len(text)}",
+            field=f"params.{key}",
+        )
     return text
 
 
 def validate_tag_value(key: str, value: Any) -> str:
     text = value if isinstance(value, str) else str(value)
     if len(text) > MAX_TAG_VALUE_LENGTH:
-        raise Invalid(f"the value of tag {key!r} must be at most {MAX_TAG_VALUE_LENGTH} "
-                      f"characters; got {len(text)}", field=f"tags.{key}")
+        raise Invalid(
+            f"the value of tag {key!r} must be at most {MAX_TAG_VALUE_LENGTH} "
+            f"characters; got {len(text)}",
+            field=f"tags.{key}",
+        )
     return text
 
 
@@ -104,8 +115,12 @@ def metric_rows(run_id: str, metrics: list[Any]) -> list[tuple[str, str, float, 
         for key in set(keys):
             validate_key(key, "metric")
         # map(type, ...) and set() run in C: a few microseconds per thousand points.
-        fast = (set(map(type, values)) <= {float} and set(map(type, steps)) <= {int}
-                and set(map(type, stamps)) <= {int} and math.isfinite(math.fsum(values)))
+        fast = (
+            set(map(type, values)) <= {float}
+            and set(map(type, steps)) <= {int}
+            and set(map(type, stamps)) <= {int}
+            and math.isfinite(math.fsum(values))
+        )
     except (TypeError, OverflowError, ValueError):
         fast = False
     if fast:
@@ -124,21 +139,29 @@ def _redacted(key: str, value: str) -> str:
 
 def clean_tags(tags: dict[str, Any] | None) -> dict[str, str]:
     """Validated tags, with anything that looks like a credential redacted before storage."""
-    return {validate_key(k, "tag"): _redacted(k, validate_tag_value(k, v))
-            for k, v in (tags or {}).items()}
+    return {
+        validate_key(k, "tag"): _redacted(k, validate_tag_value(k, v))
+        for k, v in (tags or {}).items()
+    }
 
 
 def clean_params(params: dict[str, Any] | None) -> dict[str, str]:
     """Validated params, with anything that looks like a credential redacted before storage."""
-    return {validate_key(k, "param"): _redacted(k, validate_param_value(k, v))
-            for k, v in (params or {}).items()}
+    return {
+        validate_key(k, "param"): _redacted(k, validate_param_value(k, v))
+        for k, v in (params or {}).items()
+    }
 
 
 def validate_metric(key: Any, value: Any, step: Any, timestamp: Any) -> tuple[str, float, int, int]:
     """Check one metric point; returns it normalised. Non-finite values are refused."""
     key = validate_key(key, "metric")
-    if (type(value) is float and math.isfinite(value) and type(step) is int
-            and type(timestamp) is int):
+    if (
+        type(value) is float
+        and math.isfinite(value)
+        and type(step) is int
+        and type(timestamp) is int
+    ):
         return key, value, step, timestamp  # the common case, checked cheaply
     if isinstance(value, bool) or not isinstance(value, int | float):
         try:
@@ -147,12 +170,17 @@ def validate_metric(key: Any, value: Any, step: Any, timestamp: Any) -> tuple[st
             if not isinstance(value, np.number) or isinstance(value, np.bool_):
                 raise TypeError
         except (ImportError, TypeError):
-            raise Invalid(f"metric {key!r} must be a finite number; got {value!r} "
-                          f"({type(value).__name__}) instead", field=f"metrics.{key}") from None
+            raise Invalid(
+                f"metric {key!r} must be a finite number; got {value!r} "
+                f"({type(value).__name__}) instead",
+                field=f"metrics.{key}",
+            ) from None
     fvalue = float(value)
     if not math.isfinite(fvalue):
-        raise Invalid(f"metric {key!r} must be a finite number; got {fvalue!r} instead",
-                      field=f"metrics.{key}")
+        raise Invalid(
+            f"metric {key!r} must be a finite number; got {fvalue!r} instead",
+            field=f"metrics.{key}",
+        )
     for name, v in (("step", step), ("timestamp", timestamp)):
         if isinstance(v, bool) or not isinstance(v, int):
             try:
@@ -161,8 +189,10 @@ def validate_metric(key: Any, value: Any, step: Any, timestamp: Any) -> tuple[st
                 if not isinstance(v, np.integer):
                     raise TypeError
             except (ImportError, TypeError):
-                raise Invalid(f"the {name} of metric {key!r} must be an integer; got {v!r}",
-                              field=f"metrics.{key}.{name}") from None
+                raise Invalid(
+                    f"the {name} of metric {key!r} must be an integer; got {v!r}",
+                    field=f"metrics.{key}.{name}",
+                ) from None
     return key, fvalue, int(step), int(timestamp)
 
 

@@ -34,8 +34,9 @@ def installed_packages() -> str:
 
 def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(["git", *args], capture_output=True, text=True,
-                             timeout=_GIT_TIMEOUT_S, check=False)
+        out = subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=_GIT_TIMEOUT_S, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -47,8 +48,10 @@ def _git_state(cwd: str) -> dict[str, str]:
     if not commit:
         return {}
     status = _git("-C", cwd, "status", "--porcelain", "--untracked-files=no")
-    tags = {"mlflow.source.git.commit": commit,
-            "loopstack.git.dirty": "true" if status else "false"}
+    tags = {
+        "mlflow.source.git.commit": commit,
+        "loopstack.git.dirty": "true" if status else "false",
+    }
     remote = _git("-C", cwd, "config", "--get", "remote.origin.url")
     if remote:
         tags["mlflow.source.git.repoURL"] = remote

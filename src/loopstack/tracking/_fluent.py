@@ -52,7 +52,8 @@ __all__ = [
 ]
 
 _stack: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar(
-    "loopstack_active_runs", default=())
+    "loopstack_active_runs", default=()
+)
 _open_runs: set[ActiveRun] = set()
 _open_lock = threading.Lock()
 
@@ -78,18 +79,23 @@ class ActiveRun:
         self.client.store.log_batch(self.run_id, metrics=points)
 
     # -- logging --------------------------------------------------------------------
-    def log_metric(self, key: str, value: float, step: int | None = None,
-                   timestamp: int | None = None) -> None:
+    def log_metric(
+        self, key: str, value: float, step: int | None = None, timestamp: int | None = None
+    ) -> None:
         """Buffer one point; it is written in a batch (checked now, so errors surface here)."""
-        k, v, s, t = validate_metric(key, value, 0 if step is None else step,
-                                     now_ms() if timestamp is None else timestamp)
+        k, v, s, t = validate_metric(
+            key, value, 0 if step is None else step, now_ms() if timestamp is None else timestamp
+        )
         self._buffer.add([Metric(k, v, s, t)])
 
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None,
-                    timestamp: int | None = None) -> None:
+    def log_metrics(
+        self, metrics: dict[str, float], step: int | None = None, timestamp: int | None = None
+    ) -> None:
         ts = now_ms() if timestamp is None else timestamp
-        points = [Metric(*validate_metric(k, v, 0 if step is None else step, ts))
-                  for k, v in metrics.items()]
+        points = [
+            Metric(*validate_metric(k, v, 0 if step is None else step, ts))
+            for k, v in metrics.items()
+        ]
         self._buffer.add(points)
 
     def log_param(self, key: str, value: Any) -> None:
@@ -114,8 +120,11 @@ class ActiveRun:
         if not local_dir.is_dir():
             raise Invalid(f"expected a directory; got {str(local_dir)!r}", field="local_dir")
         for child in sorted(local_dir.iterdir()):
-            sub = (f"{artifact_path}/{child.name}" if artifact_path else child.name) \
-                if child.is_dir() else artifact_path
+            sub = (
+                (f"{artifact_path}/{child.name}" if artifact_path else child.name)
+                if child.is_dir()
+                else artifact_path
+            )
             self.client.log_artifact(self.run_id, child, sub)
 
     def log_text(self, text: str, artifact_file: str) -> None:
@@ -125,23 +134,35 @@ class ActiveRun:
             parent = str(Path(artifact_file).parent)
             self.log_artifact(path, None if parent == "." else parent)
 
-    def log_input(self, data: Any, *, name: str | None = None,
-                  context: str | None = None) -> str:
+    def log_input(self, data: Any, *, name: str | None = None, context: str | None = None) -> str:
         """Record a dataset the run read (DataFrame, Arrow table, array, path); returns digest."""
         ds = dataset_input(data, name=name, context=context)
         self.client.log_inputs(self.run_id, [ds])
         return ds.digest
 
-    def log_model(self, model: Any, *, name: str | None = None, artifact_path: str = "model",
-                  sample_input: Any = None, **kwargs: Any) -> Any:
+    def log_model(
+        self,
+        model: Any,
+        *,
+        name: str | None = None,
+        artifact_path: str = "model",
+        sample_input: Any = None,
+        **kwargs: Any,
+    ) -> Any:
         """Package ``model`` (flavor detected) into the run; with ``name``, register a version.
 
         Returns the new ``ModelVersion`` (or None without ``name``).
         """
         from loopstack.registry import log_model
 
-        return log_model(self.run_id, model, name=name, artifact_path=artifact_path,
-                         sample_input=sample_input, **kwargs)
+        return log_model(
+            self.run_id,
+            model,
+            name=name,
+            artifact_path=artifact_path,
+            sample_input=sample_input,
+            **kwargs,
+        )
 
     def flush(self) -> int:
         """Write every buffered metric point now; returns how many were written."""
@@ -152,8 +173,9 @@ class ActiveRun:
         if self._ended:
             return
         try:
-            self._buffer.close(lambda points: self.client.store.end_run(
-                self.run_id, status, metrics=points))
+            self._buffer.close(
+                lambda points: self.client.store.end_run(self.run_id, status, metrics=points)
+            )
         except BaseException:
             if status == RunStatus.FINISHED:
                 raise
@@ -168,8 +190,12 @@ class ActiveRun:
     def __enter__(self) -> ActiveRun:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc_type is None:
             status = RunStatus.FINISHED
         elif issubclass(exc_type, KeyboardInterrupt):
@@ -212,10 +238,16 @@ def _experiment_id(client: TrackingClient, name: str, *, fresh: bool = False) ->
     return found
 
 
-def start_run(experiment: str | None = None, run_name: str | None = None, *,
-              params: dict[str, Any] | None = None, tags: dict[str, Any] | None = None,
-              nested: bool = False, run_id: str | None = None,
-              capture_env: bool = True) -> ActiveRun:
+def start_run(
+    experiment: str | None = None,
+    run_name: str | None = None,
+    *,
+    params: dict[str, Any] | None = None,
+    tags: dict[str, Any] | None = None,
+    nested: bool = False,
+    run_id: str | None = None,
+    capture_env: bool = True,
+) -> ActiveRun:
     """Start (or, with ``run_id``, resume) a run and make it the active one.
 
     >>> with ls.start_run(experiment="churn", params={"lr": 0.1}) as run:
@@ -223,16 +255,21 @@ def start_run(experiment: str | None = None, run_name: str | None = None, *,
     """
     stack = _stack.get()
     if stack and not nested:
-        raise Conflict(f"run {stack[-1].run_id} is already active; end it first, or pass "
-                       "nested=True to start a child run")
+        raise Conflict(
+            f"run {stack[-1].run_id} is already active; end it first, or pass "
+            "nested=True to start a child run"
+        )
     client = _client()
     if run_id is not None:
         run = client.get_run(run_id)
         if run.status != RunStatus.RUNNING:
             run = client.store.update_run(run_id, status=RunStatus.RUNNING)
     else:
-        experiment_id = _experiment_id(client, experiment) if experiment else \
-            (stack[-1].experiment_id if stack else "0")
+        experiment_id = (
+            _experiment_id(client, experiment)
+            if experiment
+            else (stack[-1].experiment_id if stack else "0")
+        )
         all_tags: dict[str, str] = environment_tags() if capture_env else {}
         all_tags.update({k: str(v) for k, v in (tags or {}).items()})
         if stack:
@@ -241,15 +278,13 @@ def start_run(experiment: str | None = None, run_name: str | None = None, *,
         if reproduces:  # started by `loopstack runs reproduce`
             all_tags["loopstack.reproduces"] = reproduces
         try:
-            run = client.create_run(experiment_id, run_name=run_name, tags=all_tags,
-                                    params=params)
+            run = client.create_run(experiment_id, run_name=run_name, tags=all_tags, params=params)
         except (NotFound, Conflict):
             if not experiment:
                 raise
             # The remembered id went stale (the experiment was deleted): look it up again.
             experiment_id = _experiment_id(client, experiment, fresh=True)
-            run = client.create_run(experiment_id, run_name=run_name, tags=all_tags,
-                                    params=params)
+            run = client.create_run(experiment_id, run_name=run_name, tags=all_tags, params=params)
         params = None  # written with the run
         if capture_env and len(installed_packages()) > MAX_TAG_VALUE_LENGTH:
             # The tag holds only the first 8,000 characters: keep the whole list too.
@@ -289,8 +324,9 @@ def end_run(status: str = RunStatus.FINISHED) -> None:
         run._pop()
 
 
-def log_metric(key: str, value: float, step: int | None = None,
-               timestamp: int | None = None) -> None:
+def log_metric(
+    key: str, value: float, step: int | None = None, timestamp: int | None = None
+) -> None:
     _require_run().log_metric(key, value, step, timestamp)
 
 
@@ -340,9 +376,14 @@ def get_run(run_id: str) -> Run:
     return _client().get_run(run_id)
 
 
-def search_runs(experiment: str | list[str] | None = None, filter: str = "", *,
-                order_by: list[str] | None = None, max_results: int = 1000,
-                view: str = "active") -> Any:
+def search_runs(
+    experiment: str | list[str] | None = None,
+    filter: str = "",
+    *,
+    order_by: list[str] | None = None,
+    max_results: int = 1000,
+    view: str = "active",
+) -> Any:
     """Runs as a pandas DataFrame; ``experiment`` is a name or id (or a list of them).
 
     >>> ls.search_runs("churn", filter="metrics.auc > 0.9 and params.model = 'gbm'",

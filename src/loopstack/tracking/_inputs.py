@@ -33,8 +33,9 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def dataset_input(data: Any, *, name: str | None = None, context: str | None = None,
-                  source: str | None = None) -> DatasetInput:
+def dataset_input(
+    data: Any, *, name: str | None = None, context: str | None = None, source: str | None = None
+) -> DatasetInput:
     """A ``DatasetInput`` for a DataFrame, Arrow table, numpy array, file path or DatasetVersion."""
     tags = {"mlflow.data.context": context} if context else {}
     if isinstance(data, DatasetInput):
@@ -44,13 +45,28 @@ def dataset_input(data: Any, *, name: str | None = None, context: str | None = N
     if isinstance(data, str | Path):
         path = Path(data)
         if not path.exists():
-            raise Invalid(f"expected a DataFrame or an existing file; got the path {str(path)!r}, "
-                          "which does not exist", field="dataset")
-        return DatasetInput(name or path.name, _file_digest(path), "local", str(path.resolve()),
-                            None, json.dumps({"bytes": sum(
-                                f.stat().st_size for f in ([path] if path.is_file()
-                                                           else path.rglob("*")) if f.is_file())}),
-                            tags)
+            raise Invalid(
+                f"expected a DataFrame or an existing file; got the path {str(path)!r}, "
+                "which does not exist",
+                field="dataset",
+            )
+        return DatasetInput(
+            name or path.name,
+            _file_digest(path),
+            "local",
+            str(path.resolve()),
+            None,
+            json.dumps(
+                {
+                    "bytes": sum(
+                        f.stat().st_size
+                        for f in ([path] if path.is_file() else path.rglob("*"))
+                        if f.is_file()
+                    )
+                }
+            ),
+            tags,
+        )
     import numpy as np
     import pandas as pd
 
@@ -60,11 +76,22 @@ def dataset_input(data: Any, *, name: str | None = None, context: str | None = N
     elif isinstance(data, np.ndarray):
         data, source_type = pd.DataFrame(data.reshape(len(data), -1)), "ndarray"
     elif not isinstance(data, pd.DataFrame):
-        raise Invalid("expected a pandas DataFrame, a pyarrow Table, a numpy array or a path; "
-                      f"got {type(data).__name__} instead", field="dataset")
+        raise Invalid(
+            "expected a pandas DataFrame, a pyarrow Table, a numpy array or a path; "
+            f"got {type(data).__name__} instead",
+            field="dataset",
+        )
     digest = _frame_digest(data)
-    schema = json.dumps({"columns": [{"name": str(c), "type": str(t)}
-                                     for c, t in data.dtypes.items()]})
+    schema = json.dumps(
+        {"columns": [{"name": str(c), "type": str(t)} for c, t in data.dtypes.items()]}
+    )
     profile = json.dumps({"num_rows": int(len(data)), "num_columns": int(data.shape[1])})
-    return DatasetInput(name or f"dataset-{digest[:8]}", digest, source_type,
-                        source or "in-memory", schema, profile, tags)
+    return DatasetInput(
+        name or f"dataset-{digest[:8]}",
+        digest,
+        source_type,
+        source or "in-memory",
+        schema,
+        profile,
+        tags,
+    )

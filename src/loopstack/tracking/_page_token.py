@@ -21,8 +21,9 @@ def decode_token(token: str | None) -> int:
     try:
         offset = int(json.loads(base64.urlsafe_b64decode(token.encode()))["offset"])
     except (ValueError, KeyError, TypeError) as exc:
-        raise Invalid(f"page_token is not one this server issued: {token!r}",
-                      field="page_token") from exc
+        raise Invalid(
+            f"page_token is not one this server issued: {token!r}", field="page_token"
+        ) from exc
     if offset < 0:
         raise Invalid(f"page_token is not one this server issued: {token!r}", field="page_token")
     return offset

@@ -90,7 +90,7 @@ class DatasetCheck:
             "changed": f"content changed: now sha256 {(self.current_digest or '')[:12]}…",
             "unreadable": f"cannot be read: {self.error}",
             "in-memory": f"an in-memory {self.source_type}, not stored anywhere: the entry point "
-                         "must rebuild it (its digest is compared after the re-run)",
+            "must rebuild it (its digest is compared after the re-run)",
         }[self.status]
         return f"{head}: {detail}"
 
@@ -183,8 +183,10 @@ def _split_command(run: Run, problems: list[str]) -> tuple[str | None, list[str]
     script, args = run.tags.get(_SOURCE_TAG), []
     if command:
         if len(command) >= TAG_LIMIT:
-            problems.append(f"the recorded command line (tag {_COMMAND_TAG}) was cut at "
-                            f"{TAG_LIMIT} characters, so its arguments are incomplete")
+            problems.append(
+                f"the recorded command line (tag {_COMMAND_TAG}) was cut at "
+                f"{TAG_LIMIT} characters, so its arguments are incomplete"
+            )
         try:
             parts = shlex.split(command)
         except ValueError:
@@ -192,8 +194,10 @@ def _split_command(run: Run, problems: list[str]) -> tuple[str | None, list[str]
         if len(parts) >= 2:  # the interpreter, then sys.argv
             script, args = parts[1], parts[2:]
     if script is None or script in _NO_SCRIPT:
-        problems.append(f"run {run.run_id} was not started from a script ({_SOURCE_TAG} is "
-                        f"{script!r}), so there is no entry point to re-run")
+        problems.append(
+            f"run {run.run_id} was not started from a script ({_SOURCE_TAG} is "
+            f"{script!r}), so there is no entry point to re-run"
+        )
         return None, args
     return script, args
 
@@ -204,13 +208,14 @@ def _start_dir(script: str, entry: str) -> str:
         return "."
     rel = PurePosixPath(Path(script).as_posix().removeprefix("./")).parts
     ent = PurePosixPath(entry).parts
-    if rel and len(rel) <= len(ent) and ent[-len(rel):] == rel:
-        return PurePosixPath(*ent[:-len(rel)]).as_posix()
+    if rel and len(rel) <= len(ent) and ent[-len(rel) :] == rel:
+        return PurePosixPath(*ent[: -len(rel)]).as_posix()
     return "."
 
 
-def plan_reproduction(run_id: str, *, repo: str | Path | None = None,
-                      client: TrackingClient | None = None) -> ReproductionPlan:
+def plan_reproduction(
+    run_id: str, *, repo: str | Path | None = None, client: TrackingClient | None = None
+) -> ReproductionPlan:
     """What the run recorded and whether each piece can be found; reads, never writes.
 
     ``repo`` names the repository holding the run's commit; by default the current
@@ -224,8 +229,9 @@ def plan_reproduction(run_id: str, *, repo: str | Path | None = None,
     problems: list[str] = []
     warnings: list[str] = []
     if run.status != RunStatus.FINISHED:
-        warnings.append(f"the run's status is {run.status}, not FINISHED: its metrics may be "
-                        "partial")
+        warnings.append(
+            f"the run's status is {run.status}, not FINISHED: its metrics may be partial"
+        )
     script, args = _split_command(run, problems)
     commit = run.tags.get(_COMMIT_TAG)
     dirty = run.tags.get(_DIRTY_TAG) == "true"
@@ -234,8 +240,10 @@ def plan_reproduction(run_id: str, *, repo: str | Path | None = None,
     local = False
     found: Path | None = None
     if commit is None:
-        problems.append(f"run {run_id} recorded no git commit (tag {_COMMIT_TAG}): it was not "
-                        "started inside a git repository, so its code cannot be rebuilt")
+        problems.append(
+            f"run {run_id} recorded no git commit (tag {_COMMIT_TAG}): it was not "
+            "started inside a git repository, so its code cannot be rebuilt"
+        )
     else:
         if repo is not None:
             candidates = [Path(repo).expanduser()]
@@ -250,27 +258,35 @@ def plan_reproduction(run_id: str, *, repo: str | Path | None = None,
         if found is not None:
             repo_ref, local = str(found), True
         elif repo is not None:
-            problems.append(f"commit {commit} is not in the git repository at {repo} "
-                            f"(looked in: {', '.join(looked)})")
+            problems.append(
+                f"commit {commit} is not in the git repository at {repo} "
+                f"(looked in: {', '.join(looked)})"
+            )
         elif url and local_url_path(url) is None:
             repo_ref = url
             warnings.append(
                 f"commit {commit[:12]} is in no git repository here (looked in: "
                 f"{', '.join(looked)}); it will be cloned from {url}, which needs network "
                 "access: without it the clone fails, so clone the repository yourself and "
-                "pass --repo PATH")
+                "pass --repo PATH"
+            )
         else:
             problems.append(
                 f"commit {commit} is not in any git repository here (looked in: "
                 f"{', '.join(looked) or 'nowhere'}); "
-                + (f"its recorded remote {url} does not have it either" if url else
-                   f"the run recorded no remote URL ({_URL_TAG}) to fetch it from")
-                + "; pass --repo PATH to a clone that has it")
+                + (
+                    f"its recorded remote {url} does not have it either"
+                    if url
+                    else f"the run recorded no remote URL ({_URL_TAG}) to fetch it from"
+                )
+                + "; pass --repo PATH to a clone that has it"
+            )
         if dirty:
             warnings.append(
                 f"the run was started from a working tree with uncommitted changes "
                 f"({_DIRTY_TAG}=true); they were not recorded and cannot be restored: the "
-                f"reproduction uses commit {commit[:12]} as committed")
+                f"reproduction uses commit {commit[:12]} as committed"
+            )
     entry, cwd = None, "."
     if found is not None and script and commit:
         entry = locate_entry_point(script, found, commit_files(found, commit))
@@ -286,7 +302,8 @@ def plan_reproduction(run_id: str, *, repo: str | Path | None = None,
             f"the package list (tag loopstack.packages) was cut at {TAG_LIMIT} characters: "
             f"{len(packages.requirements)} packages are known (up to {last!r} alphabetically), "
             "the rest are not; record_requirements() stores the full list as the artifact "
-            "environment/requirements.txt")
+            "environment/requirements.txt"
+        )
     elif packages.source == "none":
         warnings.append("the run recorded no package set (tag loopstack.packages)")
     recorded_python = run.tags.get("loopstack.python")
@@ -303,16 +320,36 @@ def plan_reproduction(run_id: str, *, repo: str | Path | None = None,
     problems.extend(d.describe() for d in datasets if d.blocking)
     warnings.extend(d.describe() for d in datasets if d.status == "in-memory")
     return ReproductionPlan(
-        run_id=run.run_id, experiment_id=run.experiment_id, run_name=run.run_name,
-        run_status=run.status, commit=commit, dirty=dirty, repo=repo_ref, repo_is_local=local,
-        script=script, entry_point=entry, args=args, cwd=cwd,
-        command=run.tags.get(_COMMAND_TAG), python=recorded_python, params=dict(run.params),
-        packages=packages, datasets=datasets, metrics=dict(run.metrics), problems=problems,
-        warnings=warnings)
+        run_id=run.run_id,
+        experiment_id=run.experiment_id,
+        run_name=run.run_name,
+        run_status=run.status,
+        commit=commit,
+        dirty=dirty,
+        repo=repo_ref,
+        repo_is_local=local,
+        script=script,
+        entry_point=entry,
+        args=args,
+        cwd=cwd,
+        command=run.tags.get(_COMMAND_TAG),
+        python=recorded_python,
+        params=dict(run.params),
+        packages=packages,
+        datasets=datasets,
+        metrics=dict(run.metrics),
+        problems=problems,
+        warnings=warnings,
+    )
 
 
-def compare_metrics(original: dict[str, float], reproduced: dict[str, float], *,
-                    rtol: float = 1e-6, atol: float = 0.0) -> list[MetricComparison]:
+def compare_metrics(
+    original: dict[str, float],
+    reproduced: dict[str, float],
+    *,
+    rtol: float = 1e-6,
+    atol: float = 0.0,
+) -> list[MetricComparison]:
     """Each metric key of either run; a value matches when ``|r - o| <= atol + rtol * |o|``."""
     out = []
     for key in sorted(set(original) | set(reproduced)):
@@ -329,9 +366,10 @@ def compare_metrics(original: dict[str, float], reproduced: dict[str, float], *,
 def _absolute_url(url: str) -> str:
     """Store URLs as the child (started elsewhere) must see them."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        path = url[len("sqlite:///"):]
-        return url if path.startswith(":memory:") or not path else \
-            f"sqlite:///{Path(path).resolve()}"
+        path = url[len("sqlite:///") :]
+        return (
+            url if path.startswith(":memory:") or not path else f"sqlite:///{Path(path).resolve()}"
+        )
     if "://" not in url:
         return str(Path(url).resolve())
     return url
@@ -340,9 +378,14 @@ def _absolute_url(url: str) -> str:
 def _child_env(run_id: str, venv: Path | None) -> dict[str, str]:
     cfg = settings()
     env = dict(os.environ)
-    env.update({"LOOPSTACK_HOME": str(cfg.home), "LOOPSTACK_DB_URL": _absolute_url(cfg.db_url),
-                "LOOPSTACK_ARTIFACTS_URL": _absolute_url(cfg.artifacts_url),
-                REPRODUCES_ENV: run_id})
+    env.update(
+        {
+            "LOOPSTACK_HOME": str(cfg.home),
+            "LOOPSTACK_DB_URL": _absolute_url(cfg.db_url),
+            "LOOPSTACK_ARTIFACTS_URL": _absolute_url(cfg.artifacts_url),
+            REPRODUCES_ENV: run_id,
+        }
+    )
     if cfg.tracking_uri:
         env["LOOPSTACK_TRACKING_URI"] = cfg.tracking_uri
     if cfg.token:
@@ -361,9 +404,17 @@ def _new_runs(client: TrackingClient, script: str, since_ms: int, original: str)
     """Runs the child logged: its script path is unique to this reproduction's checkout."""
     quoted = script.replace("\\", "\\\\").replace("'", "\\'")
     ids = [e.experiment_id for e in client.search_experiments(view="all", max_results=50_000)]
-    runs = client.search_runs(
-        ids, f"tags.`{_SOURCE_TAG}` = '{quoted}' and attributes.start_time >= {since_ms}",
-        order_by=["attributes.start_time ASC"], max_results=1000, view="all") if ids else []
+    runs = (
+        client.search_runs(
+            ids,
+            f"tags.`{_SOURCE_TAG}` = '{quoted}' and attributes.start_time >= {since_ms}",
+            order_by=["attributes.start_time ASC"],
+            max_results=1000,
+            view="all",
+        )
+        if ids
+        else []
+    )
     return [r for r in runs if r.run_id != original and r.tags.get(_SOURCE_TAG) == script]
 
 
@@ -384,8 +435,10 @@ def _differences(original: Run, new: Run) -> list[str]:
     for key in sorted(set(original.params) | set(new.params)):
         o, n = original.params.get(key), new.params.get(key)
         if o != n:
-            out.append(f"param {key!r}: {o if o is not None else '(absent)'} -> "
-                       f"{n if n is not None else '(absent)'}")
+            out.append(
+                f"param {key!r}: {o if o is not None else '(absent)'} -> "
+                f"{n if n is not None else '(absent)'}"
+            )
     new_inputs = {d.name: d.digest for d in new.inputs}
     for d in original.inputs:
         now = new_inputs.get(d.name)
@@ -404,12 +457,22 @@ def _tail(log: Path) -> str:
     return "\n".join(lines[-_TAIL_LINES:])
 
 
-def reproduce(run_id: str, *, workdir: str | Path | None = None, fresh_env: bool = True,
-              dry_run: bool = False, repo: str | Path | None = None, rtol: float = 1e-6,
-              atol: float = 0.0, force: bool = False, keep: bool = False,
-              timeout: float | None = None, client: TrackingClient | None = None,
-              plan: ReproductionPlan | None = None,
-              on_progress: Callable[[str], None] | None = None) -> ReproductionReport:
+def reproduce(
+    run_id: str,
+    *,
+    workdir: str | Path | None = None,
+    fresh_env: bool = True,
+    dry_run: bool = False,
+    repo: str | Path | None = None,
+    rtol: float = 1e-6,
+    atol: float = 0.0,
+    force: bool = False,
+    keep: bool = False,
+    timeout: float | None = None,
+    client: TrackingClient | None = None,
+    plan: ReproductionPlan | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> ReproductionReport:
     """Re-run a run's entry point at its commit, with its packages, and compare metrics.
 
     Refuses (status ``refused``, nothing run) when something required is missing,
@@ -426,8 +489,10 @@ def reproduce(run_id: str, *, workdir: str | Path | None = None, fresh_env: bool
         plan = plan_reproduction(run_id, repo=repo, client=client)
     problems = list(plan.problems)
     if fresh_env and plan.packages.source == "none":
-        problems.append("the run recorded no package set, so a fresh environment cannot be "
-                        "built; reuse this interpreter instead (--reuse-env)")
+        problems.append(
+            "the run recorded no package set, so a fresh environment cannot be "
+            "built; reuse this interpreter instead (--reuse-env)"
+        )
     report = ReproductionReport(plan, "planned", problems=list(problems))
     if problems and not force:
         report.status = "refused"
@@ -439,13 +504,18 @@ def reproduce(run_id: str, *, workdir: str | Path | None = None, fresh_env: bool
         return report
 
     owned = workdir is None
-    root = Path(tempfile.mkdtemp(prefix="loopstack-reproduce-")) if workdir is None \
+    root = (
+        Path(tempfile.mkdtemp(prefix="loopstack-reproduce-"))
+        if workdir is None
         else Path(workdir).resolve()
+    )
     src = root / "src"
     if not owned:
         if src.exists() and any(src.iterdir()):
-            raise Invalid(f"expected the work directory to have no 'src' yet; {src} is not empty",
-                          field="workdir")
+            raise Invalid(
+                f"expected the work directory to have no 'src' yet; {src} is not empty",
+                field="workdir",
+            )
         root.mkdir(parents=True, exist_ok=True)
     log = root / "reproduce.log"
     try:
@@ -454,17 +524,21 @@ def reproduce(run_id: str, *, workdir: str | Path | None = None, fresh_env: bool
         if error is not None:
             report.status, report.problems = "failed", [*problems, error]
             return report
-        entry = plan.entry_point or locate_entry_point(plan.script, None,
-                                                       commit_files(src, plan.commit))
+        entry = plan.entry_point or locate_entry_point(
+            plan.script, None, commit_files(src, plan.commit)
+        )
         if entry is None:
             report.status = "failed"
-            report.problems.append(f"the entry point {plan.script} is not a file in commit "
-                                   f"{plan.commit[:12]}")
+            report.problems.append(
+                f"the entry point {plan.script} is not a file in commit {plan.commit[:12]}"
+            )
             return report
         venv = None
         if fresh_env:
-            progress(f"creating a fresh virtual environment with "
-                     f"{len(plan.packages.requirements)} packages")
+            progress(
+                f"creating a fresh virtual environment with "
+                f"{len(plan.packages.requirements)} packages"
+            )
             built = create_venv(root / "venv", plan.packages, log)
             python, venv = built.python, root / "venv"
             report.not_installed, report.notes = built.not_installed, built.notes
@@ -474,16 +548,23 @@ def reproduce(run_id: str, *, workdir: str | Path | None = None, fresh_env: bool
         report.python = str(python)
         script_path = str(src / entry)
         cmd = [str(python), script_path, *plan.args]
-        progress(f"running {shlex.join([Path(python).name, entry, *plan.args])} "
-                 f"in {src / plan.cwd}")
+        progress(
+            f"running {shlex.join([Path(python).name, entry, *plan.args])} in {src / plan.cwd}"
+        )
         started = now_ms()
         with log.open("a") as fh:
             fh.write(f"$ {shlex.join(cmd)}\n")
             fh.flush()
             try:
-                proc = subprocess.run(cmd, cwd=src / plan.cwd, env=_child_env(run_id, venv),
-                                      stdout=fh, stderr=subprocess.STDOUT, timeout=timeout,
-                                      check=False)
+                proc = subprocess.run(
+                    cmd,
+                    cwd=src / plan.cwd,
+                    env=_child_env(run_id, venv),
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout,
+                    check=False,
+                )
                 report.returncode = proc.returncode
             except subprocess.TimeoutExpired:
                 report.problems.append(f"the entry point did not finish within {timeout} s")

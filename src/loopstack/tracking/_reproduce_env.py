@@ -39,7 +39,8 @@ TAG_LIMIT = 8000
 _INSTALLER = {"pip", "setuptools", "wheel", "distribute"}
 _NOT_FOUND = re.compile(
     r"(?:No matching distribution found for|Could not find a version that satisfies the "
-    r"requirement)\s+([A-Za-z0-9_.\-\[\]]+(?:==[^\s;)]+)?)")
+    r"requirement)\s+([A-Za-z0-9_.\-\[\]]+(?:==[^\s;)]+)?)"
+)
 _PIP_TIMEOUT_S = 1800
 
 
@@ -142,9 +143,21 @@ def _pip_install(python: Path, requirements: list[str], log: Path) -> list[str]:
             req_file = fh.name
         try:
             out = subprocess.run(
-                [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                 "-r", req_file],
-                capture_output=True, text=True, timeout=_PIP_TIMEOUT_S, check=False)
+                [
+                    str(python),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-r",
+                    req_file,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=_PIP_TIMEOUT_S,
+                check=False,
+            )
         finally:
             os.unlink(req_file)
         with log.open("a") as fh:
@@ -167,9 +180,13 @@ def _pip_install(python: Path, requirements: list[str], log: Path) -> list[str]:
 def _one_by_one(python: Path, requirements: list[str], log: Path) -> list[str]:
     failed = []
     for req in requirements:
-        out = subprocess.run([str(python), "-m", "pip", "install", "--quiet",
-                              "--disable-pip-version-check", req],
-                             capture_output=True, text=True, timeout=_PIP_TIMEOUT_S, check=False)
+        out = subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", req],
+            capture_output=True,
+            text=True,
+            timeout=_PIP_TIMEOUT_S,
+            check=False,
+        )
         with log.open("a") as fh:
             fh.write(out.stdout + out.stderr)
         if out.returncode != 0:
@@ -183,25 +200,31 @@ def create_venv(target: Path, packages: PackageSet, log: Path) -> VenvResult:
     loopstack itself comes from this process's source checkout when there is one
     (a ``.pth`` file), since a development version is on no index.
     """
-    subprocess.run([sys.executable, "-m", "venv", str(target)], check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "venv", str(target)], check=True, capture_output=True, timeout=300
+    )
     bindir = "Scripts" if os.name == "nt" else "bin"
     python = target / bindir / ("python.exe" if os.name == "nt" else "python")
     result = VenvResult(python)
-    wanted = [r for r in packages.requirements
-              if _normalise(r.split("==", 1)[0]) not in _INSTALLER]
+    wanted = [r for r in packages.requirements if _normalise(r.split("==", 1)[0]) not in _INSTALLER]
     source = _loopstack_source()
     if source is not None:
         recorded = packages.names.get("loopstack")
         wanted = [r for r in wanted if _normalise(r.split("==", 1)[0]) != "loopstack"]
         site = subprocess.run(
             [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout.strip()
         (Path(site) / "_loopstack_source.pth").write_text(f"{source}\n")
         from loopstack import __version__ as current
 
-        result.notes.append(f"loopstack {current} linked from {source}"
-                            + (f" (the run recorded {recorded})" if recorded else ""))
+        result.notes.append(
+            f"loopstack {current} linked from {source}"
+            + (f" (the run recorded {recorded})" if recorded else "")
+        )
     result.not_installed = _pip_install(python, wanted, log) if wanted else []
     result.installed = [r for r in wanted if r not in result.not_installed]
     return result

@@ -14,8 +14,9 @@ _CLONE_TIMEOUT_S = 300
 
 def _git(*args: str, timeout: float = _GIT_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-    return subprocess.run(["git", *args], capture_output=True, text=True, timeout=timeout,
-                          check=False, env=env)
+    return subprocess.run(
+        ["git", *args], capture_output=True, text=True, timeout=timeout, check=False, env=env
+    )
 
 
 def toplevel(path: str | Path) -> Path | None:
@@ -42,7 +43,7 @@ def local_url_path(url: str | None) -> Path | None:
     if not url:
         return None
     if url.startswith("file://"):
-        url = url[len("file://"):]
+        url = url[len("file://") :]
     elif "://" in url or (":" in url and not url.startswith("/")):
         return None  # https://, ssh://, git@host:path
     return Path(url) if Path(url).exists() else None
@@ -109,15 +110,29 @@ def checkout(source: str, commit: str, dest: Path) -> str | None:
     working tree, index and worktree list stay untouched).
     """
     local = Path(source).exists()
-    args = ["clone", "--quiet", "--no-checkout", *(["--shared"] if local else []), source,
-            str(dest)]
+    args = [
+        "clone",
+        "--quiet",
+        "--no-checkout",
+        *(["--shared"] if local else []),
+        source,
+        str(dest),
+    ]
     try:
         out = _git(*args, timeout=_CLONE_TIMEOUT_S)
         if out.returncode != 0:
             hint = "" if local else " (cloning a remote needs network access)"
             return f"git clone {source} failed{hint}: {out.stderr.strip()}"
-        out = _git("-C", str(dest), "-c", "advice.detachedHead=false", "checkout", "--quiet",
-                   "--detach", commit)
+        out = _git(
+            "-C",
+            str(dest),
+            "-c",
+            "advice.detachedHead=false",
+            "checkout",
+            "--quiet",
+            "--detach",
+            commit,
+        )
         if out.returncode != 0:
             return f"git checkout {commit} failed: {out.stderr.strip()}"
     except (OSError, subprocess.SubprocessError) as exc:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RestTrackingStore"]
 
+
 class RestTrackingStore(TrackingStore):
     """Same behaviour as the SQL store; errors come back as the same exception classes."""
 
@@ -25,8 +26,9 @@ class RestTrackingStore(TrackingStore):
         self.base_url = client.base_url
 
     @classmethod
-    def shared(cls, base_url: str, *, token: str | None = None,
-               project: str | None = None) -> RestTrackingStore:
+    def shared(
+        cls, base_url: str, *, token: str | None = None, project: str | None = None
+    ) -> RestTrackingStore:
         """A store over the process's shared client for this server, token and project."""
         return cls(HttpClient.shared(base_url, token=token, project=project))
 
@@ -34,8 +36,9 @@ class RestTrackingStore(TrackingStore):
         return self.client.call(method, path, **kw)
 
     # -- experiments ----------------------------------------------------------------
-    def create_experiment(self, name: str, artifact_location: str | None = None,
-                          tags: dict[str, str] | None = None) -> str:
+    def create_experiment(
+        self, name: str, artifact_location: str | None = None, tags: dict[str, str] | None = None
+    ) -> str:
         body = {"name": name, "artifact_location": artifact_location, "tags": tags or {}}
         return str(self._call("POST", "/experiments", json=body)["experiment_id"])
 
@@ -48,8 +51,9 @@ class RestTrackingStore(TrackingStore):
         except errors.NotFound:
             return None
 
-    def search_experiments(self, *, view: str = "active", name_like: str | None = None,
-                           max_results: int = 1000) -> list[Experiment]:
+    def search_experiments(
+        self, *, view: str = "active", name_like: str | None = None, max_results: int = 1000
+    ) -> list[Experiment]:
         params: dict[str, Any] = {"view": view, "max_results": max_results}
         if name_like:
             params["name_like"] = name_like
@@ -57,33 +61,59 @@ class RestTrackingStore(TrackingStore):
         return [Experiment(**e) for e in data["experiments"]]
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
-        self._call("POST", f"/experiments/{quote(str(experiment_id))}/tags",
-                   json={"key": key, "value": value})
+        self._call(
+            "POST",
+            f"/experiments/{quote(str(experiment_id))}/tags",
+            json={"key": key, "value": value},
+        )
 
     def delete_experiment(self, experiment_id: str) -> None:
         self._call("DELETE", f"/experiments/{quote(str(experiment_id))}")
 
     # -- runs -----------------------------------------------------------------------
-    def create_run(self, experiment_id: str, *, run_name: str | None = None,
-                   start_time: int | None = None, tags: dict[str, str] | None = None,
-                   user_id: str | None = None, params: dict[str, str] | None = None) -> Run:
-        body = {"experiment_id": str(experiment_id), "run_name": run_name,
-                "start_time": start_time, "tags": tags or {}, "user_id": user_id,
-                "params": params or {}}
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        run_name: str | None = None,
+        start_time: int | None = None,
+        tags: dict[str, str] | None = None,
+        user_id: str | None = None,
+        params: dict[str, str] | None = None,
+    ) -> Run:
+        body = {
+            "experiment_id": str(experiment_id),
+            "run_name": run_name,
+            "start_time": start_time,
+            "tags": tags or {},
+            "user_id": user_id,
+            "params": params or {},
+        }
         return Run.from_dict(self._call("POST", "/runs", json=body))
 
-    def end_run(self, run_id: str, status: str, *, end_time: int | None = None,
-                metrics: list[Metric] | None = None) -> None:
+    def end_run(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        end_time: int | None = None,
+        metrics: list[Metric] | None = None,
+    ) -> None:
         if metrics:
             self.log_batch(run_id, metrics=metrics)
-        self._call("PATCH", f"/runs/{quote(run_id)}", json={"status": status,
-                                                            "end_time": end_time})
+        self._call("PATCH", f"/runs/{quote(run_id)}", json={"status": status, "end_time": end_time})
 
     def get_run(self, run_id: str) -> Run:
         return Run.from_dict(self._call("GET", f"/runs/{quote(run_id)}"))
 
-    def update_run(self, run_id: str, *, status: str | None = None, end_time: int | None = None,
-                   run_name: str | None = None) -> Run:
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: str | None = None,
+        end_time: int | None = None,
+        run_name: str | None = None,
+    ) -> Run:
         body = {"status": status, "end_time": end_time, "run_name": run_name}
         return Run.from_dict(self._call("PATCH", f"/runs/{quote(run_id)}", json=body))
 
@@ -93,34 +123,53 @@ class RestTrackingStore(TrackingStore):
     def restore_run(self, run_id: str) -> None:
         self._call("POST", f"/runs/{quote(run_id)}/restore")
 
-    def log_batch(self, run_id: str, *, metrics: list[Metric] | None = None,
-                  params: dict[str, str] | None = None,
-                  tags: dict[str, str] | None = None) -> None:
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        metrics: list[Metric] | None = None,
+        params: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> None:
         # Check here too: a NaN cannot even be encoded as JSON, and the error should name it.
-        points = [Metric(*validate_metric(m.key, m.value, m.step, m.timestamp))
-                  for m in metrics or []]
-        body = {"metrics": [asdict(m) for m in points], "params": params or {},
-                "tags": tags or {}}
+        points = [
+            Metric(*validate_metric(m.key, m.value, m.step, m.timestamp)) for m in metrics or []
+        ]
+        body = {"metrics": [asdict(m) for m in points], "params": params or {}, "tags": tags or {}}
         self._call("POST", f"/runs/{quote(run_id)}/batch", json=body)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         self._call("DELETE", f"/runs/{quote(run_id)}/tags/{quote(key)}")
 
     def log_inputs(self, run_id: str, datasets: list[DatasetInput]) -> None:
-        self._call("POST", f"/runs/{quote(run_id)}/inputs",
-                   json={"datasets": [asdict(d) for d in datasets]})
+        self._call(
+            "POST",
+            f"/runs/{quote(run_id)}/inputs",
+            json={"datasets": [asdict(d) for d in datasets]},
+        )
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         data = self._call("GET", f"/runs/{quote(run_id)}/metrics/{quote(key)}")
         return [Metric(**m) for m in data["metrics"]]
 
-    def search_runs(self, experiment_ids: list[str], *, filter_string: str = "",
-                    view: str = "active", max_results: int = 1000,
-                    order_by: list[str] | None = None,
-                    page_token: str | None = None) -> tuple[list[Run], str | None]:
-        body = {"experiment_ids": [str(e) for e in experiment_ids], "filter": filter_string,
-                "view": view, "max_results": max_results, "order_by": order_by or [],
-                "page_token": page_token}
+    def search_runs(
+        self,
+        experiment_ids: list[str],
+        *,
+        filter_string: str = "",
+        view: str = "active",
+        max_results: int = 1000,
+        order_by: list[str] | None = None,
+        page_token: str | None = None,
+    ) -> tuple[list[Run], str | None]:
+        body = {
+            "experiment_ids": [str(e) for e in experiment_ids],
+            "filter": filter_string,
+            "view": view,
+            "max_results": max_results,
+            "order_by": order_by or [],
+            "page_token": page_token,
+        }
         data = self._call("POST", "/runs/search", json=body)
         return [Run.from_dict(r) for r in data["runs"]], data.get("next_page_token")
 
@@ -140,8 +189,11 @@ class RestTrackingStore(TrackingStore):
             for f in sorted(p for p in local_path.rglob("*") if p.is_file()):
                 self._upload(run_id, f, f"{root}/{f.relative_to(local_path).as_posix()}")
         else:
-            raise errors.Invalid(f"expected a file or directory to log; got {str(local_path)!r}, "
-                                 "which does not exist", field="local_path")
+            raise errors.Invalid(
+                f"expected a file or directory to log; got {str(local_path)!r}, "
+                "which does not exist",
+                field="local_path",
+            )
 
     def list_artifacts(self, run_id: str, path: str = "") -> list[FileInfo]:
         from loopstack.store.artifacts import FileInfo
@@ -173,6 +225,6 @@ class RestTrackingStore(TrackingStore):
             if f.is_dir:
                 stack.extend(self.list_artifacts(run_id, f.path))
             else:
-                rel = f.path[len(path) + 1:] if path else f.path
+                rel = f.path[len(path) + 1 :] if path else f.path
                 self._download_file(run_id, f.path, root / rel)
         return root

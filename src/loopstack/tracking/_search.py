@@ -15,17 +15,32 @@ __all__ = ["Comparison", "OrderKey", "parse_filter", "parse_order_by", "ATTRIBUT
 
 #: attribute name as written -> runs column
 ATTRIBUTES = {
-    "run_id": "run_id", "run_name": "name", "status": "status", "start_time": "start_time",
-    "end_time": "end_time", "user_id": "user_id", "artifact_uri": "artifact_uri",
-    "lifecycle_stage": "lifecycle_stage", "experiment_id": "experiment_id",
-    "created": "start_time", "Created": "start_time",
+    "run_id": "run_id",
+    "run_name": "name",
+    "status": "status",
+    "start_time": "start_time",
+    "end_time": "end_time",
+    "user_id": "user_id",
+    "artifact_uri": "artifact_uri",
+    "lifecycle_stage": "lifecycle_stage",
+    "experiment_id": "experiment_id",
+    "created": "start_time",
+    "Created": "start_time",
 }
 _NUMERIC_ATTRIBUTES = {"start_time", "end_time"}
 _KINDS = {
-    "metric": "metric", "metrics": "metric",
-    "param": "param", "params": "param", "parameter": "param", "parameters": "param",
-    "tag": "tag", "tags": "tag",
-    "attribute": "attribute", "attributes": "attribute", "attr": "attribute", "run": "attribute",
+    "metric": "metric",
+    "metrics": "metric",
+    "param": "param",
+    "params": "param",
+    "parameter": "param",
+    "parameters": "param",
+    "tag": "tag",
+    "tags": "tag",
+    "attribute": "attribute",
+    "attributes": "attribute",
+    "attr": "attribute",
+    "run": "attribute",
 }
 _OPS = ("!=", ">=", "<=", "=", ">", "<")
 _STRING_OPS = {"=", "!=", "LIKE", "ILIKE", "IN", "NOT IN"}
@@ -64,19 +79,28 @@ def _split_identifier(ident: str, *, context: str) -> tuple[str, str]:
     if "." not in ident:
         if ident in ATTRIBUTES:
             return "attribute", ATTRIBUTES[ident]
-        raise Invalid(f"expected an identifier such as metrics.<key>, params.<key>, tags.<key> or "
-                      f"attributes.<name> in the {context}; got {ident!r} instead", field=context)
+        raise Invalid(
+            f"expected an identifier such as metrics.<key>, params.<key>, tags.<key> or "
+            f"attributes.<name> in the {context}; got {ident!r} instead",
+            field=context,
+        )
     prefix, key = ident.split(".", 1)
     kind = _KINDS.get(prefix.lower())
     if kind is None:
-        raise Invalid(f"expected metrics., params., tags. or attributes. before a key in the "
-                      f"{context}; got {prefix!r} instead", field=context)
-    if len(key) >= 2 and key[0] == key[-1] and key[0] in "`\"":
+        raise Invalid(
+            f"expected metrics., params., tags. or attributes. before a key in the "
+            f"{context}; got {prefix!r} instead",
+            field=context,
+        )
+    if len(key) >= 2 and key[0] == key[-1] and key[0] in '`"':
         key = key[1:-1]
     if kind == "attribute":
         if key not in ATTRIBUTES:
-            raise Invalid(f"unknown run attribute {key!r} in the {context}; expected one of "
-                          f"{sorted(set(ATTRIBUTES) - {'Created'})}", field=context)
+            raise Invalid(
+                f"unknown run attribute {key!r} in the {context}; expected one of "
+                f"{sorted(set(ATTRIBUTES) - {'Created'})}",
+                field=context,
+            )
         key = ATTRIBUTES[key]
     return kind, key
 
@@ -92,8 +116,10 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise Invalid(f"could not parse the filter at position {pos}: {text[pos:pos + 30]!r}",
-                          field="filter")
+            raise Invalid(
+                f"could not parse the filter at position {pos}: {text[pos : pos + 30]!r}",
+                field="filter",
+            )
         kind = m.lastgroup or ""
         out.append((kind, m.group(kind)))
         pos = m.end()
@@ -128,8 +154,12 @@ def parse_filter(text: str | None) -> list[Comparison]:
         elif tk == "ident" and tv.upper() in ("LIKE", "ILIKE", "IN"):
             op = tv.upper()
             i += 1
-        elif tk == "ident" and tv.upper() == "NOT" and i + 1 < len(toks) \
-                and toks[i + 1][1].upper() == "IN":
+        elif (
+            tk == "ident"
+            and tv.upper() == "NOT"
+            and i + 1 < len(toks)
+            and toks[i + 1][1].upper() == "IN"
+        ):
             op = "NOT IN"
             i += 2
         else:
@@ -157,12 +187,18 @@ def parse_filter(text: str | None) -> list[Comparison]:
         numeric = kind == "metric" or (kind == "attribute" and key in _NUMERIC_ATTRIBUTES)
         if numeric:
             if op not in _NUMBER_OPS or not isinstance(value, float):
-                raise Invalid(f"{kind} {key!r} is numeric: expected one of {sorted(_NUMBER_OPS)} "
-                              f"and a number; got {op} {value!r}", field="filter")
+                raise Invalid(
+                    f"{kind} {key!r} is numeric: expected one of {sorted(_NUMBER_OPS)} "
+                    f"and a number; got {op} {value!r}",
+                    field="filter",
+                )
         else:
             if op not in _STRING_OPS or isinstance(value, float):
-                raise Invalid(f"{kind} {key!r} is a string: expected one of {sorted(_STRING_OPS)} "
-                              f"and a quoted value; got {op} {value!r}", field="filter")
+                raise Invalid(
+                    f"{kind} {key!r} is a string: expected one of {sorted(_STRING_OPS)} "
+                    f"and a quoted value; got {op} {value!r}",
+                    field="filter",
+                )
         out.append(Comparison(kind, key, op, value))
         if i == len(toks):
             return out

@@ -77,8 +77,10 @@ def _experiment_id(value: Any) -> int:
 
 def _check_length(what: str, value: str | None, limit: int) -> None:
     if value is not None and len(value) > limit:
-        raise Invalid(f"the {what} must be at most {limit} characters; got {len(value)} "
-                      f"({value[:40]!r}...)", field=what.replace(" ", "."))
+        raise Invalid(
+            f"the {what} must be at most {limit} characters; got {len(value)} ({value[:40]!r}...)",
+            field=what.replace(" ", "."),
+        )
 
 
 def _check_run_id(run_id: Any) -> str:
@@ -90,8 +92,14 @@ def _check_run_id(run_id: Any) -> str:
 class SqlTrackingStore(TrackingStore):
     """Runs in the metadata database; every change is audited in the same transaction."""
 
-    def __init__(self, stores: Stores, *, actor: str = "local", trust_user_id: bool = True,
-                 project_id: int | None = None) -> None:
+    def __init__(
+        self,
+        stores: Stores,
+        *,
+        actor: str = "local",
+        trust_user_id: bool = True,
+        project_id: int | None = None,
+    ) -> None:
         self.stores = stores
         self.db = stores.db
         self.actor = actor
@@ -103,50 +111,81 @@ class SqlTrackingStore(TrackingStore):
         self.project_id = project_id
 
     def _in_project(self, where: Any) -> Any:
-        return where if self.project_id is None else and_(where,
-                                                          E.c.project_id == self.project_id)
+        return where if self.project_id is None else and_(where, E.c.project_id == self.project_id)
 
-    def _write(self, fn: Any, action: str, object_type: str, object_id: Any,
-               payload: Any = None) -> Any:
-        return self.db.write(fn, actor=self.actor, action=action, object_type=object_type,
-                             object_id=object_id, payload=payload)
+    def _write(
+        self, fn: Any, action: str, object_type: str, object_id: Any, payload: Any = None
+    ) -> Any:
+        return self.db.write(
+            fn,
+            actor=self.actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            payload=payload,
+        )
 
     # -- experiments ----------------------------------------------------------------
-    def create_experiment(self, name: str, artifact_location: str | None = None,
-                          tags: dict[str, str] | None = None) -> str:
+    def create_experiment(
+        self, name: str, artifact_location: str | None = None, tags: dict[str, str] | None = None
+    ) -> str:
         if not isinstance(name, str) or not name.strip():
-            raise Invalid(f"an experiment name must be a non-empty string; got {name!r}",
-                          field="name")
+            raise Invalid(
+                f"an experiment name must be a non-empty string; got {name!r}", field="name"
+            )
         if len(name) > 256:
-            raise Invalid(f"an experiment name must be at most 256 characters; got {len(name)}",
-                          field="name")
+            raise Invalid(
+                f"an experiment name must be at most 256 characters; got {len(name)}", field="name"
+            )
         tag_rows = clean_tags(tags)
 
         def run(conn: Connection) -> str:
-            if conn.execute(select(E.c.experiment_id).where(
-                    E.c.name == name, E.c.project_id == (self.project_id or 0))).first():
+            if conn.execute(
+                select(E.c.experiment_id).where(
+                    E.c.name == name, E.c.project_id == (self.project_id or 0)
+                )
+            ).first():
                 raise AlreadyExists(f"an experiment named {name!r} already exists")
             now = now_ms()
-            eid = conn.execute(E.insert().values(
-                name=name, project_id=self.project_id or 0,
-                artifact_location=artifact_location or "", lifecycle_stage="active",
-                creation_time=now, last_update_time=now).returning(E.c.experiment_id)).scalar_one()
+            eid = conn.execute(
+                E.insert()
+                .values(
+                    name=name,
+                    project_id=self.project_id or 0,
+                    artifact_location=artifact_location or "",
+                    lifecycle_stage="active",
+                    creation_time=now,
+                    last_update_time=now,
+                )
+                .returning(E.c.experiment_id)
+            ).scalar_one()
             if not artifact_location:
-                conn.execute(update(E).where(E.c.experiment_id == eid)
-                             .values(artifact_location=str(eid)))
+                conn.execute(
+                    update(E).where(E.c.experiment_id == eid).values(artifact_location=str(eid))
+                )
             if tag_rows:
-                conn.execute(ET.insert(), [{"experiment_id": eid, "key": k, "value": v}
-                                           for k, v in tag_rows.items()])
+                conn.execute(
+                    ET.insert(),
+                    [{"experiment_id": eid, "key": k, "value": v} for k, v in tag_rows.items()],
+                )
             return str(eid)
 
         try:
-            return str(self._write(run, "experiment.create", "experiment", lambda eid: eid,
-                                   {"name": name, "tags": tag_rows}))
+            return str(
+                self._write(
+                    run,
+                    "experiment.create",
+                    "experiment",
+                    lambda eid: eid,
+                    {"name": name, "tags": tag_rows},
+                )
+            )
         except IntegrityError as exc:  # a concurrent create won the race
             raise AlreadyExists(f"an experiment named {name!r} already exists") from exc
 
-    def _experiments(self, conn: Connection, where: Any, limit: int | None = None
-                     ) -> list[Experiment]:
+    def _experiments(
+        self, conn: Connection, where: Any, limit: int | None = None
+    ) -> list[Experiment]:
         q = select(E).where(self._in_project(where)).order_by(E.c.experiment_id)
         if limit:
             q = q.limit(limit)
@@ -156,9 +195,18 @@ class SqlTrackingStore(TrackingStore):
         if ids:
             for t in conn.execute(select(ET).where(ET.c.experiment_id.in_(ids))):
                 tags[t.experiment_id][t.key] = t.value
-        return [Experiment(str(r.experiment_id), r.name, r.artifact_location, r.lifecycle_stage,
-                           r.creation_time, r.last_update_time, tags[r.experiment_id])
-                for r in rows]
+        return [
+            Experiment(
+                str(r.experiment_id),
+                r.name,
+                r.artifact_location,
+                r.lifecycle_stage,
+                r.creation_time,
+                r.last_update_time,
+                tags[r.experiment_id],
+            )
+            for r in rows
+        ]
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         eid = _experiment_id(experiment_id)
@@ -173,8 +221,9 @@ class SqlTrackingStore(TrackingStore):
         found = self.db.read(lambda c: self._experiments(c, in_project))
         return found[0] if found else None
 
-    def search_experiments(self, *, view: str = "active", name_like: str | None = None,
-                           max_results: int = 1000) -> list[Experiment]:
+    def search_experiments(
+        self, *, view: str = "active", name_like: str | None = None, max_results: int = 1000
+    ) -> list[Experiment]:
         cond: Any = E.c.lifecycle_stage.in_(_view(view))
         if name_like:
             cond = and_(cond, E.c.name.like(name_like))
@@ -186,8 +235,11 @@ class SqlTrackingStore(TrackingStore):
 
         def run(conn: Connection) -> None:
             stmt = self.db.insert(ET).values(experiment_id=int(eid), key=key, value=value)
-            conn.execute(stmt.on_conflict_do_update(index_elements=["experiment_id", "key"],
-                                                    set_={"value": value}))
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["experiment_id", "key"], set_={"value": value}
+                )
+            )
 
         self._write(run, "experiment.set_tag", "experiment", eid, {key: value})
 
@@ -198,20 +250,32 @@ class SqlTrackingStore(TrackingStore):
 
         def run(conn: Connection) -> None:
             now = now_ms()
-            conn.execute(update(E).where(E.c.experiment_id == int(eid))
-                         .values(lifecycle_stage="deleted", last_update_time=now))
+            conn.execute(
+                update(E)
+                .where(E.c.experiment_id == int(eid))
+                .values(lifecycle_stage="deleted", last_update_time=now)
+            )
             # Runs deleted earlier keep their own deletion time, so a restore of the
             # experiment (which brings back runs deleted with it) leaves them deleted.
-            conn.execute(update(R).where(R.c.experiment_id == int(eid),
-                                         R.c.lifecycle_stage == "active")
-                         .values(lifecycle_stage="deleted", deleted_time=now))
+            conn.execute(
+                update(R)
+                .where(R.c.experiment_id == int(eid), R.c.lifecycle_stage == "active")
+                .values(lifecycle_stage="deleted", deleted_time=now)
+            )
 
         self._write(run, "experiment.delete", "experiment", eid, {"deleted": eid})
 
     # -- runs -----------------------------------------------------------------------
-    def create_run(self, experiment_id: str, *, run_name: str | None = None,
-                   start_time: int | None = None, tags: dict[str, str] | None = None,
-                   user_id: str | None = None, params: dict[str, str] | None = None) -> Run:
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        run_name: str | None = None,
+        start_time: int | None = None,
+        tags: dict[str, str] | None = None,
+        user_id: str | None = None,
+        params: dict[str, str] | None = None,
+    ) -> Run:
         eid = _experiment_id(experiment_id)
         tags = clean_tags(tags)
         prows = clean_params(params)
@@ -230,33 +294,68 @@ class SqlTrackingStore(TrackingStore):
 
         def run(conn: Connection) -> str:
             # The experiment is checked in the same transaction that adds the run to it.
-            exp = conn.execute(select(E.c.artifact_location, E.c.lifecycle_stage)
-                               .where(self._in_project(E.c.experiment_id == eid))).first()
+            exp = conn.execute(
+                select(E.c.artifact_location, E.c.lifecycle_stage).where(
+                    self._in_project(E.c.experiment_id == eid)
+                )
+            ).first()
             if exp is None:
                 raise NotFound(f"no experiment with id {experiment_id!r}")
             if exp.lifecycle_stage != "active":
                 raise Conflict(f"experiment {experiment_id!r} is deleted; restore it to log runs")
             artifact_uri = f"{exp.artifact_location}/{run_id}/artifacts"
-            conn.execute(R.insert().values(
-                run_id=run_id, experiment_id=eid, name=run_name,
-                status=RunStatus.RUNNING, start_time=start, end_time=None,
-                lifecycle_stage="active", artifact_uri=artifact_uri, user_id=user_id,
-                parent_run_id=parent))
-            conn.execute(T.insert(), [{"run_id": run_id, "key": k, "value": v}
-                                      for k, v in tags.items()])
+            conn.execute(
+                R.insert().values(
+                    run_id=run_id,
+                    experiment_id=eid,
+                    name=run_name,
+                    status=RunStatus.RUNNING,
+                    start_time=start,
+                    end_time=None,
+                    lifecycle_stage="active",
+                    artifact_uri=artifact_uri,
+                    user_id=user_id,
+                    parent_run_id=parent,
+                )
+            )
+            conn.execute(
+                T.insert(), [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()]
+            )
             if prows:
-                conn.execute(P.insert(), [{"run_id": run_id, "key": k, "value": v}
-                                          for k, v in prows.items()])
+                conn.execute(
+                    P.insert(), [{"run_id": run_id, "key": k, "value": v} for k, v in prows.items()]
+                )
             return str(artifact_uri)
 
-        artifact_uri = self._write(run, "run.create", "run", run_id,
-                                   {"experiment_id": str(eid), "name": run_name, "tags": tags,
-                                    "params": prows})
-        return Run(run_id, str(eid), run_name, RunStatus.RUNNING, start, None, "active",
-                   artifact_uri, user_id, params=prows, tags=tags)
+        artifact_uri = self._write(
+            run,
+            "run.create",
+            "run",
+            run_id,
+            {"experiment_id": str(eid), "name": run_name, "tags": tags, "params": prows},
+        )
+        return Run(
+            run_id,
+            str(eid),
+            run_name,
+            RunStatus.RUNNING,
+            start,
+            None,
+            "active",
+            artifact_uri,
+            user_id,
+            params=prows,
+            tags=tags,
+        )
 
-    def end_run(self, run_id: str, status: str, *, end_time: int | None = None,
-                metrics: list[Metric] | None = None) -> None:
+    def end_run(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        end_time: int | None = None,
+        metrics: list[Metric] | None = None,
+    ) -> None:
         if status not in TERMINAL_STATUSES:
             raise Invalid(f"a run ends FINISHED, FAILED or KILLED; got {status!r}", field="status")
         end = end_time if end_time is not None else now_ms()
@@ -268,17 +367,22 @@ class SqlTrackingStore(TrackingStore):
                 batch[0](conn)
             else:
                 self._run_row(conn, run_id)
-            conn.execute(update(R).where(R.c.run_id == run_id).values(status=status,
-                                                                      end_time=end))
+            conn.execute(update(R).where(R.c.run_id == run_id).values(status=status, end_time=end))
 
-        self._write(run, "run.end", "run", run_id,
-                    audit.RawDigest(f"{status}|{end}|{batch[1] if batch else ''}"))
+        self._write(
+            run,
+            "run.end",
+            "run",
+            run_id,
+            audit.RawDigest(f"{status}|{end}|{batch[1] if batch else ''}"),
+        )
 
     def _run_row(self, conn: Connection, run_id: str) -> Any:
         q = select(R).where(R.c.run_id == _check_run_id(run_id))
         if self.project_id is not None:
             q = q.join(E, E.c.experiment_id == R.c.experiment_id).where(
-                E.c.project_id == self.project_id)
+                E.c.project_id == self.project_id
+            )
         row = conn.execute(q).first()
         if row is None:
             raise NotFound(f"no run with id {run_id!r}")
@@ -290,7 +394,7 @@ class SqlTrackingStore(TrackingStore):
         tags: dict[str, dict[str, str]] = defaultdict(dict)
         metrics: dict[str, list[Metric]] = defaultdict(list)
         inputs: dict[str, list[DatasetInput]] = defaultdict(list)
-        for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+        for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
             for p in conn.execute(select(P).where(P.c.run_id.in_(chunk))):
                 params[p.run_id][p.key] = p.value
             for t in conn.execute(select(T).where(T.c.run_id.in_(chunk))):
@@ -299,23 +403,54 @@ class SqlTrackingStore(TrackingStore):
                 metrics[m.run_id].append(Metric(m.key, m.value, m.step, m.timestamp))
             q = select(RI.c.run_id, RI.c.tags, D).join(D, D.c.dataset_id == RI.c.dataset_id)
             for d in conn.execute(q.where(RI.c.run_id.in_(chunk))):
-                inputs[d.run_id].append(DatasetInput(d.name, d.digest, d.source_type, d.source,
-                                                     d.schema, d.profile, json.loads(d.tags)))
-        return [Run(r.run_id, str(r.experiment_id), r.name, r.status, r.start_time, r.end_time,
-                    r.lifecycle_stage, r.artifact_uri, r.user_id, params[r.run_id],
-                    {m.key: m.value for m in metrics[r.run_id]}, metrics[r.run_id],
-                    tags[r.run_id], inputs[r.run_id]) for r in rows]
+                inputs[d.run_id].append(
+                    DatasetInput(
+                        d.name,
+                        d.digest,
+                        d.source_type,
+                        d.source,
+                        d.schema,
+                        d.profile,
+                        json.loads(d.tags),
+                    )
+                )
+        return [
+            Run(
+                r.run_id,
+                str(r.experiment_id),
+                r.name,
+                r.status,
+                r.start_time,
+                r.end_time,
+                r.lifecycle_stage,
+                r.artifact_uri,
+                r.user_id,
+                params[r.run_id],
+                {m.key: m.value for m in metrics[r.run_id]},
+                metrics[r.run_id],
+                tags[r.run_id],
+                inputs[r.run_id],
+            )
+            for r in rows
+        ]
 
     def get_run(self, run_id: str) -> Run:
         return self.db.read(lambda c: self._hydrate(c, [self._run_row(c, run_id)]))[0]
 
-    def update_run(self, run_id: str, *, status: str | None = None, end_time: int | None = None,
-                   run_name: str | None = None) -> Run:
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: str | None = None,
+        end_time: int | None = None,
+        run_name: str | None = None,
+    ) -> Run:
         values: dict[str, Any] = {}
         if status is not None:
             if status not in RunStatus.ALL:
-                raise Invalid(f"status must be one of {list(RunStatus.ALL)}; got {status!r}",
-                              field="status")
+                raise Invalid(
+                    f"status must be one of {list(RunStatus.ALL)}; got {status!r}", field="status"
+                )
             values["status"] = status
             if status in TERMINAL_STATUSES:
                 values["end_time"] = end_time if end_time is not None else now_ms()
@@ -340,11 +475,21 @@ class SqlTrackingStore(TrackingStore):
     def _set_lifecycle(self, run_id: str, stage: str) -> None:
         def run(conn: Connection) -> None:
             self._run_row(conn, run_id)
-            conn.execute(update(R).where(R.c.run_id == run_id).values(
-                lifecycle_stage=stage, deleted_time=now_ms() if stage == "deleted" else None))
+            conn.execute(
+                update(R)
+                .where(R.c.run_id == run_id)
+                .values(
+                    lifecycle_stage=stage, deleted_time=now_ms() if stage == "deleted" else None
+                )
+            )
 
-        self._write(run, f"run.{'delete' if stage == 'deleted' else 'restore'}", "run", run_id,
-                    {"lifecycle_stage": stage})
+        self._write(
+            run,
+            f"run.{'delete' if stage == 'deleted' else 'restore'}",
+            "run",
+            run_id,
+            {"lifecycle_stage": stage},
+        )
 
     def delete_run(self, run_id: str) -> None:
         self._set_lifecycle(run_id, "deleted")
@@ -354,20 +499,30 @@ class SqlTrackingStore(TrackingStore):
 
     def _upsert_tags(self, conn: Connection, run_id: str, tags: dict[str, str]) -> None:
         stmt = self.db.insert(T)
-        conn.execute(stmt.on_conflict_do_update(index_elements=["run_id", "key"],
-                                                set_={"value": stmt.excluded.value}),
-                     [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()])
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
+            ),
+            [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
+        )
 
     def _check_writable(self, conn: Connection, run_id: str, *, what: str) -> None:
         row = self._run_row(conn, run_id)
         if row.lifecycle_stage != "active":
             raise Conflict(f"run {run_id!r} is deleted; restore it before logging {what}")
         if row.status in TERMINAL_STATUSES:
-            raise Conflict(f"run {run_id!r} is {row.status}; {what} can only be logged to a "
-                           "RUNNING run (start it again with start_run(run_id=...) to resume)")
+            raise Conflict(
+                f"run {run_id!r} is {row.status}; {what} can only be logged to a "
+                "RUNNING run (start it again with start_run(run_id=...) to resume)"
+            )
 
-    def _batch(self, run_id: str, metrics: list[Metric] | None, params: dict[str, str] | None,
-               tags: dict[str, str] | None) -> tuple[Any, str] | None:
+    def _batch(
+        self,
+        run_id: str,
+        metrics: list[Metric] | None,
+        params: dict[str, str] | None,
+        tags: dict[str, str] | None,
+    ) -> tuple[Any, str] | None:
         """Validate a batch (before any write: a bad value changes nothing) and return the
         function that writes it inside a transaction, with its audit digest."""
         # Rows as plain tuples: this is the hot path of every training loop.
@@ -389,14 +544,25 @@ class SqlTrackingStore(TrackingStore):
             else:
                 self._run_row(conn, run_id)
             if prows:
-                existing = dict(conn.execute(select(P.c.key, P.c.value).where(
-                    P.c.run_id == run_id, P.c.key.in_(list(prows)))).all())
+                existing = dict(
+                    conn.execute(
+                        select(P.c.key, P.c.value).where(
+                            P.c.run_id == run_id, P.c.key.in_(list(prows))
+                        )
+                    ).all()
+                )
                 for k, v in prows.items():
                     if k in existing and existing[k] != v:
-                        raise Invalid(f"param {k!r} of run {run_id!r} is already {existing[k]!r}; "
-                                      f"a param cannot change (got {v!r})", field=f"params.{k}")
-                new = [{"run_id": run_id, "key": k, "value": v}
-                       for k, v in prows.items() if k not in existing]
+                        raise Invalid(
+                            f"param {k!r} of run {run_id!r} is already {existing[k]!r}; "
+                            f"a param cannot change (got {v!r})",
+                            field=f"params.{k}",
+                        )
+                new = [
+                    {"run_id": run_id, "key": k, "value": v}
+                    for k, v in prows.items()
+                    if k not in existing
+                ]
                 if new:
                     conn.execute(P.insert(), new)
             if trows:
@@ -405,21 +571,32 @@ class SqlTrackingStore(TrackingStore):
                 self.db.backend.bulk_insert(conn, "metrics", _METRIC_COLUMNS, mrows)
                 stmt = self.db.insert(LM)
                 ex = stmt.excluded
-                newer = or_(ex.step > LM.c.step,
-                            and_(ex.step == LM.c.step, ex.timestamp > LM.c.timestamp),
-                            and_(ex.step == LM.c.step, ex.timestamp == LM.c.timestamp,
-                                 ex.value >= LM.c.value))
-                conn.execute(stmt.on_conflict_do_update(
-                    index_elements=["run_id", "key"],
-                    set_={"value": ex.value, "step": ex.step, "timestamp": ex.timestamp},
-                    where=newer), [dict(zip(_METRIC_COLUMNS, r, strict=True))
-                                   for r in latest.values()])
+                newer = or_(
+                    ex.step > LM.c.step,
+                    and_(ex.step == LM.c.step, ex.timestamp > LM.c.timestamp),
+                    and_(
+                        ex.step == LM.c.step, ex.timestamp == LM.c.timestamp, ex.value >= LM.c.value
+                    ),
+                )
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["run_id", "key"],
+                        set_={"value": ex.value, "step": ex.step, "timestamp": ex.timestamp},
+                        where=newer,
+                    ),
+                    [dict(zip(_METRIC_COLUMNS, r, strict=True)) for r in latest.values()],
+                )
 
         return write, _batch_digest(mrows, prows, trows)
 
-    def log_batch(self, run_id: str, *, metrics: list[Metric] | None = None,
-                  params: dict[str, str] | None = None,
-                  tags: dict[str, str] | None = None) -> None:
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        metrics: list[Metric] | None = None,
+        params: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> None:
         batch = self._batch(run_id, metrics, params, tags)
         if batch is None:
             self.db.read(lambda c: self._run_row(c, run_id))
@@ -439,8 +616,9 @@ class SqlTrackingStore(TrackingStore):
     def log_inputs(self, run_id: str, datasets: list[DatasetInput]) -> None:
         for d in datasets:
             if not d.name or not d.digest:
-                raise Invalid(f"a dataset input needs a name and a digest; got {d!r}",
-                              field="datasets")
+                raise Invalid(
+                    f"a dataset input needs a name and a digest; got {d!r}", field="datasets"
+                )
             _check_length("dataset name", d.name, 500)
             _check_length("dataset digest", d.digest, 64)
             _check_length("dataset source_type", d.source_type, 64)
@@ -448,28 +626,48 @@ class SqlTrackingStore(TrackingStore):
         def run(conn: Connection) -> None:
             row = self._run_row(conn, run_id)
             for d in datasets:
-                found = conn.execute(select(D.c.dataset_id).where(
-                    D.c.experiment_id == row.experiment_id, D.c.name == d.name,
-                    D.c.digest == d.digest)).scalar()
+                found = conn.execute(
+                    select(D.c.dataset_id).where(
+                        D.c.experiment_id == row.experiment_id,
+                        D.c.name == d.name,
+                        D.c.digest == d.digest,
+                    )
+                ).scalar()
                 if found is None:
                     found = uuid.uuid4().hex
-                    conn.execute(D.insert().values(
-                        dataset_id=found, experiment_id=row.experiment_id, name=d.name,
-                        digest=d.digest, source_type=d.source_type, source=d.source,
-                        schema=d.schema, profile=d.profile))
-                stmt = self.db.insert(RI).values(run_id=run_id, dataset_id=found,
-                                                 tags=json.dumps(d.tags, sort_keys=True))
+                    conn.execute(
+                        D.insert().values(
+                            dataset_id=found,
+                            experiment_id=row.experiment_id,
+                            name=d.name,
+                            digest=d.digest,
+                            source_type=d.source_type,
+                            source=d.source,
+                            schema=d.schema,
+                            profile=d.profile,
+                        )
+                    )
+                stmt = self.db.insert(RI).values(
+                    run_id=run_id, dataset_id=found, tags=json.dumps(d.tags, sort_keys=True)
+                )
                 conn.execute(stmt.on_conflict_do_nothing(index_elements=["run_id", "dataset_id"]))
 
-        self._write(run, "run.log_inputs", "run", run_id,
-                    [{"name": d.name, "digest": d.digest} for d in datasets])
+        self._write(
+            run,
+            "run.log_inputs",
+            "run",
+            run_id,
+            [{"name": d.name, "digest": d.digest} for d in datasets],
+        )
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         def run(conn: Connection) -> list[Metric]:
             self._run_row(conn, run_id)
-            rows = conn.execute(select(M.c.key, M.c.value, M.c.step, M.c.timestamp)
-                                .where(M.c.run_id == run_id, M.c.key == key)
-                                .order_by(M.c.step, M.c.timestamp, M.c.id)).all()
+            rows = conn.execute(
+                select(M.c.key, M.c.value, M.c.step, M.c.timestamp)
+                .where(M.c.run_id == run_id, M.c.key == key)
+                .order_by(M.c.step, M.c.timestamp, M.c.id)
+            ).all()
             return [Metric(r.key, r.value, r.step, r.timestamp) for r in rows]
 
         return self.db.read(run)
@@ -494,24 +692,36 @@ class SqlTrackingStore(TrackingStore):
                 col = func.cast(col, R.c.run_id.type)
             return compare(col)
         table = {"metric": LM, "param": P, "tag": T}[c.kind]
-        return exists().where(table.c.run_id == R.c.run_id, table.c.key == c.key,
-                              compare(table.c.value))
+        return exists().where(
+            table.c.run_id == R.c.run_id, table.c.key == c.key, compare(table.c.value)
+        )
 
-    def search_runs(self, experiment_ids: list[str], *, filter_string: str = "",
-                    view: str = "active", max_results: int = 1000,
-                    order_by: list[str] | None = None,
-                    page_token: str | None = None) -> tuple[list[Run], str | None]:
+    def search_runs(
+        self,
+        experiment_ids: list[str],
+        *,
+        filter_string: str = "",
+        view: str = "active",
+        max_results: int = 1000,
+        order_by: list[str] | None = None,
+        page_token: str | None = None,
+    ) -> tuple[list[Run], str | None]:
         if not isinstance(max_results, int) or not 0 < max_results <= _MAX_RESULTS:
-            raise Invalid(f"max_results must be an integer in 1..{_MAX_RESULTS}; got "
-                          f"{max_results!r}", field="max_results")
+            raise Invalid(
+                f"max_results must be an integer in 1..{_MAX_RESULTS}; got {max_results!r}",
+                field="max_results",
+            )
         comparisons = parse_filter(filter_string)
         orders = parse_order_by(order_by)
         offset = decode_token(page_token)
         eids = [_experiment_id(e) for e in experiment_ids]
         q = select(R).where(R.c.experiment_id.in_(eids), R.c.lifecycle_stage.in_(_view(view)))
         if self.project_id is not None:
-            q = q.where(R.c.experiment_id.in_(select(E.c.experiment_id).where(
-                E.c.project_id == self.project_id)))
+            q = q.where(
+                R.c.experiment_id.in_(
+                    select(E.c.experiment_id).where(E.c.project_id == self.project_id)
+                )
+            )
         for c in comparisons:
             q = q.where(self._condition(c))
         sort_cols = []
@@ -541,25 +751,37 @@ class SqlTrackingStore(TrackingStore):
     def log_artifact(self, run_id: str, local_path: Path, artifact_path: str | None = None) -> None:
         root = self._artifact_root(run_id)
         local_path = Path(local_path)
-        sub = sanitize_path(artifact_path, field="artifact_path", allow_empty=True) \
-            if artifact_path else ""
+        sub = (
+            sanitize_path(artifact_path, field="artifact_path", allow_empty=True)
+            if artifact_path
+            else ""
+        )
         prefix = f"{root}/{sub}" if sub else root
         if local_path.is_dir():
-            self.stores.artifacts.log_dir(local_path, f"{prefix}/{local_path.name}"
-                                          if not artifact_path else prefix, actor=self.actor)
+            self.stores.artifacts.log_dir(
+                local_path,
+                f"{prefix}/{local_path.name}" if not artifact_path else prefix,
+                actor=self.actor,
+            )
         elif local_path.is_file():
-            self.stores.artifacts.log_file(local_path, f"{prefix}/{local_path.name}",
-                                           actor=self.actor)
+            self.stores.artifacts.log_file(
+                local_path, f"{prefix}/{local_path.name}", actor=self.actor
+            )
         else:
-            raise Invalid(f"expected a file or directory to log; got {str(local_path)!r}, which "
-                          "does not exist", field="local_path")
+            raise Invalid(
+                f"expected a file or directory to log; got {str(local_path)!r}, which "
+                "does not exist",
+                field="local_path",
+            )
 
     def list_artifacts(self, run_id: str, path: str = "") -> list[FileInfo]:
         root = self._artifact_root(run_id)
         sub = sanitize_path(path, allow_empty=True) if path else ""
         prefix = f"{root}/{sub}" if sub else root
-        return [FileInfo(f"{sub}/{f.path}" if sub else f.path, f.is_dir, f.size, f.sha256)
-                for f in self.stores.artifacts.list(prefix)]
+        return [
+            FileInfo(f"{sub}/{f.path}" if sub else f.path, f.is_dir, f.size, f.sha256)
+            for f in self.stores.artifacts.list(prefix)
+        ]
 
     def download_artifacts(self, run_id: str, path: str, dest: Path) -> Path:
         root = self._artifact_root(run_id)
@@ -567,8 +789,9 @@ class SqlTrackingStore(TrackingStore):
         return self.stores.artifacts.download(f"{root}/{sub}" if sub else root, dest)
 
 
-def _batch_digest(mrows: list[tuple[Any, ...]], params: dict[str, str],
-                  tags: dict[str, str]) -> str:
+def _batch_digest(
+    mrows: list[tuple[Any, ...]], params: dict[str, str], tags: dict[str, str]
+) -> str:
     """The audit digest of a batch: every point exactly, hashed as packed binary (fast)."""
     h = hashlib.sha256()
     h.update("\x1f".join(r[1] for r in mrows).encode())
@@ -579,10 +802,46 @@ def _batch_digest(mrows: list[tuple[Any, ...]], params: dict[str, str],
     return h.hexdigest()
 
 
-_ADJECTIVES = ["amber", "bold", "brisk", "calm", "clever", "crisp", "eager", "fleet", "gentle",
-               "keen", "lucid", "merry", "nimble", "quiet", "rapid", "sharp", "steady", "swift"]
-_NOUNS = ["badger", "cedar", "comet", "falcon", "fern", "harbor", "heron", "lynx", "maple",
-          "meadow", "otter", "pine", "raven", "river", "sparrow", "summit", "tide", "willow"]
+_ADJECTIVES = [
+    "amber",
+    "bold",
+    "brisk",
+    "calm",
+    "clever",
+    "crisp",
+    "eager",
+    "fleet",
+    "gentle",
+    "keen",
+    "lucid",
+    "merry",
+    "nimble",
+    "quiet",
+    "rapid",
+    "sharp",
+    "steady",
+    "swift",
+]
+_NOUNS = [
+    "badger",
+    "cedar",
+    "comet",
+    "falcon",
+    "fern",
+    "harbor",
+    "heron",
+    "lynx",
+    "maple",
+    "meadow",
+    "otter",
+    "pine",
+    "raven",
+    "river",
+    "sparrow",
+    "summit",
+    "tide",
+    "willow",
+]
 
 
 def _generated_name(run_id: str) -> str:

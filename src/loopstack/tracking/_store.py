@@ -18,8 +18,9 @@ class TrackingStore(abc.ABC):
 
     # -- experiments ----------------------------------------------------------------
     @abc.abstractmethod
-    def create_experiment(self, name: str, artifact_location: str | None = None,
-                          tags: dict[str, str] | None = None) -> str: ...
+    def create_experiment(
+        self, name: str, artifact_location: str | None = None, tags: dict[str, str] | None = None
+    ) -> str: ...
 
     @abc.abstractmethod
     def get_experiment(self, experiment_id: str) -> Experiment: ...
@@ -28,8 +29,9 @@ class TrackingStore(abc.ABC):
     def get_experiment_by_name(self, name: str) -> Experiment | None: ...
 
     @abc.abstractmethod
-    def search_experiments(self, *, view: str = "active", name_like: str | None = None,
-                           max_results: int = 1000) -> list[Experiment]: ...
+    def search_experiments(
+        self, *, view: str = "active", name_like: str | None = None, max_results: int = 1000
+    ) -> list[Experiment]: ...
 
     @abc.abstractmethod
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None: ...
@@ -39,22 +41,41 @@ class TrackingStore(abc.ABC):
 
     # -- runs -----------------------------------------------------------------------
     @abc.abstractmethod
-    def create_run(self, experiment_id: str, *, run_name: str | None = None,
-                   start_time: int | None = None, tags: dict[str, str] | None = None,
-                   user_id: str | None = None, params: dict[str, str] | None = None) -> Run:
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        run_name: str | None = None,
+        start_time: int | None = None,
+        tags: dict[str, str] | None = None,
+        user_id: str | None = None,
+        params: dict[str, str] | None = None,
+    ) -> Run:
         """A new RUNNING run, with its tags and params written in the same transaction."""
 
     @abc.abstractmethod
-    def end_run(self, run_id: str, status: str, *, end_time: int | None = None,
-                metrics: list[Metric] | None = None) -> None:
+    def end_run(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        end_time: int | None = None,
+        metrics: list[Metric] | None = None,
+    ) -> None:
         """Write the last metrics, then mark the run FINISHED, FAILED or KILLED."""
 
     @abc.abstractmethod
     def get_run(self, run_id: str) -> Run: ...
 
     @abc.abstractmethod
-    def update_run(self, run_id: str, *, status: str | None = None, end_time: int | None = None,
-                   run_name: str | None = None) -> Run: ...
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: str | None = None,
+        end_time: int | None = None,
+        run_name: str | None = None,
+    ) -> Run: ...
 
     @abc.abstractmethod
     def delete_run(self, run_id: str) -> None: ...
@@ -63,9 +84,14 @@ class TrackingStore(abc.ABC):
     def restore_run(self, run_id: str) -> None: ...
 
     @abc.abstractmethod
-    def log_batch(self, run_id: str, *, metrics: list[Metric] | None = None,
-                  params: dict[str, str] | None = None,
-                  tags: dict[str, str] | None = None) -> None:
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        metrics: list[Metric] | None = None,
+        params: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> None:
         """Write metrics, params and tags atomically: all land, or (on any bad value) none."""
 
     @abc.abstractmethod
@@ -78,10 +104,16 @@ class TrackingStore(abc.ABC):
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...
 
     @abc.abstractmethod
-    def search_runs(self, experiment_ids: list[str], *, filter_string: str = "",
-                    view: str = "active", max_results: int = 1000,
-                    order_by: list[str] | None = None,
-                    page_token: str | None = None) -> tuple[list[Run], str | None]: ...
+    def search_runs(
+        self,
+        experiment_ids: list[str],
+        *,
+        filter_string: str = "",
+        view: str = "active",
+        max_results: int = 1000,
+        order_by: list[str] | None = None,
+        page_token: str | None = None,
+    ) -> tuple[list[Run], str | None]: ...
 
     # -- artifacts ------------------------------------------------------------------
     @abc.abstractmethod

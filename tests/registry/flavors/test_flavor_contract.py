@@ -181,4 +181,7 @@ def test_row_by_row_equals_the_batch(packaged: tuple[Case, Path, ModelPackage]) 
     loaded = load_package(directory)
     batch = case.held_out[:3]
     one_by_one = [loaded.predict(batch[i : i + 1]) for i in range(3)]
-    np.testing.assert_allclose(np.concatenate(one_by_one), loaded.predict(batch), rtol=1e-6)
+    # float32 kernels may sum a batch in another order than a single row: a few ulps apart
+    np.testing.assert_allclose(
+        np.concatenate(one_by_one), loaded.predict(batch), rtol=1e-5, atol=1e-6
+    )

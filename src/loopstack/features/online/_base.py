@@ -33,9 +33,20 @@ from functools import lru_cache
 from itertools import repeat
 from typing import Any
 
-__all__ = ["ROW_FORMAT", "OnlineBatch", "OnlineStore", "ViewStats", "decode_values",
-           "encode_arrow_rows", "encode_key", "encode_rows", "encode_values", "is_binary_row",
-           "layout_names", "row_layout"]
+__all__ = [
+    "ROW_FORMAT",
+    "OnlineBatch",
+    "OnlineStore",
+    "ViewStats",
+    "decode_values",
+    "encode_arrow_rows",
+    "encode_key",
+    "encode_rows",
+    "encode_values",
+    "is_binary_row",
+    "layout_names",
+    "row_layout",
+]
 
 #: the first item of a binary row (``encode_rows``); bump it to change the encoding
 ROW_FORMAT = 1
@@ -72,8 +83,7 @@ def layout_names(layout: str) -> tuple[str, ...]:
     return tuple(layout.split(_SEP)) if layout else ()
 
 
-def encode_rows(names: Sequence[str], columns: Sequence[Sequence[Any]],
-                n_rows: int) -> list[bytes]:
+def encode_rows(names: Sequence[str], columns: Sequence[Sequence[Any]], n_rows: int) -> list[bytes]:
     """``n_rows`` binary rows (format 1) from one value list per feature, in ``names`` order.
 
     Raises ValueError when a value cannot be marshalled (use ``encode_values`` then).
@@ -101,7 +111,7 @@ def _fixed_width(array: Any) -> tuple[bytes, Any] | None:
     if pa.types.is_integer(t):
         if len(array) - array.null_count:
             lo, hi = pc.min_max(array).values()
-            if lo.as_py() < -(2 ** 31) or hi.as_py() >= 2 ** 31:
+            if lo.as_py() < -(2**31) or hi.as_py() >= 2**31:
                 return None
         return b"i", array.fill_null(0).to_numpy().astype("<i4")
     if pa.types.is_boolean(t):
@@ -110,8 +120,7 @@ def _fixed_width(array: Any) -> tuple[bytes, Any] | None:
     return None
 
 
-def encode_arrow_rows(names: Sequence[str], arrays: Sequence[Any], n_rows: int
-                      ) -> list[bytes]:
+def encode_arrow_rows(names: Sequence[str], arrays: Sequence[Any], n_rows: int) -> list[bytes]:
     """``encode_rows`` over Arrow columns: the same rows, written by numpy when every column
     is a number or a boolean (one row per slice of one buffer, no per-value Python work).
 
@@ -129,16 +138,17 @@ def encode_arrow_rows(names: Sequence[str], arrays: Sequence[Any], n_rows: int
     widths = [len(code) + (values.dtype.itemsize if code else 1) for code, values in fixed]
     width = len(head) + sum(widths)
     out = np.empty((n_rows, width), np.uint8)
-    out[:, :len(head)] = np.frombuffer(head, np.uint8)
+    out[:, : len(head)] = np.frombuffer(head, np.uint8)
     at = len(head)
     for (code, values), w in zip(fixed, widths, strict=True):
         if code:
             out[:, at] = code[0]
-        out[:, at + len(code):at + w] = np.ascontiguousarray(values).view(np.uint8).reshape(
-            n_rows, w - len(code))
+        out[:, at + len(code) : at + w] = (
+            np.ascontiguousarray(values).view(np.uint8).reshape(n_rows, w - len(code))
+        )
         at += w
     buf = out.tobytes()
-    rows = [buf[i:i + width] for i in range(0, n_rows * width, width)]
+    rows = [buf[i : i + width] for i in range(0, n_rows * width, width)]
     nulls = [a for a in arrays if a.null_count]
     if nulls:  # rows holding a null: the general path, row by row
         import pyarrow.compute as pc
@@ -202,8 +212,9 @@ class OnlineStore(abc.ABC):
         self.url = url
 
     @abc.abstractmethod
-    def write(self, view: str, batches: Iterable[OnlineBatch], *,
-              watermark: int | None = None) -> int:
+    def write(
+        self, view: str, batches: Iterable[OnlineBatch], *, watermark: int | None = None
+    ) -> int:
         """Apply every batch, and the watermark, in one atomic step; return the rows kept.
 
         If iterating ``batches`` raises, nothing is applied. A row whose event time is

@@ -28,8 +28,9 @@ class MemoryOnlineStore(OnlineStore):
             self._rows, self._marks = {}, {}
         self._lock = threading.Lock()
 
-    def write(self, view: str, batches: Iterable[OnlineBatch], *,
-              watermark: int | None = None) -> int:
+    def write(
+        self, view: str, batches: Iterable[OnlineBatch], *, watermark: int | None = None
+    ) -> int:
         staged: dict[str, _Row] = {}
         for batch in batches:  # a failing source raises here, before anything is applied
             for key, ts, value in zip(batch.keys, batch.event_ts, batch.values, strict=True):
@@ -65,8 +66,9 @@ class MemoryOnlineStore(OnlineStore):
         with self._lock:
             rows = self._rows.get(view, {})
             newest = max((ts for ts, _ in rows.values()), default=None)
-            return ViewStats(rows=len(rows), newest_event_ts=newest,
-                             watermark=self._marks.get(view))
+            return ViewStats(
+                rows=len(rows), newest_event_ts=newest, watermark=self._marks.get(view)
+            )
 
     def delete_view(self, view: str) -> None:
         with self._lock:

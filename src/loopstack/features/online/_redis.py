@@ -49,7 +49,8 @@ class RedisOnlineStore(OnlineStore):
             import redis
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise StoreUnavailable(
-                "the Redis online store needs redis-py: pip install 'loopstack[redis]'") from exc
+                "the Redis online store needs redis-py: pip install 'loopstack[redis]'"
+            ) from exc
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
         self.prefix = query.pop("prefix", "loopstack")
@@ -68,8 +69,9 @@ class RedisOnlineStore(OnlineStore):
         except self._errors as exc:
             raise StoreUnavailable(f"the Redis online store failed: {exc}") from exc
 
-    def write(self, view: str, batches: Iterable[OnlineBatch], *,
-              watermark: int | None = None) -> int:
+    def write(
+        self, view: str, batches: Iterable[OnlineBatch], *, watermark: int | None = None
+    ) -> int:
         pipe = self.client.pipeline(transaction=True)
         keys = [self._key(view), self._meta]
         mark = "" if watermark is None else str(watermark)
@@ -112,8 +114,11 @@ class RedisOnlineStore(OnlineStore):
             rows = (rows or 0) + 1
             newest = ts if newest is None or ts > newest else newest
         mark = self._call(self.client.hget, self._meta, view)
-        return ViewStats(rows=rows or 0, newest_event_ts=newest,
-                         watermark=int(mark) if mark is not None else None)
+        return ViewStats(
+            rows=rows or 0,
+            newest_event_ts=newest,
+            watermark=int(mark) if mark is not None else None,
+        )
 
     def delete_view(self, view: str) -> None:
         pipe = self.client.pipeline(transaction=True)
@@ -123,8 +128,10 @@ class RedisOnlineStore(OnlineStore):
 
     def views(self) -> list[str]:
         start = len(f"{self.prefix}:online:")
-        names = {k.decode()[start:] for k in self.client.scan_iter(
-            match=f"{self.prefix}:online:*", count=1_000)}
+        names = {
+            k.decode()[start:]
+            for k in self.client.scan_iter(match=f"{self.prefix}:online:*", count=1_000)
+        }
         names.discard("__watermarks__")
         names |= {k.decode() for k in self._call(self.client.hkeys, self._meta)}
         return sorted(names)

@@ -47,9 +47,11 @@ _READ_MANY = (
 
 def _path(url: str) -> str:
     if not url.startswith("sqlite:///"):
-        raise Invalid(f"a SQLite online store URL looks like sqlite:///path/online.db; "
-                      f"got {url!r} instead", field="online_url")
-    path = url[len("sqlite:///"):].split("?", 1)[0]
+        raise Invalid(
+            f"a SQLite online store URL looks like sqlite:///path/online.db; got {url!r} instead",
+            field="online_url",
+        )
+    path = url[len("sqlite:///") :].split("?", 1)[0]
     if path != ":memory:":
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return path
@@ -72,8 +74,13 @@ class SqliteOnlineStore(OnlineStore):
         # One connection per thread: readers run in parallel under WAL.
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None,
-                                   check_same_thread=False, cached_statements=256)
+            conn = sqlite3.connect(
+                self.path,
+                timeout=_BUSY_TIMEOUT_S,
+                isolation_level=None,
+                check_same_thread=False,
+                cached_statements=256,
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             # reads probe random pages: mapped, they skip a read() and a copy per page
@@ -84,8 +91,9 @@ class SqliteOnlineStore(OnlineStore):
                 self._conns.append(conn)
         return conn
 
-    def write(self, view: str, batches: Iterable[OnlineBatch], *,
-              watermark: int | None = None) -> int:
+    def write(
+        self, view: str, batches: Iterable[OnlineBatch], *, watermark: int | None = None
+    ) -> int:
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -96,8 +104,7 @@ class SqliteOnlineStore(OnlineStore):
             for batch in batches:
                 keys, ts, values = batch.keys, batch.event_ts, batch.values
                 if not len(keys) == len(ts) == len(values):
-                    raise ValueError("an online batch needs as many event times and values "
-                                     "as keys")
+                    raise ValueError("an online batch needs as many event times and values as keys")
                 order = sorted(range(len(keys)), key=keys.__getitem__)  # stable
                 conn.executemany(_UPSERT, ((view, keys[i], ts[i], values[i]) for i in order))
             kept = conn.total_changes - before
@@ -105,7 +112,8 @@ class SqliteOnlineStore(OnlineStore):
                 "INSERT INTO online_views (view, watermark, updated_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (view) DO UPDATE SET updated_at = excluded.updated_at, "
                 "watermark = coalesce(excluded.watermark, online_views.watermark)",
-                (view, watermark, int(time.time() * 1e6)))
+                (view, watermark, int(time.time() * 1e6)),
+            )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -122,16 +130,17 @@ class SqliteOnlineStore(OnlineStore):
 
     def scan(self, view: str) -> Iterator[tuple[str, int, str | bytes]]:
         cur = self._conn().execute(
-            "SELECT entity_key, event_ts, value FROM online_rows WHERE view = ?", (view,))
+            "SELECT entity_key, event_ts, value FROM online_rows WHERE view = ?", (view,)
+        )
         while chunk := cur.fetchmany(10_000):
             yield from chunk
 
     def stats(self, view: str) -> ViewStats:
         conn = self._conn()
         rows, newest = conn.execute(
-            "SELECT count(*), max(event_ts) FROM online_rows WHERE view = ?", (view,)).fetchone()
-        mark = conn.execute("SELECT watermark FROM online_views WHERE view = ?",
-                            (view,)).fetchone()
+            "SELECT count(*), max(event_ts) FROM online_rows WHERE view = ?", (view,)
+        ).fetchone()
+        mark = conn.execute("SELECT watermark FROM online_views WHERE view = ?", (view,)).fetchone()
         return ViewStats(rows=rows, newest_event_ts=newest, watermark=mark[0] if mark else None)
 
     def delete_view(self, view: str) -> None:
@@ -146,9 +155,14 @@ class SqliteOnlineStore(OnlineStore):
             raise
 
     def views(self) -> list[str]:
-        rows = self._conn().execute(
-            "SELECT view FROM online_views UNION SELECT DISTINCT view FROM online_rows "
-            "ORDER BY 1").fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT view FROM online_views UNION SELECT DISTINCT view FROM online_rows "
+                "ORDER BY 1"
+            )
+            .fetchall()
+        )
         return [r[0] for r in rows]
 
     def close(self) -> None:

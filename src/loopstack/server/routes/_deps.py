@@ -13,12 +13,16 @@ __all__ = ["model_registry", "tracking_store"]
 
 def tracking_store(request: Request) -> SqlTrackingStore:
     """The tracking store, acting as the caller (so the audit log names them)."""
-    return SqlTrackingStore(request.app.state.stores, actor=principal_of(request).user,
-                            trust_user_id=not request.app.state.config.auth,
-                            project_id=project_of(request))
+    return SqlTrackingStore(
+        request.app.state.stores,
+        actor=principal_of(request).user,
+        trust_user_id=not request.app.state.config.auth,
+        project_id=project_of(request),
+    )
 
 
 def model_registry(request: Request) -> SqlRegistry:
     """The registry of the caller's project, acting as the caller."""
-    return SqlRegistry(request.app.state.stores, actor=principal_of(request).user,
-                       project_id=project_of(request))
+    return SqlRegistry(
+        request.app.state.stores, actor=principal_of(request).user, project_id=project_of(request)
+    )

@@ -34,8 +34,10 @@ def _artifacts(request: Request) -> ArtifactStore:
 def _logical(path: str, *, allow_empty: bool = False) -> str:
     clean = sanitize_path(path, field="path", allow_empty=allow_empty)
     if len(clean) > _MAX_PATH:
-        raise Invalid(f"an artifact path must be at most {_MAX_PATH} characters; got "
-                      f"{len(clean)}", field="path")
+        raise Invalid(
+            f"an artifact path must be at most {_MAX_PATH} characters; got {len(clean)}",
+            field="path",
+        )
     return clean
 
 
@@ -70,15 +72,21 @@ def download_artifact(artifact_path: str, request: Request) -> StreamingResponse
     chunks = _artifacts(request).iter_bytes(path)  # NotFound before any byte is sent
     media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
     name = path.rsplit("/", 1)[-1].replace('"', "")
-    return StreamingResponse(chunks, media_type=media_type,
-                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return StreamingResponse(
+        chunks,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 def list_artifacts(request: Request, path: str = "") -> dict:
     prefix = _logical(path, allow_empty=True)
     if not prefix:
-        raise Invalid("list artifacts under an experiment: expected a path like "
-                      "'<experiment_id>/<run_id>/artifacts'; got an empty path", field="path")
+        raise Invalid(
+            "list artifacts under an experiment: expected a path like "
+            "'<experiment_id>/<run_id>/artifacts'; got an empty path",
+            field="path",
+        )
     _visible(request, prefix)
     files = []
     for f in _artifacts(request).list(prefix):
@@ -91,9 +99,18 @@ def list_artifacts(request: Request, path: str = "") -> dict:
 
 for _prefix in _PREFIXES:
     _tag = "" if _prefix.startswith("/api/") else "_ajax"
-    artifacts_router.add_api_route(f"{_prefix}/{{artifact_path:path}}", upload_artifact,
-                                   methods=["PUT"], name=f"mlflow_artifacts_upload{_tag}")
-    artifacts_router.add_api_route(f"{_prefix}/{{artifact_path:path}}", download_artifact,
-                                   methods=["GET"], name=f"mlflow_artifacts_download{_tag}")
-    artifacts_router.add_api_route(_prefix, list_artifacts, methods=["GET"],
-                                   name=f"mlflow_artifacts_list{_tag}")
+    artifacts_router.add_api_route(
+        f"{_prefix}/{{artifact_path:path}}",
+        upload_artifact,
+        methods=["PUT"],
+        name=f"mlflow_artifacts_upload{_tag}",
+    )
+    artifacts_router.add_api_route(
+        f"{_prefix}/{{artifact_path:path}}",
+        download_artifact,
+        methods=["GET"],
+        name=f"mlflow_artifacts_download{_tag}",
+    )
+    artifacts_router.add_api_route(
+        _prefix, list_artifacts, methods=["GET"], name=f"mlflow_artifacts_list{_tag}"
+    )

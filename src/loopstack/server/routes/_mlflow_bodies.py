@@ -175,8 +175,13 @@ class SearchLoggedModelsBody(_Body):
     page_token: str | None = None
 
 
-_NON_FINITE = {"nan": math.nan, "infinity": math.inf, "-infinity": -math.inf,
-               "inf": math.inf, "-inf": -math.inf}
+_NON_FINITE = {
+    "nan": math.nan,
+    "infinity": math.inf,
+    "-infinity": -math.inf,
+    "inf": math.inf,
+    "-inf": -math.inf,
+}
 
 
 def metric_value(key: str, value: Any) -> float:
@@ -185,8 +190,9 @@ def metric_value(key: str, value: Any) -> float:
     Non-finite values come through as floats, so the store refuses them with its own message.
     """
     if isinstance(value, bool) or value is None:
-        raise Invalid(f"metric {key!r} must be a number; got {value!r} instead",
-                      field=f"metrics.{key}")
+        raise Invalid(
+            f"metric {key!r} must be a number; got {value!r} instead", field=f"metrics.{key}"
+        )
     if isinstance(value, int | float):
         try:
             return float(value)
@@ -200,5 +206,4 @@ def metric_value(key: str, value: Any) -> float:
             return float(value)
         except (ValueError, OverflowError):
             pass
-    raise Invalid(f"metric {key!r} must be a number; got {value!r} instead",
-                  field=f"metrics.{key}")
+    raise Invalid(f"metric {key!r} must be a number; got {value!r} instead", field=f"metrics.{key}")

@@ -27,48 +27,84 @@ def restore_experiment(store: SqlTrackingStore, experiment_id: str) -> None:
     """Bring back a deleted experiment and the runs deleted with it."""
     exp = store.get_experiment(experiment_id)
     if exp.lifecycle_stage != "deleted":
-        raise Invalid(f"experiment {experiment_id!r} is {exp.lifecycle_stage}; only a deleted "
-                      "experiment can be restored", field="experiment_id")
+        raise Invalid(
+            f"experiment {experiment_id!r} is {exp.lifecycle_stage}; only a deleted "
+            "experiment can be restored",
+            field="experiment_id",
+        )
     eid, deleted_at = int(exp.experiment_id), exp.last_update_time
 
     def run(conn: Connection) -> None:
-        conn.execute(update(E).where(E.c.experiment_id == eid)
-                     .values(lifecycle_stage="active", last_update_time=now_ms()))
+        conn.execute(
+            update(E)
+            .where(E.c.experiment_id == eid)
+            .values(lifecycle_stage="active", last_update_time=now_ms())
+        )
         # Only runs stamped deleted at or after the experiment's deletion come back. (The
         # store's delete_experiment re-stamps runs that were already deleted, so today those
         # come back too.)
-        conn.execute(update(R).where(R.c.experiment_id == eid, R.c.lifecycle_stage == "deleted",
-                                     R.c.deleted_time >= deleted_at)
-                     .values(lifecycle_stage="active", deleted_time=None))
+        conn.execute(
+            update(R)
+            .where(
+                R.c.experiment_id == eid,
+                R.c.lifecycle_stage == "deleted",
+                R.c.deleted_time >= deleted_at,
+            )
+            .values(lifecycle_stage="active", deleted_time=None)
+        )
 
-    store.db.write(run, actor=store.actor, action="experiment.restore", object_type="experiment",
-                   object_id=exp.experiment_id, payload={"restored": exp.experiment_id})
+    store.db.write(
+        run,
+        actor=store.actor,
+        action="experiment.restore",
+        object_type="experiment",
+        object_id=exp.experiment_id,
+        payload={"restored": exp.experiment_id},
+    )
 
 
 def rename_experiment(store: SqlTrackingStore, experiment_id: str, new_name: str) -> None:
     if not isinstance(new_name, str) or not new_name.strip():
-        raise Invalid(f"an experiment name must be a non-empty string; got {new_name!r}",
-                      field="new_name")
+        raise Invalid(
+            f"an experiment name must be a non-empty string; got {new_name!r}", field="new_name"
+        )
     if len(new_name) > _MAX_NAME:
-        raise Invalid(f"an experiment name must be at most {_MAX_NAME} characters; got "
-                      f"{len(new_name)}", field="new_name")
+        raise Invalid(
+            f"an experiment name must be at most {_MAX_NAME} characters; got {len(new_name)}",
+            field="new_name",
+        )
     exp = store.get_experiment(experiment_id)
     if exp.lifecycle_stage != "active":
-        raise Invalid(f"experiment {experiment_id!r} is deleted; restore it before renaming",
-                      field="experiment_id")
+        raise Invalid(
+            f"experiment {experiment_id!r} is deleted; restore it before renaming",
+            field="experiment_id",
+        )
     eid = int(exp.experiment_id)
 
     def run(conn: Connection) -> None:
-        taken = conn.execute(select(E.c.experiment_id).where(
-            E.c.name == new_name, E.c.experiment_id != eid,
-            E.c.project_id == (store.project_id or 0))).first()
+        taken = conn.execute(
+            select(E.c.experiment_id).where(
+                E.c.name == new_name,
+                E.c.experiment_id != eid,
+                E.c.project_id == (store.project_id or 0),
+            )
+        ).first()
         if taken:
             raise AlreadyExists(f"an experiment named {new_name!r} already exists")
-        conn.execute(update(E).where(E.c.experiment_id == eid)
-                     .values(name=new_name, last_update_time=now_ms()))
+        conn.execute(
+            update(E)
+            .where(E.c.experiment_id == eid)
+            .values(name=new_name, last_update_time=now_ms())
+        )
 
-    store.db.write(run, actor=store.actor, action="experiment.rename", object_type="experiment",
-                   object_id=exp.experiment_id, payload={"from": exp.name, "to": new_name})
+    store.db.write(
+        run,
+        actor=store.actor,
+        action="experiment.rename",
+        object_type="experiment",
+        object_id=exp.experiment_id,
+        payload={"from": exp.name, "to": new_name},
+    )
 
 
 def delete_experiment_tag(store: SqlTrackingStore, experiment_id: str, key: str) -> None:
@@ -80,5 +116,11 @@ def delete_experiment_tag(store: SqlTrackingStore, experiment_id: str, key: str)
         if not gone:
             raise NotFound(f"experiment {experiment_id!r} has no tag {key!r}")
 
-    store.db.write(run, actor=store.actor, action="experiment.delete_tag",
-                   object_type="experiment", object_id=exp.experiment_id, payload={"key": key})
+    store.db.write(
+        run,
+        actor=store.actor,
+        action="experiment.delete_tag",
+        object_type="experiment",
+        object_id=exp.experiment_id,
+        payload={"key": key},
+    )

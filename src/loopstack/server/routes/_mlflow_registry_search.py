@@ -50,8 +50,12 @@ _STRING_OPS: tuple[str, ...] = ("=", "!=", "LIKE", "ILIKE")
 _NUMBER_OPS: tuple[str, ...] = ("=", "!=", ">", ">=", "<", "<=")
 #: searchable attribute -> the operators MLflow allows on it
 MODEL_FIELDS: dict[str, tuple[str, ...]] = {"name": _STRING_OPS}
-VERSION_FIELDS: dict[str, tuple[str, ...]] = {"name": _STRING_OPS, "run_id": ("=", "!=", "IN"),
-                  "source_path": _STRING_OPS, "version_number": _NUMBER_OPS}
+VERSION_FIELDS: dict[str, tuple[str, ...]] = {
+    "name": _STRING_OPS,
+    "run_id": ("=", "!=", "IN"),
+    "source_path": _STRING_OPS,
+    "version_number": _NUMBER_OPS,
+}
 MODEL_ORDER = ("name", "creation_timestamp", "last_updated_timestamp")
 VERSION_ORDER = ("name", "version_number", "creation_timestamp", "last_updated_timestamp")
 #: the tag MLflow marks prompts with (they live in the model registry on an MLflow server)
@@ -90,8 +94,10 @@ def _tokens(text: str, what: str) -> list[tuple[str, str]]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise Invalid(f"could not parse the {what} filter at position {pos}: "
-                          f"{text[pos:pos + 30]!r}", field="filter")
+            raise Invalid(
+                f"could not parse the {what} filter at position {pos}: {text[pos : pos + 30]!r}",
+                field="filter",
+            )
         toks.append((m.lastgroup or "", m.group(m.lastgroup or 0)))
         pos = m.end()
     return toks
@@ -101,18 +107,20 @@ def _identifier(ident: str, fields: dict[str, tuple[str, ...]], what: str) -> tu
     prefix, dot, key = ident.partition(".")
     if not dot:
         prefix, key = "attributes", ident
-    if len(key) >= 2 and key[0] == key[-1] and key[0] in "`\"":
+    if len(key) >= 2 and key[0] == key[-1] and key[0] in '`"':
         key = key[1:-1]
     if prefix.lower() in ("tag", "tags"):
         return "tag", key
     if prefix.lower() in ("attribute", "attributes", "attr") and key in fields:
         return "attribute", key
-    raise Invalid(f"expected one of {sorted(fields)} or tags.<key> in the {what} filter; got "
-                  f"{ident!r} instead", field="filter")
+    raise Invalid(
+        f"expected one of {sorted(fields)} or tags.<key> in the {what} filter; got "
+        f"{ident!r} instead",
+        field="filter",
+    )
 
 
-def parse_filter(text: str | None, fields: dict[str, tuple[str, ...]],
-                 what: str) -> list[Clause]:
+def parse_filter(text: str | None, fields: dict[str, tuple[str, ...]], what: str) -> list[Clause]:
     """``name = 'a' AND tags.x LIKE 'b%'`` -> clauses; anything else is a clear 400."""
     if not text or not text.strip():
         return []
@@ -122,15 +130,19 @@ def parse_filter(text: str | None, fields: dict[str, tuple[str, ...]],
     while True:
         if i + 3 > len(toks) or toks[i][0] != "ident":
             rest = " ".join(t for _, t in toks[i:]) or "nothing"
-            raise Invalid(f"expected '<field> <operator> <value>' in the {what} filter; got "
-                          f"{rest!r}", field="filter")
+            raise Invalid(
+                f"expected '<field> <operator> <value>' in the {what} filter; got {rest!r}",
+                field="filter",
+            )
         kind, key = _identifier(toks[i][1], fields, what)
         ok, ov = toks[i + 1]
         op = {"<>": "!="}.get(ov, ov) if ok == "op" else ov.upper()
         allowed = _STRING_OPS if kind == "tag" else fields[key]
         if op not in allowed:
-            raise Invalid(f"{toks[i][1]} takes one of {', '.join(allowed)}; got {ov!r} in the "
-                          f"{what} filter", field="filter")
+            raise Invalid(
+                f"{toks[i][1]} takes one of {', '.join(allowed)}; got {ov!r} in the {what} filter",
+                field="filter",
+            )
         i += 2
         value: str | int | tuple[str, ...]
         if op == "IN":
@@ -140,23 +152,33 @@ def parse_filter(text: str | None, fields: dict[str, tuple[str, ...]],
             numeric = allowed is _NUMBER_OPS
             if (vk == "number") != numeric or vk not in ("number", "string"):
                 expected = "a whole number" if numeric else "a quoted string"
-                raise Invalid(f"{toks[i - 2][1]} is compared with {expected}; got {vv!r} in "
-                              f"the {what} filter", field="filter")
+                raise Invalid(
+                    f"{toks[i - 2][1]} is compared with {expected}; got {vv!r} in "
+                    f"the {what} filter",
+                    field="filter",
+                )
             value = int(vv) if numeric else _unquote(vv)
             i += 1
         clauses.append(Clause(kind, key, op, value))
         if i == len(toks):
             return clauses
         if toks[i][0] != "ident" or toks[i][1].upper() != "AND":
-            raise Invalid(f"expected AND between {what} filter clauses (OR is not supported); "
-                          f"got {toks[i][1]!r}", field="filter")
+            raise Invalid(
+                f"expected AND between {what} filter clauses (OR is not supported); "
+                f"got {toks[i][1]!r}",
+                field="filter",
+            )
         i += 1
 
 
-def _in_list(toks: list[tuple[str, str]], i: int, key: str,
-             what: str) -> tuple[tuple[str, ...], int]:
-    bad = Invalid(f"{key} IN takes a parenthesised list of quoted strings, like "
-                  f"('a', 'b'), in the {what} filter", field="filter")
+def _in_list(
+    toks: list[tuple[str, str]], i: int, key: str, what: str
+) -> tuple[tuple[str, ...], int]:
+    bad = Invalid(
+        f"{key} IN takes a parenthesised list of quoted strings, like "
+        f"('a', 'b'), in the {what} filter",
+        field="filter",
+    )
     if i >= len(toks) or toks[i] != ("punct", "("):
         raise bad
     values: list[str] = []
@@ -194,36 +216,47 @@ def _order_keys(order_by: Sequence[str], allowed: tuple[str, ...]) -> list[tuple
         if text == "timestamp":  # MLflow's older spelling
             text = "last_updated_timestamp"
         if text not in allowed:
-            raise Invalid(f"expected one of {list(allowed)} (with ASC or DESC) in order_by; got "
-                          f"{item!r} instead", field="order_by")
+            raise Invalid(
+                f"expected one of {list(allowed)} (with ASC or DESC) in order_by; got "
+                f"{item!r} instead",
+                field="order_by",
+            )
         keys.append((text, ascending))
     return keys
 
 
-def _sorted(items: list[T], keys: list[tuple[str, bool]],
-            attrs: Callable[[T], dict[str, Any]]) -> list[T]:
+def _sorted(
+    items: list[T], keys: list[tuple[str, bool]], attrs: Callable[[T], dict[str, Any]]
+) -> list[T]:
     out = list(items)
     for key, ascending in reversed(keys):
         out.sort(key=lambda x, key=key: attrs(x)[key], reverse=not ascending)  # type: ignore
     return out
 
 
-def page(items: list[T], max_results: int, page_token: str | None
-         ) -> tuple[list[T], str | None]:
+def page(items: list[T], max_results: int, page_token: str | None) -> tuple[list[T], str | None]:
     offset = decode_token(page_token)
     end = offset + max_results
     return items[offset:end], (encode_token(end) if end < len(items) else None)
 
 
 def _model_attrs(m: RegisteredModel) -> dict[str, Any]:
-    return {"name": m.name, "creation_timestamp": m.created_at,
-            "last_updated_timestamp": m.updated_at}
+    return {
+        "name": m.name,
+        "creation_timestamp": m.created_at,
+        "last_updated_timestamp": m.updated_at,
+    }
 
 
 def _version_attrs(v: ModelVersion) -> dict[str, Any]:
-    return {"name": v.name, "run_id": v.run_id or "", "source_path": source_uri(v.source),
-            "version_number": v.version, "creation_timestamp": v.created_at,
-            "last_updated_timestamp": v.updated_at}
+    return {
+        "name": v.name,
+        "run_id": v.run_id or "",
+        "source_path": source_uri(v.source),
+        "version_number": v.version,
+        "creation_timestamp": v.created_at,
+        "last_updated_timestamp": v.updated_at,
+    }
 
 
 def _prompt_filter(clauses: list[Clause]) -> tuple[list[Clause], bool]:
@@ -249,8 +282,9 @@ def _keep(tags: dict[str, str], attrs: dict[str, Any], clauses: list[Clause]) ->
     return is_prompt == prompts and all(c.matches(attrs, tags) for c in rest)
 
 
-def search_registered_models(models: list[RegisteredModel], clauses: list[Clause],
-                             order_by: Sequence[str]) -> list[RegisteredModel]:
+def search_registered_models(
+    models: list[RegisteredModel], clauses: list[Clause], order_by: Sequence[str]
+) -> list[RegisteredModel]:
     """Matching models, ordered; MLflow breaks ties (and orders by default) on the name."""
     keys = _order_keys(order_by, MODEL_ORDER)
     if not any(k == "name" for k, _ in keys):
@@ -259,8 +293,9 @@ def search_registered_models(models: list[RegisteredModel], clauses: list[Clause
     return _sorted(found, keys, _model_attrs)
 
 
-def search_model_versions(versions: list[ModelVersion], clauses: list[Clause],
-                          order_by: Sequence[str]) -> list[ModelVersion]:
+def search_model_versions(
+    versions: list[ModelVersion], clauses: list[Clause], order_by: Sequence[str]
+) -> list[ModelVersion]:
     """Matching versions; by default the most recently updated first, as in MLflow."""
     keys = _order_keys(order_by or _VERSION_DEFAULT_ORDER, VERSION_ORDER)
     found = [v for v in versions if _keep(v.tags, _version_attrs(v), clauses)]

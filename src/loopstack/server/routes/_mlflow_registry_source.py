@@ -59,8 +59,14 @@ class Package:
     parents: list[tuple[str, int]] = field(default_factory=list)
 
 
-def resolve_source(source: str, run_id: str | None, *, tracking: SqlTrackingStore,
-                   registry: SqlRegistry, artifacts: ArtifactStore) -> Package:
+def resolve_source(
+    source: str,
+    run_id: str | None,
+    *,
+    tracking: SqlTrackingStore,
+    registry: SqlRegistry,
+    artifacts: ArtifactStore,
+) -> Package:
     run_id = run_id or None
     if not source.strip():
         raise Invalid("a model version needs a source; got an empty one", field="source")
@@ -70,7 +76,8 @@ def resolve_source(source: str, run_id: str | None, *, tracking: SqlTrackingStor
         raise Invalid(
             f"the source {source!r} is a local path, which this server cannot read: log the "
             "model's files to a run and register 'runs:/<run_id>/<path>' instead",
-            field="source")
+            field="source",
+        )
     if scheme == "mlflow-artifacts":
         logical = _logical(parsed.path, source)
         run_id = _owning_run(tracking, logical, run_id, source)
@@ -78,11 +85,15 @@ def resolve_source(source: str, run_id: str | None, *, tracking: SqlTrackingStor
     if scheme == "runs":
         rid, _, path = parsed.path.lstrip("/").partition("/")
         if parsed.netloc or not rid:
-            raise Invalid(f"expected 'runs:/<run_id>/<path>' as the source; got {source!r}",
-                          field="source")
+            raise Invalid(
+                f"expected 'runs:/<run_id>/<path>' as the source; got {source!r}", field="source"
+            )
         if run_id is not None and run_id != rid:
-            raise Invalid(f"the source {source!r} names run {rid!r} but the run_id is "
-                          f"{run_id!r}: they must be the same run", field="run_id")
+            raise Invalid(
+                f"the source {source!r} names run {rid!r} but the run_id is "
+                f"{run_id!r}: they must be the same run",
+                field="run_id",
+            )
         root = tracking.get_run(rid).artifact_uri
         rel = sanitize_path(path, field="source", allow_empty=True)
         return _held(artifacts, f"{root}/{rel}" if rel else root, rid)
@@ -95,19 +106,24 @@ def _logical(path: str, source: str) -> str:
     try:
         return sanitize_path(urllib.parse.unquote(path).lstrip("/"), field="source")
     except Invalid as exc:
-        raise Invalid(f"the source {source!r} is not a usable artifact location: "
-                      f"{exc.message}", field="source") from exc
+        raise Invalid(
+            f"the source {source!r} is not a usable artifact location: {exc.message}",
+            field="source",
+        ) from exc
 
 
-def _owning_run(tracking: SqlTrackingStore, logical: str, run_id: str | None,
-                source: str) -> str | None:
+def _owning_run(
+    tracking: SqlTrackingStore, logical: str, run_id: str | None, source: str
+) -> str | None:
     """The run whose artifacts hold ``logical``: the one given (checked) or the one it names."""
     if run_id is not None:
         root = tracking.get_run(run_id).artifact_uri.strip("/")
         if logical != root and not logical.startswith(root + "/"):
-            raise Invalid(f"the source {source!r} is not inside the artifacts of run {run_id!r} "
-                          f"(mlflow-artifacts:/{root}): register a location the run holds",
-                          field="source")
+            raise Invalid(
+                f"the source {source!r} is not inside the artifacts of run {run_id!r} "
+                f"(mlflow-artifacts:/{root}): register a location the run holds",
+                field="source",
+            )
         return run_id
     parts = logical.split("/")
     if len(parts) >= 3 and parts[2] == "artifacts":
@@ -122,12 +138,18 @@ def _owning_run(tracking: SqlTrackingStore, logical: str, run_id: str | None,
 
 
 def _held(artifacts: ArtifactStore, logical: str, run_id: str | None) -> Package:
-    files = {f.path: f.sha256 for f in artifacts.list(logical, recursive=True)
-             if not f.is_dir and f.sha256}
+    files = {
+        f.path: f.sha256
+        for f in artifacts.list(logical, recursive=True)
+        if not f.is_dir and f.sha256
+    }
     if not files and "/" in logical:  # the source may name a single file
         parent, _, leaf = logical.rpartition("/")
-        files = {f.path: f.sha256 for f in artifacts.list(parent)
-                 if f.path == leaf and not f.is_dir and f.sha256}
+        files = {
+            f.path: f.sha256
+            for f in artifacts.list(parent)
+            if f.path == leaf and not f.is_dir and f.sha256
+        }
         if files:
             return Package(source=logical, run_id=run_id, files=files)
     package = Package(source=logical, run_id=run_id, files=files)
@@ -212,33 +234,51 @@ def _mlflow_columns(inputs: Any) -> list[dict[str, str]]:
     return out
 
 
-def _registered_version(registry: SqlRegistry, parsed: urllib.parse.ParseResult,
-                        source: str) -> ModelVersion:
+def _registered_version(
+    registry: SqlRegistry, parsed: urllib.parse.ParseResult, source: str
+) -> ModelVersion:
     parts = parsed.path.lstrip("/").split("/")
     if parsed.netloc or not parts[0] or len(parts) > 2:
-        raise Invalid(f"expected 'models:/<name>/<version>' or 'models:/<name>@<alias>' as the "
-                      f"source; got {source!r}", field="source")
+        raise Invalid(
+            f"expected 'models:/<name>/<version>' or 'models:/<name>@<alias>' as the "
+            f"source; got {source!r}",
+            field="source",
+        )
     if len(parts) == 2:
         name, suffix = parts
         if suffix.isdigit():
             return registry.get_model_version(name, int(suffix))
         if suffix.lower() == "latest":
             return registry.get_version_by_alias(name, "latest")
-        raise Invalid(f"the source {source!r} names the stage {suffix!r}: loopstack has no "
-                      "stages; use 'models:/<name>@<alias>' or a version number", field="source")
+        raise Invalid(
+            f"the source {source!r} names the stage {suffix!r}: loopstack has no "
+            "stages; use 'models:/<name>@<alias>' or a version number",
+            field="source",
+        )
     name, at, alias = parts[0].rpartition("@")
     if at and name and alias:
         return registry.get_version_by_alias(name, alias)
-    raise NotFound(f"the source {source!r} names an MLflow logged model, and this server keeps "
-                   "none: register 'runs:/<run_id>/<path>' or an 'mlflow-artifacts:' location")
+    raise NotFound(
+        f"the source {source!r} names an MLflow logged model, and this server keeps "
+        "none: register 'runs:/<run_id>/<path>' or an 'mlflow-artifacts:' location"
+    )
 
 
 def _from_version(registry: SqlRegistry, parent: ModelVersion, run_id: str | None) -> Package:
     if run_id is not None and run_id != (parent.run_id or ""):
-        raise Invalid(f"the run_id {run_id!r} does not match the run of {parent.name} version "
-                      f"{parent.version} ({parent.run_id or 'none'})", field="run_id")
+        raise Invalid(
+            f"the run_id {run_id!r} does not match the run of {parent.name} version "
+            f"{parent.version} ({parent.run_id or 'none'})",
+            field="run_id",
+        )
     tags = {PACKAGE_TAG: parent.tags[PACKAGE_TAG]} if PACKAGE_TAG in parent.tags else {}
-    return Package(source=parent.source, run_id=parent.run_id, files=dict(parent.files),
-                   flavor=parent.flavor, signature=dict(parent.signature),
-                   requirements=list(parent.requirements), tags=tags,
-                   parents=[(parent.name, parent.version)])
+    return Package(
+        source=parent.source,
+        run_id=parent.run_id,
+        files=dict(parent.files),
+        flavor=parent.flavor,
+        signature=dict(parent.signature),
+        requirements=list(parent.requirements),
+        tags=tags,
+        parents=[(parent.name, parent.version)],
+    )

@@ -75,16 +75,19 @@ def run_info(r: Run) -> dict[str, Any]:
 
 
 def metric(m: Metric, run_id: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"key": m.key, "value": m.value, "timestamp": m.timestamp,
-                           "step": m.step}
+    out: dict[str, Any] = {"key": m.key, "value": m.value, "timestamp": m.timestamp, "step": m.step}
     if run_id is not None:
         out["run_id"] = run_id
     return out
 
 
 def dataset_input(d: DatasetInput) -> dict[str, Any]:
-    dataset: dict[str, Any] = {"name": d.name, "digest": d.digest, "source_type": d.source_type,
-                               "source": d.source}
+    dataset: dict[str, Any] = {
+        "name": d.name,
+        "digest": d.digest,
+        "source_type": d.source_type,
+        "source": d.source,
+    }
     if d.schema is not None:
         dataset["schema"] = d.schema
     if d.profile is not None:

@@ -16,11 +16,14 @@ def mlflow_route(router: APIRouter) -> Callable[..., Callable[[Callable], Callab
 
     The ajax twin is named ``<name>_ajax``; both share one entry in the role table.
     """
+
     def route(method: str, path: str, name: str, **_: object) -> Callable[[Callable], Callable]:
         def register(fn: Callable) -> Callable:
             for prefix in MLFLOW_PREFIXES:
                 route_name = name if prefix == MLFLOW_PREFIXES[0] else f"{name}_ajax"
                 router.add_api_route(prefix + path, fn, methods=[method], name=route_name)
             return fn
+
         return register
+
     return route

@@ -52,8 +52,12 @@ def _actor(request: Request) -> str:
 def whoami(request: Request) -> dict:
     principal = principal_of(request)
     role = auth.role_of(_db(request), principal, project_of(request))
-    return {"user": principal.user, "project_id": project_of(request),
-            "role": role.value if role else None, "is_admin": principal.is_admin}
+    return {
+        "user": principal.user,
+        "project_id": project_of(request),
+        "role": role.value if role else None,
+        "is_admin": principal.is_admin,
+    }
 
 
 @router.get("/projects", name="projects_list")
@@ -68,14 +72,16 @@ def list_projects(request: Request) -> dict:
 
 @router.post("/projects", name="projects_create")
 def create_project(body: ProjectCreate, request: Request) -> dict:
-    return asdict(auth.create_project(_db(request), body.name, body.description,
-                                      actor=_actor(request)))
+    return asdict(
+        auth.create_project(_db(request), body.name, body.description, actor=_actor(request))
+    )
 
 
 @router.put("/projects/{project}/members", name="projects_add_member")
 def add_member(project: str, body: MemberSet, request: Request) -> dict:
-    return asdict(auth.add_member(_db(request), project, body.user, body.role,
-                                  actor=_actor(request)))
+    return asdict(
+        auth.add_member(_db(request), project, body.user, body.role, actor=_actor(request))
+    )
 
 
 @router.delete("/projects/{project}/members/{user}", name="projects_remove_member")
@@ -96,8 +102,15 @@ def list_users(request: Request) -> dict:
 
 @router.post("/users", name="users_create")
 def create_user(body: UserCreate, request: Request) -> dict:
-    return asdict(auth.create_user(_db(request), body.name, display_name=body.display_name,
-                                   is_admin=body.is_admin, actor=_actor(request)))
+    return asdict(
+        auth.create_user(
+            _db(request),
+            body.name,
+            display_name=body.display_name,
+            is_admin=body.is_admin,
+            actor=_actor(request),
+        )
+    )
 
 
 @router.post("/users/{name}/disable", name="users_disable")
@@ -113,8 +126,9 @@ def list_tokens(request: Request) -> dict:
 
 @router.post("/tokens", name="tokens_create")
 def create_token(body: TokenCreate, request: Request) -> dict:
-    secret, info = auth.create_token(_db(request), name=body.name, user=body.user,
-                                     project=body.project, actor=_actor(request))
+    secret, info = auth.create_token(
+        _db(request), name=body.name, user=body.user, project=body.project, actor=_actor(request)
+    )
     return {"token": secret, **asdict(info)}
 
 
@@ -122,5 +136,3 @@ def create_token(body: TokenCreate, request: Request) -> dict:
 def revoke_token(token_id: str, request: Request) -> dict:
     auth.revoke_token(_db(request), token_id, actor=_actor(request))
     return {}
-
-

@@ -54,8 +54,16 @@ router = APIRouter(dependencies=[Depends(authorize)], tags=["mlflow"])
 
 #: where the tag records the location an MLflow client asked for (loopstack keeps its own)
 REQUESTED_LOCATION_TAG = "loopstack.mlflow.requested_artifact_location"
-_VIEWS = {None: "active", "": "active", "ACTIVE_ONLY": "active", "DELETED_ONLY": "deleted",
-          "ALL": "all", 1: "active", 2: "deleted", 3: "all"}
+_VIEWS = {
+    None: "active",
+    "": "active",
+    "ACTIVE_ONLY": "active",
+    "DELETED_ONLY": "deleted",
+    "ALL": "all",
+    1: "active",
+    2: "deleted",
+    3: "all",
+}
 _STATUSES = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
 _MAX_SEARCH = 50_000
 # MLflow's limits on one log-batch request
@@ -70,15 +78,18 @@ _route = mlflow_route(router)
 def _view(value: str | int | None) -> str:
     key = value.upper() if isinstance(value, str) else value
     if key not in _VIEWS:
-        raise Invalid(f"view type must be one of ACTIVE_ONLY, DELETED_ONLY, ALL; got {value!r} "
-                      "instead", field="view_type")
+        raise Invalid(
+            f"view type must be one of ACTIVE_ONLY, DELETED_ONLY, ALL; got {value!r} instead",
+            field="view_type",
+        )
     return _VIEWS[key]
 
 
 def _max_results(value: int, limit: int = _MAX_SEARCH) -> int:
     if not 0 < value <= limit:
-        raise Invalid(f"max_results must be between 1 and {limit}; got {value}",
-                      field="max_results")
+        raise Invalid(
+            f"max_results must be between 1 and {limit}; got {value}", field="max_results"
+        )
     return value
 
 
@@ -94,14 +105,23 @@ def _pairs(items: list[KeyValue], kind: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for kv in items:
         if kind == "param" and kv.key in out and out[kv.key] != kv.value:
-            raise Invalid(f"param {kv.key!r} appears twice in one batch with different values "
-                          f"({out[kv.key]!r} and {kv.value!r})", field=f"params.{kv.key}")
+            raise Invalid(
+                f"param {kv.key!r} appears twice in one batch with different values "
+                f"({out[kv.key]!r} and {kv.value!r})",
+                field=f"params.{kv.key}",
+            )
         out[kv.key] = kv.value
     return out
 
 
-def _log(store: Store, run_id: str, *, metrics: list[Metric] | None = None,
-         params: dict[str, str] | None = None, tags: dict[str, str] | None = None) -> None:
+def _log(
+    store: Store,
+    run_id: str,
+    *,
+    metrics: list[Metric] | None = None,
+    params: dict[str, str] | None = None,
+    tags: dict[str, str] | None = None,
+) -> None:
     """``log_batch``; a ``mlflow.runName`` tag also renames the run, as on an MLflow server."""
     store.log_batch(run_id, metrics=metrics, params=params, tags=tags)
     name = (tags or {}).get(_RUN_NAME_TAG)
@@ -121,14 +141,14 @@ def create_experiment(body: CreateExperimentBody, store: Store = Depends(trackin
 
 
 @_route("GET", "/experiments/get", "mlflow_experiments_get")
-def get_experiment(experiment_id: str = Query(...), store: Store = Depends(tracking_store)
-                   ) -> dict:
+def get_experiment(experiment_id: str = Query(...), store: Store = Depends(tracking_store)) -> dict:
     return {"experiment": render.experiment(store.get_experiment(experiment_id))}
 
 
 @_route("GET", "/experiments/get-by-name", "mlflow_experiments_get_by_name")
-def get_experiment_by_name(experiment_name: str = Query(...),
-                           store: Store = Depends(tracking_store)) -> dict:
+def get_experiment_by_name(
+    experiment_name: str = Query(...), store: Store = Depends(tracking_store)
+) -> dict:
     exp = store.get_experiment_by_name(experiment_name)
     if exp is None:
         raise NotFound(f"no experiment named {experiment_name!r}")
@@ -138,8 +158,13 @@ def get_experiment_by_name(experiment_name: str = Query(...),
 def _search_experiments(store: Store, body: SearchExperimentsBody) -> dict:
     max_results = _max_results(body.max_results)
     exps = store.search_experiments(view=_view(body.view_type), max_results=_MAX_SEARCH)
-    page, token = exp_search.search(exps, filter_string=body.filter, order_by=body.order_by,
-                                    max_results=max_results, page_token=body.page_token)
+    page, token = exp_search.search(
+        exps,
+        filter_string=body.filter,
+        order_by=body.order_by,
+        max_results=max_results,
+        page_token=body.page_token,
+    )
     out: dict[str, Any] = {"experiments": [render.experiment(e) for e in page]}
     if token:
         out["next_page_token"] = token
@@ -147,19 +172,27 @@ def _search_experiments(store: Store, body: SearchExperimentsBody) -> dict:
 
 
 @_route("POST", "/experiments/search", "mlflow_experiments_search")
-def search_experiments(body: SearchExperimentsBody, store: Store = Depends(tracking_store)
-                       ) -> dict:
+def search_experiments(body: SearchExperimentsBody, store: Store = Depends(tracking_store)) -> dict:
     return _search_experiments(store, body)
 
 
 @_route("GET", "/experiments/search", "mlflow_experiments_search_get")
-def search_experiments_get(max_results: int = 1000, page_token: str | None = None,
-                           filter: str | None = None, order_by: list[str] = Query([]),
-                           view_type: str | None = None,
-                           store: Store = Depends(tracking_store)) -> dict:
+def search_experiments_get(
+    max_results: int = 1000,
+    page_token: str | None = None,
+    filter: str | None = None,
+    order_by: list[str] = Query([]),
+    view_type: str | None = None,
+    store: Store = Depends(tracking_store),
+) -> dict:
     view: str | int | None = int(view_type) if view_type and view_type.isdigit() else view_type
-    body = SearchExperimentsBody(max_results=max_results, page_token=page_token, filter=filter,
-                                 order_by=order_by, view_type=view)
+    body = SearchExperimentsBody(
+        max_results=max_results,
+        page_token=page_token,
+        filter=filter,
+        order_by=order_by,
+        view_type=view,
+    )
     return _search_experiments(store, body)
 
 
@@ -198,27 +231,35 @@ def delete_exp_tag(body: ExperimentTagBody, store: Store = Depends(tracking_stor
 # -- runs -----------------------------------------------------------------------------
 @_route("POST", "/runs/create", "mlflow_runs_create")
 def create_run(body: CreateRunBody, store: Store = Depends(tracking_store)) -> dict:
-    run = store.create_run(body.experiment_id or "0", run_name=body.run_name or None,
-                           start_time=body.start_time, tags=_pairs(body.tags, "tag"),
-                           user_id=body.user_id or None)
+    run = store.create_run(
+        body.experiment_id or "0",
+        run_name=body.run_name or None,
+        start_time=body.start_time,
+        tags=_pairs(body.tags, "tag"),
+        user_id=body.user_id or None,
+    )
     return {"run": render.run(run)}
 
 
 @_route("GET", "/runs/get", "mlflow_runs_get")
-def get_run(run_id: str | None = None, run_uuid: str | None = None,
-            store: Store = Depends(tracking_store)) -> dict:
+def get_run(
+    run_id: str | None = None, run_uuid: str | None = None, store: Store = Depends(tracking_store)
+) -> dict:
     return {"run": render.run(store.get_run(_run_id(run_id, run_uuid)))}
 
 
 @_route("POST", "/runs/update", "mlflow_runs_update")
 def update_run(body: UpdateRunBody, store: Store = Depends(tracking_store)) -> dict:
-    status = _STATUSES.get(body.status, body.status) if isinstance(body.status, int) \
-        else body.status
+    status = (
+        _STATUSES.get(body.status, body.status) if isinstance(body.status, int) else body.status
+    )
     if isinstance(status, int):
-        raise Invalid(f"status must be one of {list(RunStatus.ALL)}; got {body.status!r}",
-                      field="status")
-    run = store.update_run(body.the_run_id(), status=status, end_time=body.end_time,
-                           run_name=body.run_name or None)
+        raise Invalid(
+            f"status must be one of {list(RunStatus.ALL)}; got {body.status!r}", field="status"
+        )
+    run = store.update_run(
+        body.the_run_id(), status=status, end_time=body.end_time, run_name=body.run_name or None
+    )
     return {"run_info": render.run_info(run)}
 
 
@@ -237,9 +278,13 @@ def restore_run(body: RunIdBody, store: Store = Depends(tracking_store)) -> dict
 @_route("POST", "/runs/search", "mlflow_runs_search")
 def search_runs(body: SearchRunsBody, store: Store = Depends(tracking_store)) -> dict:
     runs, token = store.search_runs(
-        body.experiment_ids, filter_string=body.filter or "", view=_view(body.run_view_type),
-        max_results=_max_results(body.max_results), order_by=body.order_by,
-        page_token=body.page_token or None)
+        body.experiment_ids,
+        filter_string=body.filter or "",
+        view=_view(body.run_view_type),
+        max_results=_max_results(body.max_results),
+        order_by=body.order_by,
+        page_token=body.page_token or None,
+    )
     out: dict[str, Any] = {"runs": [render.run(r) for r in runs]}
     if token:
         out["next_page_token"] = token
@@ -275,28 +320,46 @@ def delete_tag(body: RunTagBody, store: Store = Depends(tracking_store)) -> dict
 
 @_route("POST", "/runs/log-batch", "mlflow_runs_log_batch")
 def log_batch(body: BatchBody, store: Store = Depends(tracking_store)) -> dict:
-    for items, limit, what in ((body.metrics, _BATCH_METRICS, "metrics"),
-                               (body.params, _BATCH_PARAMS, "params"),
-                               (body.tags, _BATCH_TAGS, "tags")):
+    for items, limit, what in (
+        (body.metrics, _BATCH_METRICS, "metrics"),
+        (body.params, _BATCH_PARAMS, "params"),
+        (body.tags, _BATCH_TAGS, "tags"),
+    ):
         if len(items) > limit:
-            raise Invalid(f"a batch may hold at most {limit} {what}; got {len(items)}",
-                          field=what)
+            raise Invalid(f"a batch may hold at most {limit} {what}; got {len(items)}", field=what)
     total = len(body.metrics) + len(body.params) + len(body.tags)
     if total > _BATCH_TOTAL:
-        raise Invalid(f"a batch may hold at most {_BATCH_TOTAL} metrics, params and tags in "
-                      f"all; got {total}", field="metrics")
-    metrics = [Metric(m.key, metric_value(m.key, m.value), m.step, m.timestamp)
-               for m in body.metrics]
-    _log(store, body.the_run_id(), metrics=metrics, params=_pairs(body.params, "param"),
-         tags=_pairs(body.tags, "tag"))
+        raise Invalid(
+            f"a batch may hold at most {_BATCH_TOTAL} metrics, params and tags in all; got {total}",
+            field="metrics",
+        )
+    metrics = [
+        Metric(m.key, metric_value(m.key, m.value), m.step, m.timestamp) for m in body.metrics
+    ]
+    _log(
+        store,
+        body.the_run_id(),
+        metrics=metrics,
+        params=_pairs(body.params, "param"),
+        tags=_pairs(body.tags, "tag"),
+    )
     return {}
 
 
 @_route("POST", "/runs/log-inputs", "mlflow_runs_log_inputs")
 def log_inputs(body: LogInputsBody, store: Store = Depends(tracking_store)) -> dict:
-    datasets = [DatasetInput(d.dataset.name, d.dataset.digest, d.dataset.source_type,
-                             d.dataset.source, d.dataset.schema_, d.dataset.profile,
-                             {t.key: t.value for t in d.tags}) for d in body.datasets]
+    datasets = [
+        DatasetInput(
+            d.dataset.name,
+            d.dataset.digest,
+            d.dataset.source_type,
+            d.dataset.source,
+            d.dataset.schema_,
+            d.dataset.profile,
+            {t.key: t.value for t in d.tags},
+        )
+        for d in body.datasets
+    ]
     run_id = body.the_run_id()
     if datasets:
         store.log_inputs(run_id, datasets)
@@ -307,10 +370,14 @@ def log_inputs(body: LogInputsBody, store: Store = Depends(tracking_store)) -> d
 
 # -- metrics --------------------------------------------------------------------------
 @_route("GET", "/metrics/get-history", "mlflow_metrics_get_history")
-def get_metric_history(metric_key: str = Query(...), run_id: str | None = None,
-                       run_uuid: str | None = None, max_results: int | None = None,
-                       page_token: str | None = None,
-                       store: Store = Depends(tracking_store)) -> dict:
+def get_metric_history(
+    metric_key: str = Query(...),
+    run_id: str | None = None,
+    run_uuid: str | None = None,
+    max_results: int | None = None,
+    page_token: str | None = None,
+    store: Store = Depends(tracking_store),
+) -> dict:
     history = store.get_metric_history(_run_id(run_id, run_uuid), metric_key)
     offset = exp_search.decode_token(page_token)
     end = len(history) if max_results is None else offset + _max_results(max_results, 25_000)
@@ -331,20 +398,27 @@ def _sample_steps(steps: list[int], max_results: int) -> set[int]:
 
 
 @_route("GET", "/metrics/get-history-bulk-interval", "mlflow_metrics_history_bulk")
-def get_history_bulk_interval(run_ids: list[str] = Query(...), metric_key: str = Query(...),
-                              start_step: int | None = None, end_step: int | None = None,
-                              max_results: int = _BULK_MAX,
-                              store: Store = Depends(tracking_store)) -> dict:
+def get_history_bulk_interval(
+    run_ids: list[str] = Query(...),
+    metric_key: str = Query(...),
+    start_step: int | None = None,
+    end_step: int | None = None,
+    max_results: int = _BULK_MAX,
+    store: Store = Depends(tracking_store),
+) -> dict:
     if len(run_ids) > _BULK_RUNS:
-        raise Invalid(f"at most {_BULK_RUNS} run_ids per request; got {len(run_ids)}",
-                      field="run_ids")
+        raise Invalid(
+            f"at most {_BULK_RUNS} run_ids per request; got {len(run_ids)}", field="run_ids"
+        )
     _max_results(max_results, _BULK_MAX)
     if (start_step is None) != (end_step is None):
-        raise Invalid("start_step and end_step go together: give both or neither",
-                      field="start_step")
+        raise Invalid(
+            "start_step and end_step go together: give both or neither", field="start_step"
+        )
     if start_step is not None and end_step is not None and start_step > end_step:
-        raise Invalid(f"start_step ({start_step}) must not exceed end_step ({end_step})",
-                      field="start_step")
+        raise Invalid(
+            f"start_step ({start_step}) must not exceed end_step ({end_step})", field="start_step"
+        )
     histories = {}
     for rid in dict.fromkeys(run_ids):
         points = store.get_metric_history(rid, metric_key)
@@ -353,15 +427,20 @@ def get_history_bulk_interval(run_ids: list[str] = Query(...), metric_key: str =
         histories[rid] = points
     steps = sorted({m.step for points in histories.values() for m in points})
     keep = _sample_steps(steps, max_results)
-    metrics = [render.metric(m, rid) for rid in sorted(histories)
-               for m in histories[rid] if m.step in keep]
+    metrics = [
+        render.metric(m, rid) for rid in sorted(histories) for m in histories[rid] if m.step in keep
+    ]
     return {"metrics": metrics}
 
 
 # -- artifacts (tracking API view; the client itself uses the mlflow-artifacts proxy) ---
 @_route("GET", "/artifacts/list", "mlflow_artifacts_list_for_run")
-def list_run_artifacts(run_id: str | None = None, run_uuid: str | None = None,
-                       path: str = "", store: Store = Depends(tracking_store)) -> dict:
+def list_run_artifacts(
+    run_id: str | None = None,
+    run_uuid: str | None = None,
+    path: str = "",
+    store: Store = Depends(tracking_store),
+) -> dict:
     run = store.get_run(_run_id(run_id, run_uuid))
     files = []
     for f in store.list_artifacts(run.run_id, path):
@@ -374,8 +453,9 @@ def list_run_artifacts(run_id: str | None = None, run_uuid: str | None = None,
 
 # -- logged models (MLflow 3) ----------------------------------------------------------
 @_route("POST", "/logged-models/search", "mlflow_logged_models_search")
-def search_logged_models(body: SearchLoggedModelsBody,
-                         store: Store = Depends(tracking_store)) -> dict:
+def search_logged_models(
+    body: SearchLoggedModelsBody, store: Store = Depends(tracking_store)
+) -> dict:
     """No MLflow logged models are kept yet: an honest empty page.
 
     The client asks this on every ``list_artifacts``/``download_artifacts`` of a run (to
@@ -389,7 +469,13 @@ def search_logged_models(body: SearchLoggedModelsBody,
 # -- server info (MLflow 3 clients probe it before multipart transfers) ------------------
 @router.get("/api/3.0/mlflow/server-info", name="mlflow_server_info")
 def server_info() -> dict:
-    return {"store_type": "SqlStore", "workspaces_enabled": False,
-            "trace_archival_enabled": False, "multipart_uploads_enabled": False,
-            "multipart_downloads_enabled": False, "presigned_upload_run_id_supported": False,
-            "presigned_upload_model_id_supported": False, "features_enabled": {}}
+    return {
+        "store_type": "SqlStore",
+        "workspaces_enabled": False,
+        "trace_archival_enabled": False,
+        "multipart_uploads_enabled": False,
+        "multipart_downloads_enabled": False,
+        "presigned_upload_run_id_supported": False,
+        "presigned_upload_model_id_supported": False,
+        "features_enabled": {},
+    }

@@ -98,9 +98,12 @@ def create_experiment(body: ExperimentCreate, store: Store = Depends(tracking_st
 
 
 @router.get("/experiments", name="experiments_list")
-def list_experiments(view: str = "active", name_like: str | None = None,
-                     max_results: int = Query(1000, ge=1, le=50_000),
-                     store: Store = Depends(tracking_store)) -> dict:
+def list_experiments(
+    view: str = "active",
+    name_like: str | None = None,
+    max_results: int = Query(1000, ge=1, le=50_000),
+    store: Store = Depends(tracking_store),
+) -> dict:
     exps = store.search_experiments(view=view, name_like=name_like, max_results=max_results)
     return {"experiments": [asdict(e) for e in exps]}
 
@@ -119,8 +122,9 @@ def get_experiment(experiment_id: str, store: Store = Depends(tracking_store)) -
 
 
 @router.post("/experiments/{experiment_id}/tags", name="experiments_set_tag")
-def set_experiment_tag(experiment_id: str, body: TagSet,
-                       store: Store = Depends(tracking_store)) -> dict:
+def set_experiment_tag(
+    experiment_id: str, body: TagSet, store: Store = Depends(tracking_store)
+) -> dict:
     store.set_experiment_tag(experiment_id, body.key, body.value)
     return {}
 
@@ -134,17 +138,27 @@ def delete_experiment(experiment_id: str, store: Store = Depends(tracking_store)
 # -- runs -----------------------------------------------------------------------------
 @router.post("/runs", name="runs_create")
 def create_run(body: RunCreate, store: Store = Depends(tracking_store)) -> dict:
-    run = store.create_run(body.experiment_id, run_name=body.run_name,
-                           start_time=body.start_time, tags=body.tags, user_id=body.user_id,
-                           params=body.params)
+    run = store.create_run(
+        body.experiment_id,
+        run_name=body.run_name,
+        start_time=body.start_time,
+        tags=body.tags,
+        user_id=body.user_id,
+        params=body.params,
+    )
     return run.to_dict()
 
 
 @router.post("/runs/search", name="runs_search")
 def search_runs(body: RunSearch, store: Store = Depends(tracking_store)) -> dict:
-    runs, token = store.search_runs(body.experiment_ids, filter_string=body.filter,
-                                    view=body.view, max_results=body.max_results,
-                                    order_by=body.order_by, page_token=body.page_token)
+    runs, token = store.search_runs(
+        body.experiment_ids,
+        filter_string=body.filter,
+        view=body.view,
+        max_results=body.max_results,
+        order_by=body.order_by,
+        page_token=body.page_token,
+    )
     return {"runs": [r.to_dict() for r in runs], "next_page_token": token}
 
 
@@ -155,8 +169,9 @@ def get_run(run_id: str, store: Store = Depends(tracking_store)) -> dict:
 
 @router.patch("/runs/{run_id}", name="runs_update")
 def update_run(run_id: str, body: RunUpdate, store: Store = Depends(tracking_store)) -> dict:
-    return store.update_run(run_id, status=body.status, end_time=body.end_time,
-                            run_name=body.run_name).to_dict()
+    return store.update_run(
+        run_id, status=body.status, end_time=body.end_time, run_name=body.run_name
+    ).to_dict()
 
 
 @router.delete("/runs/{run_id}", name="runs_delete")
@@ -173,9 +188,12 @@ def restore_run(run_id: str, store: Store = Depends(tracking_store)) -> dict:
 
 @router.post("/runs/{run_id}/batch", name="runs_log_batch")
 def log_batch(run_id: str, body: Batch, store: Store = Depends(tracking_store)) -> dict:
-    store.log_batch(run_id, metrics=[Metric(m.key, m.value, m.step, m.timestamp)
-                                     for m in body.metrics],
-                    params=body.params, tags=body.tags)
+    store.log_batch(
+        run_id,
+        metrics=[Metric(m.key, m.value, m.step, m.timestamp) for m in body.metrics],
+        params=body.params,
+        tags=body.tags,
+    )
     return {}
 
 
@@ -187,8 +205,13 @@ def delete_tag(run_id: str, key: str, store: Store = Depends(tracking_store)) ->
 
 @router.post("/runs/{run_id}/inputs", name="runs_log_inputs")
 def log_inputs(run_id: str, body: Inputs, store: Store = Depends(tracking_store)) -> dict:
-    store.log_inputs(run_id, [DatasetInput(d.name, d.digest, d.source_type, d.source, d.schema_,
-                                           d.profile, d.tags) for d in body.datasets])
+    store.log_inputs(
+        run_id,
+        [
+            DatasetInput(d.name, d.digest, d.source_type, d.source, d.schema_, d.profile, d.tags)
+            for d in body.datasets
+        ],
+    )
     return {}
 
 
@@ -204,8 +227,9 @@ def list_artifacts(run_id: str, path: str = "", store: Store = Depends(tracking_
 
 
 @router.put("/runs/{run_id}/artifacts/{path:path}", name="artifacts_upload")
-async def upload_artifact(run_id: str, path: str, request: Request,
-                          store: Store = Depends(tracking_store)) -> dict:
+async def upload_artifact(
+    run_id: str, path: str, request: Request, store: Store = Depends(tracking_store)
+) -> dict:
     clean = sanitize_path(path)
     root = store._artifact_root(run_id)
     with tempfile.TemporaryDirectory() as tmp:
@@ -218,8 +242,9 @@ async def upload_artifact(run_id: str, path: str, request: Request,
 
 
 @router.get("/runs/{run_id}/artifacts/{path:path}", name="artifacts_download")
-def download_artifact(run_id: str, path: str,
-                      store: Store = Depends(tracking_store)) -> StreamingResponse:
+def download_artifact(
+    run_id: str, path: str, store: Store = Depends(tracking_store)
+) -> StreamingResponse:
     root = store._artifact_root(run_id)
     full = f"{root}/{sanitize_path(path)}"
     chunks = store.stores.artifacts.iter_bytes(full)
@@ -233,9 +258,14 @@ def audit_verify(request: Request) -> dict:
 
 
 @router.get("/audit/events", name="audit_events")
-def audit_events(request: Request, object_type: str | None = None, object_id: str | None = None,
-                 limit: int = Query(1000, ge=1, le=100_000)) -> dict:
-    return {"events": audit.events(request.app.state.stores.db, object_type=object_type,
-                                   object_id=object_id, limit=limit)}
-
-
+def audit_events(
+    request: Request,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    limit: int = Query(1000, ge=1, le=100_000),
+) -> dict:
+    return {
+        "events": audit.events(
+            request.app.state.stores.db, object_type=object_type, object_id=object_id, limit=limit
+        )
+    }

@@ -66,8 +66,9 @@ def list_models(name_like: str | None = None, reg: Registry = Depends(model_regi
 
 @router.post("/models", name="models_create")
 def create_model(body: ModelCreate, reg: Registry = Depends(model_registry)) -> dict:
-    return reg.create_registered_model(body.name, description=body.description,
-                                       tags=body.tags).to_dict()
+    return reg.create_registered_model(
+        body.name, description=body.description, tags=body.tags
+    ).to_dict()
 
 
 @router.get("/models/{name}", name="models_get")
@@ -84,10 +85,17 @@ def list_versions(name: str, reg: Registry = Depends(model_registry)) -> dict:
 @router.post("/models/{name}/versions", name="models_version_create")
 def create_version(name: str, body: VersionCreate, reg: Registry = Depends(model_registry)) -> dict:
     return reg.create_model_version(
-        name, source=body.source, files=body.files, flavor=body.flavor,
-        signature=body.signature, requirements=body.requirements, run_id=body.run_id,
-        code_version=body.code_version, description=body.description,
-        tags=body.tags).to_dict()
+        name,
+        source=body.source,
+        files=body.files,
+        flavor=body.flavor,
+        signature=body.signature,
+        requirements=body.requirements,
+        run_id=body.run_id,
+        code_version=body.code_version,
+        description=body.description,
+        tags=body.tags,
+    ).to_dict()
 
 
 @router.get("/models/{name}/versions/{version}", name="models_version_get")
@@ -104,49 +112,64 @@ def _check_override(request: Request) -> None:
     """The production override is an admin's, in this project."""
     role = role_of(request.app.state.stores.db, principal_of(request), project_of(request))
     if request.app.state.config.auth and (role is None or role < Role.ADMIN):
-        raise Forbidden("override=true moves a protected alias without approval: it needs "
-                        "the 'admin' role in this project")
+        raise Forbidden(
+            "override=true moves a protected alias without approval: it needs "
+            "the 'admin' role in this project"
+        )
 
 
 @router.put("/models/{name}/aliases/{alias}", name="models_set_alias")
-def set_alias(name: str, alias: str, body: AliasSet, request: Request,
-              reg: Registry = Depends(model_registry)) -> dict:
+def set_alias(
+    name: str, alias: str, body: AliasSet, request: Request, reg: Registry = Depends(model_registry)
+) -> dict:
     if body.override:
         _check_override(request)
-    return asdict(reg.set_alias(name, alias, body.version, force=body.force, reason=body.reason,
-                                override=body.override))
+    return asdict(
+        reg.set_alias(
+            name, alias, body.version, force=body.force, reason=body.reason, override=body.override
+        )
+    )
 
 
 @router.delete("/models/{name}/aliases/{alias}", name="models_delete_alias")
-def delete_alias(name: str, alias: str, request: Request, override: bool = False,
-                 reg: Registry = Depends(model_registry)) -> dict:
+def delete_alias(
+    name: str,
+    alias: str,
+    request: Request,
+    override: bool = False,
+    reg: Registry = Depends(model_registry),
+) -> dict:
     if override:
         _check_override(request)
     return asdict(reg.delete_alias(name, alias, override=override))
 
 
 @router.get("/models/{name}/alias-history", name="models_alias_history")
-def alias_history(name: str, alias: str | None = None,
-                  reg: Registry = Depends(model_registry)) -> dict:
+def alias_history(
+    name: str, alias: str | None = None, reg: Registry = Depends(model_registry)
+) -> dict:
     return {"moves": [asdict(m) for m in reg.alias_history(name, alias)]}
 
 
 @router.get("/models/{name}/versions/{version}/lineage", name="models_lineage")
-def version_lineage(name: str, version: str, request: Request,
-                    reg: Registry = Depends(model_registry)) -> dict:
+def version_lineage(
+    name: str, version: str, request: Request, reg: Registry = Depends(model_registry)
+) -> dict:
     v = reg.get_model_version(name, version)  # NotFound outside the project
     return lineage(request.app.state.stores.db, v).to_dict()
 
 
 @router.post("/models/{name}/promotions", name="models_promote")
 def promote(name: str, body: Promotion, reg: Registry = Depends(model_registry)) -> dict:
-    return reg.request_promotion(name, body.version, alias=body.alias,
-                                 evidence=body.evidence).to_dict()
+    return reg.request_promotion(
+        name, body.version, alias=body.alias, evidence=body.evidence
+    ).to_dict()
 
 
 @router.get("/approvals", name="approvals_list")
-def list_approvals(name: str | None = None, state: str | None = None,
-                   reg: Registry = Depends(model_registry)) -> dict:
+def list_approvals(
+    name: str | None = None, state: str | None = None, reg: Registry = Depends(model_registry)
+) -> dict:
     return {"requests": [r.to_dict() for r in reg.list_requests(name=name, state=state)]}
 
 

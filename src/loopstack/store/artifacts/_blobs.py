@@ -102,7 +102,8 @@ class LocalBlobStore(BlobStore):
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreUnavailable(
-                f"cannot create the artifact directory {self.root}: {exc}") from exc
+                f"cannot create the artifact directory {self.root}: {exc}"
+            ) from exc
 
     def _path(self, sha256: str) -> Path:
         return self.root / _blob_key(sha256)
@@ -168,5 +169,5 @@ def open_blob_store(url: str) -> BlobStore:
     if "://" not in url:
         return LocalBlobStore(url)
     if url.startswith("file://"):
-        return LocalBlobStore(url[len("file://"):])
+        return LocalBlobStore(url[len("file://") :])
     return FsspecBlobStore(url)

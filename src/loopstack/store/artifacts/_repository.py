@@ -34,8 +34,9 @@ def sanitize_path(path: str, *, field: str = "path", allow_empty: bool = False) 
     'plots/roc.png'
     """
     if not isinstance(path, str):
-        raise Invalid(f"the {field!r} must be a string; got {type(path).__name__} instead",
-                      field=field)
+        raise Invalid(
+            f"the {field!r} must be a string; got {type(path).__name__} instead", field=field
+        )
     raw = path.replace("\\", "/")
     if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":"):
         raise Invalid(f"the {field!r} must be a relative path; got {path!r} instead", field=field)
@@ -76,40 +77,53 @@ class ArtifactStore:
             stmt = self.db.insert(_ENTRIES)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["path"],
-                set_={"sha256": stmt.excluded.sha256, "size": stmt.excluded.size,
-                      "created_at": stmt.excluded.created_at},
+                set_={
+                    "sha256": stmt.excluded.sha256,
+                    "size": stmt.excluded.size,
+                    "created_at": stmt.excluded.created_at,
+                },
             )
             conn.execute(stmt, entries)
             return [{"path": e["path"], "sha256": e["sha256"]} for e in entries]
 
-        self.db.write(run, actor=actor, action="artifact.put", object_type="artifact",
-                      object_id=object_id)
+        self.db.write(
+            run, actor=actor, action="artifact.put", object_type="artifact", object_id=object_id
+        )
 
     def log_file(self, local: str | Path, dest: str, *, actor: str) -> FileInfo:
         """Store one local file at the logical path ``dest``."""
         dest = sanitize_path(dest)
         local = Path(local)
         if not local.is_file():
-            raise Invalid(f"expected an existing file to log as an artifact; got {str(local)!r}",
-                          field="local_path")
+            raise Invalid(
+                f"expected an existing file to log as an artifact; got {str(local)!r}",
+                field="local_path",
+            )
         sha256, size = self.blobs.put_file(local)
-        self._record([{"path": dest, "sha256": sha256, "size": size,
-                       "created_at": int(time.time() * 1000)}], actor, dest)
+        self._record(
+            [{"path": dest, "sha256": sha256, "size": size, "created_at": int(time.time() * 1000)}],
+            actor,
+            dest,
+        )
         return FileInfo(dest, False, size, sha256)
 
     def log_bytes(self, data: bytes, dest: str, *, actor: str) -> FileInfo:
         dest = sanitize_path(dest)
         sha256, size = self.blobs.put_bytes(data)
-        self._record([{"path": dest, "sha256": sha256, "size": size,
-                       "created_at": int(time.time() * 1000)}], actor, dest)
+        self._record(
+            [{"path": dest, "sha256": sha256, "size": size, "created_at": int(time.time() * 1000)}],
+            actor,
+            dest,
+        )
         return FileInfo(dest, False, size, sha256)
 
     def log_dir(self, local_dir: str | Path, dest_prefix: str, *, actor: str) -> list[FileInfo]:
         """Store every file under ``local_dir`` below ``dest_prefix``, in one manifest write."""
         local_dir = Path(local_dir)
         if not local_dir.is_dir():
-            raise Invalid(f"expected an existing directory; got {str(local_dir)!r}",
-                          field="local_dir")
+            raise Invalid(
+                f"expected an existing directory; got {str(local_dir)!r}", field="local_dir"
+            )
         prefix = sanitize_path(dest_prefix)
         now = int(time.time() * 1000)
         entries, infos = [], []
@@ -126,17 +140,24 @@ class ArtifactStore:
     # -- reads ----------------------------------------------------------------------
     def _entry(self, path: str) -> tuple[str, int]:
         path = sanitize_path(path)
-        row = self.db.read(lambda c: c.execute(
-            select(_ENTRIES.c.sha256, _ENTRIES.c.size).where(_ENTRIES.c.path == path)).first())
+        row = self.db.read(
+            lambda c: c.execute(
+                select(_ENTRIES.c.sha256, _ENTRIES.c.size).where(_ENTRIES.c.path == path)
+            ).first()
+        )
         if row is None:
             raise NotFound(f"no artifact at {path!r}")
         return row.sha256, row.size
 
     def _under(self, prefix: str) -> list[tuple[str, str, int]]:
         like = _like_prefix(prefix + "/") if prefix else "%"
-        rows = self.db.read(lambda c: c.execute(
-            select(_ENTRIES.c.path, _ENTRIES.c.sha256, _ENTRIES.c.size)
-            .where(_ENTRIES.c.path.like(like, escape="\\")).order_by(_ENTRIES.c.path)).all())
+        rows = self.db.read(
+            lambda c: c.execute(
+                select(_ENTRIES.c.path, _ENTRIES.c.sha256, _ENTRIES.c.size)
+                .where(_ENTRIES.c.path.like(like, escape="\\"))
+                .order_by(_ENTRIES.c.path)
+            ).all()
+        )
         return [(r.path, r.sha256, r.size) for r in rows]
 
     def exists(self, path: str) -> bool:
@@ -151,7 +172,7 @@ class ArtifactStore:
         prefix = sanitize_path(prefix, allow_empty=True)
         out: dict[str, FileInfo] = {}
         for path, sha256, size in self._under(prefix):
-            rel = path[len(prefix) + 1:] if prefix else path
+            rel = path[len(prefix) + 1 :] if prefix else path
             head, sep, _ = rel.partition("/")
             if sep and not recursive:
                 out.setdefault(head, FileInfo(head, True))
@@ -184,6 +205,6 @@ class ArtifactStore:
             raise NotFound(f"no artifact at {path!r}")
         root = dest_dir / posixpath.basename(path) if path else dest_dir
         for full, digest, _ in files:
-            rel = full[len(path) + 1:] if path else full
+            rel = full[len(path) + 1 :] if path else full
             self.blobs.download(digest, root / rel)
         return root

@@ -54,7 +54,8 @@ class Database:
             self._migrate()
         except OperationalError as exc:
             raise StoreUnavailable(
-                f"cannot open the metadata store {self.safe_url}: {exc.orig}") from exc
+                f"cannot open the metadata store {self.safe_url}: {exc.orig}"
+            ) from exc
 
     @property
     def safe_url(self) -> str:
@@ -112,8 +113,14 @@ class Database:
         def run(conn: Connection) -> T:
             result = fn(conn)
             oid = object_id(result) if callable(object_id) else object_id
-            audit.append(conn, actor=actor, action=action, object_type=object_type,
-                         object_id=oid, payload=payload if payload is not None else result)
+            audit.append(
+                conn,
+                actor=actor,
+                action=action,
+                object_type=object_type,
+                object_id=oid,
+                payload=payload if payload is not None else result,
+            )
             return result
 
         return self._with_retry(run, write=True)

@@ -26,8 +26,9 @@ def lock_for_migration(conn: Any) -> None:
     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
 
 
-def bulk_insert(conn: Any, table: str, columns: tuple[str, ...],
-                rows: list[tuple[Any, ...]]) -> None:
+def bulk_insert(
+    conn: Any, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
     """Insert many rows through the driver's executemany (no per-row SQL compilation)."""
     marks = ", ".join(["%s"] * len(columns))
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"

@@ -56,8 +56,9 @@ def lock_for_migration(conn: Any) -> None:
     """BEGIN IMMEDIATE already holds the database's write lock."""
 
 
-def bulk_insert(conn: Any, table: str, columns: tuple[str, ...],
-                rows: list[tuple[Any, ...]]) -> None:
+def bulk_insert(
+    conn: Any, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
     """Insert many rows through the driver's executemany (no per-row SQL compilation)."""
     marks = ", ".join(["?"] * len(columns))
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"

@@ -250,9 +250,11 @@ class User(Base):
 class ProjectMember(Base):
     __tablename__ = "project_members"
     project_id: Mapped[int] = mapped_column(
-        ForeignKey("projects.project_id", ondelete="CASCADE"), primary_key=True)
+        ForeignKey("projects.project_id", ondelete="CASCADE"), primary_key=True
+    )
     user: Mapped[str] = mapped_column(
-        ForeignKey("users.name", ondelete="CASCADE"), primary_key=True)
+        ForeignKey("users.name", ondelete="CASCADE"), primary_key=True
+    )
     role: Mapped[str] = mapped_column(String(32))
 
 
@@ -261,7 +263,8 @@ class RegisteredModel(Base):
     __tablename__ = "registered_models"
     model_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     project_id: Mapped[int] = mapped_column(
-        ForeignKey("projects.project_id"), server_default=text("0"), index=True)
+        ForeignKey("projects.project_id"), server_default=text("0"), index=True
+    )
     name: Mapped[str] = mapped_column(String(256))
     description: Mapped[str] = mapped_column(Text, default="")
     created_by: Mapped[str] = mapped_column(String(256))
@@ -273,7 +276,8 @@ class RegisteredModel(Base):
 class RegisteredModelTag(Base):
     __tablename__ = "registered_model_tags"
     model_id: Mapped[int] = mapped_column(
-        ForeignKey("registered_models.model_id", ondelete="CASCADE"), primary_key=True)
+        ForeignKey("registered_models.model_id", ondelete="CASCADE"), primary_key=True
+    )
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
 
@@ -281,7 +285,8 @@ class RegisteredModelTag(Base):
 class ModelVersion(Base):
     __tablename__ = "model_versions"
     model_id: Mapped[int] = mapped_column(
-        ForeignKey("registered_models.model_id", ondelete="CASCADE"), primary_key=True)
+        ForeignKey("registered_models.model_id", ondelete="CASCADE"), primary_key=True
+    )
     version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     flavor: Mapped[str] = mapped_column(String(64))
     #: logical artifact path of the package directory (manifest of ArtifactEntry rows)
@@ -293,7 +298,8 @@ class ModelVersion(Base):
     signature: Mapped[str] = mapped_column(Text, default="{}")
     requirements: Mapped[str] = mapped_column(Text, default="[]")
     run_id: Mapped[str | None] = mapped_column(
-        ForeignKey("runs.run_id", ondelete="SET NULL"), nullable=True, index=True)
+        ForeignKey("runs.run_id", ondelete="SET NULL"), nullable=True, index=True
+    )
     code_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     description: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(32), default="READY")
@@ -310,15 +316,20 @@ class ModelVersionTag(Base):
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
-    __table_args__ = (ForeignKeyConstraint(
-        ["model_id", "version"], ["model_versions.model_id", "model_versions.version"],
-        ondelete="CASCADE"),)
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["model_id", "version"],
+            ["model_versions.model_id", "model_versions.version"],
+            ondelete="CASCADE",
+        ),
+    )
 
 
 class ModelAlias(Base):
     __tablename__ = "model_aliases"
     model_id: Mapped[int] = mapped_column(
-        ForeignKey("registered_models.model_id", ondelete="CASCADE"), primary_key=True)
+        ForeignKey("registered_models.model_id", ondelete="CASCADE"), primary_key=True
+    )
     alias: Mapped[str] = mapped_column(String(128), primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[int] = mapped_column(BigInteger)
@@ -330,7 +341,8 @@ class AliasMove(Base):
     __tablename__ = "alias_moves"
     id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
     model_id: Mapped[int] = mapped_column(
-        ForeignKey("registered_models.model_id", ondelete="CASCADE"), index=True)
+        ForeignKey("registered_models.model_id", ondelete="CASCADE"), index=True
+    )
     alias: Mapped[str] = mapped_column(String(128))
     from_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     to_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -344,7 +356,8 @@ class ApprovalRequest(Base):
     __tablename__ = "approval_requests"
     request_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     model_id: Mapped[int] = mapped_column(
-        ForeignKey("registered_models.model_id", ondelete="CASCADE"), index=True)
+        ForeignKey("registered_models.model_id", ondelete="CASCADE"), index=True
+    )
     version: Mapped[int] = mapped_column(Integer)
     alias: Mapped[str] = mapped_column(String(128))
     state: Mapped[str] = mapped_column(String(16))  # pending | approved | rejected | cancelled
