@@ -63,6 +63,7 @@ _EXPORTS: dict[str, str] = {
         name: "loopstack.data"
         for name in ("Suite", "get_dataset", "infer_suite", "list_datasets", "register_dataset")
     },
+    "set_project": "loopstack.config",
     **{
         name: "loopstack.errors"
         for name in (
@@ -98,6 +99,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from loopstack.config import set_project  # noqa: F401
     from loopstack.data import (  # noqa: F401
         Suite,
         get_dataset,

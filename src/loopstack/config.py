@@ -11,9 +11,11 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Settings", "settings"]
+__all__ = ["Settings", "set_project", "settings"]
 
 _TRUE = {"1", "true", "on", "yes"}
+#: the project chosen by ``set_project`` in this process (wins over LOOPSTACK_PROJECT)
+_project_override: str | None = None
 
 
 def _toml_settings(home: Path) -> dict[str, str]:
@@ -59,10 +61,24 @@ class Settings:
             token=get("token") or None,
             auth=(get("auth", "off") or "off").lower() in _TRUE,
             actor=get("user") or os.environ.get("USER") or "local",
-            project=get("project") or None,
+            project=_project_override or get("project") or None,
         )
 
 
 def settings() -> Settings:
     """Read the configuration now (the environment may change between calls, e.g. in tests)."""
     return Settings.from_env()
+
+
+def set_project(name: str | None) -> None:
+    """Act in project ``name`` from now on in this process (``None``: back to
+    ``LOOPSTACK_PROJECT``, else the ``default`` project).
+
+    >>> ls.set_project("fraud")
+    """
+    global _project_override
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        from loopstack.errors import Invalid
+
+        raise Invalid(f"a project name must be a non-empty string; got {name!r}", field="project")
+    _project_override = name.strip() if name else None

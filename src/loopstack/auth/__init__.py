@@ -15,6 +15,7 @@ from loopstack.auth._projects import (
     list_projects,
     members,
     remove_member,
+    resolve_project,
     set_policy,
 )
 from loopstack.auth._roles import (
@@ -82,6 +83,7 @@ __all__ = [
     "redact",
     "redact_mapping",
     "remove_member",
+    "resolve_project",
     "require",
     "require_admin",
     "resolve_secret_ref",

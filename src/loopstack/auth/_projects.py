@@ -33,6 +33,7 @@ __all__ = [
     "list_projects",
     "members",
     "remove_member",
+    "resolve_project",
     "set_policy",
 ]
 
@@ -166,6 +167,24 @@ def create_project(db: Database, name: str, description: str = "", *, actor: str
 def get_project(db: Database, project: str | int) -> ProjectInfo:
     """One project, by name or id; NotFound naming it."""
     return _info(db.read(lambda conn: project_row(conn, project)))
+
+
+def resolve_project(db: Database, project: str | int | None, *, user: str | None = None) -> int:
+    """The id of ``project`` (``None``: the default project, id 0).
+
+    A name that does not exist, or that ``user`` holds no role in, is refused alike
+    (``NotFound``), naming the projects the caller can use.
+    """
+    if project is None:
+        return 0
+    visible = list_projects(db, user=user)
+    for info in visible:
+        if project in (info.name, info.project_id):
+            return info.project_id
+    names = ", ".join(repr(p.name) for p in visible) or "none"
+    raise NotFound(
+        f"no project named {project!r} that you can use; your projects: {names}", field="project"
+    )
 
 
 def list_projects(db: Database, *, user: str | None = None) -> list[ProjectInfo]:
