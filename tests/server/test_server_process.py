@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from loopstack.store.remote import close_shared
 from loopstack.tracking import TrackingClient
 from loopstack.tracking._rest_store import RestTrackingStore
 from tests.conftest import start_server, stop_server
@@ -17,7 +18,7 @@ from tests.conftest import start_server, stop_server
 def test_two_workers_share_one_store(ls_home: Path) -> None:
     proc, url = start_server({**os.environ, "LOOPSTACK_HOME": str(ls_home)}, workers=2)
     try:
-        store = RestTrackingStore(url)
+        store = RestTrackingStore.shared(url)
         client = TrackingClient(store=store)
         eid = client.set_experiment("multi")
         ids = [client.create_run(eid).run_id for _ in range(20)]
@@ -38,6 +39,6 @@ def test_two_workers_share_one_store(ls_home: Path) -> None:
             if s.name.endswith("_total") and s.labels["route"].startswith("/api/v1")
         )
         assert served == 44  # 2 + 20 + 20 + 1 + 1: every request, whichever worker answered
-        store.close()
+        close_shared(url)
     finally:
         stop_server(proc)
