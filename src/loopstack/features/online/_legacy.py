@@ -9,8 +9,9 @@ None, bools, ints, floats, strings, bytes, lists, tuples and dicts with string k
 objects, sets, complex numbers, Ellipsis, StopIteration, ...) is refused.
 
 Rows are read, not migrated: the next materialization of an entity rewrites its row
-in format 2. This reader is plain Python (about 10-20 us a row against 1-2 us for
-format 2), so a store full of old rows reads slower until it is materialized again.
+in format 2. This reader is plain Python (floats, ints and None inline: about 10 us for
+20 floats against 1-2 us for format 2), so a store full of old rows reads slower until
+it is materialized again.
 """
 
 from __future__ import annotations
@@ -56,16 +57,36 @@ class _Reader:
         return self._take(1)[0]
 
     def read(self, depth: int = 0) -> Any:
-        if depth > _MAX_DEPTH:
-            raise LegacyRowError(f"values nest deeper than {_MAX_DEPTH} levels")
-        code = self._byte()
-        flag, code = code & _FLAG_REF, chr(code & ~_FLAG_REF)
+        data, pos = self.data, self.pos
+        if pos >= len(data):
+            raise LegacyRowError("the row ends early")
+        byte = data[pos]
+        code = byte & ~_FLAG_REF
+        # the values a row holds most, inline (a float is ~0.3 us here, ~1 us below)
+        if code == 0x67 and pos + 9 <= len(data):  # "g": a float 64
+            (value,) = _f64(data, pos + 1)
+            self.pos = pos + 9
+        elif code == 0x69 and pos + 5 <= len(data):  # "i": an int 32
+            (value,) = _i32(data, pos + 1)
+            self.pos = pos + 5
+        elif code == 0x4E:  # "N": None
+            value, self.pos = None, pos + 1
+        else:
+            self.pos = pos + 1
+            return self._other(chr(code), byte & _FLAG_REF, depth)
+        if byte & _FLAG_REF:
+            self.refs.append(value)
+        return value
+
+    def _other(self, code: str, flag: int, depth: int) -> Any:
         if code == "r":
             index = self._int32()
             if not 0 <= index < len(self.refs) or self.refs[index] is _PENDING:
                 raise LegacyRowError(f"a back-reference to object {index}, which is not there")
             return self.refs[index]
         if code in "()[{":  # containers: registered before their items, as marshal does
+            if depth >= _MAX_DEPTH:
+                raise LegacyRowError(f"values nest deeper than {_MAX_DEPTH} levels")
             return self._container(code, flag, depth)
         value = self._scalar(code)
         if flag:
