@@ -5,9 +5,9 @@ DuckDB ASOF LEFT JOIN (same TTL, no ordering, no checks) as the limit. One comma
 
     python bench/w2_pit_join.py [--labels 100000] [--rows 1000000] [--repeats 5]
 
-Feast runs in its own environment (``/work/bench-venv``, or ``--feast-python``; install
-it with ``pip install -r bench/requirements-feast.txt``) as a subprocess of this
-command: it is never a loopstack dependency. Row counts are checked: loopstack and raw
+Feast runs in the benchmarks' environment (``bench/.venv``, made by
+``bash bench/setup_env.sh``; or ``--feast-python``) as a subprocess of this command: it
+is never a loopstack dependency. Row counts are checked: loopstack and raw
 DuckDB return every label row; Feast drops the rows whose features are all expired by
 the TTL (or absent), and the difference is reported.
 """
@@ -24,6 +24,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from _peers import BENCH_PYTHON, missing_env
 
 N_FEATURES = 10
 FEATURES = [f"f{i}" for i in range(N_FEATURES)]
@@ -161,8 +163,9 @@ def run_feast(features: Path, entity: Path, workdir: Path, repeats: int) -> dict
 def feast_subprocess(
     python: str, features: Path, entity: Path, workdir: Path, repeats: int
 ) -> dict[str, Any] | str:
-    if not Path(python).exists():
-        return f"no Feast environment at {python} (pip install -r bench/requirements-feast.txt)"
+    missing = missing_env(python)
+    if missing:
+        return missing
     feast_dir = workdir / "feast"
     feast_dir.mkdir(exist_ok=True)
     code = (
@@ -187,7 +190,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--feast-repeats", type=int, default=1)
-    parser.add_argument("--feast-python", default="/work/bench-venv/bin/python")
+    parser.add_argument("--feast-python", default=BENCH_PYTHON)
     parser.add_argument("--no-feast", action="store_true")
     args = parser.parse_args()
 

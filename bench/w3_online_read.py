@@ -5,8 +5,9 @@ loopstack on Redis as a third column; and materializing 100k entities x 20 featu
 
     python bench/w3_online_read.py [--entities 100000] [--redis redis://127.0.0.1:6379/0]
 
-Feast runs in its own environment (``/work/bench-venv``, or ``--feast-python``) as a
-subprocess of this command: it is never a loopstack dependency.
+Feast runs in the benchmarks' environment (``bench/.venv``, made by
+``bash bench/setup_env.sh``; or ``--feast-python``) as a subprocess of this command: it
+is never a loopstack dependency. ``--no-feast`` measures loopstack alone.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from _peers import BENCH_PYTHON, missing_env
 
 N_FEATURES = 20
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -147,8 +150,9 @@ def run_feast(source: Path, n: int, workdir: Path, iters: int) -> dict[str, Any]
 def feast_subprocess(
     python: str, source: Path, n: int, workdir: Path, iters: int
 ) -> dict[str, Any] | str:
-    if not Path(python).exists():
-        return f"no Feast environment at {python}"
+    missing = missing_env(python)
+    if missing:
+        return missing
     proc = subprocess.run(
         [
             python,
@@ -180,7 +184,8 @@ def main() -> None:
     parser.add_argument(
         "--redis", default=os.environ.get("LOOPSTACK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
     )
-    parser.add_argument("--feast-python", default="/work/bench-venv/bin/python")
+    parser.add_argument("--feast-python", default=BENCH_PYTHON)
+    parser.add_argument("--no-feast", action="store_true", help="measure loopstack alone")
     parser.add_argument("--feast-worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -189,6 +194,9 @@ def main() -> None:
         print(json.dumps(result))
         return
 
+    import loopstack
+
+    print(f"loopstack {loopstack.__file__}; Python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         os.environ["LOOPSTACK_HOME"] = str(root / "home")
@@ -213,9 +221,11 @@ def main() -> None:
             print(f"(no Redis figure: {exc})", file=sys.stderr)
             ls_redis = None
         (root / "feast").mkdir()
-        feast = feast_subprocess(
-            args.feast_python, source, args.entities, root / "feast", args.iters
-        )
+        feast: dict[str, Any] | str = "skipped (--no-feast)"
+        if not args.no_feast:
+            feast = feast_subprocess(
+                args.feast_python, source, args.entities, root / "feast", args.iters
+            )
 
     def cell(r: dict[str, Any] | None, which: str, stat: str) -> str:
         return "-" if r is None else f"{r[which][stat]:.3f}"

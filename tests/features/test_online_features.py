@@ -335,6 +335,29 @@ def test_materialized_rows_are_binary_and_json_rows_still_read(store: FeatureSto
     assert none == {"driver_id": [], "trips": []}
 
 
+def test_format_1_rows_read_and_unknown_versions_are_refused(store: FeatureStore) -> None:
+    import marshal
+
+    import msgpack
+
+    from loopstack.features._materialize import online_store, online_view_key
+    from loopstack.features.online import OnlineBatch, row_layout
+
+    online = online_store(store)
+    key = online_view_key(store, "driver_stats")
+    us = int(T0.timestamp() * 1e6)
+    layout = row_layout(["conv_rate", "trips", "name", "seen"])
+    old = marshal.dumps((1, layout, 0.5, 3, "old", us), 4)  # as loopstack wrote before
+    online.write(key, [OnlineBatch(["7"], [us], [old])])
+    got = store.get_online_features(
+        {"driver_id": [7]}, ["driver_stats:name", "driver_stats:conv_rate", "driver_stats:seen"]
+    ).to_dict(metadata=False)
+    assert got == {"driver_id": [7], "name": ["old"], "conv_rate": [0.5], "seen": [T0]}
+    online.write(key, [OnlineBatch(["8"], [us], [msgpack.packb([7, layout, 1.0])])])
+    with pytest.raises(Invalid, match="format version 7"):
+        store.get_online_features({"driver_id": [7, 8]}, ["driver_stats:name"])
+
+
 def test_bytes_features_round_trip_through_binary_rows(online_url: str) -> None:
     fs = FeatureStore(online_url=online_url)
     data = pa.table(
@@ -362,7 +385,7 @@ def test_bytes_features_round_trip_through_binary_rows(online_url: str) -> None:
     online_store(fs).delete_view("blobs")
 
 
-def test_values_marshal_cannot_hold_fall_back_to_json_rows() -> None:
+def test_values_a_binary_row_cannot_hold_fall_back_to_json_rows() -> None:
     import datetime as dt
     import decimal
 

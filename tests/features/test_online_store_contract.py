@@ -184,18 +184,110 @@ def test_a_key_repeated_in_one_batch_keeps_its_last_row(online: OnlineStore) -> 
     assert values(online, "v", 5, 1, 3) == [(1, {"a": 4}), (1, {"a": 1}), (1, {"a": 3})]
 
 
-def test_decode_values_rejects_an_unknown_binary_format() -> None:
+# Rows exactly as loopstack wrote them before format 2 (format 1, marshal version 4):
+# the numpy path for numbers and booleans, and the general path with back-references.
+FORMAT_1_ARROW = bytes.fromhex(
+    "290569010000007a0d726174651f74726970731f6f6b67000000000000e03f690700000054"
+)
+FORMAT_1_GENERAL = bytes.fromhex(
+    "a905e901000000fa0e726174651f6e616d651f746167734ef502000000c3bcdb020000007201000000da0178"
+)
+
+
+def test_format_1_and_json_rows_written_before_stay_readable(online: OnlineStore) -> None:
     import marshal
 
-    assert decode_values(encode_values({"a": 1})) == {"a": 1}
-    assert decode_values(encode_values({"a": 1}).encode()) == {"a": 1}
-    with pytest.raises(ValueError, match="unknown encoding"):
-        decode_values(marshal.dumps((99, "a", 1)))
+    legacy = marshal.dumps((1, "a\x1fb\x1fc", 2**70, -(2**40), "x" * 300, [1.5, None]), 4)
+    online.write(
+        "v",
+        [
+            OnlineBatch(
+                ["1", "2", "3", "4", "5"],
+                [1] * 5,
+                [
+                    FORMAT_1_ARROW,
+                    FORMAT_1_GENERAL,
+                    legacy,
+                    encode_values({"a": 1, "b": "json text"}),
+                    encode_values({"a": 2}).encode(),  # JSON stored as bytes
+                ],
+            )
+        ],
+    )
+    assert values(online, "v", 1, 2, 3, 4, 5) == [
+        (1, {"rate": 0.5, "trips": 7, "ok": True}),
+        (1, {"rate": None, "name": "ü", "tags": [1, "x"]}),
+        (1, {"a": 2**70, "b": -(2**40), "c": "x" * 300}),  # more values than names: dropped
+        (1, {"a": 1, "b": "json text"}),
+        (1, {"a": 2}),
+    ]
+
+
+def test_a_row_of_an_unknown_format_version_is_refused(online: OnlineStore) -> None:
+    import marshal
+
+    import msgpack
+
+    newer = msgpack.packb([3, "a", 1.0])
+    online.write("v", [OnlineBatch(["1", "2"], [1, 1], [newer, marshal.dumps((99, "a", 1))])])
+    [(_, got), (_, old)] = online.read("v", ["1", "2"])  # type: ignore[misc]
+    with pytest.raises(Invalid, match=r"format version 3; this loopstack reads versions 1, 2"):
+        decode_values(got)
+    with pytest.raises(Invalid, match="format version 99"):
+        decode_values(old)
+    for junk in (b"\x00\x01", b"\x93\x02", msgpack.packb([2, 5, 1]), b"[1]", "[1]"):
+        with pytest.raises(Invalid, match="online"):
+            decode_values(junk)
+
+
+def _tripwire() -> None:
+    TRIPPED.append(True)
+
+
+TRIPPED: list[bool] = []
+
+
+class _Payload:
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        return _tripwire, ()
+
+
+def test_a_crafted_row_cannot_build_an_object(
+    online: OnlineStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import marshal
+    import pickle
+
+    import msgpack
+
+    calls: list[bytes] = []
+    monkeypatch.setattr(marshal, "loads", calls.append)  # the reader must never call it
+    monkeypatch.setattr(pickle, "loads", calls.append)
+    deep: list[object] = [1]
+    for _ in range(40):
+        deep = [deep]
+    crafted = {
+        "code": marshal.dumps((1, "a", compile("open('/tmp/pwned', 'w')", "row", "exec"))),
+        "set": marshal.dumps((1, "a", frozenset({1}))),
+        "pickle": pickle.dumps(_Payload()),
+        "pickle0": pickle.dumps(_Payload(), protocol=0),
+        "ext": msgpack.packb([2, "a", msgpack.ExtType(7, b"obj")]),
+        "deep": marshal.dumps((1, "a", deep)),
+    }
+    online.write("v", [OnlineBatch(list(crafted), [1] * len(crafted), list(crafted.values()))])
+    stored = {k: v for k, _, v in online.scan("v")}
+    for name, blob in stored.items():
+        with pytest.raises(Invalid, match="online row") as err:
+            decode_values(blob)
+        assert "marshal type 'c'" in err.value.message or name != "code"
+    assert calls == [] and TRIPPED == []
+    # a timestamp extension decodes to an int, never to a msgpack.Timestamp object
+    row = msgpack.packb([2, "t", msgpack.Timestamp(5, 0)])
+    assert decode_values(row) == {"t": 5_000_000_000}
 
 
 def test_arrow_rows_match_the_general_encoding() -> None:
-    import marshal
-
+    import msgpack
     import pyarrow as pa
 
     from loopstack.features.online import encode_arrow_rows, encode_rows
@@ -211,15 +303,33 @@ def test_arrow_rows_match_the_general_encoding() -> None:
                 pa.array([1, 2, 3, 4], pa.uint8()),
             ]
         ),
-        ([pa.array([1.0, 2.0, 3.0, 4.0]), pa.array([2**40, 1, 2, 3])]),  # wide ints
+        ([pa.array([1.0, 2.0, 3.0, 4.0]), pa.array([2**40, 1, 2, -(2**63)])]),  # wide ints
+        ([pa.array([2**64 - 1, 0, 1, 2], pa.uint64()), pa.array([-1, 0, 1, 2], pa.int8())]),
+        ([pa.array([[1], [], None, [2, 3]]), pa.array([1.0, 2.0, 3.0, 4.0])]),  # lists
         ([pa.array(["a", None, "c", "d"]), pa.array([1.0, 2.0, 3.0, 4.0])]),
     ]
     for arrays in cases:
         names = [f"f{i}" for i in range(len(arrays))]
         got = encode_arrow_rows(names, arrays, 4)
         want = encode_rows(names, [a.to_pylist() for a in arrays], 4)
-        assert [repr(marshal.loads(g)) for g in got] == [repr(marshal.loads(w)) for w in want]
+        assert [repr(msgpack.unpackb(g)) for g in got] == [repr(msgpack.unpackb(w)) for w in want]
         assert [decode_values(g)["f0"] is None for g in got] == [
             a is None for a in arrays[0].to_pylist()
         ]
     assert encode_arrow_rows(["a"], [pa.array([], pa.float64())], 0) == []
+    many = [pa.array([float(i)] * 2) for i in range(300)]  # past a msgpack fixarray and 255
+    names = [f"f{i}" for i in range(300)]
+    assert encode_arrow_rows(names, many, 2) == encode_rows(
+        names, [[float(i)] * 2 for i in range(300)], 2
+    )
+    assert decode_values(encode_arrow_rows(names, many, 2)[1])["f299"] == 299.0
+
+
+def test_values_without_a_binary_form_are_refused_by_the_encoder() -> None:
+    import datetime as dt
+
+    from loopstack.features.online import encode_rows
+
+    for value in (dt.date(2024, 1, 2), 2**64, object()):
+        with pytest.raises(ValueError, match="no binary row form"):
+            encode_rows(["a"], [[value]], 1)

@@ -7,8 +7,8 @@ halfway leaves the previous values. Each run is recorded (and audited) in
 ``feature_materializations``; ``materialize_incremental`` continues from there.
 DuckDB picks the newest rows (in key order, which the SQLite store writes fastest);
 the values are encoded as binary rows (``encode_arrow_rows``: numpy writes the rows of
-numeric and boolean columns into one buffer, other rows take one ``marshal.dumps``
-each); a chunk holding a value marshal cannot hold (a date, a decimal)
+numeric and boolean columns into one buffer, other rows take one msgpack ``pack``
+each); a chunk holding a value a binary row cannot hold (a date, a decimal)
 is encoded as JSON by DuckDB (``to_json``) instead, which every reader also decodes.
 """
 
@@ -191,7 +191,7 @@ def encode_batches(
                     [out.column(f"__ls_f{i}").combine_chunks() for i in range(len(names))],
                     out.num_rows,
                 )
-            except ValueError:  # a value marshal cannot hold: JSON, as DuckDB writes it
+            except ValueError:  # a value a binary row cannot hold: JSON, as DuckDB writes it
                 out = con.sql(_newest_rows_sql(view, "__ls_chunk", after)).to_arrow_table()
                 values = out.column("__ls_v").to_pylist()
             con.unregister("__ls_chunk")

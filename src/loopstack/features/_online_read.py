@@ -2,16 +2,15 @@
 
 The hot path is plain Python over a cached read plan: one online-store call per view
 (one SQL statement or one Redis round trip for any number of entities), one decode per
-row (``marshal.loads`` of a binary row, mapped to the requested features by a getter
-cached per stored layout; ``json.loads`` for rows written as JSON), columns built by one
-transpose, no pandas unless an on-demand view runs or ``to_df()`` is called.
+row (``decode_row`` of a binary row, one ``msgpack.unpackb`` for format 2, mapped to the
+requested features by a getter cached per stored layout; ``json.loads`` for rows written
+as JSON), columns built by one transpose, no pandas unless an on-demand view runs or
+``to_df()`` is called.
 """
 
 from __future__ import annotations
 
 import base64
-import json
-import marshal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,13 +20,13 @@ from typing import Any
 
 from loopstack.errors import Invalid, NotFound
 from loopstack.features._materialize import online_store, online_view_key
-from loopstack.features.online import ROW_FORMAT, encode_key, layout_names
+from loopstack.features.online import decode_json, decode_row, encode_key, layout_names
 
 __all__ = ["OnlineResponse", "get_online_features"]
 
 _PLAN_TTL_S = 5.0  # how long a read plan trusts the registry before looking again
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_unmarshal = marshal.loads
+_Getter = Callable[[list[Any]], Sequence[Any]]
 
 
 def _ts_decoder(us: Any) -> Any:
@@ -50,10 +49,10 @@ class _ViewRead:
     #: (name in the stored row, output column, decoder or None)
     features: list[tuple[str, str, Callable[[Any], Any] | None]]
     #: stored layout -> the requested values (a tuple, in ``features`` order) of a row
-    getters: dict[str, Callable[[tuple[Any, ...]], tuple[Any, ...]]] = field(default_factory=dict)
+    getters: dict[str, _Getter] = field(default_factory=dict)
 
-    def getter(self, layout: str) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
-        """Picks the requested features out of a binary row ``(format, layout, *values)``."""
+    def getter(self, layout: str) -> _Getter:
+        """Picks the requested features out of a binary row ``[format, layout, *values]``."""
         got = self.getters.get(layout)
         if got is not None:
             return got
@@ -66,7 +65,7 @@ class _ViewRead:
             got = itemgetter(*idx)
         else:  # one feature, or features the stored row does not have (None)
 
-            def got(row: tuple[Any, ...], idx: list[int | None] = idx) -> tuple[Any, ...]:
+            def got(row: list[Any], idx: list[int | None] = idx) -> tuple[Any, ...]:
                 return tuple(None if j is None else row[j] for j in idx)
 
         if len(self.getters) > 64:
@@ -319,7 +318,7 @@ def get_online_features(
             ) from exc
         found = online.read(vr.online_key, keys)
         nulls = (None,) * len(vr.features)
-        picked: list[tuple[Any, ...]] = [nulls] * n
+        picked: list[Sequence[Any]] = [nulls] * n
         ts_col: list[Any] = [None] * n
         stale_col = [False] * n
         ttl = vr.ttl_us
@@ -328,16 +327,12 @@ def get_online_features(
             if hit is None:
                 continue
             ts, blob = hit
-            if type(blob) is bytes and blob[:1] != b"{":  # binary (see online._base)
-                row = _unmarshal(blob)
-                if row[0] != ROW_FORMAT:
-                    raise ValueError(
-                        f"an online row of {vr.name!r} in an unknown encoding (format {row[0]!r})"
-                    )
+            if type(blob) is bytes and blob[:1] != b"{":  # binary (see online._rows)
+                row = decode_row(blob)
                 get = getters.get(row[1])
                 picked[i] = (get or vr.getter(row[1]))(row)
-            else:  # JSON, as written before the binary rows
-                obj = json.loads(blob)
+            else:  # JSON, for values a binary row cannot hold
+                obj = decode_json(blob)
                 picked[i] = tuple(obj.get(f[0]) for f in vr.features)
             ts_col[i] = datetime.fromtimestamp(ts / 1e6, tz=UTC)
             if ttl is not None and now_us - ts > ttl:

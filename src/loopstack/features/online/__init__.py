@@ -5,6 +5,10 @@ Backends are chosen by URL scheme, one module each::
     sqlite:///path/online.db     embedded default (WAL, one WITHOUT ROWID table)
     redis://host:6379/0          a hash per view; ?prefix=NAME namespaces the keys
     memory://[name]              in-process, for tests (a name shares the store)
+
+Every backend stores the same encoded rows (``_rows``): a versioned msgpack row
+(format 2), JSON, or a format 1 (marshal) row written by an older loopstack, which is
+read by a data-only parser (``_legacy``), never by ``marshal.loads``.
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ from __future__ import annotations
 from importlib import import_module
 
 from loopstack.errors import Invalid
-from loopstack.features.online._base import (
+from loopstack.features.online._base import OnlineBatch, OnlineStore, ViewStats
+from loopstack.features.online._rows import (
+    READ_FORMATS,
     ROW_FORMAT,
-    OnlineBatch,
-    OnlineStore,
-    ViewStats,
+    decode_json,
+    decode_row,
     decode_values,
     encode_arrow_rows,
     encode_key,
@@ -28,11 +33,14 @@ from loopstack.features.online._base import (
 )
 
 __all__ = [
+    "READ_FORMATS",
     "ROW_FORMAT",
     "SCHEMES",
     "OnlineBatch",
     "OnlineStore",
     "ViewStats",
+    "decode_json",
+    "decode_row",
     "decode_values",
     "encode_arrow_rows",
     "encode_key",

@@ -17,7 +17,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from loopstack.errors import Invalid, Overloaded
-from loopstack.features.online._base import OnlineBatch, OnlineStore, ViewStats, _dumps
+from loopstack.features.online._base import OnlineBatch, OnlineStore, ViewStats
+from loopstack.features.online._rows import _dumps
 
 __all__ = ["SqliteOnlineStore"]
 
