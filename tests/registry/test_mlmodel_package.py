@@ -164,3 +164,16 @@ def test_the_same_model_packages_to_the_same_mlflow_files(tmp_path: Path) -> Non
     first = package_model(case.model, tmp_path / "a", sample_input=case.sample)
     second = package_model(case.model, tmp_path / "b", sample_input=case.sample)
     assert {n: first.files[n] for n in MLFLOW_FILES} == {n: second.files[n] for n in MLFLOW_FILES}
+
+
+def test_loopstack_loader_tolerates_only_what_mlflow_adds(tmp_path: Path) -> None:
+    case = build("lightgbm_classifier")
+    directory = tmp_path / "m"
+    package_model(case.model, directory, sample_input=case.sample)
+    # What the MLflow client writes beside a registered model it downloads.
+    (directory / "registered_model_meta").write_text("model_name: churn\nmodel_version: '1'\n")
+    predictions = mlflow.pyfunc.load_model(str(directory)).predict(case.held_out)
+    np.testing.assert_array_equal(np.asarray(predictions), case.expected)
+    (directory / "sitecustomize.py").write_text("print('injected')\n")
+    with pytest.raises(ArtifactCorrupted, match="'sitecustomize.py' is not among"):
+        mlflow.pyfunc.load_model(str(directory))

@@ -136,3 +136,19 @@ def test_a_tampered_blob_is_never_served(server: str, tmp_path: Path) -> None:
         assert mlmodel.status_code == 200
         assert int(mlmodel.headers["content-length"]) == len(mlmodel.content)
         assert b"mlflow.sklearn" in mlmodel.content
+
+
+def test_mlflow_pyfunc_loads_through_loopstacks_loader(server: str) -> None:
+    """A LightGBM classifier has no MLflow loader that predicts labels: loopstack's is named."""
+    import lightgbm
+
+    x_train, x_test, y_train = _data()
+    model = lightgbm.LGBMClassifier(n_estimators=20, random_state=0, verbose=-1)
+    model.fit(x_train, y_train)
+    _log_with_loopstack(model, "churn-lgbm", x_train.head(20))
+
+    pyfunc = mlflow.pyfunc.load_model("models:/churn-lgbm@champion")
+    assert pyfunc.loader_module == "loopstack.registry.flavors.mlflow_pyfunc"
+    expected = ls.load_model("models:/churn-lgbm@champion").predict(x_test)
+    np.testing.assert_array_equal(expected, model.predict(x_test))
+    np.testing.assert_array_equal(np.asarray(pyfunc.predict(x_test)), expected)
