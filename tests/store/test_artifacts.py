@@ -73,3 +73,46 @@ def test_a_tampered_blob_is_refused_on_read(tmp_path: Path) -> None:
     with pytest.raises(ArtifactCorrupted):
         store.download("r/model.pkl", dest)
     assert not (dest / "model.pkl").exists()  # nothing unverified is left behind
+
+
+def _tamper(store: ArtifactStore, sha256: str, data: bytes) -> None:
+    """Rewrite a stored blob in place, as someone with access to the bucket or disk could."""
+    blobs = store.blobs
+    if isinstance(blobs, LocalBlobStore):
+        blobs._path(sha256).write_bytes(data)
+    else:
+        blobs.fs.pipe_file(blobs._path(sha256), data)  # type: ignore[attr-defined]
+
+
+def test_open_verified_refuses_a_tampered_blob_before_yielding(
+    artifacts: ArtifactStore, tmp_path: Path
+) -> None:
+    f = tmp_path / "model.pkl"
+    f.write_bytes(b"trusted model bytes" * 100)
+    info = artifacts.log_file(f, "r/model.pkl", actor="t")
+    assert info.sha256
+    _tamper(artifacts, info.sha256, b"malicious model bytes" * 100)
+    # The call itself raises: there is no iterator from which a first chunk could escape.
+    with pytest.raises(ArtifactCorrupted, match=f"expected sha256 {info.sha256}"):
+        artifacts.open_verified("r/model.pkl")
+    with pytest.raises(ArtifactCorrupted, match=f"expected sha256 {info.sha256}"):
+        artifacts.iter_bytes("r/model.pkl")
+    with pytest.raises(NotFound, match="no artifact"):
+        artifacts.open_verified("r/other.pkl")
+
+
+def test_open_verified_streams_large_blobs_from_the_checked_copy(
+    artifacts: ArtifactStore, tmp_path: Path
+) -> None:
+    f = tmp_path / "big.bin"
+    data = bytes(range(256)) * (40 * 1024 + 3)  # ~10 MiB: spills past the in-memory limit
+    f.write_bytes(data)
+    info = artifacts.log_file(f, "r/big.bin", actor="t")
+    assert info.sha256
+    blob = artifacts.open_verified("r/big.bin")
+    assert blob.size == len(data)
+    # Altering the stored blob after the check changes nothing the reader gets.
+    _tamper(artifacts, info.sha256, b"x" * len(data))
+    chunks = list(blob)
+    assert max(len(c) for c in chunks) <= 1 << 20
+    assert b"".join(chunks) == data

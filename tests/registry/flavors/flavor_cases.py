@@ -80,7 +80,7 @@ def sklearn_logistic() -> Case:
 
     data = iris()
     model = LogisticRegression(max_iter=1000).fit(data[0], data[2])
-    return _tabular("sklearn", model, data, "model.joblib", proba=True)
+    return _tabular("sklearn", model, data, "model.pkl", proba=True)
 
 
 def sklearn_forest_pipeline() -> Case:
@@ -93,7 +93,7 @@ def sklearn_forest_pipeline() -> Case:
     model = make_pipeline(
         StandardScaler(), RandomForestClassifier(n_estimators=20, random_state=0, n_jobs=1)
     ).fit(data[0], data[2])
-    return _tabular("sklearn", model, data, "model.joblib", proba=True)
+    return _tabular("sklearn", model, data, "model.pkl", proba=True)
 
 
 def sklearn_ridge() -> Case:
@@ -101,7 +101,7 @@ def sklearn_ridge() -> Case:
     from sklearn.linear_model import Ridge
 
     data = diabetes()
-    return _tabular("sklearn", Ridge().fit(data[0], data[2]), data, "model.joblib", proba=False)
+    return _tabular("sklearn", Ridge().fit(data[0], data[2]), data, "model.pkl", proba=False)
 
 
 def xgboost_classifier() -> Case:

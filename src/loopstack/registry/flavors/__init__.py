@@ -3,9 +3,11 @@
 ``package_model`` detects the flavor (XGBoost, LightGBM, PyTorch, ONNX,
 scikit-learn, or any object with ``predict``), writes the model and a
 ``loopstack-model.json`` manifest (signature, requirements, sha256 of every
-file); ``load_package`` checks every digest and requirement before anything
-is deserialised, and returns a ``LoadedModel`` whose ``predict`` checks its
-input against the signature. No ML framework is imported until a flavor
+file) and an ``MLmodel`` with MLflow's environment files, so the MLflow
+client loads the same package (``mlflow_pyfunc`` is its loader module where
+MLflow has no flavor of its own); ``load_package`` checks every digest and
+requirement before anything is deserialised, and returns a ``LoadedModel``
+whose ``predict`` checks its input against the signature. No ML framework is imported until a flavor
 needs it.
 """
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from loopstack.errors import ArtifactCorrupted
@@ -42,12 +42,15 @@ def verify_files(
     expected: Mapping[str, str],
     *,
     listed: Mapping[str, str] | None = None,
+    tolerated: Collection[str] = (),
 ) -> None:
     """Raise ``ArtifactCorrupted`` unless the files on disk are exactly ``expected``.
 
     ``listed`` is the manifest's own list, compared too when the expected
     digests came from elsewhere (the registry), so a swapped manifest is caught.
     A ``MANIFEST_NAME`` key in ``expected`` checks the manifest's own digest.
+    ``tolerated`` names files that may sit beside the package unrecorded (and are
+    never read), such as the ``registered_model_meta`` the MLflow client adds.
     """
     expected = dict(expected)
     manifest_digest = expected.pop(MANIFEST_NAME, None)
@@ -67,7 +70,7 @@ def verify_files(
                 field=name,
             )
         _compare(name, expected[name], sha256_of(path))
-    extra = [name for name in on_disk if name not in expected]
+    extra = [name for name in on_disk if name not in expected and name not in tolerated]
     if extra:
         raise ArtifactCorrupted(
             f"model file {extra[0]!r} is not among the package's recorded files "

@@ -9,12 +9,28 @@ Frameworks are imported inside the methods, never at module import, so that
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["Flavor"]
+__all__ = ["Flavor", "MlflowEntry"]
+
+
+@dataclass(frozen=True)
+class MlflowEntry:
+    """How MLflow's own loaders read a package's files, for its ``MLmodel`` file.
+
+    ``name`` and ``config`` are the native flavor entry (``sklearn: {pickled_model: ...}``);
+    ``pyfunc`` is what MLflow's ``python_function`` entry needs besides the environment
+    (``loader_module`` and ``data``/``model_path``), or ``None`` when MLflow's loader
+    would predict differently from loopstack's and loopstack's own loader is named instead.
+    """
+
+    name: str
+    config: dict[str, Any]
+    pyfunc: dict[str, Any] | None
 
 
 class Flavor(abc.ABC):
@@ -44,6 +60,13 @@ class Flavor(abc.ABC):
     @abc.abstractmethod
     def requirements(self, model: Any) -> list[str]:
         """``"package==version"`` pins of what loading the saved model needs."""
+
+    def mlflow_entry(self, meta: dict[str, Any]) -> MlflowEntry | None:
+        """The MLflow flavor that reads what ``save`` wrote, or ``None`` if MLflow has none.
+
+        Without one, the package's ``MLmodel`` names only loopstack's pyfunc loader.
+        """
+        return None
 
     def predict(self, loaded: Any, inputs: Any) -> np.ndarray:
         """Predictions of a model returned by ``load``."""

@@ -15,7 +15,7 @@ import numpy as np
 
 from loopstack.errors import Invalid
 
-from ._flavor import Flavor
+from ._flavor import Flavor, MlflowEntry
 from ._requirements import pin
 
 __all__ = ["LightGBMFlavor", "LightGBMModel"]
@@ -89,6 +89,25 @@ class LightGBMFlavor(Flavor):
 
     def requirements(self, model: Any) -> list[str]:
         return [pin("lightgbm")]
+
+    def mlflow_entry(self, meta: dict[str, Any]) -> MlflowEntry | None:
+        import lightgbm
+
+        # MLflow rebuilds only a Booster from the text model. A regressor predicts as its
+        # booster does; a classifier's booster gives probabilities, not labels, so its
+        # pyfunc entry names loopstack's loader (mlflow.lightgbm.load_model gives the booster).
+        file = str(meta["file"])
+        same_predictions = meta["kind"] != "classifier"
+        return MlflowEntry(
+            name="lightgbm",
+            config={
+                "data": file,
+                "model_class": "lightgbm.basic.Booster",
+                "lgb_version": lightgbm.__version__,
+                "code": None,
+            },
+            pyfunc={"loader_module": "mlflow.lightgbm", "data": file} if same_predictions else None,
+        )
 
     def has_proba(self, loaded: Any) -> bool:
         return isinstance(loaded, LightGBMModel) and loaded.classes_ is not None

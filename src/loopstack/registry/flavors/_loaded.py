@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,7 @@ def load_package(
     *,
     expected_files: Mapping[str, str] | None = None,
     prefer_onnx: bool = False,
+    tolerated: Collection[str] = (),
 ) -> LoadedModel:
     """Load the package in ``directory`` after checking every file's sha256.
 
@@ -116,6 +117,7 @@ def load_package(
     ``ArtifactCorrupted`` before anything is deserialised. A missing required
     package raises ``Invalid``; a different major.minor version warns.
     ``prefer_onnx`` predicts with the package's ONNX copy when it has one.
+    ``tolerated`` names unrecorded files allowed beside the package (never read).
 
     >>> model = load_package(path, expected_files=version.files)   # doctest: +SKIP
     >>> model.predict(frame)                                        # doctest: +SKIP
@@ -125,9 +127,9 @@ def load_package(
         raise NotFound(f"no model package at {directory}: expected a directory", field="path")
     package = read_manifest(directory)
     if expected_files is None:
-        verify_files(directory, package.files)
+        verify_files(directory, package.files, tolerated=tolerated)
     else:
-        verify_files(directory, expected_files, listed=package.files)
+        verify_files(directory, expected_files, listed=package.files, tolerated=tolerated)
     flavor = get_flavor(package.flavor)
 
     onnx_info = package.onnx

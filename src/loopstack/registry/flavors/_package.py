@@ -23,6 +23,7 @@ from ._digests import file_digests
 from ._flavor import Flavor
 from ._inputs import as_frame_or_array
 from ._manifest import ModelPackage, write_manifest
+from ._mlmodel import write_mlflow_files
 from ._onnx_export import export_sklearn_onnx
 from ._signature import Signature, infer_signature
 
@@ -62,6 +63,10 @@ def package_model(
 ) -> ModelPackage:
     """Save ``model`` into ``dest_dir`` with a ``loopstack-model.json`` describing it.
 
+    The package also holds an ``MLmodel`` file and MLflow's environment files, so
+    ``mlflow.pyfunc.load_model`` (and the native MLflow flavor where there is one)
+    loads it too.
+
     The flavor is detected unless named. ``sample_input`` (a DataFrame,
     array, dict of columns or list of row dicts) gives the signature.
     ``onnx=True`` (scikit-learn only) adds ``model.onnx`` and records the
@@ -69,7 +74,7 @@ def package_model(
 
     >>> pkg = package_model(clf, Path("out/model"), sample_input=X_test[:5])  # doctest: +SKIP
     >>> pkg.flavor, pkg.files                                                  # doctest: +SKIP
-    ('sklearn', {'model.joblib': '9f2c...'})
+    ('sklearn', {'MLmodel': '5d1e...', 'model.pkl': '9f2c...', ...})
     """
     dest_dir = Path(dest_dir)
     chosen = _choose_flavor(model, flavor)
@@ -138,6 +143,8 @@ def _build(
             native_proba=(lambda x: flavor.predict_proba(loaded, x)) if has_proba else None,
         )
 
+    # Written last but one (before the manifest): it carries the signature found above.
+    write_mlflow_files(directory, flavor, metadata, signature, requirements)
     package = ModelPackage(
         flavor=flavor.name,
         signature=signature,

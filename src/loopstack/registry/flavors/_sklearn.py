@@ -1,4 +1,9 @@
-"""scikit-learn estimators and pipelines, saved with joblib (pickle when joblib is absent)."""
+"""scikit-learn estimators and pipelines, pickled as ``model.pkl`` the way MLflow reads them.
+
+The file is a cloudpickle (a plain pickle when cloudpickle is absent), which is
+what ``mlflow.sklearn`` loads given ``serialization_format``. Packages written
+by older loopstack versions hold a ``model.joblib`` and still load.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,16 @@ from typing import Any
 
 from loopstack.errors import Invalid
 
-from ._flavor import Flavor
+from ._flavor import Flavor, MlflowEntry
 from ._requirements import distributions_of, pin
 
 __all__ = ["SklearnFlavor"]
 
-_JOBLIB_FILE = "model.joblib"
 _PICKLE_FILE = "model.pkl"
+
+
+def _has_cloudpickle() -> bool:
+    return importlib.util.find_spec("cloudpickle") is not None
 
 
 class SklearnFlavor(Flavor):
@@ -37,35 +45,53 @@ class SklearnFlavor(Flavor):
                 f"the sklearn flavor packages scikit-learn estimators; got {type(model).__name__}",
                 field="flavor",
             )
-        if importlib.util.find_spec("joblib") is not None:
-            import joblib
+        with (directory / _PICKLE_FILE).open("wb") as stream:
+            if _has_cloudpickle():
+                import cloudpickle
 
-            joblib.dump(model, directory / _JOBLIB_FILE)
-            serializer, file = "joblib", _JOBLIB_FILE
-        else:
-            with (directory / _PICKLE_FILE).open("wb") as stream:
-                pickle.dump(model, stream, protocol=pickle.HIGHEST_PROTOCOL)
-            serializer, file = "pickle", _PICKLE_FILE
+                cloudpickle.dump(model, stream, protocol=pickle.DEFAULT_PROTOCOL)
+                serializer = "cloudpickle"
+            else:
+                pickle.dump(model, stream, protocol=pickle.DEFAULT_PROTOCOL)
+                serializer = "pickle"
         return {
             "serializer": serializer,
-            "file": file,
+            "file": _PICKLE_FILE,
             "estimator": f"{type(model).__module__}.{type(model).__qualname__}",
         }
 
     def load(self, directory: Path, meta: dict[str, Any]) -> Any:
         path = directory / str(meta["file"])
-        if meta["serializer"] == "joblib":
+        if meta["serializer"] == "joblib":  # packages written before model.pkl
             import joblib
 
             return joblib.load(path)
+        # cloudpickle writes ordinary pickles; its own reducers are imported on demand.
         with path.open("rb") as stream:
             return pickle.load(stream)
 
     def requirements(self, model: Any) -> list[str]:
         pins = {pin("scikit-learn"), pin("numpy")}
-        if importlib.util.find_spec("joblib") is not None:
-            pins.add(pin("joblib"))
+        if _has_cloudpickle():
+            pins.add(pin("cloudpickle"))
         # Steps from other libraries inside a pipeline must be importable too.
         parts = [model, *model.get_params(deep=True).values()]
         pins.update(distributions_of(parts))
         return sorted(pins)
+
+    def mlflow_entry(self, meta: dict[str, Any]) -> MlflowEntry | None:
+        if meta.get("serializer") not in ("pickle", "cloudpickle"):
+            return None
+        import sklearn
+
+        file = str(meta["file"])
+        return MlflowEntry(
+            name="sklearn",
+            config={
+                "pickled_model": file,
+                "serialization_format": meta["serializer"],
+                "sklearn_version": sklearn.__version__,
+                "code": None,
+            },
+            pyfunc={"loader_module": "mlflow.sklearn", "model_path": file},
+        )

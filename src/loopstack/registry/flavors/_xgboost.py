@@ -10,7 +10,7 @@ import numpy as np
 
 from loopstack.errors import Invalid
 
-from ._flavor import Flavor
+from ._flavor import Flavor, MlflowEntry
 from ._requirements import pin
 
 __all__ = ["XGBoostFlavor"]
@@ -69,6 +69,25 @@ class XGBoostFlavor(Flavor):
 
     def requirements(self, model: Any) -> list[str]:
         return [pin("xgboost")]
+
+    def mlflow_entry(self, meta: dict[str, Any]) -> MlflowEntry | None:
+        import xgboost
+
+        cls = getattr(xgboost, str(meta["class"]), None)
+        if not isinstance(cls, type):
+            return None
+        file = str(meta["file"])
+        return MlflowEntry(
+            name="xgboost",
+            config={
+                "data": file,
+                "model_class": f"{cls.__module__}.{cls.__qualname__}",
+                "model_format": file.rsplit(".", 1)[-1],
+                "xgb_version": xgboost.__version__,
+                "code": None,
+            },
+            pyfunc={"loader_module": "mlflow.xgboost", "data": file},
+        )
 
     def predict(self, loaded: Any, inputs: Any) -> np.ndarray:
         import xgboost

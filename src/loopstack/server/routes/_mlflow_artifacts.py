@@ -69,13 +69,17 @@ async def upload_artifact(artifact_path: str, request: Request) -> dict:
 
 def download_artifact(artifact_path: str, request: Request) -> StreamingResponse:
     path = _visible(request, _logical(artifact_path))
-    chunks = _artifacts(request).iter_bytes(path)  # NotFound before any byte is sent
+    # NotFound, or DATA_LOSS for a tampered file, before any byte is sent.
+    blob = _artifacts(request).open_verified(path)
     media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
     name = path.rsplit("/", 1)[-1].replace('"', "")
     return StreamingResponse(
-        chunks,
+        blob,
         media_type=media_type,
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Content-Length": str(blob.size),
+        },
     )
 
 

@@ -247,8 +247,11 @@ def download_artifact(
 ) -> StreamingResponse:
     root = store._artifact_root(run_id)
     full = f"{root}/{sanitize_path(path)}"
-    chunks = store.stores.artifacts.iter_bytes(full)
-    return StreamingResponse(chunks, media_type="application/octet-stream")
+    # Verified before the first byte: a tampered file is a loopstack error, not a cut stream.
+    blob = store.stores.artifacts.open_verified(full)
+    return StreamingResponse(
+        blob, media_type="application/octet-stream", headers={"Content-Length": str(blob.size)}
+    )
 
 
 # -- audit ----------------------------------------------------------------------------

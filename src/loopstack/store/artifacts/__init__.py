@@ -4,6 +4,7 @@ from loopstack.store.artifacts._blobs import (
     BlobStore,
     FsspecBlobStore,
     LocalBlobStore,
+    VerifiedBlob,
     open_blob_store,
 )
 from loopstack.store.artifacts._repository import ArtifactStore, FileInfo, sanitize_path
@@ -14,6 +15,7 @@ __all__ = [
     "FileInfo",
     "FsspecBlobStore",
     "LocalBlobStore",
+    "VerifiedBlob",
     "open_blob_store",
     "sanitize_path",
 ]

@@ -1,20 +1,53 @@
-"""Content-addressed blobs: stored under their sha256, verified on every read."""
+"""Content-addressed blobs: stored under their sha256, verified on every read.
+
+Two ways to read: ``iter_verified`` streams and checks the digest at the end
+(for callers that write to a temporary file and discard it on error), and
+``open_verified`` checks the whole blob before handing out its first byte
+(for callers that cannot take bytes back, such as an HTTP response).
+"""
 
 from __future__ import annotations
 
 import abc
 import hashlib
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from loopstack.errors import ArtifactCorrupted, NotFound, StoreUnavailable
 
-__all__ = ["BlobStore", "FsspecBlobStore", "LocalBlobStore", "open_blob_store"]
+__all__ = ["BlobStore", "FsspecBlobStore", "LocalBlobStore", "VerifiedBlob", "open_blob_store"]
 
 _CHUNK = 1 << 20
+#: A verified copy stays in memory up to this size, and spills to a temporary file beyond.
+_SPOOL_IN_MEMORY = 8 << 20
+
+
+class VerifiedBlob:
+    """A blob's bytes, already checked against its sha256: iterate to get them in chunks.
+
+    The bytes come from a private copy made while hashing, so a stored file
+    altered after the check cannot reach the reader. Iterating once closes
+    the copy; ``close`` releases it early.
+    """
+
+    def __init__(self, copy: IO[bytes], size: int) -> None:
+        self._copy = copy
+        self.size = size
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            while chunk := self._copy.read(_CHUNK):
+                yield chunk
+        finally:
+            self._copy.close()
+
+    def close(self) -> None:
+        """Release the copy without reading it."""
+        self._copy.close()
 
 
 def _blob_key(sha256: str) -> str:
@@ -66,6 +99,26 @@ class BlobStore(abc.ABC):
                 f"artifact content does not match its recorded digest: expected sha256 "
                 f"{sha256}, got {h.hexdigest()} (the stored file was altered or damaged)"
             )
+
+    def open_verified(self, sha256: str) -> VerifiedBlob:
+        """The blob, hashed in full before this returns; ``ArtifactCorrupted`` if it differs.
+
+        Memory stays bounded: the copy spills to a temporary file past a few MiB.
+
+        >>> for chunk in blobs.open_verified(digest):   # doctest: +SKIP
+        ...     response.write(chunk)
+        """
+        copy = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
+        try:
+            size = 0
+            for chunk in self.iter_verified(sha256):
+                copy.write(chunk)
+                size += len(chunk)
+            copy.seek(0)
+        except BaseException:
+            copy.close()
+            raise
+        return VerifiedBlob(copy, size)
 
     def read_bytes(self, sha256: str) -> bytes:
         return b"".join(self.iter_verified(sha256))

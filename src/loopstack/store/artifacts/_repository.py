@@ -18,7 +18,7 @@ from typing import cast
 from sqlalchemy import Connection, Table, select
 
 from loopstack.errors import Invalid, NotFound
-from loopstack.store.artifacts._blobs import BlobStore
+from loopstack.store.artifacts._blobs import BlobStore, VerifiedBlob
 from loopstack.store.metadata._database import Database
 from loopstack.store.metadata.schema import ArtifactEntry
 
@@ -184,9 +184,21 @@ class ArtifactStore:
         sha256, _ = self._entry(path)
         return self.blobs.read_bytes(sha256)
 
-    def iter_bytes(self, path: str) -> Iterator[bytes]:
+    def open_verified(self, path: str) -> VerifiedBlob:
+        """The file at ``path``, checked against its recorded sha256 before any byte is given.
+
+        ``NotFound`` or ``ArtifactCorrupted`` is raised by this call, never midway
+        through iterating, so a caller streaming to a client can still answer an error.
+
+        >>> blob = store.open_verified("1/ab12/artifacts/model/model.pkl")  # doctest: +SKIP
+        >>> StreamingResponse(blob, headers={"Content-Length": str(blob.size)})  # doctest: +SKIP
+        """
         sha256, _ = self._entry(path)
-        return self.blobs.iter_verified(sha256)
+        return self.blobs.open_verified(sha256)
+
+    def iter_bytes(self, path: str) -> Iterator[bytes]:
+        """The file's bytes in chunks, verified in full before the first (see ``open_verified``)."""
+        return iter(self.open_verified(path))
 
     def download(self, path: str, dest_dir: str | Path) -> Path:
         """Copy a file, or a whole directory, under ``dest_dir``; every file is verified."""
