@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from loopstack.errors import NotFound
@@ -20,6 +21,8 @@ from loopstack.tracking._entities import DatasetInput, Metric
 from loopstack.tracking._sql_store import SqlTrackingStore
 
 router = APIRouter(prefix="/api/v1", tags=["native"], dependencies=[Depends(authorize)])
+#: artifact files up to this size are verified whole before the answer starts
+_VERIFY_BEFORE_SENDING = 64 * 1024 * 1024
 
 
 class _Body(BaseModel):
@@ -242,13 +245,22 @@ async def upload_artifact(
 
 
 @router.get("/runs/{run_id}/artifacts/{path:path}", name="artifacts_download")
-def download_artifact(
-    run_id: str, path: str, store: Store = Depends(tracking_store)
-) -> StreamingResponse:
+def download_artifact(run_id: str, path: str, store: Store = Depends(tracking_store)) -> Response:
     root = store._artifact_root(run_id)
     full = f"{root}/{sanitize_path(path)}"
     chunks = store.stores.artifacts.iter_bytes(full)
-    return StreamingResponse(chunks, media_type="application/octet-stream")
+    # A blob is verified as it is read; reading a small one whole before answering turns a
+    # tampered file into an ArtifactCorrupted answer instead of a body cut off midway.
+    head: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        head.append(chunk)
+        size += len(chunk)
+        if size > _VERIFY_BEFORE_SENDING:
+            return StreamingResponse(
+                itertools.chain(head, chunks), media_type="application/octet-stream"
+            )
+    return Response(b"".join(head), media_type="application/octet-stream")
 
 
 # -- audit ----------------------------------------------------------------------------
