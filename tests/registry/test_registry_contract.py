@@ -334,3 +334,19 @@ def test_rbac_a_viewer_reads_and_is_refused_every_write(backend: Backend) -> Non
     backend.act_as("bob")
     assert ls.get_registry().decide(request.request_id, approve=True).state == "approved"
     assert ls.get_registry().get_version_by_alias("guarded", "production").version == 1
+
+
+def test_an_admin_override_moves_and_removes_a_protected_alias(backend: Backend) -> None:
+    clf, X = _iris()
+    _log("override", clf, X)
+    if backend.remote:  # the override is an admin's; the server checks the role
+        with pytest.raises(ls.Forbidden, match="override=true moves a protected alias"):
+            ls.get_registry().set_alias("override", "production", 1, override=True)
+    backend.act_as("root")
+    reg = ls.get_registry()
+    with pytest.raises(ls.Forbidden, match="removing it needs an admin override"):
+        reg.delete_alias("override", "production")
+    move = reg.set_alias("override", "production", 1, override=True)
+    assert (move.to_version, move.reason, move.actor) == (1, "override", "root")
+    assert reg.delete_alias("override", "production", override=True).from_version == 1
+    assert reg.get_registered_model("override").aliases == {}
