@@ -98,6 +98,23 @@ def __dir__() -> list[str]:
     return __all__
 
 
+def _log_model(run_id: str, model: Any, **options: Any) -> Any:
+    from loopstack.registry import log_model
+
+    return log_model(run_id, model, **options)
+
+
+def _install_model_logger() -> None:
+    # Tracking never imports the registry (the registry builds on tracking): this layer,
+    # above both, hands run.log_model the registry's log_model, imported on first use.
+    from loopstack.tracking._hooks import set_model_logger
+
+    set_model_logger(_log_model)
+
+
+_install_model_logger()
+
+
 if TYPE_CHECKING:  # pragma: no cover
     from loopstack.config import set_project  # noqa: F401
     from loopstack.data import (  # noqa: F401

@@ -351,7 +351,7 @@ def test_project_option_and_environment_scope_every_command(
     monkeypatch.setenv("LOOPSTACK_PROJECT", "fraud")
     assert "card-fraud" in invoke("versions", "card-fraud").stdout
     missing = invoke("list", "--project", "nope")
-    assert missing.exit_code == 1 and "no project with name 'nope'" in missing.stderr
+    assert missing.exit_code == 1 and "no project named 'nope'" in missing.stderr
 
 
 def test_through_a_live_server_with_tokens(
@@ -409,4 +409,4 @@ def test_through_a_live_server_with_tokens(
     tree = invoke("lineage", "churn", "2")
     assert tree.exit_code == 0 and tree.stdout.startswith("model_version:churn/2")
     node = invoke("lineage", "--node", "run:abc")
-    assert node.exit_code == 1 and "the server has no lineage route" in node.stderr
+    assert node.exit_code == 1 and "no run with id 'abc'" in node.stderr

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
 app = typer.Typer(no_args_is_help=True, help="Verify and read the audit log.")
@@ -13,20 +11,10 @@ app = typer.Typer(no_args_is_help=True, help="Verify and read the audit log.")
 def verify() -> None:
     """Walk the whole chain; exit 1 naming the first broken link, if any."""
     from loopstack.cli._output import console, fail
-    from loopstack.cli._stores import server_get, server_url
-    from loopstack.config import settings
+    from loopstack.store.audit_log import open_audit_log
 
-    base = server_url(settings())
-    if base:
-        data = server_get(base, "/audit/verify")
-        ok, checked = bool(data["ok"]), int(data["checked"])
-        broken, reason = data.get("broken_seq"), data.get("reason")
-    else:
-        from loopstack.cli._stores import local_stores
-        from loopstack.store import audit
-
-        result = audit.verify(local_stores().db)
-        ok, checked, broken, reason = result.ok, result.checked, result.broken_seq, result.reason
+    result = open_audit_log().verify()
+    ok, checked, broken, reason = result.ok, result.checked, result.broken_seq, result.reason
     if ok:
         console().print(f"[green]OK[/]: the audit chain is intact ({checked} events verified)")
         return
@@ -66,25 +54,10 @@ def log(
     from rich.table import Table
 
     from loopstack.cli._output import console, fmt_time
-    from loopstack.cli._stores import server_get, server_url
-    from loopstack.config import settings
+    from loopstack.store.audit_log import open_audit_log
 
     object_type, object_id = _parse_object(obj)
-    base = server_url(settings())
-    if base:
-        params: dict[str, Any] = {"limit": limit}
-        if object_type:
-            params["object_type"] = object_type
-        if object_id:
-            params["object_id"] = object_id
-        events = server_get(base, "/audit/events", params)["events"]
-    else:
-        from loopstack.cli._stores import local_stores
-        from loopstack.store import audit
-
-        events = audit.events(
-            local_stores().db, object_type=object_type, object_id=object_id, limit=limit
-        )
+    events = open_audit_log().events(object_type=object_type, object_id=object_id, limit=limit)
     out = console()
     if not events:
         out.print("no audit events" + (f" for {obj}" if obj else ""))

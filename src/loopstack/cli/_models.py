@@ -15,13 +15,12 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.tree import Tree
 
-    from loopstack.cli._models_remote import RemoteRegistry
     from loopstack.registry import (
         AliasMove,
         ApprovalRequest,
         LineageGraph,
         ModelVersion,
-        SqlRegistry,
+        RegistryStore,
     )
 
 app = typer.Typer(
@@ -39,38 +38,12 @@ PROJECT = typer.Option(
 DIGEST_PREFIX = 12
 
 
-def _registry(project: str | None) -> SqlRegistry | RemoteRegistry:
-    """The registry of ``project``, acting as the current user (LOOPSTACK_USER or $USER)."""
-    from loopstack.cli._stores import local_stores, server_url
-    from loopstack.config import settings
+def _registry(project: str | None) -> RegistryStore:
+    """The registry of ``project``, acting as the current user (LOOPSTACK_USER or $USER);
+    through the server (its native routes, with LOOPSTACK_TOKEN) for an http(s) tracking URI."""
+    from loopstack.registry import get_registry
 
-    config = settings()
-    base = server_url(config)
-    if base is not None:
-        from loopstack.cli._models_remote import RemoteRegistry
-
-        return RemoteRegistry(base, token=config.token, project=project)
-    from loopstack.auth import get_project
-    from loopstack.registry import SqlRegistry
-
-    stores = local_stores()
-    project_id = get_project(stores.db, project or "default").project_id
-    return SqlRegistry(stores, actor=config.actor, project_id=project_id)
-
-
-def _lineage(reg: SqlRegistry | RemoteRegistry, node: str) -> LineageGraph:
-    from loopstack.cli._models_remote import RemoteRegistry
-
-    if isinstance(reg, RemoteRegistry):
-        return reg.lineage(node)
-    from loopstack.registry._lineage import lineage, node_id
-
-    node = node_id(node)
-    kind, _, ident = node.partition(":")
-    if kind == "model_version":  # NotFound for a version outside the project
-        name, _, version = ident.rpartition("/")
-        reg.get_model_version(name, version)
-    return lineage(reg.db, node)
+    return get_registry(project=project)
 
 
 def _table(title: str, *columns: str, right: tuple[str, ...] = ()) -> Table:
@@ -228,7 +201,7 @@ def _signature_tables(version: ModelVersion) -> list[Table]:
     return tables
 
 
-def _show_version(reg: SqlRegistry | RemoteRegistry, name: str, version: str) -> None:
+def _show_version(reg: RegistryStore, name: str, version: str) -> None:
     from loopstack.cli._output import console, fmt_time, fmt_value
     from loopstack.errors import LoopstackError
 
@@ -273,7 +246,7 @@ def _show_version(reg: SqlRegistry | RemoteRegistry, name: str, version: str) ->
         files.add_row(path, sha)
     out.print(files)
     try:
-        graph = _lineage(reg, f"model_version:{v.name}/{v.version}")
+        graph = reg.lineage(f"model_version:{v.name}/{v.version}")
     except LoopstackError as exc:  # the version is shown; its lineage is a summary only
         out.print(f"lineage: unavailable ({exc.message})", markup=False)
         return
@@ -538,7 +511,7 @@ def lineage(
         fail("expected NAME VERSION or --node TYPE:ID")
     if node is not None and name is not None:
         fail("give either NAME VERSION or --node, not both")
-    graph = _lineage(_registry(project), node or f"model_version:{name}/{version}")
+    graph = _registry(project).lineage(node or f"model_version:{name}/{version}")
     root_label = graph.labels.get(graph.root)
     tree = Tree(f"[bold]{escape(graph.root)}[/]" + (f" {escape(root_label)}" if root_label else ""))
     for upstream, nodes in ((True, graph.upstream), (False, graph.downstream)):

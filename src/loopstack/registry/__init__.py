@@ -10,14 +10,20 @@ from loopstack.registry._entities import (
 )
 from loopstack.registry._lineage import LineageGraph
 from loopstack.registry._models import load_model, log_model, resolve_model_uri
+from loopstack.registry._rest_store import RestRegistry
 from loopstack.registry._sql_store import SqlRegistry, package_digest
+from loopstack.registry._store import ApprovalStore, ModelStore, RegistryStore
 
 __all__ = [
     "AliasMove",
     "ApprovalRequest",
+    "ApprovalStore",
     "LineageGraph",
+    "ModelStore",
     "ModelVersion",
     "RegisteredModel",
+    "RegistryStore",
+    "RestRegistry",
     "SqlRegistry",
     "get_registry",
     "lineage",

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Table, func, select, update
 
 from loopstack.errors import Conflict, Forbidden, Invalid, NotFound
 from loopstack.registry._entities import ApprovalRequest, validate_alias
+from loopstack.registry._store import ApprovalStore
 from loopstack.store.metadata.schema import ApprovalRequest as ApprovalRow
 from loopstack.store.metadata.schema import ModelVersion as VersionRow
 from loopstack.store.metadata.schema import RegisteredModel as ModelRow
@@ -25,7 +26,7 @@ AP, MV = cast(Table, ApprovalRow.__table__), cast(Table, VersionRow.__table__)
 RM = cast(Table, ModelRow.__table__)
 
 
-class Approvals:
+class Approvals(ApprovalStore):
     """Open, decide and list approval requests (mixed into ``SqlRegistry``)."""
 
     # provided by SqlRegistry

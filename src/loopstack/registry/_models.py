@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,7 +79,27 @@ def log_model(
 
 def resolve_model_uri(uri: str) -> tuple[str, dict[str, str] | None, ModelVersion | None]:
     """(logical artifact path, digests the registry recorded or None, version or None)."""
+    located = _locate(uri)
+    return located.source, located.expected, located.version
+
+
+@dataclass(frozen=True)
+class _Located:
+    source: str  # the package's artifact path, as the store recorded it
+    expected: dict[str, str] | None  # the digests the registry recorded
+    version: ModelVersion | None
+    run_id: str | None  # the run whose artifacts hold the package, when known
+    run_path: str | None  # the package's path under that run's artifacts
+
+
+def _under_run(source: str, artifact_uri: str) -> str | None:
+    root = artifact_uri.rstrip("/") + "/"
+    return source[len(root) :].strip("/") if source.startswith(root) else None
+
+
+def _locate(uri: str) -> _Located:
     from loopstack.registry._client import registry
+    from loopstack.tracking import TrackingClient
 
     m = _MODELS_URI.match(uri)
     if m:
@@ -89,14 +110,19 @@ def resolve_model_uri(uri: str) -> tuple[str, dict[str, str] | None, ModelVersio
             version = reg.get_version_by_alias(m["name"], "latest")
         else:
             version = reg.get_model_version(m["name"], m["version"])
-        return version.source, version.files, version
+        run_path = None
+        if version.run_id:
+            run_path = _under_run(
+                version.source, TrackingClient().get_run(version.run_id).artifact_uri
+            )
+        return _Located(version.source, version.files, version, version.run_id, run_path)
     m = _RUNS_URI.match(uri)
     if m:
         from loopstack.store.artifacts import sanitize_path
-        from loopstack.tracking import TrackingClient
 
         run = TrackingClient().get_run(m["run_id"])
-        return f"{run.artifact_uri}/{sanitize_path(m['path'])}", None, None
+        path = sanitize_path(m["path"])
+        return _Located(f"{run.artifact_uri}/{path}", None, None, run.run_id, path)
     raise Invalid(
         "expected a model URI like 'models:/<name>@<alias>', 'models:/<name>/<version>' "
         f"or 'runs:/<run_id>/<path>'; got {uri!r} instead",
@@ -104,26 +130,47 @@ def resolve_model_uri(uri: str) -> tuple[str, dict[str, str] | None, ModelVersio
     )
 
 
+def _download(uri: str, located: _Located, dest: Path) -> Path:
+    """The package's files under ``dest``: from the artifact store, or through the server's
+    run artifact routes (each blob is verified against its digest where it is stored)."""
+    from loopstack.config import settings
+    from loopstack.store.remote import server_url
+
+    if server_url(settings()) is None:
+        from loopstack.store import open_stores
+
+        return open_stores().artifacts.download(located.source, dest)
+    if located.run_id is None or located.run_path is None:
+        raise NotFound(
+            f"{uri} is stored at {located.source!r}, outside any run's artifacts: "
+            "through a server a package is fetched from the run it was logged in"
+        )
+    from loopstack.tracking import TrackingClient
+
+    return TrackingClient().download_artifacts(located.run_id, located.run_path, dest)
+
+
 def load_model(uri: str, *, prefer_onnx: bool = False) -> LoadedModel:
     """Load a registered or logged model; its input is checked against its signature.
+
+    Every file is checked against the sha256 the registry recorded for the version
+    before anything is deserialised (``ArtifactCorrupted`` on a mismatch), whether the
+    package comes from the local artifact store or through a server.
 
     >>> model = ls.load_model("models:/churn@production")
     >>> model.predict(frame)
     """
     from loopstack.registry.flavors import load_package
-    from loopstack.store import open_stores
 
-    source, expected, version = resolve_model_uri(uri)
-    if version is not None and not version.files:
+    located = _locate(uri)
+    if located.version is not None and not located.version.files:
         raise NotFound(
             f"{uri} was registered without a loopstack package (no files recorded "
-            f"under {source!r}); it cannot be loaded with load_model"
+            f"under {located.source!r}); it cannot be loaded with load_model"
         )
-    stores = open_stores()
     with tempfile.TemporaryDirectory(prefix="loopstack-load-") as tmp:
-        # Every blob is verified against its digest as it is downloaded.
-        local = stores.artifacts.download(source, Path(tmp) / "dl")
+        local = _download(uri, located, Path(tmp) / "dl")
         target = Path(tempfile.mkdtemp(prefix="loopstack-model-"))
         shutil.copytree(local, target, dirs_exist_ok=True)
     # Deserialise only after every file matches what the registry recorded.
-    return load_package(target, expected_files=expected, prefer_onnx=prefer_onnx)
+    return load_package(target, expected_files=located.expected, prefer_onnx=prefer_onnx)

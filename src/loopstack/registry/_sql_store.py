@@ -24,6 +24,8 @@ from loopstack.registry._entities import (
     validate_alias,
     validate_model_name,
 )
+from loopstack.registry._lineage import LineageGraph, lineage, node_id
+from loopstack.registry._store import RegistryStore
 from loopstack.store import Stores
 from loopstack.store.metadata.schema import (
     AliasMove as AliasMoveRow,
@@ -69,7 +71,7 @@ def package_digest(files: dict[str, str]) -> str:
     return h.hexdigest()
 
 
-class SqlRegistry(Approvals):
+class SqlRegistry(Approvals, RegistryStore):
     """Registered models, versions, aliases (with history), approvals and lineage edges."""
 
     def __init__(self, stores: Stores, *, actor: str = "local", project_id: int = 0) -> None:
@@ -671,3 +673,26 @@ class SqlRegistry(Approvals):
             ]
 
         return cast(list[AliasMove], self.db.read(run))
+
+    # -- lineage --------------------------------------------------------------------
+    def lineage(self, obj: Any) -> LineageGraph:
+        """The lineage of a node; a model version or run outside this project is NotFound."""
+        node = node_id(obj)
+        kind, _, ident = node.partition(":")
+        if kind == "model_version":
+            name, _, version = ident.rpartition("/")
+            self.get_model_version(name, version)
+        elif kind == "run":
+            self.db.read(lambda conn: self._run_in_project(conn, ident))
+        return lineage(self.db, node)
+
+    def _run_in_project(self, conn: Connection, run_id: str) -> None:
+        from loopstack.store.metadata.schema import Experiment, Run
+
+        found = conn.execute(
+            select(Run.run_id)
+            .join(Experiment, Experiment.experiment_id == Run.experiment_id)
+            .where(Run.run_id == run_id, Experiment.project_id == self.project_id)
+        ).first()
+        if found is None:
+            raise NotFound(f"no run with id {run_id!r}")

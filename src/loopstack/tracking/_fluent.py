@@ -153,9 +153,9 @@ class ActiveRun:
 
         Returns the new ``ModelVersion`` (or None without ``name``).
         """
-        from loopstack.registry import log_model
+        from loopstack.tracking._hooks import model_logger
 
-        return log_model(
+        return model_logger()(
             self.run_id,
             model,
             name=name,

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import httpx
+
 from loopstack import errors
 from loopstack.store.remote import HttpClient
 from loopstack.tracking._entities import DatasetInput, Experiment, Metric, Run, validate_metric
@@ -205,9 +207,18 @@ class RestTrackingStore(TrackingStore):
         target.parent.mkdir(parents=True, exist_ok=True)
         with self.client.stream("GET", f"/runs/{quote(run_id)}/artifacts/{quote(path)}") as resp:
             part = target.with_name(target.name + ".part")
-            with part.open("wb") as fh:
-                for chunk in resp.iter_bytes():
-                    fh.write(chunk)
+            try:
+                with part.open("wb") as fh:
+                    for chunk in resp.iter_bytes():
+                        fh.write(chunk)
+            except httpx.HTTPError as exc:
+                part.unlink(missing_ok=True)
+                # The server verifies a large file as it sends it: a stored copy that fails
+                # verification is cut off, which the client sees as a broken body.
+                raise errors.StoreUnavailable(
+                    f"the download of {path!r} of run {run_id} from {self.base_url} broke off "
+                    f"({exc}); the server's log says whether its stored copy failed verification"
+                ) from exc
             part.replace(target)
 
     def download_artifacts(self, run_id: str, path: str, dest: Path) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from loopstack.errors import NotFound
@@ -242,9 +242,7 @@ async def upload_artifact(
 
 
 @router.get("/runs/{run_id}/artifacts/{path:path}", name="artifacts_download")
-def download_artifact(
-    run_id: str, path: str, store: Store = Depends(tracking_store)
-) -> StreamingResponse:
+def download_artifact(run_id: str, path: str, store: Store = Depends(tracking_store)) -> Response:
     root = store._artifact_root(run_id)
     full = f"{root}/{sanitize_path(path)}"
     # Verified before the first byte: a tampered file is a loopstack error, not a cut stream.

@@ -1,17 +1,20 @@
-"""The registry's native REST API under /api/v1/models and /api/v1/approvals."""
+"""The registry's native REST API: /api/v1/models, /model-versions, /approvals, /lineage.
+
+``loopstack.registry.RestRegistry`` is its client; each route answers what the
+``SqlRegistry`` method of the same name returns, as JSON.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from loopstack.auth import Role, role_of
 from loopstack.errors import Forbidden
 from loopstack.registry import SqlRegistry
-from loopstack.registry._lineage import lineage
 from loopstack.server._security import authorize, principal_of, project_of
 from loopstack.server.routes._deps import model_registry
 
@@ -39,6 +42,22 @@ class VersionCreate(_Body):
     code_version: str | None = None
     description: str = ""
     tags: dict[str, str] = Field(default_factory=dict)
+    onnx_max_abs_diff: float | None = None
+    parents: list[tuple[str, int]] = Field(default_factory=list)
+    create_model: bool = True
+
+
+class ModelUpdate(_Body):
+    description: str | None = None
+    new_name: str | None = None
+
+
+class VersionUpdate(_Body):
+    description: str | None = None
+
+
+class TagValue(_Body):
+    value: str
 
 
 class AliasSet(_Body):
@@ -60,8 +79,13 @@ class Decision(_Body):
 
 
 @router.get("/models", name="models_list")
-def list_models(name_like: str | None = None, reg: Registry = Depends(model_registry)) -> dict:
-    return {"models": [m.to_dict() for m in reg.search_registered_models(name_like=name_like)]}
+def list_models(
+    name_like: str | None = None,
+    max_results: int = Query(1000, ge=1, le=100_000),
+    reg: Registry = Depends(model_registry),
+) -> dict:
+    found = reg.search_registered_models(name_like=name_like, max_results=max_results)
+    return {"models": [m.to_dict() for m in found]}
 
 
 @router.post("/models", name="models_create")
@@ -74,6 +98,44 @@ def create_model(body: ModelCreate, reg: Registry = Depends(model_registry)) -> 
 @router.get("/models/{name}", name="models_get")
 def get_model(name: str, reg: Registry = Depends(model_registry)) -> dict:
     return reg.get_registered_model(name).to_dict()
+
+
+@router.patch("/models/{name}", name="models_update")
+def update_model(name: str, body: ModelUpdate, reg: Registry = Depends(model_registry)) -> dict:
+    return reg.update_registered_model(
+        name, description=body.description, new_name=body.new_name
+    ).to_dict()
+
+
+@router.delete("/models/{name}", name="models_delete")
+def delete_model(name: str, reg: Registry = Depends(model_registry)) -> dict:
+    reg.delete_registered_model(name)
+    return {}
+
+
+@router.put("/models/{name}/tags/{key}", name="models_set_tag")
+def set_model_tag(
+    name: str, key: str, body: TagValue, reg: Registry = Depends(model_registry)
+) -> dict:
+    reg.set_registered_model_tag(name, key, body.value)
+    return {}
+
+
+@router.delete("/models/{name}/tags/{key}", name="models_delete_tag")
+def delete_model_tag(name: str, key: str, reg: Registry = Depends(model_registry)) -> dict:
+    reg.delete_registered_model_tag(name, key)
+    return {}
+
+
+@router.get("/model-versions", name="model_versions_search")
+def search_versions(
+    name: str | None = None,
+    run_id: str | None = None,
+    max_results: int = Query(1000, ge=1, le=100_000),
+    reg: Registry = Depends(model_registry),
+) -> dict:
+    found = reg.search_model_versions(name=name, run_id=run_id, max_results=max_results)
+    return {"versions": [v.to_dict() for v in found]}
 
 
 @router.get("/models/{name}/versions", name="models_versions")
@@ -95,12 +157,38 @@ def create_version(name: str, body: VersionCreate, reg: Registry = Depends(model
         code_version=body.code_version,
         description=body.description,
         tags=body.tags,
+        onnx_max_abs_diff=body.onnx_max_abs_diff,
+        parents=body.parents,
+        create_model=body.create_model,
     ).to_dict()
 
 
 @router.get("/models/{name}/versions/{version}", name="models_version_get")
 def get_version(name: str, version: str, reg: Registry = Depends(model_registry)) -> dict:
     return reg.get_model_version(name, version).to_dict()
+
+
+@router.patch("/models/{name}/versions/{version}", name="models_version_update")
+def update_version(
+    name: str, version: str, body: VersionUpdate, reg: Registry = Depends(model_registry)
+) -> dict:
+    return reg.update_model_version(name, version, description=body.description).to_dict()
+
+
+@router.put("/models/{name}/versions/{version}/tags/{key}", name="models_version_set_tag")
+def set_version_tag(
+    name: str, version: str, key: str, body: TagValue, reg: Registry = Depends(model_registry)
+) -> dict:
+    reg.set_model_version_tag(name, version, key, body.value)
+    return {}
+
+
+@router.delete("/models/{name}/versions/{version}/tags/{key}", name="models_version_delete_tag")
+def delete_version_tag(
+    name: str, version: str, key: str, reg: Registry = Depends(model_registry)
+) -> dict:
+    reg.delete_model_version_tag(name, version, key)
+    return {}
 
 
 @router.get("/models/{name}/aliases/{alias}", name="models_alias_get")
@@ -152,11 +240,17 @@ def alias_history(
 
 
 @router.get("/models/{name}/versions/{version}/lineage", name="models_lineage")
-def version_lineage(
-    name: str, version: str, request: Request, reg: Registry = Depends(model_registry)
+def version_lineage(name: str, version: str, reg: Registry = Depends(model_registry)) -> dict:
+    return reg.lineage(f"model_version:{name}/{version}").to_dict()
+
+
+@router.get("/lineage", name="lineage_get")
+def node_lineage(
+    node: str = Query(..., description="run:<id>, dataset:<id>, model_version:<name>/<n>, ..."),
+    reg: Registry = Depends(model_registry),
 ) -> dict:
-    v = reg.get_model_version(name, version)  # NotFound outside the project
-    return lineage(request.app.state.stores.db, v).to_dict()
+    """The lineage of any node; a run or model version outside the project is NotFound."""
+    return reg.lineage(node).to_dict()
 
 
 @router.post("/models/{name}/promotions", name="models_promote")

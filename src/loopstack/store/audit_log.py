@@ -1,0 +1,89 @@
+"""Read and verify the audit log, locally or through a server: one interface, two backends.
+
+``open_audit_log`` decides which, from the tracking URI (``store.remote.server_url``):
+an http(s) URI reads ``GET /api/v1/audit/events`` and ``/api/v1/audit/verify`` with the
+token (the server decides who may), anything else reads the metadata database.
+
+>>> log = open_audit_log()
+>>> log.verify().ok
+True
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING, Any
+
+from loopstack.store.audit import VerifyResult
+
+if TYPE_CHECKING:
+    from loopstack.config import Settings
+    from loopstack.store.metadata import Database
+    from loopstack.store.remote import HttpClient
+
+__all__ = ["AuditLog", "LocalAuditLog", "RestAuditLog", "open_audit_log"]
+
+
+class AuditLog(abc.ABC):
+    """The audit log as a reader sees it: its events, and whether its chain holds."""
+
+    @abc.abstractmethod
+    def events(
+        self, *, object_type: str | None = None, object_id: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """The newest ``limit`` events, optionally of one object, oldest first."""
+
+    @abc.abstractmethod
+    def verify(self) -> VerifyResult:
+        """Walk the whole chain; the result names the first broken link, if any."""
+
+
+class LocalAuditLog(AuditLog):
+    """The audit log of a metadata database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def events(
+        self, *, object_type: str | None = None, object_id: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        from loopstack.store import audit
+
+        return audit.events(self.db, object_type=object_type, object_id=object_id, limit=limit)
+
+    def verify(self) -> VerifyResult:
+        from loopstack.store import audit
+
+        return audit.verify(self.db)
+
+
+class RestAuditLog(AuditLog):
+    """The audit log of the database behind a loopstack server."""
+
+    def __init__(self, client: HttpClient) -> None:
+        self.client = client
+
+    def events(
+        self, *, object_type: str | None = None, object_id: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        params = {"object_type": object_type, "object_id": object_id, "limit": limit}
+        return list(self.client.call("GET", "/audit/events", params=params)["events"])
+
+    def verify(self) -> VerifyResult:
+        got = self.client.call("GET", "/audit/verify")
+        return VerifyResult(
+            bool(got["ok"]), int(got["checked"]), got.get("broken_seq"), got.get("reason")
+        )
+
+
+def open_audit_log(config: Settings | None = None) -> AuditLog:
+    """The audit log the configuration names: through the server, or the local database."""
+    from loopstack.config import settings
+    from loopstack.store.remote import HttpClient, local_config, server_url
+
+    config = config or settings()
+    if server_url(config) is not None:
+        return RestAuditLog(HttpClient.from_settings(config))
+    from loopstack.store import open_stores
+
+    return LocalAuditLog(open_stores(local_config(config)).db)
