@@ -134,7 +134,7 @@ def test_models_versions_and_tags(backend: Backend) -> None:
     run, v1 = _log("churn", clf, X)
     _, v2 = _log("churn", clf, X)
     assert (v1.version, v2.version, v1.run_id, v1.flavor) == (1, 2, run.run_id, "sklearn")
-    assert {"model.joblib", "loopstack-model.json"} <= set(v1.files)
+    assert {"model.pkl", "MLmodel", "loopstack-model.json"} <= set(v1.files)
     assert all(len(sha) == 64 for sha in v1.files.values())
     assert v1.files == reg.get_model_version("churn", 1).files
     assert [v.version for v in reg.search_model_versions(name="churn")] == [2, 1]
@@ -276,7 +276,7 @@ def test_load_model_predicts_the_same_and_refuses_a_tampered_file(backend: Backe
     other, _ = _iris()
     other.set_params(logisticregression__C=0.01).fit(X, np.arange(len(X)) % 3)
     _, tampered = _log("tampered", other, X)
-    model_file = "model.joblib"
+    model_file = "model.pkl"
     blobs = open_stores().artifacts.blobs  # the store the server writes to, on this machine
     blobs._path(tampered.files[model_file]).write_bytes(b"not the registered model")  # type: ignore[attr-defined]
     with pytest.raises(ls.ArtifactCorrupted, match="expected sha256"):
