@@ -757,7 +757,7 @@ class SqlTrackingStore(TrackingStore):
             )
         for c in comparisons:
             q = q.where(self._condition(c))
-        sort_cols = []
+        sort_cols: list[Any] = []
         for n, o in enumerate(orders):
             if o.kind == "attribute":
                 col = R.c[o.key]
