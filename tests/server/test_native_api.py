@@ -47,7 +47,7 @@ def test_errors_are_json_with_status_and_message(server: ThreadedServer) -> None
         run = http.post("/api/v1/runs", json={"experiment_id": "0"}).json()
         bad = http.post(
             f"/api/v1/runs/{run['run_id']}/batch",
-            json={"metrics": [{"key": "loss", "value": "NaN", "timestamp": 1}]},
+            json={"metrics": [{"key": "loss", "value": "abc", "timestamp": 1}]},
         )
         assert bad.status_code == 422 and bad.json()["field"] == "metrics.loss"
         missing = http.post("/api/v1/runs/search", json={})

@@ -240,11 +240,16 @@ class Approvals(ApprovalStore):
         return cast(list[ApprovalRequest], self.db.read(run))
 
 
-def _run_metrics(conn: Connection, run_id: str) -> dict[str, float]:
+def _run_metrics(conn: Connection, run_id: str) -> dict[str, float | str]:
     from loopstack.store.metadata.schema import LatestMetric
 
     lm = cast(Table, LatestMetric.__table__)
-    return dict(conn.execute(select(lm.c.key, lm.c.value).where(lm.c.run_id == run_id)).all())
+    rows = conn.execute(select(lm.c.key, lm.c.value, lm.c.is_nan).where(lm.c.run_id == run_id))
+    # A NaN is stored as 0 flagged is_nan; the evidence is JSON, so it says "NaN" (and an
+    # infinity "Infinity"), as the APIs render them.
+    from loopstack.tracking._entities import metric_value_to_json
+
+    return {r.key: "NaN" if r.is_nan else metric_value_to_json(r.value) for r in rows}
 
 
 def _lineage_completeness(conn: Connection, version: Any) -> dict[str, Any]:

@@ -8,48 +8,18 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from loopstack import __version__
 from loopstack.config import Settings, settings
 from loopstack.errors import Invalid, LoopstackError
+from loopstack.server._http_errors import MLFLOW_PREFIXES, error_response, http_error_response
 from loopstack.server._metrics import MetricsMiddleware, ServerMetrics
 from loopstack.store import open_stores
 
-__all__ = ["create_app"]
+__all__ = ["MLFLOW_PREFIXES", "create_app", "error_response"]
 
 log = logging.getLogger("loopstack.server")
-MLFLOW_PREFIXES = (
-    "/api/2.0/mlflow",
-    "/ajax-api/2.0/mlflow",
-    "/api/2.0/mlflow-artifacts",
-    "/api/3.0/mlflow",
-    "/ajax-api/3.0/mlflow",
-)
-# MLflow answers each error code with this HTTP status.
-_MLFLOW_STATUS = {
-    "RESOURCE_DOES_NOT_EXIST": 404,
-    "RESOURCE_ALREADY_EXISTS": 400,
-    "INVALID_PARAMETER_VALUE": 400,
-    "INVALID_STATE": 400,
-    "PERMISSION_DENIED": 403,
-    "UNAUTHENTICATED": 401,
-    "TEMPORARILY_UNAVAILABLE": 503,
-    "DATA_LOSS": 500,
-    "INTERNAL_ERROR": 500,
-}
-
-
-def _is_mlflow(request: Request) -> bool:
-    return request.url.path.startswith(MLFLOW_PREFIXES)
-
-
-def error_response(request: Request, exc: LoopstackError) -> JSONResponse:
-    if _is_mlflow(request):
-        code = exc.mlflow_code
-        return JSONResponse(
-            {"error_code": code, "message": exc.message}, status_code=_MLFLOW_STATUS.get(code, 400)
-        )
-    return JSONResponse(exc.to_dict(), status_code=exc.status_code)
 
 
 def create_app(config: Settings | None = None) -> FastAPI:
@@ -76,11 +46,23 @@ def create_app(config: Settings | None = None) -> FastAPI:
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         parts = []
         for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+            if err.get("type") == "json_invalid":
+                reason = (err.get("ctx") or {}).get("error", "invalid JSON")
+                at = f" at position {loc[0]}" if loc else ""
+                parts.append(f"the request body is not valid JSON ({reason}{at})")
+                continue
+            where = ".".join(loc)
             parts.append(f"{where or 'request'}: {err.get('msg')} (got {err.get('input')!r})")
-        first = exc.errors()[0].get("loc", ()) if exc.errors() else ()
-        field = ".".join(str(p) for p in first if p != "body") or None
+        first = exc.errors()[0] if exc.errors() else {}
+        field = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
+        if first.get("type") == "json_invalid":
+            field = "body"
         return error_response(request, Invalid("invalid request: " + "; ".join(parts), field=field))
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return http_error_response(request, exc)
 
     from loopstack.server._security import authorize
     from loopstack.server.routes import _mlflow_registry as mlflow_registry

@@ -26,6 +26,8 @@ __all__ = [
     "validate_key",
     "validate_metric",
     "validate_param_value",
+    "metric_value_from_json",
+    "metric_value_to_json",
 ]
 
 MAX_KEY_LENGTH = 250
@@ -119,7 +121,6 @@ def metric_rows(run_id: str, metrics: list[Any]) -> list[tuple[str, str, float, 
             set(map(type, values)) <= {float}
             and set(map(type, steps)) <= {int}
             and set(map(type, stamps)) <= {int}
-            and math.isfinite(math.fsum(values))
         )
     except (TypeError, OverflowError, ValueError):
         fast = False
@@ -154,14 +155,13 @@ def clean_params(params: dict[str, Any] | None) -> dict[str, str]:
 
 
 def validate_metric(key: Any, value: Any, step: Any, timestamp: Any) -> tuple[str, float, int, int]:
-    """Check one metric point; returns it normalised. Non-finite values are refused."""
+    """Check one metric point; returns it normalised.
+
+    NaN and the infinities are values like any other (a diverging loss is worth keeping),
+    as in MLflow; what is not a number is refused, naming the metric.
+    """
     key = validate_key(key, "metric")
-    if (
-        type(value) is float
-        and math.isfinite(value)
-        and type(step) is int
-        and type(timestamp) is int
-    ):
+    if type(value) is float and type(step) is int and type(timestamp) is int:
         return key, value, step, timestamp  # the common case, checked cheaply
     if isinstance(value, bool) or not isinstance(value, int | float):
         try:
@@ -171,16 +171,13 @@ def validate_metric(key: Any, value: Any, step: Any, timestamp: Any) -> tuple[st
                 raise TypeError
         except (ImportError, TypeError):
             raise Invalid(
-                f"metric {key!r} must be a finite number; got {value!r} "
-                f"({type(value).__name__}) instead",
+                f"metric {key!r} must be a number; got {value!r} ({type(value).__name__}) instead",
                 field=f"metrics.{key}",
             ) from None
-    fvalue = float(value)
-    if not math.isfinite(fvalue):
-        raise Invalid(
-            f"metric {key!r} must be a finite number; got {fvalue!r} instead",
-            field=f"metrics.{key}",
-        )
+    try:
+        fvalue = float(value)
+    except OverflowError:  # an int beyond a double's range
+        fvalue = math.inf if value > 0 else -math.inf
     for name, v in (("step", step), ("timestamp", timestamp)):
         if isinstance(v, bool) or not isinstance(v, int):
             try:
@@ -194,6 +191,29 @@ def validate_metric(key: Any, value: Any, step: Any, timestamp: Any) -> tuple[st
                     field=f"metrics.{key}.{name}",
                 ) from None
     return key, fvalue, int(step), int(timestamp)
+
+
+#: how JSON carries what it has no number for (protobuf's JSON mapping, as MLflow sends it)
+NON_FINITE_JSON = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def metric_value_to_json(value: float) -> float | str:
+    """A metric value for a JSON body: the number, or ``"NaN"``/``"Infinity"``/``"-Infinity"``.
+
+    >>> metric_value_to_json(float("nan"))
+    'NaN'
+    """
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+
+
+def metric_value_from_json(value: Any) -> Any:
+    """The inverse of :func:`metric_value_to_json`; anything else is returned unchanged
+    (so the validation that follows names what came)."""
+    if isinstance(value, str):
+        return NON_FINITE_JSON.get(value, value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -250,13 +270,25 @@ class Run:
         return self.tags.get("mlflow.parentRunId")
 
     def to_dict(self) -> dict[str, Any]:
+        """The run as JSON-ready data (a NaN or infinite metric value as a string)."""
         from dataclasses import asdict
 
-        return asdict(self)
+        out = asdict(self)
+        out["metrics"] = {k: metric_value_to_json(v) for k, v in self.metrics.items()}
+        for m in out["latest_metrics"]:
+            m["value"] = metric_value_to_json(m["value"])
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Run:
+        """The inverse of :meth:`to_dict`."""
         data = dict(data)
-        data["latest_metrics"] = [Metric(**m) for m in data.get("latest_metrics", [])]
+        data["metrics"] = {
+            k: float(metric_value_from_json(v)) for k, v in data.get("metrics", {}).items()
+        }
+        data["latest_metrics"] = [
+            Metric(m["key"], float(metric_value_from_json(m["value"])), m["step"], m["timestamp"])
+            for m in data.get("latest_metrics", [])
+        ]
         data["inputs"] = [DatasetInput(**d) for d in data.get("inputs", [])]
         return cls(**data)

@@ -317,7 +317,14 @@ def _require_run() -> ActiveRun:
 
 
 def end_run(status: str = RunStatus.FINISHED) -> None:
-    run = _require_run()
+    """End the active run with ``status`` (FINISHED by default), writing what is buffered.
+
+    With no active run this does nothing, as ``mlflow.end_run()``: a script may call it
+    defensively at its end.
+    """
+    run = active_run()
+    if run is None:
+        return
     try:
         run.end(status)
     finally:

@@ -11,7 +11,15 @@ import httpx
 
 from loopstack import errors
 from loopstack.store.remote import HttpClient
-from loopstack.tracking._entities import DatasetInput, Experiment, Metric, Run, validate_metric
+from loopstack.tracking._entities import (
+    DatasetInput,
+    Experiment,
+    Metric,
+    Run,
+    metric_value_from_json,
+    metric_value_to_json,
+    validate_metric,
+)
 from loopstack.tracking._store import TrackingStore
 
 if TYPE_CHECKING:
@@ -133,11 +141,15 @@ class RestTrackingStore(TrackingStore):
         params: dict[str, str] | None = None,
         tags: dict[str, str] | None = None,
     ) -> None:
-        # Check here too: a NaN cannot even be encoded as JSON, and the error should name it.
+        # Checked here too, so the error names the metric; JSON has no NaN, hence the strings.
         points = [
             Metric(*validate_metric(m.key, m.value, m.step, m.timestamp)) for m in metrics or []
         ]
-        body = {"metrics": [asdict(m) for m in points], "params": params or {}, "tags": tags or {}}
+        body = {
+            "metrics": [{**asdict(m), "value": metric_value_to_json(m.value)} for m in points],
+            "params": params or {},
+            "tags": tags or {},
+        }
         self._call("POST", f"/runs/{quote(run_id)}/batch", json=body)
 
     def delete_tag(self, run_id: str, key: str) -> None:
@@ -152,7 +164,10 @@ class RestTrackingStore(TrackingStore):
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         data = self._call("GET", f"/runs/{quote(run_id)}/metrics/{quote(key)}")
-        return [Metric(**m) for m in data["metrics"]]
+        return [
+            Metric(m["key"], float(metric_value_from_json(m["value"])), m["step"], m["timestamp"])
+            for m in data["metrics"]
+        ]
 
     def search_runs(
         self,

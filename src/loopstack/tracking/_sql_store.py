@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import uuid
 from array import array
 from collections import defaultdict
@@ -59,6 +60,30 @@ D, RI = cast(Table, Dataset.__table__), cast(Table, RunInput.__table__)
 _VIEWS = {"active": ("active",), "deleted": ("deleted",), "all": ("active", "deleted")}
 _MAX_RESULTS = 50_000
 _METRIC_COLUMNS = ("run_id", "key", "value", "step", "timestamp")
+_NAN_COLUMNS = (*_METRIC_COLUMNS, "is_nan")
+
+
+def _storable(rows: list[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], tuple[str, ...]]:
+    """Rows as the metrics table stores them, and their columns.
+
+    SQLite reads a NaN REAL back as NULL, so a NaN is stored as 0 flagged ``is_nan``, as
+    MLflow does; infinities are kept as they are (both databases store them). A batch
+    without NaN (the usual one) is passed through untouched, relying on the column default.
+    """
+    if all(r[2] == r[2] for r in rows):
+        return rows, _METRIC_COLUMNS
+    return [(*r[:2], 0.0, *r[3:], True) if r[2] != r[2] else (*r, False) for r in rows], (
+        _NAN_COLUMNS
+    )
+
+
+def _latest_row(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {**dict(zip(_METRIC_COLUMNS, row[:5], strict=True)), "is_nan": len(row) > 5 and row[5]}
+
+
+def _value(row: Any) -> float:
+    """A stored metric value as it was logged."""
+    return math.nan if row.is_nan else row.value
 
 
 def _view(view: str) -> tuple[str, ...]:
@@ -400,7 +425,7 @@ class SqlTrackingStore(TrackingStore):
             for t in conn.execute(select(T).where(T.c.run_id.in_(chunk))):
                 tags[t.run_id][t.key] = t.value
             for m in conn.execute(select(LM).where(LM.c.run_id.in_(chunk)).order_by(LM.c.key)):
-                metrics[m.run_id].append(Metric(m.key, m.value, m.step, m.timestamp))
+                metrics[m.run_id].append(Metric(m.key, _value(m), m.step, m.timestamp))
             q = select(RI.c.run_id, RI.c.tags, D).join(D, D.c.dataset_id == RI.c.dataset_id)
             for d in conn.execute(q.where(RI.c.run_id.in_(chunk))):
                 inputs[d.run_id].append(
@@ -506,15 +531,17 @@ class SqlTrackingStore(TrackingStore):
             [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
         )
 
-    def _check_writable(self, conn: Connection, run_id: str, *, what: str) -> None:
+    def _check_writable(self, conn: Connection, run_id: str) -> None:
+        """A deleted run takes nothing; a FINISHED, FAILED or KILLED one still does (MLflow)."""
         row = self._run_row(conn, run_id)
         if row.lifecycle_stage != "active":
-            raise Conflict(f"run {run_id!r} is deleted; restore it before logging {what}")
-        if row.status in TERMINAL_STATUSES:
-            raise Conflict(
-                f"run {run_id!r} is {row.status}; {what} can only be logged to a "
-                "RUNNING run (start it again with start_run(run_id=...) to resume)"
+            err = Conflict(
+                f"run {run_id!r} is deleted (its lifecycle stage is {row.lifecycle_stage!r}); "
+                "restore it before logging to it",
+                field="run_id",
             )
+            err.mlflow_code = "INVALID_PARAMETER_VALUE"  # MLflow's code for a deleted run
+            raise err
 
     def _batch(
         self,
@@ -531,7 +558,8 @@ class SqlTrackingStore(TrackingStore):
         trows = clean_tags(tags)
         if not (mrows or prows or trows):
             return None
-        # MLflow's "latest": highest step, then newest timestamp, then largest value.
+        mrows, columns = _storable(mrows)
+        # MLflow's "latest": highest step, then newest timestamp, then largest (stored) value.
         latest: dict[str, tuple[Any, ...]] = {}
         for row in mrows:
             cur = latest.get(row[1])
@@ -539,10 +567,7 @@ class SqlTrackingStore(TrackingStore):
                 latest[row[1]] = row
 
         def write(conn: Connection) -> None:
-            if mrows or prows:
-                self._check_writable(conn, run_id, what="metrics and params")
-            else:
-                self._run_row(conn, run_id)
+            self._check_writable(conn, run_id)
             if prows:
                 existing = dict(
                     conn.execute(
@@ -554,8 +579,9 @@ class SqlTrackingStore(TrackingStore):
                 for k, v in prows.items():
                     if k in existing and existing[k] != v:
                         raise Invalid(
-                            f"param {k!r} of run {run_id!r} is already {existing[k]!r}; "
-                            f"a param cannot change (got {v!r})",
+                            f"Changing param values is not allowed. Param with key={k!r} was "
+                            f"already logged with value={existing[k]!r} for run ID={run_id!r}. "
+                            f"Attempted logging new value {v!r}.",
                             field=f"params.{k}",
                         )
                 new = [
@@ -568,7 +594,7 @@ class SqlTrackingStore(TrackingStore):
             if trows:
                 self._upsert_tags(conn, run_id, trows)
             if mrows:
-                self.db.backend.bulk_insert(conn, "metrics", _METRIC_COLUMNS, mrows)
+                self.db.backend.bulk_insert(conn, "metrics", columns, mrows)
                 stmt = self.db.insert(LM)
                 ex = stmt.excluded
                 newer = or_(
@@ -581,10 +607,15 @@ class SqlTrackingStore(TrackingStore):
                 conn.execute(
                     stmt.on_conflict_do_update(
                         index_elements=["run_id", "key"],
-                        set_={"value": ex.value, "step": ex.step, "timestamp": ex.timestamp},
+                        set_={
+                            "value": ex.value,
+                            "step": ex.step,
+                            "timestamp": ex.timestamp,
+                            "is_nan": ex.is_nan,
+                        },
                         where=newer,
                     ),
-                    [dict(zip(_METRIC_COLUMNS, r, strict=True)) for r in latest.values()],
+                    [_latest_row(r) for r in latest.values()],
                 )
 
         return write, _batch_digest(mrows, prows, trows)
@@ -664,11 +695,11 @@ class SqlTrackingStore(TrackingStore):
         def run(conn: Connection) -> list[Metric]:
             self._run_row(conn, run_id)
             rows = conn.execute(
-                select(M.c.key, M.c.value, M.c.step, M.c.timestamp)
+                select(M.c.key, M.c.value, M.c.is_nan, M.c.step, M.c.timestamp)
                 .where(M.c.run_id == run_id, M.c.key == key)
                 .order_by(M.c.step, M.c.timestamp, M.c.id)
             ).all()
-            return [Metric(r.key, r.value, r.step, r.timestamp) for r in rows]
+            return [Metric(r.key, _value(r), r.step, r.timestamp) for r in rows]
 
         return self.db.read(run)
 
@@ -692,9 +723,11 @@ class SqlTrackingStore(TrackingStore):
                 col = func.cast(col, R.c.run_id.type)
             return compare(col)
         table = {"metric": LM, "param": P, "tag": T}[c.kind]
-        return exists().where(
-            table.c.run_id == R.c.run_id, table.c.key == c.key, compare(table.c.value)
-        )
+        matches = compare(table.c.value)
+        if c.kind == "metric":
+            # A NaN (stored as 0) is unequal to everything and in no order with anything.
+            matches = or_(matches, LM.c.is_nan) if c.op == "!=" else and_(matches, ~LM.c.is_nan)
+        return exists().where(table.c.run_id == R.c.run_id, table.c.key == c.key, matches)
 
     def search_runs(
         self,
@@ -724,7 +757,7 @@ class SqlTrackingStore(TrackingStore):
             )
         for c in comparisons:
             q = q.where(self._condition(c))
-        sort_cols = []
+        sort_cols: list[Any] = []
         for n, o in enumerate(orders):
             if o.kind == "attribute":
                 col = R.c[o.key]
@@ -732,7 +765,11 @@ class SqlTrackingStore(TrackingStore):
                 table = {"metric": LM, "param": P, "tag": T}[o.kind].alias(f"o{n}")
                 q = q.outerjoin(table, and_(table.c.run_id == R.c.run_id, table.c.key == o.key))
                 col = table.c.value
-            sort_cols += [col.is_(None), col.asc() if o.ascending else col.desc()]
+            # Runs without the key go last, as in MLflow; NaN metrics just before them.
+            sort_cols.append(col.is_(None))
+            if o.kind == "metric":
+                sort_cols.append(table.c.is_nan.is_(True))
+            sort_cols.append(col.asc() if o.ascending else col.desc())
         sort_cols += [R.c.start_time.desc(), R.c.run_id]
         q = q.order_by(*sort_cols).offset(offset).limit(max_results + 1)
 

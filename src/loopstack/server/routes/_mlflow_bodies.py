@@ -187,7 +187,8 @@ _NON_FINITE = {
 def metric_value(key: str, value: Any) -> float:
     """A metric value as protobuf's JSON mapping allows it: a number or a numeric string.
 
-    Non-finite values come through as floats, so the store refuses them with its own message.
+    ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (what the MLflow client sends for them)
+    come through as the floats they name, and are stored as such.
     """
     if isinstance(value, bool) or value is None:
         raise Invalid(

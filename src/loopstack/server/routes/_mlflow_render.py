@@ -11,7 +11,13 @@ from typing import Any
 
 from loopstack.errors import Invalid
 from loopstack.store.artifacts import sanitize_path
-from loopstack.tracking._entities import DatasetInput, Experiment, Metric, Run
+from loopstack.tracking._entities import (
+    DatasetInput,
+    Experiment,
+    Metric,
+    Run,
+    metric_value_to_json,
+)
 
 __all__ = [
     "ARTIFACT_SCHEME",
@@ -75,7 +81,13 @@ def run_info(r: Run) -> dict[str, Any]:
 
 
 def metric(m: Metric, run_id: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"key": m.key, "value": m.value, "timestamp": m.timestamp, "step": m.step}
+    """A metric point as MLflow's server renders it (protobuf JSON: a NaN is ``"NaN"``)."""
+    out: dict[str, Any] = {
+        "key": m.key,
+        "value": metric_value_to_json(m.value),
+        "timestamp": m.timestamp,
+        "step": m.step,
+    }
     if run_id is not None:
         out["run_id"] = run_id
     return out

@@ -16,7 +16,6 @@ from fastapi import APIRouter, Depends, Query
 
 from loopstack.errors import Invalid, NotFound
 from loopstack.server._security import authorize
-from loopstack.server.routes import _mlflow_experiment_search as exp_search
 from loopstack.server.routes import _mlflow_render as render
 from loopstack.server.routes._deps import tracking_store
 from loopstack.server.routes._mlflow_artifacts import artifacts_router
@@ -46,6 +45,8 @@ from loopstack.server.routes._mlflow_experiments import (
 )
 from loopstack.server.routes._mlflow_routing import mlflow_route
 from loopstack.tracking._entities import DatasetInput, Metric, RunStatus
+from loopstack.tracking._experiment_search import search_experiments as find_experiments
+from loopstack.tracking._page_token import decode_token, encode_token
 from loopstack.tracking._sql_store import SqlTrackingStore as Store
 
 __all__ = ["artifacts_router", "router"]
@@ -158,7 +159,7 @@ def get_experiment_by_name(
 def _search_experiments(store: Store, body: SearchExperimentsBody) -> dict:
     max_results = _max_results(body.max_results)
     exps = store.search_experiments(view=_view(body.view_type), max_results=_MAX_SEARCH)
-    page, token = exp_search.search(
+    page, token = find_experiments(
         exps,
         filter_string=body.filter,
         order_by=body.order_by,
@@ -379,11 +380,11 @@ def get_metric_history(
     store: Store = Depends(tracking_store),
 ) -> dict:
     history = store.get_metric_history(_run_id(run_id, run_uuid), metric_key)
-    offset = exp_search.decode_token(page_token)
+    offset = decode_token(page_token)
     end = len(history) if max_results is None else offset + _max_results(max_results, 25_000)
     out: dict[str, Any] = {"metrics": [render.metric(m) for m in history[offset:end]]}
     if end < len(history):
-        out["next_page_token"] = exp_search.encode_token(end)
+        out["next_page_token"] = encode_token(end)
     return out
 
 

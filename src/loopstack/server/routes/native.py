@@ -16,7 +16,12 @@ from loopstack.server._security import authorize
 from loopstack.server.routes._deps import tracking_store
 from loopstack.store import audit
 from loopstack.store.artifacts import sanitize_path
-from loopstack.tracking._entities import DatasetInput, Metric
+from loopstack.tracking._entities import (
+    DatasetInput,
+    Metric,
+    metric_value_from_json,
+    metric_value_to_json,
+)
 from loopstack.tracking._sql_store import SqlTrackingStore
 
 router = APIRouter(prefix="/api/v1", tags=["native"], dependencies=[Depends(authorize)])
@@ -54,7 +59,7 @@ class RunUpdate(_Body):
 
 class MetricPoint(_Body):
     key: str
-    value: Any  # validated by the store, so the error names the metric
+    value: Any  # a number or "NaN"/"Infinity"/"-Infinity"; validated by the store
     step: int = 0
     timestamp: int
 
@@ -190,7 +195,10 @@ def restore_run(run_id: str, store: Store = Depends(tracking_store)) -> dict:
 def log_batch(run_id: str, body: Batch, store: Store = Depends(tracking_store)) -> dict:
     store.log_batch(
         run_id,
-        metrics=[Metric(m.key, m.value, m.step, m.timestamp) for m in body.metrics],
+        metrics=[
+            Metric(m.key, metric_value_from_json(m.value), m.step, m.timestamp)
+            for m in body.metrics
+        ],
         params=body.params,
         tags=body.tags,
     )
@@ -217,7 +225,12 @@ def log_inputs(run_id: str, body: Inputs, store: Store = Depends(tracking_store)
 
 @router.get("/runs/{run_id}/metrics/{key:path}", name="runs_metric_history")
 def metric_history(run_id: str, key: str, store: Store = Depends(tracking_store)) -> dict:
-    return {"metrics": [asdict(m) for m in store.get_metric_history(run_id, key)]}
+    return {
+        "metrics": [
+            {**asdict(m), "value": metric_value_to_json(m.value)}
+            for m in store.get_metric_history(run_id, key)
+        ]
+    }
 
 
 # -- artifacts ------------------------------------------------------------------------

@@ -137,6 +137,8 @@ class Metric(Base):
     value: Mapped[float] = mapped_column(Float(precision=53))
     step: Mapped[int] = mapped_column(BigInteger)
     timestamp: Mapped[int] = mapped_column(BigInteger)
+    #: SQLite stores a NaN as NULL: a NaN point is value 0 with this flag (as in MLflow)
+    is_nan: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     __table_args__ = (Index("ix_metrics_run_key_step", "run_id", "key", "step"),)
 
 
@@ -151,6 +153,8 @@ class LatestMetric(Base):
     value: Mapped[float] = mapped_column(Float(precision=53))
     step: Mapped[int] = mapped_column(BigInteger)
     timestamp: Mapped[int] = mapped_column(BigInteger)
+    #: SQLite stores a NaN as NULL: a NaN point is value 0 with this flag (as in MLflow)
+    is_nan: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class Dataset(Base):

@@ -1,0 +1,112 @@
+"""Errors the web framework raises before a route runs, in the API's own error shape.
+
+No route for a path, a method the path does not take, a body that cannot be read: under
+the MLflow prefixes these answer as an MLflow server (``{"error_code", "message"}``,
+``ENDPOINT_NOT_FOUND`` with 404, ``INVALID_PARAMETER_VALUE`` with 400), elsewhere as
+loopstack's own errors (``{"error", "message"}``), never as FastAPI's ``{"detail"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from loopstack.errors import Invalid, LoopstackError, NotFound
+
+__all__ = ["MLFLOW_PREFIXES", "error_response", "http_error_response", "is_mlflow"]
+
+MLFLOW_PREFIXES = (
+    "/api/2.0/mlflow",
+    "/ajax-api/2.0/mlflow",
+    "/api/2.0/mlflow-artifacts",
+    "/api/3.0/mlflow",
+    "/ajax-api/3.0/mlflow",
+)
+# MLflow answers each error code with this HTTP status.
+_MLFLOW_STATUS = {
+    "RESOURCE_DOES_NOT_EXIST": 404,
+    "ENDPOINT_NOT_FOUND": 404,
+    "RESOURCE_ALREADY_EXISTS": 400,
+    "INVALID_PARAMETER_VALUE": 400,
+    "INVALID_STATE": 400,
+    "PERMISSION_DENIED": 403,
+    "UNAUTHENTICATED": 401,
+    "TEMPORARILY_UNAVAILABLE": 503,
+    "DATA_LOSS": 500,
+    "INTERNAL_ERROR": 500,
+}
+
+
+def is_mlflow(request: Request) -> bool:
+    """Whether the request is under one of the MLflow-compatible prefixes."""
+    path = request.url.path
+    return any(path == p or path.startswith(p + "/") for p in MLFLOW_PREFIXES)
+
+
+def error_response(request: Request, exc: LoopstackError) -> JSONResponse:
+    """A loopstack error as the API of the request's path renders errors."""
+    if is_mlflow(request):
+        code = exc.mlflow_code
+        return JSONResponse(
+            {"error_code": code, "message": exc.message}, status_code=_MLFLOW_STATUS.get(code, 400)
+        )
+    return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path (one route per method, so look at all)."""
+    from fastapi.routing import APIRoute
+
+    routers = [request.app.router, *getattr(request.app.state, "routers", [])]
+    path, methods = request.url.path, set[str]()
+    for router in routers:
+        for route in router.routes:
+            if isinstance(route, APIRoute) and route.path_regex.match(path):
+                methods |= route.methods or set()
+    return sorted(methods)
+
+
+def http_error_response(request: Request, exc: HTTPException) -> JSONResponse:
+    """A framework error (404 no route, 405 wrong method, 400 unreadable body) in our shape."""
+    where = f"{request.method} {request.url.path}"
+    if exc.status_code == 404:
+        if is_mlflow(request):
+            return JSONResponse(
+                {"error_code": "ENDPOINT_NOT_FOUND", "message": f"no MLflow endpoint {where}"},
+                status_code=404,
+            )
+        return error_response(request, NotFound(f"no endpoint {where}"))
+    if exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        message = (
+            f"{request.url.path} does not take {request.method}; it takes {', '.join(allowed)}"
+        )
+        headers = {"Allow": ", ".join(allowed)}
+        body: dict[str, Any]
+        if is_mlflow(request):
+            body = {"error_code": "ENDPOINT_NOT_FOUND", "message": message}
+        else:
+            body = {"error": "MethodNotAllowed", "message": message}
+        return JSONResponse(body, status_code=405, headers=headers)
+    if exc.status_code == 400:  # FastAPI could not read the body (invalid UTF-8, ...)
+        return error_response(
+            request,
+            Invalid(f"the request body could not be read as JSON: {exc.detail}", field="body"),
+        )
+    if is_mlflow(request):
+        return JSONResponse(
+            {
+                "error_code": "INTERNAL_ERROR" if exc.status_code >= 500 else "BAD_REQUEST",
+                "message": str(exc.detail),
+            },
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+    return JSONResponse(
+        {"error": "HTTPError", "message": str(exc.detail)},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
