@@ -218,3 +218,37 @@ def tracking_backend(
         from loopstack.store.remote import close_shared
 
         close_shared(server.url)
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        "server-sqlite",
+        pytest.param("server-postgresql", marks=pytest.mark.postgres),
+    ]
+)
+def domain_backend(
+    request: pytest.FixtureRequest, ls_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A domain API (datasets, features) against SQLite, PostgreSQL, and a live server over
+    each (the client then sets only LOOPSTACK_TRACKING_URI=server.url)."""
+    kind = str(request.param)
+    db = (
+        request.getfixturevalue("pg_url")
+        if kind.endswith("postgresql")
+        else f"sqlite:///{ls_home / 'loopstack.db'}"
+    )
+    monkeypatch.setenv("LOOPSTACK_DB_URL", db)
+    if not kind.startswith("server"):
+        yield kind
+        return
+    from loopstack.server import create_app
+
+    with ThreadedServer(create_app()) as server:
+        monkeypatch.delenv("LOOPSTACK_DB_URL")
+        monkeypatch.setenv("LOOPSTACK_TRACKING_URI", server.url)
+        yield kind
+        from loopstack.store.remote import close_shared
+
+        close_shared(server.url)

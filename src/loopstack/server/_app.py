@@ -84,11 +84,12 @@ def create_app(config: Settings | None = None) -> FastAPI:
 
     from loopstack.server._security import authorize
     from loopstack.server.routes import _mlflow_registry as mlflow_registry
-    from loopstack.server.routes import admin, mlflow_compat, native, registry
+    from loopstack.server.routes import admin, data, mlflow_compat, native, registry
 
     app.include_router(native.router)
     app.include_router(registry.router)
     app.include_router(admin.router)
+    app.include_router(data.router)
     app.include_router(mlflow_compat.router)
     app.include_router(mlflow_compat.artifacts_router)
     app.include_router(mlflow_registry.router)
@@ -96,6 +97,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
         native.router,
         registry.router,
         admin.router,
+        data.router,
         mlflow_compat.router,
         mlflow_compat.artifacts_router,
         mlflow_registry.router,

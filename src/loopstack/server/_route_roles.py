@@ -75,6 +75,10 @@ ROUTE_ROLES: dict[str, Role | str | None] = {
         "models_promote",
     ),
     **_all(ML, "approvals_approve", "approvals_reject"),
+    # -- datasets and validation results ----------------------------------------------
+    **_all(V, "datasets_list", "datasets_get", "datasets_download"),
+    **_all(V, "validations_list", "validations_get"),
+    **_all(DS, "datasets_register", "validations_create"),
     # -- administration (no single project) -------------------------------------------
     **_all(
         GLOBAL_ADMIN,
