@@ -220,6 +220,12 @@ def tracking_backend(
         close_shared(server.url)
 
 
+class DomainBackend(str):
+    """The backend's name (``sqlite``, ``server-postgresql``, ...) and its database URL."""
+
+    db_url: str
+
+
 @pytest.fixture(
     params=[
         "sqlite",
@@ -230,11 +236,11 @@ def tracking_backend(
 )
 def domain_backend(
     request: pytest.FixtureRequest, ls_home: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[str]:
+) -> Iterator[DomainBackend]:
     """A domain API (datasets, features) against SQLite, PostgreSQL, and a live server over
     each (the client then sets only LOOPSTACK_TRACKING_URI=server.url)."""
-    kind = str(request.param)
-    db = (
+    kind = DomainBackend(request.param)
+    db = kind.db_url = (
         request.getfixturevalue("pg_url")
         if kind.endswith("postgresql")
         else f"sqlite:///{ls_home / 'loopstack.db'}"
