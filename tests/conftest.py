@@ -258,3 +258,24 @@ def domain_backend(
         from loopstack.store.remote import close_shared
 
         close_shared(server.url)
+
+
+@pytest.fixture
+def viewer_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str, str]]:
+    """A live server with LOOPSTACK_AUTH=on: (url, the admin's token, a viewer's token);
+    the client's LOOPSTACK_TRACKING_URI points at it."""
+    from loopstack import auth
+    from loopstack.server import create_app
+    from loopstack.store import open_stores
+    from loopstack.store.remote import close_shared
+
+    monkeypatch.setenv("LOOPSTACK_AUTH", "on")
+    db = open_stores().db
+    root = auth.create_token(db, name="root", user="root")[0]
+    auth.create_user(db, "vic", actor="root")
+    auth.add_member(db, "default", "vic", "viewer", actor="root")
+    viewer = auth.create_token(db, name="vic", user="vic", actor="root")[0]
+    with ThreadedServer(create_app()) as server:
+        monkeypatch.setenv("LOOPSTACK_TRACKING_URI", server.url)
+        yield server.url, root, viewer
+        close_shared(server.url)

@@ -109,32 +109,29 @@ def test_validation_results_are_stored_and_read_back(
 
 
 def test_a_viewer_reads_and_is_refused_every_write(
-    ls_home: Path, monkeypatch: pytest.MonkeyPatch, frame: pd.DataFrame
+    viewer_server: tuple[str, str, str], monkeypatch: pytest.MonkeyPatch, frame: pd.DataFrame
 ) -> None:
-    from loopstack import auth
-    from loopstack.server import create_app
-    from loopstack.store import open_stores
-    from loopstack.store.remote import close_shared
-    from tests.conftest import ThreadedServer
+    _, root, viewer = viewer_server
+    monkeypatch.setenv("LOOPSTACK_TOKEN", root)
+    dv = ls.register_dataset("orders", frame)
+    result_id = ls.Suite("g", [{"type": "row_count", "min": 1}]).validate(dv).result_id
+    monkeypatch.setenv("LOOPSTACK_TOKEN", viewer)
+    assert ls.get_dataset("orders").digest == dv.digest
+    assert len(ls.get_dataset("orders").to_pandas()) == 100
+    assert get_validation_result(str(result_id)).passed
+    with pytest.raises(Forbidden, match="needs the role 'data-scientist'"):
+        ls.register_dataset("orders", frame.head(3))
+    with pytest.raises(Forbidden, match="needs the role 'data-scientist'"):
+        ls.Suite("g", [{"type": "row_count", "min": 1}]).validate(dv)
+    assert [v.version for v in ls.list_datasets("orders")] == [1]
 
-    monkeypatch.setenv("LOOPSTACK_AUTH", "on")
-    db = open_stores().db
-    root = auth.create_token(db, name="root", user="root")[0]
-    auth.create_user(db, "vic", actor="root")
-    auth.add_member(db, "default", "vic", "viewer", actor="root")
-    viewer = auth.create_token(db, name="vic", user="vic", actor="root")[0]
-    with ThreadedServer(create_app()) as server:
-        monkeypatch.setenv("LOOPSTACK_TRACKING_URI", server.url)
-        monkeypatch.setenv("LOOPSTACK_TOKEN", root)
-        dv = ls.register_dataset("orders", frame)
-        result_id = ls.Suite("g", [{"type": "row_count", "min": 1}]).validate(dv).result_id
-        monkeypatch.setenv("LOOPSTACK_TOKEN", viewer)
-        assert ls.get_dataset("orders").digest == dv.digest
-        assert len(ls.get_dataset("orders").to_pandas()) == 100
-        assert get_validation_result(str(result_id)).passed
-        with pytest.raises(Forbidden, match="needs the role 'data-scientist'"):
-            ls.register_dataset("orders", frame.head(3))
-        with pytest.raises(Forbidden, match="needs the role 'data-scientist'"):
-            ls.Suite("g", [{"type": "row_count", "min": 1}]).validate(dv)
-        assert [v.version for v in ls.list_datasets("orders")] == [1]
-        close_shared(server.url)
+
+def test_an_unknown_project_is_refused_alike(
+    domain_backend: str, frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ls.register_dataset("orders", frame)
+    monkeypatch.setenv("LOOPSTACK_PROJECT", "nope")
+    with pytest.raises(NotFound, match="no project named 'nope'"):
+        ls.get_dataset("orders")
+    with pytest.raises(NotFound, match="no project named 'nope'"):
+        ls.register_dataset("orders", frame.head(2))

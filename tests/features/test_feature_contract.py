@@ -29,7 +29,7 @@ from tests.conftest import DomainBackend
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 H = timedelta(hours=1)
 DRIVER = Entity("driver", join_keys=["driver_id"])
-SCHEMA = [Field("trips", "int64"), Field("rating", "float64")]
+SCHEMA = [Field("trips", "int64"), Field("rating", "float64"), Field("seen", "timestamp")]
 
 
 @pytest.fixture
@@ -41,6 +41,7 @@ def parquet(tmp_path: Path) -> str:
             "event_timestamp": [T0, T0 + 2 * H, T0 + H],
             "trips": [3, 5, 7],
             "rating": [4.5, 4.0, 3.5],
+            "seen": [T0, T0 + H, T0],
         }
     ).to_parquet(path, index=False)
     return str(path)
@@ -87,8 +88,9 @@ def test_apply_versions_and_reads(domain_backend: DomainBackend, parquet: str) -
     assert train["trips"].tolist() == [5, 7]
     wider = stats(parquet, [*SCHEMA, Field("extra", "int64")])
     assert store.apply([wider])[0].version == 2
-    assert store.get_feature_view("driver_stats").feature_names == ["trips", "rating", "extra"]
-    assert store.get_feature_view("driver_stats", 1).feature_names == ["trips", "rating"]
+    names = ["trips", "rating", "seen"]
+    assert store.get_feature_view("driver_stats").feature_names == [*names, "extra"]
+    assert store.get_feature_view("driver_stats", 1).feature_names == names
     assert store.feature_view_version("driver_stats").version == 2
     assert [v.version for v in store.registry.versions("driver_stats")] == [1, 2]
     assert [v.name for v in store.list_feature_views()] == ["driver_stats"]
@@ -111,7 +113,7 @@ def test_errors_are_the_same_class_and_message(domain_backend: DomainBackend, pa
     with pytest.raises(NotFound, match="uses the entity 'car', which is not registered"):
         store.apply([FeatureView("cars", ["car"], SCHEMA, FileSource(parquet))])
     with pytest.raises(Conflict, match="feature 'trips' changes type from int64 to float64"):
-        store.apply([stats(parquet, [Field("trips", "float64"), SCHEMA[1]])])
+        store.apply([stats(parquet, [Field("trips", "float64"), *SCHEMA[1:]])])
     with pytest.raises(NotFound, match="names 'driver_stats:nope', but feature view"):
         store.apply([FeatureService("svc", ["driver_stats:nope"])])
     with pytest.raises(Conflict, match="'driver_stats' is taken by a feature view"):
@@ -131,6 +133,7 @@ def test_feature_services(domain_backend: DomainBackend, parquet: str) -> None:
     got = store.get_feature_service("churn_v1")
     assert got.features == ["driver_stats:trips", "driver_stats:rating"] and got.owner == "ana"
     assert [s.name for s in store.list_feature_services()] == ["churn_v1"]
+    assert store.registry.service("churn_v1") == svc
     assert [v.name for v in store.list_feature_views()] == ["driver_stats"]  # not a view
     labels = pd.DataFrame({"driver_id": [1, 2], "event_timestamp": [T0 + 3 * H] * 2})
     with ls.start_run(experiment="churn") as run:
@@ -160,15 +163,15 @@ def test_online_reads_are_the_same_and_remote_writes_are_refused(
     with on_the_db_host(domain_backend, monkeypatch):
         FeatureStore().materialize(T0, T0 + 5 * H)
     rows = [{"driver_id": 1}, {"driver_id": 2}, {"driver_id": 9}]
-    got = store.get_online_features(rows, ["driver_stats:trips", "driver_stats:rating"])
+    got = store.get_online_features(rows, ["driver_stats:trips", "driver_stats:seen"])
     assert got.to_dict() == {
         "driver_id": [1, 2, 9],
         "trips": [5, 7, None],
-        "rating": [4.0, 3.5, None],
+        "seen": [T0 + H, T0, None],
         "trips__event_timestamp": [T0 + 2 * H, T0 + H, None],
-        "rating__event_timestamp": [T0 + 2 * H, T0 + H, None],
+        "seen__event_timestamp": [T0 + 2 * H, T0 + H, None],
         "trips__stale": [False, False, False],
-        "rating__stale": [False, False, False],
+        "seen__stale": [False, False, False],
     }
     by_service = store.get_online_features(rows, store.get_feature_service("svc"))
     assert by_service.to_dict(metadata=False) == {"driver_id": [1, 2, 9], "trips": [5, 7, None]}
@@ -192,46 +195,34 @@ def test_online_reads_are_the_same_and_remote_writes_are_refused(
 def test_a_dataframe_source_computes_in_the_process_that_applied_it(
     domain_backend: DomainBackend,
 ) -> None:
-    df = pd.DataFrame({"driver_id": [1], "event_timestamp": [T0], "trips": [4], "rating": [1.0]})
+    df = pd.DataFrame(
+        {"driver_id": [1], "event_timestamp": [T0], "trips": [4], "rating": [1.0], "seen": [T0]}
+    )
     view = FeatureView("mem", entities=[DRIVER], schema=SCHEMA, source=DataFrameSource(df))
     store = FeatureStore()
     store.apply([DRIVER, view])
     labels = pd.DataFrame({"driver_id": [1], "event_timestamp": [T0 + H]})
     assert store.get_historical_features(labels, ["mem:trips"])["trips"].tolist() == [4]
     other = FeatureStore()  # another process: the definition, not the rows
-    assert other.get_feature_view("mem").feature_names == ["trips", "rating"]
+    assert other.get_feature_view("mem").feature_names == ["trips", "rating", "seen"]
     with pytest.raises(NotFound, match="in-memory"):
         other.get_historical_features(labels, ["mem:trips"])
 
 
 def test_a_viewer_reads_and_is_refused_every_write(
-    monkeypatch: pytest.MonkeyPatch, parquet: str
+    viewer_server: tuple[str, str, str], monkeypatch: pytest.MonkeyPatch, parquet: str
 ) -> None:
-    from loopstack import auth
-    from loopstack.server import create_app
-    from loopstack.store import open_stores
-    from loopstack.store.remote import close_shared
-    from tests.conftest import ThreadedServer
-
-    monkeypatch.setenv("LOOPSTACK_AUTH", "on")
-    db = open_stores().db
-    root = auth.create_token(db, name="root", user="root")[0]
-    auth.create_user(db, "vic", actor="root")
-    auth.add_member(db, "default", "vic", "viewer", actor="root")
-    viewer = auth.create_token(db, name="vic", user="vic", actor="root")[0]
-    with ThreadedServer(create_app()) as server:
-        monkeypatch.setenv("LOOPSTACK_TRACKING_URI", server.url)
-        monkeypatch.setenv("LOOPSTACK_TOKEN", root)
-        FeatureStore().apply([DRIVER, stats(parquet)])
-        monkeypatch.setenv("LOOPSTACK_TOKEN", viewer)
-        store = FeatureStore()
-        assert [v.name for v in store.list_feature_views()] == ["driver_stats"]
-        assert store.get_online_features([{"driver_id": 1}], ["driver_stats:trips"]).to_dict(
-            metadata=False
-        ) == {"driver_id": [1], "trips": [None]}
-        with pytest.raises(Forbidden, match="needs the role 'data-scientist'"):
-            store.apply([FeatureService("svc", ["driver_stats:trips"])])
-        with pytest.raises(Forbidden, match="needs the role 'data-scientist'"):
-            store.apply([stats(parquet, [*SCHEMA, Field("x", "int64")])])
-        assert store.feature_view_version("driver_stats").version == 1
-        close_shared(server.url)
+    _, root, viewer = viewer_server
+    monkeypatch.setenv("LOOPSTACK_TOKEN", root)
+    FeatureStore().apply([DRIVER, stats(parquet)])
+    monkeypatch.setenv("LOOPSTACK_TOKEN", viewer)
+    store = FeatureStore()
+    assert [v.name for v in store.list_feature_views()] == ["driver_stats"]
+    assert store.get_online_features([{"driver_id": 1}], ["driver_stats:trips"]).to_dict(
+        metadata=False
+    ) == {"driver_id": [1], "trips": [None]}
+    with pytest.raises(Forbidden, match="needs the role 'data-scientist'"):
+        store.apply([FeatureService("svc", ["driver_stats:trips"])])
+    with pytest.raises(Forbidden, match="needs the role 'data-scientist'"):
+        store.apply([stats(parquet, [*SCHEMA, Field("x", "int64")])])
+    assert store.feature_view_version("driver_stats").version == 1

@@ -14,7 +14,9 @@ takes::
 
 A status is ``PRESENT``, ``NULL_VALUE`` (found, but null), ``NOT_FOUND`` (no row for
 that entity; its event time is the epoch) or ``OUTSIDE_MAX_AGE`` (older than the view's
-ttl). Timestamp-typed feature values travel as ISO-8601 text.
+ttl). Timestamp and bytes values travel as ISO-8601 and base64 text; ``metadata`` names
+the features holding them (``timestamp_features``, ``bytes_features``) so a loopstack
+client decodes them back.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 from loopstack.features._online_read import OnlineResponse, _rows
 
 if TYPE_CHECKING:
-    from loopstack.features._service import FeatureService
     from loopstack.store.remote import HttpClient
 
 __all__ = ["EPOCH", "get_online_features_remote", "response_from_wire", "response_to_wire"]
@@ -54,6 +55,14 @@ def _status(value: Any, ts: datetime | None, stale: bool) -> str:
     return "NULL_VALUE" if value is None else "PRESENT"
 
 
+def _from_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _from_b64(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
 def response_to_wire(resp: OnlineResponse) -> dict[str, Any]:
     """Feast's ``/get-online-features`` answer for ``resp``."""
     keys = list(resp.entities)
@@ -76,16 +85,26 @@ def response_to_wire(resp: OnlineResponse) -> dict[str, Any]:
                 "event_timestamps": [_iso(t) for t in stamps],
             }
         )
-    return {
-        "metadata": {"feature_names": keys + resp._columns, "join_keys": keys},
-        "results": results,
+    typed = {
+        kind: [c for c in resp._columns if any(isinstance(v, cls) for v in resp.values[c])]
+        for kind, cls in (("timestamp", datetime), ("bytes", bytes))
     }
+    metadata = {
+        "feature_names": keys + resp._columns,
+        "join_keys": keys,
+        "timestamp_features": typed["timestamp"],
+        "bytes_features": typed["bytes"],
+    }
+    return {"metadata": metadata, "results": results}
 
 
 def response_from_wire(answer: dict[str, Any]) -> OnlineResponse:
     """The ``OnlineResponse`` a feature server's answer describes."""
-    names = list(answer["metadata"]["feature_names"])
-    keys = set(answer["metadata"].get("join_keys") or [])
+    meta = answer["metadata"]
+    names = list(meta["feature_names"])
+    keys = set(meta.get("join_keys") or [])
+    decode = dict.fromkeys(meta.get("timestamp_features") or [], _from_iso)
+    decode.update(dict.fromkeys(meta.get("bytes_features") or [], _from_b64))
     entities: dict[str, list[Any]] = {}
     values: dict[str, list[Any]] = {}
     stamps: dict[str, list[datetime | None]] = {}
@@ -96,7 +115,8 @@ def response_from_wire(answer: dict[str, Any]) -> OnlineResponse:
             entities[name] = list(result["values"])
             continue
         columns.append(name)
-        values[name] = list(result["values"])
+        dec = decode.get(name)
+        values[name] = [v if dec is None or v is None else dec(v) for v in result["values"]]
         stamps[name] = [
             None if t == EPOCH else datetime.fromisoformat(t) for t in result["event_timestamps"]
         ]
@@ -108,7 +128,6 @@ def get_online_features_remote(
     client: HttpClient,
     entity_rows: Any,
     refs: list[str],
-    service: FeatureService | None,
     full_feature_names: bool,
 ) -> OnlineResponse:
     """``FeatureStore.get_online_features`` through the server's feature server."""
@@ -119,8 +138,6 @@ def get_online_features_remote(
         ],
         "full_feature_names": bool(full_feature_names),
     }
-    if service is not None:
-        body["feature_service"] = service.name
-    else:
-        body["features"] = refs
+    # a service's own references (as locally); HTTP clients may send "feature_service"
+    body["features"] = refs
     return response_from_wire(client.call("POST", "/features/online", json=body))

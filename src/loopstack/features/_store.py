@@ -265,13 +265,11 @@ class FeatureStore:
     ) -> Any:
         """The newest online values of ``features`` (refs or a FeatureService) per entity row;
         through a server, its feature server answers."""
-        refs, service = feature_refs(features)
+        refs, _ = feature_refs(features)
         if self.server is not None:
             from loopstack.features._online_remote import get_online_features_remote
 
-            return get_online_features_remote(
-                self.client, entity_rows, refs, service, full_feature_names
-            )
+            return get_online_features_remote(self.client, entity_rows, refs, full_feature_names)
         from loopstack.features import _online_read
 
         return _online_read.get_online_features(self, entity_rows, refs, full_feature_names)
