@@ -23,6 +23,8 @@ from loopstack.features import (
     FeatureView,
     Field,
     FileSource,
+    OnDemandFeatureView,
+    RequestSource,
 )
 from tests.conftest import DomainBackend
 
@@ -192,17 +194,24 @@ def test_online_reads_are_the_same_and_remote_writes_are_refused(
         }
 
 
-def test_a_dataframe_source_computes_in_the_process_that_applied_it(
+def test_rows_and_udfs_compute_in_the_process_that_applied_them(
     domain_backend: DomainBackend,
 ) -> None:
     df = pd.DataFrame(
         {"driver_id": [1], "event_timestamp": [T0], "trips": [4], "rating": [1.0], "seen": [T0]}
     )
     view = FeatureView("mem", entities=[DRIVER], schema=SCHEMA, source=DataFrameSource(df))
+    odfv = OnDemandFeatureView(
+        "doubled",
+        sources=[view, RequestSource("req", [Field("factor", "int64")])],
+        schema=[Field("more", "int64")],
+        udf=lambda d: pd.DataFrame({"more": d["trips"] * d["factor"]}),
+    )
     store = FeatureStore()
-    store.apply([DRIVER, view])
-    labels = pd.DataFrame({"driver_id": [1], "event_timestamp": [T0 + H]})
-    assert store.get_historical_features(labels, ["mem:trips"])["trips"].tolist() == [4]
+    store.apply([DRIVER, view, odfv])
+    labels = pd.DataFrame({"driver_id": [1], "event_timestamp": [T0 + H], "factor": [3]})
+    got = store.get_historical_features(labels, ["mem:trips", "doubled:more"])
+    assert got[["trips", "more"]].values.tolist() == [[4, 12]]
     other = FeatureStore()  # another process: the definition, not the rows
     assert other.get_feature_view("mem").feature_names == ["trips", "rating", "seen"]
     with pytest.raises(NotFound, match="in-memory"):
