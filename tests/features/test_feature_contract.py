@@ -158,6 +158,7 @@ def test_online_reads_are_the_same_and_remote_writes_are_refused(
             lambda: store.materialize_incremental(T0 + 5 * H),
             lambda: store.push("driver_stats", pd.read_parquet(parquet)),
             store.freshness,
+            lambda: store.check_skew("driver_stats", pd.read_parquet(parquet)),
         ):
             with pytest.raises(Invalid, match="needs the metadata store.*reaches the server"):
                 call()

@@ -46,9 +46,10 @@ class FeatureStore:
       (``POST /api/v1/features/online``), which reads the server's online store;
     - ``get_historical_features`` runs here, over sources this process can read;
       ``register_as`` is refused (it writes lineage in the metadata store);
-    - ``materialize``, ``materialize_incremental``, ``push`` and ``freshness`` need the
-      metadata store and are refused with ``Invalid``: run them where
-      ``LOOPSTACK_DB_URL`` names the server's database and the online store is shared.
+    - ``materialize``, ``materialize_incremental``, ``push``, ``freshness`` and
+      ``check_skew`` need the metadata store (records, project-keyed online rows) and are
+      refused with ``Invalid``: run them where ``LOOPSTACK_DB_URL`` names the server's
+      database and the online store is shared.
     """
 
     def __init__(
@@ -275,6 +276,7 @@ class FeatureStore:
         return _online_read.get_online_features(self, entity_rows, refs, full_feature_names)
 
     def check_skew(self, view: str, sample: Any) -> Any:
+        self._local_only("check_skew")
         from loopstack.features import _skew
 
         return _skew.check_skew(self, view, sample)
