@@ -218,3 +218,64 @@ def tracking_backend(
         from loopstack.store.remote import close_shared
 
         close_shared(server.url)
+
+
+class DomainBackend(str):
+    """The backend's name (``sqlite``, ``server-postgresql``, ...) and its database URL."""
+
+    db_url: str
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        "server-sqlite",
+        pytest.param("server-postgresql", marks=pytest.mark.postgres),
+    ]
+)
+def domain_backend(
+    request: pytest.FixtureRequest, ls_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[DomainBackend]:
+    """A domain API (datasets, features) against SQLite, PostgreSQL, and a live server over
+    each (the client then sets only LOOPSTACK_TRACKING_URI=server.url)."""
+    kind = DomainBackend(request.param)
+    db = kind.db_url = (
+        request.getfixturevalue("pg_url")
+        if kind.endswith("postgresql")
+        else f"sqlite:///{ls_home / 'loopstack.db'}"
+    )
+    monkeypatch.setenv("LOOPSTACK_DB_URL", db)
+    if not kind.startswith("server"):
+        yield kind
+        return
+    from loopstack.server import create_app
+
+    with ThreadedServer(create_app()) as server:
+        monkeypatch.delenv("LOOPSTACK_DB_URL")
+        monkeypatch.setenv("LOOPSTACK_TRACKING_URI", server.url)
+        yield kind
+        from loopstack.store.remote import close_shared
+
+        close_shared(server.url)
+
+
+@pytest.fixture
+def viewer_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str, str]]:
+    """A live server with LOOPSTACK_AUTH=on: (url, the admin's token, a viewer's token);
+    the client's LOOPSTACK_TRACKING_URI points at it."""
+    from loopstack import auth
+    from loopstack.server import create_app
+    from loopstack.store import open_stores
+    from loopstack.store.remote import close_shared
+
+    monkeypatch.setenv("LOOPSTACK_AUTH", "on")
+    db = open_stores().db
+    root = auth.create_token(db, name="root", user="root")[0]
+    auth.create_user(db, "vic", actor="root")
+    auth.add_member(db, "default", "vic", "viewer", actor="root")
+    viewer = auth.create_token(db, name="vic", user="vic", actor="root")[0]
+    with ThreadedServer(create_app()) as server:
+        monkeypatch.setenv("LOOPSTACK_TRACKING_URI", server.url)
+        yield server.url, root, viewer
+        close_shared(server.url)

@@ -50,6 +50,7 @@ _EXPORTS: dict[str, str] = {
         for name in (
             "DataFrameSource",
             "Entity",
+            "FeatureService",
             "FeatureStore",
             "FeatureView",
             "Field",
@@ -139,6 +140,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from loopstack.features import (  # noqa: F401
         DataFrameSource,
         Entity,
+        FeatureService,
         FeatureStore,
         FeatureView,
         Field,

@@ -7,6 +7,7 @@ from typing import Any
 from loopstack.data._datasets import DatasetStore
 from loopstack.data._entities import DatasetVersion
 from loopstack.data._report import ValidationReport
+from loopstack.data._store import DatasetBackend
 
 __all__ = [
     "dataset_store",
@@ -17,28 +18,32 @@ __all__ = [
 ]
 
 
-def dataset_store(*, actor: str | None = None, project_id: int = 0) -> DatasetStore:
-    """The dataset store over the configured metadata and artifact stores."""
-    from dataclasses import replace
+def dataset_store(*, actor: str | None = None, project_id: int | None = None) -> DatasetBackend:
+    """The dataset store the configuration names: a server's REST API for an http(s)
+    tracking URI, else the metadata and artifact stores directly.
 
+    Locally the project is ``settings().project`` (or ``project_id`` when given);
+    through a server it is the one the server places the request in.
+    """
     from loopstack.config import settings
-    from loopstack.errors import Invalid
-    from loopstack.store import open_stores
+    from loopstack.store.remote import HttpClient, local_config, server_url
 
     config = settings()
-    if config.tracking_uri and config.tracking_uri.startswith(("http://", "https://")):
-        raise Invalid(
-            "datasets talk to the metadata store directly for now; unset "
-            "LOOPSTACK_TRACKING_URI and set LOOPSTACK_DB_URL",
-            field="tracking_uri",
+    cache_dir = config.home / "cache" / "datasets"
+    if server_url(config) is not None:
+        from loopstack.data._rest_store import RestDatasetStore
+
+        return RestDatasetStore(
+            HttpClient.from_settings(config), actor=actor or config.actor, cache_dir=cache_dir
         )
-    if config.tracking_uri:  # a database URL given as the tracking URI
-        config = replace(config, db_url=config.tracking_uri)
+    from loopstack.auth import resolve_project
+    from loopstack.store import open_stores
+
+    stores = open_stores(local_config(config))
+    if project_id is None:
+        project_id = resolve_project(stores.db, config.project)
     return DatasetStore(
-        open_stores(config),
-        actor=actor or config.actor,
-        project_id=project_id,
-        cache_dir=config.home / "cache" / "datasets",
+        stores, actor=actor or config.actor, project_id=project_id, cache_dir=cache_dir
     )
 
 

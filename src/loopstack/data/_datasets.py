@@ -9,7 +9,6 @@ each row is written with its audit event in one transaction.
 from __future__ import annotations
 
 import builtins
-import hashlib
 import json
 import tempfile
 import uuid
@@ -19,7 +18,9 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Connection, Table, func, select
 from sqlalchemy.exc import IntegrityError
 
-from loopstack.data._entities import DatasetVersion, validate_dataset_name
+from loopstack.data._digest import file_sha256 as _sha256
+from loopstack.data._entities import DatasetVersion
+from loopstack.data._store import DatasetBackend, register_input
 from loopstack.errors import Invalid, NotFound
 from loopstack.store import Stores
 from loopstack.store.metadata.schema import DatasetVersion as DatasetRow
@@ -35,16 +36,8 @@ DV, VR = cast(Table, DatasetRow.__table__), cast(Table, ResultRow.__table__)
 _verified: set[Path] = set()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-class DatasetStore:
-    """Versions of named datasets, and validation results, in one project."""
+class DatasetStore(DatasetBackend):
+    """Versions of named datasets, and validation results, in one project (SQL + artifacts)."""
 
     def __init__(
         self,
@@ -91,20 +84,10 @@ class DatasetStore:
         self, name: str, data: Any, *, description: str = "", source_uri: str | None = None
     ) -> DatasetVersion:
         """Store ``data`` as a new version of ``name``, or return the version that has it."""
-        from loopstack.data._digest import canonical_table, write_canonical
+        from loopstack.data._digest import write_canonical
         from loopstack.data._profile import profile_table
-        from loopstack.data._sources import to_arrow
 
-        name = validate_dataset_name(name)
-        if not isinstance(description, str):
-            raise Invalid(
-                f"description must be text; got {type(description).__name__}", field="description"
-            )
-        if source_uri is None and isinstance(data, str | Path):
-            source_uri = str(Path(data).resolve())
-        table = canonical_table(to_arrow(data))
-        if table.num_columns == 0:
-            raise Invalid("expected a table with at least one column; got none", field="data")
+        name, table, source_uri = register_input(name, data, description, source_uri)
         with tempfile.TemporaryDirectory(prefix="loopstack-dataset-") as tmp:
             local = Path(tmp) / "data.parquet"
             digest = write_canonical(table, local)
@@ -276,6 +259,7 @@ class DatasetStore:
         return result_id
 
     def get_validation(self, result_id: str) -> ValidationReport:
+        """A stored report by its ``result_id``."""
         from loopstack.data._report import ValidationReport
         from loopstack.data._result import CheckResult
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["canonical_table", "write_canonical"]
+__all__ = ["canonical_table", "file_sha256", "write_canonical"]
 
 _ROW_GROUP = 1 << 20
 
@@ -66,8 +66,13 @@ def write_canonical(table: pa.Table, dest: Path) -> str:
         use_dictionary=True,
         store_schema=True,
     )
+    return file_sha256(dest)
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB chunks."""
     h = hashlib.sha256()
-    with dest.open("rb") as fh:
+    with path.open("rb") as fh:
         while chunk := fh.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()

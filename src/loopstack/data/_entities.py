@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from loopstack.data._datasets import DatasetStore
+    from loopstack.data._store import DatasetBackend
     from loopstack.tracking._entities import DatasetInput
 
 __all__ = ["DatasetVersion", "validate_dataset_name"]
@@ -55,7 +55,7 @@ class DatasetVersion:
     created_by: str
     created_at: int
     project_id: int = 0
-    _store: DatasetStore | None = field(default=None, repr=False, compare=False)
+    _store: DatasetBackend | None = field(default=None, repr=False, compare=False)
 
     @property
     def uri(self) -> str:

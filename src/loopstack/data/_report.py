@@ -88,6 +88,25 @@ class ValidationReport:
             "results": [r.to_dict() for r in self.results],
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ValidationReport:
+        """The report ``to_dict()`` (plus an optional ``suite_definition``) describes."""
+        return cls(
+            str(data["suite"]),
+            [CheckResult.from_dict(r) for r in data.get("results") or []],
+            int(data.get("num_rows") or 0),
+            data.get("dataset"),
+            data.get("result_id"),
+            int(data.get("created_at") or 0),
+            dict(data.get("suite_definition") or {}),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """``to_dict()`` with the suite's definition, JSON-safe (what the server stores)."""
+        return json.loads(
+            json.dumps({**self.to_dict(), "suite_definition": self.suite_definition}, default=str)
+        )
+
     def summary(self) -> str:
         return (
             f"{self.suite}: {'passed' if self.passed else 'FAILED'} "

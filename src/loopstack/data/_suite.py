@@ -14,7 +14,7 @@ from loopstack.data._report import ValidationReport
 from loopstack.errors import Invalid, NotFound
 
 if TYPE_CHECKING:
-    from loopstack.data._datasets import DatasetStore
+    from loopstack.data._store import DatasetBackend
 
 __all__ = ["Suite"]
 
@@ -84,7 +84,7 @@ class Suite:
         *,
         record: bool = True,
         run_id: str | None = None,
-        store: DatasetStore | None = None,
+        store: DatasetBackend | None = None,
     ) -> ValidationReport:
         """Run every check over ``data`` (a DataFrame, Arrow table, path or dataset version).
 

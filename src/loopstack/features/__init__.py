@@ -10,6 +10,7 @@ from loopstack.features._definitions import (
     OnDemandFeatureView,
     RequestSource,
 )
+from loopstack.features._service import FeatureService
 from loopstack.features._sources import DataFrameSource, FileSource, Source, SqlSource
 from loopstack.features._store import FeatureStore
 from loopstack.features._types import DTYPES, normalize_dtype
@@ -18,6 +19,7 @@ __all__ = [
     "DTYPES",
     "DataFrameSource",
     "Entity",
+    "FeatureService",
     "FeatureStore",
     "FeatureView",
     "Field",

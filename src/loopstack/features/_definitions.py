@@ -27,6 +27,7 @@ from loopstack.features._types import normalize_dtype
 __all__ = [
     "Entity",
     "FeatureView",
+    "FeatureViewProjection",
     "Field",
     "OnDemandFeatureView",
     "RequestSource",
@@ -276,6 +277,10 @@ class FeatureView(_Definition):
     def features(self) -> list[Field]:
         return self.schema
 
+    def __getitem__(self, names: list[str]) -> FeatureViewProjection:
+        """``view[["a", "b"]]``: those features of this view, for a FeatureService."""
+        return _project(self, names)
+
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.schema]
@@ -314,6 +319,33 @@ class FeatureView(_Definition):
             data.get("tags"),
             data.get("online", True),
         )
+
+
+class FeatureViewProjection:
+    """``view[["a", "b"]]``: some features of a view, for a FeatureService."""
+
+    def __init__(self, view: str, features: list[str]) -> None:
+        self.view, self.features = view, features
+
+    def __repr__(self) -> str:
+        return f"FeatureViewProjection({self.view!r}, {self.features!r})"
+
+
+def _project(view: Any, names: Any) -> FeatureViewProjection:
+    wanted = [names] if isinstance(names, str) else names
+    if not isinstance(wanted, list | tuple) or not all(isinstance(n, str) for n in wanted):
+        raise Invalid(
+            f"select features of {view.name!r} with a list of names; got {names!r}",
+            field="features",
+        )
+    unknown = [n for n in wanted if n not in view.feature_names]
+    if unknown:
+        raise Invalid(
+            f"feature view {view.name!r} has no feature {', '.join(map(repr, unknown))}; "
+            f"its features: {', '.join(view.feature_names) or 'none'}",
+            field="features",
+        )
+    return FeatureViewProjection(view.name, list(wanted))
 
 
 def _rebind(src: Source, ts: str) -> Source:
@@ -509,6 +541,10 @@ def definition_from_dict(data: dict[str, Any]) -> Any:
         "on_demand_feature_view": OnDemandFeatureView,
         "request_source": RequestSource,
     }.get(str(kind))
+    if kind == "feature_service":
+        from loopstack.features._service import FeatureService
+
+        return FeatureService.from_dict(data)
     if cls is None:
         raise Invalid(f"unknown definition type {kind!r}", field="type")
     return cls.from_dict(data)  # type: ignore[attr-defined]

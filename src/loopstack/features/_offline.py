@@ -378,6 +378,7 @@ def get_historical_features(
     full_feature_names: bool = False,
     register_as: str | None = None,
     timestamp_column: str = "event_timestamp",
+    service: str | None = None,
 ) -> Any:
     """See ``FeatureStore.get_historical_features`` and this module's docstring."""
     import pandas as pd
@@ -443,5 +444,6 @@ def get_historical_features(
             views=sorted(
                 {v for v, _ in order} | {s.name for o, _ in odfvs for s in o.source_views}
             ),
+            service=service,
         )
     return out

@@ -25,14 +25,14 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, func, select
 
-from loopstack.errors import Conflict, Invalid, NotFound
+from loopstack.errors import Conflict, NotFound
 from loopstack.features._definitions import (
     Entity,
     FeatureView,
     OnDemandFeatureView,
-    RequestSource,
-    definition_from_dict,
 )
+from loopstack.features._registry_base import RegistryBackend, check_version
+from loopstack.features._service import FeatureService
 from loopstack.store.metadata import Database
 from loopstack.store.metadata.schema import (
     Dataset,
@@ -44,7 +44,10 @@ from loopstack.store.metadata.schema import (
     RunInput,
 )
 
-__all__ = ["AppliedDefinition", "FeatureRegistry", "ViewVersion"]
+__all__ = ["SERVICE_KIND", "AppliedDefinition", "FeatureRegistry", "ViewVersion"]
+
+#: the ``kind`` of a feature service's rows (services are versioned beside the views)
+SERVICE_KIND = "service"
 
 ENT = cast(Table, FeatureEntity.__table__)
 FV = cast(Table, FeatureViewVersion.__table__)
@@ -97,8 +100,8 @@ def _view_version(row: Any) -> ViewVersion:
     )
 
 
-class FeatureRegistry:
-    """Entities and feature view versions of one project."""
+class FeatureRegistry(RegistryBackend):
+    """Entities, feature view versions and feature services of one project (SQL)."""
 
     def __init__(self, db: Database, *, project_id: int = 0, actor: str = "local") -> None:
         self.db, self.project_id, self.actor = db, project_id, actor
@@ -125,15 +128,14 @@ class FeatureRegistry:
 
     def view_version(self, name: str, version: int | None = None) -> ViewVersion:
         def run(conn: Connection) -> Any:
-            q = select(FV).where(FV.c.project_id == self.project_id, FV.c.name == name)
+            q = select(FV).where(
+                FV.c.project_id == self.project_id, FV.c.name == name, FV.c.kind != SERVICE_KIND
+            )
             if version is not None:
                 q = q.where(FV.c.version == int(version))
             return conn.execute(q.order_by(FV.c.version.desc()).limit(1)).first()
 
-        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-            raise Invalid(
-                f"a feature view version must be an integer; got {version!r}", field="version"
-            )
+        check_version(version)
         row = self.db.read(run)
         if row is None:
             names = self.view_names()
@@ -151,7 +153,7 @@ class FeatureRegistry:
                 lambda c: (
                     c.execute(
                         select(FV.c.name)
-                        .where(FV.c.project_id == self.project_id)
+                        .where(FV.c.project_id == self.project_id, FV.c.kind != SERVICE_KIND)
                         .distinct()
                         .order_by(FV.c.name)
                     )
@@ -162,6 +164,12 @@ class FeatureRegistry:
         )
 
     def latest_versions(self) -> list[ViewVersion]:
+        """The newest version of every feature view, by name."""
+        return self._latest(kind_is_service=False)
+
+    def _latest(self, *, kind_is_service: bool) -> list[ViewVersion]:
+        kind = FV.c.kind == SERVICE_KIND if kind_is_service else FV.c.kind != SERVICE_KIND
+
         def run(conn: Connection) -> list[Any]:
             latest = (
                 select(FV.c.name, func.max(FV.c.version).label("v"))
@@ -173,7 +181,7 @@ class FeatureRegistry:
                 conn.execute(
                     select(FV)
                     .join(latest, (FV.c.name == latest.c.name) & (FV.c.version == latest.c.v))
-                    .where(FV.c.project_id == self.project_id)
+                    .where(FV.c.project_id == self.project_id, kind)
                     .order_by(FV.c.name)
                 ).all()
             )
@@ -184,7 +192,11 @@ class FeatureRegistry:
         rows = self.db.read(
             lambda c: c.execute(
                 select(FV)
-                .where(FV.c.project_id == self.project_id, FV.c.name == name)
+                .where(
+                    FV.c.project_id == self.project_id,
+                    FV.c.name == name,
+                    FV.c.kind != SERVICE_KIND,
+                )
                 .order_by(FV.c.version)
             ).all()
         )
@@ -194,63 +206,17 @@ class FeatureRegistry:
 
     # -- apply ----------------------------------------------------------------------------
     def apply(self, objs: list[Any], *, force: bool = False) -> list[AppliedDefinition]:
-        """Register entities and feature views; see the module docstring for the rules."""
-        objs = list(objs)
-        for o in objs:
-            if not isinstance(o, Entity | FeatureView | OnDemandFeatureView | RequestSource):
-                raise Invalid(
-                    "apply takes Entity, FeatureView and OnDemandFeatureView "
-                    f"objects; got {type(o).__name__} instead",
-                    field="objs",
-                )
-        names = [(type(o).__name__, o.name) for o in objs]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise Invalid(
-                f"apply got two definitions of {', '.join(f'{k} {n!r}' for k, n in dup)}",
-                field="objs",
-            )
-        batch_entities = {o.name: o for o in objs if isinstance(o, Entity)}
-        views = [
-            self.resolve_entities(o, batch_entities) for o in objs if isinstance(o, FeatureView)
-        ]
-        odfvs = [o for o in objs if isinstance(o, OnDemandFeatureView)]
-        for odfv in odfvs:
-            odfv.sources = [
-                self.resolve_entities(s, batch_entities) if isinstance(s, FeatureView) else s
-                for s in odfv.sources
-            ]
+        """Register entities, feature views and services; see the module docstring."""
+        batch = self.prepare(objs)
         results: list[AppliedDefinition] = []
-        for ent in batch_entities.values():
+        for ent in batch.entities.values():
             results.append(self._apply_entity(ent, force))
-        all_views: list[FeatureView | OnDemandFeatureView] = [*views, *odfvs]
+        all_views: list[FeatureView | OnDemandFeatureView] = [*batch.views, *batch.odfvs]
         for view in all_views:
             results.append(self._apply_view(view, force))
+        for svc in batch.services:
+            results.append(self._apply_service(svc, {v.name: v for v in all_views}))
         return results
-
-    def resolve_entities(
-        self, view: FeatureView, batch: dict[str, Entity] | None = None
-    ) -> FeatureView:
-        """``view`` with each entity named by a string replaced by the registered Entity."""
-        if all(isinstance(e, Entity) for e in view.entities):
-            return view
-        resolved: list[Entity | str] = []
-        for e in view.entities:
-            if isinstance(e, str):
-                e = (
-                    (batch or {}).get(e)
-                    or self._entity_or_none(e)
-                    or _missing_entity(self, e, view.name)
-                )
-            resolved.append(e)
-        view.entities = resolved
-        return view
-
-    def _entity_or_none(self, name: str) -> Entity | None:
-        try:
-            return self.entity(name)
-        except NotFound:
-            return None
 
     def _apply_entity(self, ent: Entity, force: bool) -> AppliedDefinition:
         forced: list[str] = []
@@ -309,11 +275,35 @@ class FeatureRegistry:
             ),
         )
 
-    def _apply_view(
-        self, view: FeatureView | OnDemandFeatureView, force: bool
+    def _apply_service(
+        self, svc: FeatureService, batch: dict[str, FeatureView | OnDemandFeatureView]
     ) -> AppliedDefinition:
-        kind = "batch" if isinstance(view, FeatureView) else "on_demand"
-        label = "feature_view" if kind == "batch" else "on_demand_feature_view"
+        """Store a feature service; each feature it names must exist (in the batch or stored)."""
+        for vname in svc.view_names:
+            view = batch.get(vname) or self.definition(vname)  # NotFound lists the views
+            for ref in svc.features:
+                v, _, f = ref.partition(":")
+                if v == vname and f != "*" and f not in view.feature_names:
+                    raise NotFound(
+                        f"feature service {svc.name!r} names {ref!r}, but feature view "
+                        f"{vname!r} has no feature {f!r}; its features: "
+                        f"{', '.join(view.feature_names) or 'none'}"
+                    )
+        return self._apply_view(svc, False)
+
+    def _apply_view(
+        self, view: FeatureView | OnDemandFeatureView | FeatureService, force: bool
+    ) -> AppliedDefinition:
+        kind = (
+            "batch"
+            if isinstance(view, FeatureView)
+            else SERVICE_KIND
+            if isinstance(view, FeatureService)
+            else "on_demand"
+        )
+        label = {"batch": "feature_view", SERVICE_KIND: "feature_service"}.get(
+            kind, "on_demand_feature_view"
+        )
         definition = view.to_dict()
         digest = view.digest
         latest = self.db.read(
@@ -326,6 +316,12 @@ class FeatureRegistry:
         )
         if latest is not None and latest.digest == digest:
             return AppliedDefinition(label, view.name, latest.version, False, [])
+        if latest is not None and (latest.kind == SERVICE_KIND) != (kind == SERVICE_KIND):
+            taken = "feature service" if latest.kind == SERVICE_KIND else "feature view"
+            raise Conflict(
+                f"the name {view.name!r} is taken by a {taken}; feature views and feature "
+                "services share one namespace, so pick another name"
+            )
         breaking: list[str] = []
         if latest is not None:
             if latest.kind != kind:
@@ -341,6 +337,7 @@ class FeatureRegistry:
                 + ". Keep the old features (add new ones beside them), or apply "
                 "with force=True (--force) to change anyway"
             )
+        audit_type = "feature_service" if kind == SERVICE_KIND else "feature_view"
         payload = {
             "definition": definition,
             "digest": digest,
@@ -375,8 +372,8 @@ class FeatureRegistry:
             self.db.write(
                 run,
                 actor=self.actor,
-                action="feature_view.force_apply" if breaking else "feature_view.apply",
-                object_type="feature_view",
+                action=f"{audit_type}.force_apply" if breaking else f"{audit_type}.apply",
+                object_type=audit_type,
                 object_id=view.name,
                 payload=payload,
             ),
@@ -446,9 +443,29 @@ class FeatureRegistry:
 
         return cast(dict[str, list[str]], self.db.read(run))
 
-    def definition(self, name: str, version: int | None = None) -> Any:
-        """The FeatureView / OnDemandFeatureView of a stored version."""
-        return definition_from_dict(self.view_version(name, version).definition)
+    # -- feature services -------------------------------------------------------------------
+    def service(self, name: str) -> FeatureService:
+        """The newest version of feature service ``name``."""
+        row = self.db.read(
+            lambda c: c.execute(
+                select(FV)
+                .where(
+                    FV.c.project_id == self.project_id,
+                    FV.c.name == name,
+                    FV.c.kind == SERVICE_KIND,
+                )
+                .order_by(FV.c.version.desc())
+                .limit(1)
+            ).first()
+        )
+        if row is None:
+            known = ", ".join(s.name for s in self.services()) or "none"
+            raise NotFound(f"no feature service named {name!r}; registered services: {known}")
+        return FeatureService.from_dict(json.loads(row.definition))
+
+    def services(self) -> list[FeatureService]:
+        """The newest version of every feature service, by name."""
+        return [FeatureService.from_dict(v.definition) for v in self._latest(kind_is_service=True)]
 
 
 def _entity_unchanged(conn: Connection, project_id: int, ent: Entity) -> bool:
@@ -460,12 +477,4 @@ def _entity_unchanged(conn: Connection, project_id: int, ent: Entity) -> bool:
         and json.loads(row.join_keys) == ent.join_keys
         and row.description == ent.description
         and row.owner == ent.owner
-    )
-
-
-def _missing_entity(reg: FeatureRegistry, name: str, view: str) -> Entity:
-    known = ", ".join(e.name for e in reg.entities()) or "none"
-    raise NotFound(
-        f"feature view {view!r} uses the entity {name!r}, which is not registered "
-        f"(registered: {known}); apply the Entity first or in the same call"
     )

@@ -13,11 +13,18 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from loopstack.errors import NotFound
+from loopstack.errors import Invalid, NotFound
 from loopstack.features._definitions import Entity, FeatureView, OnDemandFeatureView
 from loopstack.features._registry import AppliedDefinition, FeatureRegistry, ViewVersion
+from loopstack.features._registry_base import RegistryBackend
+from loopstack.features._service import FeatureService, feature_refs
+
+if TYPE_CHECKING:
+    from loopstack.store import Stores
+    from loopstack.store.metadata import Database
 
 __all__ = ["FeatureStore"]
 
@@ -25,9 +32,24 @@ __all__ = ["FeatureStore"]
 class FeatureStore:
     """Feature definitions, point-in-time training sets, and the online store of a project.
 
-    ``project``: a project name or id (default: the default project, id 0).
-    ``online_url``: the online store (default ``$LOOPSTACK_ONLINE_URL`` or
+    ``project``: a project name or id (default: ``settings().project``, else the default
+    project). ``online_url``: the online store (default ``$LOOPSTACK_ONLINE_URL`` or
     ``sqlite:///$LOOPSTACK_HOME/online.db``).
+
+    With an http(s) tracking URI the store reaches the server, never a local file:
+
+    - definitions (``apply``, ``get_*``, ``list_*``, versions, feature services) are the
+      server's, as in Feast's remote registry. A DataFrameSource's rows and an on-demand
+      view's udf do not cross the wire: they are registered (by digest and reference),
+      and the process that applied them computes with them (``get_historical_features``);
+    - ``get_online_features`` asks the server's feature server
+      (``POST /api/v1/features/online``), which reads the server's online store;
+    - ``get_historical_features`` runs here, over sources this process can read;
+      ``register_as`` is refused (it writes lineage in the metadata store);
+    - ``materialize``, ``materialize_incremental``, ``push``, ``freshness`` and
+      ``check_skew`` need the metadata store (records, project-keyed online rows) and are
+      refused with ``Invalid``: run them where ``LOOPSTACK_DB_URL`` names the server's
+      database and the online store is shared.
     """
 
     def __init__(
@@ -38,43 +60,101 @@ class FeatureStore:
         actor: str | None = None,
     ) -> None:
         from loopstack.config import settings
-        from loopstack.store import open_stores
+        from loopstack.store.remote import HttpClient, local_config, server_url
 
         config = settings()
-        if (
-            config.tracking_uri
-            and "://" in config.tracking_uri
-            and not config.tracking_uri.startswith(("http://", "https://"))
-        ):
-            from dataclasses import replace
-
-            config = replace(config, db_url=config.tracking_uri)
         self.settings = config
-        self.stores = open_stores(config)
-        self.db = self.stores.db
         self.actor = actor or config.actor
-        self.project_id = self._project_id(project)
         self.project = project
-        self.online_url = (
-            online_url
-            or os.environ.get("LOOPSTACK_ONLINE_URL")
-            or f"sqlite:///{config.home / 'online.db'}"
-        )
-        self.registry = FeatureRegistry(self.db, project_id=self.project_id, actor=self.actor)
+        self.server = server_url(config)
         # the objects applied by this process: they hold what JSON cannot (DataFrames, udfs)
         self._live: dict[str, FeatureView | OnDemandFeatureView] = {}
         self._online: Any = None
+        self._online_plans: dict[Any, Any] = {}
+        self._stores: Stores | None = None
+        self.registry: RegistryBackend
+        if self.server is not None:
+            from loopstack.features._rest_registry import RestFeatureRegistry
 
-    def _project_id(self, project: str | int | None) -> int:
-        if project is None:
-            return 0
-        from loopstack.auth._projects import get_project
+            if project is not None and not isinstance(project, str):
+                raise Invalid(
+                    f"through a server, name the project; got the id {project!r}",
+                    field="project",
+                )
+            name = project if project is not None else config.project
+            self.client = HttpClient.shared(self.server, token=config.token, project=name)
+            self.project_id = -1  # the server places each request in its project
+            self.online_url = online_url or os.environ.get("LOOPSTACK_ONLINE_URL") or ""
+            self.registry = RestFeatureRegistry(self.client)
+            return
+        from loopstack.auth import resolve_project
+        from loopstack.store import open_stores
 
-        return get_project(self.db, project).project_id
+        config = local_config(config)
+        stores = open_stores(config)
+        project_id = resolve_project(stores.db, project if project is not None else config.project)
+        self._init_local(stores, project_id, online_url, config.home)
+
+    def _init_local(
+        self, stores: Stores, project_id: int, online_url: str | None, home: Path
+    ) -> None:
+        self._stores = stores
+        self.project_id = project_id
+        self.online_url = (
+            online_url
+            or os.environ.get("LOOPSTACK_ONLINE_URL")
+            or f"sqlite:///{home / 'online.db'}"
+        )
+        self.registry = FeatureRegistry(stores.db, project_id=project_id, actor=self.actor)
+
+    @classmethod
+    def over(
+        cls,
+        stores: Stores,
+        *,
+        project_id: int,
+        actor: str,
+        home: Path,
+        online_url: str | None = None,
+    ) -> FeatureStore:
+        """A store over given metadata stores (what the server uses, whatever its env says)."""
+        self = cls.__new__(cls)
+        from loopstack.config import settings
+
+        self.settings, self.actor, self.project, self.server = settings(), actor, project_id, None
+        self._live, self._online, self._online_plans = {}, None, {}
+        self._init_local(stores, project_id, online_url, home)
+        return self
+
+    @property
+    def stores(self) -> Stores:
+        """The metadata and artifact stores (``Invalid`` through a server)."""
+        if self._stores is None:
+            raise self._remote_refusal("this operation")
+        return self._stores
+
+    @property
+    def db(self) -> Database:
+        """The metadata store (``Invalid`` through a server)."""
+        return self.stores.db
+
+    def _remote_refusal(self, what: str) -> Invalid:
+        return Invalid(
+            f"{what} needs the metadata store, and this FeatureStore reaches the server at "
+            f"{self.server} (LOOPSTACK_TRACKING_URI); run it where LOOPSTACK_DB_URL names "
+            "the server's database (e.g. `loopstack features materialize` on the server's "
+            "host), so nothing is written to the wrong place",
+            field="tracking_uri",
+        )
+
+    def _local_only(self, what: str) -> None:
+        if self.server is not None:
+            raise self._remote_refusal(what)
 
     # -- definitions ------------------------------------------------------------------------
     def apply(self, objs: Any, *, force: bool = False) -> list[AppliedDefinition]:
-        """Register entities, feature views and on-demand views (new versions when changed).
+        """Register entities, feature views, on-demand views and feature services (new
+        versions when changed).
 
         A breaking change (a feature's type, or removing a feature a registered model uses)
         raises ``Conflict`` unless ``force=True``.
@@ -115,11 +195,18 @@ class FeatureStore:
     def list_feature_views(self) -> list[FeatureView | OnDemandFeatureView]:
         return [self.get_feature_view(v.name) for v in self.registry.latest_versions()]
 
+    def get_feature_service(self, name: str) -> FeatureService:
+        """The newest version of a feature service."""
+        return self.registry.service(name)
+
+    def list_feature_services(self) -> list[FeatureService]:
+        return self.registry.services()
+
     # -- offline ----------------------------------------------------------------------------
     def get_historical_features(
         self,
         entity_df: Any,
-        features: list[str],
+        features: list[str] | FeatureService,
         *,
         full_feature_names: bool = False,
         register_as: str | None = None,
@@ -127,22 +214,31 @@ class FeatureStore:
     ) -> Any:
         """A point-in-time correct training set: one row per entity row, in order.
 
-        ``features``: ``["view:feature", ...]`` (also ``"view:*"``). With ``register_as`` the
-        result is registered as a dataset version with lineage to its feature views.
+        ``features``: ``["view:feature", ...]`` (also ``"view:*"``) or a FeatureService. With
+        ``register_as`` the result is registered as a dataset version with lineage to its
+        feature views (and service). Read through a service inside an active run, the run
+        gets the tag ``loopstack.feature_service`` (so its model versions name it).
         """
         from loopstack.features._offline import get_historical_features
 
+        if register_as is not None:
+            self._local_only("get_historical_features(register_as=...)")
+        refs, service = feature_refs(features)
+        if service is not None:
+            _tag_active_run(service)
         return get_historical_features(
             self,
             entity_df,
-            features,
+            refs,
             full_feature_names=full_feature_names,
             register_as=register_as,
             timestamp_column=timestamp_column,
+            service=service.name if service is not None else None,
         )
 
     # -- online: thin delegates to the online modules ---------------------------------------
     def materialize(self, start: datetime, end: datetime, views: list[str] | None = None) -> Any:
+        self._local_only("materialize")
         from loopstack.features import _materialize
 
         return _materialize.materialize(self, start, end, views)
@@ -150,31 +246,57 @@ class FeatureStore:
     def materialize_incremental(
         self, end: datetime | None = None, views: list[str] | None = None
     ) -> Any:
+        self._local_only("materialize_incremental")
         from loopstack.features import _materialize
 
         return _materialize.materialize_incremental(self, end, views)
 
     def push(self, view: str, df: Any) -> Any:
+        self._local_only("push")
         from loopstack.features import _materialize
 
         return _materialize.push(self, view, df)
 
     def get_online_features(
-        self, entity_rows: Any, features: list[str], *, full_feature_names: bool = False
+        self,
+        entity_rows: Any,
+        features: list[str] | FeatureService,
+        *,
+        full_feature_names: bool = False,
     ) -> Any:
+        """The newest online values of ``features`` (refs or a FeatureService) per entity row;
+        through a server, its feature server answers."""
+        refs, _ = feature_refs(features)
+        if self.server is not None:
+            from loopstack.features._online_remote import get_online_features_remote
+
+            return get_online_features_remote(self.client, entity_rows, refs, full_feature_names)
         from loopstack.features import _online_read
 
-        return _online_read.get_online_features(self, entity_rows, features, full_feature_names)
+        return _online_read.get_online_features(self, entity_rows, refs, full_feature_names)
 
     def check_skew(self, view: str, sample: Any) -> Any:
+        self._local_only("check_skew")
         from loopstack.features import _skew
 
         return _skew.check_skew(self, view, sample)
 
     def freshness(self) -> Any:
+        self._local_only("freshness")
         from loopstack.features import _freshness
 
         return _freshness.freshness(self)
 
     def __repr__(self) -> str:
+        if self.server is not None:
+            return f"FeatureStore(server={self.server!r}, project={self.project!r})"
         return f"FeatureStore(project_id={self.project_id}, online_url={self.online_url!r})"
+
+
+def _tag_active_run(service: FeatureService) -> None:
+    from loopstack.features._service import SERVICE_TAG
+    from loopstack.tracking import active_run
+
+    run = active_run()
+    if run is not None:
+        run.set_tag(SERVICE_TAG, service.name)

@@ -28,7 +28,13 @@ EDGES = cast(Table, LineageEdge.__table__)
 
 
 def register_training_set(
-    store: FeatureStore, name: str, df: Any, *, refs: list[str], views: list[str]
+    store: FeatureStore,
+    name: str,
+    df: Any,
+    *,
+    refs: list[str],
+    views: list[str],
+    service: str | None = None,
 ) -> Any:
     """Store ``df`` as a version of dataset ``name`` and link it to its features."""
     from loopstack.data import DatasetStore
@@ -44,6 +50,8 @@ def register_training_set(
     edges = [("feature_view", v, "features") for v in views] + [
         ("feature", ref, "feature") for ref in refs
     ]
+    if service is not None:
+        edges.append(("feature_service", service, "features"))
 
     def run(conn: Connection) -> list[str]:
         now = int(time.time() * 1000)

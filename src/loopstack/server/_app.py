@@ -33,6 +33,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
     app.state.stores = open_stores(config)
     metrics = ServerMetrics()
     app.state.metrics = metrics
+    app.state.feature_stores = {}  # project id -> FeatureStore (routes/features.py)
 
     @app.exception_handler(LoopstackError)
     async def _loopstack_error(request: Request, exc: LoopstackError) -> JSONResponse:
@@ -66,11 +67,13 @@ def create_app(config: Settings | None = None) -> FastAPI:
 
     from loopstack.server._security import authorize
     from loopstack.server.routes import _mlflow_registry as mlflow_registry
-    from loopstack.server.routes import admin, mlflow_compat, native, registry
+    from loopstack.server.routes import admin, data, features, mlflow_compat, native, registry
 
     app.include_router(native.router)
     app.include_router(registry.router)
     app.include_router(admin.router)
+    app.include_router(data.router)
+    app.include_router(features.router)
     app.include_router(mlflow_compat.router)
     app.include_router(mlflow_compat.artifacts_router)
     app.include_router(mlflow_registry.router)
@@ -78,6 +81,8 @@ def create_app(config: Settings | None = None) -> FastAPI:
         native.router,
         registry.router,
         admin.router,
+        data.router,
+        features.router,
         mlflow_compat.router,
         mlflow_compat.artifacts_router,
         mlflow_registry.router,

@@ -83,6 +83,23 @@ ROUTE_ROLES: dict[str, Role | str | None] = {
         "models_promote",
     ),
     **_all(ML, "models_delete", "approvals_approve", "approvals_reject"),
+    # -- datasets and validation results ----------------------------------------------
+    **_all(V, "datasets_list", "datasets_get", "datasets_download"),
+    **_all(V, "validations_list", "validations_get"),
+    **_all(DS, "datasets_register", "validations_create"),
+    # -- feature definitions and the online feature server ----------------------------
+    **_all(
+        V,
+        "features_entities_list",
+        "features_entities_get",
+        "features_views_list",
+        "features_views_get",
+        "features_views_versions",
+        "features_services_list",
+        "features_services_get",
+        "features_online_read",
+    ),
+    **_all(DS, "features_apply"),
     # -- administration (no single project) -------------------------------------------
     **_all(
         GLOBAL_ADMIN,
