@@ -36,7 +36,8 @@ class _Reader:
     __slots__ = ("data", "pos", "refs")
 
     def __init__(self, data: bytes) -> None:
-        self.data, self.pos, self.refs = data, 0, []
+        self.data, self.pos = data, 0
+        self.refs: list[Any] = []
 
     def _take(self, n: int) -> bytes:
         end = self.pos + n
