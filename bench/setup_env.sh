@@ -2,7 +2,7 @@
 # Creates bench/.venv, the benchmarks' own environment, inside the repository (git-ignored):
 # the peers (bench/requirements-feast.txt: Feast for W2/W3; bench/requirements.txt: MLflow
 # for W1, pandera for the validation bench) and loopstack itself, editable, since W1 and the
-# validation bench run their peer beside loopstack in one interpreter. The peers are never
+# validation bench run their peer beside loopstack in one interpreter (with redis-py, for W3). The peers are never
 # loopstack dependencies. Idempotent: a second run only installs what is missing.
 #
 #   bash bench/setup_env.sh                       # then, for example:
@@ -23,9 +23,9 @@ reqs=()
 for file in "$bench"/requirements*.txt; do
     reqs+=(-r "$file")
 done
-"$venv/bin/python" -m pip install --quiet "${reqs[@]}" -e "$repo"
+"$venv/bin/python" -m pip install --quiet "${reqs[@]}" -e "$repo[redis]"
 "$venv/bin/python" - <<'EOF'
-import feast, loopstack, mlflow, pandera
+import feast, loopstack, mlflow, pandera, redis
 print(f"bench/.venv ready: loopstack {loopstack.__file__}, feast {feast.__version__}, "
       f"mlflow {mlflow.__version__}, pandera {pandera.__version__}")
 EOF

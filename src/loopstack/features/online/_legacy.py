@@ -37,7 +37,7 @@ class _Reader:
 
     def __init__(self, data: bytes) -> None:
         self.data, self.pos = data, 0
-        self.refs: list[object] = []
+        self.refs: list[Any] = []
 
     def _take(self, n: int) -> bytes:
         end = self.pos + n
