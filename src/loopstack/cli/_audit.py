@@ -62,7 +62,7 @@ def log(
     ),
     limit: int = typer.Option(50, "--limit", "-n", min=1, help="The newest N events."),
 ) -> None:
-    """The newest audit events, oldest first."""
+    """The newest audit events, oldest first (with --project: only that project's)."""
     from rich.table import Table
 
     from loopstack.cli._output import console, fmt_time
@@ -79,11 +79,15 @@ def log(
             params["object_id"] = object_id
         events = server_get(base, "/audit/events", params)["events"]
     else:
+        from loopstack.auth import project_in_use
         from loopstack.cli._stores import local_stores
         from loopstack.store import audit
 
+        db, config = local_stores().db, settings()
+        # no project chosen: the whole log, as the chain is one; else that project's events
+        project_id = None if config.project is None else project_in_use(db, config)
         events = audit.events(
-            local_stores().db, object_type=object_type, object_id=object_id, limit=limit
+            db, object_type=object_type, object_id=object_id, project_id=project_id, limit=limit
         )
     out = console()
     if not events:

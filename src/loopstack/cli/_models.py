@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from loopstack.cli._project import PROJECT
+
 if TYPE_CHECKING:
     from rich.table import Table
     from rich.tree import Tree
@@ -28,19 +30,13 @@ app = typer.Typer(
     no_args_is_help=True, help="Registered models: versions, aliases, approvals and lineage."
 )
 
-PROJECT = typer.Option(
-    None,
-    "--project",
-    envvar="LOOPSTACK_PROJECT",
-    show_envvar=False,
-    help="The project (default: LOOPSTACK_PROJECT, else 'default').",
-)
 #: hex digits of a package digest shown in tables (the full one is in `models versions N V`)
 DIGEST_PREFIX = 12
 
 
 def _registry(project: str | None) -> SqlRegistry | RemoteRegistry:
-    """The registry of ``project``, acting as the current user (LOOPSTACK_USER or $USER)."""
+    """The registry of the chosen project (``--project`` has set it as ``ls.set_project``
+    does, so ``project`` is only its echo), acting as the current user (LOOPSTACK_USER)."""
     from loopstack.cli._stores import local_stores, server_url
     from loopstack.config import settings
 
@@ -49,13 +45,12 @@ def _registry(project: str | None) -> SqlRegistry | RemoteRegistry:
     if base is not None:
         from loopstack.cli._models_remote import RemoteRegistry
 
-        return RemoteRegistry(base, token=config.token, project=project)
-    from loopstack.auth import get_project
+        return RemoteRegistry(base, token=config.token, project=config.project)
+    from loopstack.auth import project_in_use
     from loopstack.registry import SqlRegistry
 
     stores = local_stores()
-    project_id = get_project(stores.db, project or "default").project_id
-    return SqlRegistry(stores, actor=config.actor, project_id=project_id)
+    return SqlRegistry(stores, actor=config.actor, project_id=project_in_use(stores.db, config))
 
 
 def _lineage(reg: SqlRegistry | RemoteRegistry, node: str) -> LineageGraph:
@@ -63,14 +58,9 @@ def _lineage(reg: SqlRegistry | RemoteRegistry, node: str) -> LineageGraph:
 
     if isinstance(reg, RemoteRegistry):
         return reg.lineage(node)
-    from loopstack.registry._lineage import lineage, node_id
+    from loopstack.registry._lineage import project_lineage
 
-    node = node_id(node)
-    kind, _, ident = node.partition(":")
-    if kind == "model_version":  # NotFound for a version outside the project
-        name, _, version = ident.rpartition("/")
-        reg.get_model_version(name, version)
-    return lineage(reg.db, node)
+    return project_lineage(reg, node)
 
 
 def _table(title: str, *columns: str, right: tuple[str, ...] = ()) -> Table:

@@ -20,27 +20,12 @@ def local_stores() -> Stores:
 
 
 def server_get(base: str, path: str, params: dict[str, Any] | None = None) -> Any:
-    """GET ``/api/v1<path>`` on a loopstack server; HTTP errors come back as loopstack errors."""
-    import httpx
-
-    from loopstack import errors
+    """GET ``/api/v1<path>`` on a loopstack server, with the token and the chosen project;
+    HTTP errors come back as loopstack errors."""
     from loopstack.config import settings
+    from loopstack.store.remote import HttpClient
 
-    token = settings().token
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        resp = httpx.get(f"{base}/api/v1{path}", params=params, headers=headers, timeout=60)
-    except httpx.TransportError as exc:
-        raise errors.StoreUnavailable(
-            f"cannot reach the loopstack server at {base}: {exc}"
-        ) from exc
-    if resp.status_code >= 400:
-        try:
-            body = resp.json()
-        except ValueError:
-            body = {}
-        cls = getattr(errors, str(body.get("error", "")), None)
-        if not (isinstance(cls, type) and issubclass(cls, errors.LoopstackError)):
-            cls = errors.LoopstackError
-        raise cls(body.get("message") or f"{base}{path} answered HTTP {resp.status_code}")
-    return resp.json()
+    config = settings()
+    return HttpClient.shared(base, token=config.token, project=config.project).call(
+        "GET", path, params=params
+    )

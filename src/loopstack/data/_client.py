@@ -17,10 +17,11 @@ __all__ = [
 ]
 
 
-def dataset_store(*, actor: str | None = None, project_id: int = 0) -> DatasetStore:
+def dataset_store(*, actor: str | None = None, project_id: int | None = None) -> DatasetStore:
     """The dataset store over the configured metadata and artifact stores."""
     from dataclasses import replace
 
+    from loopstack.auth import project_in_use
     from loopstack.config import settings
     from loopstack.errors import Invalid
     from loopstack.store import open_stores
@@ -34,10 +35,11 @@ def dataset_store(*, actor: str | None = None, project_id: int = 0) -> DatasetSt
         )
     if config.tracking_uri:  # a database URL given as the tracking URI
         config = replace(config, db_url=config.tracking_uri)
+    stores = open_stores(config)
     return DatasetStore(
-        open_stores(config),
+        stores,
         actor=actor or config.actor,
-        project_id=project_id,
+        project_id=project_in_use(stores.db, config) if project_id is None else project_id,
         cache_dir=config.home / "cache" / "datasets",
     )
 

@@ -152,6 +152,7 @@ class DatasetStore:
                     object_type="dataset",
                     object_id=lambda r: f"{r.name}/{r.version}",
                     payload={"name": name, "digest": digest, "num_rows": table.num_rows},
+                    project_id=self.project_id,
                 )
                 return self._version(row)
             except IntegrityError:
@@ -271,6 +272,7 @@ class DatasetStore:
                 "run_id": run_id,
                 "failures": [r.name for r in report.failures],
             },
+            project_id=self.project_id,
         )
         report.result_id, report.created_at = result_id, now
         return result_id

@@ -306,6 +306,7 @@ class FeatureRegistry:
                 object_type="feature_entity",
                 object_id=ent.name,
                 payload={"definition": ent.to_dict(), "forced": forced},
+                project_id=self.project_id,
             ),
         )
 
@@ -379,6 +380,7 @@ class FeatureRegistry:
                 object_type="feature_view",
                 object_id=view.name,
                 payload=payload,
+                project_id=self.project_id,
             ),
         )
 

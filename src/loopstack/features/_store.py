@@ -25,7 +25,8 @@ __all__ = ["FeatureStore"]
 class FeatureStore:
     """Feature definitions, point-in-time training sets, and the online store of a project.
 
-    ``project``: a project name or id (default: the default project, id 0).
+    ``project``: a project name or id (default: the one ``ls.set_project`` or
+    ``LOOPSTACK_PROJECT`` chose, else the default project).
     ``online_url``: the online store (default ``$LOOPSTACK_ONLINE_URL`` or
     ``sqlite:///$LOOPSTACK_HOME/online.db``).
     """
@@ -66,11 +67,10 @@ class FeatureStore:
         self._online: Any = None
 
     def _project_id(self, project: str | int | None) -> int:
-        if project is None:
-            return 0
-        from loopstack.auth._projects import get_project
+        from loopstack.auth import project_in_use
 
-        return get_project(self.db, project).project_id
+        # None: the project chosen by ls.set_project / LOOPSTACK_PROJECT, else 'default'
+        return project_in_use(self.db, self.settings, project=project)
 
     # -- definitions ------------------------------------------------------------------------
     def apply(self, objs: Any, *, force: bool = False) -> list[AppliedDefinition]:

@@ -5,19 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from loopstack.config import settings
-from loopstack.registry._lineage import LineageGraph
-from loopstack.registry._lineage import lineage as _lineage
+from loopstack.registry._lineage import LineageGraph, project_lineage
 from loopstack.registry._sql_store import SqlRegistry
 
 __all__ = ["get_registry", "lineage", "registry"]
 
 
-def registry(*, actor: str | None = None, project_id: int = 0) -> SqlRegistry:
+def registry(*, actor: str | None = None, project_id: int | None = None) -> SqlRegistry:
     """The model registry over the configured metadata store.
 
     >>> reg = ls.get_registry()
     >>> reg.get_version_by_alias("churn", "production").version
     """
+    from loopstack.auth import project_in_use
     from loopstack.errors import Invalid
     from loopstack.store import open_stores
 
@@ -33,7 +33,10 @@ def registry(*, actor: str | None = None, project_id: int = 0) -> SqlRegistry:
         from dataclasses import replace
 
         config = replace(config, db_url=config.tracking_uri)
-    return SqlRegistry(open_stores(config), actor=actor or config.actor, project_id=project_id)
+    stores = open_stores(config)
+    if project_id is None:  # the project chosen by ls.set_project / LOOPSTACK_PROJECT
+        project_id = project_in_use(stores.db, config)
+    return SqlRegistry(stores, actor=actor or config.actor, project_id=project_id)
 
 
 def lineage(obj: Any) -> LineageGraph:
@@ -42,7 +45,7 @@ def lineage(obj: Any) -> LineageGraph:
     >>> ls.lineage("model_version:churn/3").upstream
     ['run:9f2...', 'dataset:1c4...']
     """
-    return _lineage(registry().db, obj)
+    return project_lineage(registry(), obj)
 
 
 get_registry = registry

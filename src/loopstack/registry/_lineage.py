@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Table, select
 
@@ -19,7 +19,10 @@ from loopstack.errors import Invalid
 from loopstack.store.metadata._database import Database
 from loopstack.store.metadata.schema import Dataset, LineageEdge, RunInput
 
-__all__ = ["LineageGraph", "lineage", "node_id"]
+if TYPE_CHECKING:
+    from loopstack.registry._sql_store import SqlRegistry
+
+__all__ = ["LineageGraph", "lineage", "node_id", "project_lineage"]
 
 _EDGES = cast(Table, LineageEdge.__table__)
 _RI, _DS = cast(Table, RunInput.__table__), cast(Table, Dataset.__table__)
@@ -139,3 +142,14 @@ def lineage(db: Database, obj: Any, *, max_depth: int = 20) -> LineageGraph:
         return graph
 
     return cast(LineageGraph, db.read(run))
+
+
+def project_lineage(reg: SqlRegistry, obj: Any) -> LineageGraph:
+    """:func:`lineage` as seen from ``reg``'s project: a model version outside it is
+    ``NotFound``, as it is for every other registry call."""
+    node = node_id(obj)
+    kind, _, ident = node.partition(":")
+    if kind == "model_version":
+        name, _, version = ident.rpartition("/")
+        reg.get_model_version(name, version)
+    return lineage(reg.db, node)

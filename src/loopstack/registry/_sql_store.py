@@ -86,6 +86,7 @@ class SqlRegistry(Approvals):
             object_type="model",
             object_id=object_id,
             payload=payload,
+            project_id=self.project_id,
         )
 
     # -- lookups --------------------------------------------------------------------

@@ -123,6 +123,7 @@ class SqlTrackingStore(TrackingStore):
             object_type=object_type,
             object_id=object_id,
             payload=payload,
+            project_id=self.project_id,
         )
 
     # -- experiments ----------------------------------------------------------------
