@@ -114,7 +114,9 @@ class DatasetStore:
             profile = profile_table(table)
             schema = {"columns": [{"name": f.name, "type": str(f.type)} for f in table.schema]}
             logical = f"datasets/{self.project_id}/{name}/{digest}/data.parquet"
-            self.stores.artifacts.log_file(local, logical, actor=self.actor)
+            self.stores.artifacts.log_file(
+                local, logical, actor=self.actor, project_id=self.project_id
+            )
         values = {
             "project_id": self.project_id,
             "name": name,

@@ -237,7 +237,9 @@ async def upload_artifact(
         with local.open("wb") as fh:
             async for chunk in request.stream():
                 fh.write(chunk)
-        info = store.stores.artifacts.log_file(local, f"{root}/{clean}", actor=store.actor)
+        info = store.stores.artifacts.log_file(
+            local, f"{root}/{clean}", actor=store.actor, project_id=store.project_id
+        )
     return {"path": clean, "sha256": info.sha256, "size": info.size}
 
 
