@@ -23,14 +23,18 @@ REDIS_ENV = "LOOPSTACK_TEST_REDIS_URL"
 
 
 @pytest.fixture(autouse=True)
-def ls_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def ls_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Every test gets its own LOOPSTACK_HOME and no inherited loopstack settings."""
     for key in list(os.environ):
         if key.startswith("LOOPSTACK_") and not key.startswith("LOOPSTACK_TEST_"):
             monkeypatch.delenv(key, raising=False)
     home = tmp_path / "lshome"
     monkeypatch.setenv("LOOPSTACK_HOME", str(home))
-    return home
+    from loopstack.config import set_project
+
+    set_project(None)  # nor a project an earlier test chose with ls.set_project
+    yield home
+    set_project(None)
 
 
 def _pg_base_url() -> str:

@@ -11,7 +11,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Settings", "set_project", "settings"]
+__all__ = ["Settings", "chosen_project", "set_project", "settings"]
 
 _TRUE = {"1", "true", "on", "yes"}
 #: the project chosen by ``set_project`` in this process (wins over LOOPSTACK_PROJECT)
@@ -82,3 +82,8 @@ def set_project(name: str | None) -> None:
 
         raise Invalid(f"a project name must be a non-empty string; got {name!r}", field="project")
     _project_override = name.strip() if name else None
+
+
+def chosen_project() -> str | None:
+    """The name ``set_project`` chose in this process (``None``: none chosen)."""
+    return _project_override

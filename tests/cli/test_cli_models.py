@@ -351,7 +351,10 @@ def test_project_option_and_environment_scope_every_command(
     monkeypatch.setenv("LOOPSTACK_PROJECT", "fraud")
     assert "card-fraud" in invoke("versions", "card-fraud").stdout
     missing = invoke("list", "--project", "nope")
-    assert missing.exit_code == 1 and "no project named 'nope'" in missing.stderr
+    assert missing.exit_code == 1
+    assert "no project named 'nope' that you can use; your projects: 'default', 'fraud'" in (
+        missing.stderr
+    )
 
 
 def test_through_a_live_server_with_tokens(

@@ -67,6 +67,7 @@ def test_a_rehashed_forgery_breaks_the_next_link(db: Database) -> None:
         ev["object_type"],
         ev["object_id"],
         ev["digest"],
+        ev["project_id"],
     )
     with db.engine.begin() as conn:
         conn.execute(
@@ -74,3 +75,16 @@ def test_a_rehashed_forgery_breaks_the_next_link(db: Database) -> None:
         )
     result = audit.verify(db)
     assert not result.ok and result.broken_seq == 3
+
+
+def test_an_event_moved_to_another_project_breaks_its_link(db: Database) -> None:
+    # The project an event was made in is covered by its hash: hiding an event from a
+    # project's audit view by moving it elsewhere is caught like any other edit.
+    ev = next(e for e in audit.events(db) if e["project_id"] is not None)
+    with db.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE audit_events SET project_id = 99 WHERE seq = :s"), {"s": ev["seq"]}
+        )
+    result = audit.verify(db)
+    assert not result.ok and result.broken_seq == ev["seq"]
+    assert "edited" in (result.reason or "")

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Table, delete, select, update
 
 from loopstack.auth._roles import Role, is_bootstrap
 from loopstack.auth._users import user_row
+from loopstack.config import Settings, settings
 from loopstack.errors import AlreadyExists, Invalid, NotFound
 from loopstack.store.metadata import Database
 from loopstack.store.metadata.schema import Project, ProjectMember, User
@@ -33,6 +34,8 @@ __all__ = [
     "list_projects",
     "members",
     "remove_member",
+    "project_in_use",
+    "project_refusal",
     "resolve_project",
     "set_policy",
 ]
@@ -161,6 +164,7 @@ def create_project(db: Database, name: str, description: str = "", *, actor: str
         object_type="project",
         object_id=name,
         payload={"name": name, "description": description},
+        project_id=lambda info: info.project_id,
     )
 
 
@@ -169,22 +173,56 @@ def get_project(db: Database, project: str | int) -> ProjectInfo:
     return _info(db.read(lambda conn: project_row(conn, project)))
 
 
-def resolve_project(db: Database, project: str | int | None, *, user: str | None = None) -> int:
+def resolve_project(
+    db: Database, project: str | int | None, *, user: str | None = None, scope: int | None = None
+) -> int:
     """The id of ``project`` (``None``: the default project, id 0).
 
-    A name that does not exist, or that ``user`` holds no role in, is refused alike
-    (``NotFound``), naming the projects the caller can use.
+    A name that does not exist, or that ``user`` holds no role in (or, with ``scope``, a
+    token's one project, any other project), is refused alike (``NotFound``), naming the
+    projects the caller can use.
     """
     if project is None:
         return 0
-    visible = list_projects(db, user=user)
+    visible = _usable(db, user, scope)
     for info in visible:
         if project in (info.name, info.project_id):
             return info.project_id
+    raise _refusal(project, visible)
+
+
+def project_refusal(
+    db: Database, project: str | int, *, user: str | None = None, scope: int | None = None
+) -> NotFound:
+    """The ``NotFound`` for a project the caller cannot use (whether or not it exists),
+    naming only the projects they can: what :func:`resolve_project` raises."""
+    return _refusal(project, _usable(db, user, scope))
+
+
+def _usable(db: Database, user: str | None, scope: int | None) -> list[ProjectInfo]:
+    return [p for p in list_projects(db, user=user) if scope is None or p.project_id == scope]
+
+
+def _refusal(project: str | int, visible: list[ProjectInfo]) -> NotFound:
     names = ", ".join(repr(p.name) for p in visible) or "none"
-    raise NotFound(
+    return NotFound(
         f"no project named {project!r} that you can use; your projects: {names}", field="project"
     )
+
+
+def project_in_use(
+    db: Database, config: Settings | None = None, *, project: str | int | None = None
+) -> int:
+    """The id of the project local calls act in: ``project`` if given, else
+    ``settings().project`` (``ls.set_project``, else ``LOOPSTACK_PROJECT``, else ``default``),
+    checked by :func:`resolve_project` as the configured user (``LOOPSTACK_USER``) when
+    ``LOOPSTACK_AUTH`` is on.
+
+    >>> SqlRegistry(stores, project_id=project_in_use(stores.db))  # doctest: +SKIP
+    """
+    config = config or settings()
+    chosen = config.project if project is None else project
+    return resolve_project(db, chosen, user=config.actor if config.auth else None)
 
 
 def list_projects(db: Database, *, user: str | None = None) -> list[ProjectInfo]:
@@ -219,10 +257,12 @@ def add_member(
     """Give ``user`` ``role`` in ``project``; a member already there gets the new role."""
     parsed = Role.parse(role)
     name_holder: dict[str, str] = {}
+    ids: dict[str, int] = {}
 
     def run(conn: Connection) -> Member:
         prow = project_row(conn, project)
         name_holder["project"] = prow.name
+        ids["project"] = prow.project_id
         urow = user_row(conn, user)
         before = conn.execute(
             select(_MEMBERS.c.role).where(
@@ -247,6 +287,7 @@ def add_member(
         action="project.add_member",
         object_type="project",
         object_id=lambda _: name_holder["project"],
+        project_id=lambda _: ids["project"],
         payload={"project": project, "user": user, "role": parsed.value},
     )
 
@@ -254,10 +295,12 @@ def add_member(
 def remove_member(db: Database, project: str | int, user: str, *, actor: str) -> None:
     """Take ``user``'s role in ``project`` away (their tokens scoped to it stop acting)."""
     name_holder: dict[str, str] = {}
+    ids: dict[str, int] = {}
 
     def run(conn: Connection) -> None:
         prow = project_row(conn, project)
         name_holder["project"] = prow.name
+        ids["project"] = prow.project_id
         done = conn.execute(
             delete(_MEMBERS).where(
                 _MEMBERS.c.project_id == prow.project_id, _MEMBERS.c.user == user
@@ -272,6 +315,7 @@ def remove_member(db: Database, project: str | int, user: str, *, actor: str) ->
         action="project.remove_member",
         object_type="project",
         object_id=lambda _: name_holder["project"],
+        project_id=lambda _: ids["project"],
         payload={"project": project, "user": user},
     )
 
@@ -323,10 +367,12 @@ def set_policy(
     """
     parsed = parse_policy(policy)
     name_holder: dict[str, str] = {}
+    ids: dict[str, int] = {}
 
     def run(conn: Connection) -> ApprovalPolicy:
         prow = project_row(conn, project)
         name_holder["project"] = prow.name
+        ids["project"] = prow.project_id
         conn.execute(
             update(_PROJECTS)
             .where(_PROJECTS.c.project_id == prow.project_id)
@@ -340,6 +386,7 @@ def set_policy(
         action="project.set_policy",
         object_type="project",
         object_id=lambda _: name_holder["project"],
+        project_id=lambda _: ids["project"],
         payload={"project": project, "policy": parsed.model_dump()},
     )
 

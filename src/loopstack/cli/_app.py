@@ -14,8 +14,11 @@ class _Root(TyperGroup):
     """Turns a ``LoopstackError`` from any command into one red line and exit code 1."""
 
     def invoke(self, ctx: Any) -> Any:  # typer vendors click: its Context type is private
+        from loopstack.cli._project import one_invocation
+
         try:
-            return super().invoke(ctx)
+            with one_invocation():
+                return super().invoke(ctx)
         except LoopstackError as exc:
             from loopstack.cli._output import fail
 
@@ -58,16 +61,22 @@ def _register() -> None:
         _token,
         _users,
     )
+    from loopstack.cli._project import group_options
 
-    app.add_typer(_experiments.app, name="experiments")
-    app.add_typer(_runs.app, name="runs")
-    app.add_typer(_models.app, name="models")
-    app.add_typer(_features.app, name="features")
-    app.add_typer(_audit.app, name="audit")
-    app.add_typer(_data.app, name="data")
-    app.add_typer(_token.app, name="token")
-    app.add_typer(_projects.app, name="projects")
-    app.add_typer(_users.app, name="users")
+    # (name, group, acts in one project: takes --project before its command)
+    groups: tuple[tuple[str, typer.Typer, bool], ...] = (
+        ("experiments", _experiments.app, True),
+        ("runs", _runs.app, True),
+        ("models", _models.app, True),
+        ("features", _features.app, True),
+        ("audit", _audit.app, True),
+        ("data", _data.app, True),
+        ("token", _token.app, False),
+        ("projects", _projects.app, False),
+        ("users", _users.app, False),
+    )
+    for name, group, scoped in groups:
+        app.add_typer(group, name=name, callback=group_options if scoped else None)
     app.command("doctor")(_doctor.doctor)
     app.command("quickstart")(_quickstart.quickstart)
 

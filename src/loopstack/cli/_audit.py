@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 app = typer.Typer(no_args_is_help=True, help="Verify and read the audit log.")
@@ -50,14 +52,16 @@ def log(
     ),
     limit: int = typer.Option(50, "--limit", "-n", min=1, help="The newest N events."),
 ) -> None:
-    """The newest audit events, oldest first."""
+    """The newest audit events, oldest first (with --project: only that project's)."""
     from rich.table import Table
 
     from loopstack.cli._output import console, fmt_time
     from loopstack.store.audit_log import open_audit_log
 
     object_type, object_id = _parse_object(obj)
-    events = open_audit_log().events(object_type=object_type, object_id=object_id, limit=limit)
+    events = _chosen_log(open_audit_log).events(
+        object_type=object_type, object_id=object_id, limit=limit
+    )
     out = console()
     if not events:
         out.print("no audit events" + (f" for {obj}" if obj else ""))
@@ -79,3 +83,18 @@ def log(
             ev["hash"][:12],
         )
     out.print(table)
+
+
+def _chosen_log(open_audit_log: Any) -> Any:
+    """The audit log to show: through a server, the request's project; locally the whole
+    log when no project is chosen (the chain is one), else that project's events."""
+    from loopstack.config import settings
+    from loopstack.store.remote import server_url
+
+    config = settings()
+    if server_url(config) is not None or config.project is None:
+        return open_audit_log(config)
+    from loopstack.auth import project_in_use
+    from loopstack.cli._stores import local_stores
+
+    return open_audit_log(config, project_id=project_in_use(local_stores().db, config))

@@ -12,6 +12,8 @@ from typing import Any
 
 import typer
 
+from loopstack.cli._project import PROJECT
+
 app = typer.Typer(
     no_args_is_help=True, help="Feature store: apply definitions, list and show feature views."
 )
@@ -61,7 +63,7 @@ def apply(
     force: bool = typer.Option(
         False, "--force", help="Apply breaking changes too (recorded in the audit log)."
     ),
-    project: str = typer.Option(None, help="Project name (default project if unset)."),
+    project: str = PROJECT,
 ) -> None:
     """Register every Entity, FeatureView and OnDemandFeatureView defined in FILE."""
     from loopstack.cli._output import console, fail
@@ -86,7 +88,7 @@ def apply(
 
 @app.command("list")
 def list_views(
-    project: str = typer.Option(None, help="Project name."),
+    project: str = PROJECT,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Feature views with their current version, entities, features, TTL and owner."""
@@ -137,7 +139,7 @@ def list_views(
 def show(
     name: str = typer.Argument(..., help="Feature view name."),
     version: int = typer.Option(None, "--version", help="A version (default: current)."),
-    project: str = typer.Option(None, help="Project name."),
+    project: str = PROJECT,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """One feature view version: its definition, digest, owner and version history."""

@@ -10,6 +10,8 @@ from typing import Any
 
 import typer
 
+from loopstack.cli._project import PROJECT
+
 __all__ = ["parse_entity", "register"]
 
 
@@ -79,7 +81,7 @@ def materialize(
     views: str | None = typer.Option(
         None, "--views", help="Comma-separated view names (default: every online view)."
     ),
-    project: str | None = typer.Option(None, "--project", help="Project name or id."),
+    project: str | None = PROJECT,
 ) -> None:
     """Write the newest row per entity with event time in (START, END] to the online store."""
     _print_materialization(_store(project).materialize(start, end, _views(views)))
@@ -88,7 +90,7 @@ def materialize(
 def materialize_incremental(
     end: str | None = typer.Argument(None, help="End (inclusive), ISO-8601; default now."),
     views: str | None = typer.Option(None, "--views", help="Comma-separated view names."),
-    project: str | None = typer.Option(None, "--project", help="Project name or id."),
+    project: str | None = PROJECT,
 ) -> None:
     """Materialize each view from the end of its last materialization up to END."""
     _print_materialization(_store(project).materialize_incremental(end, _views(views)))
@@ -106,7 +108,7 @@ def get(
         False, "--full-feature-names", help="Name columns view__feature."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (rows as objects)."),
-    project: str | None = typer.Option(None, "--project", help="Project name or id."),
+    project: str | None = PROJECT,
 ) -> None:
     """Read online feature values (with event times and staleness) for entities."""
     from rich.table import Table

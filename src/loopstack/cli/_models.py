@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from loopstack.cli._project import PROJECT
+
 if TYPE_CHECKING:
     from rich.table import Table
     from rich.tree import Tree
@@ -27,13 +29,6 @@ app = typer.Typer(
     no_args_is_help=True, help="Registered models: versions, aliases, approvals and lineage."
 )
 
-PROJECT = typer.Option(
-    None,
-    "--project",
-    envvar="LOOPSTACK_PROJECT",
-    show_envvar=False,
-    help="The project (default: LOOPSTACK_PROJECT, else 'default').",
-)
 #: hex digits of a package digest shown in tables (the full one is in `models versions N V`)
 DIGEST_PREFIX = 12
 

@@ -36,12 +36,12 @@ def dataset_store(*, actor: str | None = None, project_id: int | None = None) ->
         return RestDatasetStore(
             HttpClient.from_settings(config), actor=actor or config.actor, cache_dir=cache_dir
         )
-    from loopstack.auth import resolve_project
+    from loopstack.auth import project_in_use
     from loopstack.store import open_stores
 
     stores = open_stores(local_config(config))
     if project_id is None:
-        project_id = resolve_project(stores.db, config.project)
+        project_id = project_in_use(stores.db, config)
     return DatasetStore(
         stores, actor=actor or config.actor, project_id=project_id, cache_dir=cache_dir
     )

@@ -97,7 +97,9 @@ class DatasetStore(DatasetBackend):
             profile = profile_table(table)
             schema = {"columns": [{"name": f.name, "type": str(f.type)} for f in table.schema]}
             logical = f"datasets/{self.project_id}/{name}/{digest}/data.parquet"
-            self.stores.artifacts.log_file(local, logical, actor=self.actor)
+            self.stores.artifacts.log_file(
+                local, logical, actor=self.actor, project_id=self.project_id
+            )
         values = {
             "project_id": self.project_id,
             "name": name,
@@ -135,6 +137,7 @@ class DatasetStore(DatasetBackend):
                     object_type="dataset",
                     object_id=lambda r: f"{r.name}/{r.version}",
                     payload={"name": name, "digest": digest, "num_rows": table.num_rows},
+                    project_id=self.project_id,
                 )
                 return self._version(row)
             except IntegrityError:
@@ -254,6 +257,7 @@ class DatasetStore(DatasetBackend):
                 "run_id": run_id,
                 "failures": [r.name for r in report.failures],
             },
+            project_id=self.project_id,
         )
         report.result_id, report.created_at = result_id, now
         return result_id

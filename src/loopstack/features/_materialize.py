@@ -256,6 +256,7 @@ def _record_start(
             object_type="feature_view",
             object_id=view.name,
             payload={k: row[k] for k in ("view_version", "start_ts", "end_ts", "online_url")},
+            project_id=store.project_id,
         )
     )
 
@@ -284,6 +285,7 @@ def _record_end(store: Any, view: Any, record_id: int, rows: int, error: str = "
         object_type="feature_view",
         object_id=view.name,
         payload={"id": record_id, **values},
+        project_id=store.project_id,
     )
 
 

@@ -272,6 +272,7 @@ class FeatureRegistry(RegistryBackend):
                 object_type="feature_entity",
                 object_id=ent.name,
                 payload={"definition": ent.to_dict(), "forced": forced},
+                project_id=self.project_id,
             ),
         )
 
@@ -376,6 +377,7 @@ class FeatureRegistry(RegistryBackend):
                 object_type=audit_type,
                 object_id=view.name,
                 payload=payload,
+                project_id=self.project_id,
             ),
         )
 

@@ -87,12 +87,12 @@ class FeatureStore:
             self.online_url = online_url or os.environ.get("LOOPSTACK_ONLINE_URL") or ""
             self.registry = RestFeatureRegistry(self.client)
             return
-        from loopstack.auth import resolve_project
+        from loopstack.auth import project_in_use
         from loopstack.store import open_stores
 
         config = local_config(config)
         stores = open_stores(config)
-        project_id = resolve_project(stores.db, project if project is not None else config.project)
+        project_id = project_in_use(stores.db, config, project=project)
         self._init_local(stores, project_id, online_url, config.home)
 
     def _init_local(

@@ -86,6 +86,7 @@ def register_training_set(
         object_type="dataset",
         object_id=dst,
         payload={"features": refs, "views": views},
+        project_id=store.project_id,
     )
     df.attrs["dataset_version"] = f"{dv.name}/{dv.version}"
     from loopstack.tracking import active_run

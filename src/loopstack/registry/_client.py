@@ -42,7 +42,7 @@ def registry(
         if project is not None:
             config = replace(config, project=project)
         return RestRegistry(HttpClient.from_settings(config))
-    from loopstack.auth import resolve_project
+    from loopstack.auth import project_in_use
     from loopstack.registry._sql_store import SqlRegistry
     from loopstack.store import open_stores
 
@@ -51,7 +51,7 @@ def registry(
     if project is None and project_id is not None:
         pid = project_id
     else:
-        pid = resolve_project(stores.db, project if project is not None else config.project)
+        pid = project_in_use(stores.db, config, project=project)
     return SqlRegistry(stores, actor=actor or config.actor, project_id=pid)
 
 

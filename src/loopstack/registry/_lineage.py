@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Table, select
 
 from loopstack.errors import Invalid
 from loopstack.store.metadata._database import Database
 from loopstack.store.metadata.schema import Dataset, LineageEdge, RunInput
+
+if TYPE_CHECKING:
+    pass
 
 __all__ = ["LineageGraph", "lineage", "node_id"]
 

@@ -88,6 +88,7 @@ class SqlRegistry(Approvals, RegistryStore):
             object_type="model",
             object_id=object_id,
             payload=payload,
+            project_id=self.project_id,
         )
 
     # -- lookups --------------------------------------------------------------------

@@ -1,17 +1,28 @@
 """The one place a request is authenticated, placed in a project, and authorised.
 
-The project comes from the token's scope, else the ``X-Loopstack-Project``
-header (a name), else the ``default`` project. A caller with no role in that
-project is told it does not exist (404), so projects stay invisible to
-outsiders. The route's minimum role comes from ``_route_roles.ROUTE_ROLES``.
+The project comes from the ``X-Loopstack-Project`` header (a name), else the
+token's scope, else the ``default`` project. A caller with no role in that
+project (or a token scoped to another) is told it does not exist (404), in the
+same words as for a project that does not exist, naming only the projects the
+caller can use, so projects stay invisible to outsiders. The route's minimum
+role comes from ``_route_roles.ROUTE_ROLES``.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
 
-from loopstack.auth import Principal, Role, get_project, role_of, verify_token
-from loopstack.errors import Forbidden, NotFound, Unauthenticated
+from loopstack.auth import (
+    Principal,
+    Role,
+    project_refusal,
+    resolve_project,
+    role_of,
+    verify_token,
+)
+from loopstack.errors import Forbidden, Unauthenticated
 from loopstack.server._route_roles import GLOBAL_ADMIN, minimum_role
 
 __all__ = ["PROJECT_HEADER", "authorize", "principal_of", "project_of"]
@@ -29,24 +40,18 @@ def project_of(request: Request) -> int:
     return int(getattr(request.state, "project_id", 0))
 
 
+def _caller(request: Request, principal: Principal) -> dict[str, Any]:
+    """Whose projects count: with auth off, every project is everyone's."""
+    user = principal.user if request.app.state.config.auth else None
+    return {"user": user, "scope": principal.project_id}
+
+
 def _project_id(request: Request, principal: Principal) -> int:
     name = request.headers.get(PROJECT_HEADER)
-    db = request.app.state.stores.db
-    if principal.project_id is not None:
-        if name:
-            try:
-                other = get_project(db, name).project_id != principal.project_id
-            except NotFound:
-                other = True
-            if other:
-                raise NotFound(f"no project named {name!r}")
-        return principal.project_id
     if not name:
-        return 0
-    try:
-        return get_project(db, name).project_id
-    except NotFound:  # the same answer as for a project the caller may not see
-        raise NotFound(f"no project named {name!r}") from None
+        return principal.project_id if principal.project_id is not None else 0
+    # a project that does not exist and one the caller may not see get the same answer
+    return resolve_project(request.app.state.stores.db, name, **_caller(request, principal))
 
 
 def _bearer(request: Request) -> Principal:
@@ -95,7 +100,7 @@ def authorize(request: Request) -> None:
     role = role_of(request.app.state.stores.db, principal, project_id)
     if role is None:
         label = request.headers.get(PROJECT_HEADER) or "default"
-        raise NotFound(f"no project named {label!r}")
+        raise project_refusal(request.app.state.stores.db, label, **_caller(request, principal))
     assert isinstance(need, Role)
     if role < need:
         raise Forbidden(

@@ -2,7 +2,10 @@
 
 Each event's hash covers the previous event's hash and its own fields, so an
 edit, deletion or insertion anywhere in the log breaks every later link;
-``verify`` walks the chain and names the first broken one.
+``verify`` walks the chain and names the first broken one. An event made in a
+project records it (and its hash covers it, so moving an event to another
+project breaks the chain too); events of no one project, and those written
+before projects were recorded, have none.
 """
 
 from __future__ import annotations
@@ -45,8 +48,11 @@ def _link_hash(
     object_type: str,
     object_id: str,
     digest: str,
+    project_id: int | None = None,
 ) -> str:
     fields = [prev_hash, str(seq), str(ts), actor, action, object_type, object_id, digest]
+    if project_id is not None:  # absent from the hash of older, project-less events
+        fields.append(f"project={project_id}")
     return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
 
 
@@ -61,16 +67,24 @@ _MOVE_HEAD = (
 
 
 def append(
-    conn: Connection, *, actor: str, action: str, object_type: str, object_id: str, payload: Any
+    conn: Connection,
+    *,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    payload: Any,
+    project_id: int | None = None,
 ) -> int:
-    """Append one event inside the caller's transaction; returns its sequence number."""
+    """Append one event (made in ``project_id``, if any) inside the caller's transaction;
+    returns its sequence number."""
     # Locking the head row serialises appenders on PostgreSQL; on SQLite the
     # write transaction (BEGIN IMMEDIATE) already does.
     head = conn.execute(_READ_HEAD).one()
     seq = head.seq + 1
     ts = int(time.time() * 1000)
     digest = digest_of(payload)
-    link = _link_hash(head.hash, seq, ts, actor, action, object_type, object_id, digest)
+    link = _link_hash(head.hash, seq, ts, actor, action, object_type, object_id, digest, project_id)
     conn.execute(
         _INSERT_EVENT,
         {
@@ -83,6 +97,7 @@ def append(
             "digest": digest,
             "prev_hash": head.hash,
             "hash": link,
+            "project_id": project_id,
         },
     )
     conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": link})
@@ -133,6 +148,7 @@ def verify(db: Database, *, batch: int = 10_000) -> VerifyResult:
                     ev.object_type,
                     ev.object_id,
                     ev.digest,
+                    ev.project_id,
                 )
                 if recomputed != ev.hash:
                     return VerifyResult(
@@ -158,12 +174,20 @@ def verify(db: Database, *, batch: int = 10_000) -> VerifyResult:
 
 
 def events(
-    db: Database, *, object_type: str | None = None, object_id: str | None = None, limit: int = 1000
+    db: Database,
+    *,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    project_id: int | None = None,
+    limit: int = 1000,
 ) -> list[dict[str, Any]]:
-    """The newest ``limit`` events, optionally for one object, oldest first."""
+    """The newest ``limit`` events, optionally for one object or of one project, oldest
+    first."""
 
     def run(conn: Connection) -> list[dict[str, Any]]:
         q = select(_EVENTS)
+        if project_id is not None:
+            q = q.where(_EVENTS.c.project_id == project_id)
         if object_type:
             q = q.where(_EVENTS.c.object_type == object_type)
         if object_id:

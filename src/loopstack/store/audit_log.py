@@ -39,17 +39,24 @@ class AuditLog(abc.ABC):
 
 
 class LocalAuditLog(AuditLog):
-    """The audit log of a metadata database."""
+    """The audit log of a metadata database; with ``project_id``, that project's events."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, project_id: int | None = None) -> None:
         self.db = db
+        self.project_id = project_id
 
     def events(
         self, *, object_type: str | None = None, object_id: str | None = None, limit: int = 1000
     ) -> list[dict[str, Any]]:
         from loopstack.store import audit
 
-        return audit.events(self.db, object_type=object_type, object_id=object_id, limit=limit)
+        return audit.events(
+            self.db,
+            object_type=object_type,
+            object_id=object_id,
+            project_id=self.project_id,
+            limit=limit,
+        )
 
     def verify(self) -> VerifyResult:
         from loopstack.store import audit
@@ -76,8 +83,9 @@ class RestAuditLog(AuditLog):
         )
 
 
-def open_audit_log(config: Settings | None = None) -> AuditLog:
-    """The audit log the configuration names: through the server, or the local database."""
+def open_audit_log(config: Settings | None = None, *, project_id: int | None = None) -> AuditLog:
+    """The audit log the configuration names: through the server (which scopes it to the
+    request's project), or the local database (``project_id``: that project's events)."""
     from loopstack.config import settings
     from loopstack.store.remote import HttpClient, local_config, server_url
 
@@ -86,4 +94,4 @@ def open_audit_log(config: Settings | None = None) -> AuditLog:
         return RestAuditLog(HttpClient.from_settings(config))
     from loopstack.store import open_stores
 
-    return LocalAuditLog(open_stores(local_config(config)).db)
+    return LocalAuditLog(open_stores(local_config(config)).db, project_id=project_id)

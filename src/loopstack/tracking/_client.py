@@ -29,12 +29,16 @@ def _store_for(uri: str | None, config: Settings) -> TrackingStore:
         return RestTrackingStore.shared(uri, token=config.token, project=config.project)
     from dataclasses import replace
 
+    from loopstack.auth import project_in_use
     from loopstack.store import open_stores
     from loopstack.tracking._sql_store import SqlTrackingStore
 
     if uri:
         config = replace(config, db_url=uri)
-    return SqlTrackingStore(open_stores(config), actor=config.actor)
+    stores = open_stores(config)
+    return SqlTrackingStore(
+        stores, actor=config.actor, project_id=project_in_use(stores.db, config)
+    )
 
 
 class TrackingClient:

@@ -220,14 +220,19 @@ def _client() -> TrackingClient:
     return TrackingClient()
 
 
-# (store, experiment name) -> id, so a training loop's start_run does not look the name up
-# every time; create_run still checks the experiment exists and is active.
+# (store and project, experiment name) -> id, so a training loop's start_run does not look
+# the name up every time; create_run still checks the experiment exists and is active.
 _experiment_ids: dict[tuple[str, str], str] = {}
 
 
 def _store_key(client: TrackingClient) -> str:
     store: Any = client.store
-    return str(getattr(getattr(store, "db", None), "url", None) or getattr(store, "base_url", ""))
+    where = getattr(getattr(store, "db", None), "url", None) or getattr(store, "base_url", "")
+    # names are unique per project: the same name is another experiment in another project
+    project = getattr(store, "project_id", None)
+    if project is None:
+        project = getattr(getattr(store, "client", None), "project", None)
+    return f"{where}#{project}"
 
 
 def _experiment_id(client: TrackingClient, name: str, *, fresh: bool = False) -> str:

@@ -148,6 +148,7 @@ class SqlTrackingStore(TrackingStore):
             object_type=object_type,
             object_id=object_id,
             payload=payload,
+            project_id=self.project_id,
         )
 
     # -- experiments ----------------------------------------------------------------
@@ -799,10 +800,14 @@ class SqlTrackingStore(TrackingStore):
                 local_path,
                 f"{prefix}/{local_path.name}" if not artifact_path else prefix,
                 actor=self.actor,
+                project_id=self.project_id,
             )
         elif local_path.is_file():
             self.stores.artifacts.log_file(
-                local_path, f"{prefix}/{local_path.name}", actor=self.actor
+                local_path,
+                f"{prefix}/{local_path.name}",
+                actor=self.actor,
+                project_id=self.project_id,
             )
         else:
             raise Invalid(

@@ -59,6 +59,7 @@ def restore_experiment(store: SqlTrackingStore, experiment_id: str) -> None:
         action="experiment.restore",
         object_type="experiment",
         object_id=exp.experiment_id,
+        project_id=store.project_id,
         payload={"restored": exp.experiment_id},
     )
 
@@ -103,6 +104,7 @@ def rename_experiment(store: SqlTrackingStore, experiment_id: str, new_name: str
         action="experiment.rename",
         object_type="experiment",
         object_id=exp.experiment_id,
+        project_id=store.project_id,
         payload={"from": exp.name, "to": new_name},
     )
 
@@ -122,5 +124,6 @@ def delete_experiment_tag(store: SqlTrackingStore, experiment_id: str, key: str)
         action="experiment.delete_tag",
         object_type="experiment",
         object_id=exp.experiment_id,
+        project_id=store.project_id,
         payload={"key": key},
     )

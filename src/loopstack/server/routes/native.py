@@ -12,7 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from loopstack.errors import NotFound
-from loopstack.server._security import authorize
+from loopstack.server._security import PROJECT_HEADER, authorize, principal_of, project_of
 from loopstack.server.routes._deps import tracking_store
 from loopstack.store import audit
 from loopstack.store.artifacts import sanitize_path
@@ -250,7 +250,9 @@ async def upload_artifact(
         with local.open("wb") as fh:
             async for chunk in request.stream():
                 fh.write(chunk)
-        info = store.stores.artifacts.log_file(local, f"{root}/{clean}", actor=store.actor)
+        info = store.stores.artifacts.log_file(
+            local, f"{root}/{clean}", actor=store.actor, project_id=store.project_id
+        )
     return {"path": clean, "sha256": info.sha256, "size": info.size}
 
 
@@ -278,8 +280,20 @@ def audit_events(
     object_id: str | None = None,
     limit: int = Query(1000, ge=1, le=100_000),
 ) -> dict:
+    # A global admin asking in no particular project reads the whole log; anyone else
+    # reads the events of the project the request acts in.
+    principal = principal_of(request)
+    whole = (
+        principal.is_admin
+        and principal.project_id is None
+        and not request.headers.get(PROJECT_HEADER)
+    )
     return {
         "events": audit.events(
-            request.app.state.stores.db, object_type=object_type, object_id=object_id, limit=limit
+            request.app.state.stores.db,
+            object_type=object_type,
+            object_id=object_id,
+            project_id=None if whole else project_of(request),
+            limit=limit,
         )
     }

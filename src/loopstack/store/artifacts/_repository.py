@@ -72,7 +72,13 @@ class ArtifactStore:
         self.blobs = blobs
 
     # -- writes ---------------------------------------------------------------------
-    def _record(self, entries: list[dict[str, object]], actor: str, object_id: str) -> None:
+    def _record(
+        self,
+        entries: list[dict[str, object]],
+        actor: str,
+        object_id: str,
+        project_id: int | None,
+    ) -> None:
         def run(conn: Connection) -> list[dict[str, object]]:
             stmt = self.db.insert(_ENTRIES)
             stmt = stmt.on_conflict_do_update(
@@ -87,11 +93,19 @@ class ArtifactStore:
             return [{"path": e["path"], "sha256": e["sha256"]} for e in entries]
 
         self.db.write(
-            run, actor=actor, action="artifact.put", object_type="artifact", object_id=object_id
+            run,
+            actor=actor,
+            action="artifact.put",
+            object_type="artifact",
+            object_id=object_id,
+            project_id=project_id,
         )
 
-    def log_file(self, local: str | Path, dest: str, *, actor: str) -> FileInfo:
-        """Store one local file at the logical path ``dest``."""
+    def log_file(
+        self, local: str | Path, dest: str, *, actor: str, project_id: int | None = None
+    ) -> FileInfo:
+        """Store one local file at the logical path ``dest`` (audited as made in
+        ``project_id``, if given)."""
         dest = sanitize_path(dest)
         local = Path(local)
         if not local.is_file():
@@ -104,20 +118,26 @@ class ArtifactStore:
             [{"path": dest, "sha256": sha256, "size": size, "created_at": int(time.time() * 1000)}],
             actor,
             dest,
+            project_id,
         )
         return FileInfo(dest, False, size, sha256)
 
-    def log_bytes(self, data: bytes, dest: str, *, actor: str) -> FileInfo:
+    def log_bytes(
+        self, data: bytes, dest: str, *, actor: str, project_id: int | None = None
+    ) -> FileInfo:
         dest = sanitize_path(dest)
         sha256, size = self.blobs.put_bytes(data)
         self._record(
             [{"path": dest, "sha256": sha256, "size": size, "created_at": int(time.time() * 1000)}],
             actor,
             dest,
+            project_id,
         )
         return FileInfo(dest, False, size, sha256)
 
-    def log_dir(self, local_dir: str | Path, dest_prefix: str, *, actor: str) -> list[FileInfo]:
+    def log_dir(
+        self, local_dir: str | Path, dest_prefix: str, *, actor: str, project_id: int | None = None
+    ) -> list[FileInfo]:
         """Store every file under ``local_dir`` below ``dest_prefix``, in one manifest write."""
         local_dir = Path(local_dir)
         if not local_dir.is_dir():
@@ -134,7 +154,7 @@ class ArtifactStore:
             entries.append({"path": path, "sha256": sha256, "size": size, "created_at": now})
             infos.append(FileInfo(path, False, size, sha256))
         if entries:
-            self._record(entries, actor, prefix)
+            self._record(entries, actor, prefix, project_id)
         return infos
 
     # -- reads ----------------------------------------------------------------------

@@ -103,8 +103,10 @@ class Database:
         object_type: str,
         object_id: str | Callable[[T], str],
         payload: Any = None,
+        project_id: int | None | Callable[[T], int | None] = None,
     ) -> T:
-        """Run ``fn(conn)`` and append its audit event in the same transaction.
+        """Run ``fn(conn)`` and append its audit event (made in ``project_id``, if any) in
+        the same transaction.
 
         Either both land or neither does. Busy or locked databases are retried with backoff.
         """
@@ -120,6 +122,7 @@ class Database:
                 object_type=object_type,
                 object_id=oid,
                 payload=payload if payload is not None else result,
+                project_id=project_id(result) if callable(project_id) else project_id,
             )
             return result
 

@@ -204,6 +204,9 @@ class AuditEvent(Base):
     digest: Mapped[str] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    #: the project the change happened in; NULL for changes outside any one project
+    #: (users, tokens) and for events written before projects were recorded
+    project_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     __table_args__ = (Index("ix_audit_events_object", "object_type", "object_id"),)
 
 
