@@ -91,6 +91,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(mlflow_compat.router)
     app.include_router(mlflow_compat.artifacts_router)
+    app.include_router(mlflow_compat.logged_models_router)
     app.include_router(mlflow_registry.router)
     app.state.routers = [
         native.router,
@@ -98,6 +99,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
         admin.router,
         mlflow_compat.router,
         mlflow_compat.artifacts_router,
+        mlflow_compat.logged_models_router,
         mlflow_registry.router,
     ]
 

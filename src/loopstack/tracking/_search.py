@@ -75,10 +75,12 @@ class OrderKey:
     ascending: bool
 
 
-def _split_identifier(ident: str, *, context: str) -> tuple[str, str]:
+def _split_identifier(
+    ident: str, *, context: str, attributes: dict[str, str] = ATTRIBUTES, subject: str = "run"
+) -> tuple[str, str]:
     if "." not in ident:
-        if ident in ATTRIBUTES:
-            return "attribute", ATTRIBUTES[ident]
+        if ident in attributes:
+            return "attribute", attributes[ident]
         raise Invalid(
             f"expected an identifier such as metrics.<key>, params.<key>, tags.<key> or "
             f"attributes.<name> in the {context}; got {ident!r} instead",
@@ -95,13 +97,13 @@ def _split_identifier(ident: str, *, context: str) -> tuple[str, str]:
     if len(key) >= 2 and key[0] == key[-1] and key[0] in '`"':
         key = key[1:-1]
     if kind == "attribute":
-        if key not in ATTRIBUTES:
+        if key not in attributes:
             raise Invalid(
-                f"unknown run attribute {key!r} in the {context}; expected one of "
-                f"{sorted(set(ATTRIBUTES) - {'Created'})}",
+                f"unknown {subject} attribute {key!r} in the {context}; expected one of "
+                f"{sorted(set(attributes) - {'Created'})}",
                 field=context,
             )
-        key = ATTRIBUTES[key]
+        key = attributes[key]
     return kind, key
 
 
@@ -128,8 +130,18 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def parse_filter(text: str | None) -> list[Comparison]:
-    """Parse ``<ident> <op> <value> [AND ...]``; raise Invalid naming what was expected."""
+def parse_filter(
+    text: str | None,
+    *,
+    attributes: dict[str, str] = ATTRIBUTES,
+    numeric: frozenset[str] | set[str] = _NUMERIC_ATTRIBUTES,
+    subject: str = "run",
+) -> list[Comparison]:
+    """Parse ``<ident> <op> <value> [AND ...]``; raise Invalid naming what was expected.
+
+    ``attributes`` (as written -> column), ``numeric`` and ``subject`` describe what is
+    searched: runs by default, or another entity with its own attribute names.
+    """
     if not text or not text.strip():
         return []
     toks = _tokens(text)
@@ -143,7 +155,9 @@ def parse_filter(text: str | None) -> list[Comparison]:
 
     while True:
         expect(i < len(toks) and toks[i][0] == "ident", "an identifier like metrics.auc")
-        kind, key = _split_identifier(toks[i][1], context="filter")
+        kind, key = _split_identifier(
+            toks[i][1], context="filter", attributes=attributes, subject=subject
+        )
         i += 1
         # operator: a symbol, or LIKE / ILIKE / IN / NOT IN
         expect(i < len(toks), "a comparison operator")
@@ -184,8 +198,8 @@ def parse_filter(text: str | None) -> list[Comparison]:
             vk, vv = toks[i]
             i += 1
             value = float(vv) if vk == "number" else _unquote(vv)
-        numeric = kind == "metric" or (kind == "attribute" and key in _NUMERIC_ATTRIBUTES)
-        if numeric:
+        is_number = kind == "metric" or (kind == "attribute" and key in numeric)
+        if is_number:
             if op not in _NUMBER_OPS or not isinstance(value, float):
                 raise Invalid(
                     f"{kind} {key!r} is numeric: expected one of {sorted(_NUMBER_OPS)} "
@@ -206,7 +220,10 @@ def parse_filter(text: str | None) -> list[Comparison]:
         i += 1
 
 
-def parse_order_by(items: list[str] | None) -> list[OrderKey]:
+def parse_order_by(
+    items: list[str] | None, *, attributes: dict[str, str] = ATTRIBUTES, subject: str = "run"
+) -> list[OrderKey]:
+    """``["metrics.auc DESC", "start_time"]`` as keys to sort by (ascending unless DESC)."""
     out = []
     for item in items or []:
         text = item.strip()
@@ -216,6 +233,8 @@ def parse_order_by(items: list[str] | None) -> list[OrderKey]:
             ascending, text = False, text[:-5].strip()
         elif upper.endswith(" ASC"):
             text = text[:-4].strip()
-        kind, key = _split_identifier(text, context="order_by")
+        kind, key = _split_identifier(
+            text, context="order_by", attributes=attributes, subject=subject
+        )
         out.append(OrderKey(kind, key, ascending))
     return out

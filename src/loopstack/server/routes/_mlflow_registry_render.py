@@ -27,6 +27,14 @@ def source_uri(source: str) -> str:
 
 
 def model_version(v: ModelVersion) -> dict[str, Any]:
+    out = _model_version(v)
+    model_id = v.tags.get("loopstack.mlflow.model_id")
+    if model_id:
+        out["model_id"] = model_id
+    return out
+
+
+def _model_version(v: ModelVersion) -> dict[str, Any]:
     return {
         "name": v.name,
         "version": str(v.version),
