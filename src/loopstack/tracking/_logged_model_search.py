@@ -144,7 +144,7 @@ def _matches(model: LoggedModel, c: Comparison, datasets: list[dict[str, str]]) 
 
 def order_keys(order_by: list[dict[str, Any]]) -> list[tuple[str, str, bool, dict[str, str]]]:
     """``[{"field_name": "metrics.auc", "ascending": False}]`` as (kind, key, asc, dataset)."""
-    out = []
+    out: list[tuple[str, str, bool, dict[str, str]]] = []
     for item in order_by:
         name = str(item.get("field_name") or "")
         ascending = item.get("ascending", True) is not False

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, and_, delete, select, update
@@ -72,14 +73,17 @@ class LoggedModelStore:
         return q if self.project_id is None else q.where(E.c.project_id == self.project_id)
 
     def _row(self, conn: Connection, model_id: Any, *, allow_deleted: bool = False) -> Any:
-        if not isinstance(model_id, str) or not model_id or len(model_id) > 40:
-            raise NotFound(f"Logged model with ID '{model_id}' not found")
-        row = conn.execute(self._visible(LM.c.model_id == model_id)).first()
+        row = None
+        if isinstance(model_id, str) and model_id and len(model_id) <= 40:
+            row = conn.execute(self._visible(LM.c.model_id == model_id)).first()
         if row is None or (row.lifecycle_stage != "active" and not allow_deleted):
-            raise NotFound(f"Logged model with ID '{model_id}' not found")
+            raise NotFound(
+                f"Logged model with ID '{model_id}' not found: no logged model of this "
+                "project has that id" + ("" if row is None else " (it was deleted)")
+            )
         return row
 
-    def _load(self, conn: Connection, rows: list[Any]) -> list[LoggedModel]:
+    def _load(self, conn: Connection, rows: Sequence[Any]) -> list[LoggedModel]:
         ids = [r.model_id for r in rows]
         params: dict[str, dict[str, str]] = defaultdict(dict)
         tags: dict[str, dict[str, str]] = defaultdict(dict)
@@ -162,13 +166,7 @@ class LoggedModelStore:
         if exp.lifecycle_stage != "active":
             raise Conflict(f"experiment {experiment_id!r} is deleted; restore it to log models")
         if source_run_id:
-            run = self.tracking.get_run(source_run_id)
-            if run.experiment_id != exp.experiment_id:
-                raise Invalid(
-                    f"the source run {source_run_id!r} is in experiment {run.experiment_id}, "
-                    f"not in experiment {exp.experiment_id}",
-                    field="source_run_id",
-                )
+            self.tracking.get_run(source_run_id)  # NotFound for an unknown run
         model_id = new_model_id()
         model_name = name or f"model-{model_id[2:10]}"
         if len(model_name) > 250:

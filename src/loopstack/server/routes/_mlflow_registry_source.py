@@ -36,6 +36,7 @@ from typing import Any
 
 from loopstack.errors import Invalid, LoopstackError, NotFound
 from loopstack.registry import ModelVersion, SqlRegistry
+from loopstack.server.routes._mlflow_registry_render import MODEL_ID_TAG
 from loopstack.store.artifacts import ArtifactStore, sanitize_path
 from loopstack.tracking._logged_models import LoggedModelStore
 from loopstack.tracking._sql_store import SqlTrackingStore
@@ -44,8 +45,6 @@ __all__ = ["MODEL_ID_TAG", "PACKAGE_TAG", "Package", "resolve_source"]
 
 #: set on a version whose files loopstack could not record, saying why
 PACKAGE_TAG = "loopstack.package"
-#: the MLflow logged model a version was registered from (MLflow's ``model_id``)
-MODEL_ID_TAG = "loopstack.mlflow.model_id"
 _EMPTY = "empty: nothing was stored under the source when this version was registered"
 _EXTERNAL = "external: loopstack does not hold the files at this source, so none are recorded"
 _MAX_DESCRIPTOR = 1 << 20  # MLmodel / loopstack-model.json are small; larger ones are not read
