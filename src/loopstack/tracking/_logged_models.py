@@ -8,7 +8,6 @@ transaction; a project sees only the models of its own experiments.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -27,7 +26,6 @@ from loopstack.store.metadata.schema import (
 )
 from loopstack.store.metadata.schema import Run as RunRow
 from loopstack.tracking._entities import (
-    Metric,
     clean_params,
     clean_tags,
     now_ms,
@@ -41,10 +39,7 @@ from loopstack.tracking._logged_model_search import (
 )
 from loopstack.tracking._sql_store import SqlTrackingStore
 
-__all__ = ["LoggedModelStore", "record_registration"]
-
-#: the tag on a logged model listing the registered versions made from it (as MLflow)
-MODEL_VERSIONS_TAG = "mlflow.modelVersions"
+__all__ = ["LoggedModelStore", "new_model_id"]
 
 E, R = cast(Table, ExperimentRow.__table__), cast(Table, RunRow.__table__)
 LM, LMP = cast(Table, ModelRow.__table__), cast(Table, LoggedModelParam.__table__)
@@ -313,44 +308,6 @@ class LoggedModelStore:
 
         self._write(run, "logged_model.log_metrics", model_id, {"metrics": len(clean)})
 
-    def log_run_metrics(
-        self, run_id: str, points: list[Metric], on: list[tuple[str, str, str] | None]
-    ) -> None:
-        """Log points to the run; a point with ``on[i] = (model_id, dataset_name,
-        dataset_digest)`` to that logged model too.
-
-        A point the run already holds exactly (key, value, step, timestamp) is not logged
-        to the run twice: MLflow 3 clients send a run's metrics again with the model's id
-        when they log a model, and an MLflow server keeps one copy of each point.
-        """
-        by_model: dict[str, list[ModelMetric]] = defaultdict(list)
-        for point, where in zip(points, on, strict=True):
-            if where is not None:
-                model_id, dataset_name, dataset_digest = where
-                by_model[model_id].append(
-                    ModelMetric(
-                        point.key,
-                        point.value,
-                        point.timestamp,
-                        point.step,
-                        run_id,
-                        dataset_name,
-                        dataset_digest,
-                    )
-                )
-        fresh = list(points)
-        if by_model:
-            held = {
-                (m.key, m.value, m.step, m.timestamp)
-                for key in {p.key for p in points}
-                for m in self.tracking.get_metric_history(run_id, key)
-            }
-            fresh = [p for p in points if (p.key, p.value, p.step, p.timestamp) not in held]
-        for model_id, model_points in by_model.items():
-            self.log_metrics(model_id, model_points)
-        if fresh or not by_model:
-            self.tracking.log_batch(run_id, metrics=fresh)
-
     def link(self, run_id: str, model_ids: dict[str, int], direction: str) -> None:
         """Record that the run produced (``output``, at a step) or used (``input``) models."""
         if direction not in ("input", "output"):
@@ -423,17 +380,3 @@ class LoggedModelStore:
             max_results=max_results,
             page_token=page_token,
         )
-
-
-def record_registration(tracking: SqlTrackingStore, model_id: str, name: str, version: int) -> None:
-    """Add ``{"name", "version"}`` to the logged model's ``mlflow.modelVersions`` tag (once)."""
-    models = LoggedModelStore(tracking)
-    entry = {"name": name, "version": str(version)}
-    try:
-        listed = json.loads(models.get(model_id).tags.get(MODEL_VERSIONS_TAG) or "[]")
-    except ValueError:
-        listed = []
-    if not isinstance(listed, list):
-        listed = []
-    if entry not in listed:
-        models.set_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps([*listed, entry])})

@@ -41,7 +41,7 @@ from loopstack.server.routes._mlflow_registry_bodies import (
 )
 from loopstack.server.routes._mlflow_registry_source import MODEL_ID_TAG, resolve_source
 from loopstack.server.routes._mlflow_routing import mlflow_route
-from loopstack.tracking._logged_models import record_registration
+from loopstack.tracking._logged_model_runs import record_registration
 from loopstack.tracking._sql_store import SqlTrackingStore
 
 __all__ = ["model_registry", "registry_router", "router"]

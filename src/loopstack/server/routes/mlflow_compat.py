@@ -47,6 +47,7 @@ from loopstack.server.routes._mlflow_experiments import (
 from loopstack.server.routes._mlflow_logged_models import logged_models, logged_models_router
 from loopstack.server.routes._mlflow_routing import mlflow_route
 from loopstack.tracking._entities import DatasetInput, Metric, Run, RunStatus
+from loopstack.tracking._logged_model_runs import log_run_metrics
 from loopstack.tracking._logged_models import LoggedModelStore
 from loopstack.tracking._sql_store import SqlTrackingStore as Store
 
@@ -139,7 +140,7 @@ def _model_points(models: LoggedModelStore, run_id: str, metrics: list[MetricBod
         (m.model_id, m.dataset_name or "", m.dataset_digest or "") if m.model_id else None
         for m in metrics
     ]
-    models.log_run_metrics(run_id, points, on)
+    log_run_metrics(models, run_id, points, on)
 
 
 def _log(
