@@ -121,13 +121,15 @@ class LoggedModelStore:
             for r in rows
         ]
 
-    def _write(self, fn: Any, action: str, model_id: Any, payload: Any) -> Any:
+    def _write(
+        self, fn: Any, action: str, object_id: Any, payload: Any, object_type: str = "logged_model"
+    ) -> Any:
         return self.db.write(
             fn,
             actor=self.actor,
             action=action,
-            object_type="logged_model",
-            object_id=model_id,
+            object_type=object_type,
+            object_id=object_id,
             payload=payload,
         )
 
@@ -330,7 +332,9 @@ class LoggedModelStore:
                     )
                 )
 
-        self._write(run, f"run.log_model_{direction}s", run_id, {"models": sorted(model_ids)})
+        self._write(
+            run, f"run.log_model_{direction}s", run_id, {"models": sorted(model_ids)}, "run"
+        )
 
     def links_of(self, run_ids: list[str]) -> dict[str, dict[str, list[tuple[str, int]]]]:
         """``{run_id: {"input": [(model_id, step)], "output": [...]}}`` for the runs."""
