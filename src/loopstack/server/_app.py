@@ -76,6 +76,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
     app.include_router(features.router)
     app.include_router(mlflow_compat.router)
     app.include_router(mlflow_compat.artifacts_router)
+    app.include_router(mlflow_compat.logged_models_router)
     app.include_router(mlflow_registry.router)
     app.state.routers = [
         native.router,
@@ -85,6 +86,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
         features.router,
         mlflow_compat.router,
         mlflow_compat.artifacts_router,
+        mlflow_compat.logged_models_router,
         mlflow_registry.router,
     ]
 

@@ -130,6 +130,9 @@ ROUTE_ROLES: dict[str, Role | str | None] = {
         "mlflow_artifacts_list",
         "mlflow_artifacts_download",
         "mlflow_logged_models_search",
+        "mlflow_logged_models_get",
+        "mlflow_logged_models_list_artifacts",
+        "mlflow_logged_models_get_artifact",
     ),
     **_all(
         DS,
@@ -149,6 +152,13 @@ ROUTE_ROLES: dict[str, Role | str | None] = {
         "mlflow_runs_delete_tag",
         "mlflow_runs_log_batch",
         "mlflow_runs_log_inputs",
+        "mlflow_runs_log_outputs",
+        "mlflow_logged_models_create",
+        "mlflow_logged_models_finalize",
+        "mlflow_logged_models_delete",
+        "mlflow_logged_models_set_tags",
+        "mlflow_logged_models_delete_tag",
+        "mlflow_logged_models_log_params",
         "mlflow_artifacts_upload",
     ),
     # -- MLflow registry --------------------------------------------------------------

@@ -59,11 +59,16 @@ _KINDS = {
 _RUN_STRING_OPS = STRING_OPS | {"IN", "NOT IN"}
 
 
-def _resolver(context: str) -> Callable[[str], Field]:
+def _resolver(
+    context: str,
+    attributes: dict[str, str] = ATTRIBUTES,
+    numeric: frozenset[str] | set[str] = _NUMERIC_ATTRIBUTES,
+    subject: str = "run",
+) -> Callable[[str], Field]:
     def resolve(ident: str) -> Field:
         prefix, key = split_identifier(ident)
         if prefix is None:
-            if key not in ATTRIBUTES:
+            if key not in attributes:
                 raise Invalid(
                     f"expected an identifier such as metrics.<key>, params.<key>, tags.<key> "
                     f"or attributes.<name> in the {context}; got {ident!r} instead",
@@ -80,23 +85,33 @@ def _resolver(context: str) -> Callable[[str], Field]:
                 )
             kind = found
         if kind == "attribute":
-            if key not in ATTRIBUTES:
+            if key not in attributes:
                 raise Invalid(
-                    f"unknown run attribute {key!r} in the {context}; expected one of "
-                    f"{sorted(set(ATTRIBUTES) - {'Created'})}",
+                    f"unknown {subject} attribute {key!r} in the {context}; expected one of "
+                    f"{sorted(set(attributes) - {'Created'})}",
                     field=context,
                 )
-            key = ATTRIBUTES[key]
-        if kind == "metric" or (kind == "attribute" and key in _NUMERIC_ATTRIBUTES):
+            key = attributes[key]
+        if kind == "metric" or (kind == "attribute" and key in numeric):
             return Field(kind, key, NUMBER_OPS, float)
         return Field(kind, key, _RUN_STRING_OPS)
 
     return resolve
 
 
-def parse_filter(text: str | None) -> list[Comparison]:
-    """Parse ``<ident> <op> <value> [AND ...]``; raise Invalid naming what was expected."""
-    return _parse_filter(text, _resolver("filter"), "filter")
+def parse_filter(
+    text: str | None,
+    *,
+    attributes: dict[str, str] = ATTRIBUTES,
+    numeric: frozenset[str] | set[str] = _NUMERIC_ATTRIBUTES,
+    subject: str = "run",
+) -> list[Comparison]:
+    """Parse ``<ident> <op> <value> [AND ...]``; raise Invalid naming what was expected.
+
+    ``attributes`` (as written -> column), ``numeric`` and ``subject`` describe what is
+    searched: runs by default, or another entity with its own attribute names.
+    """
+    return _parse_filter(text, _resolver("filter", attributes, numeric, subject), "filter")
 
 
 def parse_order_by(items: list[str] | None) -> list[OrderKey]:

@@ -15,6 +15,7 @@ from ._digests import verify_files
 from ._enforce import enforce_signature
 from ._flavor import Flavor
 from ._manifest import ModelPackage, read_manifest
+from ._mlflow_package import is_mlflow_package, load_mlflow_package
 from ._onnx import OnnxPredictor, open_onnx_session
 from ._requirements import check_requirements
 from ._signature import Signature
@@ -113,9 +114,11 @@ def load_package(
     ``expected_files`` are the digests recorded when the package was
     registered (``ModelPackage.files``, optionally with the manifest's own
     digest under ``"loopstack-model.json"``); without them the manifest's own
-    list is used. Any mismatch, missing or extra file raises
-    ``ArtifactCorrupted`` before anything is deserialised. A missing required
-    package raises ``Invalid``; a different major.minor version warns.
+    list is used. A package in MLflow's layout (an ``MLmodel`` file, no manifest) is
+    checked against ``expected_files`` and loaded by ``load_mlflow_package``. Any
+    mismatch, missing or extra file raises ``ArtifactCorrupted`` before anything is
+    deserialised. A missing required package raises ``Invalid``; a different
+    major.minor version warns.
     ``prefer_onnx`` predicts with the package's ONNX copy when it has one.
     ``tolerated`` names unrecorded files allowed beside the package (never read).
 
@@ -125,6 +128,8 @@ def load_package(
     directory = Path(directory)
     if not directory.is_dir():
         raise NotFound(f"no model package at {directory}: expected a directory", field="path")
+    if is_mlflow_package(directory):  # logged by the mlflow client: its own loader
+        return load_mlflow_package(directory, expected_files)  # type: ignore[no-any-return]
     package = read_manifest(directory)
     if expected_files is None:
         verify_files(directory, package.files, tolerated=tolerated)

@@ -24,8 +24,10 @@ __all__ = [
     "ExperimentTagBody",
     "KeyValue",
     "LogInputsBody",
+    "LogOutputsBody",
     "LogMetricBody",
     "MetricBody",
+    "ModelRefBody",
     "ParamBody",
     "RunIdBody",
     "RunTagBody",
@@ -120,6 +122,10 @@ class MetricBody(_Body):
     value: Any  # converted by metric_value, so the error names the metric
     timestamp: Int64
     step: Int64 = 0
+    # MLflow 3: a point measured on a logged model (and maybe a dataset)
+    model_id: str | None = None
+    dataset_name: str | None = Field(default=None, max_length=_DATASET_NAME)
+    dataset_digest: str | None = Field(default=None, max_length=_DATASET_DIGEST)
 
 
 class LogMetricBody(_RunRef, MetricBody):
@@ -155,8 +161,20 @@ class DatasetInputBody(_Body):
     dataset: DatasetBody
 
 
+class ModelRefBody(_Body):
+    """A logged model a run used (``ModelInput``) or produced at a step (``ModelOutput``)."""
+
+    model_id: str
+    step: Int64 = 0
+
+
 class LogInputsBody(_RunRef):
     datasets: list[DatasetInputBody] = Field(default_factory=list)
+    models: list[ModelRefBody] = Field(default_factory=list)
+
+
+class LogOutputsBody(_RunRef):
+    models: list[ModelRefBody]
 
 
 class SearchRunsBody(_Body):
@@ -168,10 +186,24 @@ class SearchRunsBody(_Body):
     page_token: str | None = None
 
 
+class DatasetFilterBody(_Body):
+    dataset_name: str = ""
+    dataset_digest: str | None = None
+
+
+class OrderByBody(_Body):
+    field_name: str
+    ascending: bool = True
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
+
+
 class SearchLoggedModelsBody(_Body):
     experiment_ids: list[str] = Field(default_factory=list)
     filter: str | None = None
+    datasets: list[DatasetFilterBody] = Field(default_factory=list)
     max_results: int | None = None
+    order_by: list[OrderByBody] = Field(default_factory=list)
     page_token: str | None = None
 
 

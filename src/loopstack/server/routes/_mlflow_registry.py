@@ -39,8 +39,9 @@ from loopstack.server.routes._mlflow_registry_bodies import (
     VersionBody,
     VersionTagBody,
 )
-from loopstack.server.routes._mlflow_registry_source import resolve_source
+from loopstack.server.routes._mlflow_registry_source import MODEL_ID_TAG, resolve_source
 from loopstack.server.routes._mlflow_routing import mlflow_route
+from loopstack.tracking._logged_model_runs import record_registration
 from loopstack.tracking._sql_store import SqlTrackingStore
 
 __all__ = ["model_registry", "registry_router", "router"]
@@ -283,11 +284,6 @@ def create_model_version(
     reg: SqlRegistry = Depends(model_registry),
     tracking: SqlTrackingStore = Depends(tracking_store),
 ) -> dict:
-    if body.model_id:
-        raise NotFound(
-            f"no logged model with id {body.model_id!r}: this server keeps no MLflow "
-            "logged models; register 'runs:/<run_id>/<path>' instead"
-        )
     reg.get_registered_model(body.name)  # as on MLflow: the model must be created first
     package = resolve_source(
         body.source,
@@ -295,6 +291,7 @@ def create_model_version(
         tracking=tracking,
         registry=reg,
         artifacts=request.app.state.stores.artifacts,
+        model_id=body.model_id or None,
     )
     tags = {t.key: t.value for t in body.tags}
     tags.update(package.tags)
@@ -311,6 +308,8 @@ def create_model_version(
         parents=package.parents or None,
         create_model=False,
     )
+    if MODEL_ID_TAG in package.tags:
+        record_registration(tracking, package.tags[MODEL_ID_TAG], version.name, version.version)
     return {"model_version": render.model_version(version)}
 
 

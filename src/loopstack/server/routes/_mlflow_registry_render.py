@@ -26,7 +26,21 @@ def source_uri(source: str) -> str:
     return source if _SCHEME.match(source) else artifact_uri(source)
 
 
+#: where loopstack keeps the logged model a version came from (rendered as ``model_id``)
+MODEL_ID_TAG = "loopstack.mlflow.model_id"
+
+
 def model_version(v: ModelVersion) -> dict[str, Any]:
+    """A ``ModelVersion`` message; ``model_id`` for a version made from a logged model."""
+    out = _model_version(v)
+    model_id = v.tags.get(MODEL_ID_TAG)
+    if model_id:
+        out["model_id"] = model_id
+        out["tags"] = [t for t in out["tags"] if t["key"] != MODEL_ID_TAG]
+    return out
+
+
+def _model_version(v: ModelVersion) -> dict[str, Any]:
     return {
         "name": v.name,
         "version": str(v.version),

@@ -12,11 +12,15 @@ digest says exactly which bytes were registered. Accepted sources:
 - ``models:/<name>/<version>``, ``models:/<name>@<alias>``, ``models:/<name>/latest``:
   another registered version's package, copied with its run; the new version records
   that one as its parent in the lineage.
+- ``models:/<model_id>``: an MLflow 3 logged model (what ``log_model(...,
+  registered_model_name=...)`` and ``register_model("runs:/<id>/model")`` send): the
+  files under the model's own location, with its source run; the version is tagged
+  with the model's id (``MODEL_ID_TAG``).
+- ``mlflow-artifacts:/<exp>/models/<model_id>/artifacts``: the same, spelled by location.
 - any other URI with a scheme (``s3://...``): an external location loopstack does not
   hold, kept verbatim with no file digests.
 
-Local paths are refused (the server cannot read the client's disk), as are
-``models:/<model_id>`` sources (this server keeps no MLflow logged models). When a
+Local paths are refused (the server cannot read the client's disk). When a
 loopstack-held source has no files under it, the version is still registered (as
 MLflow allows) with an empty file list; in both unverified cases the tag
 ``loopstack.package`` says why the version carries no digests.
@@ -32,10 +36,12 @@ from typing import Any
 
 from loopstack.errors import Invalid, LoopstackError, NotFound
 from loopstack.registry import ModelVersion, SqlRegistry
+from loopstack.server.routes._mlflow_registry_render import MODEL_ID_TAG
 from loopstack.store.artifacts import ArtifactStore, sanitize_path
+from loopstack.tracking._logged_models import LoggedModelStore
 from loopstack.tracking._sql_store import SqlTrackingStore
 
-__all__ = ["PACKAGE_TAG", "Package", "resolve_source"]
+__all__ = ["MODEL_ID_TAG", "PACKAGE_TAG", "Package", "resolve_source"]
 
 #: set on a version whose files loopstack could not record, saying why
 PACKAGE_TAG = "loopstack.package"
@@ -66,8 +72,17 @@ def resolve_source(
     tracking: SqlTrackingStore,
     registry: SqlRegistry,
     artifacts: ArtifactStore,
+    model_id: str | None = None,
 ) -> Package:
+    """The files, flavor, signature and run of ``source``, for a new model version.
+
+    ``model_id`` (MLflow 3's field beside the source) names the logged model the
+    source must be.
+    """
     run_id = run_id or None
+    models = LoggedModelStore(tracking)
+    if model_id:
+        return _from_logged_model(models, artifacts, model_id, run_id, source)
     if not source.strip():
         raise Invalid("a model version needs a source; got an empty one", field="source")
     parsed = urllib.parse.urlparse(source)
@@ -80,6 +95,9 @@ def resolve_source(
         )
     if scheme == "mlflow-artifacts":
         logical = _logical(parsed.path, source)
+        parts = logical.split("/")
+        if len(parts) >= 4 and parts[1] == "models" and parts[3] == "artifacts":
+            return _from_logged_model(models, artifacts, parts[2], run_id, source)
         run_id = _owning_run(tracking, logical, run_id, source)
         return _held(artifacts, logical, run_id)
     if scheme == "runs":
@@ -98,8 +116,41 @@ def resolve_source(
         rel = sanitize_path(path, field="source", allow_empty=True)
         return _held(artifacts, f"{root}/{rel}" if rel else root, rid)
     if scheme == "models":
+        ident = parsed.path.lstrip("/")
+        if not parsed.netloc and ident.startswith("m-") and "/" not in ident and "@" not in ident:
+            return _from_logged_model(models, artifacts, ident, run_id, source)
         return _from_version(registry, _registered_version(registry, parsed, source), run_id)
     return Package(source=source, run_id=run_id, files={}, tags={PACKAGE_TAG: _EXTERNAL})
+
+
+def _from_logged_model(
+    models: LoggedModelStore,
+    artifacts: ArtifactStore,
+    model_id: str,
+    run_id: str | None,
+    source: str,
+) -> Package:
+    """The files under a logged model's own location, with the run that produced it."""
+    model = models.get(model_id)
+    if run_id is not None and model.source_run_id and run_id != model.source_run_id:
+        raise Invalid(
+            f"the run_id {run_id!r} is not the source run of logged model {model_id!r} "
+            f"({model.source_run_id})",
+            field="run_id",
+        )
+    expected = f"models:/{model_id}"
+    location = model.artifact_location.strip("/")
+    if source not in (expected, f"mlflow-artifacts:/{location}") and not source.startswith(
+        f"mlflow-artifacts:/{location}"
+    ):
+        raise Invalid(
+            f"Invalid model version source: {source!r}. The model_id request parameter must "
+            f"identify the resource that contains the source (expected {expected!r})",
+            field="source",
+        )
+    package = _held(artifacts, location, run_id or model.source_run_id)
+    package.tags[MODEL_ID_TAG] = model_id
+    return package
 
 
 def _logical(path: str, source: str) -> str:
@@ -259,8 +310,8 @@ def _registered_version(
     if at and name and alias:
         return registry.get_version_by_alias(name, alias)
     raise NotFound(
-        f"the source {source!r} names an MLflow logged model, and this server keeps "
-        "none: register 'runs:/<run_id>/<path>' or an 'mlflow-artifacts:' location"
+        f"the source {source!r} names no registered version and no logged model: expected "
+        "'models:/<name>/<version>', 'models:/<name>@<alias>' or 'models:/<model_id>'"
     )
 
 

@@ -28,11 +28,11 @@ from loopstack.server.routes._mlflow_bodies import (
     KeyValue,
     LogInputsBody,
     LogMetricBody,
+    MetricBody,
     ParamBody,
     RunIdBody,
     RunTagBody,
     SearchExperimentsBody,
-    SearchLoggedModelsBody,
     SearchRunsBody,
     UpdateExperimentBody,
     UpdateRunBody,
@@ -43,13 +43,16 @@ from loopstack.server.routes._mlflow_experiments import (
     rename_experiment,
     restore_experiment,
 )
+from loopstack.server.routes._mlflow_logged_models import logged_models, logged_models_router
 from loopstack.server.routes._mlflow_routing import mlflow_route
-from loopstack.tracking._entities import DatasetInput, Metric, RunStatus
+from loopstack.tracking._entities import DatasetInput, Metric, Run, RunStatus
 from loopstack.tracking._experiment_search import search_experiments as find_experiments
+from loopstack.tracking._logged_model_runs import log_run_metrics
+from loopstack.tracking._logged_models import LoggedModelStore
 from loopstack.tracking._page_token import decode_token, encode_token
 from loopstack.tracking._sql_store import SqlTrackingStore as Store
 
-__all__ = ["artifacts_router", "router"]
+__all__ = ["artifacts_router", "logged_models_router", "router"]
 
 router = APIRouter(dependencies=[Depends(authorize)], tags=["mlflow"])
 
@@ -113,6 +116,32 @@ def _pairs(items: list[KeyValue], kind: str) -> dict[str, str]:
             )
         out[kv.key] = kv.value
     return out
+
+
+def _runs(models: LoggedModelStore, runs: list[Run]) -> list[dict[str, Any]]:
+    """Runs as MLflow renders them, with the logged models each used and produced."""
+    links = models.links_of([r.run_id for r in runs])
+    out = []
+    for r in runs:
+        rendered = render.run(r)
+        mine = links.get(r.run_id)
+        if mine:
+            rendered["inputs"]["model_inputs"] = [{"model_id": m} for m, _ in mine["input"]]
+            rendered["outputs"] = {
+                "model_outputs": [{"model_id": m, "step": s} for m, s in mine["output"]]
+            }
+        out.append(rendered)
+    return out
+
+
+def _model_points(models: LoggedModelStore, run_id: str, metrics: list[MetricBody]) -> None:
+    """Log metric points to a run, and those naming a logged model to it too."""
+    points = [Metric(m.key, metric_value(m.key, m.value), m.step, m.timestamp) for m in metrics]
+    on = [
+        (m.model_id, m.dataset_name or "", m.dataset_digest or "") if m.model_id else None
+        for m in metrics
+    ]
+    log_run_metrics(models, run_id, points, on)
 
 
 def _log(
@@ -244,9 +273,12 @@ def create_run(body: CreateRunBody, store: Store = Depends(tracking_store)) -> d
 
 @_route("GET", "/runs/get", "mlflow_runs_get")
 def get_run(
-    run_id: str | None = None, run_uuid: str | None = None, store: Store = Depends(tracking_store)
+    run_id: str | None = None,
+    run_uuid: str | None = None,
+    store: Store = Depends(tracking_store),
+    models: LoggedModelStore = Depends(logged_models),
 ) -> dict:
-    return {"run": render.run(store.get_run(_run_id(run_id, run_uuid)))}
+    return {"run": _runs(models, [store.get_run(_run_id(run_id, run_uuid))])[0]}
 
 
 @_route("POST", "/runs/update", "mlflow_runs_update")
@@ -277,7 +309,11 @@ def restore_run(body: RunIdBody, store: Store = Depends(tracking_store)) -> dict
 
 
 @_route("POST", "/runs/search", "mlflow_runs_search")
-def search_runs(body: SearchRunsBody, store: Store = Depends(tracking_store)) -> dict:
+def search_runs(
+    body: SearchRunsBody,
+    store: Store = Depends(tracking_store),
+    models: LoggedModelStore = Depends(logged_models),
+) -> dict:
     runs, token = store.search_runs(
         body.experiment_ids,
         filter_string=body.filter or "",
@@ -286,16 +322,15 @@ def search_runs(body: SearchRunsBody, store: Store = Depends(tracking_store)) ->
         order_by=body.order_by,
         page_token=body.page_token or None,
     )
-    out: dict[str, Any] = {"runs": [render.run(r) for r in runs]}
+    out: dict[str, Any] = {"runs": _runs(models, runs)}
     if token:
         out["next_page_token"] = token
     return out
 
 
 @_route("POST", "/runs/log-metric", "mlflow_runs_log_metric")
-def log_metric(body: LogMetricBody, store: Store = Depends(tracking_store)) -> dict:
-    point = Metric(body.key, metric_value(body.key, body.value), body.step, body.timestamp)
-    store.log_batch(body.the_run_id(), metrics=[point])
+def log_metric(body: LogMetricBody, models: LoggedModelStore = Depends(logged_models)) -> dict:
+    _model_points(models, body.the_run_id(), [body])
     return {}
 
 
@@ -320,7 +355,11 @@ def delete_tag(body: RunTagBody, store: Store = Depends(tracking_store)) -> dict
 
 
 @_route("POST", "/runs/log-batch", "mlflow_runs_log_batch")
-def log_batch(body: BatchBody, store: Store = Depends(tracking_store)) -> dict:
+def log_batch(
+    body: BatchBody,
+    store: Store = Depends(tracking_store),
+    models: LoggedModelStore = Depends(logged_models),
+) -> dict:
     for items, limit, what in (
         (body.metrics, _BATCH_METRICS, "metrics"),
         (body.params, _BATCH_PARAMS, "params"),
@@ -334,21 +373,26 @@ def log_batch(body: BatchBody, store: Store = Depends(tracking_store)) -> dict:
             f"a batch may hold at most {_BATCH_TOTAL} metrics, params and tags in all; got {total}",
             field="metrics",
         )
+    run_id = body.the_run_id()
+    params, tags = _pairs(body.params, "param"), _pairs(body.tags, "tag")
+    if any(m.model_id for m in body.metrics):
+        _model_points(models, run_id, body.metrics)
+        if params or tags:
+            _log(store, run_id, params=params, tags=tags)
+        return {}
     metrics = [
         Metric(m.key, metric_value(m.key, m.value), m.step, m.timestamp) for m in body.metrics
     ]
-    _log(
-        store,
-        body.the_run_id(),
-        metrics=metrics,
-        params=_pairs(body.params, "param"),
-        tags=_pairs(body.tags, "tag"),
-    )
+    _log(store, run_id, metrics=metrics, params=params, tags=tags)
     return {}
 
 
 @_route("POST", "/runs/log-inputs", "mlflow_runs_log_inputs")
-def log_inputs(body: LogInputsBody, store: Store = Depends(tracking_store)) -> dict:
+def log_inputs(
+    body: LogInputsBody,
+    store: Store = Depends(tracking_store),
+    models: LoggedModelStore = Depends(logged_models),
+) -> dict:
     datasets = [
         DatasetInput(
             d.dataset.name,
@@ -362,10 +406,12 @@ def log_inputs(body: LogInputsBody, store: Store = Depends(tracking_store)) -> d
         for d in body.datasets
     ]
     run_id = body.the_run_id()
+    if body.models:
+        models.link(run_id, {m.model_id: 0 for m in body.models}, "input")
     if datasets:
         store.log_inputs(run_id, datasets)
-    else:  # model inputs (MLflow 3 logged models) are not kept here; the run must exist
-        store.get_run(run_id)
+    elif not body.models:
+        store.get_run(run_id)  # an empty request still needs a run that exists
     return {}
 
 
@@ -450,21 +496,6 @@ def list_run_artifacts(
             entry["file_size"] = f.size
         files.append(entry)
     return {"root_uri": render.artifact_uri(run.artifact_uri), "files": files}
-
-
-# -- logged models (MLflow 3) ----------------------------------------------------------
-@_route("POST", "/logged-models/search", "mlflow_logged_models_search")
-def search_logged_models(
-    body: SearchLoggedModelsBody, store: Store = Depends(tracking_store)
-) -> dict:
-    """No MLflow logged models are kept yet: an honest empty page.
-
-    The client asks this on every ``list_artifacts``/``download_artifacts`` of a run (to
-    merge in the artifacts of models the run produced), so it must answer, not 404.
-    """
-    for eid in body.experiment_ids:
-        store.get_experiment(eid)
-    return {"models": []}
 
 
 # -- server info (MLflow 3 clients probe it before multipart transfers) ------------------

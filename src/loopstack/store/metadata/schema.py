@@ -37,6 +37,10 @@ __all__ = [
     "FeatureViewVersion",
     "LatestMetric",
     "LineageEdge",
+    "LoggedModel",
+    "LoggedModelMetric",
+    "LoggedModelParam",
+    "LoggedModelTag",
     "Materialization",
     "Metric",
     "ModelAlias",
@@ -49,6 +53,7 @@ __all__ = [
     "RegisteredModelTag",
     "Run",
     "RunInput",
+    "RunModelLink",
     "RunTag",
     "Token",
     "User",
@@ -472,3 +477,71 @@ class Materialization(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[int] = mapped_column(BigInteger)
     finished_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class LoggedModel(Base):
+    """An MLflow 3 logged model: files under its own location in an experiment."""
+
+    __tablename__ = "logged_models"
+    model_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.experiment_id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(250))
+    artifact_location: Mapped[str] = mapped_column(String(1000))
+    status: Mapped[str] = mapped_column(String(32))
+    status_message: Mapped[str] = mapped_column(Text, default="")
+    model_type: Mapped[str] = mapped_column(String(500), default="")
+    source_run_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    creator: Mapped[str] = mapped_column(String(256))
+    lifecycle_stage: Mapped[str] = mapped_column(String(32), default="active")
+    creation_timestamp_ms: Mapped[int] = mapped_column(BigInteger)
+    last_updated_timestamp_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class LoggedModelParam(Base):
+    __tablename__ = "logged_model_params"
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class LoggedModelTag(Base):
+    __tablename__ = "logged_model_tags"
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class LoggedModelMetric(Base):
+    """A metric point of a logged model (logged to a run with ``model_id`` set)."""
+
+    __tablename__ = "logged_model_metrics"
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    timestamp: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    dataset_name: Mapped[str] = mapped_column(String(500), primary_key=True, default="")
+    dataset_digest: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
+    value: Mapped[float] = mapped_column(Float(precision=53))
+
+
+class RunModelLink(Base):
+    """A logged model a run produced (``output``, at a step) or used (``input``)."""
+
+    __tablename__ = "run_model_links"
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True
+    )
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True
+    )
+    direction: Mapped[str] = mapped_column(String(8), primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -1,7 +1,7 @@
 """metric NaN flag
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-01
 
 SQLite turns a NaN REAL into NULL, so a NaN metric point is stored as value 0 with
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision = '0005'
-down_revision = '0003'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
