@@ -10,6 +10,7 @@ versions from it (every file's sha256, the run, the flavor), which ``mlflow.pyfu
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -322,3 +323,27 @@ def test_runs_link_models_and_model_metrics_over_rest(server: str) -> None:
         )
         assert unknown_run.status_code == 404
         assert unknown_run.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_a_diverging_model_metric_is_stored_and_rendered_as_mlflow_does(server: str) -> None:
+    """NaN and infinite values logged with a model_id: stored on both databases' terms and
+    rendered as MLflow's JSON renders them (``"NaN"``, ``"Infinity"``), never a 500."""
+    base = f"{server}/api/2.0/mlflow"
+    exp = httpx.post(f"{base}/experiments/create", json={"name": "diverging"}).json()
+    rid = httpx.post(f"{base}/runs/create", json={"experiment_id": exp["experiment_id"]}).json()[
+        "run"
+    ]["info"]["run_id"]
+    created = httpx.post(
+        f"{base}/logged-models",
+        json={"experiment_id": exp["experiment_id"], "name": "m", "source_run_id": rid},
+    ).json()
+    model_id = created["model"]["info"]["model_id"]
+    for step, value in enumerate(["NaN", "Infinity"]):
+        point = {"run_id": rid, "key": "loss", "value": value, "timestamp": 1, "step": step}
+        resp = httpx.post(f"{base}/runs/log-metric", json={**point, "model_id": model_id})
+        assert resp.status_code == 200, resp.text
+    got = httpx.get(f"{base}/logged-models/{model_id}").json()["model"]["data"]["metrics"]
+    assert [(m["step"], m["value"]) for m in got] == [(0, "NaN"), (1, "Infinity")]
+    model = mlflow.get_logged_model(model_id)
+    values = sorted((m.step, m.value) for m in model.metrics)
+    assert math.isnan(values[0][1]) and values[1][1] == math.inf

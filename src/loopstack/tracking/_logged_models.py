@@ -8,6 +8,7 @@ transaction; a project sees only the models of its own experiments.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -92,7 +93,7 @@ class LoggedModelStore:
                 metrics[m.model_id].append(
                     ModelMetric(
                         m.key,
-                        m.value,
+                        math.nan if m.is_nan else m.value,
                         m.timestamp,
                         m.step,
                         m.run_id,
@@ -290,7 +291,9 @@ class LoggedModelStore:
                 {
                     "model_id": model_id,
                     "key": key,
-                    "value": value,
+                    # SQLite reads a NaN REAL back as NULL: stored as 0 flagged is_nan
+                    "value": 0.0 if math.isnan(value) else value,
+                    "is_nan": math.isnan(value),
                     "step": step,
                     "timestamp": ts,
                     "run_id": p.run_id,

@@ -28,6 +28,7 @@ from loopstack.server.routes._mlflow_bodies import (
 from loopstack.server.routes._mlflow_render import artifact_uri, key_values
 from loopstack.server.routes._mlflow_routing import mlflow_route
 from loopstack.store.artifacts import sanitize_path
+from loopstack.tracking._entities import metric_value_to_json
 from loopstack.tracking._logged_model_search import LoggedModel, ModelStatus
 from loopstack.tracking._logged_models import LoggedModelStore
 from loopstack.tracking._sql_store import SqlTrackingStore
@@ -89,7 +90,7 @@ def render_model(m: LoggedModel) -> dict[str, Any]:
     for p in m.metrics:
         point: dict[str, Any] = {
             "key": p.key,
-            "value": p.value,
+            "value": metric_value_to_json(p.value),  # NaN and infinities as MLflow's JSON
             "timestamp": p.timestamp,
             "step": p.step,
             "model_id": m.model_id,

@@ -531,6 +531,8 @@ class LoggedModelMetric(Base):
     dataset_name: Mapped[str] = mapped_column(String(500), primary_key=True, default="")
     dataset_digest: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
     value: Mapped[float] = mapped_column(Float(precision=53))
+    #: a NaN is stored as value 0 with this flag (SQLite reads a NaN REAL back as NULL)
+    is_nan: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class RunModelLink(Base):

@@ -46,6 +46,7 @@ def upgrade() -> None:
     sa.Column('dataset_name', sa.String(length=500), nullable=False),
     sa.Column('dataset_digest', sa.String(length=64), nullable=False),
     sa.Column('value', sa.Float(precision=53), nullable=False),
+    sa.Column('is_nan', sa.Boolean(), server_default=sa.text('false'), nullable=False),
     sa.ForeignKeyConstraint(['model_id'], ['logged_models.model_id'], name=op.f('fk_logged_model_metrics_model_id_logged_models'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('model_id', 'key', 'step', 'timestamp', 'run_id', 'dataset_name', 'dataset_digest', name=op.f('pk_logged_model_metrics'))
     )
