@@ -85,14 +85,11 @@ def _timed(backend: str, target: str, probe: Callable[[], str]) -> Check:
 
 
 def _check_database(url: str) -> str:
-    from sqlalchemy import select
-
+    from loopstack.store import audit
     from loopstack.store.metadata import open_database
-    from loopstack.store.metadata.schema import AuditHead
 
     db = open_database(url)  # connects and brings the schema to head
-    seq = db.read(lambda c: c.execute(select(AuditHead.seq)).scalar())
-    return f"{db.dialect}, schema at head, {seq or 0} audit events"
+    return f"{db.dialect}, schema at head, {audit.head_seq(db)} audit events"
 
 
 def _check_artifacts(url: str) -> str:

@@ -19,19 +19,9 @@ def run_counts(client: TrackingClient) -> dict[str, int] | None:
     store = client.store
     if not isinstance(store, SqlTrackingStore):
         return None
-    from sqlalchemy import func, select
+    from loopstack.tracking._experiment_changes import active_run_counts
 
-    from loopstack.store.metadata.schema import Run
-
-    R = Run.__table__
-    rows = store.stores.db.read(
-        lambda c: c.execute(
-            select(R.c.experiment_id, func.count())
-            .where(R.c.lifecycle_stage == "active")
-            .group_by(R.c.experiment_id)
-        ).all()
-    )
-    return {str(eid): int(n) for eid, n in rows}
+    return active_run_counts(store)
 
 
 @app.command("list")

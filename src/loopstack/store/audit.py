@@ -21,7 +21,16 @@ from sqlalchemy import Connection, Table, bindparam, select, update
 from loopstack.store.metadata._database import Database
 from loopstack.store.metadata.schema import AuditEvent, AuditHead
 
-__all__ = ["GENESIS_HASH", "RawDigest", "VerifyResult", "append", "digest_of", "events", "verify"]
+__all__ = [
+    "GENESIS_HASH",
+    "RawDigest",
+    "VerifyResult",
+    "append",
+    "digest_of",
+    "events",
+    "head_seq",
+    "verify",
+]
 
 GENESIS_HASH = "0" * 64
 _EVENTS = cast(Table, AuditEvent.__table__)
@@ -196,3 +205,10 @@ def events(
         return [dict(r._mapping) for r in reversed(rows)]
 
     return db.read(run)
+
+
+def head_seq(db: Database) -> int:
+    """The sequence number of the newest event (0 for an empty log)."""
+    from loopstack.store.metadata.schema import AuditHead
+
+    return int(db.read(lambda c: c.execute(select(AuditHead.seq)).scalar()) or 0)

@@ -38,14 +38,14 @@ from loopstack.server.routes._mlflow_bodies import (
     UpdateRunBody,
     metric_value,
 )
-from loopstack.server.routes._mlflow_experiments import (
+from loopstack.server.routes._mlflow_logged_models import logged_models, logged_models_router
+from loopstack.server.routes._mlflow_routing import mlflow_route
+from loopstack.tracking._entities import DatasetInput, Metric, Run, RunStatus
+from loopstack.tracking._experiment_changes import (
     delete_experiment_tag,
     rename_experiment,
     restore_experiment,
 )
-from loopstack.server.routes._mlflow_logged_models import logged_models, logged_models_router
-from loopstack.server.routes._mlflow_routing import mlflow_route
-from loopstack.tracking._entities import DatasetInput, Metric, Run, RunStatus
 from loopstack.tracking._experiment_search import search_experiments as find_experiments
 from loopstack.tracking._logged_model_runs import log_run_metrics
 from loopstack.tracking._logged_models import LoggedModelStore

@@ -1,6 +1,7 @@
-"""Experiment changes MLflow's API offers that the tracking store does not (yet) have.
+"""Experiment changes beyond the tracking store's interface (MLflow's API offers them),
+and the run counts the CLI lists.
 
-Each is one audited write through the store's database, so the audit log sees
+Each change is one audited write through the store's database, so the audit log sees
 them exactly as it sees the store's own changes.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Table, func, select, update
 
 from loopstack.errors import AlreadyExists, Invalid, NotFound
 from loopstack.store.metadata.schema import Experiment as ExperimentRow
@@ -17,7 +18,7 @@ from loopstack.store.metadata.schema import Run as RunRow
 from loopstack.tracking._entities import now_ms
 from loopstack.tracking._sql_store import SqlTrackingStore
 
-__all__ = ["delete_experiment_tag", "rename_experiment", "restore_experiment"]
+__all__ = ["active_run_counts", "delete_experiment_tag", "rename_experiment", "restore_experiment"]
 
 E, ET, R = (cast(Table, t.__table__) for t in (ExperimentRow, ExperimentTag, RunRow))
 _MAX_NAME = 256
@@ -65,6 +66,7 @@ def restore_experiment(store: SqlTrackingStore, experiment_id: str) -> None:
 
 
 def rename_experiment(store: SqlTrackingStore, experiment_id: str, new_name: str) -> None:
+    """Give an active experiment a new name, unique in its project."""
     if not isinstance(new_name, str) or not new_name.strip():
         raise Invalid(
             f"an experiment name must be a non-empty string; got {new_name!r}", field="new_name"
@@ -110,6 +112,7 @@ def rename_experiment(store: SqlTrackingStore, experiment_id: str, new_name: str
 
 
 def delete_experiment_tag(store: SqlTrackingStore, experiment_id: str, key: str) -> None:
+    """Remove one tag of an experiment; NotFound when it has no such tag."""
     exp = store.get_experiment(experiment_id)
     eid = int(exp.experiment_id)
 
@@ -127,3 +130,16 @@ def delete_experiment_tag(store: SqlTrackingStore, experiment_id: str, key: str)
         project_id=store.project_id,
         payload={"key": key},
     )
+
+
+def active_run_counts(store: SqlTrackingStore) -> dict[str, int]:
+    """Active runs per experiment id of the store's project, in one query."""
+    rows = store.db.read(
+        lambda c: c.execute(
+            select(R.c.experiment_id, func.count())
+            .join(E, E.c.experiment_id == R.c.experiment_id)
+            .where(R.c.lifecycle_stage == "active", E.c.project_id == (store.project_id or 0))
+            .group_by(R.c.experiment_id)
+        ).all()
+    )
+    return {str(eid): int(n) for eid, n in rows}
