@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from loopstack import __version__
 from loopstack.config import Settings, settings
 from loopstack.errors import Invalid, LoopstackError
+from loopstack.server._boundary import BadStringGuard
 from loopstack.server._metrics import MetricsMiddleware, ServerMetrics
 from loopstack.store import open_stores
 
@@ -126,6 +127,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
     from loopstack.server._route_roles import check_every_route_is_declared
 
     check_every_route_is_declared(_route_names(app))
+    app.add_middleware(BadStringGuard)  # NUL, lone surrogates, non-UTF-8: 4xx, not 500
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from loopstack.errors import NotFound
+from loopstack.server._boundary import WholeNumber
 from loopstack.server._security import authorize
 from loopstack.server.routes._deps import tracking_store
 from loopstack.store import audit
@@ -40,7 +41,7 @@ class TagSet(_Body):
 class RunCreate(_Body):
     experiment_id: str = "0"
     run_name: str | None = None
-    start_time: int | None = None
+    start_time: WholeNumber | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     user_id: str | None = None
     params: dict[str, str] = Field(default_factory=dict)
@@ -48,15 +49,15 @@ class RunCreate(_Body):
 
 class RunUpdate(_Body):
     status: str | None = None
-    end_time: int | None = None
+    end_time: WholeNumber | None = None
     run_name: str | None = None
 
 
 class MetricPoint(_Body):
     key: str
     value: Any  # validated by the store, so the error names the metric
-    step: int = 0
-    timestamp: int
+    step: WholeNumber = 0
+    timestamp: WholeNumber
 
 
 class Batch(_Body):
@@ -83,7 +84,7 @@ class RunSearch(_Body):
     experiment_ids: list[str]
     filter: str = ""
     view: str = "active"
-    max_results: int = 1000
+    max_results: WholeNumber = 1000
     order_by: list[str] = Field(default_factory=list)
     page_token: str | None = None
 
