@@ -14,6 +14,7 @@ from loopstack.config import Settings, settings
 from loopstack.errors import Invalid, LoopstackError
 from loopstack.server._boundary import BadStringGuard
 from loopstack.server._metrics import MetricsMiddleware, ServerMetrics
+from loopstack.server._openapi import documented_openapi
 from loopstack.store import open_stores
 
 __all__ = ["create_app"]
@@ -26,6 +27,8 @@ MLFLOW_PREFIXES = (
     "/api/3.0/mlflow",
     "/ajax-api/3.0/mlflow",
 )
+#: seconds a client should wait before retrying a 503 (the store was busy)
+RETRY_AFTER_S = "1"
 # MLflow answers each error code with this HTTP status.
 _MLFLOW_STATUS = {
     "RESOURCE_DOES_NOT_EXIST": 404,
@@ -45,12 +48,17 @@ def _is_mlflow(request: Request) -> bool:
 
 
 def error_response(request: Request, exc: LoopstackError) -> JSONResponse:
+    """``exc`` as MLflow's or loopstack's error JSON; a 503 says when to retry."""
     if _is_mlflow(request):
         code = exc.mlflow_code
-        return JSONResponse(
+        response = JSONResponse(
             {"error_code": code, "message": exc.message}, status_code=_MLFLOW_STATUS.get(code, 400)
         )
-    return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+    else:
+        response = JSONResponse(exc.to_dict(), status_code=exc.status_code)
+    if response.status_code == 503:  # busy store: clients (HttpClient, mlflow) back off, retry
+        response.headers["Retry-After"] = RETRY_AFTER_S
+    return response
 
 
 def create_app(config: Settings | None = None) -> FastAPI:
@@ -60,6 +68,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="loopstack", version=__version__, openapi_url=None, docs_url=None, redoc_url=None
     )
+    app.openapi = lambda: documented_openapi(app, MLFLOW_PREFIXES)  # type: ignore[method-assign]
     app.state.config = config
     app.state.stores = open_stores(config)
     metrics = ServerMetrics()
@@ -108,7 +117,13 @@ def create_app(config: Settings | None = None) -> FastAPI:
     def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__}
 
-    @app.get("/metrics", name="metrics", tags=["ops"], dependencies=[Depends(authorize)])
+    @app.get(
+        "/metrics",
+        name="metrics",
+        tags=["ops"],
+        dependencies=[Depends(authorize)],
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
+    )
     def prometheus_metrics() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 

@@ -242,7 +242,11 @@ async def upload_artifact(
     return {"path": clean, "sha256": info.sha256, "size": info.size}
 
 
-@router.get("/runs/{run_id}/artifacts/{path:path}", name="artifacts_download")
+@router.get(
+    "/runs/{run_id}/artifacts/{path:path}",
+    name="artifacts_download",
+    responses={200: {"content": {"*/*": {}}, "description": "the file's bytes"}},
+)
 def download_artifact(
     run_id: str, path: str, store: Store = Depends(tracking_store)
 ) -> StreamingResponse:
