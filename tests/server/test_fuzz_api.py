@@ -6,8 +6,8 @@ queries and bodies for the native routes (``/api/v1/...``) and the MLflow routes
 viewer's token, and no token). Every answer must be a non-5xx whose status, content
 type and body are those the spec declares. Bounded: a fixed number of examples per
 operation and generation mode (positive, negative), no shrinking, and a pytest timeout
-per configuration as a hang guard (no timing assertion); about a minute per configuration
-on an idle 2-core machine.
+per configuration as a hang guard (no timing assertion); about a minute and a half of
+CPU per configuration (6 of them), many more minutes of wall time on a loaded machine.
 The ``/ajax-api/`` twins of the MLflow routes are the same handlers and are left out.
 """
 
