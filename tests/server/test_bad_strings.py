@@ -121,6 +121,7 @@ def test_booleans_are_not_integers(http: httpx.Client, run_id: str) -> None:
         "timestamp",
     )
     _native_refusal(http.post("/api/v1/runs", json={"start_time": False}), "start_time")
+    _native_refusal(http.post("/api/v1/runs", json={"start_time": -(2**100)}), "start_time")
     _native_refusal(
         http.post(
             f"/api/v1/runs/{run_id}/batch",
