@@ -13,8 +13,10 @@ from starlette.exceptions import HTTPException
 from loopstack import __version__
 from loopstack.config import Settings, settings
 from loopstack.errors import Invalid, LoopstackError
+from loopstack.server._boundary import BadStringGuard
 from loopstack.server._http_errors import MLFLOW_PREFIXES, error_response, http_error_response
 from loopstack.server._metrics import MetricsMiddleware, ServerMetrics
+from loopstack.server._openapi import documented_openapi
 from loopstack.store import open_stores
 
 __all__ = ["MLFLOW_PREFIXES", "create_app", "error_response"]
@@ -29,6 +31,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="loopstack", version=__version__, openapi_url=None, docs_url=None, redoc_url=None
     )
+    app.openapi = lambda: documented_openapi(app, MLFLOW_PREFIXES)  # type: ignore[method-assign]
     app.state.config = config
     app.state.stores = open_stores(config)
     metrics = ServerMetrics()
@@ -96,7 +99,13 @@ def create_app(config: Settings | None = None) -> FastAPI:
     def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__}
 
-    @app.get("/metrics", name="metrics", tags=["ops"], dependencies=[Depends(authorize)])
+    @app.get(
+        "/metrics",
+        name="metrics",
+        tags=["ops"],
+        dependencies=[Depends(authorize)],
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
+    )
     def prometheus_metrics() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -115,6 +124,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
     from loopstack.server._route_roles import check_every_route_is_declared
 
     check_every_route_is_declared(_route_names(app))
+    app.add_middleware(BadStringGuard)  # NUL, lone surrogates, non-UTF-8: 4xx, not 500
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 

@@ -25,6 +25,8 @@ MLFLOW_PREFIXES = (
     "/api/3.0/mlflow",
     "/ajax-api/3.0/mlflow",
 )
+#: seconds a client should wait before retrying a 503 (the store was busy)
+RETRY_AFTER_S = "1"
 # MLflow answers each error code with this HTTP status.
 _MLFLOW_STATUS = {
     "RESOURCE_DOES_NOT_EXIST": 404,
@@ -47,13 +49,18 @@ def is_mlflow(request: Request) -> bool:
 
 
 def error_response(request: Request, exc: LoopstackError) -> JSONResponse:
-    """A loopstack error as the API of the request's path renders errors."""
+    """A loopstack error as the API of the request's path renders errors; a 503 says when
+    to retry (the store was busy: clients, HttpClient and mlflow's, back off and retry)."""
     if is_mlflow(request):
         code = exc.mlflow_code
-        return JSONResponse(
+        response = JSONResponse(
             {"error_code": code, "message": exc.message}, status_code=_MLFLOW_STATUS.get(code, 400)
         )
-    return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+    else:
+        response = JSONResponse(exc.to_dict(), status_code=exc.status_code)
+    if response.status_code == 503:
+        response.headers["Retry-After"] = RETRY_AFTER_S
+    return response
 
 
 def _allowed_methods(request: Request) -> list[str]:

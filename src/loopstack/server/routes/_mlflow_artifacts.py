@@ -114,6 +114,7 @@ for _prefix in _PREFIXES:
         download_artifact,
         methods=["GET"],
         name=f"mlflow_artifacts_download{_tag}",
+        responses={200: {"content": {"*/*": {}}, "description": "the file's bytes"}},
     )
     artifacts_router.add_api_route(
         _prefix, list_artifacts, methods=["GET"], name=f"mlflow_artifacts_list{_tag}"

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from loopstack.errors import Invalid
+from loopstack.server._boundary import WholeNumber
 
 __all__ = [
     "BatchBody",
@@ -41,7 +42,7 @@ __all__ = [
 
 
 #: protobuf's int64, bounded so an out-of-range number is a 400, not a database error
-Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+Int64 = Annotated[WholeNumber, Field(ge=-(2**63), le=2**63 - 1)]
 # Column widths of the metadata schema: longer values are refused here with a 400, where
 # PostgreSQL would otherwise fail the insert (SQLite does not enforce them).
 _RUN_NAME, _USER_ID = 250, 256
@@ -96,7 +97,7 @@ class ExperimentTagBody(_Body):
 
 
 class SearchExperimentsBody(_Body):
-    max_results: int = 1000
+    max_results: WholeNumber = 1000
     page_token: str | None = None
     filter: str | None = None
     order_by: list[str] = Field(default_factory=list)
@@ -181,7 +182,7 @@ class SearchRunsBody(_Body):
     experiment_ids: list[str] = Field(default_factory=list)
     filter: str | None = None
     run_view_type: str | int | None = None
-    max_results: int = 1000
+    max_results: WholeNumber = 1000
     order_by: list[str] = Field(default_factory=list)
     page_token: str | None = None
 
@@ -202,7 +203,7 @@ class SearchLoggedModelsBody(_Body):
     experiment_ids: list[str] = Field(default_factory=list)
     filter: str | None = None
     datasets: list[DatasetFilterBody] = Field(default_factory=list)
-    max_results: int | None = None
+    max_results: WholeNumber | None = None
     order_by: list[OrderByBody] = Field(default_factory=list)
     page_token: str | None = None
 

@@ -12,6 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from loopstack.errors import NotFound
+from loopstack.server._boundary import WholeNumber
 from loopstack.server._security import PROJECT_HEADER, authorize, principal_of, project_of
 from loopstack.server.routes._deps import tracking_store
 from loopstack.store import audit
@@ -45,7 +46,7 @@ class TagSet(_Body):
 class RunCreate(_Body):
     experiment_id: str = "0"
     run_name: str | None = None
-    start_time: int | None = None
+    start_time: WholeNumber | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     user_id: str | None = None
     params: dict[str, str] = Field(default_factory=dict)
@@ -53,15 +54,15 @@ class RunCreate(_Body):
 
 class RunUpdate(_Body):
     status: str | None = None
-    end_time: int | None = None
+    end_time: WholeNumber | None = None
     run_name: str | None = None
 
 
 class MetricPoint(_Body):
     key: str
     value: Any  # a number or "NaN"/"Infinity"/"-Infinity"; validated by the store
-    step: int = 0
-    timestamp: int
+    step: WholeNumber = 0
+    timestamp: WholeNumber
 
 
 class Batch(_Body):
@@ -88,7 +89,7 @@ class RunSearch(_Body):
     experiment_ids: list[str]
     filter: str = ""
     view: str = "active"
-    max_results: int = 1000
+    max_results: WholeNumber = 1000
     order_by: list[str] = Field(default_factory=list)
     page_token: str | None = None
 
@@ -256,7 +257,11 @@ async def upload_artifact(
     return {"path": clean, "sha256": info.sha256, "size": info.size}
 
 
-@router.get("/runs/{run_id}/artifacts/{path:path}", name="artifacts_download")
+@router.get(
+    "/runs/{run_id}/artifacts/{path:path}",
+    name="artifacts_download",
+    responses={200: {"content": {"*/*": {}}, "description": "the file's bytes"}},
+)
 def download_artifact(run_id: str, path: str, store: Store = Depends(tracking_store)) -> Response:
     root = store._artifact_root(run_id)
     full = f"{root}/{sanitize_path(path)}"
