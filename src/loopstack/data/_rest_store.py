@@ -100,7 +100,9 @@ class RestDatasetStore(DatasetBackend):
         """Store a report on the server; sets and returns its ``result_id``."""
         # json.dumps keeps NaN (a check may observe one), which httpx's json= refuses
         body = json.dumps({"report": report.to_wire(), "run_id": run_id}).encode()
-        answer = self.client.call("POST", "/validations", content=body)
+        answer = self.client.call(
+            "POST", "/validations", content=body, content_type="application/json"
+        )
         report.result_id, report.created_at = answer["result_id"], answer["created_at"]
         return str(answer["result_id"])
 

@@ -99,6 +99,11 @@ def refuse_bad_strings(scope: Scope, body: bytes) -> None:
             text = _decoded(unquote_to_bytes(value), name, "query parameter")
             _check(iter([(name, text)]), "query parameter")
     if body and _is_json(scope):
+        if _content_type(scope) is None:
+            try:  # no content type: FastAPI reads JSON, but an upload may be any bytes
+                body.decode("utf-8")
+            except UnicodeDecodeError:
+                return  # not JSON: the route's own parsing answers it
         text = _decoded(body, "body", "the request")
         try:
             document = json.loads(text)
@@ -107,11 +112,16 @@ def refuse_bad_strings(scope: Scope, body: bytes) -> None:
         _check(_strings(document, ""), "field")
 
 
-def _is_json(scope: Scope) -> bool:
+def _content_type(scope: Scope) -> bytes | None:
     for name, value in scope.get("headers", ()):
         if name == b"content-type":
-            return b"json" in value.lower()
-    return True  # FastAPI reads a body without a content type as JSON too
+            return bytes(value).lower()
+    return None
+
+
+def _is_json(scope: Scope) -> bool:
+    kind = _content_type(scope)
+    return kind is None or b"json" in kind  # FastAPI reads a body without a type as JSON
 
 
 class BadStringGuard:

@@ -210,8 +210,11 @@ class HttpClient:
         params: dict[str, Any] | None = None,
         json: Any = None,
         content: bytes | None = None,
+        content_type: str = "application/octet-stream",
     ) -> Any:
-        """``method prefix+path``; the decoded JSON answer, or the loopstack error it names."""
+        """``method prefix+path``; the decoded JSON answer, or the loopstack error it names.
+
+        ``content`` (raw bytes: an upload) goes with ``content_type``."""
         kw: dict[str, Any] = {}
         if params is not None:
             kw["params"] = {k: v for k, v in params.items() if v is not None}
@@ -219,6 +222,7 @@ class HttpClient:
             kw["json"] = json
         if content is not None:
             kw["content"] = content
+            kw["headers"] = {"Content-Type": content_type}
         resp = self._send(method, path, **kw)
         if not resp.content:
             return {}
