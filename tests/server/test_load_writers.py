@@ -23,8 +23,8 @@ from tests.conftest import start_server, stop_server
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 WRITERS = 8
-SINGLE = 500  # points per writer logged one request at a time
-STEPS, KEYS = 50, 10  # and STEPS batches of KEYS points: 1,000 points per writer
+SINGLE = 100  # points per writer logged one request at a time
+STEPS, KEYS = 90, 10  # and STEPS batches of KEYS points: 1,000 points per writer
 
 LOOPSTACK_WRITER = textwrap.dedent(
     f"""
