@@ -37,8 +37,10 @@ from tests.conftest import ThreadedServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
-#: examples per operation and generation phase; ~90 operations x 6 configurations
-MAX_EXAMPLES = 5
+#: examples per operation and generation phase; ~100 operations x 6 configurations (at 5,
+#: the file took 9 minutes of CI's run; tests/server/test_bad_strings.py pins the known
+#: classes of bad input the fuzzer found)
+MAX_EXAMPLES = 3
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
