@@ -15,6 +15,7 @@ import hashlib
 import importlib
 import inspect
 import json
+import os
 import re
 from collections.abc import Callable
 from datetime import timedelta
@@ -396,13 +397,28 @@ class OnDemandFeatureView(_Definition):
                 f"the udf of {name!r} must be a function of a pandas DataFrame; got {udf!r}",
                 field="udf",
             )
-        self.udf = udf
+        self._udf = udf
         self._udf_ref = udf_ref or (_udf_ref(udf) if udf is not None else {})
+        self._udf_why = ""  # why the stored udf cannot run here, once looked up
         self.description, self.owner, self.tags = str(description), str(owner), _check_tags(tags)
 
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.schema]
+
+    @property
+    def udf(self) -> Callable[[Any], Any] | None:
+        """The function, or None when this process cannot run the stored one.
+
+        A definition read back from the registry names its udf by module and qualname;
+        the module is imported only when the udf is first needed (a server that stores
+        definitions never imports what a client named), only from the modules that
+        ``LOOPSTACK_UDF_MODULES`` allows when it is set, and only if the function's code
+        still has the digest recorded at apply (no training/serving skew).
+        """
+        if self._udf is None and not self._udf_why and self._udf_ref:
+            self._udf, self._udf_why = _import_udf(self._udf_ref)
+        return self._udf
 
     @property
     def source_views(self) -> list[FeatureView]:
@@ -417,15 +433,16 @@ class OnDemandFeatureView(_Definition):
         ``schema`` columns, cast to their declared types, one row per input row."""
         import pandas as pd
 
-        if self.udf is None:
+        udf = self.udf
+        if udf is None:
             raise NotFound(
                 f"the udf of on-demand feature view {self.name!r} "
                 f"({self._udf_ref.get('module')}:{self._udf_ref.get('qualname')}) "
-                "cannot be imported in this process; apply the definition from "
-                "code that defines it"
+                f"cannot run in this process: {self._udf_why or 'it cannot be imported'}; "
+                "apply the definition from code that defines it"
             )
         try:
-            out = self.udf(df)
+            out = udf(df)
         except Exception as exc:
             raise Invalid(
                 f"the udf of on-demand feature view {self.name!r} failed: "
@@ -478,7 +495,7 @@ class OnDemandFeatureView(_Definition):
             data["name"],
             sources,
             [Field.from_dict(f) for f in data["schema"]],
-            _import_udf(ref),
+            None,  # imported on first use (see ``udf``)
             data.get("description", ""),
             data.get("owner", ""),
             data.get("tags"),
@@ -498,18 +515,31 @@ def _udf_ref(udf: Any) -> dict[str, str]:
     }
 
 
-def _import_udf(ref: dict[str, str]) -> Callable[[Any], Any] | None:
+def _import_udf(ref: dict[str, str]) -> tuple[Callable[[Any], Any] | None, str]:
+    """The function ``ref`` names and, when there is none, why."""
     # Only import by name: never execute code stored in the registry.
-    module, qualname = ref.get("module"), ref.get("qualname")
+    module, qualname = ref.get("module") or "", ref.get("qualname") or ""
     if not module or not qualname or "<" in qualname:
-        return None
+        return None, "it is a lambda or a local function, which only its own process has"
+    allowed = [m.strip() for m in os.environ.get("LOOPSTACK_UDF_MODULES", "").split(",")]
+    allowed = [m for m in allowed if m]
+    if allowed and not any(module == m or module.startswith(m + ".") for m in allowed):
+        return None, f"module {module!r} is not in LOOPSTACK_UDF_MODULES ({', '.join(allowed)})"
     try:
         obj: Any = importlib.import_module(module)
         for part in qualname.split("."):
             obj = getattr(obj, part)
-    except Exception:
-        return None
-    return obj if callable(obj) else None
+    except Exception as exc:
+        return None, f"importing it failed ({type(exc).__name__}: {str(exc)[:120]})"
+    if not callable(obj):
+        return None, f"{module}:{qualname} is not a function"
+    recorded = ref.get("source_sha256")
+    if recorded and _udf_ref(obj)["source_sha256"] != recorded:
+        return None, (
+            f"the code of {module}:{qualname} changed since the view was applied "
+            "(its digest differs); re-apply the view to serve the new code"
+        )
+    return obj, ""
 
 
 def _cast_frame(df: Any, dtypes: dict[str, str]) -> Any:
