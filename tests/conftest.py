@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -114,8 +115,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(env: dict[str, str], *, workers: int = 1) -> tuple[subprocess.Popen, str]:
+def server_output(proc: subprocess.Popen) -> str:
+    """What a server started by ``start_server`` has printed so far."""
+    log = proc.log  # type: ignore[attr-defined]
+    log.seek(0)
+    return log.read().decode(errors="replace")
+
+
+def start_server(
+    env: dict[str, str], *, workers: int = 1, args: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen, str]:
     port = free_port()
+    # a file, not a pipe: nobody reads the access log while the test runs, and a full
+    # pipe would block the server
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop_server
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -128,19 +141,20 @@ def start_server(env: dict[str, str], *, workers: int = 1) -> tuple[subprocess.P
             str(port),
             "--workers",
             str(workers),
+            *args,
         ],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
+    proc.log = log  # type: ignore[attr-defined]
     url = f"http://127.0.0.1:{port}"
     import httpx
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            raise RuntimeError(f"the server exited with {proc.returncode}:\n{out}")
+            raise RuntimeError(f"the server exited with {proc.returncode}:\n{server_output(proc)}")
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                 return proc, url
@@ -158,8 +172,7 @@ def stop_server(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-    if proc.stdout:
-        proc.stdout.close()
+    proc.log.close()  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -34,18 +34,6 @@ app = typer.Typer(
 )
 
 
-@app.command()
-def server(
-    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
-    port: int = typer.Option(5000, help="Port to listen on."),
-    workers: int = typer.Option(1, help="Worker processes."),
-) -> None:
-    """Run the loopstack server (native REST, MLflow REST API, /health, /metrics)."""
-    from loopstack.server import serve
-
-    serve(host=host, port=port, workers=workers)
-
-
 def _register() -> None:
     # Each module imports only typer at load time, so `loopstack --help` stays fast.
     from loopstack.cli import (
@@ -58,6 +46,7 @@ def _register() -> None:
         _projects,
         _quickstart,
         _runs,
+        _serve,
         _token,
         _users,
     )
@@ -77,6 +66,7 @@ def _register() -> None:
     )
     for name, group, scoped in groups:
         app.add_typer(group, name=name, callback=group_options if scoped else None)
+    app.command("server")(_serve.server)
     app.command("doctor")(_doctor.doctor)
     app.command("quickstart")(_quickstart.quickstart)
 

@@ -7,19 +7,6 @@ import typer
 HEALTH_TIMEOUT_S = 60.0
 
 
-def _port_is_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        # As uvicorn binds: connections in TIME_WAIT from an earlier server do not count.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _log_tail(path: object, lines: int = 5) -> str:
     from pathlib import Path
 
@@ -150,31 +137,26 @@ def _summary(result: object, url: str, port: int, keep_running: bool) -> None:
         table.add_row(f"metrics.{key}", fmt_value(value))
     table.add_row("artifacts", ", ".join(result.artifacts))
     out.print(table)
-    state = (
-        f"The server is running at {url} (Ctrl-C stops it)."
-        if keep_running
-        else f"The server has stopped; start it again with `loopstack server --port {port}` "
-        "(same LOOPSTACK_HOME)."
-    )
-    out.print(
-        Panel.fit(
-            "\n".join(
-                [
-                    state,
-                    f"  API docs:            {url}/docs",
-                    f"  Prometheus metrics:  {url}/metrics",
-                    f"  this run:            loopstack runs show {result.run_id}",
-                    f"  all its runs:        loopstack runs list --experiment {EXPERIMENT}",
-                    "  MLflow clients:      export MLFLOW_TRACKING_URI=" + url,
-                    '                       python -c "import mlflow; print(mlflow.search_runs('
-                    f"experiment_names=['{EXPERIMENT}']))\"",
-                    "  loopstack clients:   export LOOPSTACK_TRACKING_URI=" + url,
-                ]
-            ),
-            title="where to look",
-            title_align="left",
-        )
-    )
+    if keep_running:
+        lines = [f"The server is running at {url} (Ctrl-C stops it)."]
+    else:
+        lines = [
+            "The server has stopped. Start it again (same LOOPSTACK_HOME) with",
+            f"    loopstack server --port {port}",
+            "and then:",
+        ]
+    lines += [
+        f"  API docs:            {url}/docs",
+        f"  Prometheus metrics:  {url}/metrics",
+        f"  this run:            loopstack runs show {result.run_id}",
+        f"  all its runs:        loopstack runs list --experiment {EXPERIMENT}",
+        "  MLflow clients:      pip install mlflow   (the client; not a loopstack dependency)",
+        "                       export MLFLOW_TRACKING_URI=" + url,
+        '                       python -c "import mlflow; print(mlflow.search_runs('
+        f"experiment_names=['{EXPERIMENT}']))\"",
+        "  loopstack clients:   export LOOPSTACK_TRACKING_URI=" + url,
+    ]
+    out.print(Panel.fit("\n".join(lines), title="where to look", title_align="left"))
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -182,7 +164,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def quickstart(
-    port: int = typer.Option(5000, help="Port for the server."),
+    port: int = typer.Option(5000, help="Port for the server (1-65535)."),
     keep_running: bool = typer.Option(
         False, "--keep-running/--no-keep-running", help="Keep serving after the demo until Ctrl-C."
     ),
@@ -193,12 +175,14 @@ def quickstart(
     import time
 
     from loopstack.cli._output import console
+    from loopstack.cli._serve import bind_error
     from loopstack.config import settings
     from loopstack.errors import Conflict
 
     config = settings()
-    if not _port_is_free(port):
-        raise Conflict(f"port {port} on 127.0.0.1 is already in use; pass --port with a free one")
+    problem = bind_error("127.0.0.1", port)
+    if problem:
+        raise Conflict(problem)
     config.home.mkdir(parents=True, exist_ok=True)
     log_path = config.home / "quickstart-server.log"
     url = f"http://127.0.0.1:{port}"

@@ -5,8 +5,14 @@ from loopstack.server._app import create_app
 __all__ = ["create_app", "serve"]
 
 
-def serve(host: str = "127.0.0.1", port: int = 5000, workers: int = 1) -> None:
-    """Run the server with uvicorn (blocking)."""
+def serve(
+    host: str = "127.0.0.1", port: int = 5000, workers: int = 1, access_log: bool = True
+) -> None:
+    """Run the server with uvicorn (blocking), logging one line per request unless
+    ``access_log`` is off.
+
+    >>> serve(port=5000, workers=2)
+    """
     import os
     import tempfile
 
@@ -21,5 +27,19 @@ def serve(host: str = "127.0.0.1", port: int = 5000, workers: int = 1) -> None:
         host=host,
         port=port,
         workers=workers,
-        log_level="warning",
+        access_log=access_log,
+        log_config=_log_config(access_log),
     )
+
+
+def _log_config(access_log: bool) -> dict[str, object]:
+    """uvicorn's logging: its own chatter at warning, the access log (if on) at info."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, object] = {**LOGGING_CONFIG}
+    loggers = {name: dict(spec) for name, spec in LOGGING_CONFIG["loggers"].items()}
+    loggers["uvicorn"]["level"] = "WARNING"
+    loggers["uvicorn.error"]["level"] = "WARNING"
+    loggers["uvicorn.access"]["level"] = "INFO" if access_log else "WARNING"
+    config["loggers"] = loggers
+    return config

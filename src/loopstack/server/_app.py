@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,6 +23,14 @@ from loopstack.store import open_stores
 __all__ = ["MLFLOW_PREFIXES", "create_app", "error_response"]
 
 log = logging.getLogger("loopstack.server")
+
+_STATIC = Path(__file__).parent / "static"
+_DOCS_ASSETS = "/docs/assets"
+_DOCS_FILES = {
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "favicon-32x32.png": "image/png",
+}
 
 
 def create_app(config: Settings | None = None) -> FastAPI:
@@ -119,7 +128,27 @@ def create_app(config: Settings | None = None) -> FastAPI:
     def docs() -> Response:
         from fastapi.openapi.docs import get_swagger_ui_html
 
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="loopstack API")
+        # The page's scripts are vendored (server/static/swagger): /docs works offline.
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="loopstack API",
+            swagger_js_url=f"{_DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{_DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{_DOCS_ASSETS}/favicon-32x32.png",
+        )
+
+    @app.get(f"{_DOCS_ASSETS}/{{name}}", name="docs_assets", include_in_schema=False)
+    def docs_assets(name: str) -> Response:
+        from loopstack.errors import NotFound
+
+        if name not in _DOCS_FILES:
+            raise NotFound(f"no docs asset {name[:80]!r}; the docs page uses {sorted(_DOCS_FILES)}")
+        path = _STATIC / "swagger" / name
+        return Response(
+            path.read_bytes(),
+            media_type=_DOCS_FILES[name],
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
 
     from loopstack.server._route_roles import check_every_route_is_declared
 
