@@ -33,3 +33,14 @@ def test_the_cli_imports_no_heavy_modules_until_a_command_needs_them() -> None:
 def test_unknown_command_is_a_usage_error() -> None:
     result = CliRunner().invoke(app, ["nope"])
     assert result.exit_code == 2
+
+
+def test_version() -> None:
+    from typer.testing import CliRunner
+
+    from loopstack import __version__
+    from loopstack.cli import app
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout == f"loopstack {__version__}\n"

@@ -16,7 +16,7 @@ def invoke(*args: str):  # noqa: ANN201 - click's Result
 
 def _backend_rows(out: str) -> dict[str, str]:
     rows = {}
-    for line in out.split("backends", 1)[1].splitlines():
+    for line in out.split("backends", 1)[1].split("model flavors and extras")[0].splitlines():
         cells = [c.strip() for c in line.split("│")]
         if len(cells) > 3 and cells[2]:
             rows[cells[2]] = line
@@ -32,7 +32,8 @@ def test_defaults_are_healthy(ls_home: Path) -> None:
     for name in ("loopstack", "python", "sqlalchemy", "fastapi", "pyarrow", "pandas"):
         assert f"│ {name} " in out, name
     rows = _backend_rows(out)
-    assert set(rows) == {"metadata DB", "artifact store"}
+    assert set(rows) == {"metadata DB", "artifact store", "online store"}
+    assert "0 materialized view(s)" in rows["online store"]
     assert all("✓" in r for r in rows.values())
     assert "probe blob" in rows["artifact store"]
     assert "all configured backends answer" in out
@@ -74,3 +75,18 @@ def test_an_unreachable_tracking_server_or_redis_fails(monkeypatch: pytest.Monke
     assert "✓" in rows["metadata DB"]
     assert "s3cret" not in result.output
     assert "unreachable: tracking server, redis" in result.stdout
+
+
+def test_doctor_says_which_flavors_are_installed_and_how_to_get_the_rest(
+    ls_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from importlib import util
+
+    real = util.find_spec
+    monkeypatch.setattr(util, "find_spec", lambda name: None if name == "lightgbm" else real(name))
+    out = invoke("doctor").stdout
+    table = out.split("model flavors and extras", 1)[1]
+    sklearn = next(line for line in table.splitlines() if "scikit-learn models" in line)
+    assert "✓" in sklearn and "scikit-learn 1." in sklearn
+    lgbm = next(line for line in table.splitlines() if "LightGBM models" in line)
+    assert "missing lightgbm: pip install 'loopstack[lightgbm]'" in lgbm

@@ -34,6 +34,23 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from loopstack import __version__
+
+        typer.echo(f"loopstack {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """loopstack: tracking, registry, features, serving and monitoring in one."""
+
+
 def _register() -> None:
     # Each module imports only typer at load time, so `loopstack --help` stays fast.
     from loopstack.cli import (

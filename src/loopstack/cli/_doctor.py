@@ -143,6 +143,59 @@ def _check_redis(url: str) -> str:
     return f"PING ok, redis {version}"
 
 
+#: (what it enables, the packages it needs, the extra that installs them)
+CAPABILITIES: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("scikit-learn models", ("sklearn", "joblib"), "sklearn"),
+    ("XGBoost models", ("xgboost",), "xgboost"),
+    ("LightGBM models", ("lightgbm",), "lightgbm"),
+    ("PyTorch models", ("torch",), "torch"),
+    ("ONNX export and runtime", ("onnx", "onnxruntime", "skl2onnx"), "onnx"),
+    ("custom Python models", ("cloudpickle",), "pyfunc"),
+    ("PostgreSQL metadata DB", ("psycopg",), "postgres"),
+    ("Redis online store", ("redis",), "redis"),
+    ("Ray executor", ("ray",), "ray"),
+)
+
+
+def _capabilities() -> list[tuple[bool, str, str]]:
+    """Each optional capability: installed?, what it is, what is missing or its versions.
+
+    Found without importing (importing torch alone takes seconds).
+    """
+    from importlib import metadata
+    from importlib.util import find_spec
+
+    dist = {"sklearn": "scikit-learn"}
+    rows = []
+    for what, modules, extra in CAPABILITIES:
+        missing = [m for m in modules if find_spec(m) is None]
+        if missing:
+            names = ", ".join(dist.get(m, m) for m in missing)
+            rows.append((False, what, f"missing {names}: pip install 'loopstack[{extra}]'"))
+            continue
+        versions = []
+        for m in modules:
+            try:
+                versions.append(f"{dist.get(m, m)} {metadata.version(dist.get(m, m))}")
+            except metadata.PackageNotFoundError:
+                versions.append(dist.get(m, m))
+        rows.append((True, what, ", ".join(versions)))
+    return rows
+
+
+def _check_online(url: str) -> str:
+    from loopstack.features.online import open_online_store
+
+    store = open_online_store(url)
+    try:
+        views = store.views()
+    finally:
+        close = getattr(store, "close", None)
+        if callable(close):
+            close()
+    return f"{len(views)} materialized view(s)"
+
+
 def _versions() -> list[tuple[str, str]]:
     import platform
     from importlib import metadata
@@ -168,6 +221,7 @@ def doctor() -> None:
     """
     import os
 
+    from rich.markup import escape
     from rich.table import Table
 
     from loopstack.cli._output import console
@@ -220,6 +274,10 @@ def doctor() -> None:
         checks.append(_timed("tracking server", base, lambda: _check_server(base, config.token)))
     if redis_url:
         checks.append(_timed("redis", hide_password(redis_url), lambda: _check_redis(redis_url)))
+    online_url = os.environ.get("LOOPSTACK_ONLINE_URL") or f"sqlite:///{config.home / 'online.db'}"
+    checks.append(
+        _timed("online store", hide_password(online_url), lambda: _check_online(online_url))
+    )
 
     table = Table(title="backends", title_justify="left")
     table.add_column("", width=1)
@@ -229,6 +287,14 @@ def doctor() -> None:
     for c in checks:
         table.add_row("[green]✓[/]" if c.ok else "[red]✗[/]", c.backend, c.target, c.detail)
     out.print(table)
+
+    extras = Table(title="model flavors and extras", title_justify="left")
+    extras.add_column("", width=1)
+    extras.add_column("capability")
+    extras.add_column("installed, or how to get it", overflow="fold")
+    for ok, what, detail in _capabilities():
+        extras.add_row("[green]✓[/]" if ok else "[yellow]-[/]", what, escape(detail))
+    out.print(extras)
     failed = [c.backend for c in checks if not c.ok]
     if failed:
         out.print(f"[red]unreachable:[/] {', '.join(failed)}")

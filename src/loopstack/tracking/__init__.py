@@ -1,7 +1,15 @@
 """Experiment tracking: experiments, runs, params, metrics, tags, artifacts, dataset inputs."""
 
 from loopstack.tracking._client import TrackingClient, runs_to_frame
-from loopstack.tracking._entities import DatasetInput, Experiment, Metric, Run, RunStatus
+from loopstack.tracking._entities import (
+    DatasetInput,
+    Experiment,
+    Metric,
+    Run,
+    RunData,
+    RunInfo,
+    RunStatus,
+)
 from loopstack.tracking._fluent import (
     ActiveRun,
     active_run,
@@ -30,6 +38,8 @@ __all__ = [
     "Experiment",
     "Metric",
     "Run",
+    "RunData",
+    "RunInfo",
     "RunStatus",
     "TrackingClient",
     "TrackingStore",

@@ -20,6 +20,8 @@ __all__ = [
     "Experiment",
     "Metric",
     "Run",
+    "RunData",
+    "RunInfo",
     "RunStatus",
     "TERMINAL_STATUSES",
     "now_ms",
@@ -246,9 +248,37 @@ class Experiment:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(frozen=True)
+class RunInfo:
+    """MLflow's ``run.info`` shape, so code written against MLflow's client ports."""
+
+    run_id: str
+    run_uuid: str
+    experiment_id: str
+    run_name: str
+    user_id: str
+    status: str
+    start_time: int
+    end_time: int | None
+    artifact_uri: str
+    lifecycle_stage: str
+
+
+@dataclass(frozen=True)
+class RunData:
+    """MLflow's ``run.data`` shape: latest metric values, params and tags by key."""
+
+    metrics: dict[str, float]
+    params: dict[str, str]
+    tags: dict[str, str]
+
+
+@dataclass(repr=False)
 class Run:
-    """A run with everything logged to it (metrics as their latest value)."""
+    """A run with everything logged to it (metrics as their latest value).
+
+    ``run.info`` and ``run.data`` give MLflow's shape of the same run.
+    """
 
     run_id: str
     experiment_id: str
@@ -268,6 +298,38 @@ class Run:
     @property
     def parent_run_id(self) -> str | None:
         return self.tags.get("mlflow.parentRunId")
+
+    @property
+    def info(self) -> RunInfo:
+        """The run's identity and state, as MLflow's ``Run.info``."""
+        return RunInfo(
+            self.run_id,
+            self.run_id,
+            self.experiment_id,
+            self.run_name,
+            self.user_id,
+            self.status,
+            self.start_time,
+            self.end_time,
+            self.artifact_uri,
+            self.lifecycle_stage,
+        )
+
+    @property
+    def data(self) -> RunData:
+        """What was logged, as MLflow's ``Run.data``."""
+        return RunData(dict(self.metrics), dict(self.params), dict(self.tags))
+
+    def __repr__(self) -> str:
+        # the tags hold the captured environment (kilobytes of package list): counted only
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in list(self.metrics.items())[:5])
+        if len(self.metrics) > 5:
+            metrics += f", … {len(self.metrics) - 5} more"
+        return (
+            f"Run(run_id={self.run_id!r}, run_name={self.run_name!r}, status={self.status!r}, "
+            f"experiment_id={self.experiment_id!r}, metrics={{{metrics}}}, "
+            f"params={len(self.params)}, tags={len(self.tags)}, inputs={len(self.inputs)})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The run as JSON-ready data (a NaN or infinite metric value as a string)."""
