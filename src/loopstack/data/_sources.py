@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,7 +75,11 @@ def to_arrow(data: Any) -> pa.Table:
         if any(n is not None for n in frame.index.names):  # a named index is data: keep it
             frame = frame.reset_index()
         try:
-            return pa.Table.from_pandas(frame, preserve_index=False)
+            with warnings.catch_warnings():
+                # pyarrow reads a tz-aware column through Series.values, which pandas 3.1
+                # deprecates; the column keeps its time zone in Arrow all the same
+                warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+                return pa.Table.from_pandas(frame, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise Invalid(
                 f"cannot store this DataFrame as Arrow/Parquet: {exc}", field="data"

@@ -153,6 +153,17 @@ class ApprovalStore(abc.ABC):
     ) -> ApprovalRequest:
         """Approve (the alias moves at once) or reject a pending request; not one's own."""
 
+    def approve(self, request_id: str, comment: str = "") -> ApprovalRequest:
+        """Approve a pending request: its alias moves to its version at once.
+
+        >>> reg.approve(request.request_id, comment="AUC up 2 points, data gates green")
+        """
+        return self.decide(request_id, approve=True, comment=comment)
+
+    def reject(self, request_id: str, comment: str = "") -> ApprovalRequest:
+        """Reject a pending request, saying why; the alias stays where it is."""
+        return self.decide(request_id, approve=False, comment=comment)
+
     @abc.abstractmethod
     def list_requests(
         self, *, name: str | None = None, state: str | None = None
