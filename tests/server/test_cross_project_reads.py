@@ -219,6 +219,8 @@ def _value(route: str, param: str, side: dict[str, Any]) -> str | None:
         "model_id": side["model_id"],
         "node": f"run:{side['run_id']}",
         "dataset": side["dataset"],
+        "object_type": "run",
+        "object_id": side["run_id"],
     }
     got = simple.get(param)
     return None if got is None else str(got)
