@@ -1,5 +1,6 @@
 """Every route of the OpenAPI spec, called by every role and by nobody, against the declared
-matrix in loopstack/server/_route_roles.py."""
+matrix in loopstack/server/_route_roles.py. test_cross_project_reads.py walks every read
+route again as a member of another project."""
 
 from __future__ import annotations
 

@@ -88,3 +88,31 @@ def test_an_event_moved_to_another_project_breaks_its_link(db: Database) -> None
     result = audit.verify(db)
     assert not result.ok and result.broken_seq == ev["seq"]
     assert "edited" in (result.reason or "")
+
+
+def test_a_projects_reader_hears_only_of_its_own_events(db: Database) -> None:
+    from loopstack.auth import create_project
+
+    other = create_project(db, "other", actor="root").project_id
+    assert audit.verify(db, project_id=0).checked == 6  # the six tracking events
+    # project creation is administration: its admins see it, its other readers do not
+    assert audit.verify(db, project_id=other).checked == 1
+    assert audit.verify(db, project_id=other, include_admin=False).checked == 0
+    assert audit.events(db, project_id=other, include_admin=False) == []
+    assert [e["action"] for e in audit.events(db, project_id=other)] == ["project.create"]
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE seq = 3"))
+    mine = audit.verify(db, project_id=0)
+    assert not mine.ok and mine.broken_seq == 3 and "edited" in (mine.reason or "")
+    theirs = audit.verify(db, project_id=other)
+    assert not theirs.ok and theirs.broken_seq is None and theirs.checked == 0
+    assert "outside what you may read" in (theirs.reason or "")
+
+
+def test_a_deleted_event_is_not_located_for_a_projects_reader(db: Database) -> None:
+    # whose event it was cannot be known once it is gone
+    with db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_events WHERE seq = 2"))
+    scoped = audit.verify(db, project_id=0)
+    assert not scoped.ok and scoped.broken_seq is None and scoped.checked == 1
+    assert audit.verify(db).broken_seq == 2

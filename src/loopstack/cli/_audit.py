@@ -20,9 +20,8 @@ def verify() -> None:
     if ok:
         console().print(f"[green]OK[/]: the audit chain is intact ({checked} events verified)")
         return
-    fail(
-        f"the audit chain is broken at seq {broken}: {reason} ({checked} events before it verified)"
-    )
+    where = f" at seq {broken}" if broken is not None else ""  # None: outside your events
+    fail(f"the audit chain is broken{where}: {reason} ({checked} events before it verified)")
 
 
 def _parse_object(obj: str | None) -> tuple[str | None, str | None]:

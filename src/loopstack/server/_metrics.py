@@ -1,4 +1,9 @@
-"""Prometheus metrics for the server: requests, errors and latency per route."""
+"""Prometheus metrics for the server: requests, errors and latency per route.
+
+Requests are labelled by route template (``/api/v1/runs/{run_id}``), never by the path
+they asked for, and no metric is kept per project, so the counters name no project's
+objects and any caller with a role may read them.
+"""
 
 from __future__ import annotations
 

@@ -6,6 +6,10 @@ edit, deletion or insertion anywhere in the log breaks every later link;
 project records it (and its hash covers it, so moving an event to another
 project breaks the chain too); events of no one project, and those written
 before projects were recorded, have none.
+
+Administration (projects, their members and policy, users, tokens) is audited like
+everything else; its events are told apart by their object type
+(``ADMIN_OBJECT_TYPES``) so a reader can be shown a project's events without them.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from loopstack.store.metadata._database import Database
 from loopstack.store.metadata.schema import AuditEvent, AuditHead
 
 __all__ = [
+    "ADMIN_OBJECT_TYPES",
     "GENESIS_HASH",
     "RawDigest",
     "VerifyResult",
@@ -34,6 +39,9 @@ __all__ = [
 
 GENESIS_HASH = "0" * 64
 _EVENTS = cast(Table, AuditEvent.__table__)
+# The object types of administration events: project creation, members and policy, users,
+# tokens. User and token events belong to no project; a project's own are its admins'.
+ADMIN_OBJECT_TYPES = frozenset({"project", "user", "token"})
 
 
 class RawDigest(str):
@@ -121,11 +129,39 @@ class VerifyResult:
     reason: str | None = None
 
 
-def verify(db: Database, *, batch: int = 10_000) -> VerifyResult:
-    """Walk the whole chain; the result names the first broken link, if any."""
+def verify(
+    db: Database,
+    *,
+    project_id: int | None = None,
+    include_admin: bool = True,
+    batch: int = 10_000,
+) -> VerifyResult:
+    """Walk the whole chain; the result names the first broken link, if any.
+
+    With ``project_id`` the walk still covers the whole chain (each link vouches for every
+    later one), but the result speaks only of the events that project's reader may see
+    (without administration events unless ``include_admin``): ``checked`` counts those, and
+    a break at an event they may not see, or at one that is gone, is reported as
+    ``ok=False`` with neither its sequence number nor its detail.
+
+    >>> verify(db, project_id=3, include_admin=False)  # doctest: +SKIP
+    VerifyResult(ok=True, checked=12, broken_seq=None, reason=None)
+    """
+
+    def seen(ev: Any) -> bool:
+        if project_id is None:
+            return True
+        return ev.project_id == project_id and (
+            include_admin or ev.object_type not in ADMIN_OBJECT_TYPES
+        )
+
+    def broken(checked: int, seq: int, reason: str, ev: Any | None) -> VerifyResult:
+        if project_id is None or (ev is not None and seen(ev)):
+            return VerifyResult(False, checked, seq, reason)
+        return VerifyResult(False, checked, None, _BROKEN_ELSEWHERE)
 
     def run(conn: Connection) -> VerifyResult:
-        prev_hash, expected_seq, checked = GENESIS_HASH, 1, 0
+        prev_hash, expected_seq, walked, checked = GENESIS_HASH, 1, 0, 0
         last_seq = 0
         while True:
             rows = conn.execute(
@@ -135,18 +171,18 @@ def verify(db: Database, *, batch: int = 10_000) -> VerifyResult:
                 break
             for ev in rows:
                 if ev.seq != expected_seq:
-                    return VerifyResult(
-                        False,
+                    return broken(
                         checked,
                         expected_seq,
                         f"event {expected_seq} is missing (next found: {ev.seq})",
+                        None,
                     )
                 if ev.prev_hash != prev_hash:
-                    return VerifyResult(
-                        False,
+                    return broken(
                         checked,
                         ev.seq,
                         "its prev_hash does not match the hash of the event before",
+                        ev,
                     )
                 recomputed = _link_hash(
                     ev.prev_hash,
@@ -160,26 +196,33 @@ def verify(db: Database, *, batch: int = 10_000) -> VerifyResult:
                     ev.project_id,
                 )
                 if recomputed != ev.hash:
-                    return VerifyResult(
-                        False,
+                    return broken(
                         checked,
                         ev.seq,
                         "its contents do not match its hash (the row was edited)",
+                        ev,
                     )
-                prev_hash, expected_seq, checked = ev.hash, ev.seq + 1, checked + 1
+                prev_hash, expected_seq, walked = ev.hash, ev.seq + 1, walked + 1
+                checked += seen(ev)
             last_seq = rows[-1].seq
         head = conn.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one()
-        if head.seq != checked or head.hash != prev_hash:
-            return VerifyResult(
-                False,
+        if head.seq != walked or head.hash != prev_hash:
+            return broken(
                 checked,
-                checked + 1 if head.seq > checked else head.seq,
-                f"the chain head says seq {head.seq} but the log ends at {checked} "
+                walked + 1 if head.seq > walked else head.seq,
+                f"the chain head says seq {head.seq} but the log ends at {walked} "
                 "(events were deleted from the end)",
+                None,
             )
         return VerifyResult(True, checked)
 
     return db.read(run)
+
+
+_BROKEN_ELSEWHERE = (
+    "the chain is broken at an event outside what you may read; a global admin's "
+    "`loopstack audit verify` names it"
+)
 
 
 def events(
@@ -188,15 +231,18 @@ def events(
     object_type: str | None = None,
     object_id: str | None = None,
     project_id: int | None = None,
+    include_admin: bool = True,
     limit: int = 1000,
 ) -> list[dict[str, Any]]:
-    """The newest ``limit`` events, optionally for one object or of one project, oldest
-    first."""
+    """The newest ``limit`` events, optionally for one object or of one project (and
+    without administration events unless ``include_admin``), oldest first."""
 
     def run(conn: Connection) -> list[dict[str, Any]]:
         q = select(_EVENTS)
         if project_id is not None:
             q = q.where(_EVENTS.c.project_id == project_id)
+        if not include_admin:
+            q = q.where(_EVENTS.c.object_type.not_in(sorted(ADMIN_OBJECT_TYPES)))
         if object_type:
             q = q.where(_EVENTS.c.object_type == object_type)
         if object_id:

@@ -35,7 +35,8 @@ class AuditLog(abc.ABC):
 
     @abc.abstractmethod
     def verify(self) -> VerifyResult:
-        """Walk the whole chain; the result names the first broken link, if any."""
+        """Walk the whole chain; the result names the first broken link, if any (through a
+        server, only among the events the caller may read: see ``audit.verify``)."""
 
 
 class LocalAuditLog(AuditLog):

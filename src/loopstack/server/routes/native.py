@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from loopstack.auth import Role, role_of
 from loopstack.errors import NotFound
 from loopstack.server._boundary import WholeNumber
 from loopstack.server._security import PROJECT_HEADER, authorize, principal_of, project_of
@@ -273,9 +274,42 @@ def download_artifact(run_id: str, path: str, store: Store = Depends(tracking_st
 
 
 # -- audit ----------------------------------------------------------------------------
+def _audit_scope(request: Request) -> dict[str, Any]:
+    """What of the audit log this caller may read.
+
+    A global admin (an admin's token not scoped to a project, or any caller with auth
+    off) asking in no particular project reads the whole log. Anyone else reads the
+    events of the project the request acts in; its administration events (members,
+    policy) only if they are that project's admin. User and token events belong to no
+    project, so only the whole log shows them.
+    """
+    principal = principal_of(request)
+    if (
+        principal.is_admin
+        and principal.project_id is None
+        and not request.headers.get(PROJECT_HEADER)
+    ):
+        return {"project_id": None, "include_admin": True}
+    project_id = project_of(request)
+    role = role_of(request.app.state.stores.db, principal, project_id)
+    return {
+        "project_id": project_id,
+        "include_admin": principal.is_admin or role is Role.ADMIN,
+    }
+
+
 @router.get("/audit/verify", name="audit_verify")
 def audit_verify(request: Request) -> dict:
-    return asdict(audit.verify(request.app.state.stores.db))
+    """Verify the hash chain.
+
+    The whole chain is always walked, but the answer speaks only of the events the caller
+    may read (see ``/audit/events``): ``checked`` counts those, and a break at an event of
+    another project, an administration event, or a deleted one is reported as
+    ``ok: false`` with no ``broken_seq`` and a reason saying only that it lies outside,
+    so no one learns about another project's events. A global admin gets the whole
+    answer.
+    """
+    return asdict(audit.verify(request.app.state.stores.db, **_audit_scope(request)))
 
 
 @router.get("/audit/events", name="audit_events")
@@ -285,20 +319,19 @@ def audit_events(
     object_id: str | None = None,
     limit: int = Query(1000, ge=1, le=100_000),
 ) -> dict:
-    # A global admin asking in no particular project reads the whole log; anyone else
-    # reads the events of the project the request acts in.
-    principal = principal_of(request)
-    whole = (
-        principal.is_admin
-        and principal.project_id is None
-        and not request.headers.get(PROJECT_HEADER)
-    )
+    """The newest audit events the caller may read, oldest first.
+
+    A global admin asking in no particular project reads the whole log, administration
+    of users and tokens included; a project's admin reads that project's events,
+    membership and policy changes included; anyone else reads their project's events
+    without those.
+    """
     return {
         "events": audit.events(
             request.app.state.stores.db,
             object_type=object_type,
             object_id=object_id,
-            project_id=None if whole else project_of(request),
+            **_audit_scope(request),
             limit=limit,
         )
     }
