@@ -14,15 +14,46 @@ class _Root(TyperGroup):
     """Turns a ``LoopstackError`` from any command into one red line and exit code 1."""
 
     def invoke(self, ctx: Any) -> Any:  # typer vendors click: its Context type is private
+        from typer.exceptions import TyperException
+
+        from loopstack.cli._output import fail
         from loopstack.cli._project import one_invocation
 
         try:
             with one_invocation():
                 return super().invoke(ctx)
         except LoopstackError as exc:
-            from loopstack.cli._output import fail
-
             fail(exc.message)
+        except (typer.Exit, typer.Abort, TyperException):
+            raise  # usage errors and exits: click prints them
+        except Exception as exc:  # noqa: BLE001 - the last line before a traceback
+            import os
+
+            if os.environ.get("LOOPSTACK_DEBUG"):
+                raise
+            fail(f"{unexpected(exc)} (LOOPSTACK_DEBUG=1 shows the traceback)")
+
+
+def unexpected(exc: Exception) -> str:
+    """One line for an error no layer translated: what a user can act on, when it is known."""
+    import errno
+
+    import httpx
+
+    if isinstance(exc, httpx.TransportError):
+        where = getattr(getattr(exc, "request", None), "url", None)
+        return f"cannot reach the server{f' at {where}' if where else ''}: {exc}"
+    if isinstance(exc, FileNotFoundError):
+        return f"no such file or directory: {exc.filename}"
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {exc.filename}"
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "no space left on the device"
+    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return (
+        f"unexpected {type(exc).__module__}.{type(exc).__qualname__}: {text[:300]} — "
+        "this is a loopstack bug, please report it"
+    )
 
 
 app = typer.Typer(

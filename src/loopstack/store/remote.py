@@ -19,6 +19,7 @@ server through :class:`HttpClient`:
 from __future__ import annotations
 
 import atexit
+import os
 import random
 import threading
 import time
@@ -105,6 +106,21 @@ def _retry_after(resp: httpx.Response | None, attempt: int) -> float:
     return base * (1 + random.random() * 0.25)  # jitter: writers retrying apart
 
 
+def _default_retries() -> int:
+    """Attempts after the first (``LOOPSTACK_HTTP_RETRIES``, default 6: about 7 s of backoff)."""
+    text = os.environ.get("LOOPSTACK_HTTP_RETRIES", "6")
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 20:
+        raise errors.Invalid(
+            f"LOOPSTACK_HTTP_RETRIES must be a whole number from 0 to 20; got {text!r}",
+            field="LOOPSTACK_HTTP_RETRIES",
+        )
+    return value
+
+
 _shared: dict[tuple[str, str | None, str | None], HttpClient] = {}
 _shared_lock = threading.Lock()
 
@@ -133,12 +149,12 @@ class HttpClient:
         project: str | None = None,
         prefix: str = "/api/v1",
         timeout: float = 60.0,
-        retries: int = 6,
+        retries: int | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.prefix = prefix
         self.project = project
-        self.retries = retries
+        self.retries = _default_retries() if retries is None else retries
         headers = {"User-Agent": "loopstack"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
