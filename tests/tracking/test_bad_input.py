@@ -95,3 +95,40 @@ def test_over_long_names_are_refused_on_every_backend() -> None:
     with pytest.raises(ls.Invalid, match="dataset digest must be at most 64"):
         client.log_inputs(run.run_id, [DatasetInput("d", "x" * 65, "dataframe", "mem")])
     assert client.get_run(run.run_id).inputs == []
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: ls.log_params([("a", 1)]), r"params must be a dict of keys to values.*list"),
+        (lambda: ls.set_tags("team=churn"), r"tags must be a dict of keys to values.*str"),
+        (lambda: ls.log_metrics([("loss", 1.0)]), r"metrics must be a dict of keys to values"),
+    ],
+)
+def test_wrong_argument_types_name_the_argument(call: object, message: str) -> None:
+    with ls.start_run(experiment="types") as run:
+        with pytest.raises(ls.Invalid, match=message):
+            call()  # type: ignore[operator]
+    got = ls.get_run(run.run_id)
+    assert got.params == {} and got.metrics == {}
+
+
+def test_search_arguments_of_the_wrong_type_are_refused_by_name() -> None:
+    with ls.start_run(experiment="x"):
+        ls.log_metric("loss", 0.5)
+    with pytest.raises(ls.Invalid, match=r"filter must be a string; got 5 \(int\)"):
+        ls.search_runs("x", filter=5)  # type: ignore[arg-type]
+    with pytest.raises(ls.Invalid, match=r"max_results must be a whole number"):
+        ls.search_runs("x", max_results="10")  # type: ignore[arg-type]
+    with pytest.raises(ls.Invalid, match=r"experiment must be a name or id"):
+        ls.search_runs(7)  # type: ignore[arg-type]
+    with pytest.raises(ls.Invalid, match=r"order_by must be a list of clauses"):
+        ls.search_runs("x", order_by=[1])  # type: ignore[list-item]
+
+
+def test_a_single_order_by_string_is_one_clause() -> None:
+    for loss in (0.3, 0.1, 0.2):
+        with ls.start_run(experiment="order"):
+            ls.log_metric("loss", loss)
+    frame = ls.search_runs("order", order_by="metrics.loss ASC")  # type: ignore[arg-type]
+    assert frame["metrics.loss"].tolist() == [0.1, 0.2, 0.3]

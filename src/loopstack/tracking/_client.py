@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopstack.config import Settings, settings
+from loopstack.errors import Invalid
 
 if TYPE_CHECKING:
     from loopstack.store.artifacts import FileInfo
+from loopstack.tracking._arguments import mapping, order_by_list, text, whole
 from loopstack.tracking._entities import (
     DatasetInput,
     Experiment,
@@ -115,11 +117,16 @@ class TrackingClient:
         params: dict[str, Any] | None = None,
         tags: dict[str, Any] | None = None,
     ) -> None:
+        if metrics is not None and not isinstance(metrics, list):
+            raise Invalid(
+                f"metrics must be a list of Metric; got {type(metrics).__name__} instead",
+                field="metrics",
+            )
         self.store.log_batch(
             run_id,
             metrics=metrics,
-            params={k: str(v) for k, v in (params or {}).items()},
-            tags={k: str(v) for k, v in (tags or {}).items()},
+            params={k: str(v) for k, v in mapping(params, "params").items()},
+            tags={k: str(v) for k, v in mapping(tags, "tags").items()},
         )
 
     def log_metric(
@@ -159,6 +166,11 @@ class TrackingClient:
         view: str = "active",
     ) -> list[Run]:
         """Every matching run, following pages up to ``max_results``."""
+        filter_string = text(filter_string, "filter_string")
+        order_by = order_by_list(order_by)
+        max_results = whole(max_results, "max_results", low=1)
+        if isinstance(experiment_ids, str):
+            experiment_ids = [experiment_ids]
         runs: list[Run] = []
         token = None
         while len(runs) < max_results:

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from loopstack.errors import Conflict, Invalid, NotFound
+from loopstack.tracking._arguments import mapping, text
 from loopstack.tracking._buffer import MetricBuffer
 from loopstack.tracking._client import TrackingClient, runs_to_frame
 from loopstack.tracking._entities import (
@@ -91,23 +92,28 @@ class ActiveRun:
     def log_metrics(
         self, metrics: dict[str, float], step: int | None = None, timestamp: int | None = None
     ) -> None:
+        """Buffer one point per key of ``metrics`` at ``step`` (each checked now)."""
         ts = now_ms() if timestamp is None else timestamp
         points = [
             Metric(*validate_metric(k, v, 0 if step is None else step, ts))
-            for k, v in metrics.items()
+            for k, v in mapping(metrics, "metrics").items()
         ]
         self._buffer.add(points)
 
     def log_param(self, key: str, value: Any) -> None:
+        """Record a param (stored as text, as in MLflow); written now."""
         self.client.log_batch(self.run_id, params={key: value})
 
     def log_params(self, params: dict[str, Any]) -> None:
+        """Record several params in one write."""
         self.client.log_batch(self.run_id, params=params)
 
     def set_tag(self, key: str, value: Any) -> None:
+        """Set a tag (a later value replaces an earlier one); written now."""
         self.client.log_batch(self.run_id, tags={key: value})
 
     def set_tags(self, tags: dict[str, Any]) -> None:
+        """Set several tags in one write."""
         self.client.log_batch(self.run_id, tags=tags)
 
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
@@ -128,6 +134,7 @@ class ActiveRun:
             self.client.log_artifact(self.run_id, child, sub)
 
     def log_text(self, text: str, artifact_file: str) -> None:
+        """Store ``text`` as the artifact ``artifact_file`` (e.g. ``"notes/summary.md"``)."""
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / Path(artifact_file).name
             path.write_text(text)
@@ -170,6 +177,7 @@ class ActiveRun:
 
     # -- lifecycle ------------------------------------------------------------------
     def end(self, status: str = RunStatus.FINISHED) -> None:
+        """Write what is buffered and end the run with ``status`` (once; later calls do nothing)."""
         if self._ended:
             return
         try:
@@ -339,38 +347,68 @@ def end_run(status: str = RunStatus.FINISHED) -> None:
 def log_metric(
     key: str, value: float, step: int | None = None, timestamp: int | None = None
 ) -> None:
+    """Log one point of metric ``key`` to the active run (buffered, checked now).
+
+    >>> ls.log_metric("loss", 0.31, step=12)
+    """
     _require_run().log_metric(key, value, step, timestamp)
 
 
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    """Log one point per key of ``metrics`` to the active run.
+
+    >>> ls.log_metrics({"loss": 0.31, "auc": 0.91}, step=12)
+    """
     _require_run().log_metrics(metrics, step)
 
 
 def log_param(key: str, value: Any) -> None:
+    """Record a param of the active run (stored as text).
+
+    >>> ls.log_param("lr", 0.1)
+    """
     _require_run().log_param(key, value)
 
 
 def log_params(params: dict[str, Any]) -> None:
+    """Record several params of the active run in one write.
+
+    >>> ls.log_params({"lr": 0.1, "depth": 6})
+    """
     _require_run().log_params(params)
 
 
 def set_tag(key: str, value: Any) -> None:
+    """Set a tag of the active run.
+
+    >>> ls.set_tag("team", "churn")
+    """
     _require_run().set_tag(key, value)
 
 
 def set_tags(tags: dict[str, Any]) -> None:
+    """Set several tags of the active run in one write."""
     _require_run().set_tags(tags)
 
 
 def log_artifact(local_path: str | Path, artifact_path: str | None = None) -> None:
+    """Store a file (or a directory) with the active run, under ``artifact_path``.
+
+    >>> ls.log_artifact("report.html", "reports")
+    """
     _require_run().log_artifact(local_path, artifact_path)
 
 
 def log_artifacts(local_dir: str | Path, artifact_path: str | None = None) -> None:
+    """Store the contents of ``local_dir`` with the active run (MLflow's semantics)."""
     _require_run().log_artifacts(local_dir, artifact_path)
 
 
 def log_input(data: Any, *, name: str | None = None, context: str | None = None) -> str:
+    """Record a dataset the active run read; returns its content digest.
+
+    >>> ls.log_input(train_df, name="train", context="training")
+    """
     return _require_run().log_input(data, name=name, context=context)
 
 
@@ -385,6 +423,11 @@ def set_experiment(name: str) -> str:
 
 
 def get_run(run_id: str) -> Run:
+    """A run with its params, latest metrics, tags and inputs (``run.info``/``run.data``
+    as in MLflow).
+
+    >>> ls.get_run(run_id).data.metrics["auc"]
+    """
     return _client().get_run(run_id)
 
 
@@ -401,7 +444,14 @@ def search_runs(
     >>> ls.search_runs("churn", filter="metrics.auc > 0.9 and params.model = 'gbm'",
     ...                order_by=["metrics.auc DESC"])
     """
+    filter = text(filter, "filter")
     client = _client()
+    if experiment is not None and not isinstance(experiment, str | list | tuple):
+        raise Invalid(
+            "experiment must be a name or id, or a list of them; got "
+            f"{type(experiment).__name__} instead",
+            field="experiment",
+        )
     names = [experiment] if isinstance(experiment, str) else list(experiment or ["0"])
     ids = []
     for name in names:
