@@ -103,7 +103,7 @@ def test_projects_commands(cli_db: Database) -> None:
         "projects",
         "policy",
         "fraud",
-        "--allow-self-approval",
+        "--self-approval",
         "--protected-aliases",
         "production,champion",
         "--required-evidence",
@@ -113,7 +113,7 @@ def test_projects_commands(cli_db: Database) -> None:
     policy = get_policy(cli_db, "fraud")
     assert policy.protected_aliases == ["production", "champion"]
     assert policy.allow_self_approval and policy.required_evidence == ["eval_report"]
-    ok("projects", "policy", "fraud", "--no-allow-self-approval", "--protected-aliases", "")
+    ok("projects", "policy", "fraud", "--no-self-approval", "--protected-aliases", "")
     policy = get_policy(cli_db, "fraud")
     assert not policy.allow_self_approval and policy.protected_aliases == []
     assert policy.required_evidence == ["eval_report"]  # untouched fields stay

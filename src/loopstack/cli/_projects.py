@@ -170,13 +170,13 @@ def policy(
     ),
     allow_self_approval: bool | None = typer.Option(
         None,
-        "--allow-self-approval/--no-allow-self-approval",
+        "--self-approval/--no-self-approval",
         help="May a version's author approve its own request?",
     ),
     auto_approve: bool | None = typer.Option(
         None,
-        "--auto-approve-when-gates-pass/--no-auto-approve-when-gates-pass",
-        help="Approve at once when the request's evidence says the gates passed.",
+        "--auto-approve/--no-auto-approve",
+        help="Approve at once when a request's evidence says the gates passed.",
     ),
     required_evidence: str = typer.Option(
         None,

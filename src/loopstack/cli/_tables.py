@@ -37,7 +37,7 @@ JSON: Any = typer.Option(False, "--json", help="Print a JSON array (raw values).
 CSV: Any = typer.Option(False, "--csv", help="Print CSV with a header row.")
 
 #: an abbreviable column is never cut narrower than this (or its header)
-MIN_ABBREVIATED = 8
+MIN_ABBREVIATED = 12
 
 
 @dataclass(frozen=True)
