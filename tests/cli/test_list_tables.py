@@ -100,7 +100,7 @@ def filled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             )
     ls.register_dataset(
         "customer-orders-with-a-long-name",
-        pd.DataFrame({"amount": [1.0, 2.5, 4.0]}),
+        pd.DataFrame({"amount": [1.0, 2.5, 4.0] * 1000}),
         description="every order placed by a customer since the shop opened, deduplicated",
     )
     data = tmp_path / "stats.parquet"
@@ -182,6 +182,26 @@ def test_runs_list_shows_name_status_duration_at_80_and_metrics_at_120(filled: N
     cells = dict(zip(header, body[0], strict=True))
     assert cells.get("metrics.rows_seen", "3,000,000") == "3,000,000"
     assert cells.get("metrics.validation.accuracy", "0.9323") in {"0.9123", "0.9223", "0.9323"}
+
+
+def test_numbers_read_the_same_everywhere(filled: None) -> None:
+    from loopstack.cli._output import fmt_value
+
+    assert [fmt_value(v) for v in (3_000_000, 3e6, 0.912345, 1.2345e-05, 1234.5678, None)] == [
+        "3,000,000",
+        "3,000,000",
+        "0.9123",
+        "1.234e-05",
+        "1,235",
+        "-",
+    ]
+    header, body = parse_table(ok("data", "list"))
+    assert dict(zip(header, body[0], strict=True))["rows"] == "3,000"
+    assert "3,000 rows x 1 columns" in ok("data", "show", "customer-orders-with-a-long-name")
+    header, body = parse_table(ok("runs", "list", "--columns", "run_id,metrics.rows_seen"))
+    assert {row[1] for row in body} == {"3,000,000"}
+    shown = ok("runs", "show", body[0][0]).splitlines()
+    assert "3,000,000" in next(line for line in shown if "rows_seen" in line)
 
 
 def test_json_csv_and_columns(filled: None) -> None:

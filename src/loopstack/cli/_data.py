@@ -106,12 +106,12 @@ def list_cmd(
 ) -> None:
     """Every dataset with its newest version."""
     from loopstack.cli._output import fmt_time
-    from loopstack.cli._tables import Column, render_list
+    from loopstack.cli._tables import Column, render_list, show_id
     from loopstack.data import list_datasets
 
     cols = [
         Column("name", lambda d: d.name, priority=0),
-        Column("version", lambda d: d.version, priority=1, justify="right"),
+        Column("version", lambda d: d.version, show_id, priority=1, justify="right"),
         Column("rows", lambda d: d.num_rows, priority=2, justify="right"),
         Column("columns", lambda d: d.num_columns, priority=3, justify="right"),
         Column("sha256", lambda d: d.digest, lambda v: v[:12], priority=5),

@@ -101,13 +101,13 @@ def list_views(
 ) -> None:
     """Feature views with their current version, entities, features, TTL and owner."""
     from loopstack.cli._output import fmt_time
-    from loopstack.cli._tables import Column, render_list
+    from loopstack.cli._tables import Column, render_list, show_id
     from loopstack.features import FeatureStore
 
     store = FeatureStore(project=project)
     cols = [
         Column("name", lambda r: r.name, priority=0),
-        Column("version", lambda r: r.version, priority=1, justify="right"),
+        Column("version", lambda r: r.version, show_id, priority=1, justify="right"),
         Column("kind", lambda r: r.kind, priority=4),
         Column(
             "entities",

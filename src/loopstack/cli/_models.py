@@ -58,10 +58,10 @@ def _aliases(aliases: dict[str, int]) -> str:
 
 def _version_columns() -> list[Column]:
     from loopstack.cli._output import fmt_time
-    from loopstack.cli._tables import Column
+    from loopstack.cli._tables import Column, show_id
 
     return [
-        Column("version", lambda v: v.version, priority=0, justify="right"),
+        Column("version", lambda v: v.version, show_id, priority=0, justify="right"),
         Column("flavor", lambda v: v.flavor, priority=3),
         Column("run_id", lambda v: v.run_id, priority=5),
         Column("created_by", lambda v: v.created_by, priority=6, abbreviate=True),
@@ -109,12 +109,12 @@ def list_models(
 ) -> None:
     """Registered models: latest version, aliases, description, last update."""
     from loopstack.cli._output import fmt_time
-    from loopstack.cli._tables import Column, render_list
+    from loopstack.cli._tables import Column, render_list, show_id
 
     models = _registry(project).search_registered_models(name_like=name_like)
     cols = [
         Column("name", lambda m: m.name, priority=0),
-        Column("latest", lambda m: m.latest_version, priority=1, justify="right"),
+        Column("latest", lambda m: m.latest_version, show_id, priority=1, justify="right"),
         Column("aliases", lambda m: m.aliases, _aliases, priority=2, abbreviate=True),
         Column(
             "description",
@@ -447,7 +447,7 @@ def requests(
 ) -> None:
     """Approval requests, oldest first."""
     from loopstack.cli._output import fail, fmt_time
-    from loopstack.cli._tables import Column, render_list
+    from loopstack.cli._tables import Column, render_list, show_id
 
     states = ("pending", "approved", "rejected", "cancelled")
     if state is not None and state not in states:
@@ -456,7 +456,7 @@ def requests(
     cols = [
         Column("request_id", lambda r: r.request_id, priority=0),
         Column("model", lambda r: r.name, priority=1, abbreviate=True),
-        Column("version", lambda r: r.version, priority=2, justify="right"),
+        Column("version", lambda r: r.version, show_id, priority=2, justify="right"),
         Column("alias", lambda r: r.alias, priority=3),
         Column("state", lambda r: r.state, priority=4),
         Column("requested_by", lambda r: r.requested_by, priority=5, abbreviate=True),

@@ -54,13 +54,13 @@ def list_(
     from loopstack.auth import list_projects, members
     from loopstack.cli._output import fmt_time
     from loopstack.cli._stores import local_stores
-    from loopstack.cli._tables import Column, render_list
+    from loopstack.cli._tables import Column, render_list, show_id
 
     db = local_stores().db
     projects = list_projects(db, user=user)
     counts = {p.project_id: len(members(db, p.project_id)) for p in projects}
     cols = [
-        Column("id", lambda p: p.project_id, priority=0, justify="right"),
+        Column("id", lambda p: p.project_id, show_id, priority=0, justify="right"),
         Column("name", lambda p: p.name, priority=1),
         Column("members", lambda p: counts[p.project_id], priority=2, justify="right"),
         Column("created", lambda p: p.created_at, fmt_time, priority=3),

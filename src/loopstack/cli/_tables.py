@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import typer
 
-__all__ = ["COLUMNS", "CSV", "JSON", "WIDE", "Column", "render_list", "table_width"]
+__all__ = ["COLUMNS", "CSV", "JSON", "WIDE", "Column", "render_list", "show_id", "table_width"]
 
 COLUMNS: Any = typer.Option(
     None, "--columns", help="Comma-separated columns to show, in this order."
@@ -68,6 +68,11 @@ class Column:
         raw = self.get(row)
         shown = self.show(raw) if self.show is not None else fmt_value(raw)
         return shown.replace("\n", " ")
+
+
+def show_id(value: Any) -> str:
+    """An id or a version number as it is (``1234``, not the count ``1,234``); ``-`` for none."""
+    return "-" if value is None else str(value)
 
 
 def table_width(widths: Sequence[int]) -> int:
