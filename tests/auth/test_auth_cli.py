@@ -45,7 +45,7 @@ def test_public_names_are_sorted_and_resolve() -> None:
 
 
 def test_users_commands(cli_db: Database) -> None:
-    assert "no users" in ok("users", "list")
+    assert "No users" in ok("users", "list")
     assert "created global admin root" in ok("users", "create", "root", "--admin")
     assert "created user ana" in ok("users", "create", "ana", "--display-name", "Ana Lima")
     listed = ok("users", "list")
@@ -78,7 +78,7 @@ def test_projects_commands(cli_db: Database) -> None:
     listed = ok("projects", "list")
     assert re.search(r"\b1\s.*fraud.*card fraud models", listed)
     assert "default" in listed
-    assert "no projects for user 'ana'" in ok("projects", "list", "--user", "ana")
+    assert "No projects match user 'ana'" in ok("projects", "list", "--user", "ana")
 
     assert "ana is now data-scientist in project fraud" in ok(
         "projects", "add-member", "fraud", "ana", "--role", "data-scientist"
@@ -103,7 +103,7 @@ def test_projects_commands(cli_db: Database) -> None:
         "projects",
         "policy",
         "fraud",
-        "--allow-self-approval",
+        "--self-approval",
         "--protected-aliases",
         "production,champion",
         "--required-evidence",
@@ -113,7 +113,7 @@ def test_projects_commands(cli_db: Database) -> None:
     policy = get_policy(cli_db, "fraud")
     assert policy.protected_aliases == ["production", "champion"]
     assert policy.allow_self_approval and policy.required_evidence == ["eval_report"]
-    ok("projects", "policy", "fraud", "--no-allow-self-approval", "--protected-aliases", "")
+    ok("projects", "policy", "fraud", "--no-self-approval", "--protected-aliases", "")
     policy = get_policy(cli_db, "fraud")
     assert not policy.allow_self_approval and policy.protected_aliases == []
     assert policy.required_evidence == ["eval_report"]  # untouched fields stay

@@ -80,12 +80,12 @@ def test_list_shows_each_model_with_its_latest_version_and_aliases(churn: None) 
     assert row(result.stdout, "fraud")[1:3] == ["1", "-"]
     only = invoke("list", "--name-like", "fr%").stdout
     assert "fraud" in only and "churn" not in only
-    assert invoke("list", "--name-like", "zz%").stdout.strip() == "no registered models match"
+    assert invoke("list", "--name-like", "zz%").stdout.strip() == "No registered models match"
 
 
 def test_list_with_no_models_says_so() -> None:
     result = invoke("list")
-    assert result.exit_code == 0 and result.stdout.strip() == "no registered models"
+    assert result.exit_code == 0 and result.stdout.strip() == "No registered models"
 
 
 def test_show_prints_the_model_its_aliases_tags_and_versions(churn: None) -> None:
@@ -102,20 +102,20 @@ def test_show_prints_the_model_its_aliases_tags_and_versions(churn: None) -> Non
     assert header == [
         "version",
         "flavor",
-        "run id",
-        "created by",
+        "run_id",
+        "created_by",
         "created",
         "approval",
         "aliases",
         "digest",
-        "onnx diff",
+        "onnx_diff",
     ]
     v2 = dict(zip(header, row(out, "2"), strict=True))
     digest = get_registry().get_model_version("churn", 2).digest
-    assert v2["flavor"] == "sklearn" and v2["created by"] == "alice"
+    assert v2["flavor"] == "sklearn" and v2["created_by"] == "alice"
     assert v2["approval"] == "none" and v2["aliases"] == "staging"
-    assert v2["digest"] == digest[:12] and v2["onnx diff"] == "1.5e-07"
-    assert dict(zip(header, row(out, "1"), strict=True))["onnx diff"] == "-"
+    assert v2["digest"] == digest[:12] and v2["onnx_diff"] == "1.5e-07"
+    assert dict(zip(header, row(out, "1"), strict=True))["onnx_diff"] == "-"
 
 
 def test_show_an_unknown_model_is_one_red_line() -> None:
@@ -237,7 +237,7 @@ def test_promote_then_another_user_approves(
     done = invoke("requests", "--name", "churn", "--state", "approved").stdout
     assert row(done, request.request_id)[7] == "bob"
     assert row(done, request.request_id)[9] == "eval looks good"
-    assert invoke("requests", "--state", "pending").stdout.strip() == "no approval requests match"
+    assert invoke("requests", "--state", "pending").stdout.strip() == "No approval requests match"
     again = invoke("approve", request.request_id)
     assert again.exit_code == 1 and "is already approved" in again.stderr
 

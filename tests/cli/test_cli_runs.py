@@ -105,15 +105,20 @@ def test_runs_list_by_experiment_id(demo: Demo) -> None:
     assert demo.other in result.stdout and demo.good not in result.stdout
 
 
-def test_runs_list_caps_the_number_of_columns(tmp_path: Path) -> None:
+def test_runs_list_keeps_the_columns_that_fit_and_counts_the_rest(tmp_path: Path) -> None:
     with ls.start_run(experiment="wide", params={f"p{i}": i for i in range(10)}) as run:
         ls.log_metrics({f"m{i}": i / 10 for i in range(10)})
-    result = invoke("runs", "list", "-e", "wide", "--order-by", "metrics.m9 DESC")
+    result = CliRunner().invoke(
+        app, ["runs", "list", "-e", "wide", "--order-by", "metrics.m9 DESC"], env={"COLUMNS": "120"}
+    )
     assert result.exit_code == 0, result.output
-    header = next(line for line in result.stdout.splitlines() if "run id" in line)
-    assert header.count("metrics.") == 5 and header.count("params.") == 3
-    assert "metrics.m9" in header  # the key being ordered by is always shown
-    assert "5 more metric and 7 more param column(s) hidden" in result.stdout
+    header = next(line for line in result.stdout.splitlines() if "run_id" in line)
+    shown = [cell.strip() for cell in header.strip("┃").split("┃")]
+    # the key being ordered by comes first among the metrics
+    assert shown[:5] == ["run_id", "name", "status", "duration", "metrics.m9"]
+    assert "params.p0" not in shown  # params come after every metric and the start time
+    hidden = 25 - len(shown)  # run_id, name, status, duration, 10 metrics, start, 10 params
+    assert f"{hidden} more columns (--wide shows all, --columns picks)" in result.stdout
     assert run.run_id in result.stdout
 
 
@@ -130,7 +135,7 @@ def test_runs_list_errors(demo: Demo) -> None:
 def test_runs_list_with_nothing_to_show() -> None:
     result = invoke("runs", "list")
     assert result.exit_code == 0
-    assert "no runs match" in result.stdout
+    assert "No runs match" in result.stdout
 
 
 def test_runs_show_prints_everything_about_a_run(demo: Demo) -> None:

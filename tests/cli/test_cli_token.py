@@ -60,4 +60,4 @@ def test_errors() -> None:
 def test_list_with_no_tokens() -> None:
     result = invoke("token", "list")
     assert result.exit_code == 0
-    assert "no tokens" in result.stdout
+    assert "No tokens" in result.stdout

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from loopstack.cli._tables import COLUMNS, CSV, JSON, WIDE
+
 if TYPE_CHECKING:
     from rich.table import Table
 
@@ -30,19 +32,11 @@ def sparkline(counts: list[int]) -> str:
     )
 
 
-def _num(value: Any) -> str:
-    from loopstack.cli._output import fmt_value
-
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return fmt_value(value)
-
-
 def profile_table(profile: dict[str, Any], title: str) -> Table:
     """Schema and profile: one row per column, with a small histogram for numeric columns."""
     from rich.table import Table
 
-    from loopstack.cli._output import short
+    from loopstack.cli._output import fmt_value, short
 
     t = Table(title=title, title_justify="left")
     for col in (
@@ -69,13 +63,13 @@ def profile_table(profile: dict[str, Any], title: str) -> Table:
         t.add_row(
             name,
             e["dtype"],
-            f"{e['nulls']:,}",
-            f"{e.get('distinct', '-'):,}" if isinstance(e.get("distinct"), int) else "-",
-            _num(e.get("min")),
-            _num(q.get("p50")),
-            _num(e.get("max")),
-            _num(e.get("mean")),
-            _num(e.get("std")),
+            fmt_value(e["nulls"]),
+            fmt_value(e.get("distinct")),
+            fmt_value(e.get("min")),
+            fmt_value(q.get("p50")),
+            fmt_value(e.get("max")),
+            fmt_value(e.get("mean")),
+            fmt_value(e.get("std")),
             extra,
         )
     return t
@@ -107,27 +101,34 @@ def _exists(name: str) -> bool:
 
 
 @app.command("list")
-def list_cmd() -> None:
+def list_cmd(
+    columns: str = COLUMNS, wide: bool = WIDE, as_json: bool = JSON, as_csv: bool = CSV
+) -> None:
     """Every dataset with its newest version."""
-    from rich.table import Table
-
-    from loopstack.cli._output import console, fmt_time, short
+    from loopstack.cli._output import fmt_time
+    from loopstack.cli._tables import Column, render_list, show_id
     from loopstack.data import list_datasets
 
-    t = Table()
-    for col in ("name", "version", "rows", "columns", "sha256", "created", "description"):
-        t.add_column(col)
-    for dv in list_datasets():
-        t.add_row(
-            dv.name,
-            str(dv.version),
-            f"{dv.num_rows:,}",
-            str(dv.num_columns),
-            dv.digest[:12],
-            fmt_time(dv.created_at),
-            short(dv.description, 40),
-        )
-    console().print(t)
+    cols = [
+        Column("name", lambda d: d.name, priority=0),
+        Column("version", lambda d: d.version, show_id, priority=1, justify="right"),
+        Column("rows", lambda d: d.num_rows, priority=2, justify="right"),
+        Column("columns", lambda d: d.num_columns, priority=3, justify="right"),
+        Column("sha256", lambda d: d.digest, lambda v: v[:12], priority=5),
+        Column("created", lambda d: d.created_at, fmt_time, priority=4),
+        Column("description", lambda d: d.description, priority=6, abbreviate=True, max_width=40),
+    ]
+    render_list(
+        list_datasets(),
+        cols,
+        title="datasets",
+        empty="No datasets",
+        hint="register one with `loopstack data register NAME PATH`",
+        columns_option=columns,
+        wide=wide,
+        as_json=as_json,
+        as_csv=as_csv,
+    )
 
 
 @app.command("show")

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from loopstack.cli._tables import COLUMNS, CSV, JSON, WIDE
+
 if TYPE_CHECKING:
     from loopstack.tracking import TrackingClient
 
@@ -27,35 +29,42 @@ def run_counts(client: TrackingClient) -> dict[str, int] | None:
 @app.command("list")
 def list_experiments(
     view: str = typer.Option("active", help="Which experiments: active, deleted or all."),
+    columns: str = COLUMNS,
+    wide: bool = WIDE,
+    as_json: bool = JSON,
+    as_csv: bool = CSV,
 ) -> None:
     """Experiments with their lifecycle, creation time and number of runs."""
-    from rich.table import Table
-
-    from loopstack.cli._output import console, fmt_time
+    from loopstack.cli._output import fmt_time
+    from loopstack.cli._tables import Column, render_list
     from loopstack.errors import Invalid
     from loopstack.tracking import TrackingClient
 
     if view not in ("active", "deleted", "all"):
         raise Invalid(f"--view must be one of active, deleted, all; got {view!r} instead")
     client = TrackingClient()
-    experiments = client.search_experiments(view=view, max_results=50_000)
+    experiments = sorted(
+        client.search_experiments(view=view, max_results=50_000),
+        key=lambda e: int(e.experiment_id) if e.experiment_id.isdigit() else 0,
+    )
     counts = run_counts(client)
-    table = Table(title=f"experiments ({view})", title_justify="left")
-    table.add_column("id", justify="right")
-    table.add_column("name", overflow="fold")
-    table.add_column("lifecycle")
-    table.add_column("created")
+    cols = [
+        Column("id", lambda e: e.experiment_id, priority=0, justify="right"),
+        Column("name", lambda e: e.name, priority=1, abbreviate=True),
+        Column("lifecycle", lambda e: e.lifecycle_stage, priority=3),
+        Column("created", lambda e: e.creation_time, fmt_time, priority=4),
+    ]
     if counts is not None:
-        table.add_column("runs", justify="right")
-    for exp in sorted(
-        experiments, key=lambda e: int(e.experiment_id) if e.experiment_id.isdigit() else 0
-    ):
-        row = [exp.experiment_id, exp.name, exp.lifecycle_stage, fmt_time(exp.creation_time)]
-        if counts is not None:
-            row.append(str(counts.get(exp.experiment_id, 0)))
-        table.add_row(*row)
-    out = console()
-    if not experiments:
-        out.print(f"no experiments ({view})")
-        return
-    out.print(table)
+        cols.append(
+            Column("runs", lambda e: counts.get(e.experiment_id, 0), priority=2, justify="right")
+        )
+    render_list(
+        experiments,
+        cols,
+        title=f"experiments ({view})",
+        empty="No experiments" if view == "active" else f"No experiments ({view})",
+        columns_option=columns,
+        wide=wide,
+        as_json=as_json,
+        as_csv=as_csv,
+    )

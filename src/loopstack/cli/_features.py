@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from loopstack.cli._project import PROJECT
+from loopstack.cli._tables import COLUMNS, CSV, JSON, WIDE
 
 app = typer.Typer(
     no_args_is_help=True, help="Feature store: apply definitions, list and show feature views."
@@ -86,53 +87,66 @@ def apply(
             out.print(f"  [yellow]forced:[/] {reason}")
 
 
+def _features(d: dict[str, Any]) -> list[str]:
+    return [f["name"] for f in d.get("schema", [])]
+
+
 @app.command("list")
 def list_views(
     project: str = PROJECT,
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    columns: str = COLUMNS,
+    wide: bool = WIDE,
+    as_json: bool = JSON,
+    as_csv: bool = CSV,
 ) -> None:
     """Feature views with their current version, entities, features, TTL and owner."""
-    from rich.table import Table
-
-    from loopstack.cli._output import console, fmt_time
+    from loopstack.cli._output import fmt_time
+    from loopstack.cli._tables import Column, render_list, show_id
     from loopstack.features import FeatureStore
 
     store = FeatureStore(project=project)
-    rows = store.registry.latest_versions()
-    if as_json:
-        typer.echo(
-            json.dumps(
-                [
-                    {
-                        "name": r.name,
-                        "version": r.version,
-                        "kind": r.kind,
-                        "owner": r.owner,
-                        "digest": r.digest,
-                        "definition": r.definition,
-                    }
-                    for r in rows
-                ],
-                indent=2,
-            )
-        )
-        return
-    table = Table("name", "version", "kind", "entities", "features", "ttl", "owner", "applied")
-    for r in rows:
-        d = r.definition
-        feats = [f["name"] for f in d.get("schema", [])]
-        ttl = d.get("ttl_seconds")
-        table.add_row(
-            r.name,
-            str(r.version),
-            r.kind,
-            ", ".join(d.get("join_keys", [])),
-            ", ".join(feats[:6]) + (f" (+{len(feats) - 6})" if len(feats) > 6 else ""),
-            "-" if ttl is None else f"{ttl:g}s",
-            r.owner or "-",
-            fmt_time(r.created_at),
-        )
-    console().print(table)
+    cols = [
+        Column("name", lambda r: r.name, priority=0),
+        Column("version", lambda r: r.version, show_id, priority=1, justify="right"),
+        Column("kind", lambda r: r.kind, priority=4),
+        Column(
+            "entities",
+            lambda r: r.definition.get("join_keys", []),
+            ", ".join,
+            priority=2,
+            abbreviate=True,
+        ),
+        Column(
+            "features",
+            lambda r: _features(r.definition),
+            ", ".join,
+            priority=3,
+            abbreviate=True,
+            max_width=40,
+        ),
+        Column(
+            "ttl",
+            lambda r: r.definition.get("ttl_seconds"),
+            lambda t: "-" if t is None else f"{t:g}s",
+            priority=5,
+            justify="right",
+        ),
+        Column("owner", lambda r: r.owner, lambda o: o or "-", priority=6, abbreviate=True),
+        Column("applied", lambda r: r.created_at, fmt_time, priority=7),
+        Column("digest", lambda r: r.digest, lambda d: d[:12], priority=8, in_table=False),
+        Column("definition", lambda r: r.definition, json.dumps, priority=9, in_table=False),
+    ]
+    render_list(
+        store.registry.latest_versions(),
+        cols,
+        title="feature views",
+        empty="No feature views",
+        hint="define them in a file and run `loopstack features apply FILE`",
+        columns_option=columns,
+        wide=wide,
+        as_json=as_json,
+        as_csv=as_csv,
+    )
 
 
 @app.command("show")

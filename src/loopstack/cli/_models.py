@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from loopstack.cli._project import PROJECT
+from loopstack.cli._tables import COLUMNS, CSV, JSON, WIDE
 
 if TYPE_CHECKING:
     from rich.table import Table
     from rich.tree import Tree
 
+    from loopstack.cli._tables import Column
     from loopstack.registry import (
         AliasMove,
         ApprovalRequest,
@@ -54,35 +56,27 @@ def _aliases(aliases: dict[str, int]) -> str:
     return ", ".join(f"{a}→{v}" for a, v in sorted(aliases.items())) or "-"
 
 
-def _versions_table(name: str, versions: list[ModelVersion]) -> Table:
-    from loopstack.cli._output import fmt_time, fmt_value
+def _version_columns() -> list[Column]:
+    from loopstack.cli._output import fmt_time
+    from loopstack.cli._tables import Column, show_id
 
-    table = _table(
-        f"versions of {name} ({len(versions)})",
-        "version",
-        "flavor",
-        "run id",
-        "created by",
-        "created",
-        "approval",
-        "aliases",
-        "digest",
-        "onnx diff",
-        right=("version",),
-    )
-    for v in versions:
-        table.add_row(
-            str(v.version),
-            v.flavor,
-            v.run_id or "-",
-            v.created_by,
-            fmt_time(v.created_at),
-            v.approval_state,
-            ", ".join(v.aliases) or "-",
-            v.digest[:DIGEST_PREFIX],
-            fmt_value(v.onnx_max_abs_diff),
-        )
-    return table
+    return [
+        Column("version", lambda v: v.version, show_id, priority=0, justify="right"),
+        Column("flavor", lambda v: v.flavor, priority=3),
+        Column("run_id", lambda v: v.run_id, priority=5),
+        Column("created_by", lambda v: v.created_by, priority=6, abbreviate=True),
+        Column("created", lambda v: v.created_at, fmt_time, priority=4),
+        Column("approval", lambda v: v.approval_state, priority=2),
+        Column(
+            "aliases",
+            lambda v: v.aliases,
+            lambda a: ", ".join(a) or "-",
+            priority=1,
+            abbreviate=True,
+        ),
+        Column("digest", lambda v: v.digest, lambda d: d[:DIGEST_PREFIX], priority=7),
+        Column("onnx_diff", lambda v: v.onnx_max_abs_diff, priority=8, justify="right"),
+    ]
 
 
 def _moves_table(title: str, moves: list[AliasMove]) -> Table:
@@ -108,33 +102,40 @@ def list_models(
         None, "--name-like", help="SQL LIKE pattern on the name, e.g. 'churn%'."
     ),
     project: str = PROJECT,
+    columns: str = COLUMNS,
+    wide: bool = WIDE,
+    as_json: bool = JSON,
+    as_csv: bool = CSV,
 ) -> None:
     """Registered models: latest version, aliases, description, last update."""
-    from loopstack.cli._output import console, fmt_time, short
+    from loopstack.cli._output import fmt_time
+    from loopstack.cli._tables import Column, render_list, show_id
 
     models = _registry(project).search_registered_models(name_like=name_like)
-    out = console()
-    if not models:
-        out.print("no registered models match" if name_like else "no registered models")
-        return
-    table = _table(
-        f"registered models ({len(models)})",
-        "name",
-        "latest",
-        "aliases",
-        "description",
-        "updated",
-        right=("latest",),
+    cols = [
+        Column("name", lambda m: m.name, priority=0),
+        Column("latest", lambda m: m.latest_version, show_id, priority=1, justify="right"),
+        Column("aliases", lambda m: m.aliases, _aliases, priority=2, abbreviate=True),
+        Column(
+            "description",
+            lambda m: m.description,
+            lambda d: d or "-",
+            priority=4,
+            abbreviate=True,
+            max_width=60,
+        ),
+        Column("updated", lambda m: m.updated_at, fmt_time, priority=3),
+    ]
+    render_list(
+        models,
+        cols,
+        title=f"registered models ({len(models)})",
+        empty="No registered models match" if name_like else "No registered models",
+        columns_option=columns,
+        wide=wide,
+        as_json=as_json,
+        as_csv=as_csv,
     )
-    for m in models:
-        table.add_row(
-            m.name,
-            "-" if m.latest_version is None else str(m.latest_version),
-            _aliases(m.aliases),
-            short(m.description) or "-",
-            fmt_time(m.updated_at),
-        )
-    out.print(table)
 
 
 @app.command("show")
@@ -143,6 +144,7 @@ def show_model(
 ) -> None:
     """One model: its description, aliases, tags and every version."""
     from loopstack.cli._output import console, fmt_time
+    from loopstack.cli._tables import render_list
 
     reg = _registry(project)
     model = reg.get_registered_model(name)
@@ -168,10 +170,12 @@ def show_model(
         for key, value in sorted(model.tags.items()):
             tags.add_row(key, value)
         out.print(tags)
-    if versions:
-        out.print(_versions_table(name, versions))
-    else:
-        out.print("no versions yet")
+    render_list(
+        versions,
+        _version_columns(),
+        title=f"versions of {name} ({len(versions)})",
+        empty="No versions",
+    )
 
 
 def _signature_tables(version: ModelVersion) -> list[Table]:
@@ -255,9 +259,13 @@ def versions(
     name: str = typer.Argument(..., help="The registered model's name."),
     version: str = typer.Argument(None, help="One version, shown in full."),
     project: str = PROJECT,
+    columns: str = COLUMNS,
+    wide: bool = WIDE,
+    as_json: bool = JSON,
+    as_csv: bool = CSV,
 ) -> None:
     """A model's versions; with VERSION, that version in full (signature, files, lineage)."""
-    from loopstack.cli._output import console
+    from loopstack.cli._tables import render_list
 
     reg = _registry(project)
     if version is not None:
@@ -265,11 +273,16 @@ def versions(
         return
     reg.get_registered_model(name)  # NotFound naming the model, not an empty table
     found = reg.search_model_versions(name=name)
-    out = console()
-    if not found:
-        out.print(f"model {name!r} has no versions yet", markup=False)
-        return
-    out.print(_versions_table(name, found))
+    render_list(
+        found,
+        _version_columns(),
+        title=f"versions of {name} ({len(found)})",
+        empty=f"No versions of {name}",
+        columns_option=columns,
+        wide=wide,
+        as_json=as_json,
+        as_csv=as_csv,
+    )
 
 
 @app.command("alias")
@@ -427,46 +440,49 @@ def requests(
     name: str = typer.Option(None, "--name", help="Only this model's requests."),
     state: str = typer.Option(None, "--state", help="pending, approved, rejected or cancelled."),
     project: str = PROJECT,
+    columns: str = COLUMNS,
+    wide: bool = WIDE,
+    as_json: bool = JSON,
+    as_csv: bool = CSV,
 ) -> None:
     """Approval requests, oldest first."""
-    from loopstack.cli._output import console, fail, fmt_time, short
+    from loopstack.cli._output import fail, fmt_time
+    from loopstack.cli._tables import Column, render_list, show_id
 
     states = ("pending", "approved", "rejected", "cancelled")
     if state is not None and state not in states:
         fail(f"--state must be one of {', '.join(states)}; got {state!r}")
     found = _registry(project).list_requests(name=name, state=state)
-    out = console()
-    if not found:
-        out.print("no approval requests match")
-        return
-    table = _table(
-        f"approval requests ({len(found)})",
-        "request id",
-        "model",
-        "version",
-        "alias",
-        "state",
-        "requested by",
-        "requested",
-        "decided by",
-        "decided",
-        "comment",
-        right=("version",),
+    cols = [
+        Column("request_id", lambda r: r.request_id, priority=0),
+        Column("model", lambda r: r.name, priority=1, abbreviate=True),
+        Column("version", lambda r: r.version, show_id, priority=2, justify="right"),
+        Column("alias", lambda r: r.alias, priority=3),
+        Column("state", lambda r: r.state, priority=4),
+        Column("requested_by", lambda r: r.requested_by, priority=5, abbreviate=True),
+        Column("requested", lambda r: r.requested_at, fmt_time, priority=6),
+        Column("decided_by", lambda r: r.decided_by, priority=7, abbreviate=True),
+        Column("decided", lambda r: r.decided_at, fmt_time, priority=8),
+        Column(
+            "comment",
+            lambda r: r.comment,
+            lambda c: c or "-",
+            priority=9,
+            abbreviate=True,
+            max_width=40,
+        ),
+        Column("evidence", lambda r: r.evidence, priority=10, in_table=False),
+    ]
+    render_list(
+        found,
+        cols,
+        title=f"approval requests ({len(found)})",
+        empty="No approval requests match" if name or state else "No approval requests",
+        columns_option=columns,
+        wide=wide,
+        as_json=as_json,
+        as_csv=as_csv,
     )
-    for r in found:
-        table.add_row(
-            r.request_id,
-            r.name,
-            str(r.version),
-            r.alias,
-            r.state,
-            r.requested_by,
-            fmt_time(r.requested_at),
-            r.decided_by or "-",
-            fmt_time(r.decided_at),
-            short(r.comment, 40) or "-",
-        )
-    out.print(table)
 
 
 def _grow(tree: Tree, graph: LineageGraph, node: str, upstream: bool, path: set[str]) -> None:

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import math
 import os
 from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
 
-__all__ = ["console", "err_console", "fail", "fmt_duration", "fmt_time", "fmt_value", "short"]
+__all__ = [
+    "console",
+    "err_console",
+    "fail",
+    "fmt_duration",
+    "fmt_seconds",
+    "fmt_time",
+    "fmt_value",
+    "short",
+]
 
 # Piped or captured output has no terminal width; rich would fall back to 80 columns and
 # fold run ids and metric values, which makes the output useless to grep.
@@ -28,6 +38,7 @@ def console() -> Console:
 
 
 def err_console() -> Console:
+    """A console on the current stderr."""
     return _make(stderr=True)
 
 
@@ -42,15 +53,24 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def fmt_time(ms: int | None) -> str:
+    """A millisecond timestamp as local ``YYYY-MM-DD HH:MM:SS``; ``-`` for none."""
     if not ms:
         return "-"
     return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def fmt_duration(start_ms: int | None, end_ms: int | None) -> str:
+    """The time between two millisecond timestamps: ``4.2s``, ``3m07s``, ``2h05m``."""
     if not start_ms or not end_ms:
         return "-"
-    seconds = max(0.0, (end_ms - start_ms) / 1000)
+    return fmt_seconds((end_ms - start_ms) / 1000)
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    """A duration in seconds as ``4.2s``, ``3m07s`` or ``2h05m``; ``-`` for none."""
+    if seconds is None:
+        return "-"
+    seconds = max(0.0, seconds)
     if seconds < 60:
         return f"{seconds:.1f}s"
     minutes, sec = divmod(int(seconds), 60)
@@ -61,14 +81,30 @@ def fmt_duration(start_ms: int | None, end_ms: int | None) -> str:
 
 
 def fmt_value(value: Any) -> str:
-    """Metrics to 6 significant digits (as MLflow's UI shows them); everything else as text."""
+    """The one way every command shows a number: counts with thousands separators,
+    metric floats to 4 significant digits; anything else as text.
+
+    >>> fmt_value(3_000_000), fmt_value(3e6), fmt_value(0.912345), fmt_value(1.23e-05)
+    ('3,000,000', '3,000,000', '0.9123', '1.23e-05')
+    """
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:.6g}"
+        if not math.isfinite(value):
+            return str(value)
+        if value.is_integer() and abs(value) < 1e15:
+            return f"{int(value):,}"
+        if 1e3 <= abs(value) < 1e15:
+            return f"{value:,.0f}"
+        return f"{value:.4g}"
     return str(value)
 
 
 def short(text: str, limit: int = 60) -> str:
+    """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
     text = text.replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 1] + "…"

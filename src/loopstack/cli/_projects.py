@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from loopstack.cli._tables import COLUMNS, CSV, JSON, WIDE
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -43,33 +45,45 @@ def create(
 @app.command("list")
 def list_(
     user: str = typer.Option(None, "--user", help="Only the projects this user holds a role in."),
+    columns: str = COLUMNS,
+    wide: bool = WIDE,
+    as_json: bool = JSON,
+    as_csv: bool = CSV,
 ) -> None:
     """Every project (or a user's): id, name, members, created, description."""
-    from rich.table import Table
-
     from loopstack.auth import list_projects, members
-    from loopstack.cli._output import console, fmt_time, short
+    from loopstack.cli._output import fmt_time
     from loopstack.cli._stores import local_stores
+    from loopstack.cli._tables import Column, render_list, show_id
 
     db = local_stores().db
     projects = list_projects(db, user=user)
-    out = console()
-    if not projects:
-        out.print(f"no projects for user {user!r}" if user else "no projects")
-        return
+    counts = {p.project_id: len(members(db, p.project_id)) for p in projects}
+    cols = [
+        Column("id", lambda p: p.project_id, show_id, priority=0, justify="right"),
+        Column("name", lambda p: p.name, priority=1),
+        Column("members", lambda p: counts[p.project_id], priority=2, justify="right"),
+        Column("created", lambda p: p.created_at, fmt_time, priority=3),
+        Column(
+            "description",
+            lambda p: p.description,
+            lambda d: d or "-",
+            priority=4,
+            abbreviate=True,
+            max_width=60,
+        ),
+    ]
     title = f"projects of {user} ({len(projects)})" if user else f"projects ({len(projects)})"
-    table = Table(title=title, title_justify="left")
-    for col in ("id", "name", "members", "created", "description"):
-        table.add_column(col, overflow="fold", justify="right" if col == "id" else "left")
-    for p in projects:
-        table.add_row(
-            str(p.project_id),
-            p.name,
-            str(len(members(db, p.project_id))),
-            fmt_time(p.created_at),
-            short(p.description) or "-",
-        )
-    out.print(table)
+    render_list(
+        projects,
+        cols,
+        title=title,
+        empty=f"No projects match user {user!r}" if user else "No projects",
+        columns_option=columns,
+        wide=wide,
+        as_json=as_json,
+        as_csv=as_csv,
+    )
 
 
 @app.command("show")
@@ -156,13 +170,13 @@ def policy(
     ),
     allow_self_approval: bool | None = typer.Option(
         None,
-        "--allow-self-approval/--no-allow-self-approval",
+        "--self-approval/--no-self-approval",
         help="May a version's author approve its own request?",
     ),
     auto_approve: bool | None = typer.Option(
         None,
-        "--auto-approve-when-gates-pass/--no-auto-approve-when-gates-pass",
-        help="Approve at once when the request's evidence says the gates passed.",
+        "--auto-approve/--no-auto-approve",
+        help="Approve at once when a request's evidence says the gates passed.",
     ),
     required_evidence: str = typer.Option(
         None,

@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections import Counter
 from typing import TYPE_CHECKING
 
 import typer
 
+from loopstack.cli._tables import COLUMNS, CSV, JSON, WIDE
+
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from loopstack.cli._tables import Column
     from loopstack.store.artifacts import FileInfo
     from loopstack.tracking import Run, TrackingClient
 
 app = typer.Typer(no_args_is_help=True, help="List, show and compare runs.")
 
-#: at most this many metric and param columns in `runs list` (the rest are counted in a caption)
-MAX_METRIC_COLUMNS = 5
-MAX_PARAM_COLUMNS = 3
 #: tags too long to be worth a terminal line; shown with --all
 HIDDEN_TAGS = ("loopstack.packages",)
 MAX_ARTIFACTS = 500
@@ -61,6 +62,58 @@ def resolve_experiment(client: TrackingClient, name_or_id: str) -> str:
     raise NotFound(f"no experiment named {name_or_id!r}")
 
 
+def _metric(run: Run, key: str) -> float | None:
+    return run.metrics.get(key)
+
+
+def _param(run: Run, key: str) -> str | None:
+    return run.params.get(key)
+
+
+def run_columns(runs: list[Run], filter_string: str, order_by: list[str]) -> list[Column]:
+    """The columns of `runs list`: id, name, status, duration, then the metrics most runs
+    have (those the filter or order-by name first), start time, then params."""
+    from loopstack.cli._output import fmt_seconds, fmt_time
+    from loopstack.cli._tables import Column
+
+    want_metrics, want_params = _referenced_keys(filter_string, *order_by)
+    metric_counts = Counter(k for r in runs for k in r.metrics)
+    param_counts = Counter(k for r in runs for k in r.params)
+    metric_keys = _pick(want_metrics, metric_counts, len(metric_counts))
+    param_keys = _pick(want_params, param_counts, len(param_counts))
+
+    def duration(r: Run) -> float | None:
+        return (r.end_time - r.start_time) / 1000 if r.start_time and r.end_time else None
+
+    columns = [
+        Column("run_id", lambda r: r.run_id, priority=0),
+        Column("name", lambda r: r.run_name, priority=1, abbreviate=True, max_width=40),
+        Column("status", lambda r: r.status, priority=2),
+        Column("duration", duration, fmt_seconds, priority=3, justify="right"),
+    ]
+    columns += [
+        Column(
+            f"metrics.{k}",
+            functools.partial(_metric, key=k),
+            priority=10 + i,
+            justify="right",
+        )
+        for i, k in enumerate(metric_keys)
+    ]
+    columns.append(Column("start", lambda r: r.start_time, fmt_time, priority=1000))
+    columns += [
+        Column(
+            f"params.{k}",
+            functools.partial(_param, key=k),
+            priority=1001 + i,
+            abbreviate=True,
+            max_width=30,
+        )
+        for i, k in enumerate(param_keys)
+    ]
+    return columns
+
+
 @app.command("list")
 def list_runs(
     experiment: list[str] = typer.Option(
@@ -79,11 +132,13 @@ def list_runs(
         100, "--max-results", "-n", min=1, help="At most this many runs."
     ),
     view: str = typer.Option("active", help="active, deleted or all runs."),
+    columns: str = COLUMNS,
+    wide: bool = WIDE,
+    as_json: bool = JSON,
+    as_csv: bool = CSV,
 ) -> None:
     """Runs with their status, duration and main metrics and params."""
-    from rich.table import Table
-
-    from loopstack.cli._output import console, fmt_duration, fmt_time, fmt_value, short
+    from loopstack.cli._tables import render_list
     from loopstack.tracking import TrackingClient
 
     client = TrackingClient()
@@ -100,44 +155,16 @@ def list_runs(
         if ids
         else []
     )
-    out = console()
-    if not runs:
-        out.print("no runs match")
-        return
-    want_metrics, want_params = _referenced_keys(filter_string, *(order_by or []))
-    metric_counts = Counter(k for r in runs for k in r.metrics)
-    param_counts = Counter(k for r in runs for k in r.params)
-    metric_cols = _pick(want_metrics, metric_counts, MAX_METRIC_COLUMNS)
-    param_cols = _pick(want_params, param_counts, MAX_PARAM_COLUMNS)
-
-    table = Table(title=f"{len(runs)} run{'s' if len(runs) != 1 else ''}", title_justify="left")
-    table.add_column("run id", no_wrap=True)
-    table.add_column("name", overflow="fold")
-    table.add_column("status")
-    table.add_column("start", no_wrap=True)
-    table.add_column("duration", justify="right")
-    for key in metric_cols:
-        table.add_column(f"metrics.{key}", justify="right", overflow="fold")
-    for key in param_cols:
-        table.add_column(f"params.{key}", overflow="fold")
-    for r in runs:
-        table.add_row(
-            r.run_id,
-            r.run_name,
-            r.status,
-            fmt_time(r.start_time),
-            fmt_duration(r.start_time, r.end_time),
-            *(fmt_value(r.metrics.get(k)) for k in metric_cols),
-            *(short(r.params.get(k, "-"), 30) for k in param_cols),
-        )
-    hidden = (len(metric_counts) - len(metric_cols), len(param_counts) - len(param_cols))
-    if any(hidden):
-        table.caption = (
-            f"{hidden[0]} more metric and {hidden[1]} more param column(s) hidden; "
-            "`loopstack runs show RUN_ID` has them all"
-        )
-        table.caption_justify = "left"
-    out.print(table)
+    render_list(
+        runs,
+        run_columns(runs, filter_string, order_by or []),
+        title=f"{len(runs)} run{'s' if len(runs) != 1 else ''}",
+        empty="No runs match",
+        columns_option=columns,
+        wide=wide,
+        as_json=as_json,
+        as_csv=as_csv,
+    )
 
 
 def _all_artifacts(client: TrackingClient, run_id: str) -> list[FileInfo]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from loopstack.cli._tables import COLUMNS, CSV, JSON, WIDE
+
 app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API tokens.")
 
 
@@ -44,31 +46,48 @@ def create(
 
 
 @app.command("list")
-def list_() -> None:
-    """Every token: id, name, user, project, prefix, created, revoked."""
-    from rich.table import Table
-
+def list_(
+    columns: str = COLUMNS,
+    wide: bool = WIDE,
+    as_json: bool = JSON,
+    as_csv: bool = CSV,
+) -> None:
+    """Every token: id, name, user, project, prefix, created, status."""
     from loopstack.auth import list_projects, list_tokens
-    from loopstack.cli._output import console, fmt_time
+    from loopstack.cli._output import fmt_time
     from loopstack.cli._stores import local_stores
+    from loopstack.cli._tables import Column, render_list
 
     db = local_stores().db
     tokens = list_tokens(db)
-    out = console()
-    if not tokens:
-        out.print("no tokens; create one with `loopstack token create --name NAME`")
-        return
-    table = Table(title=f"tokens ({len(tokens)})", title_justify="left")
     names = {p.project_id: p.name for p in list_projects(db)}
-    for col in ("token id", "name", "user", "project", "prefix", "created", "status"):
-        table.add_column(col, no_wrap=col == "token id", overflow="fold")
-    for t in tokens:
-        status = f"revoked {fmt_time(t.revoked_at)}" if t.revoked_at else "[green]active[/]"
-        scope = "(all)" if t.project_id is None else names.get(t.project_id, str(t.project_id))
-        table.add_row(
-            t.token_id, t.name, t.user, scope, t.prefix + "…", fmt_time(t.created_at), status
-        )
-    out.print(table)
+    cols = [
+        Column("id", lambda t: t.token_id, priority=0),
+        Column("name", lambda t: t.name, priority=1, abbreviate=True),
+        Column("user", lambda t: t.user, priority=2, abbreviate=True),
+        Column(
+            "project",
+            lambda t: None if t.project_id is None else names.get(t.project_id, t.project_id),
+            lambda p: "(all)" if p is None else str(p),
+            priority=4,
+            abbreviate=True,
+        ),
+        Column("prefix", lambda t: t.prefix, lambda p: p + "…", priority=5),
+        Column("created", lambda t: t.created_at, fmt_time, priority=6),
+        Column("status", lambda t: "revoked" if t.revoked_at else "active", priority=3),
+        Column("revoked", lambda t: t.revoked_at, fmt_time, priority=7),
+    ]
+    render_list(
+        tokens,
+        cols,
+        title=f"tokens ({len(tokens)})",
+        empty="No tokens",
+        hint="create one with `loopstack token create --name NAME`",
+        columns_option=columns,
+        wide=wide,
+        as_json=as_json,
+        as_csv=as_csv,
+    )
 
 
 @app.command("revoke")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from loopstack.cli._tables import COLUMNS, CSV, JSON, WIDE
+
 app = typer.Typer(no_args_is_help=True, help="Create, list, disable and enable users.")
 
 
@@ -27,32 +29,44 @@ def create(
 
 
 @app.command("list")
-def list_() -> None:
+def list_(
+    columns: str = COLUMNS,
+    wide: bool = WIDE,
+    as_json: bool = JSON,
+    as_csv: bool = CSV,
+) -> None:
     """Every user: name, display name, admin, created, status."""
-    from rich.table import Table
-
     from loopstack.auth import list_users
-    from loopstack.cli._output import console, fmt_time
+    from loopstack.cli._output import fmt_time
     from loopstack.cli._stores import local_stores
+    from loopstack.cli._tables import Column, render_list
 
     users = list_users(local_stores().db)
-    out = console()
-    if not users:
-        out.print("no users; create one with `loopstack users create NAME`")
-        return
-    table = Table(title=f"users ({len(users)})", title_justify="left")
-    for col in ("name", "display name", "admin", "created", "status"):
-        table.add_column(col, overflow="fold")
-    for u in users:
-        status = f"[red]disabled {fmt_time(u.disabled_at)}[/]" if u.disabled else "[green]active[/]"
-        table.add_row(
-            u.name,
-            u.display_name or "-",
-            "yes" if u.is_admin else "-",
-            fmt_time(u.created_at),
-            status,
-        )
-    out.print(table)
+    cols = [
+        Column("name", lambda u: u.name, priority=0),
+        Column(
+            "display_name",
+            lambda u: u.display_name,
+            lambda d: d or "-",
+            priority=3,
+            abbreviate=True,
+        ),
+        Column("admin", lambda u: u.is_admin, lambda a: "yes" if a else "-", priority=2),
+        Column("created", lambda u: u.created_at, fmt_time, priority=4),
+        Column("status", lambda u: "disabled" if u.disabled else "active", priority=1),
+        Column("disabled", lambda u: u.disabled_at, fmt_time, priority=5),
+    ]
+    render_list(
+        users,
+        cols,
+        title=f"users ({len(users)})",
+        empty="No users",
+        hint="create one with `loopstack users create NAME`",
+        columns_option=columns,
+        wide=wide,
+        as_json=as_json,
+        as_csv=as_csv,
+    )
 
 
 @app.command("disable")
