@@ -34,6 +34,7 @@ LISTS: tuple[tuple[str, ...], ...] = (
     ("projects", "list"),
     ("token", "list"),
     ("users", "list"),
+    ("audit", "log"),
 )
 
 #: the columns whose values may be cut with an ellipsis (names, descriptions, params...)

@@ -106,9 +106,8 @@ def test_over_long_names_are_refused_on_every_backend() -> None:
     ],
 )
 def test_wrong_argument_types_name_the_argument(call: object, message: str) -> None:
-    with ls.start_run(experiment="types") as run:
-        with pytest.raises(ls.Invalid, match=message):
-            call()  # type: ignore[operator]
+    with ls.start_run(experiment="types") as run, pytest.raises(ls.Invalid, match=message):
+        call()  # type: ignore[operator]
     got = ls.get_run(run.run_id)
     assert got.params == {} and got.metrics == {}
 

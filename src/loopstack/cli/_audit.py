@@ -6,6 +6,8 @@ from typing import Any
 
 import typer
 
+from loopstack.cli._tables import COLUMNS, CSV, JSON, WIDE
+
 app = typer.Typer(no_args_is_help=True, help="Verify and read the audit log.")
 
 
@@ -50,38 +52,38 @@ def log(
         None, "--object", help="Only events for TYPE or TYPE/ID, e.g. run/<run id>."
     ),
     limit: int = typer.Option(50, "--limit", "-n", min=1, help="The newest N events."),
+    columns: str = COLUMNS,
+    wide: bool = WIDE,
+    as_json: bool = JSON,
+    as_csv: bool = CSV,
 ) -> None:
     """The newest audit events, oldest first (with --project: only that project's)."""
-    from rich.table import Table
-
-    from loopstack.cli._output import console, fmt_time
+    from loopstack.cli._output import fmt_time
+    from loopstack.cli._tables import Column, render_list, show_id
     from loopstack.store.audit_log import open_audit_log
 
     object_type, object_id = _parse_object(obj)
     events = _chosen_log(open_audit_log).events(
         object_type=object_type, object_id=object_id, limit=limit
     )
-    out = console()
-    if not events:
-        out.print("no audit events" + (f" for {obj}" if obj else ""))
-        return
-    table = Table(title=f"audit events ({len(events)})", title_justify="left")
-    table.add_column("seq", justify="right")
-    table.add_column("time", no_wrap=True)
-    table.add_column("actor")
-    table.add_column("action")
-    table.add_column("object", overflow="fold")
-    table.add_column("hash")
-    for ev in events:
-        table.add_row(
-            str(ev["seq"]),
-            fmt_time(ev["ts"]),
-            ev["actor"],
-            ev["action"],
-            f"{ev['object_type']}/{ev['object_id']}",
-            ev["hash"][:12],
-        )
-    out.print(table)
+    cols = [
+        Column("seq", lambda e: e["seq"], show_id, priority=0, justify="right"),
+        Column("time", lambda e: e["ts"], fmt_time, priority=1),
+        Column("actor", lambda e: e["actor"], priority=2, abbreviate=True),
+        Column("action", lambda e: e["action"], priority=3),
+        Column("object", lambda e: f"{e['object_type']}/{e['object_id']}", priority=4),
+        Column("hash", lambda e: e["hash"], lambda h: h[:12], priority=5),
+    ]
+    render_list(
+        events,
+        cols,
+        title=f"audit events ({len(events)})",
+        empty="No audit events match" if obj else "No audit events",
+        columns_option=columns,
+        wide=wide,
+        as_json=as_json,
+        as_csv=as_csv,
+    )
 
 
 def _chosen_log(open_audit_log: Any) -> Any:
