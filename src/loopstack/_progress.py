@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 __all__ = ["DELAY_S", "enabled", "phases"]
@@ -40,9 +41,18 @@ def enabled() -> bool:
     return sys.stderr.isatty()
 
 
+#: the phase callback of the operation running in this context: work nested inside it
+#: (registering the training set a retrieval builds) reports on the same line
+_current: ContextVar[Callable[[str], None] | None] = ContextVar("loopstack_progress", default=None)
+
+
 @contextmanager
 def phases(title: str, names: Sequence[str]) -> Iterator[Callable[[str], None]]:
     """A context whose callable moves the progress line to the named phase."""
+    outer = _current.get()
+    if outer is not None:
+        yield lambda name: outer(f"{title}: {name}")
+        return
     if not enabled():
         yield lambda name: None
         return
@@ -75,7 +85,8 @@ def phases(title: str, names: Sequence[str]) -> Iterator[Callable[[str], None]]:
         index = names.index(name) + 1 if name in names else 0
         where = f" ({index}/{len(names)})" if index else ""
         state["text"] = f"{title}: {name}{where}"
-        progress.update(task, completed=max(index - 1, 0))
+        if index:
+            progress.update(task, completed=index - 1)
         show()
 
     timer = threading.Timer(delay, show) if delay else None
@@ -84,9 +95,11 @@ def phases(title: str, names: Sequence[str]) -> Iterator[Callable[[str], None]]:
         timer.start()
     else:
         show()
+    token = _current.set(step)
     try:
         yield step
     finally:
+        _current.reset(token)
         if timer is not None:
             timer.cancel()
         with lock:

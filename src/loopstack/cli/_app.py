@@ -78,8 +78,15 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="No progress lines on long work (as when piped)."
+    ),
 ) -> None:
     """loopstack: tracking, registry, features, serving and monitoring in one."""
+    if quiet:
+        import os
+
+        os.environ["LOOPSTACK_QUIET"] = "1"  # read by loopstack._progress, here and in children
 
 
 def _register() -> None:

@@ -157,11 +157,16 @@ def profile(
     path: Path = typer.Argument(..., help="Parquet or CSV file, or Parquet directory."),
 ) -> None:
     """Profile a file without registering it."""
+    from loopstack._progress import phases
     from loopstack.cli._output import console
     from loopstack.data import profile_table as compute
     from loopstack.data._sources import to_arrow
 
-    prof = compute(to_arrow(path))
+    with phases(f"profiling {path.name}", ("reading", "profiling")) as step:
+        step("reading")
+        table = to_arrow(path)
+        step("profiling")
+        prof = compute(table)
     console().print(
         profile_table(prof, f"{path}: {prof['num_rows']:,} rows x {prof['num_columns']} columns")
     )

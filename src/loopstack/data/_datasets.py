@@ -36,6 +36,9 @@ DV, VR = cast(Table, DatasetRow.__table__), cast(Table, ResultRow.__table__)
 _verified: set[Path] = set()
 
 
+_REGISTER_PHASES = ("reading", "writing and hashing", "profiling", "uploading")
+
+
 class DatasetStore(DatasetBackend):
     """Versions of named datasets, and validation results, in one project (SQL + artifacts)."""
 
@@ -84,19 +87,27 @@ class DatasetStore(DatasetBackend):
         self, name: str, data: Any, *, description: str = "", source_uri: str | None = None
     ) -> DatasetVersion:
         """Store ``data`` as a new version of ``name``, or return the version that has it."""
+        from loopstack._progress import phases
         from loopstack.data._digest import write_canonical
         from loopstack.data._profile import profile_table
 
-        name, table, source_uri = register_input(name, data, description, source_uri)
-        with tempfile.TemporaryDirectory(prefix="loopstack-dataset-") as tmp:
+        with (
+            phases(f"registering dataset {str(name)[:60]}", _REGISTER_PHASES) as step,
+            tempfile.TemporaryDirectory(prefix="loopstack-dataset-") as tmp,
+        ):
+            step("reading")
+            name, table, source_uri = register_input(name, data, description, source_uri)
+            step("writing and hashing")
             local = Path(tmp) / "data.parquet"
             digest = write_canonical(table, local)
             found = self.db.read(lambda c: self._by_digest(c, name, digest))
             if found is not None:
                 return self._version(found)
+            step("profiling")
             profile = profile_table(table)
             schema = {"columns": [{"name": f.name, "type": str(f.type)} for f in table.schema]}
             logical = f"datasets/{self.project_id}/{name}/{digest}/data.parquet"
+            step("uploading")
             self.stores.artifacts.log_file(
                 local, logical, actor=self.actor, project_id=self.project_id
             )

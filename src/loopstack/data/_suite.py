@@ -92,24 +92,30 @@ class Suite:
         ``result_id`` that promotion evidence can point at; ``run_id`` defaults to the
         active run's.
         """
+        from loopstack._progress import phases
         from loopstack.data._sources import to_arrow
 
         dataset = None
         if hasattr(data, "digest") and hasattr(data, "version") and hasattr(data, "to_arrow"):
             dataset = f"{data.name}/{data.version}"
-        table = to_arrow(data)
-        results, num_rows = run_checks(self.checks, table)
-        report = ValidationReport(
-            self.name, results, num_rows, dataset, suite_definition=self.to_dict()
-        )
-        if record:
-            if store is None:
-                from loopstack.data._client import dataset_store
+        title = f"validating {dataset or 'data'} against suite {self.name}"
+        with phases(title, ("reading", f"{len(self.checks)} checks", "recording")) as step:
+            step("reading")
+            table = to_arrow(data)
+            step(f"{len(self.checks)} checks")
+            results, num_rows = run_checks(self.checks, table)
+            report = ValidationReport(
+                self.name, results, num_rows, dataset, suite_definition=self.to_dict()
+            )
+            if record:
+                step("recording")
+                if store is None:
+                    from loopstack.data._client import dataset_store
 
-                store = dataset_store()
-            if run_id is None:
-                run_id = _active_run_id()
-            store.save_validation(report, run_id=run_id)
+                    store = dataset_store()
+                if run_id is None:
+                    run_id = _active_run_id()
+                store.save_validation(report, run_id=run_id)
         return report
 
 

@@ -45,20 +45,43 @@ def log_model(
     >>> with ls.start_run(experiment="churn") as run:
     ...     version = run.log_model(clf, name="churn", sample_input=X[:5])
     """
-    from loopstack.registry._client import registry
-    from loopstack.registry.flavors import MANIFEST_NAME, package_model
+    from loopstack._progress import phases
+    from loopstack.registry.flavors import package_model
     from loopstack.tracking import TrackingClient
 
     client = TrackingClient()
     run = client.get_run(run_id)
-    with tempfile.TemporaryDirectory(prefix="loopstack-model-") as tmp:
+    title = f"logging model {name or artifact_path}"
+    with (
+        phases(title, ("packaging", "uploading", "registering")) as step,
+        tempfile.TemporaryDirectory(prefix="loopstack-model-") as tmp,
+    ):
+        step("packaging")
         package_dir = Path(tmp) / "package"
         package = package_model(
             model, package_dir, sample_input=sample_input, flavor=flavor, onnx=onnx
         )
+        step("uploading")
         client.log_artifact(run_id, package_dir, artifact_path)
-    if name is None:
-        return None
+        if name is None:
+            return None
+        step("registering")
+        return _register(client, run, package, name, artifact_path, description, tags, parents)
+
+
+def _register(
+    client: Any,
+    run: Any,
+    package: Any,
+    name: str,
+    artifact_path: str,
+    description: str,
+    tags: dict[str, str] | None,
+    parents: list[tuple[str, int]] | None,
+) -> ModelVersion:
+    from loopstack.registry._client import registry
+    from loopstack.registry.flavors import MANIFEST_NAME
+
     return registry().create_model_version(
         name,
         source=f"{run.artifact_uri}/{artifact_path.strip('/')}",
@@ -68,7 +91,7 @@ def log_model(
         flavor=package.flavor,
         signature=package.signature.to_dict() if package.signature else {},
         requirements=package.requirements,
-        run_id=run_id,
+        run_id=run.run_id,
         code_version=run.tags.get("mlflow.source.git.commit"),
         description=description,
         tags=tags,
