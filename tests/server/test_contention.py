@@ -29,8 +29,11 @@ WAIT_S = "8"
 
 
 @pytest.fixture
-def served(ls_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, object]]:
-    monkeypatch.setenv("LOOPSTACK_WRITE_WAIT_S", WAIT_S)
+def served(
+    request: pytest.FixtureRequest, ls_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, object]]:
+    """The app in a thread over this test's SQLite file, and its ``Database``."""
+    monkeypatch.setenv("LOOPSTACK_WRITE_WAIT_S", getattr(request, "param", WAIT_S))
     app = create_app()
     with ThreadedServer(app) as server:
         yield server.url, app.state.stores.db
@@ -64,8 +67,11 @@ def test_health_and_reads_answer_while_writers_queue(
                 t.start()
             # Wait (without a clock) until the server's write queue is full: the
             # writes beyond it were told 503 at once, these wait for the lock.
-            while db.writers_waiting < _WAITING_WRITERS:  # type: ignore[attr-defined]
+            while db.writers_waiting < _WAITING_WRITERS and any(  # type: ignore[attr-defined]
+                t.is_alive() for t in threads
+            ):
                 threading.Event().wait(0.01)
+            assert db.writers_waiting == _WAITING_WRITERS  # type: ignore[attr-defined]
 
             health = http.get("/health")
             live = http.get("/v2/health/live")
@@ -102,6 +108,7 @@ def test_health_and_reads_answer_while_writers_queue(
         ]
 
 
+@pytest.mark.parametrize("served", ["1"], indirect=True)
 def test_mlflow_routes_answer_503_with_retry_after_under_a_held_lock(
     served: tuple[str, object], ls_home: Path
 ) -> None:
