@@ -41,6 +41,10 @@ class Settings:
     actor: str
     #: the project to act in (``LOOPSTACK_PROJECT``); ``None`` is the ``default`` project
     project: str | None = None
+    #: seconds a server request waits for the metadata store's write lock before it
+    #: answers 503 with Retry-After (``LOOPSTACK_WRITE_WAIT_S``; well inside a client's
+    #: timeout: loopstack's HttpClient waits 60 s, mlflow's 120 s)
+    write_wait_s: float = 5.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -62,7 +66,23 @@ class Settings:
             auth=(get("auth", "off") or "off").lower() in _TRUE,
             actor=get("user") or os.environ.get("USER") or "local",
             project=_project_override or get("project") or None,
+            write_wait_s=_positive_seconds("write_wait_s", get("write_wait_s", "5")),
         )
+
+
+def _positive_seconds(name: str, raw: str | None) -> float:
+    try:
+        value = float(raw or "")
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        from loopstack.errors import Invalid
+
+        raise Invalid(
+            f"LOOPSTACK_{name.upper()} must be a positive number of seconds; got {raw!r}",
+            field=name,
+        )
+    return value
 
 
 def settings() -> Settings:

@@ -23,6 +23,7 @@ from loopstack.store import open_stores
 __all__ = ["MLFLOW_PREFIXES", "create_app", "error_response"]
 
 log = logging.getLogger("loopstack.server")
+_WAITING_WRITERS = 16
 
 _STATIC = Path(__file__).parent / "static"
 _DOCS_ASSETS = "/docs/assets"
@@ -43,6 +44,10 @@ def create_app(config: Settings | None = None) -> FastAPI:
     app.openapi = lambda: documented_openapi(app, MLFLOW_PREFIXES)  # type: ignore[method-assign]
     app.state.config = config
     app.state.stores = open_stores(config)
+    # A write waits for the store's write lock at most write_wait_s, then answers 503
+    # with Retry-After; at most _WAITING_WRITERS wait at once, so of the 40 threads
+    # FastAPI runs sync routes in, the rest stay free for reads.
+    app.state.stores.db.bound_writers(wait_s=config.write_wait_s, max_waiting=_WAITING_WRITERS)
     metrics = ServerMetrics()
     app.state.metrics = metrics
     app.state.feature_stores = {}  # project id -> FeatureStore (routes/features.py)
@@ -104,9 +109,16 @@ def create_app(config: Settings | None = None) -> FastAPI:
 
     from fastapi import Depends
 
-    @app.get("/health", name="health", tags=["ops"], dependencies=[Depends(authorize)])
-    def health() -> dict[str, Any]:
+    # Public, and answered on the event loop: no database, no worker thread, so they
+    # answer while writers queue for the store's write lock and fill the threadpool.
+    @app.get("/health", name="health", tags=["ops"])
+    async def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__}
+
+    @app.get("/v2/health/live", name="health_live", tags=["ops"])
+    async def health_live() -> dict[str, bool]:
+        """Open Inference Protocol v2 liveness: 200 while the server can answer."""
+        return {"live": True}
 
     @app.get(
         "/metrics",

@@ -24,7 +24,7 @@ def _all(role: Role | str | None, *names: str) -> dict[str, Role | str | None]:
 
 
 ROUTE_ROLES: dict[str, Role | str | None] = {
-    **_all(None, "health", "docs_assets"),
+    **_all(None, "health", "health_live", "docs_assets"),
     **_all(V, "metrics", "openapi", "docs", "whoami", "projects_list"),
     # -- native tracking ------------------------------------------------------------
     **_all(

@@ -10,6 +10,7 @@ about three times faster for 100k rows.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -22,6 +23,7 @@ from loopstack.features.online._rows import _dumps
 
 __all__ = ["SqliteOnlineStore"]
 
+log = logging.getLogger("loopstack.features")
 _BUSY_TIMEOUT_S = 30.0
 _MMAP_BYTES = 256 << 20
 
@@ -99,7 +101,12 @@ class SqliteOnlineStore(OnlineStore):
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise Overloaded(f"the online store {self.path} stayed locked: {exc}") from exc
+            # the file's path goes to the log, not into an answer a client may see
+            log.warning("the online store %s stayed locked: %s", self.path, exc)
+            raise Overloaded(
+                f"the online store stayed locked by another writer for {_BUSY_TIMEOUT_S:.0f}s;"
+                " try again later"
+            ) from exc
         try:
             before = conn.total_changes
             for batch in batches:

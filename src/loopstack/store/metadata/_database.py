@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,10 +17,12 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from loopstack.errors import Invalid, Overloaded, StoreUnavailable
+from loopstack.store.metadata._write_gate import WriteGate
 
 __all__ = ["Database", "open_database", "SCHEMES"]
 
 T = TypeVar("T")
+log = logging.getLogger("loopstack.store")
 
 #: URL scheme -> backend module (each provides create, insert, is_busy, lock_for_migration).
 SCHEMES: dict[str, str] = {
@@ -44,8 +48,12 @@ def _backend_for(url: str) -> ModuleType:
 class Database:
     """One metadata database. Thread-safe; open one per process and share it."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, write_wait_s: float | None = None) -> None:
         self.url = url
+        #: seconds a write may wait for the write lock before it raises ``Overloaded``
+        self.write_wait_s = _RETRY_DEADLINE_S if write_wait_s is None else write_wait_s
+        self._gate = WriteGate()
+        self._in_write = threading.local()
         self.backend = _backend_for(url)
         self.engine: Engine = self.backend.create(url)
         self.dialect = self.engine.dialect.name
@@ -63,32 +71,81 @@ class Database:
         return self.engine.url.render_as_string(hide_password=True)
 
     # -- transactions ---------------------------------------------------------------
+    def bound_writers(self, *, wait_s: float, max_waiting: int | None) -> None:
+        """Make a write that cannot start within ``wait_s`` seconds, or that finds
+        ``max_waiting`` writes of this process already queued, raise ``Overloaded`` (503).
+
+        The server calls this: a write waits only so long, well inside a client's
+        timeout, and writers never hold more than ``max_waiting`` of its threads.
+        """
+        self.write_wait_s = wait_s
+        self._gate.max_waiting = max_waiting
+
+    @property
+    def writers_waiting(self) -> int:
+        """How many writes of this process wait for their turn at the write lock now."""
+        return self._gate.waiting
+
     @contextmanager
-    def _connect(self, write: bool) -> Iterator[Connection]:
+    def _connect(self, write: bool, wait_s: float | None = None) -> Iterator[Connection]:
         with self.engine.connect() as conn:
-            conn = conn.execution_options(loopstack_write=write)
+            options: dict[str, Any] = {"loopstack_write": write}
+            if wait_s is not None:
+                options["loopstack_wait_ms"] = max(1, int(wait_s * 1000))
+            conn = conn.execution_options(**options)
             with conn.begin():
                 yield conn
 
     def _with_retry(self, fn: Callable[[Connection], T], write: bool) -> T:
-        deadline = time.monotonic() + _RETRY_DEADLINE_S
+        started = time.monotonic()
+        if not write:
+            return self._attempts(fn, False, started, started + _RETRY_DEADLINE_S)
+        if getattr(self._in_write, "active", False):  # a write inside a write: already ours
+            return self._attempts(fn, True, started, started + self.write_wait_s)
+        if not self._gate.acquire(timeout=self.write_wait_s):
+            raise self._busy("write", started, queued=self._gate.waiting)
+        self._in_write.active = True
+        try:
+            return self._attempts(fn, True, started, started + self.write_wait_s)
+        finally:
+            self._in_write.active = False
+            self._gate.release()
+
+    def _attempts(
+        self,
+        fn: Callable[[Connection], T],
+        write: bool,
+        started: float,
+        deadline: float,
+    ) -> T:
         delay = 0.01
         while True:
+            left = deadline - time.monotonic()
             try:
-                with self._connect(write) as conn:
+                with self._connect(write, wait_s=left if write else None) as conn:
                     return fn(conn)
             except DBAPIError as exc:
                 if not self.backend.is_busy(exc):
                     if isinstance(exc, OperationalError) and exc.connection_invalidated:
-                        raise StoreUnavailable(f"lost the metadata store {self.safe_url}") from exc
+                        log.warning("lost the metadata store %s: %s", self.safe_url, exc.orig)
+                        raise StoreUnavailable("lost the connection to the metadata store") from exc
                     raise
-                if time.monotonic() > deadline:
-                    raise Overloaded(
-                        f"the metadata store {self.safe_url} stayed busy for "
-                        f"{_RETRY_DEADLINE_S:.0f}s; try again later"
-                    ) from exc
-                time.sleep(delay * (0.5 + random.random()))
+                if time.monotonic() >= deadline:
+                    raise self._busy("write" if write else "read", started) from exc
+                time.sleep(
+                    max(0.0, min(delay * (0.5 + random.random()), deadline - time.monotonic()))
+                )
                 delay = min(delay * 2, 0.5)
+
+    def _busy(self, what: str, started: float, queued: int | None = None) -> Overloaded:
+        """The 503 a caller gets when the store stays busy; the URL goes to the log only."""
+        waited = time.monotonic() - started
+        if queued is not None and waited < self.write_wait_s:
+            reason = f"{queued} writes are already waiting for its write lock"
+        else:
+            reason = f"a {what} waited {waited:.1f}s for its lock (another writer held it)"
+        log.warning("metadata store %s busy: %s", self.safe_url, reason)
+        return Overloaded(f"the metadata store stayed busy: {reason}; try again later")
 
     def read(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(conn)`` in a read transaction."""
@@ -108,7 +165,9 @@ class Database:
         """Run ``fn(conn)`` and append its audit event (made in ``project_id``, if any) in
         the same transaction.
 
-        Either both land or neither does. Busy or locked databases are retried with backoff.
+        Either both land or neither does. Writers of this process take turns
+        (``WriteGate``); a busy or locked database is retried with backoff until
+        ``write_wait_s`` runs out, then raises ``Overloaded``.
         """
         from loopstack.store import audit
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 insert = pg_insert
@@ -19,7 +19,17 @@ def is_busy(exc: BaseException) -> bool:
 
 
 def create(url: str) -> Engine:
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # A write waits for row locks (the audit head) only as long as its caller allows;
+        # past that PostgreSQL raises lock_not_available, which is_busy counts as busy.
+        wait_ms = conn.get_execution_options().get("loopstack_wait_ms")
+        if wait_ms is not None:
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(wait_ms)}")
+
+    return engine
 
 
 def lock_for_migration(conn: Any) -> None:

@@ -44,10 +44,12 @@ def create(url: str) -> Engine:
     def _on_begin(conn: Any) -> None:
         # A writer takes the write lock up front, so two writers never deadlock
         # upgrading shared locks; readers stay deferred and never block writers (WAL).
-        if conn.get_execution_options().get("loopstack_write"):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")
+        # A write waits for other processes' writers only as long as its caller allows
+        # (the busy handler sleeps and polls); this process's writers already took turns.
+        options = conn.get_execution_options()
+        wait_ms = options.get("loopstack_wait_ms", BUSY_TIMEOUT_MS)
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={int(wait_ms)}")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("loopstack_write") else "BEGIN")
 
     return engine
 
