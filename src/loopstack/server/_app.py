@@ -86,13 +86,15 @@ def create_app(config: Settings | None = None) -> FastAPI:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Starlette's outermost handler: a bug answers in the API's shape, not plain text
         # (and is still logged with its traceback, by Starlette, after this answer).
-        return error_response(
+        response = error_response(
             request,
             LoopstackError(
                 f"the server failed on {request.method} {request.url.path} "
                 f"({type(exc).__name__}); the server's log has the details"
             ),
         )
+        response.headers["Connection"] = "close"  # uvicorn closes it after an exception
+        return response
 
     from loopstack.server._security import authorize
     from loopstack.server.routes import _mlflow_registry as mlflow_registry
