@@ -49,6 +49,9 @@ class _Route:
         self.upload = upload
 
 
+_BODYLESS = _Route(public=False, upload=False)  # with auth off, all a bodyless request needs
+
+
 def _resolve(app: Any, scope: Scope) -> _Route:
     """The route ``scope`` goes to (or, for a method the path does not take, a route of
     the path): public, and an upload? No route at all: neither (auth is required)."""
@@ -73,6 +76,12 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return bytes(value).decode("latin-1")
     return None
+
+
+def _has_body(scope: Scope) -> bool:
+    """HTTP/1.1: a request with neither header has no body (most reads): nothing to count."""
+    length = _header(scope, b"content-length")
+    return (length or "0").strip() != "0" or _header(scope, b"transfer-encoding") is not None
 
 
 def _too_large(limit: int, setting: str, got: str) -> TooLarge:
@@ -105,7 +114,9 @@ class RequestGate:
             return
         app = scope["app"]  # the FastAPI app: Starlette sets it before its middleware
         config = app.state.config
-        route = self._route(app, scope)
+        length = _header(scope, b"content-length")
+        has_body = _has_body(scope)
+        route = self._route(app, scope) if config.auth or has_body else _BODYLESS
         if route.upload:
             limit, setting = config.max_upload_bytes, "LOOPSTACK_MAX_UPLOAD_MB"
         else:
@@ -118,13 +129,12 @@ class RequestGate:
                     _header(scope, b"authorization") or "",
                 )
                 scope.setdefault("state", {})[VERIFIED_PRINCIPAL] = principal
-            length = _header(scope, b"content-length")
             if limit and length is not None and length.strip().isdigit() and int(length) > limit:
                 raise _too_large(limit, setting, f"Content-Length {int(length)}")
         except LoopstackError as exc:
             await _answer(scope, exc, send)  # the body is never read
             return
-        if not limit:
+        if not limit or not has_body:
             await self.app(scope, receive, send)
             return
         await self._bounded(scope, receive, send, limit, setting)
@@ -166,7 +176,7 @@ async def _answer(scope: Scope, exc: LoopstackError, send: Send) -> None:
         return {"type": "http.disconnect"}
 
     response = error_response(Request(scope), exc)
-    if _header(scope, b"transfer-encoding") or (_header(scope, b"content-length") or "0") != "0":
+    if _has_body(scope):
         # the unread body is left on the wire: this connection cannot take another request
         response.headers["Connection"] = "close"
     await response(scope, no_body, send)
