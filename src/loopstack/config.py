@@ -14,6 +14,7 @@ from pathlib import Path
 __all__ = ["Settings", "chosen_project", "set_project", "settings"]
 
 _TRUE = {"1", "true", "on", "yes"}
+MIB = 1024 * 1024
 #: the project chosen by ``set_project`` in this process (wins over LOOPSTACK_PROJECT)
 _project_override: str | None = None
 
@@ -46,6 +47,10 @@ class Settings:
     #: timeout: loopstack's HttpClient waits 60 s, mlflow's 120 s)
     write_wait_s: float = 5.0
     extra: dict[str, str] = field(default_factory=dict)
+    #: the largest request body the server reads (``LOOPSTACK_MAX_BODY_MB``); 0: no limit
+    max_body_bytes: int = 16 * MIB
+    #: the largest upload it streams to disk: artifacts, datasets (``LOOPSTACK_MAX_UPLOAD_MB``)
+    max_upload_bytes: int = 10 * 1024 * MIB
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -67,6 +72,8 @@ class Settings:
             actor=get("user") or os.environ.get("USER") or "local",
             project=_project_override or get("project") or None,
             write_wait_s=_positive_seconds("write_wait_s", get("write_wait_s", "5")),
+            max_body_bytes=_mebibytes("max_body_mb", get("max_body_mb"), 16),
+            max_upload_bytes=_mebibytes("max_upload_mb", get("max_upload_mb"), 10 * 1024),
         )
 
 
@@ -83,6 +90,25 @@ def _positive_seconds(name: str, raw: str | None) -> float:
             field=name,
         )
     return value
+
+
+def _mebibytes(name: str, text: str | None, default: float) -> int:
+    """A size setting given in MiB (a decimal is fine), as bytes; 0 means no limit."""
+    if text is None or not text.strip():
+        return int(default * MIB)
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        from loopstack.errors import Invalid
+
+        raise Invalid(
+            f"LOOPSTACK_{name.upper()} must be a size in MiB (a number >= 0, 0 for no limit); "
+            f"got {text[:40]!r}",
+            field=name,
+        )
+    return int(value * MIB)
 
 
 def settings() -> Settings:

@@ -8,6 +8,7 @@ carries the HTTP status the server answers with::
      +-- Invalid (422)            input that breaks a rule; nothing was written
      |    +-- ArtifactCorrupted   a stored artifact whose sha256 no longer matches
      |    +-- ValidationFailed    data broke one or more checks of a validation suite
+     |    +-- TooLarge (413)      a request body over the server's limit
      +-- Conflict (409)           the object's state forbids the change
      |    +-- AlreadyExists       a name that is taken
      +-- Forbidden (403)          authenticated, but the role is not enough
@@ -31,9 +32,27 @@ __all__ = [
     "NotFound",
     "Overloaded",
     "StoreUnavailable",
+    "TooLarge",
     "Unauthenticated",
     "ValidationFailed",
+    "excerpt",
 ]
+
+#: the most characters of a caller's value an error message quotes
+EXCERPT_CHARS = 80
+
+
+def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
+    """``repr(value)`` cut to ``limit`` characters, saying how long it was: what an error
+    message quotes of what came, so a 50 MB value gives a short message, not a 50 MB one.
+
+    >>> excerpt("x" * 1000, 12)
+    "'xxxxxxxxxx…(1002 characters)"
+    """
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 1]}…({len(text)} characters)"
 
 
 class LoopstackError(Exception):
@@ -74,6 +93,12 @@ class ArtifactCorrupted(Invalid):
 
 class ValidationFailed(Invalid):
     """Data broke one or more checks of a validation suite; the message names every one."""
+
+
+class TooLarge(Invalid):
+    """A request body over the server's limit; the message names the limit and its setting."""
+
+    status_code = 413
 
 
 class Conflict(LoopstackError):

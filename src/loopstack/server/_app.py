@@ -13,11 +13,12 @@ from starlette.exceptions import HTTPException
 
 from loopstack import __version__
 from loopstack.config import Settings, settings
-from loopstack.errors import Invalid, LoopstackError
+from loopstack.errors import Invalid, LoopstackError, excerpt
 from loopstack.server._boundary import BadStringGuard
 from loopstack.server._http_errors import MLFLOW_PREFIXES, error_response, http_error_response
 from loopstack.server._metrics import MetricsMiddleware, ServerMetrics
 from loopstack.server._openapi import documented_openapi
+from loopstack.server._request_gate import RequestGate
 from loopstack.store import open_stores
 
 __all__ = ["MLFLOW_PREFIXES", "create_app", "error_response"]
@@ -32,14 +33,22 @@ _DOCS_FILES = {
     "swagger-ui.css": "text/css; charset=utf-8",
     "favicon-32x32.png": "image/png",
 }
+_MAX_ERRORS_LISTED = 10  # a body with 100,000 bad items gets a message of 10
 
 
 def create_app(config: Settings | None = None) -> FastAPI:
     """Build the ASGI app over the stores named by ``config`` (default: the environment)."""
     config = config or settings()
     # The spec and the docs page are served below, behind the same auth as every route.
+    # No redirect of a trailing slash: a 307 is no answer in the API's shape (MLflow's
+    # server answers 404 for such a path), and a client re-sending a body is no help.
     app = FastAPI(
-        title="loopstack", version=__version__, openapi_url=None, docs_url=None, redoc_url=None
+        title="loopstack",
+        version=__version__,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        redirect_slashes=False,
     )
     app.openapi = lambda: documented_openapi(app, MLFLOW_PREFIXES)  # type: ignore[method-assign]
     app.state.config = config
@@ -71,7 +80,12 @@ def create_app(config: Settings | None = None) -> FastAPI:
                 parts.append(f"the request body is not valid JSON ({reason}{at})")
                 continue
             where = ".".join(loc)
-            parts.append(f"{where or 'request'}: {err.get('msg')} (got {err.get('input')!r})")
+            # an excerpt of what came: a 50 MB body missing one field is not echoed whole
+            got = excerpt(err.get("input"))
+            parts.append(f"{where or 'request'}: {err.get('msg')} (got {got})")
+            if len(parts) == _MAX_ERRORS_LISTED and len(exc.errors()) > len(parts):
+                parts.append(f"and {len(exc.errors()) - len(parts)} more errors")
+                break
         first = exc.errors()[0] if exc.errors() else {}
         field = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
         if first.get("type") == "json_invalid":
@@ -81,6 +95,20 @@ def create_app(config: Settings | None = None) -> FastAPI:
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return http_error_response(request, exc)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette's outermost handler: a bug answers in the API's shape, not plain text
+        # (and is still logged with its traceback, by Starlette, after this answer).
+        response = error_response(
+            request,
+            LoopstackError(
+                f"the server failed on {request.method} {request.url.path} "
+                f"({type(exc).__name__}); the server's log has the details"
+            ),
+        )
+        response.headers["Connection"] = "close"  # uvicorn closes it after an exception
+        return response
 
     from loopstack.server._security import authorize
     from loopstack.server.routes import _mlflow_registry as mlflow_registry
@@ -166,6 +194,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
 
     check_every_route_is_declared(_route_names(app))
     app.add_middleware(BadStringGuard)  # NUL, lone surrogates, non-UTF-8: 4xx, not 500
+    app.add_middleware(RequestGate)  # the token and the body's size, before the body is read
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 

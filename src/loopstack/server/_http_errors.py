@@ -16,7 +16,13 @@ from starlette.exceptions import HTTPException
 
 from loopstack.errors import Invalid, LoopstackError, NotFound
 
-__all__ = ["MLFLOW_PREFIXES", "error_response", "http_error_response", "is_mlflow"]
+__all__ = [
+    "MLFLOW_PREFIXES",
+    "api_routes",
+    "error_response",
+    "http_error_response",
+    "is_mlflow",
+]
 
 MLFLOW_PREFIXES = (
     "/api/2.0/mlflow",
@@ -25,6 +31,8 @@ MLFLOW_PREFIXES = (
     "/api/3.0/mlflow",
     "/ajax-api/3.0/mlflow",
 )
+#: the most characters of an error message the server sends
+MAX_MESSAGE = 2000
 #: seconds a client should wait before retrying a 503 (the store was busy)
 RETRY_AFTER_S = "1"
 # MLflow answers each error code with this HTTP status.
@@ -53,26 +61,42 @@ def error_response(request: Request, exc: LoopstackError) -> JSONResponse:
     to retry (the store was busy: clients, HttpClient and mlflow's, back off and retry)."""
     if is_mlflow(request):
         code = exc.mlflow_code
-        response = JSONResponse(
-            {"error_code": code, "message": exc.message}, status_code=_MLFLOW_STATUS.get(code, 400)
-        )
+        # a body over the limit is a 413 whatever the API: MLflow has no code of its own
+        status = 413 if exc.status_code == 413 else _MLFLOW_STATUS.get(code, 400)
+        response = JSONResponse({"error_code": code, "message": _bounded(exc.message)}, status)
     else:
-        response = JSONResponse(exc.to_dict(), status_code=exc.status_code)
+        body = exc.to_dict()
+        body["message"] = _bounded(exc.message)
+        response = JSONResponse(body, status_code=exc.status_code)
     if response.status_code == 503:
         response.headers["Retry-After"] = RETRY_AFTER_S
     return response
 
 
-def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves on this path (one route per method, so look at all)."""
+def _bounded(message: str) -> str:
+    """A message of at most MAX_MESSAGE characters: the last guard against a message
+    that quotes a whole input (the places that build messages quote ``excerpt``s)."""
+    if len(message) <= MAX_MESSAGE:
+        return message
+    cut = len(message) - MAX_MESSAGE
+    return f"{message[: MAX_MESSAGE // 2]}…({cut} characters cut)…{message[-MAX_MESSAGE // 2 :]}"
+
+
+def api_routes(app: Any) -> list[Any]:
+    """Every ``APIRoute`` of the app, those of its included routers too (FastAPI keeps an
+    included router whole, so ``app.routes`` does not list them), with their full paths."""
     from fastapi.routing import APIRoute
 
-    routers = [request.app.router, *getattr(request.app.state, "routers", [])]
+    routers = [app.router, *getattr(app.state, "routers", [])]
+    return [route for router in routers for route in router.routes if isinstance(route, APIRoute)]
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path (one route per method, so look at all)."""
     path, methods = request.url.path, set[str]()
-    for router in routers:
-        for route in router.routes:
-            if isinstance(route, APIRoute) and route.path_regex.match(path):
-                methods |= route.methods or set()
+    for route in api_routes(request.app):
+        if route.path_regex.match(path):
+            methods |= route.methods or set()
     return sorted(methods)
 
 
@@ -98,6 +122,8 @@ def http_error_response(request: Request, exc: HTTPException) -> JSONResponse:
         else:
             body = {"error": "MethodNotAllowed", "message": message}
         return JSONResponse(body, status_code=405, headers=headers)
+    if isinstance(exc.__cause__, LoopstackError):  # raised while FastAPI read the body
+        return error_response(request, exc.__cause__)  # (the request gate's TooLarge)
     if exc.status_code == 400:  # FastAPI could not read the body (invalid UTF-8, ...)
         return error_response(
             request,

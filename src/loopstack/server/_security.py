@@ -25,9 +25,18 @@ from loopstack.auth import (
 from loopstack.errors import Forbidden, Unauthenticated
 from loopstack.server._route_roles import GLOBAL_ADMIN, minimum_role
 
-__all__ = ["PROJECT_HEADER", "authorize", "principal_of", "project_of"]
+__all__ = [
+    "PROJECT_HEADER",
+    "VERIFIED_PRINCIPAL",
+    "authorize",
+    "principal_from_header",
+    "principal_of",
+    "project_of",
+]
 
 PROJECT_HEADER = "x-loopstack-project"
+#: the key of ``request.state`` under which the request gate leaves the token's principal
+VERIFIED_PRINCIPAL = "verified_principal"
 _ANONYMOUS = Principal("anonymous")
 
 
@@ -54,18 +63,29 @@ def _project_id(request: Request, principal: Principal) -> int:
     return resolve_project(request.app.state.stores.db, name, **_caller(request, principal))
 
 
-def _bearer(request: Request) -> Principal:
-    header = request.headers.get("authorization", "")
+def principal_from_header(db: Any, header: str) -> Principal:
+    """The principal an ``Authorization`` header's bearer token names; ``Unauthenticated``
+    for no token, a malformed header, or an unknown or revoked token (a database read)."""
     scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret:
+    if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthenticated(
             "this server requires a bearer token: send 'Authorization: Bearer "
             "<token>' (create one with `loopstack token create`)"
         )
-    principal = verify_token(request.app.state.stores.db, secret.strip())
+    principal = verify_token(db, secret.strip())
     if principal is None:
         raise Unauthenticated("the bearer token is unknown, revoked, or its user is disabled")
     return principal
+
+
+def _bearer(request: Request) -> Principal:
+    # The request gate (server/_request_gate.py) checked the token before the body was read.
+    checked = getattr(request.state, VERIFIED_PRINCIPAL, None)
+    if isinstance(checked, Principal):
+        return checked
+    return principal_from_header(
+        request.app.state.stores.db, request.headers.get("authorization", "")
+    )
 
 
 def authorize(request: Request) -> None:

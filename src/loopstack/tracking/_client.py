@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from loopstack.store.artifacts import FileInfo
 from loopstack.tracking._arguments import mapping, order_by_list, text, whole
 from loopstack.tracking._entities import (
+    MAX_PARAMS_TAGS_PER_BATCH,
     DatasetInput,
     Experiment,
     Metric,
@@ -117,17 +118,25 @@ class TrackingClient:
         params: dict[str, Any] | None = None,
         tags: dict[str, Any] | None = None,
     ) -> None:
+        """Log metrics, params and tags; more params or tags than one write takes
+        (``MAX_PARAMS_TAGS_PER_BATCH``, MLflow's 100) go in several, as MLflow's client
+        splits them: each write is atomic, the whole call is not."""
         if metrics is not None and not isinstance(metrics, list):
             raise Invalid(
                 f"metrics must be a list of Metric; got {type(metrics).__name__} instead",
                 field="metrics",
             )
-        self.store.log_batch(
-            run_id,
-            metrics=metrics,
-            params={k: str(v) for k, v in mapping(params, "params").items()},
-            tags={k: str(v) for k, v in mapping(tags, "tags").items()},
-        )
+        pairs = [("param", k, str(v)) for k, v in mapping(params, "params").items()]
+        pairs += [("tag", k, str(v)) for k, v in mapping(tags, "tags").items()]
+        step = MAX_PARAMS_TAGS_PER_BATCH
+        for start in range(0, max(len(pairs), 1), step):
+            chunk = pairs[start : start + step]
+            self.store.log_batch(
+                run_id,
+                metrics=metrics if start == 0 else None,
+                params={k: v for kind, k, v in chunk if kind == "param"},
+                tags={k: v for kind, k, v in chunk if kind == "tag"},
+            )
 
     def log_metric(
         self, run_id: str, key: str, value: float, step: int = 0, timestamp: int | None = None

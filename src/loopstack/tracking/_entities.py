@@ -10,10 +10,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from loopstack.errors import Invalid
+from loopstack.errors import Invalid, excerpt
 
 __all__ = [
+    "MAX_ENTITIES_PER_BATCH",
+    "MAX_METRICS_PER_BATCH",
+    "MAX_PARAMS_PER_RUN",
+    "MAX_PARAMS_TAGS_PER_BATCH",
+    "MAX_TAGS_PER_RUN",
     "DatasetInput",
+    "check_batch_size",
+    "check_new_run_size",
+    "check_run_size",
     "clean_params",
     "metric_rows",
     "clean_tags",
@@ -35,6 +43,20 @@ __all__ = [
 MAX_KEY_LENGTH = 250
 MAX_PARAM_VALUE_LENGTH = 6000
 MAX_TAG_VALUE_LENGTH = 8000
+# MLflow's limits on one write (mlflow/utils/validation.py): a log-batch request holds at
+# most 100 params, 100 tags and 1000 metrics, 1000 entities in all. Every store keeps the
+# params and tags limits (the client splits a bigger batch, as MLflow's does); the metric
+# limits are the MLflow routes' only, since loopstack's own buffer writes up to 10,000
+# points in one transaction (the request-body limit bounds them on the wire).
+MAX_PARAMS_TAGS_PER_BATCH = 100
+MAX_METRICS_PER_BATCH = 1000
+MAX_ENTITIES_PER_BATCH = 1000
+# MLflow creates a run with any number of tags, and caps no run's params and tags in all;
+# loopstack caps a new run's tags and params at MLflow's most entities in one write, and
+# a run's at 10,000 each (its own choice: past that a run holds a table, not a config,
+# and every read of the run pays for it).
+MAX_PARAMS_PER_RUN = 10_000
+MAX_TAGS_PER_RUN = 10_000
 _KEY_RE = re.compile(r"^[A-Za-z0-9_\-. /:]+$")
 
 
@@ -80,6 +102,58 @@ def validate_key(key: Any, kind: str) -> str:
     if len(_valid_keys) < 100_000:
         _valid_keys.add((key, kind))
     return key
+
+
+def _over(what: str, limit: int, got: int) -> Invalid:
+    # MLflow's words (mlflow/utils/validation.py _validate_batch_limit)
+    return Invalid(
+        f"A batch logging request can contain at most {limit} {what}. Got {got} {what}. "
+        f"Please split up {what} across multiple requests and try again.",
+        field=what.split(",")[0],
+    )
+
+
+def check_batch_size(
+    *, metrics: int = 0, params: int = 0, tags: int = 0, mlflow: bool = False
+) -> None:
+    """Refuse a write of more params or tags than MLflow takes in one request (and, with
+    ``mlflow``, more metrics or entities in all), in MLflow's words.
+
+    >>> check_batch_size(tags=100_000)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    loopstack.errors.Invalid: A batch logging request can contain at most 100 tags. ...
+    """
+    each = MAX_PARAMS_TAGS_PER_BATCH
+    counts = [("params", each, params), ("tags", each, tags)]
+    if mlflow:
+        total = metrics + params + tags
+        counts.insert(0, ("metrics", MAX_METRICS_PER_BATCH, metrics))
+        counts.append(("metrics, params, and tags", MAX_ENTITIES_PER_BATCH, total))
+    for what, limit, got in counts:
+        if got > limit:
+            raise _over(what, limit, got)
+
+
+def check_new_run_size(*, params: int, tags: int) -> None:
+    """Refuse a new run with more tags and params than MLflow takes in one write."""
+    if params + tags > MAX_ENTITIES_PER_BATCH:
+        raise Invalid(
+            f"a new run can carry at most {MAX_ENTITIES_PER_BATCH} tags and params in all "
+            f"(MLflow's most entities in one write); got {tags} tags and {params} params. "
+            "Create the run with fewer and log the rest in batches of "
+            f"{MAX_PARAMS_TAGS_PER_BATCH}",
+            field="tags" if tags >= params else "params",
+        )
+
+
+def check_run_size(what: str, count: int) -> None:
+    """Refuse a write that leaves a run with more params or tags than a run may hold."""
+    limit = MAX_PARAMS_PER_RUN if what == "params" else MAX_TAGS_PER_RUN
+    if count > limit:
+        raise Invalid(
+            f"a run can hold at most {limit} {what}; this write would leave it with {count}",
+            field=what,
+        )
 
 
 def validate_param_value(key: str, value: Any) -> str:
@@ -173,7 +247,8 @@ def validate_metric(key: Any, value: Any, step: Any, timestamp: Any) -> tuple[st
                 raise TypeError
         except (ImportError, TypeError):
             raise Invalid(
-                f"metric {key!r} must be a number; got {value!r} ({type(value).__name__}) instead",
+                f"metric {key!r} must be a number; got {excerpt(value)} "
+                f"({type(value).__name__}) instead",
                 field=f"metrics.{key}",
             ) from None
     try:

@@ -41,6 +41,9 @@ from loopstack.tracking._entities import (
     Metric,
     Run,
     RunStatus,
+    check_batch_size,
+    check_new_run_size,
+    check_run_size,
     clean_params,
     clean_tags,
     metric_rows,
@@ -303,6 +306,7 @@ class SqlTrackingStore(TrackingStore):
         params: dict[str, str] | None = None,
     ) -> Run:
         eid = _experiment_id(experiment_id)
+        check_new_run_size(params=len(params or ()), tags=len(tags or ()))
         tags = clean_tags(tags)
         prows = clean_params(params)
         _check_length("run_name", run_name, 250)
@@ -532,6 +536,16 @@ class SqlTrackingStore(TrackingStore):
             [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
         )
 
+    @staticmethod
+    def _count(conn: Connection, table: Any, run_id: str) -> int:
+        """How many rows of ``table`` (params, tags) the run has, this transaction's too."""
+        return int(
+            conn.execute(
+                select(func.count()).select_from(table).where(table.c.run_id == run_id)
+            ).scalar()
+            or 0
+        )
+
     def _check_writable(self, conn: Connection, run_id: str) -> None:
         """A deleted run takes nothing; a FINISHED, FAILED or KILLED one still does (MLflow)."""
         row = self._run_row(conn, run_id)
@@ -553,6 +567,7 @@ class SqlTrackingStore(TrackingStore):
     ) -> tuple[Any, str] | None:
         """Validate a batch (before any write: a bad value changes nothing) and return the
         function that writes it inside a transaction, with its audit digest."""
+        check_batch_size(params=len(params or ()), tags=len(tags or ()))
         # Rows as plain tuples: this is the hot path of every training loop.
         mrows = metric_rows(run_id, metrics or [])
         prows = clean_params(params)
@@ -592,8 +607,10 @@ class SqlTrackingStore(TrackingStore):
                 ]
                 if new:
                     conn.execute(P.insert(), new)
+                    check_run_size("params", self._count(conn, P, run_id))
             if trows:
                 self._upsert_tags(conn, run_id, trows)
+                check_run_size("tags", self._count(conn, T, run_id))
             if mrows:
                 self.db.backend.bulk_insert(conn, "metrics", columns, mrows)
                 stmt = self.db.insert(LM)

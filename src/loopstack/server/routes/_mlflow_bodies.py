@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from loopstack.errors import Invalid
+from loopstack.errors import Invalid, excerpt
 from loopstack.server._boundary import WholeNumber
 
 __all__ = [
@@ -225,7 +225,7 @@ def metric_value(key: str, value: Any) -> float:
     """
     if isinstance(value, bool) or value is None:
         raise Invalid(
-            f"metric {key!r} must be a number; got {value!r} instead", field=f"metrics.{key}"
+            f"metric {key!r} must be a number; got {excerpt(value)} instead", field=f"metrics.{key}"
         )
     if isinstance(value, int | float):
         try:
@@ -240,4 +240,6 @@ def metric_value(key: str, value: Any) -> float:
             return float(value)
         except (ValueError, OverflowError):
             pass
-    raise Invalid(f"metric {key!r} must be a number; got {value!r} instead", field=f"metrics.{key}")
+    raise Invalid(
+        f"metric {key!r} must be a number; got {excerpt(value)} instead", field=f"metrics.{key}"
+    )

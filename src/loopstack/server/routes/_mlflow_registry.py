@@ -87,6 +87,7 @@ def _json_or_query(model: type[B]) -> Callable[[Request], Awaitable[B]]:
                 field=".".join(str(p) for p in exc.errors()[0]["loc"]) or None,
             ) from None
 
+    parse.body_model = model  # type: ignore[attr-defined]  # the spec declares it (_openapi)
     return parse
 
 

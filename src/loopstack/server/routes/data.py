@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -11,7 +13,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from loopstack.data import DatasetStore, ValidationReport
-from loopstack.errors import Invalid
+from loopstack.errors import Invalid, excerpt
 from loopstack.server._security import authorize, principal_of, project_of
 
 router = APIRouter(prefix="/api/v1", tags=["data"], dependencies=[Depends(authorize)])
@@ -33,11 +35,11 @@ def _json(content: Any) -> Response:
     return Response(json.dumps(content, default=str), media_type="application/json")
 
 
-def _read_parquet(body: bytes, digest: str | None) -> Any:
+def _read_parquet(path: str, got: str, size: int, digest: str | None) -> Any:
+    """The Parquet table of the upload spooled at ``path`` (sha256 ``got``)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    got = hashlib.sha256(body).hexdigest()
     if digest is not None and got != digest:
         raise Invalid(
             f"the uploaded Parquet file has sha256 {got}; the client sent digest {digest} "
@@ -45,10 +47,11 @@ def _read_parquet(body: bytes, digest: str | None) -> Any:
             field="digest",
         )
     try:
-        return pq.read_table(pa.BufferReader(body))
+        return pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         raise Invalid(
-            f"expected the body to be a Parquet file; got {len(body)} bytes that are not: {exc}",
+            f"expected the body to be a Parquet file; got {size} bytes that are not: "
+            f"{excerpt(str(exc))}",
             field="data",
         ) from exc
 
@@ -75,10 +78,18 @@ async def register_dataset(
     source_uri: str | None = None,
     store: DatasetStore = Depends(dataset_store),
 ) -> Response:
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-    table = _read_parquet(bytes(body), digest)
+    # Spooled to disk as it comes, hashed on the way: the file is never whole in memory.
+    sha, size = hashlib.sha256(), 0
+    fd, tmp = tempfile.mkstemp(prefix="loopstack-dataset-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            async for chunk in request.stream():
+                sha.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+        table = await run_in_threadpool(_read_parquet, tmp, sha.hexdigest(), size, digest)
+    finally:
+        os.unlink(tmp)
     dv = await run_in_threadpool(
         store.register, name, table, description=description, source_uri=source_uri or ""
     )
@@ -108,7 +119,7 @@ async def create_validation(
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise Invalid(
             "expected {'report': {'suite', 'results', 'num_rows', ...}, 'run_id': ...}; "
-            f"got {raw[:120]!r}: {exc!r}",
+            f"got {excerpt(raw)}: {excerpt(exc)}",
             field="report",
         ) from exc
     if run_id is not None and not isinstance(run_id, str):

@@ -40,7 +40,13 @@ from loopstack.server.routes._mlflow_bodies import (
 )
 from loopstack.server.routes._mlflow_logged_models import logged_models, logged_models_router
 from loopstack.server.routes._mlflow_routing import mlflow_route
-from loopstack.tracking._entities import DatasetInput, Metric, Run, RunStatus
+from loopstack.tracking._entities import (
+    DatasetInput,
+    Metric,
+    Run,
+    RunStatus,
+    check_batch_size,
+)
 from loopstack.tracking._experiment_changes import (
     delete_experiment_tag,
     rename_experiment,
@@ -70,8 +76,6 @@ _VIEWS = {
 }
 _STATUSES = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
 _MAX_SEARCH = 50_000
-# MLflow's limits on one log-batch request
-_BATCH_METRICS, _BATCH_PARAMS, _BATCH_TAGS, _BATCH_TOTAL = 1000, 100, 100, 1000
 _BULK_RUNS, _BULK_MAX = 100, 2500
 _RUN_NAME_TAG = "mlflow.runName"
 
@@ -360,19 +364,9 @@ def log_batch(
     store: Store = Depends(tracking_store),
     models: LoggedModelStore = Depends(logged_models),
 ) -> dict:
-    for items, limit, what in (
-        (body.metrics, _BATCH_METRICS, "metrics"),
-        (body.params, _BATCH_PARAMS, "params"),
-        (body.tags, _BATCH_TAGS, "tags"),
-    ):
-        if len(items) > limit:
-            raise Invalid(f"a batch may hold at most {limit} {what}; got {len(items)}", field=what)
-    total = len(body.metrics) + len(body.params) + len(body.tags)
-    if total > _BATCH_TOTAL:
-        raise Invalid(
-            f"a batch may hold at most {_BATCH_TOTAL} metrics, params and tags in all; got {total}",
-            field="metrics",
-        )
+    check_batch_size(
+        metrics=len(body.metrics), params=len(body.params), tags=len(body.tags), mlflow=True
+    )
     run_id = body.the_run_id()
     params, tags = _pairs(body.params, "param"), _pairs(body.tags, "tag")
     if any(m.model_id for m in body.metrics):
