@@ -208,3 +208,23 @@ def test_start_run_in_a_deleted_experiment_says_to_restore_it() -> None:
         ls.start_run(experiment="short-lived"),
     ):
         pass
+
+
+def test_a_run_without_an_experiment_goes_to_its_projects_default() -> None:
+    from loopstack import auth
+    from loopstack.store import open_stores
+
+    auth.create_project(open_stores().db, "fraud", actor="me")
+    ls.set_project("fraud")
+    try:
+        with ls.start_run() as run:
+            ls.log_metric("a", 1.0)
+        exp = ls.TrackingClient().get_experiment(run.info.experiment_id)
+        assert exp.name == "Default" and exp.experiment_id != "0"
+        assert ls.search_runs()["run_id"].tolist() == [run.info.run_id]
+    finally:
+        ls.set_project(None)
+    with ls.start_run() as home:
+        pass
+    assert home.info.experiment_id == "0"
+    assert ls.search_runs()["run_id"].tolist() == [home.info.run_id]

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from loopstack.config import settings
 from loopstack.errors import Conflict, Invalid, NotFound
 from loopstack.tracking._arguments import mapping, text
 from loopstack.tracking._buffer import MetricBuffer
@@ -243,6 +244,15 @@ def _store_key(client: TrackingClient) -> str:
     return f"{where}#{project}"
 
 
+def _default_experiment(client: TrackingClient) -> str:
+    """Where a run without an experiment goes: MLflow's Default (id 0) in the default
+    project, and a ``Default`` experiment of its own in any other."""
+    project = settings().project
+    if not project or project == "default":
+        return "0"
+    return _experiment_id(client, "Default")
+
+
 def _experiment_id(client: TrackingClient, name: str, *, fresh: bool = False) -> str:
     key = (_store_key(client), name)
     found = None if fresh else _experiment_ids.get(key)
@@ -281,7 +291,7 @@ def start_run(
         experiment_id = (
             _experiment_id(client, experiment)
             if experiment
-            else (stack[-1].experiment_id if stack else "0")
+            else (stack[-1].experiment_id if stack else _default_experiment(client))
         )
         all_tags: dict[str, str] = environment_tags() if capture_env else {}
         all_tags.update({k: str(v) for k, v in (tags or {}).items()})
@@ -452,7 +462,8 @@ def search_runs(
             f"{type(experiment).__name__} instead",
             field="experiment",
         )
-    names = [experiment] if isinstance(experiment, str) else list(experiment or ["0"])
+    default = [_default_experiment(client)] if experiment is None else []
+    names = [experiment] if isinstance(experiment, str) else list(experiment or default)
     ids = []
     for name in names:
         exp = client.get_experiment_by_name(name)
