@@ -12,7 +12,7 @@ from typing import Any
 
 from loopstack.errors import Invalid
 
-__all__ = ["DTYPES", "arrow_type", "dtype_of_arrow", "normalize_dtype"]
+__all__ = ["DTYPES", "arrow_type", "compatible", "dtype_of_arrow", "normalize_dtype"]
 
 DTYPES: tuple[str, ...] = (
     "int32",
@@ -133,3 +133,52 @@ def arrow_type(dtype: str) -> Any:
         "timestamp": pa.timestamp("us", tz="UTC"),
         "bytes": pa.binary(),
     }[normalize_dtype(dtype)]
+
+
+#: the source types (``dtype_of_arrow`` names) each declared type accepts: the type itself
+#: and the ones that convert to it without losing what a feature means
+_COMPATIBLE: dict[str, tuple[str, ...]] = {
+    "int32": ("int32", "int64", "int8", "int16", "uint8", "uint16", "uint32"),
+    "int64": ("int32", "int64", "int8", "int16", "uint8", "uint16", "uint32"),
+    "float32": (
+        "float",
+        "float32",
+        "float64",
+        "double",
+        "halffloat",
+        "float16",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+    ),
+    "float64": (
+        "float",
+        "float32",
+        "float64",
+        "double",
+        "halffloat",
+        "float16",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+    ),
+    "string": ("string",),
+    "bool": ("bool",),
+    "timestamp": ("timestamp",),
+    "bytes": ("bytes",),
+}
+
+
+def compatible(declared: str, found: str) -> bool:
+    """Whether a column of type ``found`` (a ``dtype_of_arrow`` name) can serve a feature
+    declared ``declared``: ``compatible("int64", "int32")`` but not ``("int64", "string")``."""
+    return found in _COMPATIBLE.get(declared, (declared,))
