@@ -21,6 +21,7 @@ from loopstack.features import (
     FeatureView,
     Field,
     FileSource,
+    OnDemandFeatureView,
 )
 from loopstack.store import audit
 from tests.conftest import DomainBackend
@@ -192,6 +193,11 @@ def test_the_cli_applies_a_file_that_imports_one_entity_under_two_names(tmp_path
     res = CliRunner().invoke(app, ["features", "apply", str(defs)])
     assert res.exit_code == 0, res.output
     assert "entity driver: registered" in res.output and "stats: version 1" in res.output
+    Path(path).unlink()
+    res = CliRunner().invoke(app, ["features", "apply", str(defs)])
+    assert res.exit_code == 1 and f"error: the feature source file '{path}'" in res.output
+    res = CliRunner().invoke(app, ["features", "apply", str(defs), "--no-check-source"])
+    assert res.exit_code == 0 and "stats: version 1 (unchanged)" in res.output
 
 
 # -- removing features ---------------------------------------------------------------------------
@@ -225,6 +231,10 @@ def test_removing_a_used_feature_breaks_and_an_unused_one_warns(tmp_path: Path) 
 
 
 # -- delete ----------------------------------------------------------------------------------------
+def _double(df: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"x": df["trips"] * 2})
+
+
 def test_delete_removes_every_version_and_is_audited(
     domain_backend: DomainBackend, tmp_path: Path
 ) -> None:
@@ -234,9 +244,17 @@ def test_delete_removes_every_version_and_is_audited(
     with pytest.warns(UserWarning, match="stats:rating is removed"):
         store.apply([_view(path, schema=SCHEMA[:1])])
     svc = FeatureService("svc", ["other:trips"])
-    store.apply([svc])
-    with pytest.raises(Conflict, match="'other' is in use: feature service 'svc' names it"):
+    odfv = OnDemandFeatureView(
+        "doubled", sources=[_view(path, "other")], schema=[Field("x", "int64")], udf=_double
+    )
+    store.apply([svc, odfv])
+    with pytest.raises(
+        Conflict,
+        match="'other' is in use: on-demand feature view 'doubled' reads it; feature service "
+        "'svc' names it",
+    ):
         store.delete("other")
+    assert store.delete("doubled").kind == "on_demand_feature_view"
     deleted = store.delete("stats")
     assert (deleted.kind, deleted.name, deleted.versions, deleted.forced) == (
         "feature_view",
@@ -323,6 +341,13 @@ def test_one_broken_view_names_itself_and_the_others_are_written(tmp_path: Path)
     assert [v.view for v in report.failed] == ["a_broken"]
     assert report.failed[0].error.startswith("NotFound: cannot read the source of feature view")
     assert report.to_dict()["views"][1]["error"] == ""
+    incremental = store.materialize_incremental(T0 + 3 * H, raise_on_error=False)
+    assert [(v.view, bool(v.error)) for v in incremental.views] == [
+        ("a_broken", True),
+        ("b_fine", False),
+    ]
+    with pytest.raises(NotFound, match="'a_broken'"):
+        store.materialize_incremental(T0 + 4 * H)
     from sqlalchemy import select
 
     from loopstack.store.metadata.schema import Materialization

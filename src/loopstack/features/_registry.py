@@ -535,6 +535,7 @@ class FeatureRegistry(RegistryBackend):
                 "force=True (--force) anyway"
             )
         MAT = cast(Table, Materialization.__table__)
+        audit_type = "feature_service" if latest.kind == SERVICE_KIND else "feature_view"
 
         def run(conn: Connection) -> DeletedDefinition:
             conn.execute(FV.delete().where(FV.c.project_id == self.project_id, FV.c.name == name))
@@ -549,8 +550,8 @@ class FeatureRegistry(RegistryBackend):
             self.db.write(
                 run,
                 actor=self.actor,
-                action=f"{label}.force_delete" if uses else f"{label}.delete",
-                object_type="feature_service" if latest.kind == SERVICE_KIND else "feature_view",
+                action=f"{audit_type}.force_delete" if uses else f"{audit_type}.delete",
+                object_type=audit_type,
                 object_id=name,
                 payload={
                     "versions": [r.version for r in rows],

@@ -135,42 +135,16 @@ def arrow_type(dtype: str) -> Any:
     }[normalize_dtype(dtype)]
 
 
-#: the source types (``dtype_of_arrow`` names) each declared type accepts: the type itself
-#: and the ones that convert to it without losing what a feature means
+#: the source types (``dtype_of_arrow`` names) each declared type accepts, at apply, at
+#: retrieval (where the column is cast to the declared type) and at push: a numeric type
+#: takes the integer and float widths that convert to it; the others only themselves
+_INTS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32")
+_FLOATS = ("float", "float16", "halffloat", "float32", "float64", "double")
 _COMPATIBLE: dict[str, tuple[str, ...]] = {
-    "int32": ("int32", "int64", "int8", "int16", "uint8", "uint16", "uint32"),
-    "int64": ("int32", "int64", "int8", "int16", "uint8", "uint16", "uint32"),
-    "float32": (
-        "float",
-        "float32",
-        "float64",
-        "double",
-        "halffloat",
-        "float16",
-        "int8",
-        "int16",
-        "int32",
-        "int64",
-        "uint8",
-        "uint16",
-        "uint32",
-    ),
-    "float64": (
-        "float",
-        "float32",
-        "float64",
-        "double",
-        "halffloat",
-        "float16",
-        "int8",
-        "int16",
-        "int32",
-        "int64",
-        "uint8",
-        "uint16",
-        "uint32",
-        "uint64",
-    ),
+    "int32": _INTS,
+    "int64": _INTS,
+    "float32": _FLOATS + _INTS,
+    "float64": (*_FLOATS, *_INTS, "uint64"),
     "string": ("string",),
     "bool": ("bool",),
     "timestamp": ("timestamp",),
