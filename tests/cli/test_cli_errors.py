@@ -33,6 +33,7 @@ ARGS: dict[str, list[str]] = {
     "models requests": [],
     "models lineage": ["churn", "1"],
     "features apply": ["{missing}"],
+    "features delete": ["driver_stats"],
     "features list": [],
     "features show": ["driver_stats"],
     "features materialize": ["2024-01-01", "2024-02-01"],
@@ -135,6 +136,31 @@ def test_bad_files_name_the_file(paths: dict[str, str]) -> None:
         assert code == 1 and paths["corrupt"] in err, err
     code, _, err = _run("features apply", paths, {})
     assert code == 1 and "no-such-file.parquet" in err, err
+
+
+def test_materialize_over_a_parquet_truncated_after_apply_names_the_view_and_file(
+    tmp_path: Path,
+) -> None:
+    import pandas as pd
+
+    import loopstack as ls
+
+    data = tmp_path / "stats.parquet"
+    pd.DataFrame(
+        {"driver_id": [1], "event_timestamp": [pd.Timestamp("2024-01-01")], "trips": [3]}
+    ).to_parquet(data)
+    view = ls.FeatureView(
+        "driver_stats",
+        entities=[ls.Entity("driver", join_keys=["driver_id"])],
+        source=ls.FileSource(data),
+        schema=[ls.Field("trips", "int64")],
+    )
+    ls.FeatureStore().apply([ls.Entity("driver", join_keys=["driver_id"]), view])
+    data.write_bytes(data.read_bytes()[:100])  # cut off after apply: no footer
+    code, out, err = _run("features materialize", {}, {"COLUMNS": "200"})
+    _assert_one_line_error("features materialize", code, out, err)
+    assert code == 1 and "'driver_stats'" in err and str(data) in err, err
+    assert "driver_stats" in out  # the per-view table
 
 
 @pytest.mark.parametrize("command", sorted(ARGS))

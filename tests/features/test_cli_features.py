@@ -15,7 +15,11 @@ def _write(tmp_path, dtype: str) -> str:
 
     data = tmp_path / "stats.parquet"
     pd.DataFrame(
-        {"driver_id": [1], "event_timestamp": [pd.Timestamp("2024-01-01")], "rate": [0.1]}
+        {
+            "driver_id": [1],
+            "event_timestamp": [pd.Timestamp("2024-01-01")],
+            "rate": [0.1] if dtype.startswith("float") else [1],  # the data of the declared type
+        }
     ).to_parquet(data)
     path = tmp_path / "defs.py"
     path.write_text(

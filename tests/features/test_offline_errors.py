@@ -69,7 +69,7 @@ def test_a_changed_source_schema_is_a_conflict_naming_the_field(store) -> None:
     ):
         store.get_historical_features(LABELS, ["stats:rate"])
     pd.DataFrame({"driver_id": [1], "event_timestamp": [T0], "rate": [0.1]}).to_parquet(store.path)
-    with pytest.raises(Conflict, match="no longer has the declared feature 'trips'"):
+    with pytest.raises(Conflict, match="has no column for the declared feature 'trips'"):
         store.get_historical_features(LABELS, ["stats:rate"])
 
 

@@ -64,9 +64,18 @@ def apply(
     force: bool = typer.Option(
         False, "--force", help="Apply breaking changes too (recorded in the audit log)."
     ),
+    no_check_source: bool = typer.Option(
+        False,
+        "--no-check-source",
+        help="Do not check each view against its source (for data that does not exist yet).",
+    ),
     project: str = PROJECT,
 ) -> None:
-    """Register every Entity, FeatureView and OnDemandFeatureView defined in FILE."""
+    """Register every Entity, FeatureView and OnDemandFeatureView defined in FILE.
+
+    Each feature view is checked against its source first (readable, with the join keys,
+    the timestamp field and every feature at a compatible type).
+    """
     from loopstack.cli._output import console, fail
     from loopstack.features import FeatureStore
 
@@ -75,7 +84,12 @@ def apply(
         fail(f"{file} defines no Entity, FeatureView or OnDemandFeatureView at module level")
     store = FeatureStore(project=project)
     out = console()
-    for r in store.apply(objs, force=force):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # printed below, as `warning:` lines
+        results = store.apply(objs, force=force, check_source=not no_check_source)
+    for r in results:
         kind = r.kind.replace("_", " ")
         if r.kind == "entity":
             state = "registered" if r.changed else "unchanged"
@@ -85,6 +99,31 @@ def apply(
             out.print(f"{kind} [bold]{r.name}[/]: {state}")
         for reason in r.forced:
             out.print(f"  [yellow]forced:[/] {reason}")
+        for note in r.warnings:
+            out.print(f"  [yellow]warning:[/] {note}")
+
+
+@app.command("delete")
+def delete(
+    name: str = typer.Argument(..., help="A feature view (or feature service) name."),
+    force: bool = typer.Option(
+        False, "--force", help="Delete even while models or services use it (audited)."
+    ),
+    project: str = PROJECT,
+) -> None:
+    """Delete a feature view (every version, and its online rows) or a feature service.
+
+    Refused while a registered model version's training set used the view, or a feature
+    service or on-demand view names it, unless --force.
+    """
+    from loopstack.cli._output import console
+    from loopstack.features import FeatureStore
+
+    d = FeatureStore(project=project).delete(name, force=force)
+    versions = f"{d.versions} version{'s' if d.versions != 1 else ''}"
+    console().print(f"deleted {d.kind.replace('_', ' ')} [bold]{d.name}[/] ({versions})")
+    for reason in d.forced:
+        console().print(f"  [yellow]forced:[/] {reason}")
 
 
 def _features(d: dict[str, Any]) -> list[str]:

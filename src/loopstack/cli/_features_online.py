@@ -52,13 +52,16 @@ def parse_entity(text: str) -> dict[str, Any]:
 
 
 def _print_materialization(result: Any) -> None:
+    """The per-view table (failures with their error); then exit 1 naming the failed views."""
     from rich.table import Table
 
-    from loopstack.cli._output import console
+    from loopstack.cli._output import console, fail
 
+    failed = [v for v in result.views if v.error]
     table = Table(title="materialized", title_justify="left")
-    for col in ("view", "version", "start", "end", "rows read", "rows written", "seconds"):
-        table.add_column(col)
+    columns = ["view", "version", "start", "end", "rows read", "rows written", "seconds"]
+    for col in [*columns, *(["error"] if failed else [])]:
+        table.add_column(col, overflow="fold")
     for v in result.views:
         table.add_row(
             v.view,
@@ -66,13 +69,19 @@ def _print_materialization(result: Any) -> None:
             v.start.isoformat() if v.start else "-",
             v.end.isoformat(),
             str(v.rows_read),
-            str(v.rows_written),
+            "-" if v.error else str(v.rows_written),
             f"{v.seconds:.2f}",
+            *([v.error or "-"] if failed else []),
         )
     if not result.views:
         console().print("nothing to materialize")
     else:
         console().print(table)
+    if failed:
+        try:
+            result.raise_for_errors()
+        except Exception as exc:
+            fail(str(exc))
 
 
 def materialize(
@@ -83,8 +92,12 @@ def materialize(
     ),
     project: str | None = PROJECT,
 ) -> None:
-    """Write the newest row per entity with event time in (START, END] to the online store."""
-    _print_materialization(_store(project).materialize(start, end, _views(views)))
+    """Write the newest row per entity with event time in (START, END] to the online store.
+
+    Each view is reported; a view that fails is named (exit 1) and the others are written.
+    """
+    store = _store(project)
+    _print_materialization(store.materialize(start, end, _views(views), raise_on_error=False))
 
 
 def materialize_incremental(
@@ -93,7 +106,8 @@ def materialize_incremental(
     project: str | None = PROJECT,
 ) -> None:
     """Materialize each view from the end of its last materialization up to END."""
-    _print_materialization(_store(project).materialize_incremental(end, _views(views)))
+    store = _store(project)
+    _print_materialization(store.materialize_incremental(end, _views(views), raise_on_error=False))
 
 
 def get(

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from loopstack.errors import Invalid
+from loopstack.errors import Invalid, LoopstackError, NotFound
 from loopstack.features.online import (
     OnlineBatch,
     OnlineStore,
@@ -44,6 +44,8 @@ _ROW_INDEX = "__ls_rn"
 
 @dataclass(frozen=True)
 class ViewMaterialization:
+    """What materializing one view did; ``error`` says why it failed (empty: written)."""
+
     view: str
     version: int
     start: datetime | None
@@ -51,11 +53,45 @@ class ViewMaterialization:
     rows_read: int
     rows_written: int
     seconds: float
+    error: str = ""
 
 
 @dataclass(frozen=True)
 class MaterializationResult:
+    """One ``ViewMaterialization`` per view, in the order they ran."""
+
     views: list[ViewMaterialization] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[ViewMaterialization]:
+        """The views that failed (their ``error`` says why)."""
+        return [v for v in self.views if v.error]
+
+    def raise_for_errors(self) -> None:
+        """A ``LoopstackError`` naming every failed view (and what was written), if any: of
+        the failures' class when they share one (``NotFound``), its ``result`` this report."""
+        failed = self.failed
+        if not failed:
+            return
+        written = [v.view for v in self.views if not v.error]
+        what = "; ".join(f"{v.view!r}: {v.error}" for v in failed)
+        rest = (
+            f"the other views were written: {', '.join(written)}"
+            if written
+            else "no other view was materialized"
+        )
+        from loopstack import errors
+
+        kinds = {v.error.partition(":")[0] for v in failed}
+        cls = getattr(errors, kinds.pop(), LoopstackError) if len(kinds) == 1 else LoopstackError
+        if not (isinstance(cls, type) and issubclass(cls, LoopstackError)):
+            cls = LoopstackError
+        err = cls(
+            f"materialize failed for {len(failed)} view{'s' if len(failed) > 1 else ''} "
+            f"({what}); {rest}"
+        )
+        err.result = self  # type: ignore[attr-defined]
+        raise err
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -326,6 +362,7 @@ def _safe_url(url: str) -> str:
 def _materialize_view(
     store: Any, online: OnlineStore, view: Any, start: datetime | None, end: datetime
 ) -> ViewMaterialization:
+    """Materialize one view; a failure is recorded and returned in ``error``, not raised."""
     version = store.feature_view_version(view.name).version
     record = _record_start(store, view, version, start, end)
     began = time.perf_counter()
@@ -338,7 +375,20 @@ def _materialize_view(
             encode_batches(view, data, start, counter),
             watermark=_us(end),
         )
-    except BaseException as exc:
+    except Exception as exc:
+        err = _translate(view, exc)
+        _record_end(store, view, record, counter[0], f"{type(err).__name__}: {err}"[:2000])
+        return ViewMaterialization(
+            view.name,
+            version,
+            start,
+            end,
+            counter[0],
+            0,
+            time.perf_counter() - began,
+            f"{type(err).__name__}: {err}",
+        )
+    except BaseException as exc:  # an interrupt: recorded, and it stops everything
         _record_end(store, view, record, counter[0], f"{type(exc).__name__}: {exc}"[:2000])
         raise
     _record_end(store, view, record, written)
@@ -347,10 +397,30 @@ def _materialize_view(
     )
 
 
+def _translate(view: Any, exc: Exception) -> LoopstackError:
+    """``exc`` as a loopstack error naming the view (a foreign one: its source too)."""
+    if isinstance(exc, LoopstackError):
+        if view.name in exc.message:
+            return exc
+        return type(exc)(f"feature view {view.name!r}: {exc.message}", field=exc.field)
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return NotFound(
+        f"cannot read the source of feature view {view.name!r} ({view.source.describe()}): {text}"
+    )
+
+
 def materialize(
-    store: Any, start: Any, end: Any, views: list[str] | None = None
+    store: Any,
+    start: Any,
+    end: Any,
+    views: list[str] | None = None,
+    *,
+    raise_on_error: bool = True,
 ) -> MaterializationResult:
     """Write the newest row per entity with event time in ``(start, end]`` to the online store.
+
+    Each view is reported on its own; one that fails does not stop the others, and then
+    (unless ``raise_on_error=False``) a ``LoopstackError`` names every failed view.
 
     >>> store.materialize(datetime(2024, 1, 1), datetime(2024, 2, 1), ["driver_stats"])
     """
@@ -363,20 +433,28 @@ def materialize(
             field="start",
         )
     online = online_store(store)
-    return MaterializationResult(
+    result = MaterializationResult(
         [
             _materialize_view(store, online, v, start_utc, end_utc)
             for v in _batch_views(store, views)
         ]
     )
+    if raise_on_error:
+        result.raise_for_errors()
+    return result
 
 
 def materialize_incremental(
-    store: Any, end: Any = None, views: list[str] | None = None
+    store: Any,
+    end: Any = None,
+    views: list[str] | None = None,
+    *,
+    raise_on_error: bool = True,
 ) -> MaterializationResult:
     """Materialize each view from where its last successful run ended up to ``end`` (now).
 
     A view never materialized starts at ``end - ttl`` (from the beginning without a TTL).
+    Failures are reported as ``materialize`` reports them.
     """
     end_utc = datetime.now(UTC) if end is None else _utc(end, "end")
     online = online_store(store)
@@ -388,49 +466,13 @@ def materialize_incremental(
         if start is not None and start >= end_utc:
             continue  # already materialized up to end
         results.append(_materialize_view(store, online, view, start, end_utc))
-    return MaterializationResult(results)
+    result = MaterializationResult(results)
+    if raise_on_error:
+        result.raise_for_errors()
+    return result
 
 
 # -- push -------------------------------------------------------------------------------------
-_COMPATIBLE: dict[str, tuple[str, ...]] = {
-    "int32": ("int32", "int64", "int8", "int16", "uint8", "uint16", "uint32"),
-    "int64": ("int32", "int64", "int8", "int16", "uint8", "uint16", "uint32"),
-    "float32": (
-        "float",
-        "float32",
-        "float64",
-        "double",
-        "halffloat",
-        "float16",
-        "int8",
-        "int16",
-        "int32",
-        "int64",
-        "uint8",
-        "uint16",
-        "uint32",
-    ),
-    "float64": (
-        "float",
-        "float32",
-        "float64",
-        "double",
-        "halffloat",
-        "float16",
-        "int8",
-        "int16",
-        "int32",
-        "int64",
-        "uint8",
-        "uint16",
-        "uint32",
-        "uint64",
-    ),
-    "string": ("string",),
-    "bool": ("bool",),
-    "timestamp": ("timestamp",),
-    "bytes": ("bytes",),
-}
 
 
 def pandas_to_arrow(df: Any) -> Any:
@@ -478,7 +520,7 @@ def _as_arrow(df: Any) -> Any:
 
 def validate_rows(view: Any, table: Any) -> None:
     """Invalid naming the first missing or mistyped column of ``table`` for ``view``."""
-    from loopstack.features._types import dtype_of_arrow
+    from loopstack.features._types import compatible, dtype_of_arrow
 
     present = set(table.column_names)
     for col, what in [
@@ -498,7 +540,7 @@ def validate_rows(view: Any, table: Any) -> None:
         if str(arrow) == "null":
             continue  # all nulls fit any type
         got = dtype_of_arrow(arrow)
-        if got not in _COMPATIBLE.get(dtype, (dtype,)):
+        if not compatible(dtype, got):
             raise Invalid(
                 f"column {col!r} pushed to {view.name!r} must be {dtype}; got {got} instead",
                 field=col,

@@ -31,15 +31,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from loopstack.errors import Conflict, Invalid, NotFound
+from loopstack.errors import Conflict, Invalid, LoopstackError, NotFound
 from loopstack.features._definitions import FeatureView, OnDemandFeatureView
 from loopstack.features._sources import ORDER_COLUMN, duckdb_connect
-from loopstack.features._types import dtype_of_arrow
+from loopstack.features._types import compatible, dtype_of_arrow
 
 if TYPE_CHECKING:
     from loopstack.features._store import FeatureStore
 
-__all__ = ["get_historical_features", "parse_refs", "point_in_time_join"]
+__all__ = ["check_view_source", "get_historical_features", "parse_refs", "point_in_time_join"]
 
 _ROW = "__ls_row"
 
@@ -141,52 +141,77 @@ def _epoch(times: Any, unit: str) -> Any:
     return out, nat
 
 
-def _check_source(req: _ViewRequest, con: Any) -> tuple[str, str]:
-    """The source's FROM expression and time unit, after checking it against the view."""
-    view = req.view
+#: DuckDB's name of each declared numeric type (a compatible source column is cast to it)
+_SQL_TYPES = {"int32": "INTEGER", "int64": "BIGINT", "float32": "FLOAT", "float64": "DOUBLE"}
+
+
+def check_view_source(view: FeatureView, con: Any, *, with_order: bool = True) -> tuple[str, str]:
+    """The source's FROM expression and time unit, after checking it against the view.
+
+    What ``apply`` checks and what ``get_historical_features`` checks again: the source is
+    readable (NotFound naming the path, or why an in-memory source is gone), and has the
+    join keys, the timestamp field (holding timestamps) and every declared feature with a
+    compatible type (``Conflict`` naming the view, the column, what was declared and what
+    was found). A compatible column of another type (int32 for int64) is cast to the
+    declared type.
+    """
     src = view.source
-    src.check_readable()  # NotFound naming the path, or why an in-memory source is gone
-    rel = src.relation_sql(con, with_order=True)
+    src.check_readable()
     try:
+        rel = src.relation_sql(con, with_order=with_order)
         schema = con.sql(f"SELECT * FROM {rel} LIMIT 0").to_arrow_table().schema
-    except Exception as exc:  # duckdb raises its own IOException, BinderException, ...
+    except LoopstackError:
+        raise
+    except Exception as exc:  # duckdb raises its own IOException, InvalidInputException, ...
         raise NotFound(
-            f"cannot read the source of feature view {view.name!r} ({src.describe()}): {exc}"
+            f"cannot read the source of feature view {view.name!r} ({src.describe()}): "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
         ) from exc
     found = {f.name: f.type for f in schema}
+    columns = ", ".join(n for n in found if n != ORDER_COLUMN) or "none"
     ts = view.timestamp_field
     for key in [*view.join_keys, ts]:
         if key not in found:
             raise Conflict(
                 f"the source of feature view {view.name!r} ({src.describe()}) has "
                 f"no column {key!r} (declared as a "
-                f"{'timestamp field' if key == ts else 'join key'}); it has "
-                f"{', '.join(n for n in found if n != ORDER_COLUMN)}",
+                f"{'timestamp field' if key == ts else 'join key'}); it has {columns}",
                 field=key,
             )
     if dtype_of_arrow(found[ts]) != "timestamp":
         raise Conflict(
             f"the timestamp field {ts!r} of feature view {view.name!r} must hold "
-            f"timestamps; the source has {found[ts]}",
+            f"timestamps; the source ({src.describe()}) has {found[ts]}",
             field=ts,
         )
+    casts = []
     for f in view.schema:
         if f.name not in found:
             raise Conflict(
                 f"the source of feature view {view.name!r} ({src.describe()}) "
-                f"no longer has the declared feature {f.name!r} ({f.dtype}); "
-                f"found columns {', '.join(n for n in found if n != ORDER_COLUMN)}",
+                f"has no column for the declared feature {f.name!r} ({f.dtype}); "
+                f"found columns {columns}",
                 field=f.name,
             )
+        if str(found[f.name]) == "null":
+            continue  # a column of NULLs only fits any type
         got = dtype_of_arrow(found[f.name])
-        if got != f.dtype:
+        if not compatible(f.dtype, got):
             raise Conflict(
                 f"feature {view.name}:{f.name} is declared {f.dtype} but the source "
                 f"({src.describe()}) has {got}",
                 field=f.name,
             )
+        if got != f.dtype and f.dtype in _SQL_TYPES:
+            casts.append(f"CAST({_q(f.name)} AS {_SQL_TYPES[f.dtype]}) AS {_q(f.name)}")
+    if casts:
+        rel = f"(SELECT * REPLACE ({', '.join(casts)}) FROM {rel})"
     unit = "ns" if getattr(found[ts], "unit", "us") == "ns" else "us"
     return rel, unit
+
+
+def _check_source(req: _ViewRequest, con: Any) -> tuple[str, str]:
+    return check_view_source(req.view, con)
 
 
 def point_in_time_join(

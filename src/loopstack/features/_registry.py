@@ -20,7 +20,7 @@ source is ``dataset:<name>/<version>``).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, func, select
@@ -44,7 +44,13 @@ from loopstack.store.metadata.schema import (
     RunInput,
 )
 
-__all__ = ["SERVICE_KIND", "AppliedDefinition", "FeatureRegistry", "ViewVersion"]
+__all__ = [
+    "SERVICE_KIND",
+    "AppliedDefinition",
+    "DeletedDefinition",
+    "FeatureRegistry",
+    "ViewVersion",
+]
 
 #: the ``kind`` of a feature service's rows (services are versioned beside the views)
 SERVICE_KIND = "service"
@@ -71,6 +77,17 @@ class AppliedDefinition:
     version: int
     changed: bool
     forced: list[str]  # the breaking changes that force=True let through
+    warnings: list[str] = field(default_factory=list)  # e.g. a removed feature no model used
+
+
+@dataclass(frozen=True)
+class DeletedDefinition:
+    """What ``delete`` removed."""
+
+    kind: str  # feature_view | on_demand_feature_view | feature_service
+    name: str
+    versions: int  # how many versions were deleted
+    forced: list[str] = field(default_factory=list)  # the uses that force=True let through
 
 
 @dataclass(frozen=True)
@@ -324,7 +341,17 @@ class FeatureRegistry(RegistryBackend):
                 "services share one namespace, so pick another name"
             )
         breaking: list[str] = []
+        notes: list[str] = []
         if latest is not None:
+            old_names = [f["name"] for f in json.loads(latest.definition).get("schema", [])]
+            new_names = [f["name"] for f in definition.get("schema", [])]
+            removed = [n for n in old_names if n not in new_names]
+            used = self.models_using(view.name, removed) if removed else {}
+            notes = [
+                f"feature {view.name}:{n} is removed (no registered model version uses it)"
+                for n in removed
+                if f"{view.name}:{n}" not in used
+            ]
             if latest.kind != kind:
                 breaking.append(
                     f"{view.name!r} is registered as a {latest.kind} view and "
@@ -344,6 +371,7 @@ class FeatureRegistry(RegistryBackend):
             "digest": digest,
             "forced": breaking,
             "force": bool(force and breaking),
+            "warnings": notes,
         }
 
         def run(conn: Connection) -> AppliedDefinition:
@@ -366,7 +394,7 @@ class FeatureRegistry(RegistryBackend):
                     created_at=_now_ms(),
                 )
             )
-            return AppliedDefinition(label, view.name, version, True, breaking)
+            return AppliedDefinition(label, view.name, version, True, breaking, notes)
 
         return cast(
             AppliedDefinition,
@@ -402,13 +430,22 @@ class FeatureRegistry(RegistryBackend):
 
     def models_using(self, view: str, features: list[str]) -> dict[str, list[str]]:
         """``{"view:feature": ["model/3", ...]}`` for the given features that models use."""
-        wanted = {f"{view}:{f}" for f in features}
+        return self._models_by_lineage("feature", [f"{view}:{f}" for f in features])
+
+    def models_using_view(self, view: str) -> list[str]:
+        """``["model/3", ...]``: model versions whose training set read the view."""
+        return self._models_by_lineage("feature_view", [view]).get(view, [])
+
+    def _models_by_lineage(self, src_type: str, ids: list[str]) -> dict[str, list[str]]:
+        """``{id: ["model/3", ...]}``: model versions logged from runs that took a
+        training set linked to ``src_type:id`` as input (see the module docstring)."""
+        wanted = set(ids)
 
         def run(conn: Connection) -> dict[str, list[str]]:
             out: dict[str, set[str]] = {}
             edges = conn.execute(
                 select(EDGES.c.src_id, EDGES.c.dst_id).where(
-                    EDGES.c.src_type == "feature",
+                    EDGES.c.src_type == src_type,
                     EDGES.c.src_id.in_(sorted(wanted)),
                     EDGES.c.dst_type == "dataset_version",
                 )
@@ -444,6 +481,87 @@ class FeatureRegistry(RegistryBackend):
             return {k: sorted(v) for k, v in out.items()}
 
         return cast(dict[str, list[str]], self.db.read(run))
+
+    # -- delete -----------------------------------------------------------------------------
+    def delete(self, name: str, *, force: bool = False) -> DeletedDefinition:
+        """Delete every version of feature view (or service) ``name``, audited.
+
+        Refused with ``Conflict`` while a registered model version's training set read the
+        view, or a feature service or on-demand view names it, unless ``force``. The view's
+        materialization records go with it (a new view of that name starts afresh).
+        """
+        from loopstack.store.metadata.schema import Materialization
+
+        rows = self.db.read(
+            lambda c: c.execute(
+                select(FV)
+                .where(FV.c.project_id == self.project_id, FV.c.name == name)
+                .order_by(FV.c.version.desc())
+            ).all()
+        )
+        if not rows:
+            known = [v.name for v in self._latest(kind_is_service=False)]
+            known += [s.name for s in self.services()]
+            raise NotFound(
+                f"no feature view or feature service named {name!r}; registered: "
+                f"{', '.join(sorted(known)) or 'none'}"
+            )
+        latest = rows[0]
+        label = {"batch": "feature_view", SERVICE_KIND: "feature_service"}.get(
+            latest.kind, "on_demand_feature_view"
+        )
+        uses: list[str] = []
+        if latest.kind != SERVICE_KIND:
+            models = self.models_using_view(name)
+            if models:
+                uses.append(
+                    f"the training set{'s' if len(models) > 1 else ''} of model version"
+                    f"{'s' if len(models) > 1 else ''} {', '.join(models)} read it"
+                )
+            for other in self._latest(kind_is_service=False) + self._latest(kind_is_service=True):
+                d = other.definition
+                if other.kind == SERVICE_KIND and name in [
+                    str(r).partition(":")[0] for r in d.get("features", [])
+                ]:
+                    uses.append(f"feature service {other.name!r} names it")
+                elif other.kind == "on_demand" and name in [
+                    s.get("name") for s in d.get("sources", [])
+                ]:
+                    uses.append(f"on-demand feature view {other.name!r} reads it")
+        if uses and not force:
+            raise Conflict(
+                f"{label.replace('_', ' ')} {name!r} is in use: {'; '.join(uses)}. Delete "
+                "the feature services and views that use it first, or delete with "
+                "force=True (--force) anyway"
+            )
+        MAT = cast(Table, Materialization.__table__)
+        audit_type = "feature_service" if latest.kind == SERVICE_KIND else "feature_view"
+
+        def run(conn: Connection) -> DeletedDefinition:
+            conn.execute(FV.delete().where(FV.c.project_id == self.project_id, FV.c.name == name))
+            if latest.kind != SERVICE_KIND:
+                conn.execute(
+                    MAT.delete().where(MAT.c.project_id == self.project_id, MAT.c.view_name == name)
+                )
+            return DeletedDefinition(label, name, len(rows), uses)
+
+        return cast(
+            DeletedDefinition,
+            self.db.write(
+                run,
+                actor=self.actor,
+                action=f"{audit_type}.force_delete" if uses else f"{audit_type}.delete",
+                object_type=audit_type,
+                object_id=name,
+                payload={
+                    "versions": [r.version for r in rows],
+                    "digest": latest.digest,
+                    "definition": json.loads(latest.definition),
+                    "forced": uses,
+                },
+                project_id=self.project_id,
+            ),
+        )
 
     # -- feature services -------------------------------------------------------------------
     def service(self, name: str) -> FeatureService:

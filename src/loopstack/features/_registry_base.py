@@ -23,7 +23,7 @@ from loopstack.features._definitions import (
 from loopstack.features._service import FeatureService
 
 if TYPE_CHECKING:
-    from loopstack.features._registry import AppliedDefinition, ViewVersion
+    from loopstack.features._registry import AppliedDefinition, DeletedDefinition, ViewVersion
 
 __all__ = ["ApplyBatch", "RegistryBackend", "check_version"]
 
@@ -78,6 +78,10 @@ class RegistryBackend(abc.ABC):
         """Register entities, views and services (new versions when changed)."""
 
     @abc.abstractmethod
+    def delete(self, name: str, *, force: bool = False) -> DeletedDefinition:
+        """Delete every version of a feature view or service (refused while in use)."""
+
+    @abc.abstractmethod
     def service(self, name: str) -> FeatureService:
         """The newest version of feature service ``name``."""
 
@@ -101,17 +105,24 @@ class RegistryBackend(abc.ABC):
                     f"objects; got {type(o).__name__} instead",
                     field="objs",
                 )
-        names = [(type(o).__name__, o.name) for o in objs]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise Invalid(
-                f"apply got two definitions of {', '.join(f'{k} {n!r}' for k, n in dup)}",
-                field="objs",
-            )
+        objs = _unique(objs)
         batch_entities = {o.name: o for o in objs if isinstance(o, Entity)}
         views = [
             self.resolve_entities(o, batch_entities) for o in objs if isinstance(o, FeatureView)
         ]
+        for view in views:  # an Entity a view holds must be the one applied beside it
+            for e in view.entities:
+                if not isinstance(e, Entity):
+                    continue
+                other = batch_entities.get(e.name)
+                if other is not None and other is not e and other.to_dict() != e.to_dict():
+                    held, applied = _difference(e, other)
+                    raise Invalid(
+                        f"apply got two different definitions of Entity {e.name!r}: feature "
+                        f"view {view.name!r} holds one with {held}, the Entity applied "
+                        f"beside it has {applied}",
+                        field="objs",
+                    )
         odfvs = [o for o in objs if isinstance(o, OnDemandFeatureView)]
         for odfv in odfvs:
             odfv.sources = [
@@ -147,3 +158,37 @@ class RegistryBackend(abc.ABC):
             f"feature view {view!r} uses the entity {name!r}, which is not registered "
             f"(registered: {known}); apply the Entity first or in the same call"
         )
+
+
+def _unique(objs: list[Any]) -> list[Any]:
+    """``objs`` with identical duplicates dropped; ``Invalid`` naming both for differing ones.
+
+    Two views that share an entity, each defining it in its own file, give two equal
+    Entity objects: they are one definition.
+    """
+    first: dict[tuple[str, str], Any] = {}
+    out: list[Any] = []
+    for o in objs:
+        key = (type(o).__name__, o.name)
+        seen = first.get(key)
+        if seen is None:
+            first[key] = o
+            out.append(o)
+        elif seen is not o and seen.to_dict() != o.to_dict():
+            one, two = _difference(seen, o)
+            raise Invalid(
+                f"apply got two different definitions of {key[0]} {key[1]!r}: one has "
+                f"{one}, the other {two}; keep one (define it once and import it)",
+                field="objs",
+            )
+    return out
+
+
+def _difference(a: Any, b: Any) -> tuple[str, str]:
+    """Where ``a`` and ``b`` differ, as each has it: ``("join_keys=['id']", ...)``."""
+    da, db = a.to_dict(), b.to_dict()
+    keys = [k for k in sorted(set(da) | set(db)) if da.get(k) != db.get(k)]
+    return (
+        ", ".join(f"{k}={da.get(k)!r}" for k in keys),
+        ", ".join(f"{k}={db.get(k)!r}" for k in keys),
+    )

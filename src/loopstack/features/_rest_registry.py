@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from loopstack.features._definitions import Entity
-from loopstack.features._registry import AppliedDefinition, ViewVersion
+from loopstack.features._registry import AppliedDefinition, DeletedDefinition, ViewVersion
 from loopstack.features._registry_base import RegistryBackend, check_version
 from loopstack.features._service import FeatureService
 from loopstack.store.remote import HttpClient
@@ -81,6 +81,13 @@ class RestFeatureRegistry(RegistryBackend):
             json={"definitions": [o.to_dict() for o in items], "force": bool(force)},
         )
         return [AppliedDefinition(**a) for a in answer["applied"]]
+
+    def delete(self, name: str, *, force: bool = False) -> DeletedDefinition:
+        """Delete a feature view or service on the server (refused there while in use)."""
+        answer = self.client.call(
+            "DELETE", f"/features/views/{_q(name)}", params={"force": bool(force)}
+        )
+        return DeletedDefinition(**answer)
 
     def service(self, name: str) -> FeatureService:
         """The newest version of feature service ``name``."""

@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from loopstack.errors import Invalid, NotFound
 from loopstack.features._definitions import Entity, FeatureView, OnDemandFeatureView
-from loopstack.features._registry import AppliedDefinition, FeatureRegistry, ViewVersion
+from loopstack.features._registry import (
+    AppliedDefinition,
+    DeletedDefinition,
+    FeatureRegistry,
+    ViewVersion,
+)
 from loopstack.features._registry_base import RegistryBackend
 from loopstack.features._service import FeatureService, feature_refs
 
@@ -152,19 +157,69 @@ class FeatureStore:
             raise self._remote_refusal(what)
 
     # -- definitions ------------------------------------------------------------------------
-    def apply(self, objs: Any, *, force: bool = False) -> list[AppliedDefinition]:
+    def apply(
+        self, objs: Any, *, force: bool = False, check_source: bool = True
+    ) -> list[AppliedDefinition]:
         """Register entities, feature views, on-demand views and feature services (new
         versions when changed).
 
+        Each feature view is first checked against its source, as Feast's ``apply`` infers
+        and checks the schema: the source is readable (``NotFound`` naming the path), and
+        has the join keys, the timestamp field and every declared feature with a
+        compatible type (``Conflict`` naming the view, the column, what was declared and
+        what was found). ``check_source=False`` skips that, for definitions applied before
+        their data exists (retrieval checks the same again). Identical duplicates in
+        ``objs`` (one Entity defined in two files) count once; differing ones are refused.
+
         A breaking change (a feature's type, or removing a feature a registered model uses)
-        raises ``Conflict`` unless ``force=True``.
+        raises ``Conflict`` unless ``force=True``. Removing a feature no model uses is
+        applied with a ``UserWarning`` (also in the result's ``warnings``).
         """
+        import warnings
+
         items = list(objs) if isinstance(objs, list | tuple | set) else [objs]
+        if check_source:
+            self.check_sources(items)
         results = self.registry.apply(items, force=force)
         for o in items:
             if isinstance(o, FeatureView | OnDemandFeatureView):
                 self._live[o.name] = o
+        for r in results:
+            for message in r.warnings:
+                warnings.warn(message, UserWarning, stacklevel=2)
         return results
+
+    def check_sources(self, objs: Any) -> None:
+        """Check each feature view in ``objs`` against its source, as ``apply`` does."""
+        from loopstack.features._offline import check_view_source
+        from loopstack.features._sources import duckdb_connect
+
+        items = list(objs) if isinstance(objs, list | tuple | set) else [objs]
+        batch = self.registry.prepare(items)  # join keys resolved from the entities
+        con = duckdb_connect()
+        try:
+            for view in batch.views:
+                check_view_source(view, con, with_order=False)
+        finally:
+            con.close()
+
+    def delete(self, name: str, *, force: bool = False) -> DeletedDefinition:
+        """Delete a feature view, on-demand view or feature service (every version), and
+        a view's online rows; audited.
+
+        Refused with ``Conflict`` naming them while a registered model version's training
+        set used the view, or a feature service or on-demand view names it, unless
+        ``force=True`` (then the audit event records what was forced).
+        """
+        deleted = self.registry.delete(name, force=force)
+        self._live.pop(name, None)
+        if self.server is None and deleted.kind != "feature_service":
+            from loopstack.features import _materialize
+
+            online = _materialize.online_store(self)
+            online.delete_view(_materialize.online_view_key(self, name))
+            self._online_plans = {}
+        return deleted
 
     def get_entity(self, name: str) -> Entity:
         return self.registry.entity(name)
@@ -237,19 +292,39 @@ class FeatureStore:
         )
 
     # -- online: thin delegates to the online modules ---------------------------------------
-    def materialize(self, start: datetime, end: datetime, views: list[str] | None = None) -> Any:
+    def materialize(
+        self,
+        start: datetime,
+        end: datetime,
+        views: list[str] | None = None,
+        *,
+        raise_on_error: bool = True,
+    ) -> Any:
+        """Write each view's newest rows in ``(start, end]`` to the online store.
+
+        Views are materialized one by one and reported per view: one that fails (an
+        unreadable source) is recorded with its ``error`` and the others are still
+        written; then a ``LoopstackError`` names every failed view (its ``result`` holds
+        the per-view report), unless ``raise_on_error=False``.
+        """
         self._local_only("materialize")
         from loopstack.features import _materialize
 
-        return _materialize.materialize(self, start, end, views)
+        return _materialize.materialize(self, start, end, views, raise_on_error=raise_on_error)
 
     def materialize_incremental(
-        self, end: datetime | None = None, views: list[str] | None = None
+        self,
+        end: datetime | None = None,
+        views: list[str] | None = None,
+        *,
+        raise_on_error: bool = True,
     ) -> Any:
+        """Materialize each view from where its last run ended up to ``end`` (now); failures
+        as ``materialize`` reports them."""
         self._local_only("materialize_incremental")
         from loopstack.features import _materialize
 
-        return _materialize.materialize_incremental(self, end, views)
+        return _materialize.materialize_incremental(self, end, views, raise_on_error=raise_on_error)
 
     def push(self, view: str, df: Any) -> Any:
         self._local_only("push")

@@ -12,7 +12,7 @@ from typing import Any
 
 from loopstack.errors import Invalid
 
-__all__ = ["DTYPES", "arrow_type", "dtype_of_arrow", "normalize_dtype"]
+__all__ = ["DTYPES", "arrow_type", "compatible", "dtype_of_arrow", "normalize_dtype"]
 
 DTYPES: tuple[str, ...] = (
     "int32",
@@ -133,3 +133,26 @@ def arrow_type(dtype: str) -> Any:
         "timestamp": pa.timestamp("us", tz="UTC"),
         "bytes": pa.binary(),
     }[normalize_dtype(dtype)]
+
+
+#: the source types (``dtype_of_arrow`` names) each declared type accepts, at apply, at
+#: retrieval (where the column is cast to the declared type) and at push: a numeric type
+#: takes the integer and float widths that convert to it; the others only themselves
+_INTS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32")
+_FLOATS = ("float", "float16", "halffloat", "float32", "float64", "double")
+_COMPATIBLE: dict[str, tuple[str, ...]] = {
+    "int32": _INTS,
+    "int64": _INTS,
+    "float32": _FLOATS + _INTS,
+    "float64": (*_FLOATS, *_INTS, "uint64"),
+    "string": ("string",),
+    "bool": ("bool",),
+    "timestamp": ("timestamp",),
+    "bytes": ("bytes",),
+}
+
+
+def compatible(declared: str, found: str) -> bool:
+    """Whether a column of type ``found`` (a ``dtype_of_arrow`` name) can serve a feature
+    declared ``declared``: ``compatible("int64", "int32")`` but not ``("int64", "string")``."""
+    return found in _COMPATIBLE.get(declared, (declared,))

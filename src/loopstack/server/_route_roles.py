@@ -99,7 +99,7 @@ ROUTE_ROLES: dict[str, Role | str | None] = {
         "features_services_get",
         "features_online_read",
     ),
-    **_all(DS, "features_apply"),
+    **_all(DS, "features_apply", "features_views_delete"),
     # -- administration (no single project) -------------------------------------------
     **_all(
         GLOBAL_ADMIN,

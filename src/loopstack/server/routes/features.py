@@ -108,6 +108,20 @@ def view_versions(name: str, store: FeatureStore = Depends(feature_store)) -> di
     return {"versions": [asdict(v) for v in store.registry.versions(name)]}
 
 
+@router.delete("/views/{name}", name="features_views_delete")
+def delete_view(name: str, request: Request, force: bool = False) -> dict[str, Any]:
+    """Delete a feature view or service (every version) and a view's online rows."""
+    from loopstack.features._materialize import online_store, online_view_key
+
+    deleted = feature_registry(request).delete(name, force=force)
+    store = feature_store(request)
+    store._live.pop(name, None)
+    if deleted.kind != "feature_service":
+        online_store(store).delete_view(online_view_key(store, name))
+    store._online_plans = {}
+    return asdict(deleted)
+
+
 @router.get("/services", name="features_services_list")
 def list_services(store: FeatureStore = Depends(feature_store)) -> dict[str, Any]:
     return {"services": [s.to_dict() for s in store.registry.services()]}
