@@ -41,6 +41,16 @@ class Settings:
     actor: str
     #: the project to act in (``LOOPSTACK_PROJECT``); ``None`` is the ``default`` project
     project: str | None = None
+    #: the file of audit keys (``kid:hexsecret`` lines, the last one active); default
+    #: ``<home>/audit.key``, made on the first audited write. For real protection keep
+    #: it where the database's administrators cannot read it.
+    audit_key_file: Path | None = None
+    #: an audit key given directly (``LOOPSTACK_AUDIT_KEY``, hex or text), active over
+    #: the file's, under the id ``audit_key_id`` (``LOOPSTACK_AUDIT_KEY_ID``)
+    audit_key: str | None = None
+    audit_key_id: str | None = None
+    #: where ``loopstack audit anchor`` appends signed chain heads (a path or fsspec URL)
+    audit_anchor_path: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -62,6 +72,10 @@ class Settings:
             auth=(get("auth", "off") or "off").lower() in _TRUE,
             actor=get("user") or os.environ.get("USER") or "local",
             project=_project_override or get("project") or None,
+            audit_key_file=Path(get("audit_key_file") or home / "audit.key").expanduser(),
+            audit_key=get("audit_key") or None,
+            audit_key_id=get("audit_key_id") or None,
+            audit_anchor_path=get("audit_anchor_path") or str(home / "audit-anchors.jsonl"),
         )
 
 

@@ -7,6 +7,7 @@ carries the HTTP status the server answers with::
      +-- NotFound (404)           an id or name that does not exist
      +-- Invalid (422)            input that breaks a rule; nothing was written
      |    +-- ArtifactCorrupted   a stored artifact whose sha256 no longer matches
+     |    |    +-- Tampered       a record that differs from what the audit log signed
      |    +-- ValidationFailed    data broke one or more checks of a validation suite
      +-- Conflict (409)           the object's state forbids the change
      |    +-- AlreadyExists       a name that is taken
@@ -31,6 +32,7 @@ __all__ = [
     "NotFound",
     "Overloaded",
     "StoreUnavailable",
+    "Tampered",
     "Unauthenticated",
     "ValidationFailed",
 ]
@@ -70,6 +72,11 @@ class ArtifactCorrupted(Invalid):
 
     status_code = 500
     mlflow_code = "DATA_LOSS"
+
+
+class Tampered(ArtifactCorrupted):
+    """A stored record (a model version's package digests, say) no longer matches what the
+    keyed audit log recorded when it was made: it was changed behind loopstack's back."""
 
 
 class ValidationFailed(Invalid):

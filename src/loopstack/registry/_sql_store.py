@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, delete, func, select, update
 
-from loopstack.errors import AlreadyExists, Conflict, Forbidden, Invalid, NotFound
+from loopstack.errors import AlreadyExists, Conflict, Forbidden, Invalid, NotFound, Tampered
 from loopstack.registry._approvals import Approvals
 from loopstack.registry._compat import signature_breaks
 from loopstack.registry._entities import (
@@ -69,6 +69,11 @@ def package_digest(files: dict[str, str]) -> str:
     for path in sorted(files):
         h.update(f"{path}\x1f{files[path]}\n".encode())
     return h.hexdigest()
+
+
+def _registered(source: str, digest: str, run_id: str | None) -> dict[str, Any]:
+    """The payload a version's registration event signs (``_check_registration`` redoes it)."""
+    return {"source": source, "digest": digest, "run_id": run_id}
 
 
 class SqlRegistry(Approvals, RegistryStore):
@@ -433,7 +438,7 @@ class SqlRegistry(Approvals, RegistryStore):
                 run,
                 "model_version.create",
                 lambda v: f"{name}/{v.version}",
-                {"source": source, "digest": digest, "run_id": run_id},
+                _registered(source, digest, run_id),
             ),
         )
 
@@ -445,6 +450,54 @@ class SqlRegistry(Approvals, RegistryStore):
             )[0]
 
         return cast(ModelVersion, self.db.read(run))
+
+    def get_verified_model_version(self, name: str, version: int | str) -> ModelVersion:
+        mv = self.get_model_version(name, version)
+        self._check_registration(mv)
+        return mv
+
+    def _check_registration(self, mv: ModelVersion) -> None:
+        """Raise ``Tampered`` unless ``mv``'s record is what its audited registration
+        event signed: one indexed lookup and one HMAC."""
+        from loopstack.store import audit
+
+        what = f"model {mv.name!r} v{mv.version}"
+        ev = audit.latest_event(
+            self.db,
+            object_type="model",
+            object_id=f"{mv.name}/{mv.version}",
+            action="model_version.create",
+            project_id=self.project_id,
+        )
+        if ev is None:
+            raise Tampered(
+                f"{what} has no audited registration event (model_version.create): its record "
+                "was made or changed outside loopstack; nothing was loaded"
+            )
+        bad = audit.check_event(ev, self.db.audit_keys)
+        if bad:
+            raise Tampered(
+                f"{what}: the audit event of its registration (event {ev.seq}) is not "
+                f"authentic: {bad}; nothing was loaded"
+            )
+        now = package_digest(mv.files)
+        if audit.digest_of(_registered(mv.source, now, mv.run_id)) == ev.digest:
+            return
+        if (
+            now != mv.digest
+            and audit.digest_of(_registered(mv.source, mv.digest, mv.run_id)) == ev.digest
+        ):
+            changed = "its files' digests differ from the package digest recorded with them"
+        else:
+            changed = (
+                "its files' digests (or its source or run) differ from those recorded when "
+                "it was registered"
+            )
+        raise Tampered(
+            f"{what}: {changed} (audit event {ev.seq}): the package was changed after "
+            "registration; nothing was loaded",
+            field="files",
+        )
 
     def search_model_versions(
         self, *, name: str | None = None, run_id: str | None = None, max_results: int = 1000

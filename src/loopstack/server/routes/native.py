@@ -274,8 +274,16 @@ def download_artifact(run_id: str, path: str, store: Store = Depends(tracking_st
 
 # -- audit ----------------------------------------------------------------------------
 @router.get("/audit/verify", name="audit_verify")
-def audit_verify(request: Request) -> dict:
-    return asdict(audit.verify(request.app.state.stores.db))
+def audit_verify(request: Request, anchors: bool = False) -> dict:
+    # Anchors are read only from where the server's own settings put them.
+    where = request.app.state.config.audit_anchor_path if anchors else None
+    return asdict(audit.verify(request.app.state.stores.db, anchors=where))
+
+
+@router.post("/audit/anchor", name="audit_anchor")
+def audit_anchor(request: Request) -> dict:
+    where = request.app.state.config.audit_anchor_path
+    return {**audit.anchor(request.app.state.stores.db, to=where), "to": where}
 
 
 @router.get("/audit/events", name="audit_events")

@@ -9,12 +9,15 @@ from contextlib import contextmanager
 from importlib import import_module
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from loopstack.errors import Invalid, Overloaded, StoreUnavailable
+
+if TYPE_CHECKING:
+    from loopstack.store._audit_keys import AuditKeyring
 
 __all__ = ["Database", "open_database", "SCHEMES"]
 
@@ -50,6 +53,7 @@ class Database:
         self.engine: Engine = self.backend.create(url)
         self.dialect = self.engine.dialect.name
         self.insert = self.backend.insert
+        self._audit_keys: AuditKeyring | None = None
         try:
             self._migrate()
         except OperationalError as exc:
@@ -61,6 +65,21 @@ class Database:
     def safe_url(self) -> str:
         """The URL with any password hidden."""
         return self.engine.url.render_as_string(hide_password=True)
+
+    @property
+    def audit_keys(self) -> AuditKeyring:
+        """The keys that sign this database's audit chain: those ``open_stores`` gave it,
+        else those the environment's settings name (read once, then cached)."""
+        if self._audit_keys is None:
+            from loopstack.config import settings
+            from loopstack.store._audit_keys import keyring_for
+
+            self._audit_keys = keyring_for(settings())
+        return self._audit_keys
+
+    @audit_keys.setter
+    def audit_keys(self, keys: AuditKeyring) -> None:
+        self._audit_keys = keys
 
     # -- transactions ---------------------------------------------------------------
     @contextmanager
@@ -112,11 +131,14 @@ class Database:
         """
         from loopstack.store import audit
 
+        keys = self.audit_keys
+
         def run(conn: Connection) -> T:
             result = fn(conn)
             oid = object_id(result) if callable(object_id) else object_id
             audit.append(
                 conn,
+                keys=keys,
                 actor=actor,
                 action=action,
                 object_type=object_type,
