@@ -131,3 +131,17 @@ def test_a_version_whose_registration_event_is_gone_is_refused(tmp_path: Path) -
         conn.execute(text("DELETE FROM audit_events WHERE action='model_version.create'"))
     with pytest.raises(ls.Tampered, match="has no audited registration event"):
         ls.load_model("models:/churn/1")
+
+
+def test_through_a_server_the_server_checks_the_registration(
+    tmp_path: Path, live_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    version, X = _register()
+    monkeypatch.setenv("LOOPSTACK_TRACKING_URI", live_server)
+    expected = ls.load_model("models:/churn/1").predict(X.head(3))
+    assert len(expected) == 3
+    marker = tmp_path / "unpickled"
+    _swap_package(version, marker)
+    with pytest.raises(ls.Tampered, match="model 'churn' v1: its files' digests"):
+        ls.load_model("models:/churn/latest")
+    assert not marker.exists()

@@ -151,8 +151,8 @@ class AuditKeyring:
         self._stamp = stamp
         self._next_check = time.monotonic() + _RECHECK_S
 
-    def _refresh(self) -> None:
-        if time.monotonic() < self._next_check:
+    def _refresh(self, *, now: bool = False) -> None:
+        if not now and time.monotonic() < self._next_check:
             return
         with self._lock:
             if self._file_stamp() != self._stamp:
@@ -163,6 +163,9 @@ class AuditKeyring:
     def mac(self, kid: str, text: str) -> str | None:
         """The hex HMAC-SHA256 of ``text`` under key ``kid`` (None: no such key)."""
         base = self._macs.get(kid)
+        if base is None:
+            self._refresh(now=True)  # another process may have made or rotated the file
+            base = self._macs.get(kid)
         if base is None:
             return None
         h = base.copy()
