@@ -250,3 +250,40 @@ def test_a_too_short_key_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOOPSTACK_AUDIT_KEY", "short")
     with pytest.raises(Invalid, match="at least 16 bytes"):
         keyring_for(settings())
+
+
+def test_legacy_events_verify_and_stay_a_prefix(client: TrackingClient, ls_home: Path) -> None:
+    from loopstack.store._audit_keys import AuditKeyring
+
+    # A log written before keys: plain sha256 links, no key ids, and no key file yet.
+    db = client.store.db  # type: ignore[attr-defined]
+    rows = _rows(db)
+    for ev in rows:
+        ev["key_id"] = None
+    _rewrite(db, rows, _plain)
+    (ls_home / "audit.key").unlink()
+    db.audit_keys = AuditKeyring(ls_home / "audit.key")
+    result = audit.verify(db)
+    assert result.ok and result.legacy == len(rows)
+
+    _activity(client, 1)  # the first keyed write makes the key file, recording the legacy part
+    assert f"legacy_until={len(rows)}" in (ls_home / "audit.key").read_text()
+    result = audit.verify(db)
+    assert result.ok and result.legacy == len(rows) and result.checked > len(rows)
+
+    # A keyed event turned back into an unkeyed one is named, wherever it sits.
+    rows = _rows(db)
+    rows[-1]["key_id"] = None
+    with db.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE audit_events SET key_id=NULL, hash=:h WHERE seq=:s"),
+            {"h": _plain(rows[-1], rows[-1]["prev_hash"]), "s": rows[-1]["seq"]},
+        )
+    result = audit.verify(db)
+    assert not result.ok and result.broken_seq == rows[-1]["seq"]
+    assert "carries no key id but follows keyed events" in (result.reason or "")
+
+
+def test_verify_against_missing_anchors_fails(db: Database, tmp_path: Path) -> None:
+    result = audit.verify(db, anchors=str(tmp_path / "none.jsonl"))
+    assert not result.ok and "there are no anchors at" in (result.reason or "")

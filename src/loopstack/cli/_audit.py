@@ -39,6 +39,8 @@ def verify(
                 "pin them"
             )
         return
+    if broken is None:
+        fail(f"the audit log could not be checked: {reason}")
     fail(
         f"the audit chain is broken at seq {broken}: {reason} ({checked} events before it verified)"
     )

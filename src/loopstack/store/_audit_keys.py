@@ -8,6 +8,10 @@ unkeyed event is a forgery. Without any configured key, loopstack makes
 ``<LOOPSTACK_HOME>/audit.key`` (mode 0600) on the first audited write, recording
 how many events the log held then as ``legacy_until``.
 
+A key file of your own without that line accepts an unkeyed start of any length,
+so someone who strips the key ids and recomputes plain links passes ``verify``
+(anchors still catch it): write ``legacy_until=0`` into the file of a fresh install.
+
 ``LOOPSTACK_AUDIT_KEY`` (hex, or any text of 16 bytes or more) with
 ``LOOPSTACK_AUDIT_KEY_ID`` gives the active key directly; the file's keys still
 verify older events. The protection is only as good as the key's hiding place:

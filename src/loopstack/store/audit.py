@@ -248,6 +248,14 @@ def verify(
     anchor_list: list[Anchor] = []
     if anchors is not None:
         anchor_list = read_anchors(anchors)
+        if not anchor_list:
+            return VerifyResult(
+                False,
+                0,
+                None,
+                f"there are no anchors at {anchors} to check the log against (write one "
+                "with `loopstack audit anchor`)",
+            )
         bad = _check_anchor_macs(anchor_list, keys, anchors)
         if bad:
             return VerifyResult(False, 0, anchor_list[0].seq if anchor_list else None, bad)
