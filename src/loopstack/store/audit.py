@@ -80,19 +80,12 @@ def _fields(
     return fields
 
 
-def _link_hash(
-    prev_hash: str,
-    seq: int,
-    ts: int,
-    actor: str,
-    action: str,
-    object_type: str,
-    object_id: str,
-    digest: str,
-    project_id: int | None = None,
-) -> str:
-    """The plain sha256 link of a legacy (unkeyed) event."""
-    fields = _fields(prev_hash, seq, ts, actor, action, object_type, object_id, digest, project_id)
+def _link_hash(*parts: Any) -> str:
+    """The plain sha256 link of a legacy (unkeyed) event (``parts`` as for ``_fields``)."""
+    return _plain(_fields(*parts))
+
+
+def _plain(fields: list[str]) -> str:
     return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
 
 
@@ -190,7 +183,7 @@ def check_event(ev: Any, keys: AuditKeyring) -> str | None:
                 f"events when it was keyed ({keys.source}): the event was written or "
                 "rewritten without the key"
             )
-        if hashlib.sha256("\x1f".join(fields).encode()).hexdigest() != ev.hash:
+        if _plain(fields) != ev.hash:
             return "its contents do not match its (unkeyed, legacy) hash: the row was edited"
         return None
     recomputed = keys.mac(ev.key_id, _keyed_text(fields, ev.key_id))

@@ -71,13 +71,18 @@ class LocalAuditLog(AuditLog):
     def verify(self, *, anchors: str | bool | None = None) -> VerifyResult:
         from loopstack.store import audit
 
-        where = self.anchor_path if anchors is True else anchors or None
+        where = self._anchor_path() if anchors is True else anchors or None
         return audit.verify(self.db, anchors=where)
+
+    def _anchor_path(self) -> str | None:
+        from loopstack.config import settings
+
+        return self.anchor_path or settings().audit_anchor_path
 
     def anchor(self, *, to: str | None = None) -> dict[str, Any]:
         from loopstack.store import audit
 
-        where = to or self.anchor_path
+        where = to or self._anchor_path()
         return {**audit.anchor(self.db, to=where), "to": where}
 
 
