@@ -145,3 +145,19 @@ def test_through_a_server_the_server_checks_the_registration(
     with pytest.raises(ls.Tampered, match="model 'churn' v1: its files' digests"):
         ls.load_model("models:/churn/latest")
     assert not marker.exists()
+
+
+def test_a_renamed_model_loads_and_a_tampered_one_is_not_renamed(tmp_path: Path) -> None:
+    version, X = _register()
+    reg = ls.get_registry()
+    reg.update_registered_model("churn", new_name="attrition")
+    assert len(ls.load_model("models:/attrition/1").predict(X.head(2))) == 2
+    marker = tmp_path / "unpickled"
+    renamed = reg.get_model_version("attrition", 1)
+    _swap_package(renamed, marker)
+    with pytest.raises(ls.Tampered, match="model 'attrition' v1: .*the rename was refused"):
+        reg.update_registered_model("attrition", new_name="churn")
+    assert reg.get_registered_model("attrition").name == "attrition"
+    with pytest.raises(ls.Tampered, match="nothing was loaded"):
+        ls.load_model("models:/attrition/1")
+    assert not marker.exists()

@@ -352,15 +352,21 @@ def anchor(
 
 
 def latest_event(
-    db: Database, *, object_type: str, object_id: str, action: str, project_id: int | None
+    db: Database | Connection,
+    *,
+    object_type: str,
+    object_id: str,
+    actions: tuple[str, ...],
+    project_id: int | None,
 ) -> Row[Any] | None:
-    """The newest ``action`` event of one object in ``project_id`` (one indexed lookup)."""
+    """The newest event of one object in ``project_id`` whose action is one of ``actions``
+    (one indexed lookup; ``db`` may be a connection inside a transaction)."""
     q = (
         select(_EVENTS)
         .where(
             _EVENTS.c.object_type == object_type,
             _EVENTS.c.object_id == object_id,
-            _EVENTS.c.action == action,
+            _EVENTS.c.action.in_(actions),
         )
         .order_by(_EVENTS.c.seq.desc())
         .limit(1)
@@ -368,6 +374,8 @@ def latest_event(
     q = q.where(
         _EVENTS.c.project_id.is_(None) if project_id is None else _EVENTS.c.project_id == project_id
     )
+    if isinstance(db, Connection):
+        return db.execute(q).first()
     return db.read(lambda c: c.execute(q).first())
 
 
