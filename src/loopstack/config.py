@@ -28,6 +28,20 @@ def _toml_settings(home: Path) -> dict[str, str]:
     return {}
 
 
+def _whole(raw: str, name: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        from loopstack.errors import Invalid
+
+        raise Invalid(
+            f"LOOPSTACK_{name.upper()} must be a whole number >= 0; got {raw!r}", field=name
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """A snapshot of loopstack's configuration."""
@@ -51,6 +65,9 @@ class Settings:
     audit_key_id: str | None = None
     #: where ``loopstack audit anchor`` appends signed chain heads (a path or fsspec URL)
     audit_anchor_path: str | None = None
+    #: with N > 0, a writer appends an anchor (to ``audit_anchor_path``) after each audit
+    #: event whose seq is a multiple of N (``LOOPSTACK_AUDIT_ANCHOR_EVERY``; 0: off)
+    audit_anchor_every: int = 0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -76,6 +93,7 @@ class Settings:
             audit_key=get("audit_key") or None,
             audit_key_id=get("audit_key_id") or None,
             audit_anchor_path=get("audit_anchor_path") or str(home / "audit-anchors.jsonl"),
+            audit_anchor_every=_whole(get("audit_anchor_every") or "0", "audit_anchor_every"),
         )
 
 

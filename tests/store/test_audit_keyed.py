@@ -287,3 +287,31 @@ def test_legacy_events_verify_and_stay_a_prefix(client: TrackingClient, ls_home:
 def test_verify_against_missing_anchors_fails(db: Database, tmp_path: Path) -> None:
     result = audit.verify(db, anchors=str(tmp_path / "none.jsonl"))
     assert not result.ok and "there are no anchors at" in (result.reason or "")
+
+
+def test_writers_anchor_every_n_events(
+    use_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    anchors = tmp_path / "auto.jsonl"
+    monkeypatch.setenv("LOOPSTACK_AUDIT_ANCHOR_EVERY", "2")
+    monkeypatch.setenv("LOOPSTACK_AUDIT_ANCHOR_PATH", str(anchors))
+    client = TrackingClient()
+    _activity(client, 3)  # six events
+    db = client.store.db  # type: ignore[attr-defined]
+    seqs = [json.loads(line)["seq"] for line in anchors.read_text().splitlines()]
+    assert seqs == [2, 4, 6]
+    assert audit.verify(db, anchors=str(anchors)).anchors == 3
+    with db.engine.begin() as conn:
+        h = conn.execute(text("SELECT hash FROM audit_events WHERE seq=5")).scalar()
+        conn.execute(text("DELETE FROM audit_events WHERE seq=6"))
+        conn.execute(text("UPDATE audit_head SET seq=5, hash=:h WHERE id=1"), {"h": h})
+    result = audit.verify(db, anchors=str(anchors))
+    assert not result.ok and "the log was cut: an anchor at seq 6" in (result.reason or "")
+
+
+def test_a_bad_anchor_interval_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from loopstack.errors import Invalid
+
+    monkeypatch.setenv("LOOPSTACK_AUDIT_ANCHOR_EVERY", "often")
+    with pytest.raises(Invalid, match="LOOPSTACK_AUDIT_ANCHOR_EVERY must be a whole number"):
+        settings()

@@ -30,5 +30,7 @@ def open_stores(config: Settings | None = None) -> Stores:
 
         db = open_database(config.db_url)
         db.audit_keys = keyring_for(config)
+        if config.audit_anchor_every and config.audit_anchor_path:
+            db.audit_anchoring = (config.audit_anchor_path, config.audit_anchor_every)
         stores = _cache[key] = Stores(db, ArtifactStore(db, open_blob_store(config.artifacts_url)))
     return stores

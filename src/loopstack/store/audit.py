@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, select, update
 
+from loopstack.errors import LoopstackError
 from loopstack.store._audit_anchors import Anchor, anchor_mac_text, append_anchor, read_anchors
 from loopstack.store._audit_keys import AuditKeyring
 from loopstack.store.metadata._database import Database
@@ -38,6 +39,7 @@ __all__ = [
     "RawDigest",
     "VerifyResult",
     "anchor",
+    "anchor_event",
     "append",
     "check_event",
     "digest_of",
@@ -343,12 +345,31 @@ def anchor(
             "an anchor would vouch for it, so none was written"
         )
     head = db.read(lambda c: c.execute(select(AuditHead.seq, AuditHead.hash)).one())
-    kid = keys.active(log_length=head.seq)
-    ts = int(time.time() * 1000)
-    mac = cast(str, keys.mac(kid, anchor_mac_text(head.seq, head.hash, ts)))
-    line = {"seq": int(head.seq), "hash": head.hash, "kid": kid, "ts": ts, "mac": mac}
+    line = _signed(keys, int(head.seq), head.hash)
     append_anchor(to, line)
     return line
+
+
+def _signed(keys: AuditKeyring, seq: int, hash_: str) -> dict[str, Any]:
+    kid = keys.active(log_length=seq)
+    ts = int(time.time() * 1000)
+    mac = cast(str, keys.mac(kid, anchor_mac_text(seq, hash_, ts)))
+    return {"seq": seq, "hash": hash_, "kid": kid, "ts": ts, "mac": mac}
+
+
+def anchor_event(db: Database, seq: int, *, to: str) -> None:
+    """After a write: anchor event ``seq`` (just committed by this process) to ``to``,
+    without re-verifying the chain. A failure is logged, never raised: the write stands."""
+    import logging
+
+    keys = db.audit_keys
+    try:
+        q = select(_EVENTS.c.hash).where(_EVENTS.c.seq == seq)
+        hash_ = db.read(lambda c: c.execute(q).scalar())
+        if hash_ is not None:
+            append_anchor(to, _signed(keys, seq, hash_))
+    except LoopstackError as exc:
+        logging.getLogger("loopstack.audit").warning("could not anchor event %s: %s", seq, exc)
 
 
 def latest_event(

@@ -54,6 +54,8 @@ class Database:
         self.dialect = self.engine.dialect.name
         self.insert = self.backend.insert
         self._audit_keys: AuditKeyring | None = None
+        #: (where, every N events) to anchor the audit chain after writes; None: never
+        self.audit_anchoring: tuple[str, int] | None = None
         try:
             self._migrate()
         except OperationalError as exc:
@@ -128,27 +130,35 @@ class Database:
         the same transaction.
 
         Either both land or neither does. Busy or locked databases are retried with backoff.
+        With ``audit_anchoring`` set, an event whose seq is a multiple of its N is then
+        anchored outside the database.
         """
         from loopstack.store import audit
 
         keys = self.audit_keys
+        seqs: list[int] = []
 
         def run(conn: Connection) -> T:
             result = fn(conn)
             oid = object_id(result) if callable(object_id) else object_id
-            audit.append(
-                conn,
-                keys=keys,
-                actor=actor,
-                action=action,
-                object_type=object_type,
-                object_id=oid,
-                payload=payload if payload is not None else result,
-                project_id=project_id(result) if callable(project_id) else project_id,
-            )
+            seqs[:] = [  # a retried transaction starts over
+                audit.append(
+                    conn,
+                    keys=keys,
+                    actor=actor,
+                    action=action,
+                    object_type=object_type,
+                    object_id=oid,
+                    payload=payload if payload is not None else result,
+                    project_id=project_id(result) if callable(project_id) else project_id,
+                )
+            ]
             return result
 
-        return self._with_retry(run, write=True)
+        result = self._with_retry(run, write=True)
+        if self.audit_anchoring and seqs and seqs[0] % self.audit_anchoring[1] == 0:
+            audit.anchor_event(self, seqs[0], to=self.audit_anchoring[0])
+        return result
 
     # -- schema ---------------------------------------------------------------------
     def _migrate(self) -> None:
