@@ -77,6 +77,7 @@ _EXPORTS: dict[str, str] = {
             "NotFound",
             "Overloaded",
             "StoreUnavailable",
+            "Tampered",
             "Unauthenticated",
             "ValidationFailed",
         )
@@ -135,6 +136,7 @@ if TYPE_CHECKING:  # pragma: no cover
         NotFound,
         Overloaded,
         StoreUnavailable,
+        Tampered,
         Unauthenticated,
     )
     from loopstack.features import (  # noqa: F401

@@ -29,6 +29,20 @@ def _toml_settings(home: Path) -> dict[str, str]:
     return {}
 
 
+def _whole(raw: str, name: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        from loopstack.errors import Invalid
+
+        raise Invalid(
+            f"LOOPSTACK_{name.upper()} must be a whole number >= 0; got {raw!r}", field=name
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """A snapshot of loopstack's configuration."""
@@ -46,6 +60,19 @@ class Settings:
     #: answers 503 with Retry-After (``LOOPSTACK_WRITE_WAIT_S``; well inside a client's
     #: timeout: loopstack's HttpClient waits 60 s, mlflow's 120 s)
     write_wait_s: float = 5.0
+    #: the file of audit keys (``kid:hexsecret`` lines, the last one active); default
+    #: ``<home>/audit.key``, made on the first audited write. For real protection keep
+    #: it where the database's administrators cannot read it.
+    audit_key_file: Path | None = None
+    #: an audit key given directly (``LOOPSTACK_AUDIT_KEY``, hex or text), active over
+    #: the file's, under the id ``audit_key_id`` (``LOOPSTACK_AUDIT_KEY_ID``)
+    audit_key: str | None = None
+    audit_key_id: str | None = None
+    #: where ``loopstack audit anchor`` appends signed chain heads (a path or fsspec URL)
+    audit_anchor_path: str | None = None
+    #: with N > 0, a writer appends an anchor (to ``audit_anchor_path``) after each audit
+    #: event whose seq is a multiple of N (``LOOPSTACK_AUDIT_ANCHOR_EVERY``; 0: off)
+    audit_anchor_every: int = 0
     extra: dict[str, str] = field(default_factory=dict)
     #: the largest request body the server reads (``LOOPSTACK_MAX_BODY_MB``); 0: no limit
     max_body_bytes: int = 16 * MIB
@@ -74,6 +101,11 @@ class Settings:
             write_wait_s=_positive_seconds("write_wait_s", get("write_wait_s", "5")),
             max_body_bytes=_mebibytes("max_body_mb", get("max_body_mb"), 16),
             max_upload_bytes=_mebibytes("max_upload_mb", get("max_upload_mb"), 10 * 1024),
+            audit_key_file=Path(get("audit_key_file") or home / "audit.key").expanduser(),
+            audit_key=get("audit_key") or None,
+            audit_key_id=get("audit_key_id") or None,
+            audit_anchor_path=get("audit_anchor_path") or str(home / "audit-anchors.jsonl"),
+            audit_anchor_every=_whole(get("audit_anchor_every") or "0", "audit_anchor_every"),
         )
 
 

@@ -7,6 +7,7 @@ carries the HTTP status the server answers with::
      +-- NotFound (404)           an id or name that does not exist
      +-- Invalid (422)            input that breaks a rule; nothing was written
      |    +-- ArtifactCorrupted   a stored artifact whose sha256 no longer matches
+     |    |    +-- Tampered       a record that differs from what the audit log signed
      |    +-- ValidationFailed    data broke one or more checks of a validation suite
      |    +-- TooLarge (413)      a request body over the server's limit
      +-- Conflict (409)           the object's state forbids the change
@@ -33,6 +34,7 @@ __all__ = [
     "Overloaded",
     "StoreUnavailable",
     "TooLarge",
+    "Tampered",
     "Unauthenticated",
     "ValidationFailed",
     "excerpt",
@@ -89,6 +91,11 @@ class ArtifactCorrupted(Invalid):
 
     status_code = 500
     mlflow_code = "DATA_LOSS"
+
+
+class Tampered(ArtifactCorrupted):
+    """A stored record (a model version's package digests, say) no longer matches what the
+    keyed audit log recorded when it was made: it was changed behind loopstack's back."""
 
 
 class ValidationFailed(Invalid):

@@ -100,3 +100,58 @@ def test_log_with_no_events() -> None:
     result = invoke("audit", "log", "--object", "run/none")
     assert result.exit_code == 0
     assert "No audit events match" in result.stdout
+
+
+def _cut_tail(home: Path, keep: int) -> None:
+    """Delete the events after ``keep`` and fix the head row, as an attacker would."""
+    with sqlite3.connect(home / "loopstack.db") as conn:
+        (kept,) = conn.execute("SELECT hash FROM audit_events WHERE seq=?", (keep,)).fetchone()
+        conn.execute("DELETE FROM audit_events WHERE seq > ?", (keep,))
+        conn.execute("UPDATE audit_head SET seq=?, hash=? WHERE id=1", (keep, kept))
+
+
+def test_anchor_then_verify_names_a_cut_tail(run_id: str, ls_home: Path, tmp_path: Path) -> None:
+    result = invoke("audit", "anchor")
+    assert result.exit_code == 0, result.output
+    head = audit.head_seq(open_stores().db)
+    assert f"anchored seq {head} " in result.stdout
+    assert str(ls_home / "audit-anchors.jsonl") in result.stdout.replace("\n", "")
+    elsewhere = tmp_path / "anchors.jsonl"
+    assert invoke("audit", "anchor", "--to", str(elsewhere)).exit_code == 0
+    ok = invoke("audit", "verify", "--anchors")
+    assert ok.exit_code == 0 and "1 anchors matched" in ok.stdout, ok.output
+
+    _cut_tail(ls_home, head - 2)
+    assert invoke("audit", "verify").exit_code == 0  # the chain alone cannot tell
+    for args in (["--anchors"], ["--anchor-path", str(elsewhere)]):
+        result = invoke("audit", "verify", *args)
+        assert result.exit_code == 1
+        assert f"the log was cut: an anchor at seq {head} (" in result.stderr
+        assert f"but the log ends at {head - 2}" in result.stderr
+        assert "Traceback" not in result.output
+
+
+def test_rotate_key_signs_new_events_with_the_new_key(run_id: str, ls_home: Path) -> None:
+    result = invoke("audit", "rotate-key")
+    assert result.exit_code == 0, result.output
+    kid = result.stdout.split()[3]
+    assert kid.startswith("k2-") and f"{kid}:" in (ls_home / "audit.key").read_text()
+    ls.TrackingClient().set_experiment("after-rotation")
+    assert audit.events(open_stores().db)[-1]["key_id"] == kid
+    assert invoke("audit", "verify").exit_code == 0
+
+
+def test_anchor_and_verify_through_a_server(
+    run_id: str, ls_home: Path, live_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOOPSTACK_TRACKING_URI", live_server)
+    result = invoke("audit", "anchor")
+    assert result.exit_code == 0, result.output
+    assert (ls_home / "audit-anchors.jsonl").exists()  # where the server's settings put it
+    assert invoke("audit", "verify", "--anchors").exit_code == 0
+    refused = invoke("audit", "verify", "--anchor-path", "/elsewhere.jsonl")
+    assert refused.exit_code == 1 and "through a server, anchors are those" in refused.stderr
+    head = audit.head_seq(open_stores().db)
+    _cut_tail(ls_home, head - 1)
+    result = invoke("audit", "verify", "--anchors")
+    assert result.exit_code == 1 and "the log was cut" in result.stderr, result.output

@@ -350,3 +350,23 @@ def test_an_admin_override_moves_and_removes_a_protected_alias(backend: Backend)
     assert (move.to_version, move.reason, move.actor) == (1, "override", "root")
     assert reg.delete_alias("override", "production", override=True).from_version == 1
     assert reg.get_registered_model("override").aliases == {}
+
+
+def test_a_verified_version_is_checked_against_its_registration_event(backend: Backend) -> None:
+    import json
+
+    from sqlalchemy import text
+
+    model, X = _iris()
+    _, version = _log("audited", model, X)
+    reg = ls.get_registry()
+    assert reg.get_verified_model_version("audited", version.version).files == version.files
+    files = {**version.files, "model.joblib": "0" * 64}
+    with open_stores().db.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE model_versions SET files=:f WHERE version=:v"),
+            {"f": json.dumps(files), "v": version.version},
+        )
+    assert reg.get_model_version("audited", version.version).files == files  # rows: no check
+    with pytest.raises(ls.Tampered, match=r"model 'audited' v1: its files' digests .*audit event"):
+        reg.get_verified_model_version("audited", version.version)

@@ -116,6 +116,7 @@ def create_token(
             insert_user(conn, user, display_name="", is_admin=True)
             audit.append(
                 conn,
+                keys=db.audit_keys,
                 actor=actor,
                 action="user.create",
                 object_type="user",

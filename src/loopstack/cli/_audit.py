@@ -12,18 +12,80 @@ app = typer.Typer(no_args_is_help=True, help="Verify and read the audit log.")
 
 
 @app.command("verify")
-def verify() -> None:
-    """Walk the whole chain; exit 1 naming the first broken link, if any."""
+def verify(
+    anchors: bool = typer.Option(
+        False,
+        "--anchors",
+        help="Also check the signed heads `loopstack audit anchor` wrote (LOOPSTACK_AUDIT_"
+        "ANCHOR_PATH): a cut or rewritten log is named.",
+    ),
+    anchor_path: str = typer.Option(
+        None, "--anchor-path", help="Check the anchors at this path or URL (implies --anchors)."
+    ),
+) -> None:
+    """Walk the whole chain, each link under its key; exit 1 naming the first broken one."""
     from loopstack.cli._output import console, fail
     from loopstack.store.audit_log import open_audit_log
 
-    result = open_audit_log().verify()
+    result = open_audit_log().verify(anchors=anchor_path or anchors)
     ok, checked, broken, reason = result.ok, result.checked, result.broken_seq, result.reason
     if ok:
-        console().print(f"[green]OK[/]: the audit chain is intact ({checked} events verified)")
+        extra = f", {result.anchors} anchors matched" if anchor_path or anchors else ""
+        console().print(
+            f"[green]OK[/]: the audit chain is intact ({checked} events verified{extra})"
+        )
+        if result.legacy:
+            console().print(
+                f"note: the first {result.legacy} events predate the audit key (plain sha256 "
+                "links): anyone with database access could rewrite those; anchors taken now "
+                "pin them"
+            )
         return
-    where = f" at seq {broken}" if broken is not None else ""  # None: outside your events
-    fail(f"the audit chain is broken{where}: {reason} ({checked} events before it verified)")
+    if broken is None:  # outside the caller's events, or nothing to check against
+        fail(f"the audit log did not verify: {reason} ({checked} events verified)")
+    fail(
+        f"the audit chain is broken at seq {broken}: {reason} ({checked} events before it verified)"
+    )
+
+
+@app.command("anchor")
+def anchor(
+    to: str = typer.Option(
+        None,
+        "--to",
+        help="Append to this path or fsspec URL (default: LOOPSTACK_AUDIT_ANCHOR_PATH); keep "
+        "it outside the database's reach.",
+    ),
+) -> None:
+    """Verify the chain, then append its signed head (seq, hash, key id, time, MAC) to a
+    file or object outside the database, for `audit verify --anchors`."""
+    from loopstack.cli._output import console
+    from loopstack.store.audit_log import open_audit_log
+
+    got = open_audit_log().anchor(to=to)
+    console().print(
+        f"anchored seq {got['seq']} (hash {got['hash'][:12]}, key {got['kid']}) to {got['to']}"
+    )
+
+
+@app.command("rotate-key")
+def rotate_key() -> None:
+    """Add a new audit key to the key file (LOOPSTACK_AUDIT_KEY_FILE) and make it the
+    active one; older keys stay to verify the events made under them."""
+    from loopstack.cli._output import console
+    from loopstack.cli._stores import local_stores, server_url
+    from loopstack.config import settings
+    from loopstack.errors import Invalid
+
+    if server_url(settings()) is not None:
+        raise Invalid(
+            "the audit key lives with the server's database: run `loopstack audit rotate-key` "
+            "where the server runs (LOOPSTACK_TRACKING_URI unset)",
+            field="tracking_uri",
+        )
+    keys = local_stores().db.audit_keys
+    kid = keys.rotate()
+    console().print(f"new audit key {kid} is active (in {keys.path}); running writers pick it up")
 
 
 def _parse_object(obj: str | None) -> tuple[str | None, str | None]:

@@ -127,12 +127,12 @@ def _locate(uri: str) -> _Located:
     m = _MODELS_URI.match(uri)
     if m:
         reg = registry()
-        if m["alias"]:
-            version = reg.get_version_by_alias(m["name"], m["alias"])
-        elif m["version"] == "latest":
-            version = reg.get_version_by_alias(m["name"], "latest")
-        else:
-            version = reg.get_model_version(m["name"], m["version"])
+        # The version as its keyed registration event recorded it: a record rewritten in
+        # the database (files' digests, source) is refused before anything is fetched.
+        number: int | str = m["version"]
+        if m["alias"] or number == "latest":
+            number = reg.get_version_by_alias(m["name"], m["alias"] or "latest").version
+        version = reg.get_verified_model_version(m["name"], number)
         run_path = None
         if version.run_id:
             run_path = _under_run(

@@ -136,6 +136,10 @@ class RestRegistry(RegistryStore):
     def get_model_version(self, name: str, version: int | str) -> ModelVersion:
         return ModelVersion(**self._call("GET", self._version_path(name, version)))
 
+    def get_verified_model_version(self, name: str, version: int | str) -> ModelVersion:
+        got = self._call("GET", self._version_path(name, version), params={"verified": True})
+        return ModelVersion(**got)
+
     def search_model_versions(
         self, *, name: str | None = None, run_id: str | None = None, max_results: int = 1000
     ) -> list[ModelVersion]:

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, delete, func, select, update
 
-from loopstack.errors import AlreadyExists, Conflict, Forbidden, Invalid, NotFound
+from loopstack.errors import AlreadyExists, Conflict, Forbidden, Invalid, NotFound, Tampered
 from loopstack.registry._approvals import Approvals
 from loopstack.registry._compat import signature_breaks
 from loopstack.registry._entities import (
@@ -69,6 +69,15 @@ def package_digest(files: dict[str, str]) -> str:
     for path in sorted(files):
         h.update(f"{path}\x1f{files[path]}\n".encode())
     return h.hexdigest()
+
+
+#: the events that sign a version's record: its registration, and each rename after it
+_ATTESTING = ("model_version.create", "model_version.rename")
+
+
+def _registered(source: str, digest: str, run_id: str | None) -> dict[str, Any]:
+    """The payload a version's registration event signs (``_check_registration`` redoes it)."""
+    return {"source": source, "digest": digest, "run_id": run_id}
 
 
 class SqlRegistry(Approvals, RegistryStore):
@@ -262,6 +271,7 @@ class SqlRegistry(Approvals, RegistryStore):
                 ).first():
                     raise AlreadyExists(f"a registered model named {new_name!r} already exists")
                 values["name"] = new_name
+                self._carry_over(conn, row.model_id, name, new_name)
             conn.execute(update(RM).where(RM.c.model_id == row.model_id).values(**values))
             return self._model(conn, self._model_row(conn, values.get("name", name)))
 
@@ -433,7 +443,7 @@ class SqlRegistry(Approvals, RegistryStore):
                 run,
                 "model_version.create",
                 lambda v: f"{name}/{v.version}",
-                {"source": source, "digest": digest, "run_id": run_id},
+                _registered(source, digest, run_id),
             ),
         )
 
@@ -445,6 +455,80 @@ class SqlRegistry(Approvals, RegistryStore):
             )[0]
 
         return cast(ModelVersion, self.db.read(run))
+
+    def get_verified_model_version(self, name: str, version: int | str) -> ModelVersion:
+        mv = self.get_model_version(name, version)
+        self._check_registration(mv)
+        return mv
+
+    def _check_registration(
+        self,
+        mv: ModelVersion,
+        conn: Connection | None = None,
+        *,
+        refused: str = "nothing was loaded",
+    ) -> None:
+        """Raise ``Tampered`` unless ``mv``'s record is what its audited registration
+        event (or, after a rename, the event that carried it over) signed: one indexed
+        lookup and one HMAC."""
+        from loopstack.store import audit
+
+        what = f"model {mv.name!r} v{mv.version}"
+        ev = audit.latest_event(
+            conn if conn is not None else self.db,
+            object_type="model",
+            object_id=f"{mv.name}/{mv.version}",
+            actions=_ATTESTING,
+            project_id=self.project_id,
+        )
+        if ev is None:
+            raise Tampered(
+                f"{what} has no audited registration event (model_version.create): its record "
+                f"was made or changed outside loopstack; {refused}"
+            )
+        bad = audit.check_event(ev, self.db.audit_keys)
+        if bad:
+            raise Tampered(
+                f"{what}: the audit event of its registration (event {ev.seq}) is not "
+                f"authentic: {bad}; {refused}"
+            )
+        now = package_digest(mv.files)
+        if audit.digest_of(_registered(mv.source, now, mv.run_id)) == ev.digest:
+            return
+        if (
+            now != mv.digest
+            and audit.digest_of(_registered(mv.source, mv.digest, mv.run_id)) == ev.digest
+        ):
+            changed = "its files' digests differ from the package digest recorded with them"
+        else:
+            changed = (
+                "its files' digests (or its source or run) differ from those recorded when "
+                "it was registered"
+            )
+        raise Tampered(
+            f"{what}: {changed} (audit event {ev.seq}): the package was changed after "
+            f"registration; {refused}",
+            field="files",
+        )
+
+    def _carry_over(self, conn: Connection, model_id: int, name: str, new_name: str) -> None:
+        """On a rename, re-sign each version's record under its new name, once it is
+        checked against what was signed under the old one."""
+        from loopstack.store import audit
+
+        rows = conn.execute(select(MV).where(MV.c.model_id == model_id)).all()
+        for mv in self._versions(conn, name, list(rows)):
+            self._check_registration(mv, conn, refused="the rename was refused")
+            audit.append(
+                conn,
+                keys=self.db.audit_keys,
+                actor=self.actor,
+                action="model_version.rename",
+                object_type="model",
+                object_id=f"{new_name}/{mv.version}",
+                payload=_registered(mv.source, package_digest(mv.files), mv.run_id),
+                project_id=self.project_id,
+            )
 
     def search_model_versions(
         self, *, name: str | None = None, run_id: str | None = None, max_results: int = 1000

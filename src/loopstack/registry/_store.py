@@ -81,6 +81,11 @@ class ModelStore(abc.ABC):
         """One version; ``Invalid`` for a non-integer version, ``NotFound`` for a missing one."""
 
     @abc.abstractmethod
+    def get_verified_model_version(self, name: str, version: int | str) -> ModelVersion:
+        """One version, after checking its package record (files' digests, source, run)
+        against the keyed audit event of its registration; ``Tampered`` if they differ."""
+
+    @abc.abstractmethod
     def search_model_versions(
         self, *, name: str | None = None, run_id: str | None = None, max_results: int = 1000
     ) -> list[ModelVersion]:

@@ -113,6 +113,7 @@ ROUTE_ROLES: dict[str, Role | str | None] = {
         "tokens_list",
         "tokens_create",
         "tokens_revoke",
+        "audit_anchor",
     ),
     # -- MLflow tracking --------------------------------------------------------------
     **_all(

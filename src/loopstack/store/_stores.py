@@ -26,6 +26,11 @@ def open_stores(config: Settings | None = None) -> Stores:
     key = (config.db_url, config.artifacts_url)
     stores = _cache.get(key)
     if stores is None:
+        from loopstack.store._audit_keys import keyring_for
+
         db = open_database(config.db_url)
+        db.audit_keys = keyring_for(config)
+        if config.audit_anchor_every and config.audit_anchor_path:
+            db.audit_anchoring = (config.audit_anchor_path, config.audit_anchor_every)
         stores = _cache[key] = Stores(db, ArtifactStore(db, open_blob_store(config.artifacts_url)))
     return stores

@@ -34,17 +34,27 @@ class AuditLog(abc.ABC):
         """The newest ``limit`` events, optionally of one object, oldest first."""
 
     @abc.abstractmethod
-    def verify(self) -> VerifyResult:
+    def verify(self, *, anchors: str | bool | None = None) -> VerifyResult:
         """Walk the whole chain; the result names the first broken link, if any (through a
-        server, only among the events the caller may read: see ``audit.verify``)."""
+        server, only among the events the caller may read: see ``audit.verify``).
+
+        ``anchors``: also check the anchors at that path (``True``: where the settings
+        put them; through a server always the server's own)."""
+
+    @abc.abstractmethod
+    def anchor(self, *, to: str | None = None) -> dict[str, Any]:
+        """Append the verified chain's signed head outside the database; returns it."""
 
 
 class LocalAuditLog(AuditLog):
     """The audit log of a metadata database; with ``project_id``, that project's events."""
 
-    def __init__(self, db: Database, *, project_id: int | None = None) -> None:
+    def __init__(
+        self, db: Database, *, project_id: int | None = None, anchor_path: str | None = None
+    ) -> None:
         self.db = db
         self.project_id = project_id
+        self.anchor_path = anchor_path
 
     def events(
         self, *, object_type: str | None = None, object_id: str | None = None, limit: int = 1000
@@ -59,10 +69,22 @@ class LocalAuditLog(AuditLog):
             limit=limit,
         )
 
-    def verify(self) -> VerifyResult:
+    def verify(self, *, anchors: str | bool | None = None) -> VerifyResult:
         from loopstack.store import audit
 
-        return audit.verify(self.db)
+        where = self._anchor_path() if anchors is True else anchors or None
+        return audit.verify(self.db, anchors=where)
+
+    def _anchor_path(self) -> str | None:
+        from loopstack.config import settings
+
+        return self.anchor_path or settings().audit_anchor_path
+
+    def anchor(self, *, to: str | None = None) -> dict[str, Any]:
+        from loopstack.store import audit
+
+        where = to or self._anchor_path()
+        return {**audit.anchor(self.db, to=where), "to": where}
 
 
 class RestAuditLog(AuditLog):
@@ -77,10 +99,32 @@ class RestAuditLog(AuditLog):
         params = {"object_type": object_type, "object_id": object_id, "limit": limit}
         return list(self.client.call("GET", "/audit/events", params=params)["events"])
 
-    def verify(self) -> VerifyResult:
-        got = self.client.call("GET", "/audit/verify")
+    def verify(self, *, anchors: str | bool | None = None) -> VerifyResult:
+        _no_remote_path(anchors, "verify against")
+        got = self.client.call("GET", "/audit/verify", params={"anchors": bool(anchors)})
         return VerifyResult(
-            bool(got["ok"]), int(got["checked"]), got.get("broken_seq"), got.get("reason")
+            bool(got["ok"]),
+            int(got["checked"]),
+            got.get("broken_seq"),
+            got.get("reason"),
+            int(got.get("legacy", 0)),
+            int(got.get("anchors", 0)),
+        )
+
+    def anchor(self, *, to: str | None = None) -> dict[str, Any]:
+        _no_remote_path(to, "write")
+        return dict(self.client.call("POST", "/audit/anchor"))
+
+
+def _no_remote_path(path: str | bool | None, verb: str) -> None:
+    if isinstance(path, str):
+        from loopstack.errors import Invalid
+
+        raise Invalid(
+            f"through a server, anchors are those at the server's LOOPSTACK_AUDIT_ANCHOR_PATH; "
+            f"cannot {verb} anchors at {path!r} (unset LOOPSTACK_TRACKING_URI to use a path "
+            "where the database is)",
+            field="anchors",
         )
 
 
@@ -95,4 +139,8 @@ def open_audit_log(config: Settings | None = None, *, project_id: int | None = N
         return RestAuditLog(HttpClient.from_settings(config))
     from loopstack.store import open_stores
 
-    return LocalAuditLog(open_stores(local_config(config)).db, project_id=project_id)
+    return LocalAuditLog(
+        open_stores(local_config(config)).db,
+        project_id=project_id,
+        anchor_path=config.audit_anchor_path,
+    )

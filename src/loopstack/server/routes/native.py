@@ -299,8 +299,9 @@ def _audit_scope(request: Request) -> dict[str, Any]:
 
 
 @router.get("/audit/verify", name="audit_verify")
-def audit_verify(request: Request) -> dict:
-    """Verify the hash chain.
+def audit_verify(request: Request, anchors: bool = False) -> dict:
+    """Verify the hash chain (and, with ``anchors``, against the anchors at the server's
+    own ``audit_anchor_path``: a client never names a path on the server).
 
     The whole chain is always walked, but the answer speaks only of the events the caller
     may read (see ``/audit/events``): ``checked`` counts those, and a break at an event of
@@ -309,7 +310,16 @@ def audit_verify(request: Request) -> dict:
     so no one learns about another project's events. A global admin gets the whole
     answer.
     """
-    return asdict(audit.verify(request.app.state.stores.db, **_audit_scope(request)))
+    where = request.app.state.config.audit_anchor_path if anchors else None
+    db = request.app.state.stores.db
+    return asdict(audit.verify(db, anchors=where, **_audit_scope(request)))
+
+
+@router.post("/audit/anchor", name="audit_anchor")
+def audit_anchor(request: Request) -> dict:
+    """Append the verified chain's signed head to the server's ``audit_anchor_path``."""
+    where = request.app.state.config.audit_anchor_path
+    return {**audit.anchor(request.app.state.stores.db, to=where), "to": where}
 
 
 @router.get("/audit/events", name="audit_events")

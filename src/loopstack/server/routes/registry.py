@@ -164,8 +164,12 @@ def create_version(name: str, body: VersionCreate, reg: Registry = Depends(model
 
 
 @router.get("/models/{name}/versions/{version}", name="models_version_get")
-def get_version(name: str, version: str, reg: Registry = Depends(model_registry)) -> dict:
-    return reg.get_model_version(name, version).to_dict()
+def get_version(
+    name: str, version: str, verified: bool = False, reg: Registry = Depends(model_registry)
+) -> dict:
+    # verified: checked against the keyed audit event of its registration (load_model).
+    got = reg.get_verified_model_version if verified else reg.get_model_version
+    return got(name, version).to_dict()
 
 
 @router.patch("/models/{name}/versions/{version}", name="models_version_update")

@@ -11,13 +11,16 @@ from contextlib import contextmanager
 from importlib import import_module
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from loopstack.errors import Invalid, Overloaded, StoreUnavailable
 from loopstack.store.metadata._write_gate import WriteGate
+
+if TYPE_CHECKING:
+    from loopstack.store._audit_keys import AuditKeyring
 
 __all__ = ["Database", "open_database", "SCHEMES"]
 
@@ -58,6 +61,9 @@ class Database:
         self.engine: Engine = self.backend.create(url)
         self.dialect = self.engine.dialect.name
         self.insert = self.backend.insert
+        self._audit_keys: AuditKeyring | None = None
+        #: (where, every N events) to anchor the audit chain after writes; None: never
+        self.audit_anchoring: tuple[str, int] | None = None
         try:
             self._migrate()
         except OperationalError as exc:
@@ -69,6 +75,21 @@ class Database:
     def safe_url(self) -> str:
         """The URL with any password hidden."""
         return self.engine.url.render_as_string(hide_password=True)
+
+    @property
+    def audit_keys(self) -> AuditKeyring:
+        """The keys that sign this database's audit chain: those ``open_stores`` gave it,
+        else those the environment's settings name (read once, then cached)."""
+        if self._audit_keys is None:
+            from loopstack.config import settings
+            from loopstack.store._audit_keys import keyring_for
+
+            self._audit_keys = keyring_for(settings())
+        return self._audit_keys
+
+    @audit_keys.setter
+    def audit_keys(self, keys: AuditKeyring) -> None:
+        self._audit_keys = keys
 
     # -- transactions ---------------------------------------------------------------
     def bound_writers(self, *, wait_s: float, max_waiting: int | None) -> None:
@@ -167,25 +188,36 @@ class Database:
 
         Either both land or neither does. Writers of this process take turns
         (``WriteGate``); a busy or locked database is retried with backoff until
-        ``write_wait_s`` runs out, then raises ``Overloaded``.
+        ``write_wait_s`` runs out, then raises ``Overloaded``. With ``audit_anchoring``
+        set, an event whose seq is a multiple of its N is then anchored outside the
+        database.
         """
         from loopstack.store import audit
+
+        keys = self.audit_keys
+        seqs: list[int] = []
 
         def run(conn: Connection) -> T:
             result = fn(conn)
             oid = object_id(result) if callable(object_id) else object_id
-            audit.append(
-                conn,
-                actor=actor,
-                action=action,
-                object_type=object_type,
-                object_id=oid,
-                payload=payload if payload is not None else result,
-                project_id=project_id(result) if callable(project_id) else project_id,
-            )
+            seqs[:] = [  # a retried transaction starts over
+                audit.append(
+                    conn,
+                    keys=keys,
+                    actor=actor,
+                    action=action,
+                    object_type=object_type,
+                    object_id=oid,
+                    payload=payload if payload is not None else result,
+                    project_id=project_id(result) if callable(project_id) else project_id,
+                )
+            ]
             return result
 
-        return self._with_retry(run, write=True)
+        result = self._with_retry(run, write=True)
+        if self.audit_anchoring and seqs and seqs[0] % self.audit_anchoring[1] == 0:
+            audit.anchor_event(self, seqs[0], to=self.audit_anchoring[0])
+        return result
 
     # -- schema ---------------------------------------------------------------------
     def _migrate(self) -> None:

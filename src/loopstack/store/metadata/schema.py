@@ -212,6 +212,9 @@ class AuditEvent(Base):
     #: the project the change happened in; NULL for changes outside any one project
     #: (users, tokens) and for events written before projects were recorded
     project_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    #: the id of the key whose HMAC ``hash`` is; NULL for the plain-sha256 (legacy)
+    #: events written before the chain was keyed
+    key_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     __table_args__ = (Index("ix_audit_events_object", "object_type", "object_id"),)
 
 
