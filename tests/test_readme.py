@@ -106,7 +106,7 @@ def test_a_team_of_one_approves_its_own_request_after_the_policy_says_so(
         version = run.log_model(LogisticRegression().fit(X, [0, 0, 1, 1]), name="solo")
     reg = ls.get_registry()
     request = reg.request_promotion("solo", version.version)
-    with pytest.raises(ls.Forbidden, match="--allow-self-approval"):
+    with pytest.raises(ls.Forbidden, match="--self-approval"):
         reg.approve(request.request_id)
     done = subprocess.run(
         [sys.executable, "-m", "loopstack.cli", *shlex.split(command)[1:]],

@@ -405,7 +405,14 @@ def test_audit_reads_are_scoped_to_the_callers_projects_and_role(world: dict[str
         assert events and all(e["project_id"] == a_id for e in events)
         assert not {e["object_type"] for e in events} & audit.ADMIN_OBJECT_TYPES
         verdict = http.get("/api/v1/audit/verify", headers=headers).json()
-        assert verdict == {"ok": True, "checked": len(events), "broken_seq": None, "reason": None}
+        assert verdict == {
+            "ok": True,
+            "checked": len(events),
+            "broken_seq": None,
+            "reason": None,
+            "legacy": 0,
+            "anchors": 0,
+        }
     # A's admin sees A's membership changes too; nothing of users, tokens or other projects
     mine = http.get("/api/v1/audit/events", headers=padmin).json()["events"]
     assert {e["action"] for e in mine} >= {"project.create", "project.add_member"}

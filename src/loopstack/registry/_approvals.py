@@ -179,7 +179,7 @@ class Approvals(ApprovalStore):
                     f"{self.actor!r} {what} {model.name} version {row.version} "
                     "and cannot decide on its own promotion: another ml-engineer "
                     "must approve or reject it (a team of one may allow it: `loopstack "
-                    "projects policy <project> --allow-self-approval`)"
+                    "projects policy <project> --self-approval`)"
                 )
             now = now_ms()
             state = "approved" if approve else "rejected"
