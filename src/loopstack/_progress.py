@@ -61,6 +61,9 @@ def phases(title: str, names: Sequence[str]) -> Iterator[Callable[[str], None]]:
 
     delay = 0.0 if os.environ.get("LOOPSTACK_PROGRESS", "").lower() == "always" else DELAY_S
     console = Console(stderr=True, highlight=False)
+    if not console.is_terminal:  # a log: one line per phase, no live display
+        yield from _log_lines(console, title, names)
+        return
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -106,3 +109,19 @@ def phases(title: str, names: Sequence[str]) -> Iterator[Callable[[str], None]]:
             if state["started"]:
                 progress.update(task, completed=len(names), description=f"{title}: done")
                 progress.stop()
+
+
+def _log_lines(console: Any, title: str, names: Sequence[str]) -> Iterator[Callable[[str], None]]:
+    began = time.monotonic()
+
+    def step(name: str) -> None:
+        index = names.index(name) + 1 if name in names else 0
+        where = f" ({index}/{len(names)})" if index else ""
+        console.print(f"{title}: {name}{where}", soft_wrap=True)
+
+    token = _current.set(step)
+    try:
+        yield step
+    finally:
+        _current.reset(token)
+    console.print(f"{title}: done in {time.monotonic() - began:.1f} s", soft_wrap=True)

@@ -60,3 +60,34 @@ def test_logging_a_model_names_its_phases(monkeypatch: pytest.MonkeyPatch) -> No
         run.log_model(LogisticRegression().fit(X, [0, 0, 1, 1]), name="prog")
     text = captured.getvalue()
     assert "logging model prog" in text and "done" in text
+
+
+def test_training_sets_and_materialization_name_their_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import sys
+    from datetime import UTC, datetime, timedelta
+
+    import loopstack as ls
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    source = tmp_path / "stats.parquet"
+    pd.DataFrame({"driver_id": [1, 2], "event_timestamp": [t0, t0], "trips": [3, 4]}).to_parquet(
+        source
+    )
+    driver = ls.Entity("driver", join_keys=["driver_id"])
+    stats = ls.FeatureView(
+        "stats", entities=[driver], schema=[ls.Field("trips", "int64")], source=str(source)
+    )
+    store = ls.FeatureStore()
+    store.apply([driver, stats])
+    monkeypatch.setenv("LOOPSTACK_PROGRESS", "always")
+    captured = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", captured)
+    labels = pd.DataFrame({"driver_id": [1], "event_timestamp": [t0 + timedelta(hours=1)]})
+    store.get_historical_features(labels, ["stats:trips"], register_as="train")
+    store.materialize(t0 - timedelta(days=1), t0 + timedelta(days=1))
+    text = captured.getvalue()
+    assert "building a training set from 1 feature view(s)" in text
+    assert "materializing" in text and "stats" in text

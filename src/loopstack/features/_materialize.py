@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from loopstack._progress import phases
 from loopstack.errors import Invalid, LoopstackError, NotFound
 from loopstack.features.online import (
     OnlineBatch,
@@ -433,12 +434,13 @@ def materialize(
             field="start",
         )
     online = online_store(store)
-    result = MaterializationResult(
-        [
-            _materialize_view(store, online, v, start_utc, end_utc)
-            for v in _batch_views(store, views)
-        ]
-    )
+    chosen = _batch_views(store, views)
+    with phases("materializing", [v.name for v in chosen]) as step:
+        done = []
+        for v in chosen:
+            step(v.name)
+            done.append(_materialize_view(store, online, v, start_utc, end_utc))
+    result = MaterializationResult(done)
     if raise_on_error:
         result.raise_for_errors()
     return result
@@ -459,13 +461,16 @@ def materialize_incremental(
     end_utc = datetime.now(UTC) if end is None else _utc(end, "end")
     online = online_store(store)
     results = []
-    for view in _batch_views(store, views):
-        start = last_materialized_end(store, view.name)
-        if start is None and view.ttl is not None:
-            start = end_utc - view.ttl
-        if start is not None and start >= end_utc:
-            continue  # already materialized up to end
-        results.append(_materialize_view(store, online, view, start, end_utc))
+    chosen = _batch_views(store, views)
+    with phases("materializing", [v.name for v in chosen]) as step:
+        for view in chosen:
+            start = last_materialized_end(store, view.name)
+            if start is None and view.ttl is not None:
+                start = end_utc - view.ttl
+            if start is not None and start >= end_utc:
+                continue  # already materialized up to end
+            step(view.name)
+            results.append(_materialize_view(store, online, view, start, end_utc))
     result = MaterializationResult(results)
     if raise_on_error:
         result.raise_for_errors()

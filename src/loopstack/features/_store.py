@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from loopstack._progress import phases
 from loopstack.errors import Invalid, NotFound
 from loopstack.features._definitions import Entity, FeatureView, OnDemandFeatureView
 from loopstack.features._registry import (
@@ -274,13 +275,30 @@ class FeatureStore:
         feature views (and service). Read through a service inside an active run, the run
         gets the tag ``loopstack.feature_service`` (so its model versions name it).
         """
-        from loopstack.features._offline import get_historical_features
-
         if register_as is not None:
             self._local_only("get_historical_features(register_as=...)")
         refs, service = feature_refs(features)
         if service is not None:
             _tag_active_run(service)
+        views = sorted({r.split(":", 1)[0] for r in refs})
+        title = f"building a training set from {len(views)} feature view(s)"
+        with phases(title, ["joining", "registering"]) as step:
+            step("joining")  # the retrieval names the registering step itself
+            return self._historical(
+                entity_df, refs, full_feature_names, register_as, timestamp_column, service
+            )
+
+    def _historical(
+        self,
+        entity_df: Any,
+        refs: list[str],
+        full_feature_names: bool,
+        register_as: str | None,
+        timestamp_column: str,
+        service: FeatureService | None,
+    ) -> Any:
+        from loopstack.features._offline import get_historical_features
+
         return get_historical_features(
             self,
             entity_df,
