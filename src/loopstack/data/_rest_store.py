@@ -26,6 +26,9 @@ from loopstack.store.remote import HttpClient
 __all__ = ["RestDatasetStore"]
 
 
+_PHASES = ("reading", "writing and hashing", "uploading")
+
+
 class RestDatasetStore(DatasetBackend):
     """The dataset API over ``/api/v1/datasets`` and ``/api/v1/validations``."""
 
@@ -47,19 +50,25 @@ class RestDatasetStore(DatasetBackend):
         self, name: str, data: Any, *, description: str = "", source_uri: str | None = None
     ) -> DatasetVersion:
         """Upload the canonical Parquet encoding of ``data``; the server dedups by digest."""
+        from loopstack._progress import phases
         from loopstack.data._digest import write_canonical
 
-        name, table, source_uri = register_input(name, data, description, source_uri)
-        with tempfile.TemporaryDirectory(prefix="loopstack-dataset-") as tmp:
+        with (
+            phases(f"registering dataset {str(name)[:60]}", _PHASES) as step,
+            tempfile.TemporaryDirectory(prefix="loopstack-dataset-") as tmp,
+        ):
+            step("reading")
+            name, table, source_uri = register_input(name, data, description, source_uri)
+            step("writing and hashing")
             local = Path(tmp) / "data.parquet"
             digest = write_canonical(table, local)
-            body = local.read_bytes()
-        answer = self.client.call(
-            "POST",
-            self._path(name) + "/versions",
-            params={"digest": digest, "description": description, "source_uri": source_uri},
-            content=body,
-        )
+            step("uploading")
+            answer = self.client.call(
+                "POST",
+                self._path(name) + "/versions",
+                params={"digest": digest, "description": description, "source_uri": source_uri},
+                content=local,
+            )
         return self._version(answer)
 
     def get(self, name: str, version: int | str | None = None) -> DatasetVersion:

@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -104,6 +105,23 @@ def _retry_after(resp: httpx.Response | None, attempt: int) -> float:
         with suppress(ValueError):
             base = max(base, min(float(resp.headers.get("retry-after", "")), 10.0))
     return base * (1 + random.random() * 0.25)  # jitter: writers retrying apart
+
+
+_CHUNK = 1 << 20
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    """A file's bytes in 1 MiB chunks: an upload never holds the whole file in memory."""
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            yield chunk
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError as exc:
+        raise errors.NotFound(f"cannot read {path} to upload it: {exc.strerror}") from exc
 
 
 def _default_retries() -> int:
@@ -193,8 +211,12 @@ class HttpClient:
         url = self.prefix + path
         what = f"{method} {self.base_url}{url}"
         resp: httpx.Response | None = None
+        upload = kw.get("content")
         for attempt in range(self.retries + 1):
             try:
+                if isinstance(upload, Path):  # streamed from the file, afresh on each try
+                    kw["content"] = _file_chunks(upload)
+                    kw["headers"] = {**kw.get("headers", {}), "Content-Length": str(_size(upload))}
                 request = self.http.build_request(method, url, **kw)
                 resp = self.http.send(request, stream=stream)
             except httpx.TransportError as exc:
@@ -225,12 +247,13 @@ class HttpClient:
         *,
         params: dict[str, Any] | None = None,
         json: Any = None,
-        content: bytes | None = None,
+        content: bytes | Path | None = None,
         content_type: str = "application/octet-stream",
     ) -> Any:
         """``method prefix+path``; the decoded JSON answer, or the loopstack error it names.
 
-        ``content`` (raw bytes: an upload) goes with ``content_type``."""
+        ``content`` (raw bytes, or a file streamed from disk: an upload) goes with
+        ``content_type``."""
         kw: dict[str, Any] = {}
         if params is not None:
             kw["params"] = {k: v for k, v in params.items() if v is not None}

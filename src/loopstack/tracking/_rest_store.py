@@ -192,8 +192,7 @@ class RestTrackingStore(TrackingStore):
 
     # -- artifacts ------------------------------------------------------------------
     def _upload(self, run_id: str, local: Path, dest: str) -> None:
-        with local.open("rb") as fh:
-            self._call("PUT", f"/runs/{quote(run_id)}/artifacts/{quote(dest)}", content=fh.read())
+        self._call("PUT", f"/runs/{quote(run_id)}/artifacts/{quote(dest)}", content=local)
 
     def log_artifact(self, run_id: str, local_path: Path, artifact_path: str | None = None) -> None:
         local_path = Path(local_path)
