@@ -410,3 +410,11 @@ def test_values_a_binary_row_cannot_hold_fall_back_to_json_rows() -> None:
     assert not any(is_binary_row(v) for v in batch.values)
     got = dict(zip(batch.keys, map(decode_values, batch.values), strict=True))
     assert got["2"]["day"] == "2024-01-02" and got["1"] == {"day": None, "amount": None}
+
+
+def test_features_that_are_not_a_list_of_references_are_refused_by_name(
+    store: FeatureStore,
+) -> None:
+    for bad in ([[-30152, 5.5e-205]], "driver_stats:trips", 7):
+        with pytest.raises(Invalid, match=r"features must be a list of 'view:feature' references"):
+            store.get_online_features([{"driver_id": 1}], bad)  # type: ignore[arg-type]

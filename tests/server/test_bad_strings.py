@@ -135,3 +135,11 @@ def test_booleans_are_not_integers(http: httpx.Client, run_id: str) -> None:
     ok = http.post(f"{ML}/runs/create", json={"experiment_id": "0", "start_time": 5})
     assert ok.status_code == 200
     assert ok.json()["run"]["info"]["start_time"] == 5
+
+
+def test_online_features_of_the_wrong_shape_are_a_422(http: httpx.Client) -> None:
+    # found by the fuzzer: a list of lists where references belong was a 500 (TypeError)
+    body = {"features": [[-30152, 5.5e-205]], "entities": {"driver_id": [1]}}
+    answer = http.post("/api/v1/features/online", json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == "features"

@@ -107,4 +107,12 @@ def feature_refs(features: Any) -> tuple[list[str], FeatureService | None]:
     """The references ``features`` names (a list, or a FeatureService) and the service."""
     if isinstance(features, FeatureService):
         return list(features.features), features
-    return features, None
+    if not isinstance(features, list | tuple) or not all(isinstance(f, str) for f in features):
+        from loopstack.errors import Invalid, excerpt
+
+        raise Invalid(
+            "features must be a list of 'view:feature' references or a FeatureService; got "
+            f"{excerpt(features)}",
+            field="features",
+        )
+    return list(features), None
