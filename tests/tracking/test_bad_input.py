@@ -131,3 +131,11 @@ def test_a_single_order_by_string_is_one_clause() -> None:
             ls.log_metric("loss", loss)
     frame = ls.search_runs("order", order_by="metrics.loss ASC")  # type: ignore[arg-type]
     assert frame["metrics.loss"].tolist() == [0.1, 0.2, 0.3]
+
+
+def test_start_run_params_and_tags_must_be_dicts() -> None:
+    with pytest.raises(ls.Invalid, match=r"params must be a dict"):
+        ls.start_run(experiment="x", params=[1, 2])  # type: ignore[arg-type]
+    with pytest.raises(ls.Invalid, match=r"tags must be a dict"):
+        ls.start_run(experiment="x", tags="team")  # type: ignore[arg-type]
+    assert ls.active_run() is None

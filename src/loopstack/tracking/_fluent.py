@@ -276,6 +276,7 @@ def start_run(
     >>> with ls.start_run(experiment="churn", params={"lr": 0.1}) as run:
     ...     ls.log_metric("auc", 0.91, step=1)
     """
+    params, tags = mapping(params, "params") or None, mapping(tags, "tags")
     stack = _stack.get()
     if stack and not nested:
         raise Conflict(
