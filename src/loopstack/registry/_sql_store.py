@@ -14,14 +14,12 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, delete, func, select, update
 
-from loopstack.errors import AlreadyExists, Conflict, Forbidden, Invalid, NotFound, Tampered
+from loopstack.errors import AlreadyExists, Invalid, NotFound, Tampered
+from loopstack.registry._aliases import Aliases
 from loopstack.registry._approvals import Approvals
-from loopstack.registry._compat import signature_breaks
 from loopstack.registry._entities import (
-    AliasMove,
     ModelVersion,
     RegisteredModel,
-    validate_alias,
     validate_model_name,
 )
 from loopstack.registry._lineage import LineageGraph, lineage, node_id
@@ -80,7 +78,7 @@ def _registered(source: str, digest: str, run_id: str | None) -> dict[str, Any]:
     return {"source": source, "digest": digest, "run_id": run_id}
 
 
-class SqlRegistry(Approvals, RegistryStore):
+class SqlRegistry(Aliases, Approvals, RegistryStore):
     """Registered models, versions, aliases (with history), approvals and lineage edges."""
 
     def __init__(self, stores: Stores, *, actor: str = "local", project_id: int = 0) -> None:
@@ -602,162 +600,6 @@ class SqlRegistry(Approvals, RegistryStore):
                 raise NotFound(f"model {name!r} version {row.version} has no tag {key!r}")
 
         self._write(run, "model_version.delete_tag", f"{name}/{version}", {"key": key})
-
-    # -- aliases --------------------------------------------------------------------
-    def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
-        def run(conn: Connection) -> ModelVersion:
-            model = self._model_row(conn, name)
-            if alias == "latest":
-                number = conn.execute(
-                    select(func.max(MV.c.version)).where(MV.c.model_id == model.model_id)
-                ).scalar()
-                if number is None:
-                    raise NotFound(f"model {name!r} has no versions yet")
-            else:
-                number = conn.execute(
-                    select(AL.c.version).where(AL.c.model_id == model.model_id, AL.c.alias == alias)
-                ).scalar()
-                if number is None:
-                    raise NotFound(f"model {name!r} has no alias {alias!r}")
-            return self._versions(
-                conn, name, [self._version_row(conn, model.model_id, name, number)]
-            )[0]
-
-        return cast(ModelVersion, self.db.read(run))
-
-    def _move_alias(
-        self,
-        conn: Connection,
-        model: Any,
-        name: str,
-        alias: str,
-        version: int | None,
-        *,
-        force: bool,
-        reason: str,
-        approval_id: str | None,
-    ) -> AliasMove:
-        current = conn.execute(
-            select(AL.c.version).where(AL.c.model_id == model.model_id, AL.c.alias == alias)
-        ).scalar()
-        now = now_ms()
-        if version is not None:
-            target = self._version_row(conn, model.model_id, name, version)
-            if current is not None and current != target.version and not force:
-                old = self._version_row(conn, model.model_id, name, current)
-                breaks = signature_breaks(json.loads(old.signature), json.loads(target.signature))
-                if breaks:
-                    raise Conflict(
-                        f"moving {name}@{alias} from version {current} to {target.version} "
-                        f"is refused: version {target.version} "
-                        + "; ".join(breaks)
-                        + " (pass force=True to move it anyway)"
-                    )
-            stmt = self.db.insert(AL).values(
-                model_id=model.model_id, alias=alias, version=target.version, updated_at=now
-            )
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["model_id", "alias"],
-                    set_={"version": target.version, "updated_at": now},
-                )
-            )
-            version = target.version
-        else:
-            if current is None:
-                raise NotFound(f"model {name!r} has no alias {alias!r}")
-            conn.execute(delete(AL).where(AL.c.model_id == model.model_id, AL.c.alias == alias))
-        conn.execute(
-            MOVES.insert().values(
-                model_id=model.model_id,
-                alias=alias,
-                from_version=current,
-                to_version=version,
-                actor=self.actor,
-                ts=now,
-                reason=reason,
-                approval_id=approval_id,
-            )
-        )
-        return AliasMove(alias, current, version, self.actor, now, reason, approval_id)
-
-    def set_alias(
-        self,
-        name: str,
-        alias: str,
-        version: int | str,
-        *,
-        force: bool = False,
-        reason: str = "",
-        override: bool = False,
-    ) -> AliasMove:
-        """Point ``alias`` at ``version``. Protected aliases need an approved request.
-
-        ``override`` (admins only: the caller checks the role) skips the approval.
-        """
-        alias = validate_alias(alias)
-
-        def run(conn: Connection) -> AliasMove:
-            model = self._model_row(conn, name, lock=True)
-            self._version_row(conn, model.model_id, name, version)
-            policy = self._policy(conn, model.project_id)
-            if alias in policy["protected_aliases"] and not override:
-                raise Forbidden(
-                    f"{alias!r} is a protected alias of {name!r}: it moves only through an "
-                    f"approved request (request one with `loopstack models promote {name} "
-                    f"{version} --alias {alias}`, then have an ml-engineer other than the "
-                    "author approve it)"
-                )
-            return self._move_alias(
-                conn,
-                model,
-                name,
-                alias,
-                int(version),
-                force=force,
-                reason=reason or ("override" if override else ""),
-                approval_id=None,
-            )
-
-        # Recorded against the version the alias now points to: it is part of its trail.
-        return cast(
-            AliasMove,
-            self._write(
-                run,
-                "model.set_alias",
-                lambda move: f"{name}/{move.to_version}",
-                {"alias": alias, "version": str(version), "force": force, "override": override},
-            ),
-        )
-
-    def delete_alias(self, name: str, alias: str, *, override: bool = False) -> AliasMove:
-        def run(conn: Connection) -> AliasMove:
-            model = self._model_row(conn, name, lock=True)
-            if alias in self._policy(conn, model.project_id)["protected_aliases"] and not override:
-                raise Forbidden(
-                    f"{alias!r} is a protected alias of {name!r}: removing it "
-                    "needs an admin override"
-                )
-            return self._move_alias(
-                conn, model, name, alias, None, force=True, reason="", approval_id=None
-            )
-
-        return cast(AliasMove, self._write(run, "model.delete_alias", name, {"alias": alias}))
-
-    def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
-        def run(conn: Connection) -> list[AliasMove]:
-            model = self._model_row(conn, name)
-            q = select(MOVES).where(MOVES.c.model_id == model.model_id)
-            if alias:
-                q = q.where(MOVES.c.alias == alias)
-            return [
-                AliasMove(
-                    r.alias, r.from_version, r.to_version, r.actor, r.ts, r.reason, r.approval_id
-                )
-                for r in conn.execute(q.order_by(MOVES.c.id)).all()
-            ]
-
-        return cast(list[AliasMove], self.db.read(run))
 
     # -- lineage --------------------------------------------------------------------
     def lineage(self, obj: Any) -> LineageGraph:
