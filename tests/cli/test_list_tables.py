@@ -106,7 +106,13 @@ def filled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     )
     data = tmp_path / "stats.parquet"
     pd.DataFrame(
-        {"driver_id": [1], "event_timestamp": [pd.Timestamp("2024-01-01")], "rate": [0.1]}
+        {
+            "driver_id": [1],
+            "event_timestamp": [pd.Timestamp("2024-01-01")],
+            "acceptance_rate_last_hour": [0.1],
+            "conversion_rate_last_day": [0.2],
+            "average_trip_length_km": [3.5],
+        }
     ).to_parquet(data)
     defs = tmp_path / "defs.py"
     defs.write_text(
