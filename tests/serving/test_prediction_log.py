@@ -20,7 +20,7 @@ import pytest
 
 import loopstack
 from loopstack.errors import Invalid, StoreUnavailable
-from loopstack.serving import PredictionLog
+from loopstack.serving import PredictionLog, RawJSON
 from loopstack.store import Stores
 from loopstack.store.artifacts import ArtifactStore, open_blob_store
 from loopstack.store.events import EventLog
@@ -138,13 +138,18 @@ def test_values_become_json_duckdb_can_query(events: EventLog) -> None:
         latency_ms=1.25,
         ts=T0,
     )
+    assert plog.record("r2", "churn", "churn/3", RawJSON('{"p": [0.5]}'), ts=T0)
     plog.close()
     logged = plog.read_predictions()
-    row = logged.to_pylist()[0]
+    row, raw = logged.to_pylist()
     assert row["ts"] == T0 and row["arm"] == "b" and row["latency_ms"] == 1.25
     assert json.loads(row["inputs"]) == {"age": 41, "score": None, "when": T0.isoformat()}
     assert json.loads(row["features"]) == {"f": [1.5, None]}
-    age = duckdb.sql("SELECT (inputs ->> '$.age')::INT AS age, output ->> '$[1]' AS p FROM logged")
+    assert raw["output"] == '{"p": [0.5]}' and raw["inputs"] is None  # written as given
+    age = duckdb.sql(
+        "SELECT (inputs ->> '$.age')::INT AS age, output ->> '$[1]' AS p FROM logged"
+        " WHERE request_id = 'r1'"
+    )
     assert age.fetchall() == [(41, "0.75")]
 
 
@@ -177,7 +182,7 @@ def test_feedback_joins_by_request_id(events: EventLog) -> None:
 _CHILD = """
 import sys
 import time
-from loopstack.serving import PredictionLog
+from loopstack.serving import PredictionLog, RawJSON
 from loopstack.store import Stores
 from loopstack.store.artifacts import ArtifactStore, open_blob_store
 from loopstack.store.events import EventLog
