@@ -88,6 +88,12 @@ def test_ties_keep_append_order_and_columns_union_by_name(log: EventLog) -> None
     assert out.column("extra").to_pylist() == [None, None, None, "a", "b", "c"]
 
 
+def test_the_same_bytes_appended_twice_read_twice(log: EventLog) -> None:
+    first, second = log.append("s", _rows(0, 2)), log.append("s", _rows(0, 2))
+    assert first is not None and second is not None and first.digest == second.digest
+    assert log.read("s").column("i").to_pylist() == [0, 0, 1, 1]
+
+
 def test_where_filters_by_equal_columns(log: EventLog) -> None:
     log.append("p", _rows(0, 4, endpoint="churn"))
     log.append("p", _rows(4, 4, endpoint="fraud"))

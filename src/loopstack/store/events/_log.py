@@ -231,38 +231,51 @@ class EventLog:
         segments = self.segments(stream, since, until)
         if not segments:
             return (schema or pa.schema([(TS, pa.timestamp("us", "UTC"))])).empty_table()
-        paths = [self._local_file(s.digest) for s in segments]
-        files = "[" + ", ".join(_sql_text(p) for p in paths) + "]"
+        # each distinct file is read once; a segment appended twice with the same bytes
+        # is one file with two positions, and the join gives its rows twice
+        order = pa.table(
+            {
+                "_ls_file": [self._local_file(s.digest) for s in segments],
+                "_ls_seq": pa.array(range(len(segments)), pa.int64()),
+            }
+        )
+        files = (
+            "["
+            + ", ".join(_sql_text(p) for p in dict.fromkeys(order["_ls_file"].to_pylist()))
+            + "]"
+        )
         conditions, params = [], []
         if since is not None:
-            conditions.append(f"epoch_us({TS}) >= ?")
+            conditions.append(f"epoch_us(e.{TS}) >= ?")
             params.append(_epoch_us(since, "since"))
         if until is not None:
-            conditions.append(f"epoch_us({TS}) < ?")
+            conditions.append(f"epoch_us(e.{TS}) < ?")
             params.append(_epoch_us(until, "until"))
         for column, value in (where or {}).items():
             if not _COLUMN.fullmatch(column):
                 raise Invalid(f"expected a column name in 'where'; got {excerpt(column)}")
             if value is None:
-                conditions.append(f'"{column}" IS NULL')
+                conditions.append(f'e."{column}" IS NULL')
             else:
-                conditions.append(f'"{column}" = ?')
+                conditions.append(f'e."{column}" = ?')
                 params.append(value)
         sql = (
-            "SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet("
-            f"{files}, union_by_name = true, filename = true, file_row_number = true)"
+            "SELECT e.* EXCLUDE (filename, file_row_number) FROM read_parquet("
+            f"{files}, union_by_name = true, filename = true, file_row_number = true) AS e"
+            " JOIN segment_order AS o ON e.filename = o._ls_file"
             + (" WHERE " + " AND ".join(conditions) if conditions else "")
-            + f" ORDER BY {TS}, list_position({files}, filename), file_row_number"
+            + f" ORDER BY e.{TS}, o._ls_seq, e.file_row_number"
         )
-        return self._query(sql, params)
+        return self._query(sql, params, order)
 
     @staticmethod
-    def _query(sql: str, params: list[Any]) -> pa.Table:
+    def _query(sql: str, params: list[Any], order: pa.Table) -> pa.Table:
         import duckdb
 
         con = duckdb.connect()
         try:
             con.execute("SET TimeZone = 'UTC'")
+            con.register("segment_order", order)
             return con.sql(sql, params=params).to_arrow_table()
         except duckdb.BinderException as exc:
             raise Invalid(f"cannot read the event stream as asked: {exc}") from exc
