@@ -168,3 +168,19 @@ def test_cancelled_callers_do_not_break_their_batch() -> None:
 def test_bad_settings_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(Invalid, match=next(iter(kwargs))):
         Batcher(lambda xs: xs, **kwargs)  # type: ignore[arg-type]
+
+
+def test_close_runs_what_waits_then_refuses() -> None:
+    model = Model()
+
+    async def main() -> None:
+        batcher = Batcher(model, max_batch_size=8, max_latency_ms=60_000)
+        waiting = [asyncio.create_task(batcher.submit(i)) for i in range(3)]
+        await asyncio.sleep(0)
+        await batcher.close()  # does not wait out the minute-long budget
+        assert [await t for t in waiting] == [0, 2, 4]
+        with pytest.raises(Overloaded):
+            await batcher.submit(9)
+
+    run(main)
+    assert model.calls == [[0, 1, 2]]
