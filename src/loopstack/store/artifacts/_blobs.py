@@ -70,6 +70,11 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     def exists(self, sha256: str) -> bool: ...
 
+    def local_path(self, sha256: str) -> Path | None:
+        """Where the blob's bytes sit on this machine's disk, if they do (a local store);
+        None for a remote store. Reading that path skips the digest check."""
+        return None
+
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         import tempfile
 
@@ -181,6 +186,10 @@ class LocalBlobStore(BlobStore):
 
     def _open(self, sha256: str) -> BinaryIO:
         return self._path(sha256).open("rb")
+
+    def local_path(self, sha256: str) -> Path | None:
+        """The blob's file under the store's directory."""
+        return self._path(sha256)
 
     def exists(self, sha256: str) -> bool:
         return self._path(sha256).exists()

@@ -172,6 +172,16 @@ class Database:
         """Run ``fn(conn)`` in a read transaction."""
         return self._with_retry(fn, write=False)
 
+    def write_unaudited(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn(conn)`` in a write transaction that appends no audit event.
+
+        Only for high-rate, append-only data that the audit chain must not carry
+        (the event log's segment index: predictions, feedback, monitoring windows);
+        every state change goes through ``write``. Writers take turns and busy
+        stores are retried exactly as in ``write``.
+        """
+        return self._with_retry(fn, write=True)
+
     def write(
         self,
         fn: Callable[[Connection], T],

@@ -30,6 +30,7 @@ __all__ = [
     "AuditHead",
     "Base",
     "Dataset",
+    "EventSegment",
     "DatasetVersion",
     "Experiment",
     "ExperimentTag",
@@ -550,3 +551,27 @@ class RunModelLink(Base):
     )
     direction: Mapped[str] = mapped_column(String(8), primary_key=True)
     step: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# -- event log --------------------------------------------------------------------------------
+class EventSegment(Base):
+    """One Parquet segment of an append-only event stream (predictions, feedback, ...).
+
+    Rows are written without an audit event: the event log carries high-rate
+    data, the audit chain only state changes. ``min_ts``/``max_ts`` bound the
+    segment's ``ts`` column in epoch milliseconds (floor and ceiling), so a read
+    opens only the segments that overlap its window.
+    """
+
+    __tablename__ = "event_segments"
+    __table_args__ = (Index("ix_event_segments_stream_max_ts", "project_id", "stream", "max_ts"),)
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    stream: Mapped[str] = mapped_column(String(128))
+    min_ts: Mapped[int] = mapped_column(BigInteger)
+    max_ts: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    #: sha256 of the segment's Parquet bytes in the blob store
+    digest: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
