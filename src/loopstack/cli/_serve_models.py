@@ -99,8 +99,12 @@ def serve(
     out = console()
     out.print(f"loopstack {__version__} serving on [bold]{url}[/]", highlight=False)
     for spec, version in resolved:
-        what = f"version {version.version} ({version.flavor})" if version else "a run's model"
-        out.print(f"  {spec.name}:  {spec.model_uri} -> {what}", highlight=False, soft_wrap=True)
+        what = f"version {version.version}, {version.flavor}" if version else "a run's model"
+        out.print(
+            f"  endpoint:   {spec.name} <- {spec.model_uri} ({what})",
+            highlight=False,
+            soft_wrap=True,
+        )
     out.print(
         f"  workers:    {workers} (one BLAS thread each)   access log: "
         f"{'on' if access_log else 'off'}",
