@@ -80,3 +80,19 @@ def test_unknown_endpoint_is_404_naming_those_served(served: Served) -> None:
     answer = httpx.post(f"{served.url}/endpoints/nope/predict", json={"records": [{"a": 1}]})
     assert answer.status_code == 404
     assert "this server serves iris, reg" in answer.json()["message"]
+
+
+def test_unstorable_strings_are_refused_at_the_edge(served: Served) -> None:
+    nul = '{"records": [{"sepal length (cm)": "a\\u0000b"}]}'
+    answer = httpx.post(
+        f"{served.url}/endpoints/iris/predict",
+        content=nul,
+        headers={"Content-Type": "application/json"},
+    )
+    assert answer.status_code == 422 and "NUL" in answer.json()["message"]
+    oip = httpx.post(
+        f"{served.url}/v2/models/iris/infer",
+        content='{"inputs": [{"name": "a\\u0000", "shape": [1], "datatype": "FP64", "data": [1]}]}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert oip.status_code == 400 and "NUL" in oip.json()["error"]
