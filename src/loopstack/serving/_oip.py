@@ -35,6 +35,7 @@ __all__ = [
     "InputTensor",
     "datatype_of",
     "encode_response",
+    "json_object",
     "model_input",
     "model_metadata",
     "parse_infer_request",
@@ -96,15 +97,14 @@ def _family(datatype: str) -> str:
     return next(f for f in ("UINT", "INT", "FP", "BOOL", "BYTES") if datatype.startswith(f))
 
 
-def _json_object(raw: bytes) -> dict[str, Any]:
+def json_object(raw: bytes, what: str = "an inference request is a JSON object") -> dict[str, Any]:
+    """``raw`` decoded as a JSON object, or ``Invalid`` saying what ``what`` expects."""
     try:
         doc = json.loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
         raise Invalid(f"the request body is not valid JSON ({exc})", field="body") from None
     if not isinstance(doc, dict):
-        raise Invalid(
-            f"an inference request must be a JSON object; got {type(doc).__name__}", field="body"
-        )
+        raise Invalid(f"{what}; got {type(doc).__name__}", field="body")
     return doc
 
 
@@ -223,7 +223,7 @@ def parse_infer_request(body: bytes, header_length: int | None = None) -> InferR
                 field="Inference-Header-Content-Length",
             )
         header, binary = body[:header_length], body[header_length:]
-    doc = _json_object(header)
+    doc = json_object(header)
     raw_inputs = doc.get("inputs")
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise Invalid(

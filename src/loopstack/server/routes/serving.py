@@ -9,7 +9,6 @@ or ``{"columns": {"col": [values...], ...}}`` (for an array model, ``{"instances
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
 from typing import Any
@@ -21,6 +20,7 @@ from fastapi.responses import JSONResponse
 
 from loopstack.errors import Invalid, excerpt
 from loopstack.serving import Endpoint, ServingRuntime
+from loopstack.serving._oip import json_object
 
 __all__ = ["REQUEST_ID_HEADER", "ROLES", "router"]
 
@@ -72,16 +72,7 @@ def _request_id(request: Request) -> str:
 
 
 def _model_input(body: bytes) -> Any:
-    try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise Invalid(f"the request body is not valid JSON ({exc})", field="body") from None
-    if not isinstance(doc, dict):
-        raise Invalid(
-            f"a predict request is a JSON object with one of {list(_FORMS)}; "
-            f"got {type(doc).__name__}",
-            field="body",
-        )
+    doc = json_object(body, f"a predict request is a JSON object with one of {list(_FORMS)}")
     given = [k for k in _FORMS if k in doc]
     if len(given) != 1:
         raise Invalid(
