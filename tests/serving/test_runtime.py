@@ -4,6 +4,7 @@ moved alias (or a changed endpoint list) picked up without a restart."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from sklearn.linear_model import LogisticRegression
 
 import loopstack as ls
@@ -56,9 +57,34 @@ def test_apply_adds_changes_and_removes_endpoints() -> None:
     assert [e.name for e in runtime.endpoints] == ["iris", "reg"] and runtime.ready
     runtime.apply([EndpointSpec("reg", "models:/reg/1")])
     assert [e.name for e in runtime.endpoints] == ["reg"] and len(runtime.cache) == 1
+    failed = runtime.apply([EndpointSpec("reg", "models:/reg/5")])  # no such version
+    assert list(failed) == ["reg"] and "5" in failed["reg"]
+    assert runtime.get("reg").model().version_label == "1"  # the old one still answers
 
 
 def test_default_endpoint_names() -> None:
     assert endpoint_name_for("models:/churn@champion") == "churn"
     assert endpoint_name_for("models:/churn/3") == "churn"
     assert endpoint_name_for("runs:/abc123/model") == "model"
+
+
+def test_a_replica_loads_through_a_tracking_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A serving replica that knows only the server's URL resolves and loads through it."""
+    from loopstack.server import create_app
+    from loopstack.store.remote import close_shared
+    from tests.conftest import ThreadedServer
+
+    with ThreadedServer(create_app()) as server:
+        monkeypatch.setenv("LOOPSTACK_TRACKING_URI", server.url)
+        try:
+            X, clf, _ = log_models()
+            runtime = ServingRuntime([EndpointSpec("iris", "models:/iris@champion")])
+            runtime.load_all()
+            assert runtime.ready, runtime.get("iris").error
+            served = runtime.get("iris").model()
+            assert served.version_label == "1"
+            np.testing.assert_array_equal(
+                served.predict(X.head(7))["predict"], clf.predict(X.head(7))
+            )
+        finally:
+            close_shared(server.url)

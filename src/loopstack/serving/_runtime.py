@@ -355,24 +355,33 @@ class ServingRuntime:
             time.sleep(0.05)
         return self.ready
 
-    def apply(self, specs: Iterable[EndpointSpec]) -> None:
+    def apply(self, specs: Iterable[EndpointSpec]) -> dict[str, str]:
         """Serve ``specs`` from now on: a new or changed endpoint is loaded and warmed
-        while the old one (if any) keeps answering, then swapped in; a removed one goes."""
+        while the old one (if any) keeps answering, then swapped in; a removed one goes.
+
+        Returns ``{name: why}`` for each changed endpoint whose new model failed to load
+        (the old one, if it was ready, still answers).
+        """
         wanted = {s.name: s for s in specs}
+        ServingRuntime(wanted.values())  # the same checks as at start
         with self._lock:
             for name in list(self._endpoints):
                 if name not in wanted:
                     del self._endpoints[name]
+        failed: dict[str, str] = {}
         for name, spec in wanted.items():
             current = self._endpoints.get(name)
             if current is not None and current.spec == spec and current.state != "failed":
                 continue
             fresh = Endpoint(spec)
             fresh.load(self.cache)
+            if not fresh.ready:
+                failed[name] = fresh.error or "it did not load"
             if fresh.ready or current is None or not current.ready:
                 with self._lock:
                     self._endpoints[name] = fresh
         self._forget_unused()
+        return failed
 
     def refresh(self) -> list[str]:
         """Re-resolve every endpoint's URI; reload (then swap) those whose alias now names
