@@ -186,3 +186,36 @@ def test_a_model_that_cannot_load_is_never_ready_and_says_why() -> None:
         assert answer.status_code == 400 and not answer.json()["ready"]
         assert "9" in answer.json()["error"]
         assert httpx.get(f"{server.url}/v2/health/ready").status_code == 400
+
+
+def test_the_onnx_copy_serves_where_the_version_has_one() -> None:
+    pytest.importorskip("skl2onnx", reason="install loopstack[onnx] to run this test")
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    import loopstack as ls
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    clf = LogisticRegression(max_iter=300).fit(X, y)
+    with ls.start_run(experiment="serving") as run:
+        run.log_model(clf, name="fast", sample_input=X.head(20), onnx=True)
+    runtime = ServingRuntime(
+        [
+            EndpointSpec("fast", "models:/fast/1", prefer_onnx=True),
+            EndpointSpec("plain", "models:/fast/1"),
+        ]
+    )
+    runtime.load_all()
+    assert runtime.get("fast").model().model.uses_onnx
+    assert not runtime.get("plain").model().model.uses_onnx and len(runtime.cache) == 2
+    with ThreadedServer(create_serving_app(runtime, start=False)) as server:
+        client = httpclient.InferenceServerClient(server.url.removeprefix("http://"))
+        matrix = httpclient.InferInput("features", [6, 4], "FP64")
+        matrix.set_data_from_numpy(X.tail(6).to_numpy(), binary_data=True)
+        result = client.infer("fast", [matrix])
+        np.testing.assert_array_equal(result.as_numpy("predict"), clf.predict(X.tail(6)))
+        np.testing.assert_allclose(
+            result.as_numpy("predict_proba").reshape(6, 3),
+            clf.predict_proba(X.tail(6)),
+            atol=1e-4,
+        )
