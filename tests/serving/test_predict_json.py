@@ -96,3 +96,9 @@ def test_unstorable_strings_are_refused_at_the_edge(served: Served) -> None:
         headers={"Content-Type": "application/json"},
     )
     assert oip.status_code == 400 and "NUL" in oip.json()["error"]
+
+
+def test_metrics_count_requests_per_route(served: Served) -> None:
+    httpx.post(f"{served.url}/endpoints/iris/predict", json={"records": [{"a": 1}]})
+    text = httpx.get(f"{served.url}/metrics").text
+    assert 'route="/endpoints/{name}/predict",status="422"' in text

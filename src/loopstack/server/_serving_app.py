@@ -3,7 +3,8 @@
 Separate from the tracking server's ``create_app``: a serving replica mounts no
 tracking, registry or MLflow route, only ``routes/oip_v2.py`` and ``routes/serving.py``.
 It shares the tracking server's edge: the error shapes (``{"error": "..."}`` under
-``/v2``), the bad-string guard and the body's size limit (``LOOPSTACK_MAX_BODY_MB``).
+``/v2``), the bad-string guard, the body's size limit (``LOOPSTACK_MAX_BODY_MB``) and
+the Prometheus ``/metrics`` per route.
 
 The endpoint list comes as ``EndpointSpec``s (or a ready ``ServingRuntime``); the
 models load in a background thread, so ``/v2/health/ready`` answers false until every
@@ -20,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from loopstack import __version__
@@ -48,6 +49,7 @@ def create_serving_app(
     """
     from loopstack.server._boundary import BadStringGuard
     from loopstack.server._http_errors import error_response, http_error_response
+    from loopstack.server._metrics import MetricsMiddleware, ServerMetrics
     from loopstack.server._request_gate import RequestGate
     from loopstack.server.routes import oip_v2, serving
 
@@ -87,12 +89,20 @@ def create_serving_app(
         response.headers["Connection"] = "close"
         return response
 
+    metrics = ServerMetrics()
+
     @app.get("/health", name="health", tags=["ops"])
     async def health() -> dict[str, object]:
         return {"status": "ok", "version": __version__, "ready": runtime.ready}
 
+    @app.get("/metrics", name="metrics", tags=["ops"])
+    def prometheus_metrics() -> Response:
+        """Requests, errors and latency per route (summed over every worker)."""
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
     app.add_middleware(BadStringGuard)
     app.add_middleware(RequestGate)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     if start:
         runtime.start()
     if refresh_s > 0:
@@ -146,6 +156,11 @@ def serve_endpoints(
     from loopstack.serving import ENDPOINTS_ENV, specs_to_env
 
     limit_threads()  # before the workers start: the BLAS reads these when it loads
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import tempfile
+
+        # Each worker writes its counters here, so /metrics sums every worker.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="loopstack-metrics-")
     os.environ[ENDPOINTS_ENV] = specs_to_env(specs)
     os.environ[REFRESH_ENV] = str(refresh_s)
     from loopstack.server import _log_config
