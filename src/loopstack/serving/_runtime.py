@@ -164,9 +164,10 @@ class ServedModel:
 
     def predict(self, inputs: Any) -> dict[str, np.ndarray]:
         """Every output of the model on ``inputs`` (checked against its signature)."""
-        outputs = {"predict": np.asarray(self.model.predict(inputs))}
-        if self.model.has_proba:
-            outputs["predict_proba"] = np.asarray(self.model.predict_proba(inputs))
+        labels, proba = self.model.predict_both(inputs)
+        outputs = {"predict": labels}
+        if proba is not None:
+            outputs["predict_proba"] = proba
         return outputs
 
 
