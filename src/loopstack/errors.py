@@ -16,6 +16,7 @@ carries the HTTP status the server answers with::
      +-- Unauthenticated (401)    no token, or a token that is unknown or revoked
      +-- Overloaded (503)         the store stayed busy past every retry
      +-- StoreUnavailable (503)   a backend could not be reached
+     +-- NotReady (503)           a served model still loading, or failed to load
 
 Foreign exceptions are translated at the boundary (``raise ... from exc``).
 Messages say what was expected and what came.
@@ -31,6 +32,7 @@ __all__ = [
     "Invalid",
     "LoopstackError",
     "NotFound",
+    "NotReady",
     "Overloaded",
     "StoreUnavailable",
     "TooLarge",
@@ -133,5 +135,12 @@ class Overloaded(LoopstackError):
 
 
 class StoreUnavailable(LoopstackError):
+    status_code = 503
+    mlflow_code = "TEMPORARILY_UNAVAILABLE"
+
+
+class NotReady(LoopstackError):
+    """A serving endpoint whose model is still loading (or failed to load): retry later."""
+
     status_code = 503
     mlflow_code = "TEMPORARILY_UNAVAILABLE"

@@ -102,6 +102,7 @@ def _register() -> None:
         _quickstart,
         _runs,
         _serve,
+        _serve_models,
         _token,
         _users,
     )
@@ -122,6 +123,7 @@ def _register() -> None:
     for name, group, scoped in groups:
         app.add_typer(group, name=name, callback=group_options if scoped else None)
     app.command("server")(_serve.server)
+    app.command("serve", cls=_serve_models.ServeCommand)(_serve_models.serve)
     app.command("doctor")(_doctor.doctor)
     app.command("quickstart")(_quickstart.quickstart)
 

@@ -1,8 +1,10 @@
-"""The HTTP server: native REST under /api/v1, the MLflow REST API, /health and /metrics."""
+"""The HTTP servers: the tracking server (native REST under /api/v1, the MLflow REST API,
+/health, /metrics) and the serving app (Open Inference Protocol v2, JSON predict)."""
 
 from loopstack.server._app import create_app
+from loopstack.server._serving_app import create_serving_app, serve_endpoints
 
-__all__ = ["create_app", "serve"]
+__all__ = ["create_app", "create_serving_app", "serve", "serve_endpoints"]
 
 
 def serve(

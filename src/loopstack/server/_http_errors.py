@@ -4,6 +4,8 @@ No route for a path, a method the path does not take, a body that cannot be read
 the MLflow prefixes these answer as an MLflow server (``{"error_code", "message"}``,
 ``ENDPOINT_NOT_FOUND`` with 404, ``INVALID_PARAMETER_VALUE`` with 400), elsewhere as
 loopstack's own errors (``{"error", "message"}``), never as FastAPI's ``{"detail"}``.
+Under ``/v2/`` (the Open Inference Protocol) an error is ``{"error": "<message>"}``, bad
+input answering 400 as the protocol says.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ __all__ = [
     "error_response",
     "http_error_response",
     "is_mlflow",
+    "is_oip",
 ]
 
 MLFLOW_PREFIXES = (
@@ -56,10 +59,19 @@ def is_mlflow(request: Request) -> bool:
     return any(path == p or path.startswith(p + "/") for p in MLFLOW_PREFIXES)
 
 
+def is_oip(request: Request) -> bool:
+    """Whether the request is under the Open Inference Protocol's ``/v2`` prefix."""
+    path = request.url.path
+    return path == "/v2" or path.startswith("/v2/")
+
+
 def error_response(request: Request, exc: LoopstackError) -> JSONResponse:
     """A loopstack error as the API of the request's path renders errors; a 503 says when
     to retry (the store was busy: clients, HttpClient and mlflow's, back off and retry)."""
-    if is_mlflow(request):
+    if is_oip(request):
+        status = 400 if exc.status_code == 422 else exc.status_code
+        response = JSONResponse({"error": _bounded(exc.message)}, status_code=status)
+    elif is_mlflow(request):
         code = exc.mlflow_code
         # a body over the limit is a 413 whatever the API: MLflow has no code of its own
         status = 413 if exc.status_code == 413 else _MLFLOW_STATUS.get(code, 400)
@@ -117,7 +129,9 @@ def http_error_response(request: Request, exc: HTTPException) -> JSONResponse:
         )
         headers = {"Allow": ", ".join(allowed)}
         body: dict[str, Any]
-        if is_mlflow(request):
+        if is_oip(request):
+            body = {"error": message}
+        elif is_mlflow(request):
             body = {"error_code": "ENDPOINT_NOT_FOUND", "message": message}
         else:
             body = {"error": "MethodNotAllowed", "message": message}

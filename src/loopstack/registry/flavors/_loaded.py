@@ -89,6 +89,19 @@ class LoadedModel:
             return self._run(self._onnx.predict_proba, checked)
         return self._run(lambda x: self._flavor.predict_proba(self.model, x), checked)
 
+    def predict_both(self, inputs: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """(predictions, class probabilities or None) with the input checked once: what a
+        server answering both asks, at the cost of one signature check, not two."""
+        checked = enforce_signature(inputs, self.signature)
+        if self._onnx is not None:
+            labels = self._run(self._onnx.predict, checked)
+            proba = self._run(self._onnx.predict_proba, checked) if self.has_proba else None
+            return labels, proba
+        labels = self._run(lambda x: self._flavor.predict(self.model, x), checked)
+        if not self.has_proba:
+            return labels, None
+        return labels, self._run(lambda x: self._flavor.predict_proba(self.model, x), checked)
+
     def _run(self, call: Any, checked: Any) -> np.ndarray:
         try:
             return np.asarray(call(checked))

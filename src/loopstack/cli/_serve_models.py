@@ -1,0 +1,118 @@
+"""`loopstack serve`: serve registered models over the Open Inference Protocol and JSON.
+
+``loopstack serve --model models:/churn@champion --port 8080`` serves one endpoint
+named after the model; each further ``--model`` adds one, and a ``--name`` names the
+``--model`` just before it: ``--model models:/churn@champion --model
+models:/churn@challenger --name churn-next``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from typer.core import TyperCommand
+
+__all__ = ["ServeCommand", "pair_models", "serve"]
+
+
+class ServeCommand(TyperCommand):
+    """Keeps the raw arguments: a ``--name`` belongs to the ``--model`` before it, an
+    order click does not keep between two options."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta["loopstack.serve.args"] = list(args)
+        return super().parse_args(ctx, args)  # type: ignore[no-any-return]
+
+
+def pair_models(args: list[str]) -> list[tuple[str, str | None]]:
+    """``(model URI, name or None)`` in the order given, from the raw arguments.
+
+    >>> pair_models(["--model", "models:/a@x", "--model", "models:/b/1", "--name", "bee"])
+    [('models:/a@x', None), ('models:/b/1', 'bee')]
+    """
+    from loopstack.errors import Invalid
+
+    pairs: list[tuple[str, str | None]] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        option, _, inline = arg.partition("=")
+        if option in ("--model", "-m", "--name"):
+            value = inline if inline else (args[i + 1] if i + 1 < len(args) else "")
+            i += 1 if inline else 2
+            if option == "--name":
+                if not pairs:
+                    raise Invalid("--name names the --model before it; give --model first")
+                if pairs[-1][1] is not None:
+                    raise Invalid(f"--model {pairs[-1][0]} is given two names")
+                pairs[-1] = (pairs[-1][0], value)
+            else:
+                pairs.append((value, None))
+            continue
+        i += 1
+    return pairs
+
+
+def serve(
+    ctx: typer.Context,
+    model: list[str] = typer.Option(
+        ...,
+        "--model",
+        "-m",
+        help="A model URI to serve (models:/name@alias, models:/name/3, "
+        "runs:/id/path); repeat for more endpoints.",
+    ),
+    name: list[str] = typer.Option(
+        [], "--name", help="The endpoint name of the --model before it (default: the model's)."
+    ),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8080, help="Port to listen on (1-65535)."),
+    workers: int = typer.Option(1, min=1, max=64, help="Worker processes (one BLAS thread each)."),
+    onnx: bool = typer.Option(False, "--onnx", help="Predict with the ONNX copy where one exists."),
+    refresh_s: float = typer.Option(
+        0.0, "--refresh-s", min=0, help="Re-resolve aliases this often (0: never)."
+    ),
+    access_log: bool = typer.Option(
+        True, "--access-log/--no-access-log", help="Log one line per request."
+    ),
+) -> None:
+    """Serve models: Open Inference Protocol v2 (/v2/...) and JSON (/endpoints/NAME/predict)."""
+    from loopstack import __version__
+    from loopstack.cli._output import console, fail
+    from loopstack.cli._serve import bind_error
+    from loopstack.registry import resolve_model_uri
+    from loopstack.server import serve_endpoints
+    from loopstack.serving import EndpointSpec, ServingRuntime, endpoint_name_for
+
+    pairs = pair_models(ctx.meta.get("loopstack.serve.args", []))
+    specs = [
+        EndpointSpec(given or endpoint_name_for(uri), uri, prefer_onnx=onnx) for uri, given in pairs
+    ]
+    ServingRuntime(specs)  # refuses two endpoints of one name
+    problem = bind_error(host, port)
+    if problem:
+        fail(problem)
+    resolved = [(spec, resolve_model_uri(spec.model_uri)[2]) for spec in specs]  # fail fast
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}"
+    out = console()
+    out.print(f"loopstack {__version__} serving on [bold]{url}[/]", highlight=False)
+    for spec, version in resolved:
+        what = f"version {version.version}, {version.flavor}" if version else "a run's model"
+        out.print(
+            f"  endpoint:   {spec.name} <- {spec.model_uri} ({what})",
+            highlight=False,
+            soft_wrap=True,
+        )
+    out.print(
+        f"  workers:    {workers} (one BLAS thread each)   access log: "
+        f"{'on' if access_log else 'off'}",
+        highlight=False,
+    )
+    out.print(f"  OIP v2:     {url}/v2/models/{specs[0].name}/infer", highlight=False)
+    out.print(f"  JSON:       {url}/endpoints/{specs[0].name}/predict", highlight=False)
+    out.print(f"  ready:      {url}/v2/health/ready (after every model loads)", highlight=False)
+    serve_endpoints(
+        specs, host=host, port=port, workers=workers, access_log=access_log, refresh_s=refresh_s
+    )

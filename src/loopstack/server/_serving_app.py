@@ -1,0 +1,176 @@
+"""The serving app factory: Open Inference Protocol v2 and the JSON predict route.
+
+Separate from the tracking server's ``create_app``: a serving replica mounts no
+tracking, registry or MLflow route, only ``routes/oip_v2.py`` and ``routes/serving.py``.
+It shares the tracking server's edge: the error shapes (``{"error": "..."}`` under
+``/v2``), the bad-string guard, the body's size limit (``LOOPSTACK_MAX_BODY_MB``) and
+the Prometheus ``/metrics`` per route.
+
+The endpoint list comes as ``EndpointSpec``s (or a ready ``ServingRuntime``); the
+models load in a background thread, so ``/v2/health/ready`` answers false until every
+one is loaded and warm. With ``refresh_s`` the runtime re-resolves aliases that often
+and swaps in a version an alias moved to, once it is warm.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import replace
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from loopstack import __version__
+from loopstack.config import Settings, settings
+from loopstack.errors import Invalid, LoopstackError
+from loopstack.serving import EndpointSpec, ServingRuntime, limit_threads, specs_from_env
+
+__all__ = ["REFRESH_ENV", "app_from_environment", "create_serving_app", "serve_endpoints"]
+
+log = logging.getLogger("loopstack.serving")
+#: seconds between alias re-resolutions in a worker started from the environment (0: off)
+REFRESH_ENV = "LOOPSTACK_SERVING_REFRESH_S"
+
+
+def create_serving_app(
+    endpoints: Iterable[EndpointSpec] | ServingRuntime,
+    config: Settings | None = None,
+    *,
+    start: bool = True,
+    refresh_s: float = 0.0,
+) -> FastAPI:
+    """The serving ASGI app for ``endpoints``; ``start`` begins loading them at once.
+
+    >>> app = create_serving_app([EndpointSpec("churn", "models:/churn@champion")])
+    """
+    from loopstack.server._boundary import BadStringGuard
+    from loopstack.server._http_errors import error_response, http_error_response
+    from loopstack.server._metrics import MetricsMiddleware, ServerMetrics
+    from loopstack.server._request_gate import RequestGate
+    from loopstack.server.routes import oip_v2, serving
+
+    config = config or settings()
+    runtime = endpoints if isinstance(endpoints, ServingRuntime) else ServingRuntime(endpoints)
+    app = FastAPI(
+        title="loopstack serving",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        redirect_slashes=False,
+    )
+    # Serving answers without tokens in this release; the gate still bounds every body.
+    app.state.config = replace(config, auth=False)
+    app.state.runtime = runtime
+    app.include_router(oip_v2.router)
+    app.include_router(serving.router)
+    app.state.routers = [oip_v2.router, serving.router]
+
+    @app.exception_handler(LoopstackError)
+    async def _loopstack_error(request: Request, exc: LoopstackError) -> JSONResponse:
+        return error_response(request, exc)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return http_error_response(request, exc)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        response = error_response(
+            request,
+            LoopstackError(
+                f"the server failed on {request.method} {request.url.path} "
+                f"({type(exc).__name__}); the server's log has the details"
+            ),
+        )
+        response.headers["Connection"] = "close"
+        return response
+
+    metrics = ServerMetrics()
+
+    @app.get("/health", name="health", tags=["ops"])
+    async def health() -> dict[str, object]:
+        return {"status": "ok", "version": __version__, "ready": runtime.ready}
+
+    @app.get("/metrics", name="metrics", tags=["ops"])
+    def prometheus_metrics() -> Response:
+        """Requests, errors and latency per route (summed over every worker)."""
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    app.add_middleware(BadStringGuard)
+    app.add_middleware(RequestGate)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if start:
+        runtime.start()
+    if refresh_s > 0:
+        _start_refresh(runtime, refresh_s)
+    return app
+
+
+def _start_refresh(runtime: ServingRuntime, every_s: float) -> None:
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every_s):
+            try:
+                changed = runtime.refresh()
+            except Exception:  # noqa: BLE001 - a refresh must never end the loop
+                log.exception("refreshing the endpoints failed")
+                continue
+            if changed:
+                log.warning("endpoints now serving a new version: %s", ", ".join(changed))
+
+    threading.Thread(target=loop, name="loopstack-refresh", daemon=True).start()
+
+
+def app_from_environment() -> FastAPI:
+    """uvicorn's factory in each worker process: one BLAS thread, then the endpoints named
+    by ``LOOPSTACK_SERVING_ENDPOINTS`` (set by ``loopstack serve``)."""
+    limit_threads()
+    raw = os.environ.get(REFRESH_ENV, "0")
+    try:
+        refresh_s = float(raw)
+    except ValueError:
+        raise Invalid(f"{REFRESH_ENV} must be a number of seconds; got {raw!r}") from None
+    return create_serving_app(specs_from_env(), refresh_s=refresh_s)
+
+
+def serve_endpoints(
+    specs: Iterable[EndpointSpec],
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    workers: int = 1,
+    access_log: bool = True,
+    refresh_s: float = 0.0,
+) -> None:
+    """Serve ``specs`` with uvicorn (blocking): ``workers`` processes, each loading every
+    model once with one BLAS/OpenMP thread.
+
+    >>> serve_endpoints([EndpointSpec("churn", "models:/churn@champion")], port=8080)
+    """
+    import uvicorn
+
+    from loopstack.serving import ENDPOINTS_ENV, specs_to_env
+
+    limit_threads()  # before the workers start: the BLAS reads these when it loads
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import tempfile
+
+        # Each worker writes its counters here, so /metrics sums every worker.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="loopstack-metrics-")
+    os.environ[ENDPOINTS_ENV] = specs_to_env(specs)
+    os.environ[REFRESH_ENV] = str(refresh_s)
+    from loopstack.server import _log_config
+
+    uvicorn.run(
+        "loopstack.server._serving_app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        log_config=_log_config(access_log),
+    )
