@@ -172,6 +172,16 @@ class Database:
         """Run ``fn(conn)`` in a read transaction."""
         return self._with_retry(fn, write=False)
 
+    def write_unaudited(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn(conn)`` in a write transaction that appends no audit event.
+
+        Only for high-rate counters that are data, not state changes (a bandit arm's
+        rewards): an event per reward would grow the hash chain by the request rate and
+        serialise every reward behind the chain's head. The state change that made the
+        counters (creating the bandit) is audited through ``write``.
+        """
+        return self._with_retry(fn, write=True)
+
     def write(
         self,
         fn: Callable[[Connection], T],
