@@ -222,7 +222,11 @@ def rollback(
 
 @app.command("history")
 def history(
-    name: str = NAME, as_json: bool = JSON, as_csv: bool = CSV, columns: str = COLUMNS
+    name: str = NAME,
+    columns: str = COLUMNS,
+    wide: bool = WIDE,
+    as_json: bool = JSON,
+    as_csv: bool = CSV,
 ) -> None:
     """Every revision of an endpoint: what changed it, who, when."""
     from loopstack.cli._output import fmt_time
@@ -244,6 +248,7 @@ def history(
         title=f"history of {name} ({len(revisions)})",
         empty="No revisions",
         columns_option=columns,
+        wide=wide,
         as_json=as_json,
         as_csv=as_csv,
     )
