@@ -291,3 +291,31 @@ def test_replicas_on_one_database_see_a_change_at_once(backend: Backend) -> None
     assert two.revisions()["api"] == seen["api"] + 1
     current = two.get("api")
     assert current.primary is not None and current.primary.version == 2
+
+
+def test_an_arm_follows_its_alias_but_production_only_to_an_approved_version(
+    backend: Backend,
+) -> None:
+    from loopstack.serving import resolve_arm
+
+    backend.act_as("alice")
+    ls.get_registry().set_alias("churn", "stable", 1)  # an unprotected alias, on approved v1
+    backend.act_as("bob")
+    dep, reg = ls.deployments(), ls.get_registry()
+    prod = dep.create("prod-api", "churn@stable", stage="production")
+    staging = dep.create("staging-api", "churn@stable")
+    backend.act_as("alice")
+    reg = ls.get_registry()
+    reg.set_alias("churn", "stable", 3)  # v3 is not approved
+    assert resolve_arm(reg, staging, staging.arms[0]).version == 3
+    assert resolve_arm(reg, prod, prod.arms[0]).version == 1  # keeps what was checked
+    pinned = ls.deployments().get("prod-api")
+    assert pinned.arms[0].version == 1 and pinned.arms[0].ref == "stable"
+
+
+def test_version_numbers_are_plain_positive_integers(backend: Backend) -> None:
+    dep = ls.deployments()
+    for bad in ("churn/²", "churn/0", "churn/99999999999", "churn/-1"):
+        with pytest.raises(ls.Invalid, match="MODEL@ALIAS .* or MODEL/VERSION"):
+            dep.create("api", bad)
+    assert dep.list_deployments() == []

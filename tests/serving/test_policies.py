@@ -128,3 +128,22 @@ def test_thompson_sampling_explores_before_it_knows() -> None:
     rng = random.Random(5)
     got = Counter(route(d, rng=rng).arm.name for _ in range(4000))  # no state: Beta(1, 1)
     assert 0.45 < got["a"] / 4000 < 0.55
+
+
+def test_routing_loads_no_database_or_web_client() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, loopstack.serving as s; s.route; s.Deployment; "
+        "print(','.join(m for m in ('sqlalchemy', 'httpx', 'fastapi') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_the_public_names_resolve() -> None:
+    import loopstack.serving as serving
+
+    assert len(set(serving.__all__)) == len(serving.__all__)
+    assert all(getattr(serving, name) is not None for name in serving.__all__)

@@ -22,6 +22,7 @@ from loopstack.serving._deployments import (
     Deployment,
     DeploymentRevision,
     DeploymentStore,
+    is_version_number,
     parse_model_ref,
 )
 from loopstack.serving._policies import (
@@ -31,6 +32,7 @@ from loopstack.serving._policies import (
     route,
     thompson_choice,
 )
+from loopstack.serving._resolve import resolve_arm
 
 if TYPE_CHECKING:
     from loopstack.serving._rest_deployments import RestDeployments
@@ -56,8 +58,10 @@ __all__ = [
     "SqlDeployments",
     "deployments",
     "epsilon_greedy_choice",
+    "is_version_number",
     "key_bucket",
     "parse_model_ref",
+    "resolve_arm",
     "route",
     "thompson_choice",
 ]

@@ -25,6 +25,7 @@ __all__ = [
     "Deployment",
     "DeploymentRevision",
     "DeploymentStore",
+    "is_version_number",
     "parse_model_ref",
     "validate_deployment_name",
 ]
@@ -38,6 +39,7 @@ ROLES = ("primary", "canary", "shadow", "arm", "standby")
 STAGES = ("staging", "production")
 STRATEGIES = ("thompson", "epsilon")
 
+_VERSION_RE = re.compile(r"^[1-9][0-9]{0,8}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]{0,127}$")
 _ARM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]{0,63}$")
 
@@ -53,6 +55,11 @@ def validate_deployment_name(name: Any) -> str:
     return name
 
 
+def is_version_number(ref: str) -> bool:
+    """Does ``ref`` name a version by number (``3``), not an alias?"""
+    return bool(_VERSION_RE.match(ref))
+
+
 def parse_model_ref(text: Any) -> tuple[str, str]:
     """``(model, ref)`` from ``churn@champion`` (an alias) or ``churn/3`` (a version).
 
@@ -63,7 +70,7 @@ def parse_model_ref(text: Any) -> tuple[str, str]:
         for sep in ("@", "/"):
             model, found, ref = text.rpartition(sep)
             if found and model and ref:
-                if sep == "/" and not ref.isdigit():
+                if sep == "/" and not is_version_number(ref):
                     break
                 return model, ref
     raise Invalid(
@@ -92,7 +99,11 @@ class Arm:
     @property
     def model_ref(self) -> str:
         """``model@alias`` or ``model/version``, as the CLI takes it."""
-        return f"{self.model}/{self.ref}" if self.ref.isdigit() else f"{self.model}@{self.ref}"
+        return (
+            f"{self.model}/{self.ref}"
+            if is_version_number(self.ref)
+            else f"{self.model}@{self.ref}"
+        )
 
     @property
     def serves(self) -> bool:

@@ -28,6 +28,7 @@ from loopstack.serving._deployments import (
     Deployment,
     DeploymentRevision,
     DeploymentStore,
+    is_version_number,
     parse_model_ref,
     validate_deployment_name,
 )
@@ -150,7 +151,7 @@ class SqlDeployments(DeploymentStore):
         for a in arms:
             got = (
                 reg.get_model_version(a.model, int(a.ref))
-                if a.ref.isdigit()
+                if is_version_number(a.ref)
                 else reg.get_version_by_alias(a.model, a.ref)
             )
             out.append(Arm(a.name, a.model, a.ref, a.weight, a.role, got.version))
