@@ -26,7 +26,9 @@ __all__ = [
     "DeploymentRevision",
     "DeploymentStore",
     "is_version_number",
+    "check_arm_names",
     "parse_model_ref",
+    "validate_arms",
     "validate_deployment_name",
 ]
 
@@ -78,6 +80,17 @@ def parse_model_ref(text: Any) -> tuple[str, str]:
         f"got {text!r} instead",
         field="model",
     )
+
+
+def check_arm_names(arms: list[Arm]) -> None:
+    """Refuse (``Invalid``) an arm whose name breaks the rule, naming it."""
+    for a in arms:
+        if not isinstance(a.name, str) or not _ARM_RE.match(a.name):
+            raise Invalid(
+                "an arm name must start with a letter or digit and contain only letters, "
+                f"digits, '_', '-' and '.' (at most 64); got {a.name!r} instead",
+                field="arms",
+            )
 
 
 @dataclass
@@ -244,6 +257,47 @@ class ArmStats:
         """The stats a ``to_dict`` made."""
         return cls(
             got["arm"], int(got["pulls"]), got["reward_sum"], got["successes"], got["failures"]
+        )
+
+
+_SUM_TOLERANCE = 1e-6
+
+
+def validate_arms(policy: str, arms: list[Arm], options: dict[str, Any]) -> None:
+    """Refuse (``Invalid``) a policy, arms or options that break a rule, saying which."""
+    check_arm_names(arms)
+    if policy not in POLICIES:
+        raise Invalid(f"a policy is one of {list(POLICIES)}; got {policy!r}", field="policy")
+    names = [a.name for a in arms]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise Invalid(f"arm names must be unique; {dupes} appear more than once", field="arms")
+    for a in arms:
+        if a.weight < 0 or a.weight > 100 or a.weight != a.weight:
+            raise Invalid(
+                f"a weight is a percentage from 0 to 100; arm {a.name!r} has {a.weight}",
+                field="weight",
+            )
+    if policy == "bandit":
+        if len(arms) < 2:
+            raise Invalid(f"a bandit needs at least two arms; got {len(arms)}", field="arms")
+        if options.get("strategy") not in STRATEGIES:
+            raise Invalid(
+                f"a bandit's strategy is one of {list(STRATEGIES)}; got "
+                f"{options.get('strategy')!r}",
+                field="strategy",
+            )
+        eps = options.get("epsilon")
+        if not isinstance(eps, (int, float)) or not 0 <= eps <= 1:
+            raise Invalid(f"epsilon must be from 0 to 1; got {eps!r}", field="epsilon")
+        return
+    serving = [a for a in arms if a.serves]
+    total = sum(a.weight for a in serving)
+    if not serving or abs(total - 100.0) > _SUM_TOLERANCE:
+        shown = ", ".join(f"{a.name}={a.weight:g}" for a in serving) or "none"
+        raise Invalid(
+            f"the weights of the arms that answer must sum to 100; got {total:g} ({shown})",
+            field="weight",
         )
 
 

@@ -5,9 +5,9 @@ registry, the production rule checked), then written in one audited transaction
 that first checks nobody changed the deployment meanwhile (its revision), so two
 concurrent changes never lose one another: the second gets ``Conflict``.
 
-Bandit rewards are the exception: high-rate data, they bump counters with a plain
-UPDATE and no audit event (``Database.write_unaudited``); the bandit's creation, and
-every other change of the deployment, is audited.
+Bandit rewards are the exception (``_bandit_state.py``): high-rate data, they bump
+counters with a plain UPDATE and no audit event; the bandit's creation, and every
+other change of the deployment, is audited.
 """
 
 from __future__ import annotations
@@ -19,17 +19,16 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, delete, select, update
 
 from loopstack.errors import AlreadyExists, Conflict, Forbidden, Invalid, NotFound
+from loopstack.serving._bandit_state import BanditState
 from loopstack.serving._deployments import (
-    POLICIES,
     STAGES,
-    STRATEGIES,
     Arm,
-    ArmStats,
     Deployment,
     DeploymentRevision,
     DeploymentStore,
     is_version_number,
     parse_model_ref,
+    validate_arms,
     validate_deployment_name,
 )
 from loopstack.store import Stores
@@ -41,7 +40,6 @@ __all__ = ["SqlDeployments"]
 
 D, REV = cast(Table, DeploymentRow.__table__), cast(Table, RevisionRow.__table__)
 BS = cast(Table, BanditArm.__table__)
-_SUM_TOLERANCE = 1e-6
 
 
 def _config(arms: list[Arm], options: dict[str, Any]) -> str:
@@ -57,7 +55,7 @@ def _other_colour(name: str) -> str:
     return "green" if name == "blue" else "blue"
 
 
-class SqlDeployments(DeploymentStore):
+class SqlDeployments(BanditState, DeploymentStore):
     """``DeploymentStore`` of one project over the metadata DB, acting as ``actor``."""
 
     def __init__(self, stores: Stores, *, actor: str = "local", project_id: int = 0) -> None:
@@ -181,42 +179,6 @@ class SqlDeployments(DeploymentStore):
                 "it to a staging endpoint; an admin may override with force"
             )
 
-    @staticmethod
-    def _validate(policy: str, arms: list[Arm], options: dict[str, Any]) -> None:
-        if policy not in POLICIES:
-            raise Invalid(f"a policy is one of {list(POLICIES)}; got {policy!r}", field="policy")
-        names = [a.name for a in arms]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise Invalid(f"arm names must be unique; {dupes} appear more than once", field="arms")
-        for a in arms:
-            if a.weight < 0 or a.weight > 100 or a.weight != a.weight:
-                raise Invalid(
-                    f"a weight is a percentage from 0 to 100; arm {a.name!r} has {a.weight}",
-                    field="weight",
-                )
-        if policy == "bandit":
-            if len(arms) < 2:
-                raise Invalid(f"a bandit needs at least two arms; got {len(arms)}", field="arms")
-            if options.get("strategy") not in STRATEGIES:
-                raise Invalid(
-                    f"a bandit's strategy is one of {list(STRATEGIES)}; got "
-                    f"{options.get('strategy')!r}",
-                    field="strategy",
-                )
-            eps = options.get("epsilon")
-            if not isinstance(eps, (int, float)) or not 0 <= eps <= 1:
-                raise Invalid(f"epsilon must be from 0 to 1; got {eps!r}", field="epsilon")
-            return
-        serving = [a for a in arms if a.serves]
-        total = sum(a.weight for a in serving)
-        if not serving or abs(total - 100.0) > _SUM_TOLERANCE:
-            shown = ", ".join(f"{a.name}={a.weight:g}" for a in serving) or "none"
-            raise Invalid(
-                f"the weights of the arms that answer must sum to 100; got {total:g} ({shown})",
-                field="weight",
-            )
-
     # -- writing ------------------------------------------------------------------------
     def _write(self, fn: Callable[[Connection], Any], action: str, name: str, payload: Any) -> Any:
         return self.db.write(
@@ -266,7 +228,7 @@ class SqlDeployments(DeploymentStore):
     ) -> Deployment:
         """Write the next revision of ``current`` (refused if it changed meanwhile)."""
         options = dict(options or {})
-        self._validate(policy, arms, options)
+        validate_arms(policy, arms, options)
         arms = self._resolve(arms)
         self._check_production(current.stage, arms, force)
         now = now_ms()
@@ -335,29 +297,6 @@ class SqlDeployments(DeploymentStore):
                 comment=comment,
             )
         )
-
-    @staticmethod
-    def _bandit_rows(
-        conn: Connection, deployment_id: int, arms: list[Arm], *, reset: bool, now: int
-    ) -> None:
-        if reset:
-            conn.execute(delete(BS).where(BS.c.deployment_id == deployment_id))
-        have = set(
-            conn.execute(select(BS.c.arm).where(BS.c.deployment_id == deployment_id)).scalars()
-        )
-        for a in arms:
-            if a.name not in have:
-                conn.execute(
-                    BS.insert().values(
-                        deployment_id=deployment_id,
-                        arm=a.name,
-                        pulls=0,
-                        reward_sum=0.0,
-                        successes=0.0,
-                        failures=0.0,
-                        updated_at=now,
-                    )
-                )
 
     # -- the verbs ----------------------------------------------------------------------
     def create(
@@ -460,9 +399,6 @@ class SqlDeployments(DeploymentStore):
         if len(arms) < 2:
             raise Invalid(f"an A/B split needs at least two arms; got {len(arms)}", field="arms")
         built = [self._arm(n, ref, weight=float(w), role="arm") for n, (ref, w) in arms.items()]
-        for a in built:
-            if not _valid_arm_name(a.name):
-                raise Invalid(_arm_name_message(a.name), field="arms")
         return self._revise(current, "ab", "ab", built, force=force)
 
     def bandit(
@@ -478,9 +414,6 @@ class SqlDeployments(DeploymentStore):
         current = self.get(name)
         share = 100.0 / max(1, len(arms))
         built = [self._arm(n, ref, weight=share, role="arm") for n, ref in arms.items()]
-        for a in built:
-            if not _valid_arm_name(a.name):
-                raise Invalid(_arm_name_message(a.name), field="arms")
         options = {"strategy": strategy, "epsilon": epsilon}
         return self._revise(
             current, "bandit", "bandit", built, options=options, force=force, reset_bandit=True
@@ -555,64 +488,3 @@ class SqlDeployments(DeploymentStore):
             conn.execute(delete(D).where(D.c.deployment_id == row.deployment_id))
 
         self._write(run, "delete", name, {"name": name})
-
-    # -- bandit state ---------------------------------------------------------------------
-    def record_reward(self, name: str, arm: str, reward: float) -> ArmStats:
-        """Feed a bandit arm a reward in [0, 1]: a plain UPDATE of its counters, no audit
-        event (rewards come at the request rate; see the module's docstring)."""
-        if isinstance(reward, bool) or not isinstance(reward, (int, float)) or not 0 <= reward <= 1:
-            raise Invalid(f"a reward is a number from 0 to 1; got {reward!r}", field="reward")
-        r = float(reward)
-
-        def run(conn: Connection) -> ArmStats:
-            row = self._row(conn, name)
-            if row.policy != "bandit":
-                raise Conflict(
-                    f"deployment {name!r} is not a bandit (its policy is {row.policy!r}): "
-                    "rewards feed a bandit's arms"
-                )
-            self._entity(row).arm(arm)
-            conn.execute(
-                update(BS)
-                .where(BS.c.deployment_id == row.deployment_id, BS.c.arm == arm)
-                .values(
-                    pulls=BS.c.pulls + 1,
-                    reward_sum=BS.c.reward_sum + r,
-                    successes=BS.c.successes + r,
-                    failures=BS.c.failures + (1.0 - r),
-                    updated_at=now_ms(),
-                )
-            )
-            got = conn.execute(
-                select(BS).where(BS.c.deployment_id == row.deployment_id, BS.c.arm == arm)
-            ).one()
-            return ArmStats(got.arm, got.pulls, got.reward_sum, got.successes, got.failures)
-
-        return cast(ArmStats, self.db.write_unaudited(run))
-
-    def bandit_state(self, name: str) -> dict[str, ArmStats]:
-        """What each arm learned so far (zeros for an arm with no reward yet)."""
-
-        def run(conn: Connection) -> dict[str, ArmStats]:
-            row = self._row(conn, name)
-            arms = [a.name for a in self._entity(row).arms]
-            got = {
-                r.arm: ArmStats(r.arm, r.pulls, r.reward_sum, r.successes, r.failures)
-                for r in conn.execute(select(BS).where(BS.c.deployment_id == row.deployment_id))
-            }
-            return {a: got.get(a, ArmStats(a, 0, 0.0, 0.0, 0.0)) for a in arms}
-
-        return cast(dict[str, ArmStats], self.db.read(run))
-
-
-def _valid_arm_name(name: str) -> bool:
-    import re
-
-    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_\-.]{0,63}", name))
-
-
-def _arm_name_message(name: str) -> str:
-    return (
-        "an arm name must start with a letter or digit and contain only letters, digits, "
-        f"'_', '-' and '.' (at most 64); got {name!r} instead"
-    )
