@@ -64,6 +64,7 @@ _EXPORTS: dict[str, str] = {
         name: "loopstack.data"
         for name in ("Suite", "get_dataset", "infer_suite", "list_datasets", "register_dataset")
     },
+    "deployments": "loopstack.serving",
     "set_project": "loopstack.config",
     **{
         name: "loopstack.errors"
@@ -152,6 +153,7 @@ if TYPE_CHECKING:  # pragma: no cover
         SqlSource,
     )
     from loopstack.registry import get_registry, lineage, load_model, log_model  # noqa: F401
+    from loopstack.serving import deployments  # noqa: F401
     from loopstack.tracking import (  # noqa: F401
         ActiveRun,
         TrackingClient,

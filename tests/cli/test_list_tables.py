@@ -31,6 +31,8 @@ LISTS: tuple[tuple[str, ...], ...] = (
     ("models", "list"),
     ("models", "versions", "churn-prediction-model"),
     ("models", "requests"),
+    ("deploy", "list"),
+    ("deploy", "history", "churn-prediction-endpoint"),
     ("projects", "list"),
     ("token", "list"),
     ("users", "list"),
@@ -53,6 +55,9 @@ ABBREVIABLE = {
     "requested_by",
     "decided_by",
     "comment",
+    "arms",
+    "actor",
+    "updated_by",
 }
 
 
@@ -144,6 +149,9 @@ def filled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         "churn-prediction-model", description="who leaves within the next ninety days, weekly"
     )
     reg.request_promotion("churn-prediction-model", "2", alias="production", evidence={})
+    endpoint = ls.deployments(actor=USER)
+    endpoint.create("churn-prediction-endpoint", "churn-prediction-model/1")
+    endpoint.canary("churn-prediction-endpoint", "churn-prediction-model/2", weight=5)
     ok("projects", "create", "growth-analytics", "-d", "experiments of the growth team " * 3)
     ok("users", "create", USER, "--display-name", "Ana Long-Surname")
     ok("token", "create", "--name", "ci-nightly-retraining", "--user", USER)
@@ -240,6 +248,7 @@ def test_an_empty_list_says_so_the_same_way() -> None:
         ("models", "list"): "No registered models",
         ("models", "list", "--name-like", "zz%"): "No registered models match",
         ("models", "requests"): "No approval requests",
+        ("deploy", "list"): "No deployments",
         ("token", "list"): "No tokens",
         ("users", "list"): "No users",
     }

@@ -3,13 +3,14 @@ nothing of project B.
 
 Two projects hold one of each kind of object (experiment, run with a param, metric, tag
 and artifact, dataset version, validation result, registered model with a version, an
-alias and a promotion request, lineage, entity, feature view and service, MLflow logged
-model, audit events). Everything of B is named with the marker ``bsecret`` or has an id
-collected at setup. Then every read route of the OpenAPI spec (each GET, and each POST a
-viewer may call: the searches) is called by A's ml-engineer, with a token scoped to A
-and with an unscoped token of a user who is a member of A only: bare, with A's ids, with
-B's ids (an object of B answers 404), and asking for B by header (404). No response
-may hold anything of B, except an error echoing what the request itself sent.
+alias and a promotion request, a deployment, lineage, entity, feature view and service,
+MLflow logged model, audit events). Everything of B is named with the marker ``bsecret``
+or has an id collected at setup. Then every read route of the OpenAPI spec (each GET,
+and each POST a viewer may call: the searches) is called by A's ml-engineer, with a
+token scoped to A and with an unscoped token of a user who is a member of A only: bare,
+with A's ids, with B's ids (an object of B answers 404), and asking for B by header
+(404). No response may hold anything of B, except an error echoing what the request
+itself sent.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def _fill(project: str, prefix: str, tmp_path: Path) -> dict[str, Any]:
     )
     reg.set_alias(f"{prefix}-model", f"{prefix}-alias", 1)
     request = reg.request_promotion(f"{prefix}-model", 1)
+    ls.deployments(actor="root").create(f"{prefix}-deploy", f"{prefix}-model@{prefix}-alias")
     path = tmp_path / f"{prefix}.parquet"
     pd.DataFrame(
         {f"{prefix}_id": [1, 2], "event_timestamp": pd.Timestamp("2024-03-01"), "rate": [0.1, 0.2]}
@@ -91,6 +93,7 @@ def _fill(project: str, prefix: str, tmp_path: Path) -> dict[str, Any]:
         "metric": f"{prefix}_metric",
         "artifact": file.name,
         "model": f"{prefix}-model",
+        "deployment": f"{prefix}-deploy",
         "alias": f"{prefix}-alias",
         "request_id": request.request_id,
         "result_id": report.result_id,
@@ -187,6 +190,8 @@ def _value(route: str, param: str, side: dict[str, Any]) -> str | None:
             return str(side["exp_name"])
         if base.startswith(_MODEL_ROUTES) or base in ("model_versions_search", "approvals_list"):
             return str(side["model"])
+        if base.startswith("deployments_"):
+            return str(side["deployment"])
         if base.startswith("datasets_"):
             return str(side["dataset"])
         if base.startswith("features_entities"):
@@ -308,6 +313,7 @@ _LISTS = {
     "model_versions_search",
     "approvals_list",
     "datasets_list",
+    "deployments_list",
     "validations_list",
     "features_entities_list",
     "features_views_list",

@@ -94,6 +94,7 @@ def _register() -> None:
     from loopstack.cli import (
         _audit,
         _data,
+        _deploy,
         _doctor,
         _experiments,
         _features,
@@ -113,6 +114,7 @@ def _register() -> None:
         ("experiments", _experiments.app, True),
         ("runs", _runs.app, True),
         ("models", _models.app, True),
+        ("deploy", _deploy.app, True),
         ("features", _features.app, True),
         ("audit", _audit.app, True),
         ("data", _data.app, True),

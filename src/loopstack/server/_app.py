@@ -112,13 +112,22 @@ def create_app(config: Settings | None = None) -> FastAPI:
 
     from loopstack.server._security import authorize
     from loopstack.server.routes import _mlflow_registry as mlflow_registry
-    from loopstack.server.routes import admin, data, features, mlflow_compat, native, registry
+    from loopstack.server.routes import (
+        admin,
+        data,
+        deployments,
+        features,
+        mlflow_compat,
+        native,
+        registry,
+    )
 
     app.include_router(native.router)
     app.include_router(registry.router)
     app.include_router(admin.router)
     app.include_router(data.router)
     app.include_router(features.router)
+    app.include_router(deployments.router)
     app.include_router(mlflow_compat.router)
     app.include_router(mlflow_compat.artifacts_router)
     app.include_router(mlflow_compat.logged_models_router)
@@ -129,6 +138,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
         admin.router,
         data.router,
         features.router,
+        deployments.router,
         mlflow_compat.router,
         mlflow_compat.artifacts_router,
         mlflow_compat.logged_models_router,

@@ -100,6 +100,28 @@ ROUTE_ROLES: dict[str, Role | str | None] = {
         "features_online_read",
     ),
     **_all(DS, "features_apply", "features_views_delete"),
+    # -- deployments (a production endpoint also needs approved versions, or an admin's
+    # force: the store and routes/deployments.py check those) ------------------------
+    **_all(
+        V,
+        "deployments_list",
+        "deployments_get",
+        "deployments_history",
+        "deployments_bandit_state",
+    ),
+    **_all(
+        ML,
+        "deployments_create",
+        "deployments_set",
+        "deployments_canary",
+        "deployments_shadow",
+        "deployments_ab",
+        "deployments_bandit",
+        "deployments_promote",
+        "deployments_rollback",
+        "deployments_delete",
+        "deployments_reward",
+    ),
     # -- administration (no single project) -------------------------------------------
     **_all(
         GLOBAL_ADMIN,

@@ -175,10 +175,12 @@ class Database:
     def write_unaudited(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(conn)`` in a write transaction that appends no audit event.
 
-        Only for high-rate, append-only data that the audit chain must not carry
-        (the event log's segment index: predictions, feedback, monitoring windows);
-        every state change goes through ``write``. Writers take turns and busy
-        stores are retried exactly as in ``write``.
+        Only for high-rate data that the audit chain must not carry: the event log's
+        segment index (predictions, feedback, monitoring windows) and a bandit arm's reward
+        counters. An event per row or per reward would grow the hash chain by the request
+        rate and serialise every write behind the chain's head; the state changes around
+        them (creating a deployment or a bandit) go through ``write``. Writers take turns
+        and busy stores are retried exactly as in ``write``.
         """
         return self._with_retry(fn, write=True)
 

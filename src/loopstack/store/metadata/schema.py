@@ -28,10 +28,13 @@ __all__ = [
     "ArtifactEntry",
     "AuditEvent",
     "AuditHead",
+    "BanditArm",
     "Base",
     "Dataset",
     "EventSegment",
     "DatasetVersion",
+    "DeploymentRevision",
+    "DeploymentRow",
     "Experiment",
     "ExperimentTag",
     "FeatureEntity",
@@ -575,3 +578,56 @@ class EventSegment(Base):
     digest: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+# -- serving: deployments (every revision kept) and bandit state -------------------------
+class DeploymentRow(Base):
+    """An endpoint's current deployment: its policy and arms (JSON) at its latest revision."""
+
+    __tablename__ = "deployments"
+    deployment_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(Integer, index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    stage: Mapped[str] = mapped_column(String(16))
+    policy: Mapped[str] = mapped_column(String(16))
+    #: JSON {"arms": [...], "options": {...}}: what the latest revision holds
+    config: Mapped[str] = mapped_column(Text)
+    revision: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_by: Mapped[str] = mapped_column(String(256))
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+
+class DeploymentRevision(Base):
+    """Every revision of a deployment, as it was: what changed it, who, when."""
+
+    __tablename__ = "deployment_revisions"
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.deployment_id", ondelete="CASCADE"), primary_key=True
+    )
+    revision: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    action: Mapped[str] = mapped_column(String(32))
+    stage: Mapped[str] = mapped_column(String(16))
+    policy: Mapped[str] = mapped_column(String(16))
+    config: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(256))
+    ts: Mapped[int] = mapped_column(BigInteger)
+    comment: Mapped[str] = mapped_column(Text, default="")
+
+
+class BanditArm(Base):
+    """A bandit arm's learned state: counters a reward bumps with a plain UPDATE."""
+
+    __tablename__ = "bandit_state"
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.deployment_id", ondelete="CASCADE"), primary_key=True
+    )
+    arm: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pulls: Mapped[int] = mapped_column(BigInteger, default=0)
+    reward_sum: Mapped[float] = mapped_column(Float(precision=53), default=0.0)
+    #: Beta posterior: alpha = 1 + successes, beta = 1 + failures
+    successes: Mapped[float] = mapped_column(Float(precision=53), default=0.0)
+    failures: Mapped[float] = mapped_column(Float(precision=53), default=0.0)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
