@@ -143,3 +143,19 @@ def test_online_features_of_the_wrong_shape_are_a_422(http: httpx.Client) -> Non
     answer = http.post("/api/v1/features/online", json=body)
     assert answer.status_code == 422, answer.text
     assert answer.json()["field"] == "features"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/features/views/x?version=99999999999999999999",
+        "/api/2.0/mlflow/experiments/search?max_results=99999999999999999999",
+        "/api/2.0/mlflow/metrics/get-history?metric_key=a&run_id=b&max_results=-99999999999999999999",
+        "/api/2.0/mlflow/registered-models/search?max_results=99999999999999999999",
+    ],
+)
+def test_integer_queries_outside_int64_are_a_4xx(http: httpx.Client, path: str) -> None:
+    # found by the fuzzer: an OverflowError (native) and a ValidationError (MLflow) were 500s
+    answer = http.get(path)
+    assert 400 <= answer.status_code < 500, answer.text
+    assert "9223372036854775807" in answer.text or "-9223372036854775808" in answer.text

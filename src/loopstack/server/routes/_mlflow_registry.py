@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from loopstack.errors import Conflict, Forbidden, Invalid, NotFound
 from loopstack.registry import ModelVersion, RegisteredModel, SqlRegistry
+from loopstack.server._boundary import QueryWhole
 from loopstack.server._security import authorize, principal_of, project_of
 from loopstack.server.routes import _mlflow_registry_render as render
 from loopstack.server.routes import _mlflow_registry_search as search
@@ -143,7 +144,7 @@ def get_registered_model(
 @_route("GET", "/registered-models/search", "mlflow_registered_models_search")
 def search_registered_models(
     filter: str | None = None,
-    max_results: int = 100,
+    max_results: QueryWhole = 100,
     order_by: list[str] = Query([]),
     page_token: str | None = None,
     reg: SqlRegistry = Depends(model_registry),
@@ -324,7 +325,7 @@ def get_model_version(
 @_route("GET", "/model-versions/search", "mlflow_model_versions_search")
 def search_model_versions(
     filter: str | None = None,
-    max_results: int = 10_000,
+    max_results: QueryWhole = 10_000,
     order_by: list[str] = Query([]),
     page_token: str | None = None,
     reg: SqlRegistry = Depends(model_registry),

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from loopstack.auth import Role, role_of
 from loopstack.errors import Forbidden
+from loopstack.server._boundary import WholeNumber
 from loopstack.server._security import authorize, principal_of, project_of
 from loopstack.serving import SqlDeployments
 
@@ -86,7 +87,7 @@ class Promote(_Body):
 
 
 class Rollback(_Body):
-    to: int | None = None
+    to: WholeNumber | None = None
     force: bool = False
 
 

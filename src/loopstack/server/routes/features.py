@@ -19,6 +19,7 @@ from loopstack.features import FeatureStore
 from loopstack.features._definitions import definition_from_dict
 from loopstack.features._online_remote import response_to_wire
 from loopstack.features._registry import FeatureRegistry
+from loopstack.server._boundary import QueryWhole
 from loopstack.server._security import authorize, principal_of, project_of
 
 router = APIRouter(prefix="/api/v1/features", tags=["features"], dependencies=[Depends(authorize)])
@@ -98,7 +99,7 @@ def list_views(store: FeatureStore = Depends(feature_store)) -> dict[str, Any]:
 
 @router.get("/views/{name}", name="features_views_get")
 def get_view(
-    name: str, version: int | None = None, store: FeatureStore = Depends(feature_store)
+    name: str, version: QueryWhole | None = None, store: FeatureStore = Depends(feature_store)
 ) -> dict[str, Any]:
     return asdict(store.registry.view_version(name, version))
 

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 
 from loopstack.errors import Invalid, NotFound
+from loopstack.server._boundary import QueryWhole
 from loopstack.server._security import authorize
 from loopstack.server.routes import _mlflow_render as render
 from loopstack.server.routes._deps import tracking_store
@@ -212,7 +213,7 @@ def search_experiments(body: SearchExperimentsBody, store: Store = Depends(track
 
 @_route("GET", "/experiments/search", "mlflow_experiments_search_get")
 def search_experiments_get(
-    max_results: int = 1000,
+    max_results: QueryWhole = 1000,
     page_token: str | None = None,
     filter: str | None = None,
     order_by: list[str] = Query([]),
@@ -415,7 +416,7 @@ def get_metric_history(
     metric_key: str = Query(...),
     run_id: str | None = None,
     run_uuid: str | None = None,
-    max_results: int | None = None,
+    max_results: QueryWhole | None = None,
     page_token: str | None = None,
     store: Store = Depends(tracking_store),
 ) -> dict:
@@ -442,9 +443,9 @@ def _sample_steps(steps: list[int], max_results: int) -> set[int]:
 def get_history_bulk_interval(
     run_ids: list[str] = Query(...),
     metric_key: str = Query(...),
-    start_step: int | None = None,
-    end_step: int | None = None,
-    max_results: int = _BULK_MAX,
+    start_step: QueryWhole | None = None,
+    end_step: QueryWhole | None = None,
+    max_results: QueryWhole = _BULK_MAX,
     store: Store = Depends(tracking_store),
 ) -> dict:
     if len(run_ids) > _BULK_RUNS:
