@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
-from loopstack.config import settings
 from loopstack.registry._lineage import LineageGraph
 from loopstack.registry._store import RegistryStore
 
@@ -25,34 +23,19 @@ def registry(
     >>> reg = ls.get_registry()
     >>> reg.get_version_by_alias("churn", "production").version
     """
-    from loopstack.store.remote import local_config, server_url
+    from loopstack.auth._open import open_in_project
 
-    config = settings()
-    if server_url(config) is not None:
+    def remote(client: Any) -> RegistryStore:
         from loopstack.registry._rest_store import RestRegistry
-        from loopstack.store.remote import HttpClient
 
-        if project is not None and not isinstance(project, str):
-            from loopstack.errors import Invalid
+        return RestRegistry(client)
 
-            raise Invalid(
-                f"through a server a project is named, not numbered; got {project!r}",
-                field="project",
-            )
-        if project is not None:
-            config = replace(config, project=project)
-        return RestRegistry(HttpClient.from_settings(config))
-    from loopstack.auth import project_in_use
-    from loopstack.registry._sql_store import SqlRegistry
-    from loopstack.store import open_stores
+    def local(stores: Any, who: str, pid: int) -> RegistryStore:
+        from loopstack.registry._sql_store import SqlRegistry
 
-    config = local_config(config)
-    stores = open_stores(config)
-    if project is None and project_id is not None:
-        pid = project_id
-    else:
-        pid = project_in_use(stores.db, config, project=project)
-    return SqlRegistry(stores, actor=actor or config.actor, project_id=pid)
+        return SqlRegistry(stores, actor=who, project_id=pid)
+
+    return open_in_project(remote, local, actor=actor, project=project, project_id=project_id)
 
 
 def lineage(obj: Any) -> LineageGraph:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from typing import Any
 
-from loopstack.config import settings
 from loopstack.serving._deployments import DeploymentStore
 
 __all__ = ["deployments"]
@@ -20,31 +19,16 @@ def deployments(
     >>> d.create("churn-api", "churn@champion")
     >>> d.canary("churn-api", "churn/4", weight=5)
     """
-    from loopstack.store.remote import local_config, server_url
+    from loopstack.auth._open import open_in_project
 
-    config = settings()
-    if server_url(config) is not None:
+    def remote(client: Any) -> DeploymentStore:
         from loopstack.serving._rest_deployments import RestDeployments
-        from loopstack.store.remote import HttpClient
 
-        if project is not None and not isinstance(project, str):
-            from loopstack.errors import Invalid
+        return RestDeployments(client)
 
-            raise Invalid(
-                f"through a server a project is named, not numbered; got {project!r}",
-                field="project",
-            )
-        if project is not None:
-            config = replace(config, project=project)
-        return RestDeployments(HttpClient.from_settings(config))
-    from loopstack.auth import project_in_use
-    from loopstack.serving._sql_deployments import SqlDeployments
-    from loopstack.store import open_stores
+    def local(stores: Any, who: str, pid: int) -> DeploymentStore:
+        from loopstack.serving._sql_deployments import SqlDeployments
 
-    config = local_config(config)
-    stores = open_stores(config)
-    if project is None and project_id is not None:
-        pid = project_id
-    else:
-        pid = project_in_use(stores.db, config, project=project)
-    return SqlDeployments(stores, actor=actor or config.actor, project_id=pid)
+        return SqlDeployments(stores, actor=who, project_id=pid)
+
+    return open_in_project(remote, local, actor=actor, project=project, project_id=project_id)
