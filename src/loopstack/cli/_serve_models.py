@@ -4,6 +4,11 @@
 named after the model; each further ``--model`` adds one, and a ``--name`` names the
 ``--model`` just before it: ``--model models:/churn@champion --model
 models:/churn@challenger --name churn-next``.
+
+``--deployment churn-api`` (repeatable) serves a stored deployment, each request routed
+by its policy, and ``--deployments`` every deployment of the project (``--project``);
+the replicas poll the revisions (``--refresh-s``, 1 s by default) and swap a changed
+deployment in once its arms are warm.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from typing import Any
 
 import typer
 from typer.core import TyperCommand
+
+from loopstack.cli._project import PROJECT
 
 __all__ = ["ServeCommand", "pair_models", "serve"]
 
@@ -57,7 +64,7 @@ def pair_models(args: list[str]) -> list[tuple[str, str | None]]:
 def serve(
     ctx: typer.Context,
     model: list[str] = typer.Option(
-        ...,
+        [],
         "--model",
         "-m",
         help="A model URI to serve (models:/name@alias, models:/name/3, "
@@ -70,8 +77,19 @@ def serve(
     port: int = typer.Option(8080, help="Port to listen on (1-65535)."),
     workers: int = typer.Option(1, min=1, max=64, help="Worker processes (one BLAS thread each)."),
     onnx: bool = typer.Option(False, "--onnx", help="Predict with the ONNX copy where one exists."),
-    refresh_s: float = typer.Option(
-        0.0, "--refresh-s", min=0, help="Re-resolve aliases this often (0: never)."
+    deployment: list[str] = typer.Option(
+        [], "--deployment", "-d", help="A stored deployment to serve; repeat for more."
+    ),
+    all_deployments: bool = typer.Option(
+        False, "--deployments", help="Serve every stored deployment of the project."
+    ),
+    project: str | None = PROJECT,
+    refresh_s: float | None = typer.Option(
+        None,
+        "--refresh-s",
+        min=0,
+        help="Re-resolve aliases and poll deployments this often (default: 1 with "
+        "deployments, else 0: never).",
     ),
     access_log: bool = typer.Option(
         True, "--access-log/--no-access-log", help="Log one line per request."
@@ -90,10 +108,17 @@ def serve(
         EndpointSpec(given or endpoint_name_for(uri), uri, prefer_onnx=onnx) for uri, given in pairs
     ]
     ServingRuntime(specs)  # refuses two endpoints of one name
+    if not specs and not deployment and not all_deployments:
+        fail("nothing to serve: give --model URI, --deployment NAME or --deployments")
+    if deployment and all_deployments:
+        fail("give --deployment NAME or --deployments (every one), not both")
     problem = bind_error(host, port)
     if problem:
         fail(problem)
     resolved = [(spec, resolve_model_uri(spec.model_uri)[2]) for spec in specs]  # fail fast
+    served_deployments = _check_deployments(deployment, all_deployments, [s.name for s in specs])
+    if refresh_s is None:
+        refresh_s = 1.0 if served_deployments is not None else 0.0
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}"
     out = console()
@@ -105,14 +130,50 @@ def serve(
             highlight=False,
             soft_wrap=True,
         )
+    for d in served_deployments or []:
+        arms = ", ".join(f"{a.name}={a.model_ref} ({a.role} {a.weight:g}%)" for a in d.arms)
+        out.print(
+            f"  deployment: {d.name} revision {d.revision}, {d.policy}: {arms}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if all_deployments and not served_deployments:
+        out.print("  deployments: none yet (new ones are picked up)", highlight=False)
     out.print(
         f"  workers:    {workers} (one BLAS thread each)   access log: "
         f"{'on' if access_log else 'off'}",
         highlight=False,
     )
-    out.print(f"  OIP v2:     {url}/v2/models/{specs[0].name}/infer", highlight=False)
-    out.print(f"  JSON:       {url}/endpoints/{specs[0].name}/predict", highlight=False)
+    first = specs[0].name if specs else (served_deployments or [None])[0]
+    shown_name = first if isinstance(first, str) else getattr(first, "name", "NAME")
+    out.print(f"  OIP v2:     {url}/v2/models/{shown_name}/infer", highlight=False)
+    out.print(f"  JSON:       {url}/endpoints/{shown_name}/predict", highlight=False)
     out.print(f"  ready:      {url}/v2/health/ready (after every model loads)", highlight=False)
     serve_endpoints(
-        specs, host=host, port=port, workers=workers, access_log=access_log, refresh_s=refresh_s
+        specs,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        refresh_s=refresh_s,
+        deployments=None
+        if served_deployments is None
+        else (project, list(deployment) or None, onnx),
     )
+
+
+def _check_deployments(names: list[str], every: bool, endpoints: list[str]) -> list[Any] | None:
+    """The deployments to serve as stored now (None when none is asked for); fails fast
+    on an unknown name or one an endpoint of --model already has."""
+    if not names and not every:
+        return None
+    from loopstack.cli._output import fail
+    from loopstack.serving import deployments
+
+    store = deployments()
+    # NotFound names the deployment asked for
+    found = store.list_deployments() if every else [store.get(n) for n in dict.fromkeys(names)]
+    clash = sorted({d.name for d in found} & set(endpoints))
+    if clash:
+        fail(f"{clash} named both by --model (--name) and as a deployment; rename the --model")
+    return found

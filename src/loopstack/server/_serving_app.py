@@ -14,6 +14,7 @@ and swaps in a version an alias moved to, once it is warm.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -27,13 +28,28 @@ from starlette.exceptions import HTTPException
 from loopstack import __version__
 from loopstack.config import Settings, settings
 from loopstack.errors import Invalid, LoopstackError
-from loopstack.serving import EndpointSpec, ServingRuntime, limit_threads, specs_from_env
+from loopstack.serving import (
+    ENDPOINTS_ENV,
+    DeploymentSource,
+    EndpointSpec,
+    ServingRuntime,
+    limit_threads,
+    specs_from_env,
+)
 
-__all__ = ["REFRESH_ENV", "app_from_environment", "create_serving_app", "serve_endpoints"]
+__all__ = [
+    "DEPLOYMENTS_ENV",
+    "REFRESH_ENV",
+    "app_from_environment",
+    "create_serving_app",
+    "serve_endpoints",
+]
 
 log = logging.getLogger("loopstack.serving")
 #: seconds between alias re-resolutions in a worker started from the environment (0: off)
 REFRESH_ENV = "LOOPSTACK_SERVING_REFRESH_S"
+#: the stored deployments a worker serves: JSON {"project": ..., "names": [...] or null}
+DEPLOYMENTS_ENV = "LOOPSTACK_SERVING_DEPLOYMENTS"
 
 
 def create_serving_app(
@@ -42,8 +58,13 @@ def create_serving_app(
     *,
     start: bool = True,
     refresh_s: float = 0.0,
+    deployments: DeploymentSource | None = None,
 ) -> FastAPI:
     """The serving ASGI app for ``endpoints``; ``start`` begins loading them at once.
+
+    With ``deployments`` it also serves those stored deployments (each request routed by
+    the deployment's policy); the refresh loop (every ``refresh_s``, 1 s if not given)
+    polls their revisions and swaps in a changed one once its arms are warm.
 
     >>> app = create_serving_app([EndpointSpec("churn", "models:/churn@champion")])
     """
@@ -103,20 +124,41 @@ def create_serving_app(
     app.add_middleware(BadStringGuard)
     app.add_middleware(RequestGate)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if deployments is not None:
+        runtime.synced = False
+        refresh_s = refresh_s or 1.0
     if start:
         runtime.start()
+    if deployments is not None:
+        threading.Thread(
+            target=_first_pass, args=(runtime, deployments), name="loopstack-deploy", daemon=True
+        ).start()
     if refresh_s > 0:
-        _start_refresh(runtime, refresh_s)
+        _start_refresh(runtime, refresh_s, deployments)
     return app
 
 
-def _start_refresh(runtime: ServingRuntime, every_s: float) -> None:
+def _first_pass(runtime: ServingRuntime, source: DeploymentSource) -> None:
+    try:
+        source.poll(runtime)
+    except Exception:  # noqa: BLE001 - the refresh loop tries again
+        log.exception("loading the deployments failed")
+        return
+    runtime.synced = True
+
+
+def _start_refresh(
+    runtime: ServingRuntime, every_s: float, source: DeploymentSource | None = None
+) -> None:
     stop = threading.Event()
 
     def loop() -> None:
         while not stop.wait(every_s):
             try:
                 changed = runtime.refresh()
+                if source is not None:
+                    changed += source.poll(runtime)
+                    runtime.synced = True
             except Exception:  # noqa: BLE001 - a refresh must never end the loop
                 log.exception("refreshing the endpoints failed")
                 continue
@@ -135,7 +177,28 @@ def app_from_environment() -> FastAPI:
         refresh_s = float(raw)
     except ValueError:
         raise Invalid(f"{REFRESH_ENV} must be a number of seconds; got {raw!r}") from None
-    return create_serving_app(specs_from_env(), refresh_s=refresh_s)
+    source = _source_from_env()
+    specs = specs_from_env() if source is None or os.environ.get(ENDPOINTS_ENV) else []
+    return create_serving_app(specs, refresh_s=refresh_s, deployments=source)
+
+
+def _source_from_env() -> DeploymentSource | None:
+    raw = os.environ.get(DEPLOYMENTS_ENV)
+    if not raw:
+        return None
+    try:
+        doc = json.loads(raw)
+        project, names = doc.get("project"), doc.get("names")
+    except (ValueError, AttributeError) as exc:
+        raise Invalid(
+            f"{DEPLOYMENTS_ENV} is JSON {{'project', 'names'}}; got {raw[:80]!r}",
+            field=DEPLOYMENTS_ENV,
+        ) from exc
+    from loopstack.serving import deployments
+
+    return DeploymentSource(
+        deployments(project=project), names, prefer_onnx=bool(doc.get("prefer_onnx"))
+    )
 
 
 def serve_endpoints(
@@ -145,15 +208,19 @@ def serve_endpoints(
     workers: int = 1,
     access_log: bool = True,
     refresh_s: float = 0.0,
+    deployments: tuple[str | None, list[str] | None, bool] | None = None,
 ) -> None:
     """Serve ``specs`` with uvicorn (blocking): ``workers`` processes, each loading every
     model once with one BLAS/OpenMP thread.
+
+    ``deployments`` is ``(project, names or None for all, prefer_onnx)``: the stored
+    deployments each worker serves beside ``specs``.
 
     >>> serve_endpoints([EndpointSpec("churn", "models:/churn@champion")], port=8080)
     """
     import uvicorn
 
-    from loopstack.serving import ENDPOINTS_ENV, specs_to_env
+    from loopstack.serving import specs_to_env
 
     limit_threads()  # before the workers start: the BLAS reads these when it loads
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -161,7 +228,16 @@ def serve_endpoints(
 
         # Each worker writes its counters here, so /metrics sums every worker.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="loopstack-metrics-")
-    os.environ[ENDPOINTS_ENV] = specs_to_env(specs)
+    specs = list(specs)
+    if specs:
+        os.environ[ENDPOINTS_ENV] = specs_to_env(specs)
+    else:
+        os.environ.pop(ENDPOINTS_ENV, None)
+    if deployments is not None:
+        project, names, onnx = deployments
+        os.environ[DEPLOYMENTS_ENV] = json.dumps(
+            {"project": project, "names": names, "prefer_onnx": onnx}
+        )
     os.environ[REFRESH_ENV] = str(refresh_s)
     from loopstack.server import _log_config
 

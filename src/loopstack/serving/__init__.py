@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from loopstack.serving._batcher import Batcher, BatcherStats, BatchFailed
 from loopstack.serving._client import deployments
+from loopstack.serving._deployed import DeploymentSource, arm_specs
 from loopstack.serving._deployments import (
     POLICIES,
     ROLES,
@@ -42,6 +43,7 @@ from loopstack.serving._prediction_log import PredictionLog, PredictionLogStats,
 from loopstack.serving._resolve import resolve_arm
 from loopstack.serving._runtime import (
     ENDPOINTS_ENV,
+    Choice,
     Endpoint,
     EndpointSpec,
     ModelCache,
@@ -73,8 +75,10 @@ __all__ = [
     "BatchFailed",
     "Batcher",
     "BatcherStats",
+    "Choice",
     "Deployment",
     "DeploymentRevision",
+    "DeploymentSource",
     "DeploymentStore",
     "Endpoint",
     "EndpointSpec",
@@ -84,6 +88,7 @@ __all__ = [
     "RawJSON",
     "RestDeployments",
     "Route",
+    "arm_specs",
     "ServedModel",
     "ServingRuntime",
     "SqlDeployments",

@@ -376,10 +376,12 @@ def encode_response(
     model_version: str | None,
     request: InferRequest,
     outputs: dict[str, np.ndarray],
+    parameters: dict[str, Any] | None = None,
 ) -> tuple[bytes, int | None]:
     """The response body and, when any output is binary, the JSON header's length.
 
-    Only the outputs the request names are answered (all of them when it names none).
+    Only the outputs the request names are answered (all of them when it names none);
+    ``parameters`` (e.g. the answering arm) go in the response's ``parameters``.
     """
     unknown = [n for n in request.outputs if n not in outputs]
     if unknown:
@@ -406,6 +408,8 @@ def encode_response(
         doc["model_version"] = model_version
     if request.id is not None:
         doc["id"] = request.id
+    if parameters:
+        doc["parameters"] = parameters
     header = json.dumps(doc).encode("utf-8")
     if not blobs:
         return header, None

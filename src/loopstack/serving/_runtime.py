@@ -24,7 +24,8 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,8 +36,10 @@ from loopstack.errors import Invalid, LoopstackError, NotFound, NotReady
 if TYPE_CHECKING:
     from loopstack.registry import ModelVersion
     from loopstack.registry.flavors import LoadedModel, Signature
+    from loopstack.serving._deployments import ArmStats, Deployment
 
 __all__ = [
+    "Choice",
     "ENDPOINTS_ENV",
     "Endpoint",
     "EndpointSpec",
@@ -315,24 +318,150 @@ class ServingRuntime:
             raise Invalid(f"endpoint names must differ; {doubled} given twice", field="name")
         self.cache = cache or ModelCache()
         self._endpoints = {s.name: Endpoint(s) for s in specs}
+        self._deployed: dict[str, _Deployed] = {}
         self._lock = threading.Lock()
+        #: False while a deployment source has not made its first pass (not ready yet)
+        self.synced = True
+        #: per (deployment, shadow arm): copies run, answers equal to the primary's, errors
+        self.shadow_stats: dict[tuple[str, str], dict[str, int]] = {}
+        self._shadow_pool: ThreadPoolExecutor | None = None
 
     @property
     def endpoints(self) -> list[Endpoint]:
-        return list(self._endpoints.values())
+        """The plain endpoints, then each deployment's default arm (as ``get`` gives it)."""
+        return list(self._endpoints.values()) + [d.default for d in list(self._deployed.values())]
+
+    @property
+    def deployments(self) -> dict[str, Deployment]:
+        """The stored deployments served, by name, at the revision being served."""
+        return {n: d.deployment for n, d in list(self._deployed.items())}
 
     @property
     def ready(self) -> bool:
-        """Every endpoint is loaded and warm."""
-        return all(e.ready for e in self._endpoints.values())
+        """Every endpoint (every arm of every deployment, standbys too) is loaded and warm."""
+        arms = [e for d in list(self._deployed.values()) for e in d.arms.values()]
+        return self.synced and all(e.ready for e in [*self._endpoints.values(), *arms])
 
     def get(self, name: str) -> Endpoint:
-        """The endpoint called ``name``; ``NotFound`` naming those served."""
+        """The endpoint called ``name`` (a deployment's: its primary, or first answering
+        arm); ``NotFound`` naming those served."""
         found = self._endpoints.get(name)
-        if found is None:
-            served = ", ".join(sorted(self._endpoints)) or "none"
-            raise NotFound(f"no endpoint {name[:128]!r}; this server serves {served}", field="name")
-        return found
+        if found is not None:
+            return found
+        deployed = self._deployed.get(name)
+        if deployed is not None:
+            return deployed.default
+        served = ", ".join(sorted([*self._endpoints, *self._deployed])) or "none"
+        raise NotFound(f"no endpoint {name[:128]!r}; this server serves {served}", field="name")
+
+    def choose(self, name: str, key: str | None = None) -> Choice:
+        """The model that answers one request to ``name``: a plain endpoint's, or the arm a
+        deployment's routing policy picks (sticky per ``key``), with its shadow arms.
+
+        ``NotFound`` for an unknown name, ``NotReady`` (503) while the chosen arm loads.
+        """
+        deployed = self._deployed.get(name)
+        if deployed is None:
+            return Choice(self.get(name).model(), None)
+        from loopstack.serving._policies import route
+
+        d = deployed.deployment
+        bandit = deployed.bandit() if d.policy == "bandit" and deployed.bandit else None
+        picked = route(d, key=key, bandit=bandit)
+        shadows = tuple(
+            (a.name, served)
+            for a in picked.shadows
+            if (served := deployed.arms[a.name].served) is not None
+        )
+        return Choice(deployed.arms[picked.arm.name].model(), picked.arm.name, shadows, d.name)
+
+    def set_deployment(
+        self,
+        deployment: Deployment,
+        specs: Mapping[str, EndpointSpec],
+        bandit: Callable[[], Mapping[str, ArmStats]] | None = None,
+    ) -> dict[str, str]:
+        """Serve ``deployment`` with one endpoint per arm (``specs`` by arm name): arms whose
+        spec is unchanged keep their loaded model, new ones load and warm first, then the
+        whole deployment is swapped at once, so the old arms answer until then.
+
+        Returns ``{arm: why}`` for arms that failed to load; if an arm that answers failed,
+        the old revision (when there is one) keeps serving.
+        """
+        current = self._deployed.get(deployment.name)
+        arms: dict[str, Endpoint] = {}
+        failed: dict[str, str] = {}
+        for arm_name, spec in specs.items():
+            old = None if current is None else current.arms.get(arm_name)
+            old = old or (current.by_spec(spec) if current is not None else None)
+            if old is not None and old.spec == spec and old.ready:
+                arms[arm_name] = old
+                continue
+            fresh = Endpoint(spec)
+            fresh.load(self.cache)
+            if not fresh.ready:
+                failed[arm_name] = fresh.error or "it did not load"
+            arms[arm_name] = fresh
+        answering = {a.name for a in deployment.arms if a.serves}
+        if current is not None and any(a in failed for a in answering):
+            log.warning(
+                "deployment %s revision %s not served (arms failed: %s); revision %s still is",
+                deployment.name,
+                deployment.revision,
+                failed,
+                current.deployment.revision,
+            )
+            return failed
+        with self._lock:
+            self._deployed[deployment.name] = _Deployed(deployment, arms, bandit)
+        self._forget_unused()
+        return failed
+
+    def drop_deployment(self, name: str) -> None:
+        """Stop serving the deployment ``name`` (its arms' models go unless shared)."""
+        with self._lock:
+            self._deployed.pop(name, None)
+        self._forget_unused()
+
+    def shadow(self, choice: Choice, inputs: Any, outputs: Mapping[str, np.ndarray]) -> None:
+        """Run ``choice``'s shadow arms on ``inputs`` in a background thread, never
+        answering: count in ``shadow_stats`` how often each agreed with ``outputs``."""
+        if not choice.shadows:
+            return
+        if self._shadow_pool is None:
+            with self._lock:
+                if self._shadow_pool is None:
+                    self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="loopstack-shadow")
+        deployment = choice.deployment_name or ""
+        for arm, served in choice.shadows:
+            self._shadow_pool.submit(self._run_shadow, deployment, arm, served, inputs, outputs)
+
+    def _run_shadow(
+        self,
+        deployment: str,
+        arm: str,
+        served: ServedModel,
+        inputs: Any,
+        outputs: Mapping[str, np.ndarray],
+    ) -> None:
+        fresh = {"runs": 0, "agree": 0, "errors": 0}
+        stats = self.shadow_stats.setdefault((deployment, arm), fresh)
+        try:
+            got = served.predict(inputs)
+        except Exception as exc:  # noqa: BLE001 - a shadow's failure never reaches a caller
+            stats["errors"] += 1
+            log.debug("shadow arm %s of %s failed: %s", arm, deployment, exc)
+            return
+        stats["runs"] += 1
+        same = bool(np.array_equal(np.asarray(got["predict"]), np.asarray(outputs["predict"])))
+        stats["agree"] += int(same)
+        log.debug(
+            "shadow arm %s of %s (version %s): %s",
+            arm,
+            deployment,
+            served.version_label,
+            "agrees" if same else "differs",
+        )
 
     def load_all(self) -> None:
         """Load every endpoint still loading, in this thread."""
@@ -388,7 +517,7 @@ class ServingRuntime:
         """Re-resolve every endpoint's URI; reload (then swap) those whose alias now names
         another version. Returns the names of the endpoints that changed."""
         changed: list[str] = []
-        for endpoint in self.endpoints:
+        for endpoint in list(self._endpoints.values()):  # a deployment's arms are pinned
             served = endpoint.served
             try:
                 key, _ = endpoint.resolve()
@@ -408,4 +537,38 @@ class ServingRuntime:
         return changed
 
     def _forget_unused(self) -> None:
-        self.cache.keep(e.served.key for e in self.endpoints if e.served is not None)
+        arms = [e for d in list(self._deployed.values()) for e in d.arms.values()]
+        self.cache.keep(
+            e.served.key for e in [*self._endpoints.values(), *arms] if e.served is not None
+        )
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What answers one request: the model, the deployment arm (None for a plain
+    endpoint) and the shadow arms that get a copy (arm name, model)."""
+
+    served: ServedModel
+    arm: str | None
+    shadows: tuple[tuple[str, ServedModel], ...] = ()
+    deployment_name: str | None = None
+
+
+@dataclass
+class _Deployed:
+    """A deployment being served: its revision and one endpoint per arm."""
+
+    deployment: Deployment
+    arms: dict[str, Endpoint]
+    bandit: Callable[[], Mapping[str, ArmStats]] | None = None
+
+    @property
+    def default(self) -> Endpoint:
+        """The primary arm's endpoint, else the first that answers, else the first."""
+        d = self.deployment
+        pick = d.primary or next((a for a in d.arms if a.serves), None) or d.arms[0]
+        return self.arms[pick.name]
+
+    def by_spec(self, spec: EndpointSpec) -> Endpoint | None:
+        """An arm already loaded with ``spec`` (a model that moved from arm to arm)."""
+        return next((e for e in self.arms.values() if e.spec == spec and e.ready), None)

@@ -5,6 +5,10 @@ version number. ``POST .../infer`` takes JSON tensors or the binary tensor exten
 (``Inference-Header-Content-Length``); a classifier answers ``predict`` (labels) and
 ``predict_proba`` (class probabilities). Errors are ``{"error": "<message>"}``: 400 for
 bad input, 404 for an unknown model or version, 503 while a model loads.
+
+A stored deployment's ``infer`` is routed per request by its policy (sticky per the
+``X-Routing-Key`` header); the response's ``model_version`` is the answering arm's
+version and ``parameters.arm`` names the arm.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from fastapi.responses import JSONResponse, Response
 
 from loopstack import __version__
 from loopstack.errors import Invalid, NotFound
-from loopstack.serving import Endpoint, ServedModel, ServingRuntime
+from loopstack.server.routes.serving import routing_key
+from loopstack.serving import Choice, Endpoint, ServedModel, ServingRuntime
 from loopstack.serving._oip import encode_response, model_input, model_metadata, parse_infer_request
 
 __all__ = ["ROLES", "router"]
@@ -127,14 +132,25 @@ def _header_length(request: Request) -> int | None:
 
 
 async def _infer(request: Request, name: str, version: str | None) -> Response:
-    _, served = _served(request, name, version)
+    runtime = _runtime(request)
+    if version is not None or name not in runtime.deployments:
+        _served(request, name, version)  # 404 / 503 before the body is read
     header_length = _header_length(request)
     body = await request.body()
+    key = routing_key(request)
 
     def run() -> tuple[bytes, int | None]:
         parsed = parse_infer_request(body, header_length)
-        outputs = served.predict(model_input(parsed.inputs, served.signature))
-        return encode_response(name, served.version_label, parsed, outputs)
+        if version is None:
+            choice = runtime.choose(name, key)
+        else:  # a version asked for by number: the endpoint's served version only
+            choice = Choice(_served(request, name, version)[1], None)
+        served = choice.served
+        inputs = model_input(parsed.inputs, served.signature)
+        outputs = served.predict(inputs)
+        runtime.shadow(choice, inputs, outputs)
+        extra = None if choice.arm is None else {"arm": choice.arm}
+        return encode_response(name, served.version_label, parsed, outputs, parameters=extra)
 
     content, json_length = await anyio.to_thread.run_sync(run)
     if json_length is None:

@@ -3,8 +3,13 @@
 ``POST /endpoints/{name}/predict`` takes ``{"records": [{"col": value, ...}, ...]}``
 or ``{"columns": {"col": [values...], ...}}`` (for an array model, ``{"instances":
 [[...], ...]}``); it answers ``{"request_id", "endpoint", "model_uri",
-"model_version", "predictions", "probabilities"?}``. The request id is the caller's
+"model_version", "arm", "predictions", "probabilities"?}``. The request id is the caller's
 ``X-Request-ID`` when given, else a fresh one; it is echoed in the same header.
+
+On a stored deployment the routing policy picks the arm per request (``arm`` names it;
+null on a plain endpoint); the routing key that keeps a caller on one canary arm is the
+``X-Routing-Key`` header or the body's ``routing_key``. Shadow arms get a copy after
+the answer, off the request's path.
 """
 
 from __future__ import annotations
@@ -19,10 +24,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from loopstack.errors import Invalid, excerpt
-from loopstack.serving import Endpoint, ServingRuntime
+from loopstack.serving import Choice, Endpoint, ServingRuntime
 from loopstack.serving._oip import json_object
 
-__all__ = ["REQUEST_ID_HEADER", "ROLES", "router"]
+__all__ = ["REQUEST_ID_HEADER", "ROLES", "ROUTING_KEY_HEADER", "router", "routing_key"]
 
 router = APIRouter(tags=["serving"])
 ROLES: dict[str, str | None] = {
@@ -31,6 +36,7 @@ ROLES: dict[str, str | None] = {
     "serving_predict": None,
 }
 REQUEST_ID_HEADER = "X-Request-ID"
+ROUTING_KEY_HEADER = "X-Routing-Key"
 _FORMS = ("records", "columns", "instances")
 
 
@@ -71,8 +77,20 @@ def _request_id(request: Request) -> str:
     return uuid.uuid4().hex
 
 
-def _model_input(body: bytes) -> Any:
-    doc = json_object(body, f"a predict request is a JSON object with one of {list(_FORMS)}")
+def routing_key(request: Request, given: Any = None) -> str | None:
+    """The request's routing key: the ``X-Routing-Key`` header, else ``given`` (a body's
+    ``routing_key``), else None; ``Invalid`` for a key that is not text."""
+    header = request.headers.get(ROUTING_KEY_HEADER)
+    if header is not None:
+        return header[:256]
+    if given is None:
+        return None
+    if not isinstance(given, (str, int)) or isinstance(given, bool):
+        raise Invalid(f"'routing_key' must be text; got {excerpt(given)}", field="routing_key")
+    return str(given)[:256]
+
+
+def _model_input(doc: dict[str, Any]) -> Any:
     given = [k for k in _FORMS if k in doc]
     if len(given) != 1:
         raise Invalid(
@@ -134,18 +152,26 @@ def _nulls(values: np.ndarray) -> list[Any]:
 async def predict(request: Request, name: str) -> JSONResponse:
     """Predictions (and, for a classifier, probabilities) for records or columns."""
     request_id = _request_id(request)
-    served = _runtime(request).get(name).model()
+    runtime = _runtime(request)
+    runtime.get(name)  # an unknown endpoint is 404 before the body is read
     body = await request.body()
 
-    def run() -> dict[str, np.ndarray]:
-        return served.predict(_model_input(body))
+    def run() -> tuple[Choice, dict[str, np.ndarray]]:
+        doc = json_object(body, f"a predict request is a JSON object with one of {list(_FORMS)}")
+        choice = runtime.choose(name, routing_key(request, doc.get("routing_key")))
+        inputs = _model_input(doc)
+        outputs = choice.served.predict(inputs)
+        runtime.shadow(choice, inputs, outputs)
+        return choice, outputs
 
-    outputs = await anyio.to_thread.run_sync(run)
+    choice, outputs = await anyio.to_thread.run_sync(run)
+    served = choice.served
     answer: dict[str, Any] = {
         "request_id": request_id,
         "endpoint": name,
         "model_uri": served.version.uri if served.version else served.model_uri,
         "model_version": served.version_label,
+        "arm": choice.arm,
         "predictions": _plain(outputs["predict"]),
     }
     if "predict_proba" in outputs:

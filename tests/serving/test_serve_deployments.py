@@ -1,0 +1,143 @@
+"""A stored deployment served: each request routed by its policy, and a change made
+through the store picked up by the running replica without a dropped request."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+import loopstack as ls
+from loopstack.server import create_serving_app
+from loopstack.serving import DeploymentSource, DeploymentStore, ServingRuntime, deployments
+from tests.conftest import ThreadedServer
+
+
+@dataclass
+class Live:
+    url: str
+    store: DeploymentStore
+    runtime: ServingRuntime
+    records: list[dict[str, Any]]
+
+    def predict(self, key: str | None = None) -> httpx.Response:
+        headers = {} if key is None else {"X-Routing-Key": key}
+        return httpx.post(
+            f"{self.url}/endpoints/churn-api/predict",
+            json={"records": self.records},
+            headers=headers,
+            timeout=30,
+        )
+
+
+def _eventually(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "the condition did not come true in time"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def live() -> Iterator[Live]:
+    """Two versions of churn, a deployment on version 1, served with a fast refresh."""
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    frame = pd.DataFrame(X)
+    with ls.start_run(experiment="deploy-serving") as run:
+        for c in (1.0, 0.01):
+            model = LogisticRegression(C=c, max_iter=300).fit(frame, y)
+            run.log_model(model, name="churn", artifact_path=f"m{c}", sample_input=frame.head(3))
+    store = deployments()
+    store.create("churn-api", "churn/1")
+    runtime = ServingRuntime([])
+    app = create_serving_app(
+        runtime, refresh_s=0.1, deployments=DeploymentSource(store, ["churn-api"])
+    )
+    _eventually(lambda: runtime.ready)
+    with ThreadedServer(app) as server:
+        yield Live(server.url, store, runtime, frame.head(2).to_dict("records"))
+
+
+def test_the_primary_answers_and_a_blue_green_switch_drops_no_request(live: Live) -> None:
+    first = live.predict()
+    assert first.status_code == 200, first.text
+    assert (first.json()["model_version"], first.json()["arm"]) == ("1", "blue")
+
+    answers: list[tuple[int, str | None]] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            got = live.predict()
+            answers.append((got.status_code, got.json().get("model_version")))
+
+    sender = threading.Thread(target=client)
+    sender.start()
+    try:
+        _eventually(lambda: len(answers) > 3)
+        live.store.set("churn-api", "churn/2")
+        _eventually(lambda: live.predict().json()["model_version"] == "2")
+        seen = len(answers)
+        _eventually(lambda: len(answers) > seen + 3)
+    finally:
+        stop.set()
+        sender.join(timeout=30)
+    assert all(status == 200 and version in ("1", "2") for status, version in answers), answers
+    assert answers[-1][1] == "2"
+    assert live.predict().json()["arm"] == "green"
+    # the old primary stands by: loaded and warm, never answering
+    assert live.runtime.ready and live.runtime.deployments["churn-api"].arm("blue").role == (
+        "standby"
+    )
+
+    live.store.rollback("churn-api")
+    _eventually(lambda: live.predict().json()["model_version"] == "1")
+
+
+def test_a_canary_is_sticky_per_key_and_both_arms_answer(live: Live) -> None:
+    live.store.canary("churn-api", "churn/2", weight=50)
+    _eventually(lambda: live.runtime.deployments["churn-api"].policy == "canary")
+    by_key: dict[str, set[tuple[str, str]]] = {}
+    for i in range(24):
+        for _ in range(2):
+            doc = live.predict(f"customer-{i}").json()
+            by_key.setdefault(f"customer-{i}", set()).add((doc["arm"], doc["model_version"]))
+    assert all(len(seen) == 1 for seen in by_key.values()), by_key
+    assert {next(iter(s)) for s in by_key.values()} == {("blue", "1"), ("canary", "2")}
+    # the body's routing_key does the same as the header
+    body = {"records": live.records, "routing_key": "customer-3"}
+    doc = httpx.post(f"{live.url}/endpoints/churn-api/predict", json=body).json()
+    assert {(doc["arm"], doc["model_version"])} == by_key["customer-3"]
+
+    infer = httpx.post(
+        f"{live.url}/v2/models/churn-api/infer",
+        headers={"X-Routing-Key": "customer-3"},
+        json={
+            "inputs": [
+                {"name": c, "shape": [1], "datatype": "FP64", "data": [live.records[0][c]]}
+                for c in live.records[0]
+            ]
+        },
+    )
+    assert infer.status_code == 200, infer.text
+    got = infer.json()
+    assert {(got["parameters"]["arm"], got["model_version"])} == by_key["customer-3"]
+
+
+def test_a_shadow_never_answers_but_gets_copies(live: Live) -> None:
+    live.store.shadow("churn-api", "churn/2")
+    _eventually(lambda: live.runtime.deployments["churn-api"].policy == "shadow")
+    for i in range(10):
+        doc = live.predict(f"k{i}").json()
+        assert (doc["arm"], doc["model_version"]) == ("blue", "1")
+    _eventually(
+        lambda: live.runtime.shadow_stats.get(("churn-api", "shadow"), {}).get("runs", 0) >= 10
+    )
+    assert live.runtime.shadow_stats[("churn-api", "shadow")]["errors"] == 0
