@@ -141,3 +141,54 @@ def test_a_shadow_never_answers_but_gets_copies(live: Live) -> None:
         lambda: live.runtime.shadow_stats.get(("churn-api", "shadow"), {}).get("runs", 0) >= 10
     )
     assert live.runtime.shadow_stats[("churn-api", "shadow")]["errors"] == 0
+
+
+def test_the_cli_serves_a_stored_deployment_and_refuses_unknown_ones(ls_home: Any) -> None:
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from typer.testing import CliRunner
+
+    from loopstack.cli import app
+    from tests.conftest import free_port, server_output, stop_server
+    from tests.serving.conftest import log_models
+
+    X, _, _ = log_models()
+    deployments().create("iris-api", "iris@champion")
+    runner = CliRunner()
+    nothing = runner.invoke(app, ["serve", "--port", "1"])
+    assert nothing.exit_code == 1 and "nothing to serve" in nothing.output, nothing.output
+    unknown = runner.invoke(app, ["serve", "--deployment", "nope", "--port", "1"])
+    assert unknown.exit_code == 1 and "nope" in unknown.output, unknown.output
+    assert "Traceback" not in unknown.output
+
+    port = free_port()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop_server
+    command = [sys.executable, "-m", "loopstack.cli", "serve", "--deployment", "iris-api"]
+    proc = subprocess.Popen(
+        [*command, "--port", str(port), "--no-access-log"],
+        env={**os.environ, "LOOPSTACK_HOME": str(ls_home)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    proc.log = log  # type: ignore[attr-defined] - as stop_server expects
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def ready() -> bool:
+            assert proc.poll() is None, server_output(proc)
+            try:
+                return httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        _eventually(ready, timeout_s=90)
+        got = httpx.post(
+            f"{url}/endpoints/iris-api/predict", json={"records": X.head(2).to_dict("records")}
+        )
+        assert got.status_code == 200, got.text
+        assert (got.json()["arm"], got.json()["model_version"]) == ("blue", "1")
+    finally:
+        stop_server(proc)
