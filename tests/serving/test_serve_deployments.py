@@ -143,6 +143,20 @@ def test_a_shadow_never_answers_but_gets_copies(live: Live) -> None:
     assert live.runtime.shadow_stats[("churn-api", "shadow")]["errors"] == 0
 
 
+def test_a_bandit_routes_to_the_arm_its_rewards_favour(live: Live) -> None:
+    live.store.bandit(
+        "churn-api", {"a": "churn/1", "b": "churn/2"}, strategy="epsilon", epsilon=0.0
+    )
+    live.store.record_reward("churn-api", "a", 0.0)
+    live.store.record_reward("churn-api", "b", 1.0)
+    _eventually(lambda: live.runtime.deployments["churn-api"].policy == "bandit")
+    answers = {(d["arm"], d["model_version"]) for d in (live.predict().json() for _ in range(8))}
+    assert answers == {("b", "2")}
+    listed = httpx.get(f"{live.url}/endpoints/churn-api").json()
+    assert listed["policy"] == "bandit" and listed["revision"] == 2
+    assert [(a["name"], a["model_version"]) for a in listed["arms"]] == [("a", "1"), ("b", "2")]
+
+
 def test_the_cli_serves_a_stored_deployment_and_refuses_unknown_ones(ls_home: Any) -> None:
     import os
     import subprocess

@@ -354,6 +354,11 @@ class ServingRuntime:
         served = ", ".join(sorted([*self._endpoints, *self._deployed])) or "none"
         raise NotFound(f"no endpoint {name[:128]!r}; this server serves {served}", field="name")
 
+    def arm_endpoints(self, name: str) -> dict[str, Endpoint]:
+        """The endpoint of each arm of the deployment ``name`` (empty for a plain one)."""
+        deployed = self._deployed.get(name)
+        return {} if deployed is None else dict(deployed.arms)
+
     def choose(self, name: str, key: str | None = None) -> Choice:
         """The model that answers one request to ``name``: a plain endpoint's, or the arm a
         deployment's routing policy picks (sticky per ``key``), with its shadow arms.
@@ -476,11 +481,12 @@ class ServingRuntime:
         return thread
 
     def wait_ready(self, timeout_s: float) -> bool:
-        """Wait until every endpoint is ready or one failed; whether all are ready."""
+        """Wait until every endpoint is ready or one failed (and the deployments had their
+        first pass); whether all are ready."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             states = {e.state for e in self._endpoints.values()}
-            if "loading" not in states:
+            if "loading" not in states and self.synced:
                 break
             time.sleep(0.05)
         return self.ready

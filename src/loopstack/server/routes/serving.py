@@ -58,16 +58,41 @@ def _describe(endpoint: Endpoint) -> dict[str, Any]:
     }
 
 
+def _describe_any(runtime: ServingRuntime, endpoint: Endpoint) -> dict[str, Any]:
+    """A plain endpoint as ``_describe`` says; a deployment's (the default arm's) with its
+    policy, revision and every arm's role, weight, state and version."""
+    doc = _describe(endpoint)
+    deployment = runtime.deployments.get(endpoint.name)
+    if deployment is None:
+        return doc
+    loaded = runtime.arm_endpoints(endpoint.name)
+    doc["policy"], doc["revision"] = deployment.policy, deployment.revision
+    doc["arms"] = [
+        {
+            "name": a.name,
+            "model": a.model_ref,
+            "role": a.role,
+            "weight": a.weight,
+            **{k: v for k, v in _describe(loaded[a.name]).items() if k != "name"},
+        }
+        for a in deployment.arms
+        if a.name in loaded
+    ]
+    return doc
+
+
 @router.get("/endpoints", name="serving_endpoints")
 async def endpoints(request: Request) -> dict[str, Any]:
     """Every endpoint this server serves, with its state and the version answering."""
-    return {"endpoints": [_describe(e) for e in _runtime(request).endpoints]}
+    runtime = _runtime(request)
+    return {"endpoints": [_describe_any(runtime, e) for e in runtime.endpoints]}
 
 
 @router.get("/endpoints/{name}", name="serving_endpoint")
 async def endpoint(request: Request, name: str) -> dict[str, Any]:
-    """One endpoint's state and the version answering."""
-    return _describe(_runtime(request).get(name))
+    """One endpoint's state and the version answering (a deployment's: every arm's)."""
+    runtime = _runtime(request)
+    return _describe_any(runtime, runtime.get(name))
 
 
 def _request_id(request: Request) -> str:
