@@ -46,8 +46,30 @@ def _eventually(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
 
 
 @pytest.fixture
-def live() -> Iterator[Live]:
-    """Two versions of churn, a deployment on version 1, served with a fast refresh."""
+def live(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
+    """Two versions of churn, a deployment on version 1, served with a fast refresh.
+
+    Its ``param`` (indirect) is where the replica reads the deployments and the registry:
+    ``local`` (SQLite, the default), ``server`` (a live tracking server over SQLite) or
+    ``server-postgresql``.
+    """
+    kind = getattr(request, "param", "local")
+    if kind == "local":
+        yield from _live()
+        return
+    if kind == "server-postgresql":
+        monkeypatch.setenv("LOOPSTACK_DB_URL", request.getfixturevalue("pg_url"))
+    from loopstack.server import create_app
+    from loopstack.store.remote import close_shared
+
+    with ThreadedServer(create_app()) as tracking:
+        monkeypatch.delenv("LOOPSTACK_DB_URL", raising=False)
+        monkeypatch.setenv("LOOPSTACK_TRACKING_URI", tracking.url)
+        yield from _live()
+        close_shared(tracking.url)
+
+
+def _live() -> Iterator[Live]:
     X, y = load_iris(return_X_y=True, as_frame=True)
     frame = pd.DataFrame(X)
     with ls.start_run(experiment="deploy-serving") as run:
@@ -61,10 +83,18 @@ def live() -> Iterator[Live]:
         runtime, refresh_s=0.1, deployments=DeploymentSource(store, ["churn-api"])
     )
     _eventually(lambda: runtime.ready)
-    with ThreadedServer(app) as server:
-        yield Live(server.url, store, runtime, frame.head(2).to_dict("records"))
+    try:
+        with ThreadedServer(app) as server:
+            yield Live(server.url, store, runtime, frame.head(2).to_dict("records"))
+    finally:
+        app.state.stop_refresh.set()
 
 
+@pytest.mark.parametrize(
+    "live",
+    ["local", "server", pytest.param("server-postgresql", marks=pytest.mark.postgres)],
+    indirect=True,
+)
 def test_the_primary_answers_and_a_blue_green_switch_drops_no_request(live: Live) -> None:
     first = live.predict()
     assert first.status_code == 200, first.text

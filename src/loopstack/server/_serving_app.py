@@ -133,8 +133,10 @@ def create_serving_app(
         threading.Thread(
             target=_first_pass, args=(runtime, deployments), name="loopstack-deploy", daemon=True
         ).start()
+    #: set it to end the refresh loop (a test's teardown, an embedding app's shutdown)
+    app.state.stop_refresh = threading.Event()
     if refresh_s > 0:
-        _start_refresh(runtime, refresh_s, deployments)
+        _start_refresh(runtime, refresh_s, deployments, app.state.stop_refresh)
     return app
 
 
@@ -148,9 +150,11 @@ def _first_pass(runtime: ServingRuntime, source: DeploymentSource) -> None:
 
 
 def _start_refresh(
-    runtime: ServingRuntime, every_s: float, source: DeploymentSource | None = None
+    runtime: ServingRuntime,
+    every_s: float,
+    source: DeploymentSource | None,
+    stop: threading.Event,
 ) -> None:
-    stop = threading.Event()
 
     def loop() -> None:
         while not stop.wait(every_s):
