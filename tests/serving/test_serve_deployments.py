@@ -80,7 +80,9 @@ def _live() -> Iterator[Live]:
     store.create("churn-api", "churn/1")
     runtime = ServingRuntime([])
     app = create_serving_app(
-        runtime, refresh_s=0.1, deployments=DeploymentSource(store, ["churn-api"])
+        runtime,
+        refresh_s=0.1,
+        deployments=DeploymentSource(store, ["churn-api"], alias_refresh_s=0.1),
     )
     _eventually(lambda: runtime.ready)
     try:
@@ -185,6 +187,18 @@ def test_a_bandit_routes_to_the_arm_its_rewards_favour(live: Live) -> None:
     listed = httpx.get(f"{live.url}/endpoints/churn-api").json()
     assert listed["policy"] == "bandit" and listed["revision"] == 2
     assert [(a["name"], a["model_version"]) for a in listed["arms"]] == [("a", "1"), ("b", "2")]
+
+
+def test_an_arm_on_an_alias_follows_it_as_it_moves(live: Live) -> None:
+    from loopstack.registry import registry
+
+    registry().set_alias("churn", "champion", 1)
+    live.store.set("churn-api", "churn@champion")
+    _eventually(lambda: live.runtime.deployments["churn-api"].revision == 2)
+    assert live.predict().json()["model_version"] == "1"
+    registry().set_alias("churn", "champion", 2)  # no new revision of the deployment
+    _eventually(lambda: live.predict().json()["model_version"] == "2")
+    assert live.runtime.deployments["churn-api"].revision == 2
 
 
 def test_the_cli_serves_a_stored_deployment_and_refuses_unknown_ones(ls_home: Any) -> None:

@@ -5,7 +5,10 @@ each arm (standbys too: loaded and kept warm, never routed) becomes an endpoint 
 ``models:/<model>/<version>``, the version ``resolve_arm`` gives through the registry.
 ``poll`` asks the store for every revision (one small query) and reloads only the
 deployments whose revision moved, through the runtime's load-then-swap: the old arms
-answer until the new ones are warm. A bandit's learned state is read at most once per
+answer until the new ones are warm. An arm that names an alias is re-resolved every
+``alias_refresh_s`` (a registry query per such arm), so a moved alias is followed
+between revisions too (on a production endpoint only to an approved version, as
+``resolve_arm`` says). A bandit's learned state is read at most once per
 ``bandit_ttl_s`` per deployment.
 """
 
@@ -18,7 +21,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from loopstack.errors import LoopstackError, NotFound
-from loopstack.serving._deployments import ArmStats, Deployment, DeploymentStore
+from loopstack.serving._deployments import (
+    ArmStats,
+    Deployment,
+    DeploymentStore,
+    is_version_number,
+)
 from loopstack.serving._resolve import resolve_arm
 from loopstack.serving._runtime import EndpointSpec, ServingRuntime
 
@@ -61,12 +69,15 @@ class DeploymentSource:
         registry: ModelStore | None = None,
         prefer_onnx: bool = False,
         bandit_ttl_s: float = 1.0,
+        alias_refresh_s: float = 5.0,
     ) -> None:
         self.store = store
         self.names = None if names is None else list(dict.fromkeys(names))
         self._registry = registry
         self.prefer_onnx = prefer_onnx
         self.bandit_ttl_s = bandit_ttl_s
+        self.alias_refresh_s = alias_refresh_s
+        self._aliases_checked = time.monotonic()
         self._served: dict[str, int] = {}  # name -> revision being served
         self._bandit: dict[str, tuple[float, Mapping[str, ArmStats]]] = {}
         self._lock = threading.Lock()
@@ -108,6 +119,9 @@ class DeploymentSource:
         revisions = self.store.revisions()
         wanted = revisions if self.names is None else {n: revisions.get(n, 0) for n in self.names}
         changed: list[str] = []
+        check_aliases = time.monotonic() - self._aliases_checked >= self.alias_refresh_s
+        if check_aliases:
+            self._aliases_checked = time.monotonic()
         for name in [n for n in self._served if n not in wanted or not wanted[n]]:
             runtime.drop_deployment(name)
             del self._served[name]
@@ -118,6 +132,8 @@ class DeploymentSource:
                     log.warning("deployment %s does not exist (yet); not served", name)
                 continue
             if self._served.get(name) == revision:
+                if check_aliases and self._alias_moved(runtime, name):
+                    changed.append(name)
                 continue
             try:
                 deployment = self.store.get(name)
@@ -135,3 +151,22 @@ class DeploymentSource:
             if failed:
                 log.warning("deployment %s: arms that did not load: %s", name, failed)
         return changed
+
+    def _alias_moved(self, runtime: ServingRuntime, name: str) -> bool:
+        """Re-resolve the alias arms of the deployment served as ``name``; swap in (once
+        warm) those now on another version. Whether any moved."""
+        deployment = runtime.deployments.get(name)
+        if deployment is None or all(is_version_number(a.ref) for a in deployment.arms):
+            return False
+        try:
+            specs = arm_specs(self.registry, deployment, prefer_onnx=self.prefer_onnx)
+        except LoopstackError as exc:
+            log.warning("deployment %s: cannot re-resolve its aliases: %s", name, exc)
+            return False
+        loaded = {arm: e.spec for arm, e in runtime.arm_endpoints(name).items()}
+        if specs == loaded:
+            return False
+        failed = runtime.set_deployment(deployment, specs, bandit=self._bandit_of(name))
+        if failed:
+            log.warning("deployment %s: arms that did not load: %s", name, failed)
+        return not failed
