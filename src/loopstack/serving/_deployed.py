@@ -145,11 +145,11 @@ class DeploymentSource:
                 log.warning("deployment %s: cannot resolve its arms: %s", name, exc)
                 continue
             failed = runtime.set_deployment(deployment, specs, bandit=self._bandit_of(name))
-            if name in runtime.deployments and runtime.deployments[name] is deployment:
+            if failed:  # not marked served: the next poll tries the arms that failed again
+                log.warning("deployment %s: arms that did not load: %s", name, failed)
+            elif runtime.deployments.get(name) is deployment:
                 self._served[name] = deployment.revision
                 changed.append(name)
-            if failed:
-                log.warning("deployment %s: arms that did not load: %s", name, failed)
         return changed
 
     def _alias_moved(self, runtime: ServingRuntime, name: str) -> bool:
