@@ -9,13 +9,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException
 
 from loopstack import __version__
 from loopstack.config import Settings, settings
-from loopstack.errors import Invalid, LoopstackError, excerpt
+from loopstack.errors import Invalid, excerpt
 from loopstack.server._boundary import BadStringGuard
-from loopstack.server._http_errors import MLFLOW_PREFIXES, error_response, http_error_response
+from loopstack.server._http_errors import (
+    MLFLOW_PREFIXES,
+    error_response,
+    install_error_handlers,
+)
 from loopstack.server._metrics import MetricsMiddleware, ServerMetrics
 from loopstack.server._openapi import documented_openapi
 from loopstack.server._request_gate import RequestGate
@@ -61,13 +64,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.feature_stores = {}  # project id -> FeatureStore (routes/features.py)
 
-    @app.exception_handler(LoopstackError)
-    async def _loopstack_error(request: Request, exc: LoopstackError) -> JSONResponse:
-        if exc.status_code >= 500:
-            log.warning(
-                "%s %s -> %s: %s", request.method, request.url.path, exc.status_code, exc.message
-            )
-        return error_response(request, exc)
+    install_error_handlers(app, log)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -91,24 +88,6 @@ def create_app(config: Settings | None = None) -> FastAPI:
         if first.get("type") == "json_invalid":
             field = "body"
         return error_response(request, Invalid("invalid request: " + "; ".join(parts), field=field))
-
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return http_error_response(request, exc)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # Starlette's outermost handler: a bug answers in the API's shape, not plain text
-        # (and is still logged with its traceback, by Starlette, after this answer).
-        response = error_response(
-            request,
-            LoopstackError(
-                f"the server failed on {request.method} {request.url.path} "
-                f"({type(exc).__name__}); the server's log has the details"
-            ),
-        )
-        response.headers["Connection"] = "close"  # uvicorn closes it after an exception
-        return response
 
     from loopstack.server._security import authorize
     from loopstack.server.routes import _mlflow_registry as mlflow_registry

@@ -10,15 +10,17 @@ input answering 400 as the protocol says.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from loopstack.errors import Invalid, LoopstackError, NotFound
 
 __all__ = [
+    "install_error_handlers",
     "MLFLOW_PREFIXES",
     "api_routes",
     "error_response",
@@ -157,3 +159,35 @@ def http_error_response(request: Request, exc: HTTPException) -> JSONResponse:
         status_code=exc.status_code,
         headers=exc.headers,
     )
+
+
+def install_error_handlers(app: FastAPI, log: logging.Logger | None = None) -> None:
+    """Answer a ``LoopstackError``, an HTTP error and any unexpected exception in the
+    API's own shape (never Starlette's plain text); with ``log``, a 5xx ``LoopstackError``
+    is logged there too. Shared by the tracking server and the serving app."""
+
+    @app.exception_handler(LoopstackError)
+    async def _loopstack_error(request: Request, exc: LoopstackError) -> JSONResponse:
+        if log is not None and exc.status_code >= 500:
+            log.warning(
+                "%s %s -> %s: %s", request.method, request.url.path, exc.status_code, exc.message
+            )
+        return error_response(request, exc)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return http_error_response(request, exc)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette's outermost handler: a bug answers in the API's shape, not plain text
+        # (and is still logged with its traceback, by Starlette, after this answer).
+        response = error_response(
+            request,
+            LoopstackError(
+                f"the server failed on {request.method} {request.url.path} "
+                f"({type(exc).__name__}); the server's log has the details"
+            ),
+        )
+        response.headers["Connection"] = "close"  # uvicorn closes it after an exception
+        return response

@@ -21,13 +21,12 @@ import threading
 from collections.abc import Iterable
 from dataclasses import replace
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException
+from fastapi import FastAPI
+from fastapi.responses import Response
 
 from loopstack import __version__
 from loopstack.config import Settings, settings
-from loopstack.errors import Invalid, LoopstackError
+from loopstack.errors import Invalid
 from loopstack.serving import (
     ENDPOINTS_ENV,
     DeploymentSource,
@@ -69,7 +68,7 @@ def create_serving_app(
     >>> app = create_serving_app([EndpointSpec("churn", "models:/churn@champion")])
     """
     from loopstack.server._boundary import BadStringGuard
-    from loopstack.server._http_errors import error_response, http_error_response
+    from loopstack.server._http_errors import install_error_handlers
     from loopstack.server._metrics import MetricsMiddleware, ServerMetrics
     from loopstack.server._request_gate import RequestGate
     from loopstack.server.routes import oip_v2, serving
@@ -90,25 +89,7 @@ def create_serving_app(
     app.include_router(serving.router)
     app.state.routers = [oip_v2.router, serving.router]
 
-    @app.exception_handler(LoopstackError)
-    async def _loopstack_error(request: Request, exc: LoopstackError) -> JSONResponse:
-        return error_response(request, exc)
-
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return http_error_response(request, exc)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        response = error_response(
-            request,
-            LoopstackError(
-                f"the server failed on {request.method} {request.url.path} "
-                f"({type(exc).__name__}); the server's log has the details"
-            ),
-        )
-        response.headers["Connection"] = "close"
-        return response
+    install_error_handlers(app)
 
     metrics = ServerMetrics()
 
