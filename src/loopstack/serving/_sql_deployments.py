@@ -32,6 +32,7 @@ from loopstack.serving._deployments import (
     validate_deployment_name,
 )
 from loopstack.store import Stores
+from loopstack.store.metadata._lineage_edges import add_edges
 from loopstack.store.metadata.schema import BanditArm, DeploymentRow
 from loopstack.store.metadata.schema import DeploymentRevision as RevisionRow
 from loopstack.tracking._entities import now_ms
@@ -284,6 +285,15 @@ class SqlDeployments(BanditState, DeploymentStore):
         config: str,
         comment: str,
     ) -> None:
+        add_edges(
+            conn,
+            [
+                ("model_version", f"{a.model}/{a.version}", "deployment", d.name, "deployed")
+                for a in d.arms
+                if a.version is not None
+            ],
+            now_ms=d.updated_at,
+        )
         conn.execute(
             REV.insert().values(
                 deployment_id=deployment_id,
