@@ -60,12 +60,13 @@ DEPLOYMENTS_ENV = "LOOPSTACK_SERVING_DEPLOYMENTS"
 #: where each worker serves gRPC too, ``host:port`` (unset: HTTP only)
 GRPC_ENV = "LOOPSTACK_SERVING_GRPC"
 GRPC_MISSING = "gRPC serving needs grpcio and protobuf: pip install 'loopstack[grpc]'"
+_GRPC_MODULES = ("grpc", "google.protobuf")
 
 
 def grpc_missing() -> str | None:
     """Why gRPC cannot be served in this environment (``GRPC_MISSING``), or None."""
     try:
-        found = all(importlib.util.find_spec(m) is not None for m in ("grpc", "google.protobuf"))
+        found = all(importlib.util.find_spec(m) is not None for m in _GRPC_MODULES)
     except ModuleNotFoundError:  # ``google`` itself is absent
         found = False
     return None if found else GRPC_MISSING
