@@ -339,6 +339,10 @@ def test_oversized_messages_are_resource_exhausted_and_loading_is_unavailable(
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             "larger than max",
         )
+    # the app's shutdown stopped the gRPC server: nothing listens any more
+    with pytest.raises(InferenceServerException) as gone:
+        client.is_server_live()
+    assert gone.value.status() == str(grpc.StatusCode.UNAVAILABLE)
 
 
 def test_a_stored_deployment_routes_each_request_and_names_the_arm() -> None:
@@ -475,3 +479,14 @@ def test_two_workers_share_the_grpc_port(ls_home: Path) -> None:
     finally:
         stop_server(proc)
     assert proc.returncode == 0, server_output(proc)
+
+
+def test_http_only_serving_never_imports_grpc() -> None:
+    code = (
+        "import sys; from loopstack.server import create_serving_app, serve_endpoints; "
+        "create_serving_app([], start=False); "
+        "print(sorted(m for m in sys.modules if m == 'grpc' or m.startswith('loopstack.server._')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "'grpc'" not in out.stdout and "_grpc" not in out.stdout and "_proto" not in out.stdout
+    assert "loopstack.server._serving_app" in out.stdout  # the check looked at the right place
