@@ -159,9 +159,10 @@ def check_unique(name: Any, position: int, earlier: list[InputTensor]) -> str:
 
 
 def decode_values(data: Any, name: str, datatype: str, shape: tuple[int, ...]) -> np.ndarray:
-    """Input ``name``'s values (a possibly nested list: JSON ``data``, or a gRPC typed
-    contents list) as an array of ``datatype`` in ``shape``; ``Invalid`` for a count
-    that does not fill the shape, values of another kind or out of the type's range."""
+    """Input ``name``'s values (JSON ``data``, a possibly nested list; or a gRPC typed
+    contents list, as an array of its element type) as an array of ``datatype`` in
+    ``shape``; ``Invalid`` for a count that does not fill the shape, values of another
+    kind or out of the type's range."""
     try:
         values = np.asarray(data)
     except ValueError as exc:

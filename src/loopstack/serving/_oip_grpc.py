@@ -58,6 +58,17 @@ CONTENTS_FIELDS: dict[str, str] = {
     "BYTES": "bytes_contents",
 }
 _ALL_FIELDS = tuple(dict.fromkeys(CONTENTS_FIELDS.values()))
+# Each typed list's own element type: numpy need not guess (it reads [0, 2**64 - 1] as
+# floats), and the REST codec's range checks then narrow int32 to INT8, say.
+_LIST_DTYPES = {
+    "bool_contents": np.dtype(bool),
+    "int_contents": np.dtype("<i4"),
+    "int64_contents": np.dtype("<i8"),
+    "uint_contents": np.dtype("<u4"),
+    "uint64_contents": np.dtype("<u8"),
+    "fp32_contents": np.dtype("<f4"),
+    "fp64_contents": np.dtype("<f8"),
+}
 #: tensor parameters that ask for what this server does not do
 _UNSUPPORTED = ("shared_memory_region", "shared_memory_byte_size", "shared_memory_offset")
 
@@ -118,7 +129,7 @@ def _from_contents(
                 field=f"inputs.{name}.contents",
             )
         return bytes_elements(list(values), shape)
-    return decode_values(list(values), name, datatype, shape)
+    return decode_values(np.asarray(values, dtype=_LIST_DTYPES[wanted]), name, datatype, shape)
 
 
 def parse_infer_message(message: Any) -> InferRequest:
