@@ -112,6 +112,7 @@ def create_serving_app(
     # Serving answers without tokens in this release; the gate still bounds every body.
     app.state.config = replace(config, auth=False)
     app.state.runtime = runtime
+    app.state.grpc_port = None  # the port bound, once the lifespan starts gRPC
     app.include_router(oip_v2.router)
     app.include_router(serving.router)
     app.state.routers = [oip_v2.router, serving.router]
@@ -154,7 +155,6 @@ def _grpc_lifespan(runtime: ServingRuntime, address: str | None, max_bytes: int)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.grpc_port = None
         if address is None:
             yield
             return
