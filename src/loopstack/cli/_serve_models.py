@@ -9,6 +9,10 @@ models:/churn@challenger --name churn-next``.
 by its policy, and ``--deployments`` every deployment of the project (``--project``);
 the replicas poll the revisions (``--refresh-s``, 1 s by default) and swap a changed
 deployment in once its arms are warm.
+
+``--grpc-port 8081`` serves the Open Inference Protocol over gRPC too (KServe's
+``inference.GRPCInferenceService``, what ``tritonclient.grpc`` speaks), from every worker
+on that one port; it needs the ``loopstack[grpc]`` extra.
 """
 
 from __future__ import annotations
@@ -94,8 +98,16 @@ def serve(
     access_log: bool = typer.Option(
         True, "--access-log/--no-access-log", help="Log one line per request."
     ),
+    grpc_port: int | None = typer.Option(
+        None,
+        "--grpc-port",
+        help="Also serve the Open Inference Protocol v2 over gRPC on this port (KServe's "
+        "inference.GRPCInferenceService; every worker shares it). Needs "
+        "pip install 'loopstack[grpc]'.",
+    ),
 ) -> None:
-    """Serve models: Open Inference Protocol v2 (/v2/...) and JSON (/endpoints/NAME/predict)."""
+    """Serve models: Open Inference Protocol v2 (/v2/... and, with --grpc-port, gRPC) and
+    JSON (/endpoints/NAME/predict)."""
     from loopstack import __version__
     from loopstack.cli._output import console, fail
     from loopstack.cli._serve import bind_error
@@ -115,6 +127,14 @@ def serve(
     problem = bind_error(host, port)
     if problem:
         fail(problem)
+    if grpc_port is not None:
+        from loopstack.server import grpc_missing
+
+        if grpc_port == port:
+            fail(f"--grpc-port must differ from --port; both are {port}")
+        problem = grpc_missing() or bind_error(host, grpc_port, "--grpc-port")
+        if problem:
+            fail(problem)
     resolved = [(spec, resolve_model_uri(spec.model_uri)[2]) for spec in specs]  # fail fast
     served_deployments = _check_deployments(deployment, all_deployments, [s.name for s in specs])
     if refresh_s is None:
@@ -147,6 +167,11 @@ def serve(
     first = specs[0].name if specs else (served_deployments or [None])[0]
     shown_name = first if isinstance(first, str) else getattr(first, "name", "NAME")
     out.print(f"  OIP v2:     {url}/v2/models/{shown_name}/infer", highlight=False)
+    if grpc_port is not None:
+        out.print(
+            f"  OIP gRPC:   {shown}:{grpc_port} (inference.GRPCInferenceService)",
+            highlight=False,
+        )
     out.print(f"  JSON:       {url}/endpoints/{shown_name}/predict", highlight=False)
     out.print(f"  ready:      {url}/v2/health/ready (after every model loads)", highlight=False)
     serve_endpoints(
@@ -159,6 +184,7 @@ def serve(
         deployments=None
         if served_deployments is None
         else (project, list(deployment) or None, onnx),
+        grpc_port=grpc_port,
     )
 
 

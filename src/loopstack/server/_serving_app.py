@@ -9,17 +9,22 @@ the Prometheus ``/metrics`` per route.
 The endpoint list comes as ``EndpointSpec``s (or a ready ``ServingRuntime``); the
 models load in a background thread, so ``/v2/health/ready`` answers false until every
 one is loaded and warm. With ``refresh_s`` the runtime re-resolves aliases that often
-and swaps in a version an alias moved to, once it is warm.
+and swaps in a version an alias moved to, once it is warm. With ``grpc_address`` the
+app's lifespan also runs the Open Inference Protocol over gRPC (``_grpc.py``) in the
+same event loop, over the same runtime.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import replace
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import Response
@@ -38,9 +43,12 @@ from loopstack.serving import (
 
 __all__ = [
     "DEPLOYMENTS_ENV",
+    "GRPC_ENV",
+    "GRPC_MISSING",
     "REFRESH_ENV",
     "app_from_environment",
     "create_serving_app",
+    "grpc_missing",
     "serve_endpoints",
 ]
 
@@ -49,6 +57,19 @@ log = logging.getLogger("loopstack.serving")
 REFRESH_ENV = "LOOPSTACK_SERVING_REFRESH_S"
 #: the stored deployments a worker serves: JSON {"project": ..., "names": [...] or null}
 DEPLOYMENTS_ENV = "LOOPSTACK_SERVING_DEPLOYMENTS"
+#: where each worker serves gRPC too, ``host:port`` (unset: HTTP only)
+GRPC_ENV = "LOOPSTACK_SERVING_GRPC"
+GRPC_MISSING = "gRPC serving needs grpcio and protobuf: pip install 'loopstack[grpc]'"
+_GRPC_MODULES = ("grpc", "google.protobuf")
+
+
+def grpc_missing() -> str | None:
+    """Why gRPC cannot be served in this environment (``GRPC_MISSING``), or None."""
+    try:
+        found = all(importlib.util.find_spec(m) is not None for m in _GRPC_MODULES)
+    except ModuleNotFoundError:  # ``google`` itself is absent
+        found = False
+    return None if found else GRPC_MISSING
 
 
 def create_serving_app(
@@ -58,12 +79,15 @@ def create_serving_app(
     start: bool = True,
     refresh_s: float = 0.0,
     deployments: DeploymentSource | None = None,
+    grpc_address: str | None = None,
 ) -> FastAPI:
     """The serving ASGI app for ``endpoints``; ``start`` begins loading them at once.
 
     With ``deployments`` it also serves those stored deployments (each request routed by
     the deployment's policy); the refresh loop (every ``refresh_s``, 1 s if not given)
-    polls their revisions and swaps in a changed one once its arms are warm.
+    polls their revisions and swaps in a changed one once its arms are warm. With
+    ``grpc_address`` (``host:port``) the app's lifespan serves gRPC there too, from
+    startup to shutdown (``app.state.grpc_port`` is the port bound).
 
     >>> app = create_serving_app([EndpointSpec("churn", "models:/churn@champion")])
     """
@@ -74,6 +98,8 @@ def create_serving_app(
     from loopstack.server.routes import oip_v2, serving
 
     config = config or settings()
+    if grpc_address is not None and (missing := grpc_missing()):
+        raise Invalid(missing, field="grpc_address")
     runtime = endpoints if isinstance(endpoints, ServingRuntime) else ServingRuntime(endpoints)
     app = FastAPI(
         title="loopstack serving",
@@ -81,10 +107,12 @@ def create_serving_app(
         docs_url=None,
         redoc_url=None,
         redirect_slashes=False,
+        lifespan=_grpc_lifespan(runtime, grpc_address, config.max_body_bytes),
     )
     # Serving answers without tokens in this release; the gate still bounds every body.
     app.state.config = replace(config, auth=False)
     app.state.runtime = runtime
+    app.state.grpc_port = None  # the port bound, once the lifespan starts gRPC
     app.include_router(oip_v2.router)
     app.include_router(serving.router)
     app.state.routers = [oip_v2.router, serving.router]
@@ -119,6 +147,26 @@ def create_serving_app(
     if refresh_s > 0:
         _start_refresh(runtime, refresh_s, deployments, app.state.stop_refresh)
     return app
+
+
+def _grpc_lifespan(runtime: ServingRuntime, address: str | None, max_bytes: int) -> Any:
+    """The app's lifespan: nothing without ``address``; else a gRPC server on it in the
+    app's event loop, stopped (in-flight calls given a grace period) at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if address is None:
+            yield
+            return
+        from loopstack.server._grpc import SHUTDOWN_GRACE_S, start_grpc_server
+
+        server, app.state.grpc_port = await start_grpc_server(runtime, address, max_bytes)
+        try:
+            yield
+        finally:
+            await server.stop(SHUTDOWN_GRACE_S)
+
+    return lifespan
 
 
 def _first_pass(runtime: ServingRuntime, source: DeploymentSource) -> None:
@@ -164,7 +212,12 @@ def app_from_environment() -> FastAPI:
         raise Invalid(f"{REFRESH_ENV} must be a number of seconds; got {raw!r}") from None
     source = _source_from_env()
     specs = specs_from_env() if source is None or os.environ.get(ENDPOINTS_ENV) else []
-    return create_serving_app(specs, refresh_s=refresh_s, deployments=source)
+    return create_serving_app(
+        specs,
+        refresh_s=refresh_s,
+        deployments=source,
+        grpc_address=os.environ.get(GRPC_ENV) or None,
+    )
 
 
 def _source_from_env() -> DeploymentSource | None:
@@ -194,12 +247,15 @@ def serve_endpoints(
     access_log: bool = True,
     refresh_s: float = 0.0,
     deployments: tuple[str | None, list[str] | None, bool] | None = None,
+    grpc_port: int | None = None,
 ) -> None:
     """Serve ``specs`` with uvicorn (blocking): ``workers`` processes, each loading every
     model once with one BLAS/OpenMP thread.
 
     ``deployments`` is ``(project, names or None for all, prefer_onnx)``: the stored
-    deployments each worker serves beside ``specs``.
+    deployments each worker serves beside ``specs``. With ``grpc_port`` each worker also
+    serves the Open Inference Protocol over gRPC on ``host:grpc_port``, every worker
+    binding the same port (``SO_REUSEPORT``; Linux spreads the connections).
 
     >>> serve_endpoints([EndpointSpec("churn", "models:/churn@champion")], port=8080)
     """
@@ -224,6 +280,10 @@ def serve_endpoints(
             {"project": project, "names": names, "prefer_onnx": onnx}
         )
     os.environ[REFRESH_ENV] = str(refresh_s)
+    if grpc_port is not None:
+        os.environ[GRPC_ENV] = f"[{host}]:{grpc_port}" if ":" in host else f"{host}:{grpc_port}"
+    else:
+        os.environ.pop(GRPC_ENV, None)
     from loopstack.server import _log_config
 
     uvicorn.run(

@@ -25,7 +25,7 @@ from loopstack.server.routes.serving import routing_key
 from loopstack.serving import Choice, Endpoint, ServedModel, ServingRuntime
 from loopstack.serving._oip import encode_response, model_input, model_metadata, parse_infer_request
 
-__all__ = ["ROLES", "router"]
+__all__ = ["ROLES", "router", "served_model"]
 
 router = APIRouter(tags=["inference"])
 #: route name -> the least role it needs (serving answers without tokens in this release)
@@ -48,8 +48,13 @@ def _runtime(request: Request) -> ServingRuntime:
     return runtime
 
 
-def _served(request: Request, name: str, version: str | None) -> tuple[Endpoint, ServedModel]:
-    endpoint = _runtime(request).get(name)
+def served_model(
+    runtime: ServingRuntime, name: str, version: str | None
+) -> tuple[Endpoint, ServedModel]:
+    """The endpoint ``name`` and the model it serves; ``NotFound`` for an unknown name or
+    a ``version`` other than the one served, ``NotReady`` while it loads (REST and gRPC
+    alike)."""
+    endpoint = runtime.get(name)
     served = endpoint.model()
     if version is not None and version != served.version_label:
         raise NotFound(
@@ -58,6 +63,10 @@ def _served(request: Request, name: str, version: str | None) -> tuple[Endpoint,
             field="version",
         )
     return endpoint, served
+
+
+def _served(request: Request, name: str, version: str | None) -> tuple[Endpoint, ServedModel]:
+    return served_model(_runtime(request), name, version)
 
 
 @router.get("/v2", name="oip_server_metadata")
