@@ -289,6 +289,8 @@ def test_the_breaker_opens_after_failures_and_closes_after_a_probe(
         for _ in range(2):
             assert _predict(url, "drivers", {"records": world.records([1])}).status_code == 503
         assert state()["state"] == "open"
+        gauge = 'loopstack_enrichment_breaker_state{endpoint="drivers",arm=""}'
+        assert f"{gauge} 2" in httpx.get(f"{url}/metrics", timeout=10).text
         short = _predict(url, "drivers", {"records": world.records([1])})
         assert short.status_code == 503
         assert "circuit breaker is open" in short.json()["message"]
@@ -310,6 +312,10 @@ def test_the_breaker_opens_after_failures_and_closes_after_a_probe(
         assert probe.json()["predictions"] == world.expected([1])
         assert state()["state"] == "closed"
         assert state()["opened"] == 1
+        metrics = httpx.get(f"{url}/metrics", timeout=10).text
+        assert f"{gauge} 0" in metrics
+        assert 'kind="short_circuited"} 2' in metrics
+        assert 'outcome="failed_closed"} 4' in metrics
 
 
 def test_breaker_states_under_a_controlled_clock() -> None:
@@ -420,3 +426,41 @@ def test_the_serve_options_make_an_enrichment_config(tmp_path: Path) -> None:
         enrichment_config("degraded", ["trips"], None)
     with pytest.raises(Invalid, match="'mode' is one of"):
         enrichment_config("sometimes", [], None)
+
+
+def test_serve_refuses_bad_enrich_options_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from loopstack.cli import app
+    from loopstack.serving import ENDPOINTS_ENV, specs_from_env, specs_to_env
+
+    runner = CliRunner()
+    bad = runner.invoke(app, ["serve", "--model", "models:/x/1", "--enrich", "sometimes"])
+    assert bad.exit_code == 1 and "'mode' is one of" in bad.output, bad.output
+    assert "Traceback" not in bad.output
+    alone = runner.invoke(app, ["serve", "--deployments", "--enrich", "degraded"])
+    assert alone.exit_code == 1 and "give --model" in alone.output, alone.output
+    # what the workers get: the endpoint list, enrichment included
+    config = EnrichmentConfig.parse({"mode": "degraded", "defaults": DEFAULTS, "max_age_s": 9})
+    spec = EndpointSpec("drivers", "models:/drivers/1", enrichment=config)
+    monkeypatch.setenv(ENDPOINTS_ENV, specs_to_env([spec]))
+    assert specs_from_env() == [spec]
+
+
+def test_a_hung_store_times_out_instead_of_hanging_the_request(ls_home: Path) -> None:
+    import socket
+
+    world = _world(f"sqlite:///{ls_home / 'online.db'}")
+    with socket.socket() as hung:  # accepts connections (the backlog), never answers
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)
+        url = f"redis://127.0.0.1:{hung.getsockname()[1]}/0"
+        config = {"online_url": url, "timeout_s": 0.3, "mode": "degraded", "defaults": DEFAULTS}
+        with serving(drivers=config) as (base, runtime):
+            got = _predict(base, "drivers", {"records": world.records([1])})
+            assert got.status_code == 200, got.text
+            assert got.json()["enrichment"]["status"] == "degraded"
+            assert "did not answer within 0.3s" in got.json()["enrichment"]["reason"]
+            enricher = runtime.get("drivers").model().enricher
+            assert enricher is not None and enricher.stats.timeouts == 1
+            enricher.close()

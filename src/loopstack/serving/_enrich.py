@@ -24,10 +24,11 @@ signature's column order.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,7 @@ __all__ = [
     "EnrichStats",
     "Enricher",
     "enrich",
+    "enrichment_metrics",
     "training_features",
 ]
 
@@ -97,6 +99,52 @@ class EnrichStats:
     def to_dict(self) -> dict[str, int]:
         """The counters as a dict."""
         return dict(self.__dict__)
+
+
+class _ReadThreads:
+    """A few daemon threads that run store reads, so a caller can stop waiting on one.
+
+    Daemon threads, unlike ``ThreadPoolExecutor``'s: a read hung on a dead socket must not
+    keep a stopping server process alive.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._threads = [
+            threading.Thread(target=self._work, name="loopstack-enrich", daemon=True)
+            for _ in range(size)
+        ]
+        self._started = False
+        self._lock = threading.Lock()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, fn = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+                future.set_exception(exc)
+
+    def submit(self, fn: Callable[[], Any]) -> Future[Any]:
+        """Run ``fn`` on a read thread; its future."""
+        if not self._started:
+            with self._lock:
+                if not self._started:
+                    for t in self._threads:
+                        t.start()
+                    self._started = True
+        future: Future[Any] = Future()
+        self._jobs.put((future, fn))
+        return future
+
+    def close(self) -> None:
+        """Let idle threads end (a hung one ends with its read, or with the process)."""
+        for _ in self._threads:
+            self._jobs.put(None)
 
 
 @dataclass(frozen=True)
@@ -214,7 +262,7 @@ class Enricher:
         self.breaker = CircuitBreaker(config.breaker)
         self.stats = EnrichStats()
         self._stats_lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(_READ_THREADS, thread_name_prefix="loopstack-enrich")
+        self._pool = _ReadThreads(_READ_THREADS)
 
     @classmethod
     def for_version(
@@ -406,7 +454,7 @@ class Enricher:
             self._count("short_circuited")
             return {}, {}, {}, f"{where} is failing: its circuit breaker is open"
         future = self._pool.submit(
-            self.store.get_online_features, rows, self.refs, full_feature_names=True
+            lambda: self.store.get_online_features(rows, self.refs, full_feature_names=True)
         )
         try:
             response = future.result(timeout=self.config.timeout_s)
@@ -473,7 +521,7 @@ class Enricher:
 
     def close(self) -> None:
         """Stop the read threads (a hung read is abandoned, not waited for)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.close()
 
 
 def enrich(served: Any, records: Any) -> EnrichResult | None:
@@ -487,3 +535,52 @@ def enrich(served: Any, records: Any) -> EnrichResult | None:
     if enricher is None:
         return None
     return enricher.enrich(records)
+
+
+_BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def _label(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def enrichment_metrics(runtime: Any) -> str:
+    """Prometheus text for every enriching endpoint of ``runtime`` (this process's; a
+    deployment's per arm): ``loopstack_enrichment_requests_total{endpoint,arm,outcome}``
+    (ok, degraded, failed_closed), ``loopstack_enrichment_store_failures_total{...,kind}``
+    (error, timeout, short_circuited) and ``loopstack_enrichment_breaker_state`` (0
+    closed, 1 half-open, 2 open). Empty when none enriches."""
+    deployed = runtime.deployments
+    served: list[tuple[str, str, Any]] = [
+        (e.name, "", e) for e in runtime.endpoints if e.name not in deployed
+    ]
+    for name in deployed:
+        served += [(name, arm, e) for arm, e in runtime.arm_endpoints(name).items()]
+    families: dict[str, list[str]] = {"requests_total": [], "store_failures_total": []}
+    families["breaker_state"] = []
+    for name, arm, endpoint in served:
+        model = endpoint.served
+        enricher = None if model is None else model.enricher
+        if enricher is None:
+            continue
+        at = f'endpoint="{_label(name)}",arm="{_label(arm)}"'
+        s = enricher.stats
+        for outcome in ("ok", "degraded", "failed_closed"):
+            value = getattr(s, outcome)
+            families["requests_total"].append(f'{{{at},outcome="{outcome}"}} {value}')
+        for kind, value in (
+            ("error", s.store_errors),
+            ("timeout", s.timeouts),
+            ("short_circuited", s.short_circuited),
+        ):
+            families["store_failures_total"].append(f'{{{at},kind="{kind}"}} {value}')
+        families["breaker_state"].append(f"{{{at}}} {_BREAKER_VALUE[enricher.breaker.state]}")
+    if not families["breaker_state"]:
+        return ""
+    lines = []
+    for family, samples in families.items():
+        metric = f"loopstack_enrichment_{family}"
+        kind = "gauge" if family == "breaker_state" else "counter"
+        lines.append(f"# TYPE {metric} {kind}")
+        lines += [metric + sample for sample in samples]
+    return "\n".join(lines) + "\n"
