@@ -41,6 +41,7 @@ from loopstack.serving import (
     EnrichmentConfig,
     ServingRuntime,
     deployments,
+    training_features,
 )
 from tests.conftest import ThreadedServer, free_port
 
@@ -164,6 +165,18 @@ def _predict(url: str, name: str, body: dict[str, Any]) -> httpx.Response:
 def test_a_version_records_its_training_set(world: World) -> None:
     version = registry().get_model_version("drivers", 1)
     assert version.tags[TRAINING_SET_TAG] == "drivers_train/1"
+    assert training_features(version) == (REFS, "drivers_train/1")
+    # a version registered without the tag (another client) is found through its run
+    bare = registry().create_model_version(
+        "drivers",
+        source=version.source,
+        files=version.files,
+        flavor=version.flavor,
+        signature=version.signature,
+        run_id=version.run_id,
+    )
+    assert TRAINING_SET_TAG not in bare.tags
+    assert training_features(bare) == (REFS, "drivers_train/1")
 
 
 def test_keys_only_requests_answer_as_the_model_on_training_features(world: World) -> None:
@@ -464,3 +477,27 @@ def test_a_hung_store_times_out_instead_of_hanging_the_request(ls_home: Path) ->
             enricher = runtime.get("drivers").model().enricher
             assert enricher is not None and enricher.stats.timeouts == 1
             enricher.close()
+
+
+def test_deploy_enrich_sets_and_clears_the_endpoints_enrichment(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from loopstack.cli import app
+
+    X = pd.DataFrame({"a": [1.0, 2.0, 3.0]})
+    with ls.start_run(experiment="cli") as run:
+        run.log_model(LinearRegression().fit(X, [1.0, 2.0, 3.0]), name="m", sample_input=X)
+    deployments().create("api", "m/1")
+    path = tmp_path / "enrich.json"
+    path.write_text('{"mode": "degraded", "defaults": {"a": 1}, "max_age_s": 30}')
+    runner = CliRunner()
+    got = runner.invoke(app, ["deploy", "enrich", "api", "--config", str(path), "--default", "b=2"])
+    assert got.exit_code == 0, got.output
+    options = deployments().get("api").options["enrichment"]
+    assert options["mode"] == "degraded" and options["defaults"] == {"a": 1, "b": 2}
+    assert options["max_age_s"] == 30
+    both = runner.invoke(app, ["deploy", "enrich", "api", "--off", "--mode", "degraded"])
+    assert both.exit_code == 1 and "--off" in both.output
+    off = runner.invoke(app, ["deploy", "enrich", "api", "--off"])
+    assert off.exit_code == 0, off.output
+    assert "enrichment" not in deployments().get("api").options

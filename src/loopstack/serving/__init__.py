@@ -33,7 +33,14 @@ from loopstack.serving._deployments import (
     is_version_number,
     parse_model_ref,
 )
-from loopstack.serving._enrich import Enricher, EnrichResult, EnrichStats, enrich
+from loopstack.serving._enrich import (
+    Enricher,
+    EnrichResult,
+    EnrichStats,
+    enrich,
+    enrichment_metrics,
+    training_features,
+)
 from loopstack.serving._enrich_config import BreakerConfig, CircuitBreaker, EnrichmentConfig
 from loopstack.serving._policies import (
     Route,
@@ -104,6 +111,7 @@ __all__ = [
     "deployments",
     "endpoint_name_for",
     "enrich",
+    "enrichment_metrics",
     "epsilon_greedy_choice",
     "is_version_number",
     "key_bucket",
@@ -114,6 +122,7 @@ __all__ = [
     "specs_from_env",
     "specs_to_env",
     "thompson_choice",
+    "training_features",
 ]
 
 
