@@ -1,7 +1,8 @@
 """What feature enrichment costs a request, in process: entity keys in, features read.
 
 Builds, in a temp ``LOOPSTACK_HOME``, a feature view of ``--features`` float features
-over ``--entities`` entities plus one on-demand view (a request value times a feature),
+over ``--entities`` entities plus one on-demand view (a request value times a feature;
+one model reads the view's features only, another the on-demand feature too: ``+odfv``),
 materializes it into the online store (SQLite, and Redis when ``--redis-url`` or
 ``LOOPSTACK_TEST_REDIS_URL`` names one), trains a linear model on the training set and
 serves it through the runtime. Per request of 1 and 32 rows it times, median and p99
@@ -101,28 +102,40 @@ def build(online_url: str, entities: int, features: int, model_name: str) -> dic
             "y": rng.normal(size=min(entities, 2000)),
         }
     )
-    refs = [f"user_stats:{n}" for n in names] + ["scaled_view:scaled"]
-    columns = [*names, "scaled"]
-    with ls.start_run(experiment="enrich-bench") as run:
-        train = store.get_historical_features(labels, refs, register_as=f"{model_name}_train")
-        model = LinearRegression().fit(train[columns], train["y"])
-        run.log_model(model, name=model_name, sample_input=train[columns].head(3))
-    return {"train": train, "columns": columns}
+    out = {}
+    for odfv_too in (False, True):
+        refs = [f"user_stats:{n}" for n in names] + ["scaled_view:scaled"] * odfv_too
+        columns = [*names, "scaled"] if odfv_too else names
+        name = f"{model_name}_odfv" if odfv_too else model_name
+        with ls.start_run(experiment="enrich-bench") as run:
+            train = store.get_historical_features(labels, refs, register_as=f"{name}_train")
+            model = LinearRegression().fit(train[columns], train["y"])
+            run.log_model(model, name=name, sample_input=train[columns].head(3))
+        out[odfv_too] = (name, train, columns)
+    return out
 
 
 def measure(label: str, online_url: str, args: argparse.Namespace, table: list[str]) -> None:
-    from loopstack.serving import EndpointSpec, EnrichmentConfig, ServingRuntime, enrich
+    from loopstack.serving import EndpointSpec, EnrichmentConfig, ServingRuntime
 
-    model_name = f"bench_{label}"
-    built = build(online_url, args.entities, args.features, model_name)
+    built = build(online_url, args.entities, args.features, f"bench_{label}")
     config = EnrichmentConfig.parse({"online_url": online_url})
-    runtime = ServingRuntime([EndpointSpec(label, f"models:/{model_name}/1", enrichment=config)])
-    runtime.load_all()
-    served = runtime.get(label).model()
-    train, columns = built["train"], built["columns"]
+    for odfv_too, (model_name, train, columns) in built.items():
+        spec = EndpointSpec(label, f"models:/{model_name}/1", enrichment=config)
+        runtime = ServingRuntime([spec])
+        runtime.load_all()
+        what = f"{label}{' +odfv' if odfv_too else ''}"
+        _measure_model(what, runtime.get(label).model(), train[columns], args, table)
+
+
+def _measure_model(
+    what: str, served: Any, train: Any, args: argparse.Namespace, table: list[str]
+) -> None:
+    from loopstack.serving import enrich
+
     for n in (1, 32):
         keys = [{"user_id": i * 7 % args.entities, "factor": 1.5} for i in range(n)]
-        given = train[columns].head(n).to_dict("records")
+        given = train.head(n).to_dict("records")
         plain = _timed(lambda given=given: served.predict(given), args.iterations)
 
         def enriched(keys: list[dict[str, Any]] = keys) -> Any:
@@ -133,7 +146,7 @@ def measure(label: str, online_url: str, args: argparse.Namespace, table: list[s
         full = _timed(enriched, args.iterations)
         alone = _timed(lambda keys=keys: enrich(served, keys), args.iterations)
         table.append(
-            f"| {label:<6} | {n:>4} | {plain[0]:>10.0f} | {full[0]:>10.0f} | {full[1]:>9.0f} "
+            f"| {what:<12} | {n:>4} | {plain[0]:>9.0f} | {full[0]:>8.0f} | {full[1]:>8.0f} "
             f"| {alone[0]:>10.0f} | {full[0] - plain[0]:>+9.0f} |"
         )
 
@@ -153,10 +166,11 @@ def main() -> None:
 
     limit_threads()
     table = [
-        f"enrichment cost, {args.features} features + 1 on-demand, {args.entities:,} entities, "
+        f"enrichment cost, {args.features} features (+odfv: and 1 on-demand), "
+        f"{args.entities:,} entities, "
         f"{args.iterations:,} requests each (microseconds per request)",
-        "| store  | rows | given p50  | keys p50   | keys p99  | enrich p50 | added p50 |",
-        "| ------ | ---- | ---------- | ---------- | --------- | ---------- | --------- |",
+        "| store        | rows | given p50 | keys p50 | keys p99 | enrich p50 | added p50 |",
+        "| ------------ | ---- | --------- | -------- | -------- | ---------- | --------- |",
     ]
     measure("sqlite", f"sqlite:///{home / 'online.db'}", args, table)
     if args.redis_url:
