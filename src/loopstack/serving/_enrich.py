@@ -17,8 +17,8 @@ breaker; stale (older than the view's TTL or ``max_age_s``) and missing values a
 handled as the mode says (see ``_enrich_config``); the model input is assembled in the
 signature's column order.
 
->>> result = enrich(choice.served, [{"driver_id": 1001}])   # None: the endpoint does not enrich
->>> result.inputs, result.status, result.to_dict()
+>>> result = enrich(choice.served, [{"driver_id": 1001}])  # None: the endpoint does not enrich
+>>> result.inputs, result.features, result.to_dict()["status"]
 """
 
 from __future__ import annotations

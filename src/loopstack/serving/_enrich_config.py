@@ -18,6 +18,10 @@ naming the store or the feature). ``degraded``: declared defaults fill stale or 
 values and stand for every feature while the store fails; a feature with no default
 still fails closed.
 
+A read that outlives ``timeout_s`` is abandoned, not stopped: it keeps one of the
+endpoint's four read threads until the store answers or drops the connection. For
+Redis, ``?socket_timeout=2`` on the URL makes the client drop it too.
+
 The breaker counts consecutive store failures (errors and timeouts, not stale values):
 after ``failures`` of them it opens for ``cooldown_s`` (requests go straight to the
 failure mode, the store untouched), then lets one probe through (half-open): a success

@@ -69,8 +69,8 @@ class EndpointSpec:
     """An endpoint's name and the model URI it serves (and, when its requests carry only
     entity keys, how it reads the model's features: ``enrichment``).
 
-    >>> EndpointSpec("churn", "models:/churn@champion")
-    EndpointSpec(name='churn', model_uri='models:/churn@champion', prefer_onnx=False)
+    >>> EndpointSpec("churn", "models:/churn@champion").to_dict()
+    {'name': 'churn', 'model_uri': 'models:/churn@champion', 'prefer_onnx': False}
     """
 
     name: str
