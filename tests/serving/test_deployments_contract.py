@@ -319,3 +319,23 @@ def test_version_numbers_are_plain_positive_integers(backend: Backend) -> None:
         with pytest.raises(ls.Invalid, match="MODEL@ALIAS .* or MODEL/VERSION"):
             dep.create("api", bad)
     assert dep.list_deployments() == []
+
+
+def test_enrichment_is_a_revision_kept_by_routing_changes(backend: Backend) -> None:
+    dep = ls.deployments()
+    dep.create("api", "churn/1")
+    with pytest.raises(ls.Invalid, match=r"'mode' is one of \['fail_closed', 'degraded'\]"):
+        dep.set_enrichment("api", {"mode": "lenient"})
+    with pytest.raises(ls.Invalid, match=r"no setting\(s\) \['default'\]"):
+        dep.set_enrichment("api", {"default": {"x": 1}})
+    assert dep.get("api").revision == 1
+    set_ = dep.set_enrichment("api", {"mode": "degraded", "defaults": {"trips": 0}})
+    assert set_.revision == 2 and _shape(set_) == _shape(dep.get("api"))
+    assert set_.options["enrichment"]["defaults"] == {"trips": 0}
+    assert dep.history("api")[-1].action == "enrichment"
+    canary = dep.canary("api", "churn/2", weight=10)
+    assert canary.options["enrichment"]["mode"] == "degraded"
+    assert dep.rollback("api", to=1).options == {}
+    assert "enrichment" not in dep.set_enrichment("api", None).options
+    actions = [(e["action"], e["actor"]) for e in open_audit_log().events(object_type="deployment")]
+    assert ("deployment.enrichment", "bob") in actions

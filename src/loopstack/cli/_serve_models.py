@@ -13,10 +13,21 @@ deployment in once its arms are warm.
 ``--grpc-port 8081`` serves the Open Inference Protocol over gRPC too (KServe's
 ``inference.GRPCInferenceService``, what ``tritonclient.grpc`` speaks), from every worker
 on that one port; it needs the ``loopstack[grpc]`` extra.
+
+``--enrich fail_closed|degraded`` makes every ``--model`` endpoint take rows carrying only
+entity keys and read the model's features from the online store (the version's training
+set names them); ``--default FEATURE=VALUE`` (repeatable; VALUE read as JSON, else
+text) declares the value degraded mode serves when a feature is stale or the store
+fails; ``--enrich-config FILE`` (JSON or YAML) gives the whole setting (``mode``,
+``defaults``, ``max_age_s``, ``timeout_s``, ``breaker``, ``features``, ``online_url``),
+which ``--enrich`` and ``--default`` override. A stored deployment enriches as its own
+options say (``DeploymentStore.set_enrichment``).
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -24,7 +35,7 @@ from typer.core import TyperCommand
 
 from loopstack.cli._project import PROJECT
 
-__all__ = ["ServeCommand", "pair_models", "serve"]
+__all__ = ["ServeCommand", "enrichment_config", "pair_models", "serve"]
 
 
 class ServeCommand(TyperCommand):
@@ -63,6 +74,67 @@ def pair_models(args: list[str]) -> list[tuple[str, str | None]]:
             continue
         i += 1
     return pairs
+
+
+def enrichment_config(mode: str | None, defaults: list[str], config_file: Path | None) -> Any:
+    """The ``EnrichmentConfig`` the options give, or None when none asks to enrich.
+
+    >>> enrichment_config("degraded", ["trips=0", "city=unknown"], None).default_values
+    {'city': 'unknown', 'trips': 0}
+    """
+    from loopstack.errors import Invalid
+    from loopstack.serving import EnrichmentConfig
+
+    if mode is None and not defaults and config_file is None:
+        return None
+    doc: dict[str, Any] = {}
+    if config_file is not None:
+        doc = _read_config(config_file)
+    if mode is not None:
+        doc["mode"] = mode
+    given = dict(doc.get("defaults") or {})
+    for item in defaults:
+        feature, sep, text = item.partition("=")
+        if not sep or not feature:
+            raise Invalid(
+                f"--default is FEATURE=VALUE (trips=0); got {item!r} instead", field="default"
+            )
+        try:
+            given[feature] = json.loads(text)
+        except ValueError:
+            given[feature] = text
+    if given:
+        doc["defaults"] = given
+    return EnrichmentConfig.parse(doc)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    from loopstack.errors import Invalid
+
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise Invalid(
+            f"--enrich-config {path} cannot be read: {exc.strerror}", field="enrich_config"
+        ) from None
+    try:
+        if path.suffix.lower() == ".json":
+            got = json.loads(text)
+        else:
+            import yaml
+
+            got = yaml.safe_load(text)
+    except Exception as exc:  # noqa: BLE001 - json's ValueError or yaml's YAMLError
+        raise Invalid(
+            f"--enrich-config {path} is not valid JSON/YAML: {exc}", field="enrich_config"
+        ) from None
+    if not isinstance(got, dict):
+        raise Invalid(
+            f"--enrich-config {path} must hold an object (mode, defaults, ...); got "
+            f"{type(got).__name__}",
+            field="enrich_config",
+        )
+    return got
 
 
 def serve(
@@ -105,6 +177,18 @@ def serve(
         "inference.GRPCInferenceService; every worker shares it). Needs "
         "pip install 'loopstack[grpc]'.",
     ),
+    enrich: str | None = typer.Option(
+        None,
+        "--enrich",
+        help="fail_closed or degraded: --model endpoints take entity keys and read the "
+        "model's features from the online store.",
+    ),
+    default: list[str] = typer.Option(
+        [], "--default", help="FEATURE=VALUE served in degraded mode; repeat for more."
+    ),
+    enrich_config: Path | None = typer.Option(
+        None, "--enrich-config", help="A JSON or YAML file with the enrichment settings."
+    ),
 ) -> None:
     """Serve models: Open Inference Protocol v2 (/v2/... and, with --grpc-port, gRPC) and
     JSON (/endpoints/NAME/predict)."""
@@ -116,8 +200,11 @@ def serve(
     from loopstack.serving import EndpointSpec, ServingRuntime, endpoint_name_for
 
     pairs = pair_models(ctx.meta.get("loopstack.serve.args", []))
+    enrichment = enrichment_config(enrich, default, enrich_config)
+    if enrichment is not None and not pairs:
+        fail("--enrich, --default and --enrich-config apply to --model endpoints; give --model")
     specs = [
-        EndpointSpec(given or endpoint_name_for(uri), uri, prefer_onnx=onnx) for uri, given in pairs
+        EndpointSpec(given or endpoint_name_for(uri), uri, onnx, enrichment) for uri, given in pairs
     ]
     ServingRuntime(specs)  # refuses two endpoints of one name
     if not specs and not deployment and not all_deployments:
@@ -145,6 +232,8 @@ def serve(
     out.print(f"loopstack {__version__} serving on [bold]{url}[/]", highlight=False)
     for spec, version in resolved:
         what = f"version {version.version}, {version.flavor}" if version else "a run's model"
+        if spec.enrichment is not None:
+            what += f"; features from the online store, {spec.enrichment.mode}"
         out.print(
             f"  endpoint:   {spec.name} <- {spec.model_uri} ({what})",
             highlight=False,

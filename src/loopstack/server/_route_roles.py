@@ -119,6 +119,7 @@ ROUTE_ROLES: dict[str, Role | str | None] = {
         "deployments_bandit",
         "deployments_promote",
         "deployments_rollback",
+        "deployments_enrichment",
         "deployments_delete",
         "deployments_reward",
     ),

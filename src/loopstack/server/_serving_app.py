@@ -127,8 +127,12 @@ def create_serving_app(
 
     @app.get("/metrics", name="metrics", tags=["ops"])
     def prometheus_metrics() -> Response:
-        """Requests, errors and latency per route (summed over every worker)."""
-        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        """Requests, errors and latency per route (summed over every worker); feature
+        enrichment's counters and breakers (the answering worker's)."""
+        from loopstack.serving._enrich import enrichment_metrics
+
+        body = metrics.render() + enrichment_metrics(runtime).encode()
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     app.add_middleware(BadStringGuard)
     app.add_middleware(RequestGate)

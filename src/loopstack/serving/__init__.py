@@ -1,6 +1,7 @@
 """Serving: stored, audited deployments and the routing policies over them; endpoints
 that load registered models once and answer predictions; the adaptive batcher and the
-prediction log.
+prediction log; feature enrichment (``enrich``: requests that carry entity keys get the
+model's features from the online store, behind a timeout and a circuit breaker).
 
 ``deployments()`` opens the project's ``DeploymentStore`` (SQL directly, or REST
 through a server); ``route()`` picks, for one request, the arm that answers and the
@@ -32,6 +33,15 @@ from loopstack.serving._deployments import (
     is_version_number,
     parse_model_ref,
 )
+from loopstack.serving._enrich import (
+    Enricher,
+    EnrichResult,
+    EnrichStats,
+    enrich,
+    enrichment_metrics,
+    training_features,
+)
+from loopstack.serving._enrich_config import BreakerConfig, CircuitBreaker, EnrichmentConfig
 from loopstack.serving._policies import (
     Route,
     epsilon_greedy_choice,
@@ -75,11 +85,17 @@ __all__ = [
     "BatchFailed",
     "Batcher",
     "BatcherStats",
+    "BreakerConfig",
     "Choice",
+    "CircuitBreaker",
     "Deployment",
     "DeploymentRevision",
     "DeploymentSource",
     "DeploymentStore",
+    "EnrichResult",
+    "EnrichStats",
+    "Enricher",
+    "EnrichmentConfig",
     "Endpoint",
     "EndpointSpec",
     "ModelCache",
@@ -94,6 +110,8 @@ __all__ = [
     "SqlDeployments",
     "deployments",
     "endpoint_name_for",
+    "enrich",
+    "enrichment_metrics",
     "epsilon_greedy_choice",
     "is_version_number",
     "key_bucket",
@@ -104,6 +122,7 @@ __all__ = [
     "specs_from_env",
     "specs_to_env",
     "thompson_choice",
+    "training_features",
 ]
 
 

@@ -166,7 +166,8 @@ class Deployment:
     created_at: int
     updated_by: str
     updated_at: int
-    #: policy options: a bandit's ``strategy`` and ``epsilon``
+    #: policy options: a bandit's ``strategy`` and ``epsilon``; ``enrichment`` (any policy:
+    #: requests carry entity keys, the features come from the online store)
     options: dict[str, Any] = field(default_factory=dict)
 
     def arm(self, name: str) -> Arm:
@@ -264,8 +265,16 @@ _SUM_TOLERANCE = 1e-6
 
 
 def validate_arms(policy: str, arms: list[Arm], options: dict[str, Any]) -> None:
-    """Refuse (``Invalid``) a policy, arms or options that break a rule, saying which."""
+    """Refuse (``Invalid``) a policy, arms or options that break a rule, saying which.
+
+    ``options["enrichment"]`` (any policy) configures feature enrichment; see
+    ``loopstack.serving._enrich_config``.
+    """
     check_arm_names(arms)
+    if "enrichment" in options:
+        from loopstack.serving._enrich_config import EnrichmentConfig
+
+        EnrichmentConfig.parse(options["enrichment"])
     if policy not in POLICIES:
         raise Invalid(f"a policy is one of {list(POLICIES)}; got {policy!r}", field="policy")
     names = [a.name for a in arms]
@@ -373,6 +382,16 @@ class DeploymentStore(abc.ABC):
     def rollback(self, name: str, *, to: int | None = None, force: bool = False) -> Deployment:
         """Restore revision ``to`` (default: the one before the latest) exactly, as a new
         revision."""
+
+    @abc.abstractmethod
+    def set_enrichment(self, name: str, enrichment: dict[str, Any] | None) -> Deployment:
+        """Make the endpoint read its models' features from the online store, as
+        ``enrichment`` says (see ``loopstack.serving._enrich_config``), or, with None,
+        stop; a new revision with the same arms. Later changes keep the setting.
+
+        >>> deployments().set_enrichment("churn-api", {"mode": "degraded",
+        ...                                            "defaults": {"trips": 0}})
+        """
 
     @abc.abstractmethod
     def history(self, name: str) -> list[DeploymentRevision]:

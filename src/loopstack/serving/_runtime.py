@@ -32,11 +32,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from loopstack.errors import Invalid, LoopstackError, NotFound, NotReady
+from loopstack.serving._enrich_config import EnrichmentConfig
 
 if TYPE_CHECKING:
     from loopstack.registry import ModelVersion
     from loopstack.registry.flavors import LoadedModel, Signature
     from loopstack.serving._deployments import ArmStats, Deployment
+    from loopstack.serving._enrich import Enricher
 
 __all__ = [
     "Choice",
@@ -64,15 +66,17 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 @dataclass(frozen=True)
 class EndpointSpec:
-    """An endpoint's name and the model URI it serves.
+    """An endpoint's name and the model URI it serves (and, when its requests carry only
+    entity keys, how it reads the model's features: ``enrichment``).
 
-    >>> EndpointSpec("churn", "models:/churn@champion")
-    EndpointSpec(name='churn', model_uri='models:/churn@champion', prefer_onnx=False)
+    >>> EndpointSpec("churn", "models:/churn@champion").to_dict()
+    {'name': 'churn', 'model_uri': 'models:/churn@champion', 'prefer_onnx': False}
     """
 
     name: str
     model_uri: str
     prefer_onnx: bool = False
+    enrichment: EnrichmentConfig | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -85,12 +89,21 @@ class EndpointSpec:
             raise Invalid(f"a model URI is needed; got {self.model_uri!r}", field="model_uri")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "model_uri": self.model_uri, "prefer_onnx": self.prefer_onnx}
+        out = {"name": self.name, "model_uri": self.model_uri, "prefer_onnx": self.prefer_onnx}
+        if self.enrichment is not None:
+            out["enrichment"] = self.enrichment.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EndpointSpec:
+        enrichment = data.get("enrichment")
         try:
-            return cls(str(data["name"]), str(data["model_uri"]), bool(data.get("prefer_onnx")))
+            return cls(
+                str(data["name"]),
+                str(data["model_uri"]),
+                bool(data.get("prefer_onnx")),
+                None if enrichment is None else EnrichmentConfig.parse(enrichment),
+            )
         except (KeyError, TypeError) as exc:
             raise Invalid(
                 f"an endpoint spec is {{'name', 'model_uri', 'prefer_onnx'?}}; got {data!r}",
@@ -152,6 +165,8 @@ class ServedModel:
     model_uri: str
     version: ModelVersion | None
     key: str  # the cache key: the package digest (or the URI, for a runs:/ model)
+    #: reads the features of requests that carry entity keys (None: requests carry them)
+    enricher: Enricher | None = None
 
     @property
     def version_label(self) -> str | None:
@@ -274,7 +289,12 @@ class Endpoint:
             key, version = self.resolve()
             uri = version.uri if version else self.spec.model_uri  # the alias, followed once
             model = cache.get(key, uri, self.spec.prefer_onnx)
-            served = ServedModel(model, self.spec.model_uri, version, key)
+            enricher = None
+            if self.spec.enrichment is not None:
+                from loopstack.serving._enrich import Enricher
+
+                enricher = Enricher.for_version(self.spec.enrichment, version, model.signature)
+            served = ServedModel(model, self.spec.model_uri, version, key, enricher)
             _warm(served, self.name)
         except LoopstackError as exc:
             self.state, self.error = "failed", exc.message

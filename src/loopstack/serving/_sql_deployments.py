@@ -229,6 +229,9 @@ class SqlDeployments(BanditState, DeploymentStore):
     ) -> Deployment:
         """Write the next revision of ``current`` (refused if it changed meanwhile)."""
         options = dict(options or {})
+        if action not in ("enrichment", "rollback") and "enrichment" in current.options:
+            # a routing change keeps the endpoint's enrichment (a rollback restores its own)
+            options.setdefault("enrichment", current.options["enrichment"])
         validate_arms(policy, arms, options)
         arms = self._resolve(arms)
         self._check_production(current.stage, arms, force)
@@ -462,6 +465,24 @@ class SqlDeployments(BanditState, DeploymentStore):
             arms,
             force=force,
             comment=f"promoted arm {arm!r}",
+        )
+
+    def set_enrichment(self, name: str, enrichment: dict[str, Any] | None) -> Deployment:
+        """Set (or, with None, remove) the endpoint's feature enrichment: a new revision."""
+        current = self.get(name)
+        options = {k: v for k, v in current.options.items() if k != "enrichment"}
+        if enrichment is not None:
+            from loopstack.serving._enrich_config import EnrichmentConfig
+
+            options["enrichment"] = EnrichmentConfig.parse(enrichment).to_dict()
+        arms = [Arm.from_dict(a.to_dict()) for a in current.arms]
+        return self._revise(
+            current,
+            "enrichment",
+            current.policy,
+            arms,
+            options=options,
+            comment="enrichment " + ("off" if enrichment is None else "set"),
         )
 
     def rollback(self, name: str, *, to: int | None = None, force: bool = False) -> Deployment:

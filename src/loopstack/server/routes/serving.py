@@ -3,13 +3,18 @@
 ``POST /endpoints/{name}/predict`` takes ``{"records": [{"col": value, ...}, ...]}``
 or ``{"columns": {"col": [values...], ...}}`` (for an array model, ``{"instances":
 [[...], ...]}``); it answers ``{"request_id", "endpoint", "model_uri",
-"model_version", "arm", "predictions", "probabilities"?}``. The request id is the caller's
-``X-Request-ID`` when given, else a fresh one; it is echoed in the same header.
+"model_version", "arm", "predictions", "probabilities"?, "enrichment"?}``. The request
+id is the caller's ``X-Request-ID`` when given, else a fresh one; it is echoed in the same header.
 
 On a stored deployment the routing policy picks the arm per request (``arm`` names it;
 null on a plain endpoint); the routing key that keeps a caller on one canary arm is the
 ``X-Routing-Key`` header or the body's ``routing_key``. Shadow arms get a copy after
 the answer, off the request's path.
+
+An endpoint configured to enrich (``serving._enrich``) takes rows carrying entity keys;
+its answer's ``enrichment`` says ``status`` (ok | degraded), which features were
+``defaulted``, ``stale`` or ``missing``, and the ``breaker`` state; failing closed is a
+503 whose body's ``enrichment`` has status ``fail_closed``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from fastapi.responses import JSONResponse
 
 from loopstack.errors import Invalid, excerpt
 from loopstack.serving import Choice, Endpoint, ServingRuntime
+from loopstack.serving._enrich import enrich
 from loopstack.serving._oip import json_object
 
 __all__ = ["REQUEST_ID_HEADER", "ROLES", "ROUTING_KEY_HEADER", "router", "routing_key"]
@@ -55,6 +61,7 @@ def _describe(endpoint: Endpoint) -> dict[str, Any]:
         "model_version": None if served is None else served.version_label,
         "flavor": None if served is None else served.model.flavor,
         "outputs": [] if served is None else served.output_names,
+        "enrichment": None if served is None or not served.enricher else served.enricher.describe(),
     }
 
 
@@ -181,15 +188,17 @@ async def predict(request: Request, name: str) -> JSONResponse:
     runtime.get(name)  # an unknown endpoint is 404 before the body is read
     body = await request.body()
 
-    def run() -> tuple[Choice, dict[str, np.ndarray]]:
+    def run() -> tuple[Choice, dict[str, np.ndarray], Any]:
         doc = json_object(body, f"a predict request is a JSON object with one of {list(_FORMS)}")
         choice = runtime.choose(name, routing_key(request, doc.get("routing_key")))
         inputs = _model_input(doc)
+        enriched = enrich(choice.served, inputs)  # None unless the endpoint enriches
+        inputs = inputs if enriched is None else enriched.inputs
         outputs = choice.served.predict(inputs)
         runtime.shadow(choice, inputs, outputs)
-        return choice, outputs
+        return choice, outputs, enriched
 
-    choice, outputs = await anyio.to_thread.run_sync(run)
+    choice, outputs, enriched = await anyio.to_thread.run_sync(run)
     served = choice.served
     answer: dict[str, Any] = {
         "request_id": request_id,
@@ -201,4 +210,6 @@ async def predict(request: Request, name: str) -> JSONResponse:
     }
     if "predict_proba" in outputs:
         answer["probabilities"] = _plain(outputs["predict_proba"])
+    if enriched is not None:
+        answer["enrichment"] = enriched.to_dict()
     return JSONResponse(answer, headers={REQUEST_ID_HEADER: request_id})
