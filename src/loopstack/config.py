@@ -78,6 +78,14 @@ class Settings:
     max_body_bytes: int = 16 * MIB
     #: the largest upload it streams to disk: artifacts, datasets (``LOOPSTACK_MAX_UPLOAD_MB``)
     max_upload_bytes: int = 10 * 1024 * MIB
+    #: ``loopstack serve`` asks for a token with read access to the served project on
+    #: every route but health and metrics (``LOOPSTACK_SERVING_AUTH``; ``--auth``)
+    serving_auth: bool = False
+    #: requests per second per caller a serving worker lets through; 0: no limit
+    #: (``LOOPSTACK_SERVING_RATE_LIMIT``; ``--rate-limit``)
+    serving_rate_limit: float = 0.0
+    #: the burst above that rate (``LOOPSTACK_SERVING_RATE_BURST``; 0: one second's worth)
+    serving_rate_burst: float = 0.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -106,6 +114,9 @@ class Settings:
             audit_key_id=get("audit_key_id") or None,
             audit_anchor_path=get("audit_anchor_path") or str(home / "audit-anchors.jsonl"),
             audit_anchor_every=_whole(get("audit_anchor_every") or "0", "audit_anchor_every"),
+            serving_auth=(get("serving_auth", "off") or "off").lower() in _TRUE,
+            serving_rate_limit=_rate("serving_rate_limit", get("serving_rate_limit")),
+            serving_rate_burst=_rate("serving_rate_burst", get("serving_rate_burst")),
         )
 
 
@@ -119,6 +130,24 @@ def _positive_seconds(name: str, raw: str | None) -> float:
 
         raise Invalid(
             f"LOOPSTACK_{name.upper()} must be a positive number of seconds; got {raw!r}",
+            field=name,
+        )
+    return value
+
+
+def _rate(name: str, raw: str | None) -> float:
+    """A rate setting (a number >= 0; empty or unset: 0, off)."""
+    if raw is None or not raw.strip():
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        from loopstack.errors import Invalid
+
+        raise Invalid(
+            f"LOOPSTACK_{name.upper()} must be a number >= 0 (0: off); got {raw[:40]!r}",
             field=name,
         )
     return value

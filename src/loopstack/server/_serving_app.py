@@ -8,8 +8,17 @@ the Prometheus ``/metrics`` per route.
 
 The endpoint list comes as ``EndpointSpec``s (or a ready ``ServingRuntime``); the
 models load in a background thread, so ``/v2/health/ready`` answers false until every
-one is loaded and warm. With ``refresh_s`` the runtime re-resolves aliases that often
-and swaps in a version an alias moved to, once it is warm.
+one is loaded and warm. Each worker process has its own runtime, so readiness is that
+worker's: a worker restarted by uvicorn's supervisor answers false until its own models
+are warm. With ``refresh_s`` the runtime re-resolves aliases that often and swaps in a
+version an alias moved to, once it is warm.
+
+The edge, outermost first: metrics, the request gate (with auth on, the token and its
+read access to the served project, checked before the body is read: 401, 403), the rate
+limit (429 with ``Retry-After``), the bad-string guard. At shutdown (SIGTERM: uvicorn
+stops accepting, lets the requests in flight finish, then runs the lifespan's end) the
+refresh loop stops and every hook given to ``add_shutdown_hook`` runs: the place to
+flush what a worker still holds (the prediction log).
 """
 
 from __future__ import annotations
@@ -18,9 +27,12 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.responses import Response
 
@@ -36,9 +48,15 @@ from loopstack.serving import (
     specs_from_env,
 )
 
+if TYPE_CHECKING:
+    from loopstack.auth import ProjectAccess
+
 __all__ = [
     "DEPLOYMENTS_ENV",
+    "GRACEFUL_TIMEOUT_S",
     "REFRESH_ENV",
+    "access_from_settings",
+    "add_shutdown_hook",
     "app_from_environment",
     "create_serving_app",
     "serve_endpoints",
@@ -49,6 +67,52 @@ log = logging.getLogger("loopstack.serving")
 REFRESH_ENV = "LOOPSTACK_SERVING_REFRESH_S"
 #: the stored deployments a worker serves: JSON {"project": ..., "names": [...] or null}
 DEPLOYMENTS_ENV = "LOOPSTACK_SERVING_DEPLOYMENTS"
+#: seconds a stopping worker waits for the requests in flight before closing them
+GRACEFUL_TIMEOUT_S = 30
+
+
+def access_from_settings(config: Settings) -> ProjectAccess:
+    """Who may call a serving replica of ``config``: readers of the project it serves
+    (``config.project``, else ``default``), checked against the metadata database.
+
+    ``Invalid`` when the configuration reaches the metadata through a tracking server
+    (tokens are checked against the database itself), or names no such project.
+    """
+    from loopstack.auth import ProjectAccess, resolve_project
+    from loopstack.store import open_stores
+    from loopstack.store.remote import server_url
+
+    if server_url(config) is not None:
+        raise Invalid(
+            "serving with auth checks tokens against the metadata database: set "
+            "LOOPSTACK_DB_URL (the tracking server's database) instead of "
+            f"LOOPSTACK_TRACKING_URI={config.tracking_uri!r}",
+            field="auth",
+        )
+    db = open_stores(config).db
+    project_id = resolve_project(db, config.project)
+    return ProjectAccess(db, project_id, project_name=config.project or "default")
+
+
+def add_shutdown_hook(app: FastAPI, hook: Callable[[], None]) -> None:
+    """Run ``hook`` (in a worker thread: it may block) when the serving app shuts down,
+    after the requests in flight have been answered; hooks run in the order added, and
+    one that fails is logged, not stopping the others.
+
+    >>> add_shutdown_hook(app, prediction_log.flush)   # doctest: +SKIP
+    """
+    app.state.shutdown_hooks.append(hook)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    app.state.stop_refresh.set()
+    for hook in list(app.state.shutdown_hooks):
+        try:
+            await anyio.to_thread.run_sync(hook)
+        except Exception:  # noqa: BLE001 - one failing hook must not skip the others
+            log.exception("a shutdown hook of the serving app failed")
 
 
 def create_serving_app(
@@ -58,6 +122,9 @@ def create_serving_app(
     start: bool = True,
     refresh_s: float = 0.0,
     deployments: DeploymentSource | None = None,
+    access: ProjectAccess | None = None,
+    rate_limit: float | None = None,
+    rate_burst: float | None = None,
 ) -> FastAPI:
     """The serving ASGI app for ``endpoints``; ``start`` begins loading them at once.
 
@@ -65,15 +132,27 @@ def create_serving_app(
     the deployment's policy); the refresh loop (every ``refresh_s``, 1 s if not given)
     polls their revisions and swaps in a changed one once its arms are warm.
 
+    With ``access`` (or ``config.serving_auth``: readers of ``config``'s project) every
+    route but health, readiness and metrics needs a bearer token of a user with at least
+    the viewer role in the served project: 401 without a valid one, 403 for a token of
+    another project. With ``rate_limit`` (or ``config.serving_rate_limit``) each caller
+    gets that many requests per second (bursts of ``rate_burst``), then 429.
+
     >>> app = create_serving_app([EndpointSpec("churn", "models:/churn@champion")])
     """
     from loopstack.server._boundary import BadStringGuard
-    from loopstack.server._http_errors import install_error_handlers
+    from loopstack.server._http_errors import api_routes, install_error_handlers
     from loopstack.server._metrics import MetricsMiddleware, ServerMetrics
+    from loopstack.server._rate_limit import RateLimit
     from loopstack.server._request_gate import RequestGate
+    from loopstack.server._route_roles import check_every_route_is_declared
     from loopstack.server.routes import oip_v2, serving
 
     config = config or settings()
+    if access is None and config.serving_auth:
+        access = access_from_settings(config)
+    rate = config.serving_rate_limit if rate_limit is None else rate_limit
+    burst = config.serving_rate_burst if rate_burst is None else rate_burst
     runtime = endpoints if isinstance(endpoints, ServingRuntime) else ServingRuntime(endpoints)
     app = FastAPI(
         title="loopstack serving",
@@ -81,9 +160,13 @@ def create_serving_app(
         docs_url=None,
         redoc_url=None,
         redirect_slashes=False,
+        lifespan=_lifespan,
     )
-    # Serving answers without tokens in this release; the gate still bounds every body.
-    app.state.config = replace(config, auth=False)
+    # The gate reads config.auth: on, it asks ``access`` (not the tracking server's
+    # per-route roles: every serving route needs the same read access).
+    app.state.config = replace(config, auth=access is not None)
+    app.state.access = access
+    app.state.shutdown_hooks = []
     app.state.runtime = runtime
     app.include_router(oip_v2.router)
     app.include_router(serving.router)
@@ -97,12 +180,15 @@ def create_serving_app(
     async def health() -> dict[str, object]:
         return {"status": "ok", "version": __version__, "ready": runtime.ready}
 
-    @app.get("/metrics", name="metrics", tags=["ops"])
+    @app.get("/metrics", name="serving_metrics", tags=["ops"])
     def prometheus_metrics() -> Response:
         """Requests, errors and latency per route (summed over every worker)."""
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    check_every_route_is_declared(r.name for r in api_routes(app))
     app.add_middleware(BadStringGuard)
+    if rate:
+        app.add_middleware(RateLimit, rate=rate, burst=burst or None)
     app.add_middleware(RequestGate)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if deployments is not None:
@@ -194,12 +280,23 @@ def serve_endpoints(
     access_log: bool = True,
     refresh_s: float = 0.0,
     deployments: tuple[str | None, list[str] | None, bool] | None = None,
+    *,
+    auth: bool | None = None,
+    rate_limit: float | None = None,
+    rate_burst: float | None = None,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
+    graceful_timeout_s: int = GRACEFUL_TIMEOUT_S,
 ) -> None:
     """Serve ``specs`` with uvicorn (blocking): ``workers`` processes, each loading every
     model once with one BLAS/OpenMP thread.
 
     ``deployments`` is ``(project, names or None for all, prefer_onnx)``: the stored
-    deployments each worker serves beside ``specs``.
+    deployments each worker serves beside ``specs``. ``auth``, ``rate_limit`` and
+    ``rate_burst`` (None: the settings') are handed to the workers as their settings;
+    with ``ssl_certfile`` and ``ssl_keyfile`` it answers HTTPS only. On SIGTERM each
+    worker stops accepting and lets the requests in flight finish, for at most
+    ``graceful_timeout_s``.
 
     >>> serve_endpoints([EndpointSpec("churn", "models:/churn@champion")], port=8080)
     """
@@ -224,6 +321,16 @@ def serve_endpoints(
             {"project": project, "names": names, "prefer_onnx": onnx}
         )
     os.environ[REFRESH_ENV] = str(refresh_s)
+    config = settings()
+    if config.project:  # a project chosen by ls.set_project (--project) is not inherited
+        os.environ["LOOPSTACK_PROJECT"] = config.project
+    for name, value in (
+        ("SERVING_AUTH", None if auth is None else ("on" if auth else "off")),
+        ("SERVING_RATE_LIMIT", None if rate_limit is None else repr(float(rate_limit))),
+        ("SERVING_RATE_BURST", None if rate_burst is None else repr(float(rate_burst))),
+    ):
+        if value is not None:
+            os.environ[f"LOOPSTACK_{name}"] = value
     from loopstack.server import _log_config
 
     uvicorn.run(
@@ -234,4 +341,7 @@ def serve_endpoints(
         workers=workers,
         access_log=access_log,
         log_config=_log_config(access_log),
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        timeout_graceful_shutdown=graceful_timeout_s,
     )
