@@ -55,6 +55,7 @@ __all__ = [
     "DEPLOYMENTS_ENV",
     "GRACEFUL_TIMEOUT_S",
     "REFRESH_ENV",
+    "WARM_WAIT_ENV",
     "access_from_settings",
     "add_shutdown_hook",
     "app_from_environment",
@@ -69,6 +70,10 @@ REFRESH_ENV = "LOOPSTACK_SERVING_REFRESH_S"
 DEPLOYMENTS_ENV = "LOOPSTACK_SERVING_DEPLOYMENTS"
 #: seconds a stopping worker waits for the requests in flight before closing them
 GRACEFUL_TIMEOUT_S = 30
+#: seconds a worker started beside others waits for its models before it accepts (0: none)
+WARM_WAIT_ENV = "LOOPSTACK_SERVING_WARM_WAIT_S"
+#: what ``serve_endpoints`` sets it to with several workers
+WARM_WAIT_S = 300.0
 
 
 def access_from_settings(config: Settings) -> ProjectAccess:
@@ -106,6 +111,12 @@ def add_shutdown_hook(app: FastAPI, hook: Callable[[], None]) -> None:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    wait_s = app.state.warm_before_serving_s
+    if wait_s > 0:
+        # uvicorn accepts connections only after this: a worker that starts beside others
+        # (one restarted after a crash) takes no request its siblings could answer before
+        # its models are warm. A model that fails to load does not stop the worker.
+        await anyio.to_thread.run_sync(app.state.runtime.wait_ready, wait_s)
     yield
     app.state.stop_refresh.set()
     for hook in list(app.state.shutdown_hooks):
@@ -125,6 +136,7 @@ def create_serving_app(
     access: ProjectAccess | None = None,
     rate_limit: float | None = None,
     rate_burst: float | None = None,
+    warm_before_serving_s: float = 0.0,
 ) -> FastAPI:
     """The serving ASGI app for ``endpoints``; ``start`` begins loading them at once.
 
@@ -136,7 +148,10 @@ def create_serving_app(
     route but health, readiness and metrics needs a bearer token of a user with at least
     the viewer role in the served project: 401 without a valid one, 403 for a token of
     another project. With ``rate_limit`` (or ``config.serving_rate_limit``) each caller
-    gets that many requests per second (bursts of ``rate_burst``), then 429.
+    gets that many requests per second (bursts of ``rate_burst``), then 429. With
+    ``warm_before_serving_s`` the lifespan's startup waits (that long at most) for every
+    model to be warm, so the server accepts no connection before (what ``loopstack serve``
+    does with several workers).
 
     >>> app = create_serving_app([EndpointSpec("churn", "models:/churn@champion")])
     """
@@ -167,6 +182,7 @@ def create_serving_app(
     app.state.config = replace(config, auth=access is not None)
     app.state.access = access
     app.state.shutdown_hooks = []
+    app.state.warm_before_serving_s = warm_before_serving_s
     app.state.runtime = runtime
     app.include_router(oip_v2.router)
     app.include_router(serving.router)
@@ -250,7 +266,14 @@ def app_from_environment() -> FastAPI:
         raise Invalid(f"{REFRESH_ENV} must be a number of seconds; got {raw!r}") from None
     source = _source_from_env()
     specs = specs_from_env() if source is None or os.environ.get(ENDPOINTS_ENV) else []
-    return create_serving_app(specs, refresh_s=refresh_s, deployments=source)
+    raw = os.environ.get(WARM_WAIT_ENV, "0")
+    try:
+        warm_s = float(raw)
+    except ValueError:
+        raise Invalid(f"{WARM_WAIT_ENV} must be a number of seconds; got {raw!r}") from None
+    return create_serving_app(
+        specs, refresh_s=refresh_s, deployments=source, warm_before_serving_s=warm_s
+    )
 
 
 def _source_from_env() -> DeploymentSource | None:
@@ -321,6 +344,10 @@ def serve_endpoints(
             {"project": project, "names": names, "prefer_onnx": onnx}
         )
     os.environ[REFRESH_ENV] = str(refresh_s)
+    # One worker answers readiness false while it loads (a load balancer waits); beside
+    # others, a worker accepts nothing until warm: they share one socket, no balancer
+    # chooses between them.
+    os.environ[WARM_WAIT_ENV] = str(WARM_WAIT_S if workers > 1 else 0.0)
     config = settings()
     if config.project:  # a project chosen by ls.set_project (--project) is not inherited
         os.environ["LOOPSTACK_PROJECT"] = config.project
