@@ -180,6 +180,9 @@ def create_serving_app(
     # The gate reads config.auth: on, it asks ``access`` (not the tracking server's
     # per-route roles: every serving route needs the same read access).
     app.state.config = replace(config, auth=access is not None)
+    from loopstack.server._openapi import serving_openapi
+
+    app.openapi = lambda: serving_openapi(app)  # type: ignore[method-assign]
     app.state.access = access
     app.state.shutdown_hooks = []
     app.state.warm_before_serving_s = warm_before_serving_s
@@ -196,7 +199,12 @@ def create_serving_app(
     async def health() -> dict[str, object]:
         return {"status": "ok", "version": __version__, "ready": runtime.ready}
 
-    @app.get("/metrics", name="serving_metrics", tags=["ops"])
+    @app.get(
+        "/metrics",
+        name="serving_metrics",
+        tags=["ops"],
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
+    )
     def prometheus_metrics() -> Response:
         """Requests, errors and latency per route (summed over every worker)."""
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
