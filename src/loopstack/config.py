@@ -135,28 +135,10 @@ def _positive_seconds(name: str, raw: str | None) -> float:
     return value
 
 
-def _rate(name: str, raw: str | None) -> float:
-    """A rate setting (a number >= 0; empty or unset: 0, off)."""
-    if raw is None or not raw.strip():
-        return 0.0
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0 or value == float("inf"):
-        from loopstack.errors import Invalid
-
-        raise Invalid(
-            f"LOOPSTACK_{name.upper()} must be a number >= 0 (0: off); got {raw[:40]!r}",
-            field=name,
-        )
-    return value
-
-
-def _mebibytes(name: str, text: str | None, default: float) -> int:
-    """A size setting given in MiB (a decimal is fine), as bytes; 0 means no limit."""
+def _non_negative(name: str, text: str | None, what: str) -> float | None:
+    """A setting that is a number >= 0 (``what`` says what it means); None when unset."""
     if text is None or not text.strip():
-        return int(default * MIB)
+        return None
     try:
         value = float(text)
     except ValueError:
@@ -165,11 +147,21 @@ def _mebibytes(name: str, text: str | None, default: float) -> int:
         from loopstack.errors import Invalid
 
         raise Invalid(
-            f"LOOPSTACK_{name.upper()} must be a size in MiB (a number >= 0, 0 for no limit); "
-            f"got {text[:40]!r}",
+            f"LOOPSTACK_{name.upper()} must be {what}; got {text[:40]!r}",
             field=name,
         )
-    return int(value * MIB)
+    return value
+
+
+def _rate(name: str, text: str | None) -> float:
+    """A rate setting (requests per second; unset: 0, off)."""
+    return _non_negative(name, text, "a number >= 0 (0: off)") or 0.0
+
+
+def _mebibytes(name: str, text: str | None, default: float) -> int:
+    """A size setting given in MiB (a decimal is fine), as bytes; 0 means no limit."""
+    value = _non_negative(name, text, "a size in MiB (a number >= 0, 0 for no limit)")
+    return int((default if value is None else value) * MIB)
 
 
 def settings() -> Settings:
