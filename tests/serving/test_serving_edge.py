@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from loopstack import auth
-from loopstack.errors import Invalid
+from loopstack.errors import Forbidden, Invalid, Unauthenticated
 from loopstack.server import add_shutdown_hook, create_serving_app
 from loopstack.server._rate_limit import TokenBuckets
 from loopstack.server._route_roles import minimum_role
@@ -197,3 +197,24 @@ def test_shutdown_hooks_run_after_the_last_request(monkeypatch: pytest.MonkeyPat
     anyio.run(serve_then_stop)
     assert ran == ["failing", "flushed"]  # one failing hook does not skip the next
     assert app.state.stop_refresh.is_set()
+
+
+def test_access_answers_are_remembered_for_their_ttl_only() -> None:
+    tokens = _people()
+    db = open_stores().db
+    header = f"Bearer {tokens['alice']}"
+    remembered = auth.ProjectAccess(db, 0, project_name="default", ttl_s=3600)
+    at_once = auth.ProjectAccess(db, 0, project_name="default", ttl_s=0)
+    assert remembered.check(header).user == at_once.check(header).user == "alice"
+    alice = next(t for t in auth.list_tokens(db, user="alice"))
+    auth.revoke_token(db, alice.token_id, actor="root")
+    assert remembered.cached(header) is not None  # within its TTL: no database read
+    with pytest.raises(Unauthenticated):
+        at_once.check(header)
+    engineers = auth.ProjectAccess(db, 0, minimum=auth.Role.ML_ENGINEER)
+    carol = auth.create_token(db, name="c2", user="carol", actor="root")[0]
+    assert engineers.check(f"Bearer {carol}").user == "carol"  # an ml-engineer of default
+    with pytest.raises(Forbidden, match="holds no role"):
+        engineers.check(f"Bearer {tokens['bob']}")
+    with pytest.raises(Forbidden):  # the refusal is remembered too, raised afresh
+        engineers.cached(f"Bearer {tokens['bob']}")

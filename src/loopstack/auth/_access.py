@@ -47,8 +47,8 @@ class ProjectAccess:
         self.project_name = project_name or f"#{project_id}"
         self.minimum = minimum
         self.ttl_s = ttl_s
-        # sha256 of the header -> (valid until, the principal or the refusal)
-        self._cache: dict[str, tuple[float, Principal | Forbidden]] = {}
+        # sha256 of the header -> (valid until, the principal or the refusal's message)
+        self._cache: dict[str, tuple[float, Principal | str]] = {}
         self._lock = threading.Lock()
 
     def cached(self, header: str) -> Principal | None:
@@ -57,8 +57,8 @@ class ProjectAccess:
         found = self._cache.get(_key(header))
         if found is None or found[0] < time.monotonic():
             return None
-        if isinstance(found[1], Forbidden):
-            raise found[1]
+        if isinstance(found[1], str):
+            raise Forbidden(found[1])  # a fresh error each time: no traceback piles up
         return found[1]
 
     def check(self, header: str) -> Principal:
@@ -66,8 +66,6 @@ class ProjectAccess:
         ``Unauthenticated`` (401) for no token or an unknown, revoked or disabled one,
         ``Forbidden`` (403) for a token whose user holds less than ``minimum`` in the
         project (or a token scoped to another project). Reads the database."""
-        from loopstack.errors import LoopstackError
-
         known = self.cached(header)
         if known is not None:
             return known
@@ -81,33 +79,24 @@ class ProjectAccess:
         if principal is None:
             raise Unauthenticated("the bearer token is unknown, revoked, or its user is disabled")
         role = role_of(self.db, principal, self.project_id)
-        answer: Principal | Forbidden = principal
-        if role is None or role < self.minimum:
-            held = "no role" if role is None else f"the role {role.value!r}"
-            answer = Forbidden(
-                f"this server serves the models of project {self.project_name!r}, which need "
-                f"the role {self.minimum.value!r} or higher; {principal.user!r} holds {held} "
-                "there"
-                + (
-                    " (the token is scoped to another project)"
-                    if _scoped(principal, self.project_id)
-                    else ""
-                )
-            )
-        self._remember(header, answer)
-        if isinstance(answer, LoopstackError):
-            raise answer
-        return answer
+        if role is not None and role >= self.minimum:
+            self._remember(header, principal)
+            return principal
+        held = "no role" if role is None else f"the role {role.value!r}"
+        scoped = principal.project_id is not None and principal.project_id != self.project_id
+        refusal = (
+            f"this server serves the models of project {self.project_name!r}, which need the "
+            f"role {self.minimum.value!r} or higher; {principal.user!r} holds {held} there"
+            + (" (the token is scoped to another project)" if scoped else "")
+        )
+        self._remember(header, refusal)
+        raise Forbidden(refusal)
 
-    def _remember(self, header: str, answer: Principal | Forbidden) -> None:
+    def _remember(self, header: str, answer: Principal | str) -> None:
         with self._lock:
             if len(self._cache) >= _MAX_CACHED:
                 self._cache.clear()
             self._cache[_key(header)] = (time.monotonic() + self.ttl_s, answer)
-
-
-def _scoped(principal: Principal, project_id: int) -> bool:
-    return principal.project_id is not None and principal.project_id != project_id
 
 
 def _key(header: str) -> str:
