@@ -1,24 +1,15 @@
-"""`loopstack serve` operated as a service: real processes on loopback.
-
-HTTPS with a certificate made here, tokens and a rate limit through the CLI's flags; a
-SIGTERM that lets the request in flight finish; a stored deployment switched blue-green,
-canaried and rolled back under steady load without losing a request; a worker killed
-under load and replaced by uvicorn's supervisor. Each test is bounded by a timeout, and
-no assertion is on timing.
-"""
+"""`loopstack serve` operated as a service, real processes on loopback: HTTPS with a
+certificate made here, tokens and a rate limit through the CLI's flags; a SIGTERM that
+lets the request in flight finish. Bounded by a timeout; no assertion is on timing."""
 
 from __future__ import annotations
 
-import os
 import signal
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,70 +21,13 @@ from sklearn.linear_model import LogisticRegression
 
 import loopstack as ls
 from loopstack import auth
-from loopstack.serving import deployments
 from loopstack.store import open_stores
-from tests.conftest import free_port, server_output, stop_server
+from tests.conftest import server_output
+from tests.serving.serve_procs import Serve, eventually, serve_proc, workers_of
+
+__all__ = ["serve_proc"]  # the fixture, used by name
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
-
-
-@dataclass
-class Serve:
-    """A running ``loopstack serve`` process."""
-
-    proc: subprocess.Popen
-    url: str
-    verify: ssl.SSLContext | bool = True
-
-    def client(self, **kw: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, verify=self.verify, timeout=30, **kw)
-
-
-def start_serve(
-    args: list[str], *, scheme: str = "http", verify: ssl.SSLContext | bool = True
-) -> Serve:
-    """``loopstack serve ARGS`` on a free port, once its readiness answered true 10 times
-    in a row (each worker loads on its own: one true answer is one worker's)."""
-    port = free_port()
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop_server
-    command = [sys.executable, "-m", "loopstack.cli", "serve", "--port", str(port), *args]
-    proc = subprocess.Popen(command, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
-    proc.log = log  # type: ignore[attr-defined]
-    served = Serve(proc, f"{scheme}://127.0.0.1:{port}", verify)
-    _wait_ready(served)
-    return served
-
-
-def _wait_ready(served: Serve, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    in_a_row = 0
-    with served.client() as client:
-        while in_a_row < 10:
-            assert served.proc.poll() is None, server_output(served.proc)
-            assert time.monotonic() < deadline, f"not ready:\n{server_output(served.proc)}"
-            try:
-                ready = client.get("/v2/health/ready", timeout=2).status_code == 200
-            except httpx.TransportError:
-                ready = False
-            in_a_row = in_a_row + 1 if ready else 0
-            time.sleep(0.05 if ready else 0.2)
-
-
-@pytest.fixture
-def serve_proc() -> Iterator[Callable[..., Serve]]:
-    """Starts ``loopstack serve`` processes; stops every one still running at the end."""
-    started: list[Serve] = []
-
-    def start(*args: str, **kw: Any) -> Serve:
-        served = start_serve(list(args), **kw)
-        started.append(served)
-        return served
-
-    yield start
-    for served in started:
-        if served.proc.poll() is None:
-            print(server_output(served.proc)[-4000:])
-        stop_server(served.proc)
 
 
 def _iris() -> pd.DataFrame:
@@ -225,13 +159,6 @@ def _log_latch(tmp_path: Path) -> tuple[Path, Path]:
     return started, release
 
 
-def _eventually(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "the condition did not come true in time"
-        time.sleep(0.05)
-
-
 def _refused(url: str) -> bool:
     try:
         httpx.get(f"{url}/health", timeout=2)
@@ -264,14 +191,14 @@ def test_sigterm_lets_the_request_in_flight_finish(
 
     sender = threading.Thread(target=send)
     sender.start()
-    _eventually(started.exists)  # the request is in the model now
+    eventually(started.exists)  # the request is in the model now
     served.proc.send_signal(signal.SIGTERM)
     if workers == 1:
         # the server stops listening at once, while the request in flight still runs (with
         # several workers the supervisor holds the socket until they have all stopped)
-        _eventually(lambda: _refused(served.url))
+        eventually(lambda: _refused(served.url))
     elif Path("/proc/self/task").is_dir():  # the idle worker has stopped, the busy one not
-        _eventually(lambda: len(_workers(served.proc.pid)) == 1)
+        eventually(lambda: len(workers_of(served.proc.pid)) == 1)
     assert sender.is_alive() and served.proc.poll() is None
     release.touch()
     sender.join(timeout=60)
@@ -282,155 +209,3 @@ def test_sigterm_lets_the_request_in_flight_finish(
     # uvicorn re-raises the signal it handled once it has stopped: killed by SIGTERM, late
     assert served.proc.wait(timeout=30) in (0, -signal.SIGTERM)
     assert "Traceback" not in server_output(served.proc)
-
-
-# -- reliability under load -------------------------------------------------------------
-
-
-@dataclass
-class Load:
-    """Client threads looping predictions; every answer kept."""
-
-    url: str
-    body: dict[str, Any]
-    threads: int = 3
-    answers: list[tuple[int, Any]] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _running: list[threading.Thread] = field(default_factory=list)
-
-    def _loop(self, key: int) -> None:
-        n = 0
-        while not self._stop.is_set():
-            n += 1
-            try:
-                # a fresh connection each time: a killed worker takes only what it holds
-                got = httpx.post(
-                    f"{self.url}/endpoints/churn-api/predict",
-                    json=self.body,
-                    headers={"X-Routing-Key": f"client-{key}-{n}"},
-                    timeout=30,
-                )
-            except httpx.TransportError as exc:
-                self.failures.append(f"{type(exc).__name__}: {exc}")
-                continue
-            self.answers.append((got.status_code, got.json()))
-
-    def __enter__(self) -> Load:
-        for i in range(self.threads):
-            thread = threading.Thread(target=self._loop, args=(i,), daemon=True)
-            thread.start()
-            self._running.append(thread)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._running:
-            thread.join(timeout=30)
-
-    def more(self, n: int = 5) -> None:
-        """Wait for ``n`` more answers (the load is flowing)."""
-        seen = len(self.answers) + len(self.failures)
-        _eventually(lambda: len(self.answers) + len(self.failures) >= seen + n)
-
-
-def _two_churn_versions() -> pd.DataFrame:
-    """churn/1 predicts iris classes 0-2, churn/2 the same shifted to 10-12: an answer's
-    predictions say which version made them."""
-    frame = _iris()
-    y = load_iris().target
-    with ls.start_run(experiment="ops") as run:
-        for shift in (0, 10):
-            model = LogisticRegression(max_iter=300).fit(frame, y + shift)
-            run.log_model(
-                model, name="churn", artifact_path=f"m{shift}", sample_input=frame.head(3)
-            )
-    return frame
-
-
-def _check_consistent(answers: list[tuple[int, Any]]) -> set[str]:
-    """Every answer a 200 whose version made its predictions; the versions seen."""
-    bad = [a for a in answers if a[0] != 200]
-    assert not bad, bad[:5]
-    versions = set()
-    for _, doc in answers:
-        version = doc["model_version"]
-        versions.add(version)
-        low = {"1": 0, "2": 10}[version]
-        assert all(low <= p <= low + 2 for p in doc["predictions"]), doc
-    return versions
-
-
-def test_switch_canary_and_rollback_under_load_lose_no_request(
-    serve_proc: Callable[..., Serve],
-) -> None:
-    frame = _two_churn_versions()
-    store = deployments()
-    store.create("churn-api", "churn/1")
-    served = serve_proc(
-        "--deployment", "churn-api", "--workers", "2", "--refresh-s", "0.2", "--no-access-log"
-    )
-    body = {"records": frame.iloc[[0, 60, 120]].to_dict("records")}  # one row per class
-
-    def now_serving(version: str) -> Callable[[], bool]:
-        return lambda: (
-            all(doc["model_version"] == version for _, doc in load.answers[-6:])
-            and len(load.answers) >= 6
-        )
-
-    with Load(served.url, body) as load:
-        load.more()
-        store.set("churn-api", "churn/2")  # blue-green: green (2) answers once warm
-        _eventually(now_serving("2"))
-        load.more()
-        store.canary("churn-api", "churn/1", weight=50)  # half the keys to version 1
-        canaried = len(load.answers)
-        _eventually(lambda: {d["arm"] for _, d in load.answers[canaried:]} >= {"canary"})
-        load.more(10)
-        store.rollback("churn-api")  # back to the revision before the canary
-        _eventually(now_serving("2"))
-        store.rollback("churn-api", to=1)  # and to before the switch: version 1 again
-        _eventually(now_serving("1"))
-        load.more()
-    assert not load.failures, load.failures[:5]
-    assert _check_consistent(load.answers) == {"1", "2"}
-    arms = {(d["arm"], d["model_version"]) for _, d in load.answers[canaried:]}
-    assert ("canary", "1") in arms and any(v == "2" for _, v in arms), arms
-
-
-def _workers(pid: int) -> list[int]:
-    """The uvicorn worker processes (spawned children) of ``pid``, on Linux."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        for child in task.read_text().split():
-            try:
-                if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
-                    found.append(int(child))
-            except OSError:
-                continue
-    return found
-
-
-def test_a_killed_worker_is_replaced_and_only_its_requests_fail(
-    serve_proc: Callable[..., Serve],
-) -> None:
-    if not Path("/proc/self/task").is_dir():
-        pytest.skip("finding the worker processes needs Linux's /proc")
-    frame = _two_churn_versions()
-    deployments().create("churn-api", "churn/2")
-    served = serve_proc("--deployment", "churn-api", "--workers", "2", "--no-access-log")
-    workers = _workers(served.proc.pid)
-    assert len(workers) == 2, workers
-    body = {"records": frame.iloc[[0, 60, 120]].to_dict("records")}
-    with Load(served.url, body, threads=3) as load:
-        load.more(10)
-        os.kill(workers[0], signal.SIGKILL)
-        _eventually(lambda: len(set(_workers(served.proc.pid)) - {workers[0]}) == 2)
-        load.more(20)  # the server kept answering (the survivor, then both)
-        _wait_ready(served)  # the new worker loaded its own models: ready everywhere again
-        load.more(10)
-    replaced = set(_workers(served.proc.pid))
-    assert workers[1] in replaced and workers[0] not in replaced and len(replaced) == 2
-    # at most the requests the killed worker held (one per client thread) failed
-    assert len(load.failures) <= load.threads, load.failures
-    assert _check_consistent(load.answers) == {"2"}
