@@ -122,7 +122,8 @@ def serve(
         "--rate-burst",
         min=0,
         metavar="N",
-        help="Requests a caller may send at once above --rate-limit (default: one second's worth).",
+        help="Requests a caller may send at once before --rate-limit paces it (its "
+        "bucket's size; default: one second's worth, at least 1).",
     ),
     ssl_certfile: str | None = typer.Option(
         None, "--ssl-certfile", metavar="PATH", help="Serve HTTPS with this certificate (PEM)."
