@@ -14,6 +14,7 @@ carries the HTTP status the server answers with::
      |    +-- AlreadyExists       a name that is taken
      +-- Forbidden (403)          authenticated, but the role is not enough
      +-- Unauthenticated (401)    no token, or a token that is unknown or revoked
+     +-- RateLimited (429)        a caller over its request rate; retry after Retry-After
      +-- Overloaded (503)         the store stayed busy past every retry
      +-- StoreUnavailable (503)   a backend could not be reached
      |    +-- FeaturesUnavailable a served model's features could not be read fresh
@@ -36,6 +37,7 @@ __all__ = [
     "NotFound",
     "NotReady",
     "Overloaded",
+    "RateLimited",
     "StoreUnavailable",
     "TooLarge",
     "Tampered",
@@ -129,6 +131,14 @@ class Forbidden(LoopstackError):
 class Unauthenticated(LoopstackError):
     status_code = 401
     mlflow_code = "UNAUTHENTICATED"
+
+
+class RateLimited(LoopstackError):
+    """A caller over its request rate (a serving replica's ``--rate-limit``); the answer's
+    ``Retry-After`` says how many seconds until the next request is let through."""
+
+    status_code = 429
+    mlflow_code = "REQUEST_LIMIT_EXCEEDED"
 
 
 class Overloaded(LoopstackError):

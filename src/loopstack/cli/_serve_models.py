@@ -22,6 +22,12 @@ fails; ``--enrich-config FILE`` (JSON or YAML) gives the whole setting (``mode``
 ``defaults``, ``max_age_s``, ``timeout_s``, ``breaker``, ``features``, ``online_url``),
 which ``--enrich`` and ``--default`` override. A stored deployment enriches as its own
 options say (``DeploymentStore.set_enrichment``).
+Operations: ``--auth`` asks every request but health, readiness and metrics for a token
+of a user with at least the viewer role in the served project; ``--rate-limit N``
+answers a caller past N requests per second (bursts of ``--rate-burst``) with 429 and
+``Retry-After``; ``--ssl-certfile``/``--ssl-keyfile`` serve HTTPS; on SIGTERM the
+requests in flight finish (for at most ``--graceful-timeout`` seconds) before a worker
+stops.
 """
 
 from __future__ import annotations
@@ -189,6 +195,43 @@ def serve(
     enrich_config: Path | None = typer.Option(
         None, "--enrich-config", help="A JSON or YAML file with the enrichment settings."
     ),
+    auth: bool | None = typer.Option(
+        None,
+        "--auth/--no-auth",
+        help="Require a bearer token of a user with the viewer role or higher in the "
+        "served project on every route but health, readiness and metrics (401 without, "
+        "403 for another project's). Default: LOOPSTACK_SERVING_AUTH, else off.",
+    ),
+    rate_limit: float | None = typer.Option(
+        None,
+        "--rate-limit",
+        min=0,
+        metavar="N",
+        help="Requests per second per caller (its token, or its address without auth) "
+        "each worker lets through; past it, 429 with Retry-After. 0: none. Default: "
+        "LOOPSTACK_SERVING_RATE_LIMIT, else 0.",
+    ),
+    rate_burst: float | None = typer.Option(
+        None,
+        "--rate-burst",
+        min=0,
+        metavar="N",
+        help="Requests a caller may send at once before --rate-limit paces it (its "
+        "bucket's size; default: one second's worth, at least 1).",
+    ),
+    ssl_certfile: str | None = typer.Option(
+        None, "--ssl-certfile", metavar="PATH", help="Serve HTTPS with this certificate (PEM)."
+    ),
+    ssl_keyfile: str | None = typer.Option(
+        None, "--ssl-keyfile", metavar="PATH", help="The private key of --ssl-certfile (PEM)."
+    ),
+    graceful_timeout: int = typer.Option(
+        30,
+        "--graceful-timeout",
+        min=1,
+        metavar="SECONDS",
+        help="On SIGTERM, how long the requests in flight may take to finish.",
+    ),
 ) -> None:
     """Serve models: Open Inference Protocol v2 (/v2/... and, with --grpc-port, gRPC) and
     JSON (/endpoints/NAME/predict)."""
@@ -211,7 +254,7 @@ def serve(
         fail("nothing to serve: give --model URI, --deployment NAME or --deployments")
     if deployment and all_deployments:
         fail("give --deployment NAME or --deployments (every one), not both")
-    problem = bind_error(host, port)
+    problem = bind_error(host, port) or _tls_error(ssl_certfile, ssl_keyfile)
     if problem:
         fail(problem)
     if grpc_port is not None:
@@ -222,12 +265,16 @@ def serve(
         problem = grpc_missing() or bind_error(host, grpc_port, "--grpc-port")
         if problem:
             fail(problem)
+    if auth or (auth is None and _settings().serving_auth):
+        from loopstack.server import access_from_settings
+
+        access_from_settings(_settings())  # refuses a tracking URI or an unknown project
     resolved = [(spec, resolve_model_uri(spec.model_uri)[2]) for spec in specs]  # fail fast
     served_deployments = _check_deployments(deployment, all_deployments, [s.name for s in specs])
     if refresh_s is None:
         refresh_s = 1.0 if served_deployments is not None else 0.0
     shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{port}"
+    url = f"{'https' if ssl_certfile else 'http'}://{shown}:{port}"
     out = console()
     out.print(f"loopstack {__version__} serving on [bold]{url}[/]", highlight=False)
     for spec, version in resolved:
@@ -255,6 +302,16 @@ def serve(
     )
     first = specs[0].name if specs else (served_deployments or [None])[0]
     shown_name = first if isinstance(first, str) else getattr(first, "name", "NAME")
+    config = _settings()
+    on = auth if auth is not None else config.serving_auth
+    limit = rate_limit if rate_limit is not None else config.serving_rate_limit
+    who = f"viewer or higher in {config.project or 'default'!r}" if on else "off"
+    out.print(
+        f"  auth:       {who}"
+        f"   rate limit: {f'{limit:g}/s per caller per worker' if limit else 'off'}"
+        f"   graceful stop: {graceful_timeout} s",
+        highlight=False,
+    )
     out.print(f"  OIP v2:     {url}/v2/models/{shown_name}/infer", highlight=False)
     if grpc_port is not None:
         out.print(
@@ -274,7 +331,31 @@ def serve(
         if served_deployments is None
         else (project, list(deployment) or None, onnx),
         grpc_port=grpc_port,
+        auth=auth,
+        rate_limit=rate_limit,
+        rate_burst=rate_burst,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        graceful_timeout_s=graceful_timeout,
     )
+
+
+def _settings() -> Any:
+    from loopstack.config import settings
+
+    return settings()
+
+
+def _tls_error(certfile: str | None, keyfile: str | None) -> str | None:
+    """Why the TLS options cannot serve (one line), or None."""
+    from pathlib import Path
+
+    if (certfile is None) != (keyfile is None):
+        return "give --ssl-certfile and --ssl-keyfile together (a certificate and its key)"
+    for option, path in (("--ssl-certfile", certfile), ("--ssl-keyfile", keyfile)):
+        if path is not None and not Path(path).is_file():
+            return f"{option} must name a readable PEM file; got {path!r} (no such file)"
+    return None
 
 
 def _check_deployments(names: list[str], every: bool, endpoints: list[str]) -> list[Any] | None:

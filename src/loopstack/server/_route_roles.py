@@ -123,6 +123,22 @@ ROUTE_ROLES: dict[str, Role | str | None] = {
         "deployments_delete",
         "deployments_reward",
     ),
+    # -- the serving app (loopstack serve): with --auth, a reader of the project whose
+    # models it serves; its health, readiness and metrics stay public (probes, scrapers)
+    **_all(None, "serving_metrics", "oip_live", "oip_ready"),
+    **_all(
+        V,
+        "oip_server_metadata",
+        "oip_model_metadata",
+        "oip_model_version_metadata",
+        "oip_model_ready",
+        "oip_model_version_ready",
+        "oip_infer",
+        "oip_version_infer",
+        "serving_endpoints",
+        "serving_endpoint",
+        "serving_predict",
+    ),
     # -- administration (no single project) -------------------------------------------
     **_all(
         GLOBAL_ADMIN,

@@ -28,17 +28,17 @@ from loopstack.serving._oip import encode_response, model_input, model_metadata,
 __all__ = ["ROLES", "router", "served_model"]
 
 router = APIRouter(tags=["inference"])
-#: route name -> the least role it needs (serving answers without tokens in this release)
+#: route name -> the least role it needs with ``loopstack serve --auth`` (as in _route_roles)
 ROLES: dict[str, str | None] = {
-    "oip_server_metadata": None,
+    "oip_server_metadata": "viewer",
     "oip_live": None,
     "oip_ready": None,
-    "oip_model_metadata": None,
-    "oip_model_version_metadata": None,
-    "oip_model_ready": None,
-    "oip_model_version_ready": None,
-    "oip_infer": None,
-    "oip_version_infer": None,
+    "oip_model_metadata": "viewer",
+    "oip_model_version_metadata": "viewer",
+    "oip_model_ready": "viewer",
+    "oip_model_version_ready": "viewer",
+    "oip_infer": "viewer",
+    "oip_version_infer": "viewer",
 }
 HEADER_LENGTH = "Inference-Header-Content-Length"
 

@@ -37,9 +37,9 @@ __all__ = ["REQUEST_ID_HEADER", "ROLES", "ROUTING_KEY_HEADER", "router", "routin
 
 router = APIRouter(tags=["serving"])
 ROLES: dict[str, str | None] = {
-    "serving_endpoints": None,
-    "serving_endpoint": None,
-    "serving_predict": None,
+    "serving_endpoints": "viewer",
+    "serving_endpoint": "viewer",
+    "serving_predict": "viewer",
 }
 REQUEST_ID_HEADER = "X-Request-ID"
 ROUTING_KEY_HEADER = "X-Routing-Key"
