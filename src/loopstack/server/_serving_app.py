@@ -10,6 +10,11 @@ The endpoint list comes as ``EndpointSpec``s (or a ready ``ServingRuntime``); th
 models load in a background thread, so ``/v2/health/ready`` answers false until every
 one is loaded and warm. With ``refresh_s`` the runtime re-resolves aliases that often
 and swaps in a version an alias moved to, once it is warm.
+
+Every protocol answers through one ``serving.Answerer`` held in ``app.state.answerer``:
+per-model adaptive batching (``BatchSettings``), the prediction log (one writer per
+worker process, flushed at shutdown; a crash loses at most the last flush interval) and
+the serving metrics on ``/metrics`` beside the per-route ones.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 
 from fastapi import FastAPI
@@ -29,8 +35,11 @@ from loopstack.config import Settings, settings
 from loopstack.errors import Invalid
 from loopstack.serving import (
     ENDPOINTS_ENV,
+    Answerer,
+    BatchSettings,
     DeploymentSource,
     EndpointSpec,
+    PredictionLog,
     ServingRuntime,
     limit_threads,
     specs_from_env,
@@ -38,6 +47,7 @@ from loopstack.serving import (
 
 __all__ = [
     "DEPLOYMENTS_ENV",
+    "PREDICTION_LOG_ENV",
     "REFRESH_ENV",
     "app_from_environment",
     "create_serving_app",
@@ -49,6 +59,8 @@ log = logging.getLogger("loopstack.serving")
 REFRESH_ENV = "LOOPSTACK_SERVING_REFRESH_S"
 #: the stored deployments a worker serves: JSON {"project": ..., "names": [...] or null}
 DEPLOYMENTS_ENV = "LOOPSTACK_SERVING_DEPLOYMENTS"
+#: "0" turns the prediction log off in the workers (``loopstack serve --no-prediction-log``)
+PREDICTION_LOG_ENV = "LOOPSTACK_SERVING_PREDICTION_LOG"
 
 
 def create_serving_app(
@@ -58,12 +70,17 @@ def create_serving_app(
     start: bool = True,
     refresh_s: float = 0.0,
     deployments: DeploymentSource | None = None,
+    batching: BatchSettings | None = None,
+    prediction_log: bool | PredictionLog = True,
 ) -> FastAPI:
     """The serving ASGI app for ``endpoints``; ``start`` begins loading them at once.
 
     With ``deployments`` it also serves those stored deployments (each request routed by
     the deployment's policy); the refresh loop (every ``refresh_s``, 1 s if not given)
     polls their revisions and swaps in a changed one once its arms are warm.
+    ``batching`` are the endpoints' batch settings (a deployment's options override
+    them); ``prediction_log`` True writes every prediction to the configured stores'
+    event log, False writes none, or give the ``PredictionLog`` to write to.
 
     >>> app = create_serving_app([EndpointSpec("churn", "models:/churn@champion")])
     """
@@ -72,26 +89,45 @@ def create_serving_app(
     from loopstack.server._metrics import MetricsMiddleware, ServerMetrics
     from loopstack.server._request_gate import RequestGate
     from loopstack.server.routes import oip_v2, serving
+    from loopstack.serving import ServingMetrics
 
     config = config or settings()
     runtime = endpoints if isinstance(endpoints, ServingRuntime) else ServingRuntime(endpoints)
+    metrics = ServerMetrics()
+    answerer = Answerer(
+        runtime,
+        settings=batching,
+        metrics=ServingMetrics(metrics.registry),
+        deployments=deployments,
+    )
+    if prediction_log is True:
+        answerer.prediction_log = _open_prediction_log(config, answerer)
+    elif isinstance(prediction_log, PredictionLog):
+        answerer.prediction_log = prediction_log
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.stop_refresh.set()
+        await answerer.aclose()  # what waits is answered; the log is flushed
+
     app = FastAPI(
         title="loopstack serving",
         version=__version__,
         docs_url=None,
         redoc_url=None,
         redirect_slashes=False,
+        lifespan=lifespan,
     )
     # Serving answers without tokens in this release; the gate still bounds every body.
     app.state.config = replace(config, auth=False)
     app.state.runtime = runtime
+    app.state.answerer = answerer
     app.include_router(oip_v2.router)
     app.include_router(serving.router)
     app.state.routers = [oip_v2.router, serving.router]
 
     install_error_handlers(app)
-
-    metrics = ServerMetrics()
 
     @app.get("/health", name="health", tags=["ops"])
     async def health() -> dict[str, object]:
@@ -99,7 +135,8 @@ def create_serving_app(
 
     @app.get("/metrics", name="metrics", tags=["ops"])
     def prometheus_metrics() -> Response:
-        """Requests, errors and latency per route (summed over every worker)."""
+        """Requests, errors and latency per route, and the serving metrics per endpoint,
+        model version and arm (summed over every worker)."""
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     app.add_middleware(BadStringGuard)
@@ -119,6 +156,14 @@ def create_serving_app(
     if refresh_s > 0:
         _start_refresh(runtime, refresh_s, deployments, app.state.stop_refresh)
     return app
+
+
+def _open_prediction_log(config: Settings, answerer: Answerer) -> PredictionLog:
+    """This process's prediction-log writer over the configured stores' event log."""
+    from loopstack.store import open_stores
+    from loopstack.store.events import EventLog
+
+    return PredictionLog(EventLog(open_stores(config)), on_flush=answerer.on_flush)
 
 
 def _first_pass(runtime: ServingRuntime, source: DeploymentSource) -> None:
@@ -164,7 +209,13 @@ def app_from_environment() -> FastAPI:
         raise Invalid(f"{REFRESH_ENV} must be a number of seconds; got {raw!r}") from None
     source = _source_from_env()
     specs = specs_from_env() if source is None or os.environ.get(ENDPOINTS_ENV) else []
-    return create_serving_app(specs, refresh_s=refresh_s, deployments=source)
+    return create_serving_app(
+        specs,
+        refresh_s=refresh_s,
+        deployments=source,
+        batching=BatchSettings.from_env(),
+        prediction_log=os.environ.get(PREDICTION_LOG_ENV, "1") != "0",
+    )
 
 
 def _source_from_env() -> DeploymentSource | None:
@@ -194,18 +245,21 @@ def serve_endpoints(
     access_log: bool = True,
     refresh_s: float = 0.0,
     deployments: tuple[str | None, list[str] | None, bool] | None = None,
+    batching: BatchSettings | None = None,
+    prediction_log: bool = True,
 ) -> None:
     """Serve ``specs`` with uvicorn (blocking): ``workers`` processes, each loading every
     model once with one BLAS/OpenMP thread.
 
     ``deployments`` is ``(project, names or None for all, prefer_onnx)``: the stored
-    deployments each worker serves beside ``specs``.
+    deployments each worker serves beside ``specs``; ``batching`` and ``prediction_log``
+    as ``create_serving_app`` takes them.
 
     >>> serve_endpoints([EndpointSpec("churn", "models:/churn@champion")], port=8080)
     """
     import uvicorn
 
-    from loopstack.serving import specs_to_env
+    from loopstack.serving import BATCHING_ENV, specs_to_env
 
     limit_threads()  # before the workers start: the BLAS reads these when it loads
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -224,6 +278,8 @@ def serve_endpoints(
             {"project": project, "names": names, "prefer_onnx": onnx}
         )
     os.environ[REFRESH_ENV] = str(refresh_s)
+    os.environ[BATCHING_ENV] = (batching or BatchSettings()).to_env()
+    os.environ[PREDICTION_LOG_ENV] = "1" if prediction_log else "0"
     from loopstack.server import _log_config
 
     uvicorn.run(

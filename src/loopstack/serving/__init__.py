@@ -16,6 +16,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from loopstack.serving._answer import BATCHING_ENV, Answer, Answerer, BatchSettings, Feedback
 from loopstack.serving._batcher import Batcher, BatcherStats, BatchFailed
 from loopstack.serving._client import deployments
 from loopstack.serving._deployed import DeploymentSource, arm_specs
@@ -32,6 +33,7 @@ from loopstack.serving._deployments import (
     is_version_number,
     parse_model_ref,
 )
+from loopstack.serving._metrics import ServingMetrics
 from loopstack.serving._policies import (
     Route,
     epsilon_greedy_choice,
@@ -65,14 +67,18 @@ _LAZY = {
 }
 
 __all__ = [
+    "BATCHING_ENV",
     "ENDPOINTS_ENV",
     "POLICIES",
     "ROLES",
     "STAGES",
     "STRATEGIES",
+    "Answer",
+    "Answerer",
     "Arm",
     "ArmStats",
     "BatchFailed",
+    "BatchSettings",
     "Batcher",
     "BatcherStats",
     "Choice",
@@ -82,6 +88,7 @@ __all__ = [
     "DeploymentStore",
     "Endpoint",
     "EndpointSpec",
+    "Feedback",
     "ModelCache",
     "PredictionLog",
     "PredictionLogStats",
@@ -90,6 +97,7 @@ __all__ = [
     "Route",
     "arm_specs",
     "ServedModel",
+    "ServingMetrics",
     "ServingRuntime",
     "SqlDeployments",
     "deployments",

@@ -18,6 +18,7 @@ from loopstack.errors import Invalid
 __all__ = [
     "POLICIES",
     "ROLES",
+    "SERVING_OPTIONS",
     "STAGES",
     "STRATEGIES",
     "Arm",
@@ -30,6 +31,7 @@ __all__ = [
     "parse_model_ref",
     "validate_arms",
     "validate_deployment_name",
+    "validate_serving_options",
 ]
 
 #: single: one primary; blue-green: a primary and the previous one kept warm (standby);
@@ -263,9 +265,36 @@ class ArmStats:
 _SUM_TOLERANCE = 1e-6
 
 
+#: serving options a deployment may carry (any policy): name -> (kind, least, most)
+SERVING_OPTIONS: dict[str, tuple[type, float, float]] = {
+    "max_batch_size": (int, 1, 4096),
+    "batch_latency_ms": (float, 0, 10_000),
+    "max_queue": (int, 1, 1_000_000),
+}
+
+
+def validate_serving_options(options: dict[str, Any]) -> None:
+    """Refuse (``Invalid``) a serving option (``SERVING_OPTIONS``) of the wrong kind or
+    out of its range, naming it, its range and what came."""
+    for key, (kind, least, most) in SERVING_OPTIONS.items():
+        if key not in options:
+            continue
+        value = options[key]
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if not (whole if kind is int else numeric) or not least <= value <= most:
+            what = "an integer" if kind is int else "a number"
+            raise Invalid(
+                f"the deployment option {key!r} must be {what} from {least:g} to {most:g}; "
+                f"got {value!r}",
+                field=key,
+            )
+
+
 def validate_arms(policy: str, arms: list[Arm], options: dict[str, Any]) -> None:
     """Refuse (``Invalid``) a policy, arms or options that break a rule, saying which."""
     check_arm_names(arms)
+    validate_serving_options(options)
     if policy not in POLICIES:
         raise Invalid(f"a policy is one of {list(POLICIES)}; got {policy!r}", field="policy")
     names = [a.name for a in arms]

@@ -449,11 +449,12 @@ class ServingRuntime:
                 if not full:
                     self._shadow_pending += 1
             if full:
-                self._shadow_stat(deployment, arm)["dropped"] += 1
+                self.shadow_stat(deployment, arm)["dropped"] += 1
                 continue
             pool.submit(self._run_shadow, deployment, arm, served, inputs, outputs)
 
-    def _shadow_stat(self, deployment: str, arm: str) -> dict[str, int]:
+    def shadow_stat(self, deployment: str, arm: str) -> dict[str, int]:
+        """The counters of one shadow arm (``shadow_stats``), made on first use."""
         fresh = {"runs": 0, "agree": 0, "errors": 0, "dropped": 0}
         return self.shadow_stats.setdefault((deployment, arm), fresh)
 
@@ -465,7 +466,7 @@ class ServingRuntime:
         inputs: Any,
         outputs: Mapping[str, np.ndarray],
     ) -> None:
-        stats = self._shadow_stat(deployment, arm)
+        stats = self.shadow_stat(deployment, arm)
         try:
             got = served.predict(inputs)
         except Exception as exc:  # noqa: BLE001 - a shadow's failure never reaches a caller

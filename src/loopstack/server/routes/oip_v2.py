@@ -21,9 +21,9 @@ from fastapi.responses import JSONResponse, Response
 
 from loopstack import __version__
 from loopstack.errors import Invalid, NotFound
-from loopstack.server.routes.serving import routing_key
-from loopstack.serving import Choice, Endpoint, ServedModel, ServingRuntime
-from loopstack.serving._oip import encode_response, model_input, model_metadata, parse_infer_request
+from loopstack.server.routes.serving import request_id_of, routing_key
+from loopstack.serving import Answerer, Endpoint, ServedModel, ServingRuntime
+from loopstack.serving._oip import encode_response, model_metadata, parse_infer_request
 
 __all__ = ["ROLES", "router"]
 
@@ -131,28 +131,32 @@ def _header_length(request: Request) -> int | None:
     return int(raw)
 
 
+#: bodies up to this size are decoded on the event loop; larger ones in a worker thread
+_INLINE_BODY = 64 * 1024
+
+
 async def _infer(request: Request, name: str, version: str | None) -> Response:
     runtime = _runtime(request)
     if version is not None or name not in runtime.deployments:
         _served(request, name, version)  # 404 / 503 before the body is read
     header_length = _header_length(request)
     body = await request.body()
-    key = routing_key(request)
-
-    def run() -> tuple[bytes, int | None]:
+    if len(body) <= _INLINE_BODY:
         parsed = parse_infer_request(body, header_length)
-        if version is None:
-            choice = runtime.choose(name, key)
-        else:  # a version asked for by number: the endpoint's served version only
-            choice = Choice(_served(request, name, version)[1], None)
-        served = choice.served
-        inputs = model_input(parsed.inputs, served.signature)
-        outputs = served.predict(inputs)
-        runtime.shadow(choice, inputs, outputs)
-        extra = None if choice.arm is None else {"arm": choice.arm}
-        return encode_response(name, served.version_label, parsed, outputs, parameters=extra)
-
-    content, json_length = await anyio.to_thread.run_sync(run)
+    else:
+        parsed = await anyio.to_thread.run_sync(parse_infer_request, body, header_length)
+    answerer: Answerer = request.app.state.answerer
+    answer = await answerer.predict(
+        name,
+        parsed.inputs,
+        routing_key=routing_key(request),
+        request_id=parsed.id or request_id_of(request),
+        version=version,
+    )
+    extra = None if answer.arm is None else {"arm": answer.arm}
+    content, json_length = encode_response(
+        name, answer.model_version, parsed, answer.outputs, parameters=extra
+    )
     if json_length is None:
         return Response(content, media_type="application/json")
     return Response(
