@@ -3,7 +3,8 @@
 Trains a HistGradientBoostingClassifier on 30 float features in a fresh
 ``LOOPSTACK_HOME``, registers it, and serves it with ``loopstack serve`` (one worker,
 pinned to core 0 with ``taskset``); a bare Starlette app calling ``predict_proba`` on
-the same model is the peer. ``wrk`` (pinned to core 1) sends single-row JSON requests:
+the same model (a float array built from the records, no batching, no logging, on the
+event loop) is the peer. ``wrk`` (pinned to core 1) sends single-row JSON requests:
 
 - ``POST /endpoints/hgb/predict`` ``{"records": [{...30 floats...}]}``
 - ``POST /v2/models/hgb/infer`` one ``[1, 30]`` FP64 tensor
@@ -33,7 +34,8 @@ from pathlib import Path
 N_FEATURES = 30
 BARE_APP = textwrap.dedent(
     """
-    import json, os, numpy as np, pandas as pd, joblib
+    import json, os, warnings, numpy as np, joblib
+    warnings.filterwarnings("ignore", message="X does not have valid feature names")
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
     from starlette.routing import Route
@@ -41,7 +43,7 @@ BARE_APP = textwrap.dedent(
     cols = [f"x{i}" for i in range(N_FEATURES)]
     async def predict(request):
         doc = json.loads(await request.body())
-        X = pd.DataFrame.from_records(doc["records"], columns=cols)
+        X = np.array([[r[c] for c in cols] for r in doc["records"]], dtype="float64")
         return JSONResponse({"probabilities": model.predict_proba(X).tolist()})
     async def health(request):
         return JSONResponse({"ok": True})
@@ -72,7 +74,15 @@ def _wait(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
-def _wrk(url: str, body: str, connections: int, duration: int, workdir: Path) -> dict[str, float]:
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process has used (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wrk(
+    url: str, body: str, connections: int, duration: int, workdir: Path, pid: int | None = None
+) -> dict[str, float]:
     script = workdir / "post.lua"
     script.write_text(
         'wrk.method = "POST"\n'
@@ -84,6 +94,7 @@ def _wrk(url: str, body: str, connections: int, duration: int, workdir: Path) ->
         'io.write(string.format("ERRS %d\\n", summary.errors.status))\n'
         "end\n"
     )
+    cpu_before = _cpu_s(pid) if pid else 0.0
     out = subprocess.run(
         [
             "taskset",
@@ -105,7 +116,14 @@ def _wrk(url: str, body: str, connections: int, duration: int, workdir: Path) ->
     p50 = int(re.search(r"P50 (\d+)", out).group(1)) / 1000  # type: ignore[union-attr]
     p99 = int(re.search(r"P99 (\d+)", out).group(1)) / 1000  # type: ignore[union-attr]
     errs = int(re.search(r"ERRS (\d+)", out).group(1))  # type: ignore[union-attr]
-    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "non_2xx": errs}
+    result = {"rps": rps, "p50_ms": p50, "p99_ms": p99, "non_2xx": errs}
+    if pid:
+        # requests per CPU-second of the server: what one dedicated core would sustain,
+        # whatever else shares the machine
+        cpu = _cpu_s(pid) - cpu_before
+        result["server_cpu_s"] = round(cpu, 2)
+        result["req_per_cpu_s"] = round(rps * duration / cpu, 1) if cpu else 0.0
+    return result
 
 
 def main() -> None:
@@ -167,7 +185,8 @@ def main() -> None:
             _wait(f"http://127.0.0.1:{port}/health", bare)
             _wrk(url, bodies["predict"], 4, 2, work)  # warm
             results["bare"] = {
-                f"c{c}": _wrk(url, bodies["predict"], c, args.duration, work) for c in (32, 1)
+                f"c{c}": _wrk(url, bodies["predict"], c, args.duration, work, bare.pid)
+                for c in (32, 1)
             }
         finally:
             bare.terminate()
@@ -190,7 +209,9 @@ def main() -> None:
                     continue
                 _wrk(base + paths[name], bodies[name], 4, 2, work)  # warm
                 results[name] = {
-                    f"c{c}": _wrk(base + paths[name], bodies[name], c, args.duration, work)
+                    f"c{c}": _wrk(
+                        base + paths[name], bodies[name], c, args.duration, work, served.pid
+                    )
                     for c in (32, 1)
                 }
         finally:

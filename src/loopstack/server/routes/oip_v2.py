@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 
 from loopstack import __version__
 from loopstack.errors import Invalid, NotFound
-from loopstack.server.routes.serving import request_id_of, routing_key
+from loopstack.server.routes.serving import RouteLabel, request_id_of, routing_key
 from loopstack.serving import Answerer, Endpoint, ServedModel, ServingRuntime
 from loopstack.serving._oip import encode_response, model_metadata, parse_infer_request
 
@@ -166,13 +166,27 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     )
 
 
-@router.post("/v2/models/{name}/infer", name="oip_infer")
-async def infer(request: Request, name: str) -> Response:
-    """Run the model on the request's tensors."""
-    return await _infer(request, name, None)
+_INFER_ROUTE = RouteLabel("/v2/models/{name}/infer")
+_VERSION_INFER_ROUTE = RouteLabel("/v2/models/{name}/versions/{version}/infer")
 
 
-@router.post("/v2/models/{name}/versions/{version}/infer", name="oip_version_infer")
-async def version_infer(request: Request, name: str, version: str) -> Response:
+async def infer(request: Request) -> Response:
+    """Run the model on the request's tensors (a plain Starlette route: the hot path)."""
+    request.scope["route"] = _INFER_ROUTE
+    return await _infer(request, request.path_params["name"], None)
+
+
+async def version_infer(request: Request) -> Response:
     """Run one version (the one served; another is 404)."""
-    return await _infer(request, name, version)
+    request.scope["route"] = _VERSION_INFER_ROUTE
+    params = request.path_params
+    return await _infer(request, params["name"], params["version"])
+
+
+router.add_route("/v2/models/{name}/infer", infer, methods=["POST"], name="oip_infer")
+router.add_route(
+    "/v2/models/{name}/versions/{version}/infer",
+    version_infer,
+    methods=["POST"],
+    name="oip_version_infer",
+)

@@ -37,6 +37,7 @@ from loopstack.serving._oip import json_object
 __all__ = [
     "REQUEST_ID_HEADER",
     "ROLES",
+    "RouteLabel",
     "ROUTING_KEY_HEADER",
     "json_any",
     "request_id_of",
@@ -206,13 +207,28 @@ def _nulls(values: np.ndarray) -> list[Any]:
     return [None if not math.isfinite(v) else v for v in values.tolist()]
 
 
+class RouteLabel:
+    """What a plain Starlette route leaves in ``scope["route"]`` (FastAPI's routes leave
+    themselves) so the metrics middleware labels its requests by path template."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+
+_PREDICT_ROUTE = RouteLabel("/endpoints/{name}/predict")
 #: bodies up to this size are parsed on the event loop; larger ones in a worker thread
 _INLINE_BODY = 64 * 1024
 
 
-@router.post("/endpoints/{name}/predict", name="serving_predict")
-async def predict(request: Request, name: str) -> Response:
-    """Predictions (and, for a classifier, probabilities) for records or columns."""
+async def predict(request: Request) -> Response:
+    """Predictions (and, for a classifier, probabilities) for records or columns.
+
+    A plain Starlette route (no FastAPI parameter solving): it is the hot path.
+    """
+    request.scope["route"] = _PREDICT_ROUTE
+    name: str = request.path_params["name"]
     request_id = request_id_of(request)
     answerer = _answerer(request)
     answerer.runtime.get(name)  # an unknown endpoint is 404 before the body is read
@@ -245,6 +261,9 @@ async def predict(request: Request, name: str) -> Response:
         media_type="application/json",
         headers={REQUEST_ID_HEADER: request_id},
     )
+
+
+router.add_route("/endpoints/{name}/predict", predict, methods=["POST"], name="serving_predict")
 
 
 def _parsed(body: bytes, what: str) -> tuple[dict[str, Any], Any]:
