@@ -13,7 +13,13 @@ from collections.abc import Iterable
 
 from loopstack.auth import Role
 
-__all__ = ["GLOBAL_ADMIN", "ROUTE_ROLES", "check_every_route_is_declared", "minimum_role"]
+__all__ = [
+    "GLOBAL_ADMIN",
+    "ROUTE_ROLES",
+    "SERVING_ROUTE_ROLES",
+    "check_every_route_is_declared",
+    "minimum_role",
+]
 
 GLOBAL_ADMIN = "global-admin"
 V, DS, ML, ADMIN = Role.VIEWER, Role.DATA_SCIENTIST, Role.ML_ENGINEER, Role.ADMIN
@@ -219,14 +225,41 @@ ROUTE_ROLES: dict[str, Role | str | None] = {
 }
 
 
+#: the serving app's routes (``create_serving_app``; the tracking app mounts none of
+#: them): all public in this release, serving answering without tokens
+SERVING_ROUTE_ROLES: dict[str, Role | str | None] = _all(
+    None,
+    "health",
+    "metrics",
+    "openapi",
+    "oip_server_metadata",
+    "oip_live",
+    "oip_ready",
+    "oip_model_metadata",
+    "oip_model_version_metadata",
+    "oip_model_ready",
+    "oip_model_version_ready",
+    "oip_infer",
+    "oip_version_infer",
+    "serving_endpoints",
+    "serving_endpoint",
+    "serving_predict",
+    "serving_feedback",
+)
+
+
 def minimum_role(route_name: str) -> Role | str | None:
     """The declared minimum role of a route; KeyError for an undeclared one."""
     base = route_name.removesuffix("_ajax")
     return ROUTE_ROLES[base]
 
 
-def check_every_route_is_declared(route_names: Iterable[str]) -> None:
-    missing = sorted({n for n in route_names if n.removesuffix("_ajax") not in ROUTE_ROLES})
+def check_every_route_is_declared(
+    route_names: Iterable[str], table: dict[str, Role | str | None] | None = None
+) -> None:
+    """``RuntimeError`` naming the routes ``table`` (``ROUTE_ROLES`` by default) lacks."""
+    table = ROUTE_ROLES if table is None else table
+    missing = sorted({n for n in route_names if n.removesuffix("_ajax") not in table})
     if missing:
         raise RuntimeError(
             f"routes without a declared minimum role in loopstack/server/_route_roles.py: {missing}"

@@ -139,6 +139,14 @@ def create_serving_app(
         model version and arm (summed over every worker)."""
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    from starlette.routing import Route
+
+    from loopstack.server._route_roles import SERVING_ROUTE_ROLES, check_every_route_is_declared
+
+    routes = [r for router in [app.router, *app.state.routers] for r in router.routes]
+    check_every_route_is_declared(
+        [r.name for r in routes if isinstance(r, Route)], SERVING_ROUTE_ROLES
+    )
     app.add_middleware(BadStringGuard)
     app.add_middleware(RequestGate)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
