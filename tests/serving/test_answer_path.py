@@ -316,3 +316,24 @@ def test_a_lone_request_does_not_wait_for_the_latency_budget() -> None:
         return [await asyncio.wait_for(batcher.submit(i), 10) for i in range(3)]
 
     assert asyncio.run(main()) == [1, 2, 3]
+
+
+def test_a_deployment_s_batch_options_are_used_for_its_requests(deployed: Deployed) -> None:
+    import dataclasses
+
+    answerer = deployed.app.state.answerer
+    assert answerer.settings_for("churn-api") == BatchSettings()
+    current = deployed.runtime.deployment("churn-api")
+    assert current is not None
+    for options, want in [
+        ({"max_batch_size": 4, "batch_latency_ms": 1.0}, BatchSettings(4, 1.0, 256)),
+        ({"max_queue": 0}, BatchSettings()),  # stored unchecked: ignored, the flags hold
+    ]:
+        tuned = dataclasses.replace(current, options=options)
+        specs = {a: e.spec for a, e in deployed.runtime.arm_endpoints("churn-api").items()}
+        deployed.runtime.set_deployment(tuned, specs)
+        assert answerer.settings_for("churn-api") == want
+        url = f"{deployed.url}/endpoints/churn-api/predict"
+        assert httpx.post(url, json={"records": deployed.records}).status_code == 200
+    sizes = sorted(lane.batcher.max_batch_size for lane in answerer._lanes.values())
+    assert sizes == [4, 32]  # one batcher per model and settings

@@ -49,6 +49,7 @@ from loopstack.serving._runtime import Choice, ServedModel, ServingRuntime
 
 if TYPE_CHECKING:
     from loopstack.serving._deployed import DeploymentSource
+    from loopstack.serving._deployments import Deployment
     from loopstack.serving._metrics import ServingMetrics
     from loopstack.serving._prediction_log import PredictionLog
 
@@ -243,6 +244,7 @@ class Answerer:
         self._shadow_tasks: set[asyncio.Task[None]] = set()
         self._shadow_scores: dict[tuple[str, str], _ShadowStats] = {}
         self._log_dropped_seen = 0
+        self._settings: dict[str, tuple[Deployment, BatchSettings]] = {}
 
     # -- the entry point ----------------------------------------------------------------
     async def predict(
@@ -315,10 +317,19 @@ class Answerer:
     def settings_for(self, name: str) -> BatchSettings:
         """The batch settings of the endpoint ``name``: the server's, overridden by the
         options its stored deployment names."""
-        deployment = self.runtime.deployments.get(name)
+        deployment = self.runtime.deployment(name)
         if deployment is None or not deployment.options:
             return self.settings
-        return self.settings.with_options(deployment.options)
+        cached = self._settings.get(name)
+        if cached is not None and cached[0] is deployment:
+            return cached[1]
+        try:
+            chosen = self.settings.with_options(deployment.options)
+        except Invalid as exc:  # stored before the options were checked: the flags hold
+            log.warning("deployment %s: batch options ignored: %s", name, exc)
+            chosen = self.settings
+        self._settings[name] = (deployment, chosen)
+        return chosen
 
     async def _lane(self, served: ServedModel, settings: BatchSettings) -> _Lane:
         key = (served.key, settings)
@@ -514,7 +525,7 @@ class Answerer:
         "arm", "why"?}``.
         """
         self.runtime.get(name)  # NotFound for an endpoint this server does not serve
-        deployment = self.runtime.deployments.get(name)
+        deployment = self.runtime.deployment(name)
         bandit = deployment is not None and deployment.policy == "bandit"
         results: list[dict[str, Any]] = []
         for item in items:

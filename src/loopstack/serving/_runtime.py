@@ -340,6 +340,12 @@ class ServingRuntime:
         """The stored deployments served, by name, at the revision being served."""
         return {n: d.deployment for n, d in list(self._deployed.items())}
 
+    def deployment(self, name: str) -> Deployment | None:
+        """The stored deployment served as ``name`` (None for a plain endpoint): one
+        lookup, where ``deployments`` builds a dict."""
+        deployed = self._deployed.get(name)
+        return None if deployed is None else deployed.deployment
+
     @property
     def ready(self) -> bool:
         """Every endpoint (every arm of every deployment, standbys too) is loaded and warm."""
