@@ -5,7 +5,6 @@ shadow arms logged and compared, feedback feeding a bandit, and the settings' ch
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from loopstack.serving._model_call import ModelCall, Prepared
 from loopstack.store import open_stores
 from loopstack.store.events import EventLog
 from tests.conftest import ThreadedServer
-from tests.serving.conftest import log_models
+from tests.serving.conftest import eventually, log_models
 
 GENEROUS = BatchSettings(max_batch_size=64, max_latency_ms=400, max_queue=256)
 
@@ -192,13 +191,6 @@ class Deployed:
     records: list[dict[str, Any]]
 
 
-def _eventually(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "the condition did not come true in time"
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def deployed() -> Iterator[Deployed]:
     """Two versions of churn behind a stored deployment, with a prediction log."""
@@ -213,7 +205,7 @@ def deployed() -> Iterator[Deployed]:
     source = DeploymentSource(store, ["churn-api"], alias_refresh_s=0.1, bandit_ttl_s=0.0)
     plog = PredictionLog(EventLog(open_stores()), flush_interval_s=30)
     served = create_serving_app(runtime, refresh_s=0.1, deployments=source, prediction_log=plog)
-    _eventually(lambda: runtime.ready)
+    eventually(lambda: runtime.ready)
     try:
         with ThreadedServer(served) as server:
             yield Deployed(server.url, served, store, runtime, plog, X.head(5).to_dict("records"))
@@ -224,13 +216,13 @@ def deployed() -> Iterator[Deployed]:
 
 def test_shadow_copies_are_logged_and_compared_with_the_primary(deployed: Deployed) -> None:
     deployed.store.shadow("churn-api", "churn/2")
-    _eventually(lambda: deployed.runtime.deployments["churn-api"].policy == "shadow")
+    eventually(lambda: deployed.runtime.deployments["churn-api"].policy == "shadow")
     url = f"{deployed.url}/endpoints/churn-api/predict"
     for i in range(6):
         doc = httpx.post(url, json={"records": deployed.records}, headers={"X-Request-ID": f"s{i}"})
         assert (doc.json()["arm"], doc.json()["model_version"]) == ("blue", "1")
     answerer = deployed.app.state.answerer
-    _eventually(lambda: answerer.shadow_report("churn-api", "shadow")["compared_rows"] >= 30)
+    eventually(lambda: answerer.shadow_report("churn-api", "shadow")["compared_rows"] >= 30)
     listed = httpx.get(f"{deployed.url}/endpoints/churn-api").json()
     shadow = next(a for a in listed["arms"] if a["role"] == "shadow")["shadow"]
     assert shadow["compared_rows"] == 30 and shadow["errors"] == 0
@@ -253,7 +245,7 @@ def test_a_reward_goes_to_the_bandit_arm_that_answered(deployed: Deployed) -> No
     )
     deployed.store.record_reward("churn-api", "a", 0.0)
     deployed.store.record_reward("churn-api", "b", 1.0)
-    _eventually(lambda: deployed.runtime.deployments["churn-api"].policy == "bandit")
+    eventually(lambda: deployed.runtime.deployments["churn-api"].policy == "bandit")
     url = f"{deployed.url}/endpoints/churn-api/predict"
     answer = httpx.post(url, json={"records": deployed.records}, headers={"X-Request-ID": "r1"})
     assert answer.json()["arm"] == "b"
