@@ -329,3 +329,23 @@ def test_a_deployment_s_batch_options_are_used_for_its_requests(deployed: Deploy
         assert httpx.post(url, json={"records": deployed.records}).status_code == 200
     sizes = sorted(lane.batcher.max_batch_size for lane in answerer._lanes.values())
     assert sizes == [4, 32]  # one batcher per model and settings
+
+
+def test_a_worker_takes_its_settings_from_loopstack_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    from loopstack.server._serving_app import PREDICTION_LOG_ENV, app_from_environment
+    from loopstack.serving import BATCHING_ENV, ENDPOINTS_ENV, specs_to_env
+
+    log_models()
+    monkeypatch.setenv(ENDPOINTS_ENV, specs_to_env([EndpointSpec("iris", "models:/iris/1")]))
+    monkeypatch.setenv(BATCHING_ENV, BatchSettings(8, 0.5, 16).to_env())
+    monkeypatch.setenv(PREDICTION_LOG_ENV, "0")  # --no-prediction-log
+    answerer = app_from_environment().state.answerer
+    assert answerer.settings == BatchSettings(8, 0.5, 16) and answerer.prediction_log is None
+    monkeypatch.setenv(PREDICTION_LOG_ENV, "1")
+    monkeypatch.setenv(BATCHING_ENV, '{"max_queue": -3}')
+    with pytest.raises(Invalid, match="max_queue"):
+        app_from_environment()
+    monkeypatch.delenv(BATCHING_ENV)
+    plog = app_from_environment().state.answerer.prediction_log
+    assert isinstance(plog, PredictionLog)
+    plog.close()

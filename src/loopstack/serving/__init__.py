@@ -6,7 +6,10 @@ prediction log.
 through a server); ``route()`` picks, for one request, the arm that answers and the
 shadow arms that get a copy. The runtime (``Endpoint``, ``ServingRuntime``, the
 digest-keyed ``ModelCache``) loads models; the Open Inference Protocol v2 codec (pure
-functions) is ``_oip``. The HTTP app is ``loopstack.server.create_serving_app``;
+functions) is ``_oip``. ``Answerer.predict`` is the one entry point every protocol
+calls: per-model adaptive batching (``BatchSettings``), the ``PredictionLog`` and the
+``ServingMetrics`` in the request path, shadow comparisons and ``Feedback``. The HTTP
+app is ``loopstack.server.create_serving_app``;
 ``loopstack serve`` runs it. The SQL and REST stores load on first use, so importing
 this package stays light.
 """
