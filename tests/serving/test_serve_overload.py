@@ -1,6 +1,7 @@
 """A real `loopstack serve` process under a burst beyond its queue: the excess gets 503
 with Retry-After, every other answer is a correct 200, the process answers normally
-afterwards, and its /metrics (Prometheus text) counts it all per endpoint and version."""
+afterwards, its /metrics (Prometheus text) counts it all per endpoint and version, and
+a graceful stop flushes the prediction log."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ BURST = 4 * (QUEUE + 1)
 
 
 @pytest.fixture
-def small_queue(ls_home: Path) -> Iterator[tuple[str, object]]:
+def small_queue(ls_home: Path) -> Iterator[tuple[str, object, subprocess.Popen]]:
     """``loopstack serve`` with a queue of 4 and a batch that lingers 1.5 s under load,
     so a burst piles up behind the first call."""
     _, clf, _ = log_models()
@@ -51,7 +52,7 @@ def small_queue(ls_home: Path) -> Iterator[tuple[str, object]]:
             except httpx.TransportError:
                 pass
             time.sleep(0.2)
-        yield url, clf
+        yield url, clf, proc
     finally:
         stop_server(proc)
 
@@ -64,9 +65,9 @@ async def _burst(url: str, body: dict, n: int) -> list[httpx.Response]:
 
 @pytest.mark.slow
 def test_a_burst_beyond_the_queue_gets_503_and_the_rest_is_answered(
-    small_queue: tuple[str, object],
+    small_queue: tuple[str, object, subprocess.Popen],
 ) -> None:
-    url, clf = small_queue
+    url, clf, proc = small_queue
     from sklearn.datasets import load_iris
 
     rows = load_iris(as_frame=True).data.iloc[[0, 75, 149]]
@@ -110,3 +111,21 @@ def test_a_burst_beyond_the_queue_gets_503_and_the_rest_is_answered(
     assert value("loopstack_serving_queue_depth", "loopstack_serving_queue_depth") == 0
     dropped = "loopstack_serving_prediction_log_dropped"
     assert value(dropped, f"{dropped}_total") == 0
+
+    # a graceful stop flushes the prediction log: every answered prediction is there, the
+    # one answered just before the stop (still in the buffer) too
+    last = httpx.post(f"{url}/endpoints/iris/predict", json=body, headers={"X-Request-ID": "last"})
+    assert last.status_code == 200
+    proc.terminate()
+    proc.wait(30)  # uvicorn shuts down, then re-raises the signal: the code is -15
+    from loopstack.serving import PredictionLog
+    from loopstack.store import open_stores
+    from loopstack.store.events import EventLog
+
+    plog = PredictionLog(EventLog(open_stores()))
+    try:
+        logged = plog.read_predictions("iris")
+    finally:
+        plog.close()
+    assert logged.num_rows == len(served) + 2 and "last" in logged["request_id"].to_pylist()
+    assert set(logged["model_version"].to_pylist()) == {"1"}
