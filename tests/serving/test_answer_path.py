@@ -339,13 +339,18 @@ def test_a_worker_takes_its_settings_from_loopstack_serve(monkeypatch: pytest.Mo
     monkeypatch.setenv(ENDPOINTS_ENV, specs_to_env([EndpointSpec("iris", "models:/iris/1")]))
     monkeypatch.setenv(BATCHING_ENV, BatchSettings(8, 0.5, 16).to_env())
     monkeypatch.setenv(PREDICTION_LOG_ENV, "0")  # --no-prediction-log
-    answerer = app_from_environment().state.answerer
+    quiet = app_from_environment()
+    # each app loads its models in a thread: let it finish within this test
+    assert quiet.state.runtime.wait_ready(60)
+    answerer = quiet.state.answerer
     assert answerer.settings == BatchSettings(8, 0.5, 16) and answerer.prediction_log is None
     monkeypatch.setenv(PREDICTION_LOG_ENV, "1")
     monkeypatch.setenv(BATCHING_ENV, '{"max_queue": -3}')
     with pytest.raises(Invalid, match="max_queue"):
         app_from_environment()
     monkeypatch.delenv(BATCHING_ENV)
-    plog = app_from_environment().state.answerer.prediction_log
+    logging = app_from_environment()
+    assert logging.state.runtime.wait_ready(60)
+    plog = logging.state.answerer.prediction_log
     assert isinstance(plog, PredictionLog)
     plog.close()

@@ -125,6 +125,7 @@ ROUTE_ROLES: dict[str, Role | str | None] = {
         "deployments_bandit",
         "deployments_promote",
         "deployments_rollback",
+        "deployments_configure",
         "deployments_delete",
         "deployments_reward",
     ),

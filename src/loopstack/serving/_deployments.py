@@ -28,7 +28,9 @@ __all__ = [
     "DeploymentStore",
     "is_version_number",
     "check_arm_names",
+    "merged_serving_options",
     "parse_model_ref",
+    "serving_options",
     "validate_arms",
     "validate_deployment_name",
     "validate_serving_options",
@@ -291,6 +293,31 @@ def validate_serving_options(options: dict[str, Any]) -> None:
             )
 
 
+def serving_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The ``SERVING_OPTIONS`` among a deployment's options (what a new revision keeps)."""
+    return {k: v for k, v in options.items() if k in SERVING_OPTIONS}
+
+
+def merged_serving_options(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``current`` options with the serving option ``changes`` applied (None removes
+    one); ``Invalid`` for a key that is no serving option, or a bad value."""
+    if not isinstance(changes, dict) or not changes:
+        raise Invalid(
+            f"options to set are a non-empty object of {sorted(SERVING_OPTIONS)}; got {changes!r}",
+            field="options",
+        )
+    unknown = sorted(set(changes) - set(SERVING_OPTIONS))
+    if unknown:
+        raise Invalid(
+            f"unknown serving option(s) {unknown}; the options are {sorted(SERVING_OPTIONS)}",
+            field="options",
+        )
+    merged = {**current, **changes}
+    merged = {k: v for k, v in merged.items() if v is not None}
+    validate_serving_options(merged)
+    return merged
+
+
 def validate_arms(policy: str, arms: list[Arm], options: dict[str, Any]) -> None:
     """Refuse (``Invalid``) a policy, arms or options that break a rule, saying which."""
     check_arm_names(arms)
@@ -411,6 +438,16 @@ class DeploymentStore(abc.ABC):
     def delete(self, name: str) -> None:
         """Remove the endpoint (its revisions and bandit state go with it; the audit
         log keeps every change)."""
+
+    @abc.abstractmethod
+    def configure(self, name: str, options: dict[str, Any], *, force: bool = False) -> Deployment:
+        """Set serving options (``SERVING_OPTIONS``: ``max_batch_size``,
+        ``batch_latency_ms``, ``max_queue``) as a new revision with the same arms; a
+        value None removes the option. Later policy changes keep them; a rollback
+        restores a revision's options exactly.
+
+        >>> deployments().configure("churn-api", {"max_batch_size": 64})
+        """
 
     @abc.abstractmethod
     def record_reward(self, name: str, arm: str, reward: float) -> ArmStats:
