@@ -19,7 +19,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from loopstack.serving._answer import BATCHING_ENV, Answer, Answerer, BatchSettings, Feedback
+from loopstack.serving._answer import Answer, Answerer
+from loopstack.serving._batch_settings import BATCHING_ENV, BatchSettings
 from loopstack.serving._batcher import Batcher, BatcherStats, BatchFailed
 from loopstack.serving._client import deployments
 from loopstack.serving._deployed import DeploymentSource, arm_specs
@@ -36,6 +37,7 @@ from loopstack.serving._deployments import (
     is_version_number,
     parse_model_ref,
 )
+from loopstack.serving._feedback import Feedback
 from loopstack.serving._metrics import ServingMetrics
 from loopstack.serving._policies import (
     Route,

@@ -32,18 +32,18 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
-import os
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from loopstack.errors import Invalid, LoopstackError, NotFound, Overloaded, excerpt
+from loopstack.errors import Invalid, LoopstackError, NotFound, Overloaded
+from loopstack.serving._batch_settings import BatchSettings
 from loopstack.serving._batcher import Batcher
+from loopstack.serving._feedback import Feedback
 from loopstack.serving._model_call import ModelCall, Prepared
 from loopstack.serving._runtime import Choice, ServedModel, ServingRuntime
 
@@ -53,73 +53,14 @@ if TYPE_CHECKING:
     from loopstack.serving._metrics import ServingMetrics
     from loopstack.serving._prediction_log import PredictionLog
 
-__all__ = ["BATCHING_ENV", "Answer", "Answerer", "BatchSettings", "Feedback"]
+__all__ = ["Answer", "Answerer"]
 
 log = logging.getLogger("loopstack.serving")
 
-#: the batch settings ``loopstack serve`` hands each worker (JSON, BatchSettings fields)
-BATCHING_ENV = "LOOPSTACK_SERVING_BATCHING"
 #: shadow copies in flight beyond which a new one is dropped (and counted)
 SHADOW_BACKLOG = 256
 #: request ids whose answering arm is remembered for feedback (oldest forgotten first)
 RECENT_REQUESTS = 50_000
-
-
-@dataclass(frozen=True)
-class BatchSettings:
-    """How an endpoint batches: at most ``max_batch_size`` requests per model call, a
-    batch formed under load lingering at most ``max_latency_ms``, at most ``max_queue``
-    requests waiting (beyond: 503).
-
-    >>> BatchSettings(max_batch_size=64).with_options({"batch_latency_ms": 5})
-    BatchSettings(max_batch_size=64, max_latency_ms=5.0, max_queue=256)
-    """
-
-    max_batch_size: int = 32
-    max_latency_ms: float = 2.0
-    max_queue: int = 256
-
-    def __post_init__(self) -> None:
-        from loopstack.serving._deployments import validate_serving_options
-
-        validate_serving_options(self.to_options())
-
-    def to_options(self) -> dict[str, Any]:
-        """These settings as a deployment's option keys."""
-        return {
-            "max_batch_size": self.max_batch_size,
-            "batch_latency_ms": self.max_latency_ms,
-            "max_queue": self.max_queue,
-        }
-
-    def with_options(self, options: Mapping[str, Any]) -> BatchSettings:
-        """These settings overridden by a deployment's ``options`` (those it names)."""
-        changes: dict[str, Any] = {}
-        if "max_batch_size" in options:
-            changes["max_batch_size"] = options["max_batch_size"]
-        if "batch_latency_ms" in options:
-            changes["max_latency_ms"] = float(options["batch_latency_ms"])
-        if "max_queue" in options:
-            changes["max_queue"] = options["max_queue"]
-        return replace(self, **changes) if changes else self
-
-    def to_env(self) -> str:
-        """The JSON ``BATCHING_ENV`` carries."""
-        return json.dumps(self.to_options())
-
-    @classmethod
-    def from_env(cls) -> BatchSettings:
-        """The settings a worker was started with (the defaults when none)."""
-        raw = os.environ.get(BATCHING_ENV)
-        if not raw:
-            return cls()
-        try:
-            doc = json.loads(raw)
-        except ValueError as exc:
-            raise Invalid(f"{BATCHING_ENV} is not JSON ({exc})", field=BATCHING_ENV) from exc
-        if not isinstance(doc, dict):
-            raise Invalid(f"{BATCHING_ENV} must be a JSON object", field=BATCHING_ENV)
-        return cls().with_options(doc)
 
 
 @dataclass(frozen=True)
@@ -137,64 +78,6 @@ class Answer:
     def model_version(self) -> str | None:
         """The answering version's number as text (None for a ``runs:/`` model)."""
         return self.served.version_label
-
-
-@dataclass(frozen=True)
-class Feedback:
-    """A label and/or reward for an earlier prediction (``arm``: who answered, if known)."""
-
-    request_id: str
-    label: Any = None
-    reward: float | None = None
-    arm: str | None = None
-
-    @classmethod
-    def parse(cls, body: Any) -> list[Feedback]:
-        """Feedback items from a JSON body: one object or a list of them; ``Invalid``
-        naming the item and field that is wrong (nothing is recorded then)."""
-        items = body if isinstance(body, list) else [body]
-        if not items:
-            raise Invalid("feedback is an object or a non-empty list of them; got []")
-        parsed: list[Feedback] = []
-        for i, item in enumerate(items):
-            where = f"feedback[{i}]" if isinstance(body, list) else "feedback"
-            if not isinstance(item, dict):
-                raise Invalid(
-                    f"{where} must be an object {{request_id, label?, reward?, arm?}}; "
-                    f"got {excerpt(item)}",
-                    field="body",
-                )
-            unknown = sorted(set(item) - {"request_id", "label", "reward", "arm"})
-            if unknown:
-                raise Invalid(
-                    f"{where} has unknown field(s) {unknown}; expected request_id, label, "
-                    "reward, arm",
-                    field=unknown[0],
-                )
-            rid = item.get("request_id")
-            if not isinstance(rid, str) or not rid or len(rid) > 128:
-                raise Invalid(
-                    f"{where}.request_id must be the text of a prediction's request id "
-                    f"(1-128 characters); got {excerpt(rid)}",
-                    field="request_id",
-                )
-            reward = item.get("reward")
-            if reward is not None and (
-                isinstance(reward, bool)
-                or not isinstance(reward, (int, float))
-                or not np.isfinite(reward)
-            ):
-                raise Invalid(
-                    f"{where}.reward must be a number; got {excerpt(reward)}", field="reward"
-                )
-            label = item.get("label")
-            if label is None and reward is None:
-                raise Invalid(f"{where} needs a label or a reward; got neither", field="label")
-            arm = item.get("arm")
-            if arm is not None and not isinstance(arm, str):
-                raise Invalid(f"{where}.arm must be text; got {excerpt(arm)}", field="arm")
-            parsed.append(cls(rid, label, None if reward is None else float(reward), arm))
-        return parsed
 
 
 @dataclass
