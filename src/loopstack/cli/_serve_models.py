@@ -22,12 +22,20 @@ fails; ``--enrich-config FILE`` (JSON or YAML) gives the whole setting (``mode``
 ``defaults``, ``max_age_s``, ``timeout_s``, ``breaker``, ``features``, ``online_url``),
 which ``--enrich`` and ``--default`` override. A stored deployment enriches as its own
 options say (``DeploymentStore.set_enrichment``).
+
 Operations: ``--auth`` asks every request but health, readiness and metrics for a token
 of a user with at least the viewer role in the served project; ``--rate-limit N``
 answers a caller past N requests per second (bursts of ``--rate-burst``) with 429 and
 ``Retry-After``; ``--ssl-certfile``/``--ssl-keyfile`` serve HTTPS; on SIGTERM the
 requests in flight finish (for at most ``--graceful-timeout`` seconds) before a worker
 stops.
+
+Concurrent requests to one model share a model call: ``--max-batch-size`` (32) requests
+at most, a batch formed under load waiting at most ``--batch-latency-ms`` (2) for
+company, at most ``--max-queue`` (256) requests waiting (beyond: 503 with Retry-After).
+A stored deployment's options ``max_batch_size``, ``batch_latency_ms`` and ``max_queue``
+override them for it. Every prediction is written to the prediction log unless
+``--no-prediction-log``.
 """
 
 from __future__ import annotations
@@ -232,6 +240,29 @@ def serve(
         metavar="SECONDS",
         help="On SIGTERM, how long the requests in flight may take to finish.",
     ),
+    max_batch_size: int = typer.Option(
+        32, "--max-batch-size", min=1, max=4096, help="Most requests in one model call."
+    ),
+    batch_latency_ms: float = typer.Option(
+        2.0,
+        "--batch-latency-ms",
+        min=0,
+        max=10_000,
+        help="Longest a batch formed under load waits for more requests (a lone request "
+        "never waits).",
+    ),
+    max_queue: int = typer.Option(
+        256,
+        "--max-queue",
+        min=1,
+        max=1_000_000,
+        help="Most requests waiting per model; beyond, 503 with Retry-After.",
+    ),
+    prediction_log: bool = typer.Option(
+        True,
+        "--prediction-log/--no-prediction-log",
+        help="Record every prediction (and feedback) in the event log.",
+    ),
 ) -> None:
     """Serve models: Open Inference Protocol v2 (/v2/... and, with --grpc-port, gRPC) and
     JSON (/endpoints/NAME/predict)."""
@@ -240,8 +271,9 @@ def serve(
     from loopstack.cli._serve import bind_error
     from loopstack.registry import resolve_model_uri
     from loopstack.server import serve_endpoints
-    from loopstack.serving import EndpointSpec, ServingRuntime, endpoint_name_for
+    from loopstack.serving import BatchSettings, EndpointSpec, ServingRuntime, endpoint_name_for
 
+    batching = BatchSettings(max_batch_size, batch_latency_ms, max_queue)
     pairs = pair_models(ctx.meta.get("loopstack.serve.args", []))
     enrichment = enrichment_config(enrich, default, enrich_config)
     if enrichment is not None and not pairs:
@@ -297,7 +329,13 @@ def serve(
         out.print("  deployments: none yet (new ones are picked up)", highlight=False)
     out.print(
         f"  workers:    {workers} (one BLAS thread each)   access log: "
-        f"{'on' if access_log else 'off'}",
+        f"{'on' if access_log else 'off'}   prediction log: "
+        f"{'on' if prediction_log else 'off'}",
+        highlight=False,
+    )
+    out.print(
+        f"  batching:   at most {max_batch_size} requests a call, {batch_latency_ms:g} ms, "
+        f"queue {max_queue}",
         highlight=False,
     )
     first = specs[0].name if specs else (served_deployments or [None])[0]
@@ -327,6 +365,8 @@ def serve(
         workers=workers,
         access_log=access_log,
         refresh_s=refresh_s,
+        batching=batching,
+        prediction_log=prediction_log,
         deployments=None
         if served_deployments is None
         else (project, list(deployment) or None, onnx),

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import functools
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio.to_thread
 import grpc
-import numpy as np
 
 from loopstack import __version__
 from loopstack.errors import (
@@ -50,8 +50,8 @@ from loopstack.server._http_errors import bounded_message
 from loopstack.server._proto import grpc_predict_v2_pb2 as pb
 from loopstack.server._proto import grpc_predict_v2_pb2_grpc as pb_grpc
 from loopstack.server.routes.oip_v2 import served_model
-from loopstack.serving import Choice, ServingRuntime
-from loopstack.serving._oip import InputTensor, model_input, model_metadata
+from loopstack.serving import Answerer
+from loopstack.serving._oip import model_metadata
 from loopstack.serving._oip_grpc import encode_outputs, parameter_value, parse_infer_message
 
 __all__ = [
@@ -120,32 +120,6 @@ def _answers(method: _Method) -> _Method:
     return wrapper  # type: ignore[return-value]
 
 
-async def _predict(
-    runtime: ServingRuntime,
-    name: str,
-    version: str | None,
-    inputs: list[InputTensor],
-    routing_key: str | None,
-) -> tuple[Choice, dict[str, np.ndarray]]:
-    """Every gRPC prediction goes through here: the model that answers (``name``'s, the
-    arm its deployment's policy picks for ``routing_key``, or ``version``'s when one is
-    asked for) and its outputs on ``inputs``, predicted in a worker thread; the shadow
-    arms get a copy. The one place to re-point at a protocol-free prediction entry point
-    (batching, prediction log, metrics)."""
-
-    def run() -> tuple[Choice, dict[str, np.ndarray]]:
-        if version is None:
-            choice = runtime.choose(name, routing_key)
-        else:  # a version asked for by number: the endpoint's served version only
-            choice = Choice(served_model(runtime, name, version)[1], None)
-        model_inputs = model_input(inputs, choice.served.signature)
-        outputs = choice.served.predict(model_inputs)
-        runtime.shadow(choice, model_inputs, outputs)
-        return choice, outputs
-
-    return await anyio.to_thread.run_sync(run)
-
-
 def _routing_key(request: Any, context: grpc.aio.ServicerContext) -> str | None:
     """The ``x-routing-key`` metadata, else the request's ``routing_key`` parameter."""
     for key, value in context.invocation_metadata() or ():
@@ -172,8 +146,9 @@ def _tensor_metadata(doc: dict[str, Any]) -> Any:
 class InferenceService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
     """The ``GRPCInferenceService`` over one serving process's ``ServingRuntime``."""
 
-    def __init__(self, runtime: ServingRuntime) -> None:
-        self.runtime = runtime
+    def __init__(self, answerer: Answerer) -> None:
+        self.answerer = answerer
+        self.runtime = answerer.runtime
 
     @_answers
     async def ServerLive(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
@@ -226,22 +201,29 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[mi
             served_model(self.runtime, name, version)  # NOT_FOUND / UNAVAILABLE first
         key = _routing_key(request, context)
         parsed = await anyio.to_thread.run_sync(parse_infer_message, request)
-        choice, outputs = await _predict(self.runtime, name, version, parsed.inputs, key)
-        response = pb.ModelInferResponse(
-            model_name=name, model_version=choice.served.version_label or "", id=request.id
+        answer = await self.answerer.predict(
+            name,
+            parsed.inputs,
+            routing_key=key,
+            request_id=request.id[:128] or uuid.uuid4().hex,
+            version=version,
         )
-        for tensor in encode_outputs(parsed, outputs):
+        response = pb.ModelInferResponse(
+            model_name=name, model_version=answer.model_version or "", id=request.id
+        )
+        for tensor in encode_outputs(parsed, answer.outputs):
             response.outputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
             response.raw_output_contents.append(tensor.data)
-        if choice.arm is not None:
-            response.parameters["arm"].string_param = choice.arm
+        if answer.arm is not None:
+            response.parameters["arm"].string_param = answer.arm
         return response
 
 
 async def start_grpc_server(
-    runtime: ServingRuntime, address: str, max_message_bytes: int
+    answerer: Answerer, address: str, max_message_bytes: int
 ) -> tuple[grpc.aio.Server, int]:
-    """Start serving ``runtime`` over gRPC on ``address`` (``host:port``; ``[::1]:port``
+    """Start answering through ``answerer`` (batching, the prediction log, metrics: as
+    every protocol does) over gRPC on ``address`` (``host:port``; ``[::1]:port``
     for IPv6) in the running event loop: the server and the port it bound. Messages over
     ``max_message_bytes`` are refused; the port is shared with other processes that bind
     it the same way (``SO_REUSEPORT``), as the serving workers do."""
@@ -251,7 +233,7 @@ async def start_grpc_server(
             ("grpc.so_reuseport", 1),
         ]
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(runtime), server)
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(answerer), server)
     try:
         port = server.add_insecure_port(address)
     except RuntimeError as exc:  # grpc >= 1.60 raises where older ones returned 0

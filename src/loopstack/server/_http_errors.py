@@ -110,8 +110,12 @@ def api_routes(app: Any) -> list[Any]:
 
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route serves on this path (one route per method, so look at all)."""
+    from starlette.routing import Route
+
     path, methods = request.url.path, set[str]()
-    for route in api_routes(request.app):
+    routers = [request.app.router, *getattr(request.app.state, "routers", [])]
+    plain = [r for router in routers for r in router.routes if isinstance(r, Route)]
+    for route in plain:  # the API routes and the plain Starlette ones (serving's hot path)
         if route.path_regex.match(path):
             methods |= route.methods or set()
     return sorted(methods)

@@ -22,6 +22,11 @@ stops accepting, lets the requests in flight finish, then runs the lifespan's en
 refresh loop stops, gRPC stops (its calls in flight given a grace period) and every hook
 given to ``add_shutdown_hook`` runs: the place to flush what a worker still holds (the
 prediction log).
+
+Every protocol answers through one ``serving.Answerer`` held in ``app.state.answerer``:
+per-model adaptive batching (``BatchSettings``), the prediction log (one writer per
+worker process, flushed at shutdown; a crash loses at most the last flush interval) and
+the serving metrics on ``/metrics`` beside the per-route ones.
 """
 
 from __future__ import annotations
@@ -45,8 +50,11 @@ from loopstack.config import Settings, settings
 from loopstack.errors import Invalid
 from loopstack.serving import (
     ENDPOINTS_ENV,
+    Answerer,
+    BatchSettings,
     DeploymentSource,
     EndpointSpec,
+    PredictionLog,
     ServingRuntime,
     limit_threads,
     specs_from_env,
@@ -60,6 +68,7 @@ __all__ = [
     "GRACEFUL_TIMEOUT_S",
     "GRPC_ENV",
     "GRPC_MISSING",
+    "PREDICTION_LOG_ENV",
     "REFRESH_ENV",
     "WARM_WAIT_ENV",
     "access_from_settings",
@@ -131,6 +140,10 @@ def add_shutdown_hook(app: FastAPI, hook: Callable[[], None]) -> None:
     app.state.shutdown_hooks.append(hook)
 
 
+#: "0" turns the prediction log off in the workers (``loopstack serve --no-prediction-log``)
+PREDICTION_LOG_ENV = "LOOPSTACK_SERVING_PREDICTION_LOG"
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     wait_s = app.state.warm_before_serving_s
@@ -145,7 +158,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         from loopstack.server._grpc import start_grpc_server
 
         grpc_server, app.state.grpc_port = await start_grpc_server(
-            app.state.runtime, address, app.state.config.max_body_bytes
+            app.state.answerer, address, app.state.config.max_body_bytes
         )
     try:
         yield
@@ -155,6 +168,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             from loopstack.server._grpc import SHUTDOWN_GRACE_S
 
             await grpc_server.stop(SHUTDOWN_GRACE_S)
+        await app.state.answerer.aclose()  # what waits is answered; the log is flushed
         await _run_shutdown_hooks(app)
 
 
@@ -178,6 +192,8 @@ def create_serving_app(
     rate_limit: float | None = None,
     rate_burst: float | None = None,
     warm_before_serving_s: float = 0.0,
+    batching: BatchSettings | None = None,
+    prediction_log: bool | PredictionLog = True,
 ) -> FastAPI:
     """The serving ASGI app for ``endpoints``; ``start`` begins loading them at once.
 
@@ -195,16 +211,20 @@ def create_serving_app(
     ``warm_before_serving_s`` the lifespan's startup waits (that long at most) for every
     model to be warm, so the server accepts no connection before (what ``loopstack serve``
     does with several workers).
+    ``batching`` are the endpoints' batch settings (a deployment's options override
+    them); ``prediction_log`` True writes every prediction to the configured stores'
+    event log, False writes none, or give the ``PredictionLog`` to write to.
 
     >>> app = create_serving_app([EndpointSpec("churn", "models:/churn@champion")])
     """
     from loopstack.server._boundary import BadStringGuard
-    from loopstack.server._http_errors import api_routes, install_error_handlers
+    from loopstack.server._http_errors import install_error_handlers
     from loopstack.server._metrics import MetricsMiddleware, ServerMetrics
     from loopstack.server._rate_limit import RateLimit
     from loopstack.server._request_gate import RequestGate
     from loopstack.server._route_roles import check_every_route_is_declared
     from loopstack.server.routes import oip_v2, serving
+    from loopstack.serving import ServingMetrics
 
     config = config or settings()
     if grpc_address is not None and (missing := grpc_missing()):
@@ -214,6 +234,18 @@ def create_serving_app(
     rate = config.serving_rate_limit if rate_limit is None else rate_limit
     burst = config.serving_rate_burst if rate_burst is None else rate_burst
     runtime = endpoints if isinstance(endpoints, ServingRuntime) else ServingRuntime(endpoints)
+    metrics = ServerMetrics()
+    answerer = Answerer(
+        runtime,
+        settings=batching,
+        metrics=ServingMetrics(metrics.registry),
+        deployments=deployments,
+    )
+    if prediction_log is True:
+        answerer.prediction_log = _open_prediction_log(config, answerer)
+    elif isinstance(prediction_log, PredictionLog):
+        answerer.prediction_log = prediction_log
+
     app = FastAPI(
         title="loopstack serving",
         version=__version__,
@@ -234,13 +266,12 @@ def create_serving_app(
     app.state.runtime = runtime
     app.state.grpc_address = grpc_address
     app.state.grpc_port = None  # the port bound, once the lifespan starts gRPC
+    app.state.answerer = answerer
     app.include_router(oip_v2.router)
     app.include_router(serving.router)
     app.state.routers = [oip_v2.router, serving.router]
 
     install_error_handlers(app)
-
-    metrics = ServerMetrics()
 
     @app.get("/health", name="health", tags=["ops"])
     async def health() -> dict[str, object]:
@@ -253,14 +284,19 @@ def create_serving_app(
         responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
     )
     def prometheus_metrics() -> Response:
-        """Requests, errors and latency per route (summed over every worker); feature
-        enrichment's counters and breakers (the answering worker's)."""
+        """Requests, errors and latency per route, and the serving metrics per endpoint,
+        model version and arm (summed over every worker); feature enrichment's counters
+        and breakers (the answering worker's)."""
         from loopstack.serving._enrich import enrichment_metrics
 
         body = metrics.render() + enrichment_metrics(runtime).encode()
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    check_every_route_is_declared(r.name for r in api_routes(app))
+    from starlette.routing import Route
+
+    # every route, the plain Starlette ones (predict, infer) too, has a declared role
+    routes = [r for router in [app.router, *app.state.routers] for r in router.routes]
+    check_every_route_is_declared(r.name for r in routes if isinstance(r, Route))
     app.add_middleware(BadStringGuard)
     if rate:
         app.add_middleware(RateLimit, rate=rate, burst=burst or None)
@@ -280,6 +316,14 @@ def create_serving_app(
     if refresh_s > 0:
         _start_refresh(runtime, refresh_s, deployments, app.state.stop_refresh)
     return app
+
+
+def _open_prediction_log(config: Settings, answerer: Answerer) -> PredictionLog:
+    """This process's prediction-log writer over the configured stores' event log."""
+    from loopstack.store import open_stores
+    from loopstack.store.events import EventLog
+
+    return PredictionLog(EventLog(open_stores(config)), on_flush=answerer.on_flush)
 
 
 def _first_pass(runtime: ServingRuntime, source: DeploymentSource) -> None:
@@ -336,6 +380,8 @@ def app_from_environment() -> FastAPI:
         deployments=source,
         grpc_address=os.environ.get(GRPC_ENV) or None,
         warm_before_serving_s=warm_s,
+        batching=BatchSettings.from_env(),
+        prediction_log=os.environ.get(PREDICTION_LOG_ENV, "1") != "0",
     )
 
 
@@ -374,6 +420,8 @@ def serve_endpoints(
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
     graceful_timeout_s: int = GRACEFUL_TIMEOUT_S,
+    batching: BatchSettings | None = None,
+    prediction_log: bool = True,
 ) -> None:
     """Serve ``specs`` with uvicorn (blocking): ``workers`` processes, each loading every
     model once with one BLAS/OpenMP thread.
@@ -385,13 +433,14 @@ def serve_endpoints(
     ``rate_limit`` and ``rate_burst`` (None: the settings') are handed to the workers as
     their settings; with ``ssl_certfile`` and ``ssl_keyfile`` it answers HTTPS only. On
     SIGTERM each worker stops accepting and lets the requests in flight finish, for at
-    most ``graceful_timeout_s``.
+    most ``graceful_timeout_s``. ``batching`` and
+    ``prediction_log`` as ``create_serving_app`` takes them.
 
     >>> serve_endpoints([EndpointSpec("churn", "models:/churn@champion")], port=8080)
     """
     import uvicorn
 
-    from loopstack.serving import specs_to_env
+    from loopstack.serving import BATCHING_ENV, specs_to_env
 
     limit_threads()  # before the workers start: the BLAS reads these when it loads
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -428,6 +477,8 @@ def serve_endpoints(
     ):
         if value is not None:
             os.environ[f"LOOPSTACK_{name}"] = value
+    os.environ[BATCHING_ENV] = (batching or BatchSettings()).to_env()
+    os.environ[PREDICTION_LOG_ENV] = "1" if prediction_log else "0"
     from loopstack.server import _log_config
 
     uvicorn.run(

@@ -7,7 +7,10 @@ model's features from the online store, behind a timeout and a circuit breaker).
 through a server); ``route()`` picks, for one request, the arm that answers and the
 shadow arms that get a copy. The runtime (``Endpoint``, ``ServingRuntime``, the
 digest-keyed ``ModelCache``) loads models; the Open Inference Protocol v2 codec (pure
-functions) is ``_oip``. The HTTP app is ``loopstack.server.create_serving_app``;
+functions) is ``_oip``. ``Answerer.predict`` is the one entry point every protocol
+calls: per-model adaptive batching (``BatchSettings``), the ``PredictionLog`` and the
+``ServingMetrics`` in the request path, shadow comparisons and ``Feedback``. The HTTP
+app is ``loopstack.server.create_serving_app``;
 ``loopstack serve`` runs it. The SQL and REST stores load on first use, so importing
 this package stays light.
 """
@@ -17,6 +20,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from loopstack.serving._answer import Answer, Answerer
+from loopstack.serving._batch_settings import BATCHING_ENV, BatchSettings
 from loopstack.serving._batcher import Batcher, BatcherStats, BatchFailed
 from loopstack.serving._client import deployments
 from loopstack.serving._deployed import DeploymentSource, arm_specs
@@ -42,6 +47,8 @@ from loopstack.serving._enrich import (
     training_features,
 )
 from loopstack.serving._enrich_config import BreakerConfig, CircuitBreaker, EnrichmentConfig
+from loopstack.serving._feedback import Feedback
+from loopstack.serving._metrics import ServingMetrics
 from loopstack.serving._policies import (
     Route,
     epsilon_greedy_choice,
@@ -75,14 +82,18 @@ _LAZY = {
 }
 
 __all__ = [
+    "BATCHING_ENV",
     "ENDPOINTS_ENV",
     "POLICIES",
     "ROLES",
     "STAGES",
     "STRATEGIES",
+    "Answer",
+    "Answerer",
     "Arm",
     "ArmStats",
     "BatchFailed",
+    "BatchSettings",
     "Batcher",
     "BatcherStats",
     "BreakerConfig",
@@ -98,6 +109,7 @@ __all__ = [
     "EnrichmentConfig",
     "Endpoint",
     "EndpointSpec",
+    "Feedback",
     "ModelCache",
     "PredictionLog",
     "PredictionLogStats",
@@ -106,6 +118,7 @@ __all__ = [
     "Route",
     "arm_specs",
     "ServedModel",
+    "ServingMetrics",
     "ServingRuntime",
     "SqlDeployments",
     "deployments",

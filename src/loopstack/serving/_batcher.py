@@ -8,6 +8,11 @@ make up the next batch. A full queue refuses at once with ``Overloaded``
 (503; the server adds ``Retry-After``). An exception in ``predict_fn`` fails
 that batch's callers only, each with the exception; a caller that gives up
 (its task cancelled) is skipped, and the rest of its batch is unaffected.
+
+With ``dispatch_when_idle`` (what the serving path uses) an item that finds no batch
+running and none waiting leaves at once, so a lone request pays no latency budget; the
+items that arrive while a call runs form the next batch, which leaves when the call
+ends and it is full or its oldest item has waited ``max_latency_ms``.
 """
 
 from __future__ import annotations
@@ -70,7 +75,8 @@ class Batcher(Generic[In, Out]):
     ``prometheus_client.Histogram``) sees each batch's size; ``queue_depth_gauge``
     (anything with ``set``) follows the number of waiting items. One batch
     runs at a time unless ``max_concurrent_batches`` says more. A batcher
-    serves the one event loop it is first used in.
+    serves the one event loop it is first used in; ``dispatch_when_idle`` sends an item
+    that finds nothing running at once (see the module doc).
     """
 
     def __init__(
@@ -84,6 +90,7 @@ class Batcher(Generic[In, Out]):
         executor: concurrent.futures.Executor | None = None,
         batch_size_histogram: _Observer | None = None,
         queue_depth_gauge: _Setter | None = None,
+        dispatch_when_idle: bool = False,
     ) -> None:
         for name, value in (
             ("max_batch_size", max_batch_size),
@@ -103,6 +110,7 @@ class Batcher(Generic[In, Out]):
         self.max_queue = max_queue
         self.max_concurrent_batches = max_concurrent_batches
         self.executor = executor
+        self.dispatch_when_idle = dispatch_when_idle
         self.stats = BatcherStats()
         self._histogram = batch_size_histogram
         self._gauge = queue_depth_gauge
@@ -164,7 +172,8 @@ class Batcher(Generic[In, Out]):
                 await self._arrived.wait()
                 continue
             deadline = self._pending[0].enqueued + self.max_latency_s
-            while len(self._pending) < self.max_batch_size and not self._closed:
+            idle = self.dispatch_when_idle and not self._running
+            while not idle and len(self._pending) < self.max_batch_size and not self._closed:
                 left = deadline - loop.time()
                 if left <= 0:
                     break

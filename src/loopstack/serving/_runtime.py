@@ -25,7 +25,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -59,8 +58,6 @@ log = logging.getLogger("loopstack.serving")
 #: the environment variable that hands the endpoint list to each worker process (JSON)
 ENDPOINTS_ENV = "LOOPSTACK_SERVING_ENDPOINTS"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-#: shadow copies waiting for the shadow thread beyond which a new copy is dropped
-SHADOW_BACKLOG = 256
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -345,10 +342,8 @@ class ServingRuntime:
         #: False while a deployment source has not made its first pass (not ready yet)
         self.synced = True
         #: per (deployment, shadow arm): copies run, answers equal to the primary's, errors,
-        #: copies dropped (the backlog was full)
+        #: copies dropped (the backlog was full); the ``Answerer`` runs the copies
         self.shadow_stats: dict[tuple[str, str], dict[str, int]] = {}
-        self._shadow_pool: ThreadPoolExecutor | None = None
-        self._shadow_pending = 0
 
     @property
     def endpoints(self) -> list[Endpoint]:
@@ -359,6 +354,12 @@ class ServingRuntime:
     def deployments(self) -> dict[str, Deployment]:
         """The stored deployments served, by name, at the revision being served."""
         return {n: d.deployment for n, d in list(self._deployed.items())}
+
+    def deployment(self, name: str) -> Deployment | None:
+        """The stored deployment served as ``name`` (None for a plain endpoint): one
+        lookup, where ``deployments`` builds a dict."""
+        deployed = self._deployed.get(name)
+        return None if deployed is None else deployed.deployment
 
     @property
     def ready(self) -> bool:
@@ -452,59 +453,10 @@ class ServingRuntime:
             self._deployed.pop(name, None)
         self._forget_unused()
 
-    def shadow(self, choice: Choice, inputs: Any, outputs: Mapping[str, np.ndarray]) -> None:
-        """Run ``choice``'s shadow arms on ``inputs`` in a background thread, never
-        answering: count in ``shadow_stats`` how often each agreed with ``outputs``.
-        Beyond ``SHADOW_BACKLOG`` copies waiting, a copy is dropped (and counted)."""
-        if not choice.shadows:
-            return
-        deployment = choice.deployment_name or ""
-        with self._lock:
-            if self._shadow_pool is None:
-                self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="loopstack-shadow")
-            pool = self._shadow_pool
-        for arm, served in choice.shadows:
-            with self._lock:
-                full = self._shadow_pending >= SHADOW_BACKLOG
-                if not full:
-                    self._shadow_pending += 1
-            if full:
-                self._shadow_stat(deployment, arm)["dropped"] += 1
-                continue
-            pool.submit(self._run_shadow, deployment, arm, served, inputs, outputs)
-
-    def _shadow_stat(self, deployment: str, arm: str) -> dict[str, int]:
+    def shadow_stat(self, deployment: str, arm: str) -> dict[str, int]:
+        """The counters of one shadow arm (``shadow_stats``), made on first use."""
         fresh = {"runs": 0, "agree": 0, "errors": 0, "dropped": 0}
         return self.shadow_stats.setdefault((deployment, arm), fresh)
-
-    def _run_shadow(
-        self,
-        deployment: str,
-        arm: str,
-        served: ServedModel,
-        inputs: Any,
-        outputs: Mapping[str, np.ndarray],
-    ) -> None:
-        stats = self._shadow_stat(deployment, arm)
-        try:
-            got = served.predict(inputs)
-        except Exception as exc:  # noqa: BLE001 - a shadow's failure never reaches a caller
-            stats["errors"] += 1
-            log.debug("shadow arm %s of %s failed: %s", arm, deployment, exc)
-            return
-        finally:
-            with self._lock:
-                self._shadow_pending -= 1
-        stats["runs"] += 1
-        same = bool(np.array_equal(np.asarray(got["predict"]), np.asarray(outputs["predict"])))
-        stats["agree"] += int(same)
-        log.debug(
-            "shadow arm %s of %s (version %s): %s",
-            arm,
-            deployment,
-            served.version_label,
-            "agrees" if same else "differs",
-        )
 
     def load_all(self) -> None:
         """Load every endpoint still loading, in this thread."""

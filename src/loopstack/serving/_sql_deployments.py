@@ -27,7 +27,9 @@ from loopstack.serving._deployments import (
     DeploymentRevision,
     DeploymentStore,
     is_version_number,
+    merged_serving_options,
     parse_model_ref,
+    serving_options,
     validate_arms,
     validate_deployment_name,
 )
@@ -227,8 +229,9 @@ class SqlDeployments(BanditState, DeploymentStore):
         comment: str = "",
         reset_bandit: bool = False,
     ) -> Deployment:
-        """Write the next revision of ``current`` (refused if it changed meanwhile)."""
-        options = dict(options or {})
+        """Write the next revision of ``current`` (refused if it changed meanwhile);
+        without ``options`` it keeps ``current``'s serving options."""
+        options = dict(serving_options(current.options) if options is None else options)
         if action not in ("enrichment", "rollback") and "enrichment" in current.options:
             # a routing change keeps the endpoint's enrichment (a rollback restores its own)
             options.setdefault("enrichment", current.options["enrichment"])
@@ -427,7 +430,7 @@ class SqlDeployments(BanditState, DeploymentStore):
         current = self.get(name)
         share = 100.0 / max(1, len(arms))
         built = [self._arm(n, ref, weight=share, role="arm") for n, ref in arms.items()]
-        options = {"strategy": strategy, "epsilon": epsilon}
+        options = {**serving_options(current.options), "strategy": strategy, "epsilon": epsilon}
         return self._revise(
             current, "bandit", "bandit", built, options=options, force=force, reset_bandit=True
         )
@@ -506,6 +509,21 @@ class SqlDeployments(BanditState, DeploymentStore):
             options=old.options,
             force=force,
             comment=f"rolled back to revision {target}",
+        )
+
+    def configure(self, name: str, options: dict[str, Any], *, force: bool = False) -> Deployment:
+        """Serving options as a new revision, the arms and policy unchanged."""
+        current = self.get(name)
+        merged = merged_serving_options(current.options, options)
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
+        return self._revise(
+            current,
+            "configure",
+            current.policy,
+            current.arms,
+            options=merged,
+            force=force,
+            comment=f"serving options {shown}",
         )
 
     def delete(self, name: str) -> None:
