@@ -14,10 +14,12 @@ bodies of the MLflow DELETE routes, which read them by hand (``body_model``).
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from starlette.routing import Route
 
 from loopstack.server._http_errors import api_routes
 from loopstack.server._request_gate import STREAMED_UPLOADS
@@ -70,14 +72,18 @@ _BEARER = {
 }
 
 
-def _routes(app: FastAPI) -> dict[tuple[str, str], APIRoute]:
+def _routes(app: FastAPI) -> dict[tuple[str, str], Any]:
     """Each documented operation's route, by (path as in the spec, method)."""
-    return {
+    found: dict[tuple[str, str], Any] = {
         (route.path_format, method.lower()): route
         for route in api_routes(app)
         if route.include_in_schema
         for method in route.methods or ()
     }
+    for route in _plain_routes(app):
+        for method in route.methods or ():
+            found[(route.path_format, method.lower())] = route
+    return found
 
 
 def _hand_read_body(route: APIRoute, schemas: dict[str, Any]) -> dict[str, Any] | None:
@@ -217,6 +223,42 @@ _SERVING_BODIES = {
 }
 
 
+def _plain_routes(app: FastAPI) -> list[Route]:
+    """The routes mounted as plain Starlette ones (the hot predict and infer routes skip
+    FastAPI's parameter solving, so FastAPI does not document them)."""
+    routers = [app.router, *getattr(app.state, "routers", [])]
+    return [
+        r
+        for router in routers
+        for r in router.routes
+        if isinstance(r, Route) and not isinstance(r, APIRoute) and r.name in _SERVING_BODIES
+    ]
+
+
+def _add_plain_routes(app: FastAPI, spec: dict[str, Any]) -> None:
+    """Document each plain route as FastAPI would: its path parameters (strings), a 200
+    answering JSON; the body and the error answers follow as for every route."""
+    paths = spec.setdefault("paths", {})
+    for route in _plain_routes(app):
+        for method in sorted(m.lower() for m in route.methods or () if m != "HEAD"):
+            paths.setdefault(route.path_format, {})[method] = {
+                "tags": ["serving"],
+                "summary": route.name.replace("_", " ").capitalize(),
+                "description": inspect.getdoc(route.endpoint) or "",
+                "operationId": route.name,
+                "parameters": [
+                    {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                    for p in route.param_convertors
+                ],
+                "responses": {
+                    "200": {
+                        "description": "Successful Response",
+                        "content": {"application/json": {"schema": {}}},
+                    }
+                },
+            }
+
+
 def serving_openapi(app: FastAPI) -> dict[str, Any]:
     """The serving app's OpenAPI document: the JSON bodies its predict and infer routes
     read by hand, the bearer token (with auth on), and every error answer with its shape
@@ -224,6 +266,7 @@ def serving_openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is not None:
         return app.openapi_schema
     spec = FastAPI.openapi(app)
+    _add_plain_routes(app, spec)
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(LoopstackError=_NATIVE_ERROR, OipError=_OIP_ERROR)
     auth = bool(getattr(app.state.config, "auth", False))
