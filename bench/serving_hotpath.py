@@ -4,7 +4,9 @@ Trains a HistGradientBoostingClassifier on 30 float features in a fresh
 ``LOOPSTACK_HOME``, registers it, and serves it with ``loopstack serve`` (one worker,
 pinned to core 0 with ``taskset``); a bare Starlette app calling ``predict_proba`` on
 the same model (a float array built from the records, no batching, no logging, on the
-event loop) is the peer. ``wrk`` (pinned to core 1) sends single-row JSON requests:
+event loop) is the peer, and the same with ``predict_proba`` in a worker thread (as the
+serving path calls the model) at concurrency 1. ``wrk`` (pinned to core 1) sends
+single-row JSON requests:
 
 - ``POST /endpoints/hgb/predict`` ``{"records": [{...30 floats...}]}``
 - ``POST /v2/models/hgb/infer`` one ``[1, 30]`` FP64 tensor
@@ -34,7 +36,7 @@ from pathlib import Path
 N_FEATURES = 30
 BARE_APP = textwrap.dedent(
     """
-    import json, os, warnings, numpy as np, joblib
+    import json, os, warnings, anyio.to_thread, numpy as np, joblib
     warnings.filterwarnings("ignore", message="X does not have valid feature names")
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
@@ -45,9 +47,18 @@ BARE_APP = textwrap.dedent(
         doc = json.loads(await request.body())
         X = np.array([[r[c] for c in cols] for r in doc["records"]], dtype="float64")
         return JSONResponse({"probabilities": model.predict_proba(X).tolist()})
+    async def predict_in_thread(request):
+        doc = json.loads(await request.body())
+        X = np.array([[r[c] for c in cols] for r in doc["records"]], dtype="float64")
+        proba = await anyio.to_thread.run_sync(model.predict_proba, X)
+        return JSONResponse({"probabilities": proba.tolist()})
     async def health(request):
         return JSONResponse({"ok": True})
-    app = Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/health", health)])
+    app = Starlette(routes=[
+        Route("/predict", predict, methods=["POST"]),
+        Route("/predict_thread", predict_in_thread, methods=["POST"]),
+        Route("/health", health),
+    ])
     """
 ).replace("N_FEATURES", str(N_FEATURES))
 
@@ -188,6 +199,10 @@ def main() -> None:
                 f"c{c}": _wrk(url, bodies["predict"], c, args.duration, work, bare.pid)
                 for c in (32, 1)
             }
+            # the same with predict_proba in a worker thread, as the serving path calls it
+            results["bare_thread"] = {
+                "c1": _wrk(f"{url}_thread", bodies["predict"], 1, args.duration, work, bare.pid)
+            }
         finally:
             bare.terminate()
             bare.wait(10)
@@ -223,6 +238,8 @@ def main() -> None:
             if name in results:
                 ratio = results[name]["c1"]["p50_ms"] / results["bare"]["c1"]["p50_ms"]
                 print(f"{name}: p50 at concurrency 1 is {ratio:.2f}x the bare endpoint's")
+                ratio = results[name]["c1"]["p50_ms"] / results["bare_thread"]["c1"]["p50_ms"]
+                print(f"{name}: p50 at concurrency 1 is {ratio:.2f}x the bare threaded one's")
 
 
 if __name__ == "__main__":
