@@ -88,3 +88,29 @@ def test_a_replica_loads_through_a_tracking_server(monkeypatch: pytest.MonkeyPat
             )
         finally:
             close_shared(server.url)
+
+
+def test_a_serving_process_freezes_its_models_and_a_swap_lets_the_old_one_go() -> None:
+    import gc
+    import weakref
+
+    X, _, _ = log_models()
+    other = LogisticRegression(C=0.01, max_iter=300).fit(X, (X.iloc[:, 0] > 5.8).astype(int))
+    with ls.start_run(experiment="serving") as run:
+        run.log_model(other, name="iris", artifact_path="iris2", sample_input=X.head(5))
+    thresholds = gc.get_threshold()
+    runtime = ServingRuntime([EndpointSpec("iris", "models:/iris@champion")])
+    runtime.settle_heap = True
+    try:
+        gc.unfreeze()
+        runtime.load_all()
+        assert gc.get_freeze_count() > 0  # the loaded model is out of the collector's walks
+        assert gc.get_threshold() == ls.serving._runtime.GC_THRESHOLDS
+        first = weakref.ref(runtime.get("iris").model().model)
+        registry().set_alias("iris", "champion", 2, force=True)
+        assert runtime.refresh() == ["iris"]
+        assert first() is None  # frozen or not, the swapped-out model is freed
+        assert runtime.get("iris").model().version_label == "2"
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)

@@ -194,6 +194,7 @@ def create_serving_app(
     warm_before_serving_s: float = 0.0,
     batching: BatchSettings | None = None,
     prediction_log: bool | PredictionLog = True,
+    settle_heap: bool = False,
 ) -> FastAPI:
     """The serving ASGI app for ``endpoints``; ``start`` begins loading them at once.
 
@@ -213,7 +214,9 @@ def create_serving_app(
     does with several workers).
     ``batching`` are the endpoints' batch settings (a deployment's options override
     them); ``prediction_log`` True writes every prediction to the configured stores'
-    event log, False writes none, or give the ``PredictionLog`` to write to.
+    event log, False writes none, or give the ``PredictionLog`` to write to. With
+    ``settle_heap`` (a serving worker's own process: ``loopstack serve``) the loaded
+    models are frozen out of the garbage collector's walks (``serving.settle_heap``).
 
     >>> app = create_serving_app([EndpointSpec("churn", "models:/churn@champion")])
     """
@@ -234,6 +237,7 @@ def create_serving_app(
     rate = config.serving_rate_limit if rate_limit is None else rate_limit
     burst = config.serving_rate_burst if rate_burst is None else rate_burst
     runtime = endpoints if isinstance(endpoints, ServingRuntime) else ServingRuntime(endpoints)
+    runtime.settle_heap = runtime.settle_heap or settle_heap
     metrics = ServerMetrics()
     answerer = Answerer(
         runtime,
@@ -382,6 +386,7 @@ def app_from_environment() -> FastAPI:
         warm_before_serving_s=warm_s,
         batching=BatchSettings.from_env(),
         prediction_log=os.environ.get(PREDICTION_LOG_ENV, "1") != "0",
+        settle_heap=True,
     )
 
 

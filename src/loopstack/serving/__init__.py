@@ -68,6 +68,7 @@ from loopstack.serving._runtime import (
     ServingRuntime,
     endpoint_name_for,
     limit_threads,
+    settle_heap,
     specs_from_env,
     specs_to_env,
 )
@@ -132,6 +133,7 @@ __all__ = [
     "parse_model_ref",
     "resolve_arm",
     "route",
+    "settle_heap",
     "specs_from_env",
     "specs_to_env",
     "thompson_choice",
