@@ -354,3 +354,18 @@ def test_a_worker_takes_its_settings_from_loopstack_serve(monkeypatch: pytest.Mo
     plog = logging.state.answerer.prediction_log
     assert isinstance(plog, PredictionLog)
     plog.close()
+
+
+def test_a_worker_logs_predictions_in_the_project_it_serves() -> None:
+    from loopstack import auth
+    from loopstack.config import set_project
+
+    fraud = auth.create_project(open_stores().db, "fraud", actor="root")
+    set_project("fraud")
+    try:
+        served = create_serving_app([], start=False)
+        plog = served.state.answerer.prediction_log
+        assert plog is not None and plog.events.project_id == fraud.project_id != 0
+        plog.close()
+    finally:
+        set_project(None)

@@ -323,11 +323,15 @@ def create_serving_app(
 
 
 def _open_prediction_log(config: Settings, answerer: Answerer) -> PredictionLog:
-    """This process's prediction-log writer over the configured stores' event log."""
+    """This process's prediction-log writer over the configured stores' event log, in
+    the project served (``config.project``, else ``default``)."""
+    from loopstack.auth import resolve_project
     from loopstack.store import open_stores
     from loopstack.store.events import EventLog
 
-    return PredictionLog(EventLog(open_stores(config)), on_flush=answerer.on_flush)
+    stores = open_stores(config)
+    project_id = resolve_project(stores.db, config.project)
+    return PredictionLog(EventLog(stores, project_id=project_id), on_flush=answerer.on_flush)
 
 
 def _first_pass(runtime: ServingRuntime, source: DeploymentSource) -> None:
