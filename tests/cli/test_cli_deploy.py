@@ -1,4 +1,5 @@
-"""`loopstack deploy create|show|list|set|canary|shadow|ab|bandit|promote|rollback|history`,
+"""`loopstack deploy create|show|list|set|canary|shadow|ab|bandit|promote|rollback|history|
+options|enrich`,
 on the local stores and through a live server with auth on."""
 
 from __future__ import annotations
@@ -126,3 +127,21 @@ def test_through_a_server_a_viewer_reads_and_is_refused_changes(
     refused = invoke("promote", "api", env=as_viewer)
     assert refused.exit_code == 1 and "error: " in refused.stderr and "viewer" in refused.stderr
     assert "deployment api (revision 2)" in ok("show", "api", env=as_viewer)
+
+
+def test_serving_options_set_cleared_and_refused(churn: None) -> None:
+    ok("create", "api", "--model", "churn/1")
+    out = ok("options", "api", "--max-batch-size", "8", "--batch-latency-ms", "5")
+    assert "api serving options: batch_latency_ms=5.0, max_batch_size=8" in out
+    assert ls.deployments().get("api").options == {"max_batch_size": 8, "batch_latency_ms": 5.0}
+    out = ok("options", "api", "--clear", "batch_latency_ms", "--max-queue", "10")
+    assert ls.deployments().get("api").options == {"max_batch_size": 8, "max_queue": 10}
+    for args, message in [
+        ((), "nothing to set"),
+        (("--clear", "batch_size"), "unknown serving option(s) ['batch_size']"),
+        (("--clear", "max_queue", "--max-queue", "3"), "--clear max_queue and a value"),
+    ]:
+        result = invoke("options", "api", *args)
+        assert result.exit_code != 0 and message in result.output, result.output
+        assert "Traceback" not in result.output
+    assert ls.deployments().get("api").revision == 3  # the refusals changed nothing

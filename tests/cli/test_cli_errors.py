@@ -44,6 +44,7 @@ ARGS: dict[str, list[str]] = {
     "deploy rollback": ["api", "--to", "1"],
     "deploy history": ["api"],
     "deploy enrich": ["api", "--mode", "degraded", "--default", "trips=0"],
+    "deploy options": ["api", "--max-batch-size", "8"],
     "features apply": ["{missing}"],
     "features delete": ["driver_stats"],
     "features list": [],

@@ -251,6 +251,51 @@ def enrich(
     _print(got, f"{name} {'no longer enriches' if off else 'enriches its requests'}")
 
 
+@app.command("options")
+def options(
+    name: str = NAME,
+    max_batch_size: int = typer.Option(
+        None, "--max-batch-size", min=1, max=4096, help="Most requests in one model call."
+    ),
+    batch_latency_ms: float = typer.Option(
+        None,
+        "--batch-latency-ms",
+        min=0,
+        max=10_000,
+        help="Longest a batch formed under load waits for more requests.",
+    ),
+    max_queue: int = typer.Option(
+        None, "--max-queue", min=1, max=1_000_000, help="Most requests waiting per model."
+    ),
+    clear: list[str] = typer.Option(
+        [], "--clear", help="An option to drop (back to the server's flag); repeat for more."
+    ),
+    force: bool = FORCE,
+) -> None:
+    """Set the endpoint's serving options (batching and its queue) over the flags of
+    ``loopstack serve``; a new revision, picked up by every replica."""
+    from loopstack.cli._output import fail
+
+    changes: dict[str, object] = {
+        k: v
+        for k, v in {
+            "max_batch_size": max_batch_size,
+            "batch_latency_ms": batch_latency_ms,
+            "max_queue": max_queue,
+        }.items()
+        if v is not None
+    }
+    for key in clear:
+        if key in changes:
+            fail(f"--clear {key} and a value for it: give one")
+        changes[key] = None
+    if not changes:
+        fail("nothing to set: give --max-batch-size, --batch-latency-ms, --max-queue or --clear")
+    got = _store().configure(name, changes, force=force)
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(got.options.items())) or "none"
+    _print(got, f"{name} serving options: {shown}")
+
+
 @app.command("history")
 def history(
     name: str = NAME,
