@@ -212,6 +212,21 @@ def test_keys_only_requests_answer_as_the_model_on_training_features(world: Worl
         lacking = _predict(url, "drivers", {"records": [{"driver_id": 1}]})
         assert lacking.status_code == 422
         assert "'factor'" in lacking.json()["message"]
+        # over OIP: one tensor per key column
+        factors = [world.factors[d] for d in drivers]
+        infer = {
+            "inputs": [
+                {"name": "driver_id", "datatype": "INT64", "shape": [4], "data": drivers},
+                {"name": "factor", "datatype": "FP64", "shape": [4, 1], "data": factors},
+            ]
+        }
+        oip = httpx.post(f"{url}/v2/models/drivers/infer", json=infer, timeout=30)
+        assert oip.status_code == 200, oip.text
+        (out,) = [o for o in oip.json()["outputs"] if o["name"] == "predict"]
+        assert out["data"] == world.expected(drivers)
+        infer["inputs"][0]["shape"] = [2, 2]
+        bad = httpx.post(f"{url}/v2/models/drivers/infer", json=infer, timeout=30)
+        assert bad.status_code == 400 and "shape" in bad.json()["error"], bad.text
 
 
 def test_store_down_fails_closed_or_serves_declared_defaults(world: World, tmp_path: Path) -> None:

@@ -33,6 +33,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from loopstack.errors import FeaturesUnavailable, Invalid, LoopstackError, NotFound, excerpt
 from loopstack.serving._enrich_config import CircuitBreaker, EnrichmentConfig
 
@@ -420,6 +422,9 @@ class Enricher:
         )
 
     def _rows(self, records: Any) -> list[dict[str, Any]]:
+        if isinstance(records, list) and records and all(_is_tensor(t) for t in records):
+            # OIP inputs: one tensor per key column, shape [N] or [N, 1]
+            records = {t.name: _plain_column(t.array) for t in records}
         if isinstance(records, Mapping):  # columns: {"driver_id": [1, 2]}
             n = len(next(iter(records.values()), []))
             rows = [{k: v[i] for k, v in records.items()} for i in range(n)]
@@ -535,6 +540,25 @@ def enrich(served: Any, records: Any) -> EnrichResult | None:
     if enricher is None:
         return None
     return enricher.enrich(records)
+
+
+def _is_tensor(value: Any) -> bool:
+    from loopstack.serving._oip import InputTensor
+
+    return isinstance(value, InputTensor)
+
+
+def _plain_column(array: np.ndarray) -> list[Any]:
+    """One OIP key tensor's values as a column: ``[N]`` or ``[N, 1]``; ``Invalid`` else."""
+    values = np.asarray(array)
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if values.ndim != 1:
+        raise Invalid(
+            f"an entity-key tensor has shape [N] or [N, 1]; got {list(values.shape)}",
+            field="inputs",
+        )
+    return [v.decode() if isinstance(v, bytes) else v for v in values.tolist()]
 
 
 _BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
