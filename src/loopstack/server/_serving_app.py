@@ -328,9 +328,19 @@ def _open_prediction_log(config: Settings, answerer: Answerer) -> PredictionLog:
     from loopstack.auth import resolve_project
     from loopstack.store import open_stores
     from loopstack.store.events import EventLog
+    from loopstack.store.remote import server_url
 
     stores = open_stores(config)
-    project_id = resolve_project(stores.db, config.project)
+    if server_url(config) is not None:  # the event log has no REST API yet
+        log.warning(
+            "the prediction log is written to this replica's own store (%s), not through "
+            "the tracking server %s",
+            config.db_url,
+            config.tracking_uri,
+        )
+        project_id = 0
+    else:
+        project_id = resolve_project(stores.db, config.project)
     return PredictionLog(EventLog(stores, project_id=project_id), on_flush=answerer.on_flush)
 
 
