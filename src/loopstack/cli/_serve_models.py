@@ -181,8 +181,8 @@ def serve(
         help="Re-resolve aliases and poll deployments this often (default: 1 with "
         "deployments, else 0: never).",
     ),
-    access_log: bool = typer.Option(
-        True, "--access-log/--no-access-log", help="Log one line per request."
+    no_access_log: bool = typer.Option(
+        False, "--no-access-log", help="Do not log one line per request."
     ),
     grpc_port: int | None = typer.Option(
         None,
@@ -203,12 +203,12 @@ def serve(
     enrich_config: Path | None = typer.Option(
         None, "--enrich-config", help="A JSON or YAML file with the enrichment settings."
     ),
-    auth: bool | None = typer.Option(
-        None,
-        "--auth/--no-auth",
+    auth_flag: bool = typer.Option(
+        False,
+        "--auth",
         help="Require a bearer token of a user with the viewer role or higher in the "
         "served project on every route but health, readiness and metrics (401 without, "
-        "403 for another project's). Default: LOOPSTACK_SERVING_AUTH, else off.",
+        "403 for another project's). Without it: LOOPSTACK_SERVING_AUTH, else off.",
     ),
     rate_limit: float | None = typer.Option(
         None,
@@ -258,10 +258,10 @@ def serve(
         max=1_000_000,
         help="Most requests waiting per model; beyond, 503 with Retry-After.",
     ),
-    prediction_log: bool = typer.Option(
-        True,
-        "--prediction-log/--no-prediction-log",
-        help="Record every prediction (and feedback) in the event log.",
+    no_prediction_log: bool = typer.Option(
+        False,
+        "--no-prediction-log",
+        help="Do not record predictions (and feedback) in the event log.",
     ),
 ) -> None:
     """Serve models: Open Inference Protocol v2 (/v2/... and, with --grpc-port, gRPC) and
@@ -273,6 +273,8 @@ def serve(
     from loopstack.server import serve_endpoints
     from loopstack.serving import BatchSettings, EndpointSpec, ServingRuntime, endpoint_name_for
 
+    access_log = not no_access_log
+    auth = True if auth_flag else None  # None: the settings' (LOOPSTACK_SERVING_AUTH)
     batching = BatchSettings(max_batch_size, batch_latency_ms, max_queue)
     pairs = pair_models(ctx.meta.get("loopstack.serve.args", []))
     enrichment = enrichment_config(enrich, default, enrich_config)
@@ -330,7 +332,7 @@ def serve(
     out.print(
         f"  workers:    {workers} (one BLAS thread each)   access log: "
         f"{'on' if access_log else 'off'}   prediction log: "
-        f"{'on' if prediction_log else 'off'}",
+        f"{'off' if no_prediction_log else 'on'}",
         highlight=False,
     )
     out.print(
@@ -366,7 +368,7 @@ def serve(
         access_log=access_log,
         refresh_s=refresh_s,
         batching=batching,
-        prediction_log=prediction_log,
+        prediction_log=not no_prediction_log,
         deployments=None
         if served_deployments is None
         else (project, list(deployment) or None, onnx),
