@@ -23,7 +23,7 @@ reqs=()
 for file in "$bench"/requirements*.txt; do
     reqs+=(-r "$file")
 done
-"$venv/bin/python" -m pip install --quiet "${reqs[@]}" -e "$repo[redis]"
+"$venv/bin/python" -m pip install --quiet "${reqs[@]}" -e "$repo[redis,sklearn]"
 "$venv/bin/python" - <<'EOF'
 import feast, loopstack, mlflow, pandera, redis
 print(f"bench/.venv ready: loopstack {loopstack.__file__}, feast {feast.__version__}, "
