@@ -73,13 +73,19 @@ SYSTEMS = (
     "loopstack-v2",
     "loopstack-nolog",
     "loopstack-enrich",
+    "loopstack-nobatch",
 )
+#: rows run only when --only names them
+OPT_IN = ("loopstack-nobatch",)
 
 
 LABELS = {
     "loopstack-nolog": "loopstack REST, no prediction log",
     "loopstack-enrich": "loopstack REST, enrichment",
+    "loopstack-nobatch": "loopstack REST, --max-batch-size 1",
 }
+#: the enrichment row's feature view and entity key (its rows read from the online store)
+FEATURE_VIEW, ENTITY_KEY = "w5_features", "row_id"
 
 
 @dataclass
@@ -166,9 +172,10 @@ def flag(help_text: str, name: str) -> bool:
     return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", help_text) is not None
 
 
-def loopstack_servers(home: Path, record: dict[str, float]) -> list[Server]:
+def loopstack_servers(home: Path, frame: Any, row_index: int) -> list[Server]:
     """The loopstack servers: default flags (REST + OIP v2), then each variant it has."""
     help_text = serve_help(sys.executable)
+    record = {c: float(v) for c, v in frame.iloc[row_index].items()}
     base = ["--model", f"models:/{MODEL_NAME}/1", "--workers", "1", "--no-access-log"]
 
     def command(extra: list[str]) -> Callable[[Path, int], list[str]]:
@@ -222,13 +229,81 @@ def loopstack_servers(home: Path, record: dict[str, float]) -> list[Server]:
         )
     else:
         default.notes.append("no --no-prediction-log option: prediction-log row skipped")
-    enrich = [f for f in ("--enrich", "--enrichment", "--features") if flag(help_text, f)]
-    default.notes.append(
-        f"enrichment option {enrich[0]} present but this harness does not drive it yet"
-        if enrich
-        else "no enrichment option in this loopstack serve: enrichment row skipped"
-    )
+    if batching:
+        servers.append(
+            Server(
+                "loopstack-nobatch",
+                sys.executable,
+                command(["--max-batch-size", "1"]),
+                [rest("loopstack-nobatch", LABELS["loopstack-nobatch"])],
+                env,
+            )
+        )
+    if flag(help_text, "--enrich-config"):
+        config = home.parent / "enrich.json"
+        default.notes.append(
+            "enrichment row: --enrich-config (fail_closed), the 30 features read from a "
+            "SQLite online store by one int64 key; the request carries the key only"
+        )
+        servers.append(
+            Server(
+                "loopstack-enrich",
+                sys.executable,
+                command(["--enrich-config", str(config)]),
+                [
+                    Target(
+                        "loopstack-enrich",
+                        LABELS["loopstack-enrich"],
+                        f"/endpoints/{MODEL_NAME}/predict",
+                        {"records": [{ENTITY_KEY: row_index}]},
+                        lambda a: [float(v) for v in a["probabilities"][0]],
+                    )
+                ],
+                env,
+                prepare=lambda work, _port: prepare_enrichment(home, frame, config),
+            )
+        )
+    else:
+        default.notes.append("no --enrich-config option in this loopstack serve: row skipped")
     return servers
+
+
+def prepare_enrichment(home: Path, frame: Any, config: Path, rows: int = 1_000) -> None:
+    """A feature view of the model's 30 columns by ``row_id`` (the first ``rows`` rows of
+    ``frame``, an hour old), materialized into a SQLite online store; and the
+    ``--enrich-config`` file that names them."""
+    from datetime import timedelta
+
+    import pandas as pd
+
+    from loopstack.features import Entity, FeatureStore, FeatureView, Field, FileSource
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    source = home.parent / "features.parquet"
+    table = frame.head(rows).copy()
+    table.insert(0, ENTITY_KEY, range(len(table)))
+    table.insert(1, "event_timestamp", pd.Timestamp(now - timedelta(hours=1)))
+    table.to_parquet(source)
+    online_url = f"sqlite:///{home.parent / 'online.db'}"
+    store = FeatureStore(online_url=online_url)
+    entity = Entity("row", join_keys=[ENTITY_KEY])
+    view = FeatureView(
+        FEATURE_VIEW,
+        entities=[entity],
+        source=FileSource(source, "event_timestamp"),
+        schema=[Field(c, "float64") for c in COLUMNS],
+    )
+    store.apply([entity, view])
+    store.materialize(now - timedelta(days=1), now + timedelta(minutes=1))
+    config.write_text(
+        json.dumps(
+            {
+                "mode": "fail_closed",
+                "features": [f"{FEATURE_VIEW}:{c}" for c in COLUMNS],
+                "online_url": online_url,
+            }
+        )
+    )
 
 
 def peer_servers(model_path: Path, record: dict[str, float]) -> list[Server]:
@@ -568,7 +643,12 @@ def measure_server(
     sdir = work / server.key
     sdir.mkdir(parents=True, exist_ok=True)
     if server.prepare:
-        server.prepare(sdir, port)
+        try:
+            server.prepare(sdir, port)
+        except Exception as exc:  # noqa: BLE001 - a row that cannot be set up is reported
+            why = f"setup failed: {type(exc).__name__}: {exc}"
+            print(f"  {server.key}: {why}", file=sys.stderr)
+            return {t.key: {"label": t.label, "skipped": why} for t in targets}
     log_path = sdir / "server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -680,16 +760,19 @@ def report(results: dict[str, Any], concurrency: list[int]) -> dict[str, Any]:
     bare1 = _point(results, "bare", 1)
     value = ls1["p50_ms"] / bare1["p50_ms"] if ls1 and bare1 else None
     verdict("c=1 p50 vs bare Starlette", value, "<= 1.3x", None if value is None else value <= 1.3)
-    for key, base, what in (
-        ("loopstack-nolog", "loopstack", "prediction log"),
-        ("loopstack-enrich", "loopstack", "enrichment"),
+    print("\nVariants against loopstack REST (default flags: prediction log on, batching on):")
+    for key, what in (
+        ("loopstack-nolog", "prediction log off"),
+        ("loopstack-enrich", "enrichment on"),
+        ("loopstack-nobatch", "batching off"),
     ):
         for c in concurrency:
-            a, b = _point(results, key, c), _point(results, base, c)
+            a, b = _point(results, key, c), _point(results, "loopstack", c)
             if a and b:
                 print(
-                    f"  cost of the {what} at c={c}: {b['rps']:.1f} vs {a['rps']:.1f} req/s "
-                    f"without, p50 {b['p50_ms']:.2f} vs {a['p50_ms']:.2f} ms"
+                    f"  {what:<19} c={c:<3} {a['rps']:.1f} vs {b['rps']:.1f} req/s, "
+                    f"p50 {a['p50_ms']:.2f} vs {b['p50_ms']:.2f} ms, server CPU "
+                    f"{_ms(a['cpu_ms_per_request'])} vs {_ms(b['cpu_ms_per_request'])} ms/req"
                 )
     return verdicts
 
@@ -719,7 +802,7 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="results file (default: bench/results/)")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory")
     args = parser.parse_args()
-    wanted = set(SYSTEMS) if not args.only else set(args.only.split(","))
+    wanted = set(SYSTEMS) - set(OPT_IN) if not args.only else set(args.only.split(","))
     unknown = wanted - set(SYSTEMS)
     if unknown:
         parser.error(f"--only takes {', '.join(SYSTEMS)}; got {', '.join(sorted(unknown))}")
@@ -760,7 +843,7 @@ def main() -> None:
         expected = [float(v) for v in model.predict_proba(frame.iloc[[7]].to_numpy())[0]]
         with loopstack.start_run(experiment="w5") as run:
             run.log_model(model, name=MODEL_NAME, sample_input=frame.head(5))
-        servers = peer_servers(model_path, record) + loopstack_servers(home, record)
+        servers = peer_servers(model_path, record) + loopstack_servers(home, frame, 7)
         for server in servers:
             if not any(t.key in wanted for t in server.targets):
                 continue
