@@ -761,6 +761,7 @@ def report(results: dict[str, Any], concurrency: list[int]) -> dict[str, Any]:
     value = ls1["p50_ms"] / bare1["p50_ms"] if ls1 and bare1 else None
     verdict("c=1 p50 vs bare Starlette", value, "<= 1.3x", None if value is None else value <= 1.3)
     print("\nVariants against loopstack REST (default flags: prediction log on, batching on):")
+    shown = 0
     for key, what in (
         ("loopstack-nolog", "prediction log off"),
         ("loopstack-enrich", "enrichment on"),
@@ -774,6 +775,9 @@ def report(results: dict[str, Any], concurrency: list[int]) -> dict[str, Any]:
                     f"p50 {a['p50_ms']:.2f} vs {b['p50_ms']:.2f} ms, server CPU "
                     f"{_ms(a['cpu_ms_per_request'])} vs {_ms(b['cpu_ms_per_request'])} ms/req"
                 )
+                shown += 1
+    if not shown:
+        print("  (none measured)")
     return verdicts
 
 
