@@ -185,9 +185,10 @@ def live_server(ls_home: Path) -> Iterator[str]:
 
 
 class ThreadedServer:
-    """uvicorn serving an app in a background thread of this process (fast to start)."""
+    """uvicorn serving an app in a background thread of this process (fast to start);
+    with ``lifespan="on"`` the app's startup and shutdown run too (a gRPC server, say)."""
 
-    def __init__(self, app: object) -> None:
+    def __init__(self, app: object, lifespan: str = "off") -> None:
         import threading
 
         import uvicorn
@@ -195,7 +196,7 @@ class ThreadedServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan=lifespan
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -78,6 +78,14 @@ class Settings:
     max_body_bytes: int = 16 * MIB
     #: the largest upload it streams to disk: artifacts, datasets (``LOOPSTACK_MAX_UPLOAD_MB``)
     max_upload_bytes: int = 10 * 1024 * MIB
+    #: ``loopstack serve`` asks for a token with read access to the served project on
+    #: every route but health and metrics (``LOOPSTACK_SERVING_AUTH``; ``--auth``)
+    serving_auth: bool = False
+    #: requests per second per caller a serving worker lets through; 0: no limit
+    #: (``LOOPSTACK_SERVING_RATE_LIMIT``; ``--rate-limit``)
+    serving_rate_limit: float = 0.0
+    #: the burst above that rate (``LOOPSTACK_SERVING_RATE_BURST``; 0: one second's worth)
+    serving_rate_burst: float = 0.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -106,6 +114,9 @@ class Settings:
             audit_key_id=get("audit_key_id") or None,
             audit_anchor_path=get("audit_anchor_path") or str(home / "audit-anchors.jsonl"),
             audit_anchor_every=_whole(get("audit_anchor_every") or "0", "audit_anchor_every"),
+            serving_auth=(get("serving_auth", "off") or "off").lower() in _TRUE,
+            serving_rate_limit=_rate("serving_rate_limit", get("serving_rate_limit")),
+            serving_rate_burst=_rate("serving_rate_burst", get("serving_rate_burst")),
         )
 
 
@@ -124,10 +135,10 @@ def _positive_seconds(name: str, raw: str | None) -> float:
     return value
 
 
-def _mebibytes(name: str, text: str | None, default: float) -> int:
-    """A size setting given in MiB (a decimal is fine), as bytes; 0 means no limit."""
+def _non_negative(name: str, text: str | None, what: str) -> float | None:
+    """A setting that is a number >= 0 (``what`` says what it means); None when unset."""
     if text is None or not text.strip():
-        return int(default * MIB)
+        return None
     try:
         value = float(text)
     except ValueError:
@@ -136,11 +147,21 @@ def _mebibytes(name: str, text: str | None, default: float) -> int:
         from loopstack.errors import Invalid
 
         raise Invalid(
-            f"LOOPSTACK_{name.upper()} must be a size in MiB (a number >= 0, 0 for no limit); "
-            f"got {text[:40]!r}",
+            f"LOOPSTACK_{name.upper()} must be {what}; got {text[:40]!r}",
             field=name,
         )
-    return int(value * MIB)
+    return value
+
+
+def _rate(name: str, text: str | None) -> float:
+    """A rate setting (requests per second; unset: 0, off)."""
+    return _non_negative(name, text, "a number >= 0 (0: off)") or 0.0
+
+
+def _mebibytes(name: str, text: str | None, default: float) -> int:
+    """A size setting given in MiB (a decimal is fine), as bytes; 0 means no limit."""
+    value = _non_negative(name, text, "a size in MiB (a number >= 0, 0 for no limit)")
+    return int((default if value is None else value) * MIB)
 
 
 def settings() -> Settings:

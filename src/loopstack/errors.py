@@ -14,8 +14,10 @@ carries the HTTP status the server answers with::
      |    +-- AlreadyExists       a name that is taken
      +-- Forbidden (403)          authenticated, but the role is not enough
      +-- Unauthenticated (401)    no token, or a token that is unknown or revoked
+     +-- RateLimited (429)        a caller over its request rate; retry after Retry-After
      +-- Overloaded (503)         the store stayed busy past every retry
      +-- StoreUnavailable (503)   a backend could not be reached
+     |    +-- FeaturesUnavailable a served model's features could not be read fresh
      +-- NotReady (503)           a served model still loading, or failed to load
 
 Foreign exceptions are translated at the boundary (``raise ... from exc``).
@@ -28,12 +30,14 @@ __all__ = [
     "AlreadyExists",
     "ArtifactCorrupted",
     "Conflict",
+    "FeaturesUnavailable",
     "Forbidden",
     "Invalid",
     "LoopstackError",
     "NotFound",
     "NotReady",
     "Overloaded",
+    "RateLimited",
     "StoreUnavailable",
     "TooLarge",
     "Tampered",
@@ -129,6 +133,14 @@ class Unauthenticated(LoopstackError):
     mlflow_code = "UNAUTHENTICATED"
 
 
+class RateLimited(LoopstackError):
+    """A caller over its request rate (a serving replica's ``--rate-limit``); the answer's
+    ``Retry-After`` says how many seconds until the next request is let through."""
+
+    status_code = 429
+    mlflow_code = "REQUEST_LIMIT_EXCEEDED"
+
+
 class Overloaded(LoopstackError):
     status_code = 503
     mlflow_code = "TEMPORARILY_UNAVAILABLE"
@@ -137,6 +149,22 @@ class Overloaded(LoopstackError):
 class StoreUnavailable(LoopstackError):
     status_code = 503
     mlflow_code = "TEMPORARILY_UNAVAILABLE"
+
+
+class FeaturesUnavailable(StoreUnavailable):
+    """An enriching endpoint failed closed: the online store failed, or a feature was
+    stale or missing with no default. ``enrichment`` says what happened (in the body)."""
+
+    def __init__(
+        self, message: str, *, field: str | None = None, enrichment: dict[str, object]
+    ) -> None:
+        super().__init__(message, field=field)
+        self.enrichment = enrichment
+
+    def to_dict(self) -> dict[str, object]:
+        body = super().to_dict()
+        body["enrichment"] = self.enrichment
+        return body
 
 
 class NotReady(LoopstackError):

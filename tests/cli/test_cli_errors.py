@@ -43,6 +43,7 @@ ARGS: dict[str, list[str]] = {
     "deploy promote": ["api"],
     "deploy rollback": ["api", "--to", "1"],
     "deploy history": ["api"],
+    "deploy enrich": ["api", "--mode", "degraded", "--default", "trips=0"],
     "features apply": ["{missing}"],
     "features delete": ["driver_stats"],
     "features list": [],

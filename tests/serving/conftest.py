@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,3 +59,11 @@ def served() -> Iterator[Served]:
 
 def rows(X: pd.DataFrame, n: int = 5) -> np.ndarray:
     return X.head(n).to_numpy()
+
+
+def eventually(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    """Wait until ``check()`` is true; fail the test after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "the condition did not come true in time"
+        time.sleep(0.05)

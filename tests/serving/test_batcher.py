@@ -184,3 +184,23 @@ def test_close_runs_what_waits_then_refuses() -> None:
 
     run(main)
     assert model.calls == [[0, 1, 2]]
+
+
+def test_when_idle_a_call_goes_at_once_and_arrivals_meanwhile_form_the_next_batch() -> None:
+    model = Model(hold=True)
+
+    async def main() -> list[int]:
+        batcher = Batcher(model, max_batch_size=8, max_latency_ms=0, dispatch_when_idle=True)
+        first = asyncio.ensure_future(batcher.submit(1))
+        await _until(model.entered)  # the lone item went at once, on a 0 ms budget anyway
+        rest = [asyncio.ensure_future(batcher.submit(i)) for i in (2, 3, 4)]
+        await asyncio.sleep(0.05)
+        assert model.calls == [[1]]  # nothing runs beside the held call
+        model.release.set()
+        answers = await asyncio.gather(first, *rest)
+        await batcher.close()
+        assert dict(batcher.stats.batch_sizes) == {1: 1, 3: 1}
+        return answers
+
+    assert run(main) == [2, 4, 6, 8]
+    assert model.calls == [[1], [2, 3, 4]]

@@ -319,3 +319,48 @@ def test_version_numbers_are_plain_positive_integers(backend: Backend) -> None:
         with pytest.raises(ls.Invalid, match="MODEL@ALIAS .* or MODEL/VERSION"):
             dep.create("api", bad)
     assert dep.list_deployments() == []
+
+
+def test_enrichment_is_a_revision_kept_by_routing_changes(backend: Backend) -> None:
+    dep = ls.deployments()
+    dep.create("api", "churn/1")
+    with pytest.raises(ls.Invalid, match=r"'mode' is one of \['fail_closed', 'degraded'\]"):
+        dep.set_enrichment("api", {"mode": "lenient"})
+    with pytest.raises(ls.Invalid, match=r"no setting\(s\) \['default'\]"):
+        dep.set_enrichment("api", {"default": {"x": 1}})
+    assert dep.get("api").revision == 1
+    set_ = dep.set_enrichment("api", {"mode": "degraded", "defaults": {"trips": 0}})
+    assert set_.revision == 2 and _shape(set_) == _shape(dep.get("api"))
+    assert set_.options["enrichment"]["defaults"] == {"trips": 0}
+    assert dep.history("api")[-1].action == "enrichment"
+    canary = dep.canary("api", "churn/2", weight=10)
+    assert canary.options["enrichment"]["mode"] == "degraded"
+    assert dep.rollback("api", to=1).options == {}
+    assert "enrichment" not in dep.set_enrichment("api", None).options
+    actions = [(e["action"], e["actor"]) for e in open_audit_log().events(object_type="deployment")]
+    assert ("deployment.enrichment", "bob") in actions
+
+
+def test_serving_options_are_a_revision_kept_by_later_changes(backend: Backend) -> None:
+    dep = ls.deployments()
+    dep.create("opt", "churn/1")
+    tuned = dep.configure("opt", {"max_batch_size": 64, "batch_latency_ms": 5})
+    assert (tuned.revision, tuned.options) == (2, {"max_batch_size": 64, "batch_latency_ms": 5})
+    assert _shape(tuned) == _shape(dep.history("opt")[0])
+    assert dep.history("opt")[-1].action == "configure"
+    moved = dep.set("opt", "churn/2")  # a policy change keeps the serving options
+    assert moved.options == tuned.options
+    bandit = dep.bandit("opt", {"a": "churn/1", "b": "churn/2"}, strategy="epsilon", epsilon=0)
+    assert bandit.options == {**tuned.options, "strategy": "epsilon", "epsilon": 0}
+    cleared = dep.configure("opt", {"batch_latency_ms": None, "max_queue": 10})
+    kept = {"max_batch_size": 64, "max_queue": 10}
+    assert cleared.options == {**kept, "strategy": "epsilon", "epsilon": 0}
+    assert dep.rollback("opt", to=1).options == {}  # a rollback restores exactly
+    for options, message in [
+        ({"max_batch_size": 0}, "'max_batch_size' must be an integer from 1 to 4096; got 0"),
+        ({"batch_size": 8}, r"unknown serving option\(s\) \['batch_size'\]"),
+        ({}, "non-empty object"),
+    ]:
+        with pytest.raises(ls.Invalid, match=message):
+            dep.configure("opt", options)
+    assert dep.get("opt").revision == 6  # the refusals wrote nothing

@@ -37,3 +37,36 @@ def test_a_change_from_a_stale_read_is_refused_and_the_other_change_stands() -> 
     assert current.revision == 2 and current.primary is not None
     assert current.primary.version == 2 and current.updated_by == "bob"
     assert [r.actor for r in one.history("api")] == ["bob", "bob"]
+
+
+def test_each_version_a_deployment_serves_is_in_its_lineage() -> None:
+    reg = ls.get_registry(actor="alice")
+    for _ in range(2):
+        reg.create_model_version("churn", source="runs:/x/model", files={"m.bin": "ab" * 32})
+    deployments = SqlDeployments(open_stores(), actor="bob")
+    deployments.create("api", "churn/1")
+    deployments.canary("api", "churn/2", weight=10)
+    deployments.rollback("api", to=1)  # the edges of revisions past stay: lineage is history
+    graph = ls.lineage("deployment:api")
+    assert set(graph.upstream) >= {"model_version:churn/1", "model_version:churn/2"}
+    assert ("model_version:churn/2", "deployment:api", "deployed") in graph.edges
+    down = ls.lineage("model_version:churn/1")
+    assert "deployment:api" in down.downstream
+
+
+def test_a_model_a_deployment_serves_cannot_be_deleted() -> None:
+    reg = ls.get_registry(actor="alice")
+    reg.create_model_version("churn", source="runs:/x/model", files={"m.bin": "ab" * 32})
+    reg.create_model_version("other", source="runs:/x/model", files={"m.bin": "cd" * 32})
+    deployments = SqlDeployments(open_stores(), actor="bob")
+    deployments.create("api", "churn/1")
+    with pytest.raises(ls.Conflict, match=r"model 'churn' cannot be deleted: deployment\(s\)"):
+        reg.delete_registered_model("churn")
+    assert reg.get_registered_model("churn").name == "churn"  # nothing changed
+    deployments.set("api", "other/1")  # churn/1 stays as the warm standby: still refused
+    with pytest.raises(ls.Conflict, match=r"deployment\(s\) \['api'\] serve it"):
+        reg.delete_registered_model("churn")
+    deployments.delete("api")
+    reg.delete_registered_model("churn")  # no longer served
+    with pytest.raises(ls.NotFound):
+        reg.get_registered_model("churn")

@@ -4,8 +4,7 @@ through the store picked up by the running replica without a dropped request."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +18,7 @@ import loopstack as ls
 from loopstack.server import create_serving_app
 from loopstack.serving import DeploymentSource, DeploymentStore, ServingRuntime, deployments
 from tests.conftest import ThreadedServer
+from tests.serving.conftest import eventually
 
 
 @dataclass
@@ -36,13 +36,6 @@ class Live:
             headers=headers,
             timeout=30,
         )
-
-
-def _eventually(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "the condition did not come true in time"
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -84,7 +77,7 @@ def _live() -> Iterator[Live]:
         refresh_s=0.1,
         deployments=DeploymentSource(store, ["churn-api"], alias_refresh_s=0.1),
     )
-    _eventually(lambda: runtime.ready)
+    eventually(lambda: runtime.ready)
     try:
         with ThreadedServer(app) as server:
             yield Live(server.url, store, runtime, frame.head(2).to_dict("records"))
@@ -113,11 +106,11 @@ def test_the_primary_answers_and_a_blue_green_switch_drops_no_request(live: Live
     sender = threading.Thread(target=client)
     sender.start()
     try:
-        _eventually(lambda: len(answers) > 3)
+        eventually(lambda: len(answers) > 3)
         live.store.set("churn-api", "churn/2")
-        _eventually(lambda: live.predict().json()["model_version"] == "2")
+        eventually(lambda: live.predict().json()["model_version"] == "2")
         seen = len(answers)
-        _eventually(lambda: len(answers) > seen + 3)
+        eventually(lambda: len(answers) > seen + 3)
     finally:
         stop.set()
         sender.join(timeout=30)
@@ -130,12 +123,12 @@ def test_the_primary_answers_and_a_blue_green_switch_drops_no_request(live: Live
     )
 
     live.store.rollback("churn-api")
-    _eventually(lambda: live.predict().json()["model_version"] == "1")
+    eventually(lambda: live.predict().json()["model_version"] == "1")
 
 
 def test_a_canary_is_sticky_per_key_and_both_arms_answer(live: Live) -> None:
     live.store.canary("churn-api", "churn/2", weight=50)
-    _eventually(lambda: live.runtime.deployments["churn-api"].policy == "canary")
+    eventually(lambda: live.runtime.deployments["churn-api"].policy == "canary")
     by_key: dict[str, set[tuple[str, str]]] = {}
     for i in range(24):
         for _ in range(2):
@@ -165,11 +158,11 @@ def test_a_canary_is_sticky_per_key_and_both_arms_answer(live: Live) -> None:
 
 def test_a_shadow_never_answers_but_gets_copies(live: Live) -> None:
     live.store.shadow("churn-api", "churn/2")
-    _eventually(lambda: live.runtime.deployments["churn-api"].policy == "shadow")
+    eventually(lambda: live.runtime.deployments["churn-api"].policy == "shadow")
     for i in range(10):
         doc = live.predict(f"k{i}").json()
         assert (doc["arm"], doc["model_version"]) == ("blue", "1")
-    _eventually(
+    eventually(
         lambda: live.runtime.shadow_stats.get(("churn-api", "shadow"), {}).get("runs", 0) >= 10
     )
     assert live.runtime.shadow_stats[("churn-api", "shadow")]["errors"] == 0
@@ -181,7 +174,7 @@ def test_a_bandit_routes_to_the_arm_its_rewards_favour(live: Live) -> None:
     )
     live.store.record_reward("churn-api", "a", 0.0)
     live.store.record_reward("churn-api", "b", 1.0)
-    _eventually(lambda: live.runtime.deployments["churn-api"].policy == "bandit")
+    eventually(lambda: live.runtime.deployments["churn-api"].policy == "bandit")
     answers = {(d["arm"], d["model_version"]) for d in (live.predict().json() for _ in range(8))}
     assert answers == {("b", "2")}
     listed = httpx.get(f"{live.url}/endpoints/churn-api").json()
@@ -194,10 +187,10 @@ def test_an_arm_on_an_alias_follows_it_as_it_moves(live: Live) -> None:
 
     registry().set_alias("churn", "champion", 1)
     live.store.set("churn-api", "churn@champion")
-    _eventually(lambda: live.runtime.deployments["churn-api"].revision == 2)
+    eventually(lambda: live.runtime.deployments["churn-api"].revision == 2)
     assert live.predict().json()["model_version"] == "1"
     registry().set_alias("churn", "champion", 2)  # no new revision of the deployment
-    _eventually(lambda: live.predict().json()["model_version"] == "2")
+    eventually(lambda: live.predict().json()["model_version"] == "2")
     assert live.runtime.deployments["churn-api"].revision == 2
 
 
@@ -242,7 +235,7 @@ def test_the_cli_serves_a_stored_deployment_and_refuses_unknown_ones(ls_home: An
             except httpx.TransportError:
                 return False
 
-        _eventually(ready, timeout_s=90)
+        eventually(ready, timeout_s=90)
         got = httpx.post(
             f"{url}/endpoints/iris-api/predict", json={"records": X.head(2).to_dict("records")}
         )

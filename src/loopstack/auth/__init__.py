@@ -4,6 +4,7 @@ Who may do what is decided here and enforced by the server; every change goes
 through ``Database.write`` and so lands in the audit log with the change.
 """
 
+from loopstack.auth._access import ProjectAccess
 from loopstack.auth._projects import (
     ApprovalPolicy,
     Member,
@@ -61,6 +62,7 @@ __all__ = [
     "Member",
     "Permission",
     "Principal",
+    "ProjectAccess",
     "ProjectInfo",
     "REDACTED",
     "Role",

@@ -5,11 +5,14 @@ local metadata store the commands change the deployments directly; with an http(
 LOOPSTACK_TRACKING_URI they call the server's /api/v1/deployments routes (with
 LOOPSTACK_TOKEN, in the project given by --project / LOOPSTACK_PROJECT). Every change
 makes a new revision, audited with who made it; `history` lists them all and
-`rollback` restores one exactly.
+`rollback` restores one exactly. `enrich` makes an endpoint take entity keys and read
+its models' features from the online store (`--mode`, `--default FEATURE=VALUE`,
+`--config FILE`; `--off` stops).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -218,6 +221,34 @@ def rollback(
     """Restore an earlier revision exactly (as a new revision)."""
     got = _store().rollback(name, to=to, force=force)
     _print(got, f"rolled {name} back to revision {to or got.revision - 2}")
+
+
+@app.command("enrich")
+def enrich(
+    name: str = NAME,
+    mode: str = typer.Option(
+        None, "--mode", help="fail_closed or degraded (default: fail_closed, or the file's)."
+    ),
+    default: list[str] = typer.Option(
+        [], "--default", help="FEATURE=VALUE served in degraded mode; repeat for more."
+    ),
+    config: Path = typer.Option(
+        None, "--config", help="A JSON or YAML file with the enrichment settings."
+    ),
+    off: bool = typer.Option(False, "--off", help="Stop enriching: requests carry features."),
+) -> None:
+    """Make the endpoint take entity keys and read its models' features from the online
+    store (the version's training set names them), or --off stop; a new revision."""
+    from loopstack.cli._output import fail
+    from loopstack.cli._serve_models import enrichment_config
+
+    if off and (mode or default or config):
+        fail("--off stops enriching: give it alone, or --mode/--default/--config without it")
+    from loopstack.serving import EnrichmentConfig
+
+    settings = None if off else enrichment_config(mode, default, config) or EnrichmentConfig()
+    got = _store().set_enrichment(name, None if settings is None else settings.to_dict())
+    _print(got, f"{name} {'no longer enriches' if off else 'enriches its requests'}")
 
 
 @app.command("history")

@@ -43,11 +43,13 @@ def err_console() -> Console:
 
 
 def fail(message: str, code: int = 1) -> None:
-    """Print ``error: <message>`` in red on stderr and exit with ``code``."""
+    """Print ``error: <message>`` in red on stderr and exit with ``code``; the message is
+    shown as written (``loopstack[grpc]`` is not read as markup)."""
     import typer
+    from rich.markup import escape
 
     err_console().print(
-        f"[bold red]error:[/] {message}", markup=True, soft_wrap=True, highlight=False
+        f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True, highlight=False
     )
     raise typer.Exit(code)
 

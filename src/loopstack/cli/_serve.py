@@ -7,12 +7,13 @@ import typer
 __all__ = ["bind_error", "server"]
 
 
-def bind_error(host: str, port: int) -> str | None:
-    """Why ``host:port`` cannot be listened on now, or None if it can."""
+def bind_error(host: str, port: int, option: str = "--port") -> str | None:
+    """Why ``host:port`` cannot be listened on now, or None if it can (``option`` is the
+    one that gave the port, named in the message)."""
     import socket
 
     if not 1 <= port <= 65535:
-        return f"--port must be a TCP port from 1 to 65535; got {port}"
+        return f"{option} must be a TCP port from 1 to 65535; got {port}"
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
@@ -27,7 +28,7 @@ def bind_error(host: str, port: int) -> str | None:
             return f"no permission to listen on port {port} (ports below 1024 need root)"
         except OSError as exc:
             if exc.errno in (98, 48):  # EADDRINUSE on Linux, macOS
-                return f"port {port} on {host} is already in use; pass --port with a free one"
+                return f"port {port} on {host} is already in use; pass {option} with a free one"
             return f"cannot listen on {host}:{port} ({exc.strerror or exc})"
     return None
 

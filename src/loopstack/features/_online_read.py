@@ -386,12 +386,16 @@ def _run_odfv(
             ) from exc
     oldest: list[Any] = [None] * n
     any_stale = [False] * n
+    dtypes = {(v.name, f.name): f.dtype for v in od.odfv.source_views for f in v.schema}
     for src, names in od.inputs.items():
         for name in names:
             got = values.get(f"\x00{src}__{name}")
             if got is None:
                 got = values.get(f"{src}__{name}") if full else values.get(name)
-            data[name] = got if got is not None else [None] * n
+            got = got if got is not None else [None] * n
+            if None in got:  # through Arrow, as training builds it: a null int is NaN, not None
+                got = _as_training_column(got, dtypes.get((src, name)))
+            data[name] = got
         ts = stamps.get(f"\x00{src}", [None] * n)
         st = stale.get(f"\x00{src}", [False] * n)
         for i in range(n):
@@ -404,3 +408,18 @@ def _run_odfv(
         values[col] = [None if pd.isna(v) else v for v in series.tolist()]
         stamps[col] = oldest
         stale[col] = any_stale
+
+
+def _as_training_column(values: list[Any], dtype: str | None) -> Any:
+    """A source feature with nulls as the offline join hands it to an on-demand view
+    (an Arrow column of the declared type, to pandas): ``[None]`` is NaN, not ``object``."""
+    import pyarrow as pa
+
+    from loopstack.features._types import arrow_type
+
+    if dtype is None:
+        return values
+    try:
+        return pa.array(values, type=arrow_type(dtype)).to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return values

@@ -12,19 +12,16 @@ version logged from that run is known to use those features.
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection
 
-from loopstack.store.metadata.schema import LineageEdge
+from loopstack.store.metadata._lineage_edges import add_edges
 
 if TYPE_CHECKING:
     from loopstack.features._store import FeatureStore
 
 __all__ = ["register_training_set"]
-
-EDGES = cast(Table, LineageEdge.__table__)
 
 
 def register_training_set(
@@ -54,30 +51,8 @@ def register_training_set(
         edges.append(("feature_service", service, "features"))
 
     def run(conn: Connection) -> list[str]:
-        now = int(time.time() * 1000)
-        added = []
-        for src_type, src_id, relation in edges:
-            exists = conn.execute(
-                select(EDGES.c.relation).where(
-                    EDGES.c.src_type == src_type,
-                    EDGES.c.src_id == src_id,
-                    EDGES.c.dst_type == "dataset_version",
-                    EDGES.c.dst_id == dst,
-                )
-            ).first()
-            if exists is None:
-                conn.execute(
-                    EDGES.insert().values(
-                        src_type=src_type,
-                        src_id=src_id,
-                        dst_type="dataset_version",
-                        dst_id=dst,
-                        relation=relation,
-                        created_at=now,
-                    )
-                )
-                added.append(f"{src_type}:{src_id}")
-        return added
+        added = add_edges(conn, [(t, i, "dataset_version", dst, rel) for t, i, rel in edges])
+        return [f"{e[0]}:{e[1]}" for e in added]
 
     store.db.write(
         run,

@@ -9,12 +9,19 @@ from loopstack.registry._entities import (
     RegisteredModel,
 )
 from loopstack.registry._lineage import LineageGraph
-from loopstack.registry._models import load_model, log_model, resolve_model_uri
+from loopstack.registry._models import (
+    TRAINING_SET_TAG,
+    load_model,
+    log_model,
+    resolve_model_uri,
+    training_set_of,
+)
 from loopstack.registry._rest_store import RestRegistry
 from loopstack.registry._sql_store import SqlRegistry, package_digest
 from loopstack.registry._store import ApprovalStore, ModelStore, RegistryStore
 
 __all__ = [
+    "TRAINING_SET_TAG",
     "AliasMove",
     "ApprovalRequest",
     "ApprovalStore",
@@ -33,4 +40,5 @@ __all__ = [
     "registry",
     "resolve_model_uri",
     "signature_breaks",
+    "training_set_of",
 ]

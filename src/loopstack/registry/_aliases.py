@@ -26,7 +26,6 @@ from loopstack.store.metadata.schema import (
     ApprovalRequest as ApprovalRow,
 )
 from loopstack.store.metadata.schema import (
-    LineageEdge,
     ModelAlias,
     ModelVersionTag,
     Project,
@@ -45,7 +44,7 @@ __all__ = ["Aliases"]
 RM, RMT = cast(Table, ModelRow.__table__), cast(Table, RegisteredModelTag.__table__)
 MV, MVT = cast(Table, VersionRow.__table__), cast(Table, ModelVersionTag.__table__)
 AL, MOVES = cast(Table, ModelAlias.__table__), cast(Table, AliasMoveRow.__table__)
-AP, EDGES = cast(Table, ApprovalRow.__table__), cast(Table, LineageEdge.__table__)
+AP = cast(Table, ApprovalRow.__table__)
 PR = cast(Table, Project.__table__)
 
 

@@ -21,7 +21,10 @@ from loopstack.registry._entities import ModelVersion
 if TYPE_CHECKING:
     from loopstack.registry.flavors import LoadedModel
 
-__all__ = ["load_model", "log_model", "resolve_model_uri"]
+__all__ = ["TRAINING_SET_TAG", "load_model", "log_model", "resolve_model_uri", "training_set_of"]
+
+#: the model version tag naming the training set (``name/version``) it was trained on
+TRAINING_SET_TAG = "loopstack.training_set"
 
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))$")
 _RUNS_URI = re.compile(r"^runs:/(?P<run_id>[0-9a-f]{1,32})/(?P<path>.+)$")
@@ -69,6 +72,20 @@ def log_model(
         return _register(client, run, package, name, artifact_path, description, tags, parents)
 
 
+def training_set_of(run: Any) -> str | None:
+    """The training set (``name/version``) ``run`` took as its ``training`` input (the
+    last one logged), or None: what a model version logged from the run records.
+
+    ``get_historical_features(..., register_as=NAME)`` inside an active run logs it.
+    """
+    found = None
+    for ds in getattr(run, "inputs", None) or []:
+        version = ds.tags.get("loopstack.dataset_version")
+        if version and ds.tags.get("mlflow.data.context") == "training":
+            found = version
+    return found
+
+
 def _register(
     client: Any,
     run: Any,
@@ -82,6 +99,10 @@ def _register(
     from loopstack.registry._client import registry
     from loopstack.registry.flavors import MANIFEST_NAME
 
+    training_set = training_set_of(run)
+    if training_set is not None:
+        # the features an endpoint reads for this version (serving's enrichment)
+        tags = {TRAINING_SET_TAG: training_set, **(tags or {})}
     return registry().create_model_version(
         name,
         source=f"{run.artifact_uri}/{artifact_path.strip('/')}",

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, delete, func, select, update
 
-from loopstack.errors import AlreadyExists, Invalid, NotFound, Tampered
+from loopstack.errors import AlreadyExists, Conflict, Invalid, NotFound, Tampered
 from loopstack.registry._aliases import Aliases
 from loopstack.registry._approvals import Approvals
 from loopstack.registry._entities import (
@@ -22,9 +22,11 @@ from loopstack.registry._entities import (
     RegisteredModel,
     validate_model_name,
 )
+from loopstack.registry._in_use import deployments_using
 from loopstack.registry._lineage import LineageGraph, lineage, node_id
 from loopstack.registry._store import RegistryStore
 from loopstack.store import Stores
+from loopstack.store.metadata._lineage_edges import add_edges
 from loopstack.store.metadata.schema import (
     AliasMove as AliasMoveRow,
 )
@@ -32,7 +34,6 @@ from loopstack.store.metadata.schema import (
     ApprovalRequest as ApprovalRow,
 )
 from loopstack.store.metadata.schema import (
-    LineageEdge,
     ModelAlias,
     ModelVersionTag,
     Project,
@@ -51,7 +52,7 @@ __all__ = ["DEFAULT_POLICY", "SqlRegistry", "package_digest"]
 RM, RMT = cast(Table, ModelRow.__table__), cast(Table, RegisteredModelTag.__table__)
 MV, MVT = cast(Table, VersionRow.__table__), cast(Table, ModelVersionTag.__table__)
 AL, MOVES = cast(Table, ModelAlias.__table__), cast(Table, AliasMoveRow.__table__)
-AP, EDGES = cast(Table, ApprovalRow.__table__), cast(Table, LineageEdge.__table__)
+AP = cast(Table, ApprovalRow.__table__)
 PR = cast(Table, Project.__table__)
 
 DEFAULT_POLICY: dict[str, Any] = {
@@ -283,6 +284,12 @@ class SqlRegistry(Aliases, Approvals, RegistryStore):
     def delete_registered_model(self, name: str) -> None:
         def run(conn: Connection) -> None:
             row = self._model_row(conn, name, lock=True)
+            serving = deployments_using(conn, self.project_id, name)
+            if serving:
+                raise Conflict(
+                    f"model {name!r} cannot be deleted: deployment(s) {serving} serve it; "
+                    "move their arms to another model or delete them first"
+                )
             for table in (MVT, MOVES, AP, AL, MV, RMT):
                 conn.execute(delete(table).where(table.c.model_id == row.model_id))
             conn.execute(delete(RM).where(RM.c.model_id == row.model_id))
@@ -416,21 +423,7 @@ class SqlRegistry(Aliases, Approvals, RegistryStore):
                         "parent",
                     )
                 )
-            if edges:
-                conn.execute(
-                    EDGES.insert(),
-                    [
-                        {
-                            "src_type": a,
-                            "src_id": b,
-                            "dst_type": c,
-                            "dst_id": d,
-                            "relation": e,
-                            "created_at": now,
-                        }
-                        for a, b, c, d, e in edges
-                    ],
-                )
+            add_edges(conn, edges, now_ms=now)
             return self._versions(
                 conn, name, [self._version_row(conn, row.model_id, name, number)]
             )[0]

@@ -45,7 +45,8 @@ class ModelStore(abc.ABC):
 
     @abc.abstractmethod
     def delete_registered_model(self, name: str) -> None:
-        """Delete a model with all its versions, aliases, tags and requests."""
+        """Delete a model with all its versions, aliases, tags and requests; ``Conflict``
+        while a deployment has an arm on it."""
 
     @abc.abstractmethod
     def set_registered_model_tag(self, name: str, key: str, value: str) -> None:

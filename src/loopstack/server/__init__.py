@@ -1,10 +1,25 @@
 """The HTTP servers: the tracking server (native REST under /api/v1, the MLflow REST API,
-/health, /metrics) and the serving app (Open Inference Protocol v2, JSON predict)."""
+/health, /metrics) and the serving app (Open Inference Protocol v2 over REST and, with
+``loopstack[grpc]``, gRPC; JSON predict)."""
 
 from loopstack.server._app import create_app
-from loopstack.server._serving_app import create_serving_app, serve_endpoints
+from loopstack.server._serving_app import (
+    access_from_settings,
+    add_shutdown_hook,
+    create_serving_app,
+    grpc_missing,
+    serve_endpoints,
+)
 
-__all__ = ["create_app", "create_serving_app", "serve", "serve_endpoints"]
+__all__ = [
+    "access_from_settings",
+    "add_shutdown_hook",
+    "create_app",
+    "create_serving_app",
+    "grpc_missing",
+    "serve",
+    "serve_endpoints",
+]
 
 
 def serve(

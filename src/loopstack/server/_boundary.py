@@ -103,6 +103,10 @@ def refuse_bad_strings(scope: Scope, body: bytes) -> None:
             text = _decoded(unquote_to_bytes(value), name, "query parameter")
             _check(iter([(name, text)]), "query parameter")
     if body and _is_json(scope):
+        if body.isascii() and b"\\" not in body:
+            # ASCII without an escape holds no lone surrogate and no bad UTF-8, and a raw
+            # NUL is no valid JSON (the route's parsing refuses it): nothing to look for
+            return
         if _content_type(scope) is None:
             try:  # no content type: FastAPI reads JSON, but an upload may be any bytes
                 body.decode("utf-8")

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 from loopstack.errors import Invalid, LoopstackError, NotFound
 
 __all__ = [
+    "bounded_message",
     "install_error_handlers",
     "MLFLOW_PREFIXES",
     "api_routes",
@@ -72,22 +73,24 @@ def error_response(request: Request, exc: LoopstackError) -> JSONResponse:
     to retry (the store was busy: clients, HttpClient and mlflow's, back off and retry)."""
     if is_oip(request):
         status = 400 if exc.status_code == 422 else exc.status_code
-        response = JSONResponse({"error": _bounded(exc.message)}, status_code=status)
+        response = JSONResponse({"error": bounded_message(exc.message)}, status_code=status)
     elif is_mlflow(request):
         code = exc.mlflow_code
         # a body over the limit is a 413 whatever the API: MLflow has no code of its own
         status = 413 if exc.status_code == 413 else _MLFLOW_STATUS.get(code, 400)
-        response = JSONResponse({"error_code": code, "message": _bounded(exc.message)}, status)
+        response = JSONResponse(
+            {"error_code": code, "message": bounded_message(exc.message)}, status
+        )
     else:
         body = exc.to_dict()
-        body["message"] = _bounded(exc.message)
+        body["message"] = bounded_message(exc.message)
         response = JSONResponse(body, status_code=exc.status_code)
     if response.status_code == 503:
         response.headers["Retry-After"] = RETRY_AFTER_S
     return response
 
 
-def _bounded(message: str) -> str:
+def bounded_message(message: str) -> str:
     """A message of at most MAX_MESSAGE characters: the last guard against a message
     that quotes a whole input (the places that build messages quote ``excerpt``s)."""
     if len(message) <= MAX_MESSAGE:
@@ -107,8 +110,12 @@ def api_routes(app: Any) -> list[Any]:
 
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route serves on this path (one route per method, so look at all)."""
+    from starlette.routing import Route
+
     path, methods = request.url.path, set[str]()
-    for route in api_routes(request.app):
+    routers = [request.app.router, *getattr(request.app.state, "routers", [])]
+    plain = [r for router in routers for r in router.routes if isinstance(r, Route)]
+    for route in plain:  # the API routes and the plain Starlette ones (serving's hot path)
         if route.path_regex.match(path):
             methods |= route.methods or set()
     return sorted(methods)

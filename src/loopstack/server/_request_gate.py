@@ -9,7 +9,9 @@ of MiB. Here, before the app sees the request:
 - with auth on, a route that needs a token (every one but the public ones of
   ``_route_roles``) is answered 401 at once when the ``Authorization`` header names no
   valid token; a valid token's principal is left in ``request.state`` so that
-  ``authorize`` does not verify it twice;
+  ``authorize`` does not verify it twice. The serving app checks more here: its
+  ``app.state.access`` (an ``auth.ProjectAccess``) also refuses, 403, a token without
+  read access to the project it serves, and remembers its answers for a few seconds;
 - a body over the limit is answered 413, naming the limit and its setting: at once when
   ``Content-Length`` says so, else as soon as the bytes received pass it (a chunked
   body is counted, never buffered past the limit). JSON bodies are bounded by
@@ -32,7 +34,7 @@ from loopstack.server._http_errors import api_routes, error_response
 from loopstack.server._route_roles import minimum_role
 from loopstack.server._security import VERIFIED_PRINCIPAL, principal_from_header
 
-__all__ = ["STREAMED_UPLOADS", "RequestGate"]
+__all__ = ["STREAMED_UPLOADS", "RequestGate", "answer_error"]
 
 #: routes whose body is a file streamed to disk, bounded by LOOPSTACK_MAX_UPLOAD_MB
 STREAMED_UPLOADS = frozenset({"artifacts_upload", "mlflow_artifacts_upload", "datasets_register"})
@@ -123,16 +125,21 @@ class RequestGate:
             limit, setting = config.max_body_bytes, "LOOPSTACK_MAX_BODY_MB"
         try:
             if config.auth and not route.public:
-                principal = await anyio.to_thread.run_sync(
-                    principal_from_header,
-                    app.state.stores.db,
-                    _header(scope, b"authorization") or "",
-                )
+                header = _header(scope, b"authorization") or ""
+                access = getattr(app.state, "access", None)  # the serving app's ProjectAccess
+                if access is None:
+                    principal = await anyio.to_thread.run_sync(
+                        principal_from_header, app.state.stores.db, header
+                    )
+                else:  # a token seen within its TTL: no database read, no thread
+                    principal = access.cached(header) or await anyio.to_thread.run_sync(
+                        access.check, header
+                    )
                 scope.setdefault("state", {})[VERIFIED_PRINCIPAL] = principal
             if limit and length is not None and length.strip().isdigit() and int(length) > limit:
                 raise _too_large(limit, setting, f"Content-Length {int(length)}")
         except LoopstackError as exc:
-            await _answer(scope, exc, send)  # the body is never read
+            await answer_error(scope, exc, send)  # the body is never read
             return
         if not limit or not has_body:
             await self.app(scope, receive, send)
@@ -166,16 +173,21 @@ class RequestGate:
         except TooLarge as exc:  # raised in a middleware reading the body, before any route
             if started:
                 raise
-            await _answer(scope, exc, send)
+            await answer_error(scope, exc, send)
 
 
-async def _answer(scope: Scope, exc: LoopstackError, send: Send) -> None:
-    """Answer ``exc`` in the API's own shape, without reading the request's body."""
+async def answer_error(
+    scope: Scope, exc: LoopstackError, send: Send, headers: dict[str, str] | None = None
+) -> None:
+    """Answer ``exc`` in the API's own shape (with ``headers``), without reading the
+    request's body."""
 
     async def no_body() -> Message:
         return {"type": "http.disconnect"}
 
     response = error_response(Request(scope), exc)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
     if _has_body(scope):
         # the unread body is left on the wire: this connection cannot take another request
         response.headers["Connection"] = "close"

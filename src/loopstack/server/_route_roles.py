@@ -13,7 +13,12 @@ from collections.abc import Iterable
 
 from loopstack.auth import Role
 
-__all__ = ["GLOBAL_ADMIN", "ROUTE_ROLES", "check_every_route_is_declared", "minimum_role"]
+__all__ = [
+    "GLOBAL_ADMIN",
+    "ROUTE_ROLES",
+    "check_every_route_is_declared",
+    "minimum_role",
+]
 
 GLOBAL_ADMIN = "global-admin"
 V, DS, ML, ADMIN = Role.VIEWER, Role.DATA_SCIENTIST, Role.ML_ENGINEER, Role.ADMIN
@@ -119,8 +124,27 @@ ROUTE_ROLES: dict[str, Role | str | None] = {
         "deployments_bandit",
         "deployments_promote",
         "deployments_rollback",
+        "deployments_enrichment",
+        "deployments_configure",
         "deployments_delete",
         "deployments_reward",
+    ),
+    # -- the serving app (loopstack serve): with --auth, a reader of the project whose
+    # models it serves; its health, readiness and metrics stay public (probes, scrapers)
+    **_all(None, "serving_metrics", "oip_live", "oip_ready"),
+    **_all(
+        V,
+        "oip_server_metadata",
+        "oip_model_metadata",
+        "oip_model_version_metadata",
+        "oip_model_ready",
+        "oip_model_version_ready",
+        "oip_infer",
+        "oip_version_infer",
+        "serving_endpoints",
+        "serving_endpoint",
+        "serving_predict",
+        "serving_feedback",
     ),
     # -- administration (no single project) -------------------------------------------
     **_all(
@@ -225,8 +249,12 @@ def minimum_role(route_name: str) -> Role | str | None:
     return ROUTE_ROLES[base]
 
 
-def check_every_route_is_declared(route_names: Iterable[str]) -> None:
-    missing = sorted({n for n in route_names if n.removesuffix("_ajax") not in ROUTE_ROLES})
+def check_every_route_is_declared(
+    route_names: Iterable[str], table: dict[str, Role | str | None] | None = None
+) -> None:
+    """``RuntimeError`` naming the routes ``table`` (``ROUTE_ROLES`` by default) lacks."""
+    table = ROUTE_ROLES if table is None else table
+    missing = sorted({n for n in route_names if n.removesuffix("_ajax") not in table})
     if missing:
         raise RuntimeError(
             f"routes without a declared minimum role in loopstack/server/_route_roles.py: {missing}"

@@ -1,12 +1,16 @@
 """Serving: stored, audited deployments and the routing policies over them; endpoints
 that load registered models once and answer predictions; the adaptive batcher and the
-prediction log.
+prediction log; feature enrichment (``enrich``: requests that carry entity keys get the
+model's features from the online store, behind a timeout and a circuit breaker).
 
 ``deployments()`` opens the project's ``DeploymentStore`` (SQL directly, or REST
 through a server); ``route()`` picks, for one request, the arm that answers and the
 shadow arms that get a copy. The runtime (``Endpoint``, ``ServingRuntime``, the
 digest-keyed ``ModelCache``) loads models; the Open Inference Protocol v2 codec (pure
-functions) is ``_oip``. The HTTP app is ``loopstack.server.create_serving_app``;
+functions) is ``_oip``. ``Answerer.predict`` is the one entry point every protocol
+calls: per-model adaptive batching (``BatchSettings``), the ``PredictionLog`` and the
+``ServingMetrics`` in the request path, shadow comparisons and ``Feedback``. The HTTP
+app is ``loopstack.server.create_serving_app``;
 ``loopstack serve`` runs it. The SQL and REST stores load on first use, so importing
 this package stays light.
 """
@@ -16,6 +20,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from loopstack.serving._answer import Answer, Answerer
+from loopstack.serving._batch_settings import BATCHING_ENV, BatchSettings
 from loopstack.serving._batcher import Batcher, BatcherStats, BatchFailed
 from loopstack.serving._client import deployments
 from loopstack.serving._deployed import DeploymentSource, arm_specs
@@ -32,6 +38,17 @@ from loopstack.serving._deployments import (
     is_version_number,
     parse_model_ref,
 )
+from loopstack.serving._enrich import (
+    Enricher,
+    EnrichResult,
+    EnrichStats,
+    enrich,
+    enrichment_metrics,
+    training_features,
+)
+from loopstack.serving._enrich_config import BreakerConfig, CircuitBreaker, EnrichmentConfig
+from loopstack.serving._feedback import Feedback
+from loopstack.serving._metrics import ServingMetrics
 from loopstack.serving._policies import (
     Route,
     epsilon_greedy_choice,
@@ -65,23 +82,34 @@ _LAZY = {
 }
 
 __all__ = [
+    "BATCHING_ENV",
     "ENDPOINTS_ENV",
     "POLICIES",
     "ROLES",
     "STAGES",
     "STRATEGIES",
+    "Answer",
+    "Answerer",
     "Arm",
     "ArmStats",
     "BatchFailed",
+    "BatchSettings",
     "Batcher",
     "BatcherStats",
+    "BreakerConfig",
     "Choice",
+    "CircuitBreaker",
     "Deployment",
     "DeploymentRevision",
     "DeploymentSource",
     "DeploymentStore",
+    "EnrichResult",
+    "EnrichStats",
+    "Enricher",
+    "EnrichmentConfig",
     "Endpoint",
     "EndpointSpec",
+    "Feedback",
     "ModelCache",
     "PredictionLog",
     "PredictionLogStats",
@@ -90,10 +118,13 @@ __all__ = [
     "Route",
     "arm_specs",
     "ServedModel",
+    "ServingMetrics",
     "ServingRuntime",
     "SqlDeployments",
     "deployments",
     "endpoint_name_for",
+    "enrich",
+    "enrichment_metrics",
     "epsilon_greedy_choice",
     "is_version_number",
     "key_bucket",
@@ -104,6 +135,7 @@ __all__ = [
     "specs_from_env",
     "specs_to_env",
     "thompson_choice",
+    "training_features",
 ]
 
 

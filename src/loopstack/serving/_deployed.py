@@ -27,6 +27,7 @@ from loopstack.serving._deployments import (
     DeploymentStore,
     is_version_number,
 )
+from loopstack.serving._enrich_config import EnrichmentConfig
 from loopstack.serving._resolve import resolve_arm
 from loopstack.serving._runtime import EndpointSpec, ServingRuntime
 
@@ -41,12 +42,16 @@ log = logging.getLogger("loopstack.serving")
 def arm_specs(
     registry: ModelStore, deployment: Deployment, *, prefer_onnx: bool = False
 ) -> dict[str, EndpointSpec]:
-    """One endpoint spec per arm of ``deployment``: ``models:/<model>/<version now>``."""
+    """One endpoint spec per arm of ``deployment``: ``models:/<model>/<version now>``,
+    enriching as its ``options["enrichment"]`` says (every arm reads its own version's
+    features)."""
     specs: dict[str, EndpointSpec] = {}
+    found = deployment.options.get("enrichment")
+    enrichment = None if found is None else EnrichmentConfig.parse(found)
     for arm in deployment.arms:
         version = resolve_arm(registry, deployment, arm)
         specs[arm.name] = EndpointSpec(
-            deployment.name, f"models:/{arm.model}/{version.version}", prefer_onnx
+            deployment.name, f"models:/{arm.model}/{version.version}", prefer_onnx, enrichment
         )
     return specs
 

@@ -18,6 +18,7 @@ from loopstack.errors import Invalid
 __all__ = [
     "POLICIES",
     "ROLES",
+    "SERVING_OPTIONS",
     "STAGES",
     "STRATEGIES",
     "Arm",
@@ -27,9 +28,12 @@ __all__ = [
     "DeploymentStore",
     "is_version_number",
     "check_arm_names",
+    "merged_serving_options",
     "parse_model_ref",
+    "serving_options",
     "validate_arms",
     "validate_deployment_name",
+    "validate_serving_options",
 ]
 
 #: single: one primary; blue-green: a primary and the previous one kept warm (standby);
@@ -166,7 +170,8 @@ class Deployment:
     created_at: int
     updated_by: str
     updated_at: int
-    #: policy options: a bandit's ``strategy`` and ``epsilon``
+    #: policy options: a bandit's ``strategy`` and ``epsilon``; ``enrichment`` (any policy:
+    #: requests carry entity keys, the features come from the online store)
     options: dict[str, Any] = field(default_factory=dict)
 
     def arm(self, name: str) -> Arm:
@@ -263,9 +268,69 @@ class ArmStats:
 _SUM_TOLERANCE = 1e-6
 
 
+#: serving options a deployment may carry (any policy): name -> (kind, least, most)
+SERVING_OPTIONS: dict[str, tuple[type, float, float]] = {
+    "max_batch_size": (int, 1, 4096),
+    "batch_latency_ms": (float, 0, 10_000),
+    "max_queue": (int, 1, 1_000_000),
+}
+
+
+def validate_serving_options(options: dict[str, Any]) -> None:
+    """Refuse (``Invalid``) a serving option (``SERVING_OPTIONS``) of the wrong kind or
+    out of its range, naming it, its range and what came."""
+    for key, (kind, least, most) in SERVING_OPTIONS.items():
+        if key not in options:
+            continue
+        value = options[key]
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if not (whole if kind is int else numeric) or not least <= value <= most:
+            what = "an integer" if kind is int else "a number"
+            raise Invalid(
+                f"the deployment option {key!r} must be {what} from {least:g} to {most:g}; "
+                f"got {value!r}",
+                field=key,
+            )
+
+
+def serving_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The ``SERVING_OPTIONS`` among a deployment's options (what a new revision keeps)."""
+    return {k: v for k, v in options.items() if k in SERVING_OPTIONS}
+
+
+def merged_serving_options(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``current`` options with the serving option ``changes`` applied (None removes
+    one); ``Invalid`` for a key that is no serving option, or a bad value."""
+    if not isinstance(changes, dict) or not changes:
+        raise Invalid(
+            f"options to set are a non-empty object of {sorted(SERVING_OPTIONS)}; got {changes!r}",
+            field="options",
+        )
+    unknown = sorted(set(changes) - set(SERVING_OPTIONS))
+    if unknown:
+        raise Invalid(
+            f"unknown serving option(s) {unknown}; the options are {sorted(SERVING_OPTIONS)}",
+            field="options",
+        )
+    merged = {**current, **changes}
+    merged = {k: v for k, v in merged.items() if v is not None}
+    validate_serving_options(merged)
+    return merged
+
+
 def validate_arms(policy: str, arms: list[Arm], options: dict[str, Any]) -> None:
-    """Refuse (``Invalid``) a policy, arms or options that break a rule, saying which."""
+    """Refuse (``Invalid``) a policy, arms or options that break a rule, saying which.
+
+    ``options["enrichment"]`` (any policy) configures feature enrichment; see
+    ``loopstack.serving._enrich_config``.
+    """
     check_arm_names(arms)
+    if "enrichment" in options:
+        from loopstack.serving._enrich_config import EnrichmentConfig
+
+        EnrichmentConfig.parse(options["enrichment"])
+    validate_serving_options(options)
     if policy not in POLICIES:
         raise Invalid(f"a policy is one of {list(POLICIES)}; got {policy!r}", field="policy")
     names = [a.name for a in arms]
@@ -375,6 +440,16 @@ class DeploymentStore(abc.ABC):
         revision."""
 
     @abc.abstractmethod
+    def set_enrichment(self, name: str, enrichment: dict[str, Any] | None) -> Deployment:
+        """Make the endpoint read its models' features from the online store, as
+        ``enrichment`` says (see ``loopstack.serving._enrich_config``), or, with None,
+        stop; a new revision with the same arms. Later changes keep the setting.
+
+        >>> deployments().set_enrichment("churn-api", {"mode": "degraded",
+        ...                                            "defaults": {"trips": 0}})
+        """
+
+    @abc.abstractmethod
     def history(self, name: str) -> list[DeploymentRevision]:
         """Every revision, oldest first."""
 
@@ -382,6 +457,16 @@ class DeploymentStore(abc.ABC):
     def delete(self, name: str) -> None:
         """Remove the endpoint (its revisions and bandit state go with it; the audit
         log keeps every change)."""
+
+    @abc.abstractmethod
+    def configure(self, name: str, options: dict[str, Any], *, force: bool = False) -> Deployment:
+        """Set serving options (``SERVING_OPTIONS``: ``max_batch_size``,
+        ``batch_latency_ms``, ``max_queue``) as a new revision with the same arms; a
+        value None removes the option. Later policy changes keep them; a rollback
+        restores a revision's options exactly.
+
+        >>> deployments().configure("churn-api", {"max_batch_size": 64})
+        """
 
     @abc.abstractmethod
     def record_reward(self, name: str, arm: str, reward: float) -> ArmStats:

@@ -33,12 +33,20 @@ __all__ = [
     "DATATYPES",
     "InferRequest",
     "InputTensor",
+    "bytes_elements",
+    "check_datatype",
+    "check_shape",
+    "check_unique",
     "datatype_of",
+    "decode_raw",
+    "decode_values",
+    "encode_raw",
     "encode_response",
     "json_object",
     "model_input",
     "model_metadata",
     "parse_infer_request",
+    "selected_outputs",
 ]
 
 #: OIP datatype -> numpy dtype (BYTES holds str/bytes objects)
@@ -108,8 +116,9 @@ def json_object(raw: bytes, what: str = "an inference request is a JSON object")
     return doc
 
 
-def _shape(tensor: dict[str, Any], name: str) -> tuple[int, ...]:
-    shape = tensor.get("shape")
+def check_shape(shape: Any, name: str) -> tuple[int, ...]:
+    """Input ``name``'s shape as a tuple, or ``Invalid`` unless it is a list of whole
+    numbers >= 0 (the REST and gRPC codecs share this rule)."""
     if not isinstance(shape, list) or not all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
     ):
@@ -129,7 +138,31 @@ def _parameters(where: dict[str, Any], what: str) -> dict[str, Any]:
     return params
 
 
-def _from_json(data: Any, name: str, datatype: str, shape: tuple[int, ...]) -> np.ndarray:
+def check_datatype(datatype: Any, name: str) -> str:
+    """``datatype`` if it is an OIP datatype, else ``Invalid`` naming the valid ones."""
+    if datatype not in DATATYPES:
+        raise Invalid(
+            f"input {name!r}: 'datatype' must be one of {', '.join(DATATYPES)}; "
+            f"got {excerpt(datatype)}",
+            field=f"inputs.{name}.datatype",
+        )
+    return str(datatype)
+
+
+def check_unique(name: Any, position: int, earlier: list[InputTensor]) -> str:
+    """Input ``position``'s name, or ``Invalid`` if it is missing or given twice."""
+    if not isinstance(name, str) or not name:
+        raise Invalid(f"inputs[{position}] needs a 'name' string; got {excerpt(name)}")
+    if any(t.name == name for t in earlier):
+        raise Invalid(f"input {name!r} is given twice", field=f"inputs.{name}")
+    return name
+
+
+def decode_values(data: Any, name: str, datatype: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Input ``name``'s values (JSON ``data``, a possibly nested list; or a gRPC typed
+    contents list, as an array of its element type) as an array of ``datatype`` in
+    ``shape``; ``Invalid`` for a count that does not fill the shape, values of another
+    kind or out of the type's range."""
     try:
         values = np.asarray(data)
     except ValueError as exc:
@@ -169,7 +202,10 @@ def _json_kind(values: np.ndarray) -> str:
     )
 
 
-def _from_binary(raw: bytes, name: str, datatype: str, shape: tuple[int, ...]) -> np.ndarray:
+def decode_raw(raw: bytes, name: str, datatype: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Input ``name``'s raw tensor bytes (little-endian, row-major; a ``BYTES`` element a
+    4-byte length then its bytes) as an array in ``shape``, or ``Invalid`` if the bytes
+    do not hold exactly that many elements."""
     count = math.prod(shape)
     if datatype == "BYTES":
         items: list[bytes] = []
@@ -186,17 +222,23 @@ def _from_binary(raw: bytes, name: str, datatype: str, shape: tuple[int, ...]) -
                 f"its binary data holds {len(items)}",
                 field=f"inputs.{name}.data",
             )
-        array = np.empty(count, dtype=object)
-        array[:] = [_text(item) for item in items]
-        return array.reshape(shape)
+        return bytes_elements(items, shape)
     dtype = DATATYPES[datatype]
     if len(raw) != count * dtype.itemsize:
         raise Invalid(
             f"input {name!r} has shape {list(shape)} of {datatype}, so "
-            f"{count * dtype.itemsize} bytes; its binary_data_size is {len(raw)}",
+            f"{count * dtype.itemsize} bytes; its binary data has {len(raw)}",
             field=f"inputs.{name}.data",
         )
     return np.frombuffer(raw, dtype=dtype).reshape(shape)
+
+
+def bytes_elements(items: list[bytes], shape: tuple[int, ...]) -> np.ndarray:
+    """``BYTES`` elements as an object array in ``shape``: UTF-8 text decoded to ``str``,
+    other bytes kept as they are."""
+    array = np.empty(len(items), dtype=object)
+    array[:] = [_text(item) for item in items]
+    return array.reshape(shape)
 
 
 def _text(item: bytes) -> str | bytes:
@@ -238,19 +280,9 @@ def parse_infer_request(body: bytes, header_length: int | None = None) -> InferR
     for position, tensor in enumerate(raw_inputs):
         if not isinstance(tensor, dict):
             raise Invalid(f"inputs[{position}] must be an object; got {excerpt(tensor)}")
-        name = tensor.get("name")
-        if not isinstance(name, str) or not name:
-            raise Invalid(f"inputs[{position}] needs a 'name' string; got {excerpt(name)}")
-        if any(t.name == name for t in inputs):
-            raise Invalid(f"input {name!r} is given twice", field=f"inputs.{name}")
-        datatype = tensor.get("datatype")
-        if datatype not in DATATYPES:
-            raise Invalid(
-                f"input {name!r}: 'datatype' must be one of {', '.join(DATATYPES)}; "
-                f"got {excerpt(datatype)}",
-                field=f"inputs.{name}.datatype",
-            )
-        shape = _shape(tensor, name)
+        name = check_unique(tensor.get("name"), position, inputs)
+        datatype = check_datatype(tensor.get("datatype"), name)
+        shape = check_shape(tensor.get("shape"), name)
         size = _parameters(tensor, f"input {name!r}").get("binary_data_size")
         if size is not None:
             if not isinstance(size, int) or isinstance(size, bool) or size < 0:
@@ -261,10 +293,10 @@ def parse_infer_request(body: bytes, header_length: int | None = None) -> InferR
                     f"part ({len(binary) - offset} bytes left)",
                     field=f"inputs.{name}.parameters",
                 )
-            array = _from_binary(binary[offset : offset + size], name, datatype, shape)
+            array = decode_raw(binary[offset : offset + size], name, datatype, shape)
             offset += size
         elif "data" in tensor:
-            array = _from_json(tensor["data"], name, datatype, shape)
+            array = decode_values(tensor["data"], name, datatype, shape)
         else:
             raise Invalid(
                 f"input {name!r} has neither 'data' nor parameters.binary_data_size",
@@ -354,7 +386,8 @@ def _listed(names: list[str]) -> str:
     return shown + (f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else "")
 
 
-def _encode_binary(array: np.ndarray, datatype: str) -> bytes:
+def encode_raw(array: np.ndarray, datatype: str) -> bytes:
+    """``array`` as raw tensor bytes of ``datatype`` (the layout ``decode_raw`` reads)."""
     if datatype == "BYTES":
         parts = []
         for item in array.ravel():
@@ -371,6 +404,18 @@ def _json_data(array: np.ndarray, datatype: str) -> list[Any]:
     return flat.tolist()  # type: ignore[no-any-return]
 
 
+def selected_outputs(request: InferRequest, outputs: dict[str, np.ndarray]) -> list[str]:
+    """The names of the outputs to answer: those the request names (``Invalid`` for one
+    the model does not answer), else every one."""
+    unknown = [n for n in request.outputs if n not in outputs]
+    if unknown:
+        raise Invalid(
+            f"unknown output(s) {_listed(unknown)}; this model answers {_listed(list(outputs))}",
+            field="outputs",
+        )
+    return list(request.outputs) or list(outputs)
+
+
 def encode_response(
     model_name: str,
     model_version: str | None,
@@ -383,13 +428,7 @@ def encode_response(
     Only the outputs the request names are answered (all of them when it names none);
     ``parameters`` (e.g. the answering arm) go in the response's ``parameters``.
     """
-    unknown = [n for n in request.outputs if n not in outputs]
-    if unknown:
-        raise Invalid(
-            f"unknown output(s) {_listed(unknown)}; this model answers {_listed(list(outputs))}",
-            field="outputs",
-        )
-    chosen = list(request.outputs) or list(outputs)
+    chosen = selected_outputs(request, outputs)
     rendered: list[dict[str, Any]] = []
     blobs: list[bytes] = []
     for name in chosen:
@@ -397,7 +436,7 @@ def encode_response(
         datatype = datatype_of(array.dtype)
         tensor: dict[str, Any] = {"name": name, "shape": list(array.shape), "datatype": datatype}
         if request.outputs.get(name, request.binary_output):
-            blob = _encode_binary(array, datatype)
+            blob = encode_raw(array, datatype)
             tensor["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         else:

@@ -20,7 +20,8 @@ or ``json_extract``):
     ``arm`` (strings; ``arm`` may be null), ``inputs``, ``features``, ``output``
     (JSON text; non-finite floats become null, NumPy values plain JSON; a
     ``RawJSON`` value is written as it is),
-    ``latency_ms`` (float64).
+    ``latency_ms`` (float64), ``shadow`` (bool: true for a shadow arm's copy, which
+    answered nobody; its ``request_id`` is the primary's, so the two rows compare).
 ``feedback``
     ``ts``, ``request_id``, ``label`` (JSON text), ``reward`` (float64); any
     number of rows per request id.
@@ -66,6 +67,7 @@ _PREDICTION_COLUMNS = (
     "features",
     "output",
     "latency_ms",
+    "shadow",
 )
 _FEEDBACK_COLUMNS = ("ts", "request_id", "label", "reward")
 
@@ -86,6 +88,7 @@ def predictions_schema() -> pa.Schema:
             ("features", text),
             ("output", text),
             ("latency_ms", pa.float64()),
+            ("shadow", pa.bool_()),
         ]
     )
 
@@ -244,11 +247,13 @@ class PredictionLog:
         arm: str | None = None,
         latency_ms: float | None = None,
         ts: dt.datetime | float | None = None,
+        shadow: bool = False,
     ) -> bool:
         """Buffer one prediction; False if it was dropped (buffer full, or log closed).
 
         Never does I/O and never waits for a flush. ``ts`` defaults to now;
-        ``inputs``, ``features`` and ``output`` are written as JSON text.
+        ``inputs``, ``features`` and ``output`` are written as JSON text; ``shadow``
+        marks a shadow arm's copy.
         """
         row = (
             time.time_ns() if ts is None else ts,
@@ -260,6 +265,7 @@ class PredictionLog:
             features,
             output,
             latency_ms,
+            shadow,
         )
         with self._lock:
             if self._closed or len(self._predictions) >= self.max_buffer:
@@ -374,6 +380,7 @@ class PredictionLog:
             *(pa.array([None if v is None else str(v) for v in c], pa.string()) for c in cols[1:5]),
             *(pa.array([to_json(v) for v in c], pa.string()) for c in cols[5:8]),
             pa.array([None if v is None else float(v) for v in cols[8]], pa.float64()),
+            pa.array([bool(v) for v in cols[9]], pa.bool_()),
         ]
         return pa.Table.from_arrays(arrays, schema=schema)
 

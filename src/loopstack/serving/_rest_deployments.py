@@ -98,6 +98,14 @@ class RestDeployments(DeploymentStore):
         """Restore an earlier revision."""
         return self._change(name, "rollback", {"to": to, "force": force})
 
+    def set_enrichment(self, name: str, enrichment: dict[str, Any] | None) -> Deployment:
+        """Set (or remove) the endpoint's feature enrichment."""
+        return self._change(name, "enrichment", {"enrichment": enrichment})
+
+    def configure(self, name: str, options: dict[str, Any], *, force: bool = False) -> Deployment:
+        """Serving options as a new revision (``POST .../options``)."""
+        return self._change(name, "options", {"options": options, "force": force})
+
     def history(self, name: str) -> list[DeploymentRevision]:
         """Every revision, oldest first."""
         got = self._call("GET", f"/{_seg(name)}/history")

@@ -25,18 +25,19 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from loopstack.errors import Invalid, LoopstackError, NotFound, NotReady
+from loopstack.serving._enrich_config import EnrichmentConfig
 
 if TYPE_CHECKING:
     from loopstack.registry import ModelVersion
     from loopstack.registry.flavors import LoadedModel, Signature
     from loopstack.serving._deployments import ArmStats, Deployment
+    from loopstack.serving._enrich import Enricher
 
 __all__ = [
     "Choice",
@@ -57,22 +58,22 @@ log = logging.getLogger("loopstack.serving")
 #: the environment variable that hands the endpoint list to each worker process (JSON)
 ENDPOINTS_ENV = "LOOPSTACK_SERVING_ENDPOINTS"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-#: shadow copies waiting for the shadow thread beyond which a new copy is dropped
-SHADOW_BACKLOG = 256
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @dataclass(frozen=True)
 class EndpointSpec:
-    """An endpoint's name and the model URI it serves.
+    """An endpoint's name and the model URI it serves (and, when its requests carry only
+    entity keys, how it reads the model's features: ``enrichment``).
 
-    >>> EndpointSpec("churn", "models:/churn@champion")
-    EndpointSpec(name='churn', model_uri='models:/churn@champion', prefer_onnx=False)
+    >>> EndpointSpec("churn", "models:/churn@champion").to_dict()
+    {'name': 'churn', 'model_uri': 'models:/churn@champion', 'prefer_onnx': False}
     """
 
     name: str
     model_uri: str
     prefer_onnx: bool = False
+    enrichment: EnrichmentConfig | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -85,12 +86,21 @@ class EndpointSpec:
             raise Invalid(f"a model URI is needed; got {self.model_uri!r}", field="model_uri")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "model_uri": self.model_uri, "prefer_onnx": self.prefer_onnx}
+        out = {"name": self.name, "model_uri": self.model_uri, "prefer_onnx": self.prefer_onnx}
+        if self.enrichment is not None:
+            out["enrichment"] = self.enrichment.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EndpointSpec:
+        enrichment = data.get("enrichment")
         try:
-            return cls(str(data["name"]), str(data["model_uri"]), bool(data.get("prefer_onnx")))
+            return cls(
+                str(data["name"]),
+                str(data["model_uri"]),
+                bool(data.get("prefer_onnx")),
+                None if enrichment is None else EnrichmentConfig.parse(enrichment),
+            )
         except (KeyError, TypeError) as exc:
             raise Invalid(
                 f"an endpoint spec is {{'name', 'model_uri', 'prefer_onnx'?}}; got {data!r}",
@@ -152,6 +162,8 @@ class ServedModel:
     model_uri: str
     version: ModelVersion | None
     key: str  # the cache key: the package digest (or the URI, for a runs:/ model)
+    #: reads the features of requests that carry entity keys (None: requests carry them)
+    enricher: Enricher | None = None
 
     @property
     def version_label(self) -> str | None:
@@ -274,7 +286,12 @@ class Endpoint:
             key, version = self.resolve()
             uri = version.uri if version else self.spec.model_uri  # the alias, followed once
             model = cache.get(key, uri, self.spec.prefer_onnx)
-            served = ServedModel(model, self.spec.model_uri, version, key)
+            enricher = None
+            if self.spec.enrichment is not None:
+                from loopstack.serving._enrich import Enricher
+
+                enricher = Enricher.for_version(self.spec.enrichment, version, model.signature)
+            served = ServedModel(model, self.spec.model_uri, version, key, enricher)
             _warm(served, self.name)
         except LoopstackError as exc:
             self.state, self.error = "failed", exc.message
@@ -325,10 +342,8 @@ class ServingRuntime:
         #: False while a deployment source has not made its first pass (not ready yet)
         self.synced = True
         #: per (deployment, shadow arm): copies run, answers equal to the primary's, errors,
-        #: copies dropped (the backlog was full)
+        #: copies dropped (the backlog was full); the ``Answerer`` runs the copies
         self.shadow_stats: dict[tuple[str, str], dict[str, int]] = {}
-        self._shadow_pool: ThreadPoolExecutor | None = None
-        self._shadow_pending = 0
 
     @property
     def endpoints(self) -> list[Endpoint]:
@@ -339,6 +354,12 @@ class ServingRuntime:
     def deployments(self) -> dict[str, Deployment]:
         """The stored deployments served, by name, at the revision being served."""
         return {n: d.deployment for n, d in list(self._deployed.items())}
+
+    def deployment(self, name: str) -> Deployment | None:
+        """The stored deployment served as ``name`` (None for a plain endpoint): one
+        lookup, where ``deployments`` builds a dict."""
+        deployed = self._deployed.get(name)
+        return None if deployed is None else deployed.deployment
 
     @property
     def ready(self) -> bool:
@@ -432,59 +453,10 @@ class ServingRuntime:
             self._deployed.pop(name, None)
         self._forget_unused()
 
-    def shadow(self, choice: Choice, inputs: Any, outputs: Mapping[str, np.ndarray]) -> None:
-        """Run ``choice``'s shadow arms on ``inputs`` in a background thread, never
-        answering: count in ``shadow_stats`` how often each agreed with ``outputs``.
-        Beyond ``SHADOW_BACKLOG`` copies waiting, a copy is dropped (and counted)."""
-        if not choice.shadows:
-            return
-        deployment = choice.deployment_name or ""
-        with self._lock:
-            if self._shadow_pool is None:
-                self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="loopstack-shadow")
-            pool = self._shadow_pool
-        for arm, served in choice.shadows:
-            with self._lock:
-                full = self._shadow_pending >= SHADOW_BACKLOG
-                if not full:
-                    self._shadow_pending += 1
-            if full:
-                self._shadow_stat(deployment, arm)["dropped"] += 1
-                continue
-            pool.submit(self._run_shadow, deployment, arm, served, inputs, outputs)
-
-    def _shadow_stat(self, deployment: str, arm: str) -> dict[str, int]:
+    def shadow_stat(self, deployment: str, arm: str) -> dict[str, int]:
+        """The counters of one shadow arm (``shadow_stats``), made on first use."""
         fresh = {"runs": 0, "agree": 0, "errors": 0, "dropped": 0}
         return self.shadow_stats.setdefault((deployment, arm), fresh)
-
-    def _run_shadow(
-        self,
-        deployment: str,
-        arm: str,
-        served: ServedModel,
-        inputs: Any,
-        outputs: Mapping[str, np.ndarray],
-    ) -> None:
-        stats = self._shadow_stat(deployment, arm)
-        try:
-            got = served.predict(inputs)
-        except Exception as exc:  # noqa: BLE001 - a shadow's failure never reaches a caller
-            stats["errors"] += 1
-            log.debug("shadow arm %s of %s failed: %s", arm, deployment, exc)
-            return
-        finally:
-            with self._lock:
-                self._shadow_pending -= 1
-        stats["runs"] += 1
-        same = bool(np.array_equal(np.asarray(got["predict"]), np.asarray(outputs["predict"])))
-        stats["agree"] += int(same)
-        log.debug(
-            "shadow arm %s of %s (version %s): %s",
-            arm,
-            deployment,
-            served.version_label,
-            "agrees" if same else "differs",
-        )
 
     def load_all(self) -> None:
         """Load every endpoint still loading, in this thread."""

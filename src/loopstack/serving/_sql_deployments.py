@@ -27,11 +27,14 @@ from loopstack.serving._deployments import (
     DeploymentRevision,
     DeploymentStore,
     is_version_number,
+    merged_serving_options,
     parse_model_ref,
+    serving_options,
     validate_arms,
     validate_deployment_name,
 )
 from loopstack.store import Stores
+from loopstack.store.metadata._lineage_edges import add_edges
 from loopstack.store.metadata.schema import BanditArm, DeploymentRow
 from loopstack.store.metadata.schema import DeploymentRevision as RevisionRow
 from loopstack.tracking._entities import now_ms
@@ -226,8 +229,12 @@ class SqlDeployments(BanditState, DeploymentStore):
         comment: str = "",
         reset_bandit: bool = False,
     ) -> Deployment:
-        """Write the next revision of ``current`` (refused if it changed meanwhile)."""
-        options = dict(options or {})
+        """Write the next revision of ``current`` (refused if it changed meanwhile);
+        without ``options`` it keeps ``current``'s serving options."""
+        options = dict(serving_options(current.options) if options is None else options)
+        if action not in ("enrichment", "rollback") and "enrichment" in current.options:
+            # a routing change keeps the endpoint's enrichment (a rollback restores its own)
+            options.setdefault("enrichment", current.options["enrichment"])
         validate_arms(policy, arms, options)
         arms = self._resolve(arms)
         self._check_production(current.stage, arms, force)
@@ -284,6 +291,15 @@ class SqlDeployments(BanditState, DeploymentStore):
         config: str,
         comment: str,
     ) -> None:
+        add_edges(
+            conn,
+            [
+                ("model_version", f"{a.model}/{a.version}", "deployment", d.name, "deployed")
+                for a in d.arms
+                if a.version is not None
+            ],
+            now_ms=d.updated_at,
+        )
         conn.execute(
             REV.insert().values(
                 deployment_id=deployment_id,
@@ -414,7 +430,7 @@ class SqlDeployments(BanditState, DeploymentStore):
         current = self.get(name)
         share = 100.0 / max(1, len(arms))
         built = [self._arm(n, ref, weight=share, role="arm") for n, ref in arms.items()]
-        options = {"strategy": strategy, "epsilon": epsilon}
+        options = {**serving_options(current.options), "strategy": strategy, "epsilon": epsilon}
         return self._revise(
             current, "bandit", "bandit", built, options=options, force=force, reset_bandit=True
         )
@@ -454,6 +470,24 @@ class SqlDeployments(BanditState, DeploymentStore):
             comment=f"promoted arm {arm!r}",
         )
 
+    def set_enrichment(self, name: str, enrichment: dict[str, Any] | None) -> Deployment:
+        """Set (or, with None, remove) the endpoint's feature enrichment: a new revision."""
+        current = self.get(name)
+        options = {k: v for k, v in current.options.items() if k != "enrichment"}
+        if enrichment is not None:
+            from loopstack.serving._enrich_config import EnrichmentConfig
+
+            options["enrichment"] = EnrichmentConfig.parse(enrichment).to_dict()
+        arms = [Arm.from_dict(a.to_dict()) for a in current.arms]
+        return self._revise(
+            current,
+            "enrichment",
+            current.policy,
+            arms,
+            options=options,
+            comment="enrichment " + ("off" if enrichment is None else "set"),
+        )
+
     def rollback(self, name: str, *, to: int | None = None, force: bool = False) -> Deployment:
         """Restore revision ``to`` (default: the one before the latest) as a new revision."""
         current = self.get(name)
@@ -475,6 +509,21 @@ class SqlDeployments(BanditState, DeploymentStore):
             options=old.options,
             force=force,
             comment=f"rolled back to revision {target}",
+        )
+
+    def configure(self, name: str, options: dict[str, Any], *, force: bool = False) -> Deployment:
+        """Serving options as a new revision, the arms and policy unchanged."""
+        current = self.get(name)
+        merged = merged_serving_options(current.options, options)
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
+        return self._revise(
+            current,
+            "configure",
+            current.policy,
+            current.arms,
+            options=merged,
+            force=force,
+            comment=f"serving options {shown}",
         )
 
     def delete(self, name: str) -> None:

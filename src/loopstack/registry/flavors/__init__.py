@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from ._catalog import FLAVORS, detect_flavor, get_flavor
 from ._digests import MANIFEST_NAME
+from ._enforce import enforce_signature
 from ._flavor import Flavor
 from ._lightgbm import LightGBMFlavor, LightGBMModel
 from ._loaded import LoadedModel, load_package
@@ -49,6 +50,7 @@ __all__ = [
     "TorchStateDict",
     "XGBoostFlavor",
     "detect_flavor",
+    "enforce_signature",
     "get_flavor",
     "infer_signature",
     "load_package",

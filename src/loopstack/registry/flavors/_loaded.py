@@ -76,23 +76,34 @@ class LoadedModel:
             return self._run(self._onnx.predict, checked)
         return self._run(lambda x: self._flavor.predict(self.model, x), checked)
 
-    def predict_proba(self, inputs: Any) -> np.ndarray:
-        """Class probabilities for ``inputs``; ``Invalid`` if the model has none."""
+    def predict_proba(self, inputs: Any, *, checked: bool = False) -> np.ndarray:
+        """Class probabilities for ``inputs``; ``Invalid`` if the model has none
+        (``checked=True``: the input already passed the signature, see ``predict_both``)."""
         if not self.has_proba:
             raise Invalid(
                 f"this model (flavor {self.flavor}) has no predict_proba; "
                 "use predict, or package a classifier that has one",
                 field="predict_proba",
             )
-        checked = enforce_signature(inputs, self.signature)
+        ready = inputs if checked else enforce_signature(inputs, self.signature)
         if self._onnx is not None:
-            return self._run(self._onnx.predict_proba, checked)
-        return self._run(lambda x: self._flavor.predict_proba(self.model, x), checked)
+            return self._run(self._onnx.predict_proba, ready)
+        return self._run(lambda x: self._flavor.predict_proba(self.model, x), ready)
 
-    def predict_both(self, inputs: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    def predict_both(
+        self, inputs: Any, *, checked: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """(predictions, class probabilities or None) with the input checked once: what a
-        server answering both asks, at the cost of one signature check, not two."""
-        checked = enforce_signature(inputs, self.signature)
+        server answering both asks, at the cost of one signature check, not two.
+
+        ``checked=True`` skips the check: for input ``enforce_signature`` already gave
+        (or built to the same rules), such as a server's batch of checked requests.
+        """
+        if not checked:
+            inputs = enforce_signature(inputs, self.signature)
+        return self._predict_both(inputs)
+
+    def _predict_both(self, checked: Any) -> tuple[np.ndarray, np.ndarray | None]:
         if self._onnx is not None:
             labels = self._run(self._onnx.predict, checked)
             proba = self._run(self._onnx.predict_proba, checked) if self.has_proba else None

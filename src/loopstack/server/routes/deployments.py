@@ -91,6 +91,20 @@ class Rollback(_Body):
     force: bool = False
 
 
+class EnrichmentChange(_Body):
+    enrichment: dict[str, Any] | None = Field(
+        description="the enrichment settings (mode, defaults, max_age_s, timeout_s, "
+        "breaker, features, online_url), or null to stop enriching"
+    )
+
+
+class Configure(_Body):
+    options: dict[str, Any] = Field(
+        description="serving options: max_batch_size, batch_latency_ms, max_queue (null removes)"
+    )
+    force: bool = False
+
+
 class Reward(_Body):
     arm: str
     reward: float = Field(description="from 0 (failure) to 1 (success)")
@@ -188,6 +202,20 @@ def rollback(
 ) -> dict:
     _check_force(request, body.force)
     return store.rollback(name, to=body.to, force=body.force).to_dict()
+
+
+@router.post("/{name}/enrichment", name="deployments_enrichment")
+def enrichment(name: str, body: EnrichmentChange, store: Store = Depends(deployment_store)) -> dict:
+    return store.set_enrichment(name, body.enrichment).to_dict()
+
+
+@router.post("/{name}/options", name="deployments_configure")
+def configure(
+    name: str, body: Configure, request: Request, store: Store = Depends(deployment_store)
+) -> dict:
+    """Set serving options (a new revision, the arms unchanged)."""
+    _check_force(request, body.force)
+    return store.configure(name, body.options, force=body.force).to_dict()
 
 
 @router.post("/{name}/rewards", name="deployments_reward")

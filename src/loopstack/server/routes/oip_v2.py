@@ -21,24 +21,24 @@ from fastapi.responses import JSONResponse, Response
 
 from loopstack import __version__
 from loopstack.errors import Invalid, NotFound
-from loopstack.server.routes.serving import routing_key
-from loopstack.serving import Choice, Endpoint, ServedModel, ServingRuntime
-from loopstack.serving._oip import encode_response, model_input, model_metadata, parse_infer_request
+from loopstack.server.routes.serving import RouteLabel, request_id_of, routing_key
+from loopstack.serving import Answerer, Endpoint, ServedModel, ServingRuntime
+from loopstack.serving._oip import encode_response, model_metadata, parse_infer_request
 
-__all__ = ["ROLES", "router"]
+__all__ = ["ROLES", "router", "served_model"]
 
 router = APIRouter(tags=["inference"])
-#: route name -> the least role it needs (serving answers without tokens in this release)
+#: route name -> the least role it needs with ``loopstack serve --auth`` (as in _route_roles)
 ROLES: dict[str, str | None] = {
-    "oip_server_metadata": None,
+    "oip_server_metadata": "viewer",
     "oip_live": None,
     "oip_ready": None,
-    "oip_model_metadata": None,
-    "oip_model_version_metadata": None,
-    "oip_model_ready": None,
-    "oip_model_version_ready": None,
-    "oip_infer": None,
-    "oip_version_infer": None,
+    "oip_model_metadata": "viewer",
+    "oip_model_version_metadata": "viewer",
+    "oip_model_ready": "viewer",
+    "oip_model_version_ready": "viewer",
+    "oip_infer": "viewer",
+    "oip_version_infer": "viewer",
 }
 HEADER_LENGTH = "Inference-Header-Content-Length"
 
@@ -48,8 +48,13 @@ def _runtime(request: Request) -> ServingRuntime:
     return runtime
 
 
-def _served(request: Request, name: str, version: str | None) -> tuple[Endpoint, ServedModel]:
-    endpoint = _runtime(request).get(name)
+def served_model(
+    runtime: ServingRuntime, name: str, version: str | None
+) -> tuple[Endpoint, ServedModel]:
+    """The endpoint ``name`` and the model it serves; ``NotFound`` for an unknown name or
+    a ``version`` other than the one served, ``NotReady`` while it loads (REST and gRPC
+    alike)."""
+    endpoint = runtime.get(name)
     served = endpoint.model()
     if version is not None and version != served.version_label:
         raise NotFound(
@@ -58,6 +63,10 @@ def _served(request: Request, name: str, version: str | None) -> tuple[Endpoint,
             field="version",
         )
     return endpoint, served
+
+
+def _served(request: Request, name: str, version: str | None) -> tuple[Endpoint, ServedModel]:
+    return served_model(_runtime(request), name, version)
 
 
 @router.get("/v2", name="oip_server_metadata")
@@ -131,28 +140,32 @@ def _header_length(request: Request) -> int | None:
     return int(raw)
 
 
+#: bodies up to this size are decoded on the event loop; larger ones in a worker thread
+_INLINE_BODY = 64 * 1024
+
+
 async def _infer(request: Request, name: str, version: str | None) -> Response:
     runtime = _runtime(request)
     if version is not None or name not in runtime.deployments:
         _served(request, name, version)  # 404 / 503 before the body is read
     header_length = _header_length(request)
     body = await request.body()
-    key = routing_key(request)
-
-    def run() -> tuple[bytes, int | None]:
+    if len(body) <= _INLINE_BODY:
         parsed = parse_infer_request(body, header_length)
-        if version is None:
-            choice = runtime.choose(name, key)
-        else:  # a version asked for by number: the endpoint's served version only
-            choice = Choice(_served(request, name, version)[1], None)
-        served = choice.served
-        inputs = model_input(parsed.inputs, served.signature)
-        outputs = served.predict(inputs)
-        runtime.shadow(choice, inputs, outputs)
-        extra = None if choice.arm is None else {"arm": choice.arm}
-        return encode_response(name, served.version_label, parsed, outputs, parameters=extra)
-
-    content, json_length = await anyio.to_thread.run_sync(run)
+    else:
+        parsed = await anyio.to_thread.run_sync(parse_infer_request, body, header_length)
+    answerer: Answerer = request.app.state.answerer
+    answer = await answerer.predict(
+        name,
+        parsed.inputs,
+        routing_key=routing_key(request),
+        request_id=parsed.id or request_id_of(request),
+        version=version,
+    )
+    extra = None if answer.arm is None else {"arm": answer.arm}
+    content, json_length = encode_response(
+        name, answer.model_version, parsed, answer.outputs, parameters=extra
+    )
     if json_length is None:
         return Response(content, media_type="application/json")
     return Response(
@@ -162,13 +175,27 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     )
 
 
-@router.post("/v2/models/{name}/infer", name="oip_infer")
-async def infer(request: Request, name: str) -> Response:
-    """Run the model on the request's tensors."""
-    return await _infer(request, name, None)
+_INFER_ROUTE = RouteLabel("/v2/models/{name}/infer")
+_VERSION_INFER_ROUTE = RouteLabel("/v2/models/{name}/versions/{version}/infer")
 
 
-@router.post("/v2/models/{name}/versions/{version}/infer", name="oip_version_infer")
-async def version_infer(request: Request, name: str, version: str) -> Response:
+async def infer(request: Request) -> Response:
+    """Run the model on the request's tensors (a plain Starlette route: the hot path)."""
+    request.scope["route"] = _INFER_ROUTE
+    return await _infer(request, request.path_params["name"], None)
+
+
+async def version_infer(request: Request) -> Response:
     """Run one version (the one served; another is 404)."""
-    return await _infer(request, name, version)
+    request.scope["route"] = _VERSION_INFER_ROUTE
+    params = request.path_params
+    return await _infer(request, params["name"], params["version"])
+
+
+router.add_route("/v2/models/{name}/infer", infer, methods=["POST"], name="oip_infer")
+router.add_route(
+    "/v2/models/{name}/versions/{version}/infer",
+    version_infer,
+    methods=["POST"],
+    name="oip_version_infer",
+)

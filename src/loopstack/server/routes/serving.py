@@ -3,17 +3,29 @@
 ``POST /endpoints/{name}/predict`` takes ``{"records": [{"col": value, ...}, ...]}``
 or ``{"columns": {"col": [values...], ...}}`` (for an array model, ``{"instances":
 [[...], ...]}``); it answers ``{"request_id", "endpoint", "model_uri",
-"model_version", "arm", "predictions", "probabilities"?}``. The request id is the caller's
-``X-Request-ID`` when given, else a fresh one; it is echoed in the same header.
+"model_version", "arm", "predictions", "probabilities"?, "enrichment"?}``. The request
+id is the caller's ``X-Request-ID`` when given, else a fresh one; it is echoed in the same header.
 
 On a stored deployment the routing policy picks the arm per request (``arm`` names it;
 null on a plain endpoint); the routing key that keeps a caller on one canary arm is the
 ``X-Routing-Key`` header or the body's ``routing_key``. Shadow arms get a copy after
-the answer, off the request's path.
+the answer, off the request's path. Every protocol answers through one
+``serving.Answerer`` (batching, the prediction log, metrics); this module only parses
+and renders.
+
+``POST /endpoints/{name}/feedback`` takes ``{"request_id", "label"?, "reward"?,
+"arm"?}`` or a list of them, recorded in the prediction log; a reward on a bandit
+deployment also goes to the bandit's stored state for the arm that answered.
+
+An endpoint configured to enrich (``serving._enrich``) takes rows carrying entity keys;
+its answer's ``enrichment`` says ``status`` (ok | degraded), which features were
+``defaulted``, ``stale`` or ``missing``, and the ``breaker`` state; failing closed is a
+503 whose body's ``enrichment`` has status ``fail_closed``.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from typing import Any
@@ -21,28 +33,49 @@ from typing import Any
 import anyio.to_thread
 import numpy as np
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from loopstack.errors import Invalid, excerpt
-from loopstack.serving import Choice, Endpoint, ServingRuntime
+from loopstack.serving import Answerer, Endpoint, Feedback
 from loopstack.serving._oip import json_object
 
-__all__ = ["REQUEST_ID_HEADER", "ROLES", "ROUTING_KEY_HEADER", "router", "routing_key"]
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "ROLES",
+    "RouteLabel",
+    "ROUTING_KEY_HEADER",
+    "json_any",
+    "request_id_of",
+    "router",
+    "routing_key",
+]
 
 router = APIRouter(tags=["serving"])
 ROLES: dict[str, str | None] = {
-    "serving_endpoints": None,
-    "serving_endpoint": None,
-    "serving_predict": None,
+    "serving_endpoints": "viewer",
+    "serving_endpoint": "viewer",
+    "serving_predict": "viewer",
+    "serving_feedback": "viewer",
 }
 REQUEST_ID_HEADER = "X-Request-ID"
 ROUTING_KEY_HEADER = "X-Routing-Key"
 _FORMS = ("records", "columns", "instances")
 
 
-def _runtime(request: Request) -> ServingRuntime:
-    runtime: ServingRuntime = request.app.state.runtime
-    return runtime
+_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+def _answerer(request: Request) -> Answerer:
+    answerer: Answerer = request.app.state.answerer
+    return answerer
+
+
+def json_any(raw: bytes, what: str) -> Any:
+    """The JSON value of a body; ``Invalid`` saying ``what`` was expected otherwise."""
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Invalid(f"{what}; the body is not JSON ({exc})", field="body") from None
 
 
 def _describe(endpoint: Endpoint) -> dict[str, Any]:
@@ -55,12 +88,15 @@ def _describe(endpoint: Endpoint) -> dict[str, Any]:
         "model_version": None if served is None else served.version_label,
         "flavor": None if served is None else served.model.flavor,
         "outputs": [] if served is None else served.output_names,
+        "enrichment": None if served is None or not served.enricher else served.enricher.describe(),
     }
 
 
-def _describe_any(runtime: ServingRuntime, endpoint: Endpoint) -> dict[str, Any]:
+def _describe_any(answerer: Answerer, endpoint: Endpoint) -> dict[str, Any]:
     """A plain endpoint as ``_describe`` says; a deployment's (the default arm's) with its
-    policy, revision and every arm's role, weight, state and version."""
+    policy, revision and every arm's role, weight, state and version, and each shadow
+    arm's comparison with the primary (agreement, score difference) in this process."""
+    runtime = answerer.runtime
     doc = _describe(endpoint)
     deployment = runtime.deployments.get(endpoint.name)
     if deployment is None:
@@ -78,24 +114,28 @@ def _describe_any(runtime: ServingRuntime, endpoint: Endpoint) -> dict[str, Any]
         for a in deployment.arms
         if a.name in loaded
     ]
+    for arm in doc["arms"]:
+        if arm["role"] == "shadow":
+            arm["shadow"] = answerer.shadow_report(endpoint.name, arm["name"])
     return doc
 
 
 @router.get("/endpoints", name="serving_endpoints")
 async def endpoints(request: Request) -> dict[str, Any]:
     """Every endpoint this server serves, with its state and the version answering."""
-    runtime = _runtime(request)
-    return {"endpoints": [_describe_any(runtime, e) for e in runtime.endpoints]}
+    answerer = _answerer(request)
+    return {"endpoints": [_describe_any(answerer, e) for e in answerer.runtime.endpoints]}
 
 
 @router.get("/endpoints/{name}", name="serving_endpoint")
 async def endpoint(request: Request, name: str) -> dict[str, Any]:
     """One endpoint's state and the version answering (a deployment's: every arm's)."""
-    runtime = _runtime(request)
-    return _describe_any(runtime, runtime.get(name))
+    answerer = _answerer(request)
+    return _describe_any(answerer, answerer.runtime.get(name))
 
 
-def _request_id(request: Request) -> str:
+def request_id_of(request: Request) -> str:
+    """The caller's ``X-Request-ID`` when it is short printable text, else a fresh id."""
     given = request.headers.get(REQUEST_ID_HEADER, "").strip()
     if given and len(given) <= 128 and given.isprintable():
         return given
@@ -173,32 +213,81 @@ def _nulls(values: np.ndarray) -> list[Any]:
     return [None if not math.isfinite(v) else v for v in values.tolist()]
 
 
-@router.post("/endpoints/{name}/predict", name="serving_predict")
-async def predict(request: Request, name: str) -> JSONResponse:
-    """Predictions (and, for a classifier, probabilities) for records or columns."""
-    request_id = _request_id(request)
-    runtime = _runtime(request)
-    runtime.get(name)  # an unknown endpoint is 404 before the body is read
+class RouteLabel:
+    """What a plain Starlette route leaves in ``scope["route"]`` (FastAPI's routes leave
+    themselves) so the metrics middleware labels its requests by path template."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+
+_PREDICT_ROUTE = RouteLabel("/endpoints/{name}/predict")
+#: bodies up to this size are parsed on the event loop; larger ones in a worker thread
+_INLINE_BODY = 64 * 1024
+
+
+async def predict(request: Request) -> Response:
+    """Predictions (and, for a classifier, probabilities) for records or columns.
+
+    A plain Starlette route (no FastAPI parameter solving): it is the hot path.
+    """
+    request.scope["route"] = _PREDICT_ROUTE
+    name: str = request.path_params["name"]
+    request_id = request_id_of(request)
+    answerer = _answerer(request)
+    answerer.runtime.get(name)  # an unknown endpoint is 404 before the body is read
     body = await request.body()
-
-    def run() -> tuple[Choice, dict[str, np.ndarray]]:
-        doc = json_object(body, f"a predict request is a JSON object with one of {list(_FORMS)}")
-        choice = runtime.choose(name, routing_key(request, doc.get("routing_key")))
+    what = f"a predict request is a JSON object with one of {list(_FORMS)}"
+    if len(body) <= _INLINE_BODY:
+        doc = json_object(body, what)
         inputs = _model_input(doc)
-        outputs = choice.served.predict(inputs)
-        runtime.shadow(choice, inputs, outputs)
-        return choice, outputs
-
-    choice, outputs = await anyio.to_thread.run_sync(run)
-    served = choice.served
-    answer: dict[str, Any] = {
+    else:
+        doc, inputs = await anyio.to_thread.run_sync(_parsed, body, what)
+    answer = await answerer.predict(
+        name,
+        inputs,
+        routing_key=routing_key(request, doc.get("routing_key")),
+        request_id=request_id,
+    )
+    served, outputs = answer.served, answer.outputs
+    doc = {
         "request_id": request_id,
         "endpoint": name,
         "model_uri": served.version.uri if served.version else served.model_uri,
         "model_version": served.version_label,
-        "arm": choice.arm,
+        "arm": answer.arm,
         "predictions": _plain(outputs["predict"]),
     }
     if "predict_proba" in outputs:
-        answer["probabilities"] = _plain(outputs["predict_proba"])
-    return JSONResponse(answer, headers={REQUEST_ID_HEADER: request_id})
+        doc["probabilities"] = _plain(outputs["predict_proba"])
+    if answer.enrichment is not None:
+        doc["enrichment"] = answer.enrichment.to_dict()
+    return Response(
+        _ENCODE(doc).encode("utf-8"),
+        media_type="application/json",
+        headers={REQUEST_ID_HEADER: request_id},
+    )
+
+
+router.add_route("/endpoints/{name}/predict", predict, methods=["POST"], name="serving_predict")
+
+
+def _parsed(body: bytes, what: str) -> tuple[dict[str, Any], Any]:
+    doc = json_object(body, what)
+    return doc, _model_input(doc)
+
+
+@router.post("/endpoints/{name}/feedback", name="serving_feedback")
+async def feedback(request: Request, name: str) -> dict[str, Any]:
+    """Labels and/or rewards for earlier predictions: ``{"request_id", "label"?,
+    "reward"?, "arm"?}`` or a list of them. Each is recorded in the prediction log; a
+    reward on a bandit deployment also updates the bandit's stored state for the arm
+    that answered (``arm`` if given, else the one this server remembers or logged)."""
+    answerer = _answerer(request)
+    answerer.runtime.get(name)
+    body = await request.body()
+    items = Feedback.parse(json_any(body, "feedback is a JSON object or a list of them"))
+    results = await anyio.to_thread.run_sync(answerer.feedback, name, items)
+    return {"endpoint": name, "accepted": len(results), "results": results}
