@@ -2,7 +2,9 @@
 # Creates bench/.venv, the benchmarks' own environment, inside the repository (git-ignored):
 # the peers (bench/requirements-feast.txt: Feast for W2/W3; bench/requirements.txt: MLflow
 # for W1, pandera for the validation bench) and loopstack itself, editable, since W1 and the
-# validation bench run their peer beside loopstack in one interpreter (with redis-py, for W3). The peers are never
+# validation bench run their peer beside loopstack in one interpreter (with redis-py, for W3,
+# and scikit-learn, for W5's model). The W5 serving peers that clash with these (BentoML,
+# MLServer) get venvs of their own: bench/setup_serving_env.sh. The peers are never
 # loopstack dependencies. Idempotent: a second run only installs what is missing.
 #
 #   bash bench/setup_env.sh                       # then, for example:
@@ -23,7 +25,7 @@ reqs=()
 for file in "$bench"/requirements*.txt; do
     reqs+=(-r "$file")
 done
-"$venv/bin/python" -m pip install --quiet "${reqs[@]}" -e "$repo[redis]"
+"$venv/bin/python" -m pip install --quiet "${reqs[@]}" -e "$repo[redis,sklearn]"
 "$venv/bin/python" - <<'EOF'
 import feast, loopstack, mlflow, pandera, redis
 print(f"bench/.venv ready: loopstack {loopstack.__file__}, feast {feast.__version__}, "
