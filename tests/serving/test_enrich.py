@@ -202,7 +202,7 @@ def test_keys_only_requests_answer_as_the_model_on_training_features(world: Worl
         by_driver = world.train.set_index("driver_id")
         for column in COLUMNS:
             assert result.features[column] == by_driver.loc[drivers, column].tolist()
-        assert list(result.inputs.columns) == COLUMNS
+        assert list(result.inputs) == COLUMNS  # columns in the signature's order
         described = httpx.get(f"{url}/endpoints/drivers", timeout=10).json()["enrichment"]
         assert described["features"] == dict(zip(COLUMNS, REFS, strict=True))
         assert described["entity_keys"] == ["driver_id"]

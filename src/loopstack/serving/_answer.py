@@ -157,7 +157,7 @@ class Answerer:
         started = time.perf_counter()
         choice = self._choose(name, routing_key, version)
         served = choice.served
-        enriched = None
+        enriched, given = None, inputs  # the log keeps what the caller sent
         try:
             if served.enricher is not None:  # entity keys in, the model's features out
                 enriched = await asyncio.to_thread(served.enricher.enrich, inputs)
@@ -183,7 +183,7 @@ class Answerer:
                 name,
                 served.version_label or served.model_uri,
                 result,
-                inputs=_loggable(inputs),
+                inputs=_loggable(given),
                 features=features,
                 arm=choice.arm,
                 latency_ms=latency_ms,

@@ -63,7 +63,7 @@ class EnrichResult:
     or defaulted (``{column: [value per row]}``, what a prediction log records), and
     what happened."""
 
-    inputs: Any  # a pandas DataFrame in the signature's column order
+    inputs: Any  # columns {name: values} in the signature's column order
     features: dict[str, list[Any]]
     status: str  # ok | degraded
     defaulted: list[str] = field(default_factory=list)
@@ -503,12 +503,14 @@ class Enricher:
         return values, stale, missing, None
 
     def _frame(self, rows: list[dict[str, Any]], values: dict[str, list[Any]]) -> Any:
-        import pandas as pd
-
-        data = {
-            c.name: values[c.name] if c.ref else [r[c.name] for r in rows] for c in self.columns
+        """The model input as columns in the signature's order, plain Python values (so a
+        float signature takes the serving path's array fast path, no frame per request)."""
+        return {
+            c.name: [v.item() if isinstance(v, np.generic) else v for v in values[c.name]]
+            if c.ref
+            else [r[c.name] for r in rows]
+            for c in self.columns
         }
-        return pd.DataFrame(data, columns=[c.name for c in self.columns])
 
     def describe(self) -> dict[str, Any]:
         """Mode, features, breaker and counters: what ``GET /endpoints/{name}`` shows."""
