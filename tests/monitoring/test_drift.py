@@ -159,6 +159,7 @@ def test_nulls_constants_empty_missing_and_mismatched_columns() -> None:
             "empty": [None] * n,
             "only_ref": x,
             "typed": x,
+            "dicts": [{"k": 1}] * n,
             "cat": pd.Series(rng.choice(CATS, size=n)).where(rng.random(n) > 0.1),
         }
     )
@@ -170,6 +171,7 @@ def test_nulls_constants_empty_missing_and_mismatched_columns() -> None:
             "empty": [None] * n,
             "only_cur": x,
             "typed": rng.choice(CATS, size=n),
+            "dicts": [{"k": 2}] * n,
             "cat": rng.choice(CATS, size=n),
         }
     )
@@ -184,6 +186,7 @@ def test_nulls_constants_empty_missing_and_mismatched_columns() -> None:
     assert report["only_ref"].status == "missing_in_current"
     assert report["only_cur"].status == "missing_in_reference"
     assert report["typed"].status == "type_mismatch"
+    assert report["dicts"].status == "unsupported"
     # every status survives the dict and the table
     d = report.to_dict()
     assert {c["column"] for c in d["columns"]} == set(ref.columns) | set(cur.columns)

@@ -196,9 +196,14 @@ def _column(name: str, ref: Any, cur: Any, config: DriftConfig) -> ColumnDrift:
         a, b = _numeric_values(ref), _numeric_values(cur)
         sizes = a.size, b.size
     else:
-        rc = ref.dropna().value_counts()
-        cc = cur.dropna().value_counts()
-        cats = rc.index.union(cc.index)
+        try:
+            rc = ref.dropna().value_counts()
+            cc = cur.dropna().value_counts()
+            cats = rc.index.union(cc.index)
+        except TypeError:  # unhashable values (dicts, sets) have no categories to count
+            return ColumnDrift(
+                kind=kind, status="unsupported", note="values are not hashable", **common
+            )
         rcount = rc.reindex(cats, fill_value=0).to_numpy()
         ccount = cc.reindex(cats, fill_value=0).to_numpy()
         sizes = int(rcount.sum()), int(ccount.sum())

@@ -111,8 +111,9 @@ class DriftReport:
         table = Table(
             title=f"Drift: {verdict} ({self.drift_share:.0%} of columns, "
             f"threshold {self.share_threshold:.0%})",
-            caption=f"reference {self.n_reference:,} rows, current {self.n_current:,} rows; "
+            caption=f"{self.n_reference:,} reference rows, {self.n_current:,} current; "
             f"p adjusted: {self.correction}",
+            min_width=64,
         )
         table.add_column("column", overflow="fold", max_width=20)
         table.add_column("test")
