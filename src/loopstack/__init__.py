@@ -85,10 +85,17 @@ _EXPORTS: dict[str, str] = {
     },
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+# subpackages reached as ``ls.<name>.<verb>`` (``ls.monitoring.drift``), imported on first use
+_SUBPACKAGES = ("monitoring",)
+
+__all__ = sorted([*_EXPORTS, *_SUBPACKAGES, "__version__"])
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        package = import_module(f"loopstack.{name}")
+        globals()[name] = package
+        return package
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'loopstack' has no attribute {name!r}")
@@ -119,6 +126,7 @@ _install_model_logger()
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from loopstack import monitoring  # noqa: F401
     from loopstack.config import set_project  # noqa: F401
     from loopstack.data import (  # noqa: F401
         Suite,
