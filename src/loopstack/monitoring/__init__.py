@@ -1,0 +1,25 @@
+"""Monitoring: drift over event-log windows, alert rules, state and sinks."""
+
+__all__: list[str] = []
+
+# -- alerting (wp/alerts) --------------------------------------------------------------
+from loopstack.monitoring._alerts import (  # noqa: E402
+    CATEGORIES,
+    COMPARISONS,
+    SEVERITIES,
+    AlertEvent,
+    AlertRule,
+    RuleState,
+    evaluate,
+)
+
+__all__ += [
+    "CATEGORIES",
+    "COMPARISONS",
+    "SEVERITIES",
+    "AlertEvent",
+    "AlertRule",
+    "RuleState",
+    "evaluate",
+]
+# -- end alerting ----------------------------------------------------------------------
