@@ -3,6 +3,7 @@
 __all__: list[str] = []
 
 # -- alerting (wp/alerts) --------------------------------------------------------------
+from loopstack.monitoring._alert_store import AlertStore  # noqa: E402
 from loopstack.monitoring._alerts import (  # noqa: E402
     CATEGORIES,
     COMPARISONS,
@@ -14,6 +15,7 @@ from loopstack.monitoring._alerts import (  # noqa: E402
 )
 
 __all__ += [
+    "AlertStore",
     "CATEGORIES",
     "COMPARISONS",
     "SEVERITIES",
