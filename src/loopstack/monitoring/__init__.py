@@ -3,6 +3,17 @@
 __all__: list[str] = []
 
 # -- alerting (wp/alerts) --------------------------------------------------------------
+from loopstack.monitoring._alert_sinks import (  # noqa: E402
+    AlertmanagerSink,
+    AlertRouter,
+    AlertSink,
+    DeliveryFailure,
+    FileSink,
+    LogSink,
+    WebhookSink,
+    alertmanager_payload,
+    open_sink,
+)
 from loopstack.monitoring._alert_store import AlertStore  # noqa: E402
 from loopstack.monitoring._alerts import (  # noqa: E402
     CATEGORIES,
@@ -15,7 +26,16 @@ from loopstack.monitoring._alerts import (  # noqa: E402
 )
 
 __all__ += [
+    "AlertRouter",
+    "AlertSink",
     "AlertStore",
+    "AlertmanagerSink",
+    "DeliveryFailure",
+    "FileSink",
+    "LogSink",
+    "WebhookSink",
+    "alertmanager_payload",
+    "open_sink",
     "CATEGORIES",
     "COMPARISONS",
     "SEVERITIES",
