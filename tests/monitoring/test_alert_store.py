@@ -117,3 +117,14 @@ def test_migration_0012_creates_the_tables_the_schema_declares(use_db: str) -> N
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     ours = [d for d in diff if "alert" in repr(d)]
     assert ours == []
+
+
+def test_rules_with_labels_step_only_for_their_series() -> None:
+    store = AlertStore(open_stores())
+    store.save_rule(AlertRule("churn-p99", "p99", ">", 1, labels={"endpoint": "churn"}))
+    store.save_rule(AlertRule("fraud-p99", "p99", ">", 1, labels={"endpoint": "fraud"}))
+    events = store.evaluate({"p99": 5.0}, labels={"endpoint": "churn"}, now=0.0)
+    assert [(e.kind, e.rule.name) for e in events] == [("fired", "churn-p99")]
+    assert store.evaluate({"p99": 5.0}, now=60.0) == []  # no series given: no labelled rule
+    with pytest.raises(ls.Invalid, match="'labels'"):
+        store.evaluate({"p99": 1.0}, labels=["endpoint"])  # type: ignore[arg-type]

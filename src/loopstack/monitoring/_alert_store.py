@@ -193,15 +193,25 @@ class AlertStore:
 
     # -- evaluation -------------------------------------------------------------------
     def evaluate(
-        self, values: Mapping[str, float], *, now: float | None = None
+        self,
+        values: Mapping[str, float],
+        *,
+        labels: Mapping[str, str] | None = None,
+        now: float | None = None,
     ) -> list[AlertEvent]:
         """One evaluation window: each rule whose metric is in ``values`` steps once.
 
-        Returns every event (fired, resolved, suppressed, deduplicated); fired and
-        resolved ones are stored, audited and then handed to the router.
+        With ``labels`` (the series the values belong to, e.g. ``{"endpoint": "churn"}``)
+        only rules whose labels all match step; a rule without labels matches every
+        series, so give per-endpoint rules their endpoint label. Returns every event
+        (fired, resolved, suppressed, deduplicated); fired and resolved ones are stored,
+        audited and then handed to the router.
         """
         if not isinstance(values, Mapping):
             raise Invalid(f"evaluate expects a mapping of metric to value; got {values!r}")
+        if labels is not None and not isinstance(labels, Mapping):
+            raise Invalid(f"'labels' must be a mapping of str to str; got {labels!r} instead")
+        given = dict(labels or {})
         at = time.time() if now is None else float(now)
         rows = self.db.read(
             lambda conn: conn.execute(
@@ -213,6 +223,8 @@ class AlertStore:
         out: list[AlertEvent] = []
         for row in rows:
             rule = AlertRule.from_dict(json.loads(row.definition))
+            if any(given.get(k) != v for k, v in rule.labels.items()):
+                continue
             out.extend(self._step(row.rule_id, rule, values[rule.metric], at))
         if self.router is not None:
             notable = [e for e in out if e.kind in ("fired", "resolved")]
