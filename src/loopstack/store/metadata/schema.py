@@ -631,3 +631,58 @@ class BanditArm(Base):
     successes: Mapped[float] = mapped_column(Float(precision=53), default=0.0)
     failures: Mapped[float] = mapped_column(Float(precision=53), default=0.0)
     updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class AlertRuleRow(Base):
+    """An alert rule of a project: its definition as JSON (``AlertRule.to_dict``)."""
+
+    __tablename__ = "alert_rules"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    rule_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(Integer, index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    metric: Mapped[str] = mapped_column(String(256))
+    definition: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_by: Mapped[str] = mapped_column(String(256))
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class AlertRuleState(Base):
+    """Where a rule stands between evaluation windows (times in epoch milliseconds).
+
+    Updated every window without an audit event (high-rate data); the alerts it
+    fires and resolves are audited and kept in ``alert_events``.
+    """
+
+    __tablename__ = "alert_rule_state"
+    rule_id: Mapped[int] = mapped_column(
+        ForeignKey("alert_rules.rule_id", ondelete="CASCADE"), primary_key=True
+    )
+    breaches: Mapped[int] = mapped_column(Integer, default=0)
+    clean: Mapped[int] = mapped_column(Integer, default=0)
+    firing_since: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    resolved_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_value: Mapped[float | None] = mapped_column(Float(precision=53), nullable=True)
+    last_evaluated: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class AlertEventRow(Base):
+    """One alert fired or resolved: the history, kept after its rule is deleted."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (Index("ix_alert_events_project_at", "project_id", "at"),)
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(Integer)
+    rule: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))
+    metric: Mapped[str] = mapped_column(String(256))
+    severity: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(32))
+    value: Mapped[float] = mapped_column(Float(precision=53))
+    threshold: Mapped[float] = mapped_column(Float(precision=53))
+    comparison: Mapped[str] = mapped_column(String(2))
+    labels: Mapped[str] = mapped_column(Text)
+    at: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
