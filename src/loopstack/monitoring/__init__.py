@@ -49,16 +49,15 @@ if TYPE_CHECKING:
 #: names loaded on first use (SQLAlchemy behind them)
 _LAZY: dict[str, str] = {"AlertStore": "loopstack.monitoring._alert_store"}
 
-__all__ = [
-    "CATEGORIES",
-    "COMPARISONS",
-    "SEVERITIES",
+__all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
     "AlertEvent",
     "AlertRouter",
     "AlertRule",
     "AlertSink",
     "AlertStore",
     "AlertmanagerSink",
+    "CATEGORIES",
+    "COMPARISONS",
     "ColumnDrift",
     "DeliveryFailure",
     "DriftConfig",
@@ -66,6 +65,7 @@ __all__ = [
     "FileSink",
     "LogSink",
     "RuleState",
+    "SEVERITIES",
     "WebhookSink",
     "alertmanager_payload",
     "drift",
