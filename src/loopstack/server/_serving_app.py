@@ -291,7 +291,7 @@ def create_serving_app(
         """Requests, errors and latency per route, and the serving metrics per endpoint,
         model version and arm (summed over every worker); feature enrichment's counters
         and breakers (the answering worker's)."""
-        from loopstack.serving._enrich import enrichment_metrics
+        from loopstack.serving._enrich_metrics import enrichment_metrics
 
         body = metrics.render() + enrichment_metrics(runtime).encode()
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

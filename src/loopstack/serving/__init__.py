@@ -43,10 +43,10 @@ from loopstack.serving._enrich import (
     EnrichResult,
     EnrichStats,
     enrich,
-    enrichment_metrics,
     training_features,
 )
 from loopstack.serving._enrich_config import BreakerConfig, CircuitBreaker, EnrichmentConfig
+from loopstack.serving._enrich_metrics import enrichment_metrics
 from loopstack.serving._feedback import Feedback
 from loopstack.serving._metrics import ServingMetrics
 from loopstack.serving._policies import (

@@ -201,6 +201,11 @@ class ModelCache:
     def __len__(self) -> int:
         return len(self._models)
 
+    def keys(self) -> frozenset[str]:
+        """The keys of the models loaded now."""
+        with self._lock:
+            return frozenset(self._models)
+
     def get(self, key: str, model_uri: str, prefer_onnx: bool) -> LoadedModel:
         """The model under ``key``, loading ``model_uri`` if nobody has yet."""
         with self._lock:
@@ -366,6 +371,7 @@ class ServingRuntime:
         self.synced = True
         #: after each load or swap, ``settle_heap()`` (a serving process's own runtime)
         self.settle_heap = False
+        self._settled: frozenset[str] | None = None
         #: per (deployment, shadow arm): copies run, answers equal to the primary's, errors,
         #: copies dropped (the backlog was full); the ``Answerer`` runs the copies
         self.shadow_stats: dict[tuple[str, str], dict[str, int]] = {}
@@ -488,8 +494,7 @@ class ServingRuntime:
         for endpoint in self.endpoints:
             if endpoint.state == "loading":
                 endpoint.load(self.cache)
-        if self.settle_heap:
-            settle_heap()
+        self._settle()
 
     def start(self) -> threading.Thread:
         """Load every endpoint in a background thread (readiness turns true when done)."""
@@ -564,8 +569,16 @@ class ServingRuntime:
         self.cache.keep(
             e.served.key for e in [*self._endpoints.values(), *arms] if e.served is not None
         )
-        if self.settle_heap:
+        self._settle()
+
+    def _settle(self) -> None:
+        """``settle_heap()`` once the loaded models changed (a load, a swap, a model let
+        go); not again for the same set (an arm that keeps failing to load, retried at
+        every poll, costs no full collection)."""
+        loaded = self.cache.keys()
+        if self.settle_heap and loaded != self._settled:
             settle_heap()
+            self._settled = loaded
 
 
 @dataclass(frozen=True)
