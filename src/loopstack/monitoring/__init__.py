@@ -10,6 +10,8 @@ deduplication, cooldown); ``AlertStore`` keeps rules, state and history in the
 metadata DB (loaded on first use, so importing this package stays light);
 ``AlertRouter`` sends fired and resolved alerts, by category, to sinks chosen by
 URL scheme (``open_sink``: log, file, http(s) webhook, alertmanager+http(s)).
+``MonitorCollector`` / ``monitor_metrics`` export each rule's latest value and
+whether it fires as Prometheus gauges (the server's ``/metrics``).
 
 >>> report = ls.monitoring.drift(train_df, window_df)
 >>> print(report.render())
@@ -45,9 +47,14 @@ from loopstack.monitoring._report import ColumnDrift, DriftReport
 
 if TYPE_CHECKING:
     from loopstack.monitoring._alert_store import AlertStore
+    from loopstack.monitoring._prometheus import MonitorCollector, monitor_metrics
 
 #: names loaded on first use (SQLAlchemy behind them)
-_LAZY: dict[str, str] = {"AlertStore": "loopstack.monitoring._alert_store"}
+_LAZY: dict[str, str] = {
+    "AlertStore": "loopstack.monitoring._alert_store",
+    "MonitorCollector": "loopstack.monitoring._prometheus",
+    "monitor_metrics": "loopstack.monitoring._prometheus",
+}
 
 __all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
     "AlertEvent",
@@ -64,12 +71,14 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
     "DriftReport",
     "FileSink",
     "LogSink",
+    "MonitorCollector",
     "RuleState",
     "SEVERITIES",
     "WebhookSink",
     "alertmanager_payload",
     "drift",
     "evaluate",
+    "monitor_metrics",
     "open_sink",
 ]
 

@@ -144,8 +144,14 @@ def create_app(config: Settings | None = None) -> FastAPI:
         dependencies=[Depends(authorize)],
         responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
     )
-    def prometheus_metrics() -> Response:
-        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    def prometheus_metrics(request: Request) -> Response:
+        """Requests, errors and latency per route, and the monitor gauges (each alert
+        rule's latest value and whether it fires) of the caller's project."""
+        from loopstack.monitoring import monitor_metrics
+
+        project_id = getattr(request.state, "project_id", 0)
+        body = metrics.render() + monitor_metrics(app.state.stores, project_id=project_id)
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get(
         "/openapi.json", name="openapi", include_in_schema=False, dependencies=[Depends(authorize)]

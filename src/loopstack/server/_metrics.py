@@ -2,7 +2,8 @@
 
 Requests are labelled by route template (``/api/v1/runs/{run_id}``), never by the path
 they asked for, and no metric is kept per project, so the counters name no project's
-objects and any caller with a role may read them.
+objects and any caller with a role may read them. The monitor gauges that ``/metrics``
+adds (``loopstack.monitoring.monitor_metrics``) are those of the caller's project only.
 """
 
 from __future__ import annotations
