@@ -120,3 +120,39 @@ def test_server_metrics_carries_the_monitor_gauges() -> None:
     )
     health = {("method", "GET"), ("route", "/health"), ("status", "200")}
     assert got[("loopstack_http_requests_total", frozenset(health))] == 1.0
+
+
+def test_server_metrics_shows_only_the_callers_project(monkeypatch: pytest.MonkeyPatch) -> None:
+    from loopstack import auth
+
+    monkeypatch.setenv("LOOPSTACK_AUTH", "on")
+    db = open_stores().db
+    root = auth.create_token(db, name="root", user="root")[0]
+    fraud = auth.create_project(db, "fraud", actor="root")
+    auth.create_user(db, "vic", actor="root")
+    auth.add_member(db, "default", "vic", "viewer", actor="root")
+    vic = auth.create_token(db, name="vic", user="vic", actor="root")[0]
+    scoped = auth.create_token(db, name="f", user="root", project="fraud", actor="root")[0]
+    AlertStore(open_stores()).save_rule(AlertRule("default-rule", "accuracy", "<", 0.8))
+    AlertStore(open_stores(), project_id=fraud.project_id).save_rule(
+        AlertRule("fraud-rule", "accuracy", "<", 0.9)
+    )
+
+    def rules(headers: dict[str, str]) -> set[str]:
+        r = httpx.get(f"{server.url}/metrics", headers=headers, timeout=10)
+        assert r.status_code == 200, r.text
+        return {dict(labels)["rule"] for name, labels in samples(r.text) if "monitor" in name}
+
+    with ThreadedServer(create_app()) as server:
+        assert httpx.get(f"{server.url}/metrics", timeout=10).status_code == 401
+        assert rules({"Authorization": f"Bearer {vic}"}) == {"default-rule"}
+        assert rules({"Authorization": f"Bearer {scoped}"}) == {"fraud-rule"}
+        as_root = {"Authorization": f"Bearer {root}"}
+        assert rules({**as_root, "X-Loopstack-Project": "fraud"}) == {"fraud-rule"}
+        # vic is no member of fraud: refused, not shown fraud's rules
+        r = httpx.get(
+            f"{server.url}/metrics",
+            headers={"Authorization": f"Bearer {vic}", "X-Loopstack-Project": "fraud"},
+            timeout=10,
+        )
+        assert r.status_code in (403, 404) and "fraud-rule" not in r.text
