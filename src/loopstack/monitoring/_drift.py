@@ -21,6 +21,7 @@ from loopstack.errors import Invalid
 from loopstack.monitoring._report import ColumnDrift, DriftReport, sort_key
 from loopstack.monitoring._stats import (
     CORRECTIONS,
+    Scratch,
     adjust_p_values,
     categorical_two_sample,
     numeric_two_sample,
@@ -151,10 +152,13 @@ def _numeric_values(series: Any) -> np.ndarray:
         values = series.dropna().astype("int64").to_numpy(dtype=float)
     else:
         values = series.to_numpy(dtype=float, na_value=np.nan)
-    return values[np.isfinite(values)]
+    finite = np.isfinite(values)
+    return values if finite.all() else values[finite]  # no copy when nothing is missing
 
 
-def _column(name: str, ref: Any, cur: Any, config: DriftConfig) -> ColumnDrift:
+def _column(
+    name: str, ref: Any, cur: Any, config: DriftConfig, scratch: Scratch | None = None
+) -> ColumnDrift:
     n_ref, n_cur = len(ref), len(cur)
     kind_ref, kind_cur = _kind(ref, config), _kind(cur, config)
     # an integer column with few values on one side only: compare as numbers
@@ -218,7 +222,7 @@ def _column(name: str, ref: Any, cur: Any, config: DriftConfig) -> ColumnDrift:
             **common,
         )
     if kind == "numeric":
-        metrics = numeric_two_sample(a, b, psi_bins=config.psi_bins)
+        metrics = numeric_two_sample(a, b, psi_bins=config.psi_bins, scratch=scratch)
         effect, measure, min_effect = (
             metrics["wasserstein_sd"],
             "wasserstein_sd",
@@ -334,6 +338,7 @@ def drift(
                 f"reference nor the current data"
             )
     skip = set(exclude or ())
+    scratch = Scratch()  # work arrays shared by the columns' tests
     results = []
     for name in names:
         if name in skip:
@@ -342,7 +347,7 @@ def drift(
             status = "missing_in_reference" if name not in ref_cols else "missing_in_current"
             results.append(ColumnDrift(column=name, kind="", status=status))
             continue
-        results.append(_column(name, ref[name], cur[name], config))
+        results.append(_column(name, ref[name], cur[name], config, scratch))
     results = _decide(results, config)
     compared = [c for c in results if c.status == "ok"]
     share = sum(c.drifted for c in compared) / len(compared) if compared else 0.0
