@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from loopstack.cli._tables import JSON
+from loopstack.cli._tables import COLUMNS, CSV, JSON, WIDE
 
 if TYPE_CHECKING:
     from loopstack.monitoring import AlertStore
@@ -63,7 +63,10 @@ def alerts(
         None, "--endpoint", help="Only alerts of this endpoint (and rules without one)."
     ),
     limit: int = typer.Option(50, "--limit", help="The most recent incidents to show."),
+    columns: str = COLUMNS,
+    wide: bool = WIDE,
     as_json: bool = JSON,
+    as_csv: bool = CSV,
 ) -> None:
     """Alert incidents, newest last: rule, severity, state, first and last seen."""
     from loopstack.cli._output import fmt_time
@@ -93,12 +96,21 @@ def alerts(
         cols,
         title=f"alerts ({len(found)})",
         empty="No alerts",
+        columns_option=columns,
+        wide=wide,
         as_json=as_json,
+        as_csv=as_csv,
     )
 
 
 @rules_app.callback()
-def rules(ctx: typer.Context, as_json: bool = JSON) -> None:
+def rules(
+    ctx: typer.Context,
+    columns: str = COLUMNS,
+    wide: bool = WIDE,
+    as_json: bool = JSON,
+    as_csv: bool = CSV,
+) -> None:
     """Every alert rule with its last evaluation: value, state, when."""
     if ctx.invoked_subcommand is not None:
         return
@@ -114,15 +126,15 @@ def rules(ctx: typer.Context, as_json: bool = JSON) -> None:
 
     cols = [
         Column("name", lambda p: p[0].name, priority=0, abbreviate=True),
-        Column("condition", condition, priority=1, abbreviate=True, max_width=40),
-        Column("severity", lambda p: p[0].severity, priority=3),
-        Column("state", lambda p: "firing" if p[1].firing else "ok", priority=2),
-        Column("last_value", lambda p: p[1].last_value, priority=4, justify="right"),
+        Column("condition", condition, priority=2, abbreviate=True, max_width=40),
+        Column("severity", lambda p: p[0].severity, priority=5),
+        Column("state", lambda p: "firing" if p[1].firing else "ok", priority=1),
+        Column("last_value", lambda p: p[1].last_value, priority=3, justify="right"),
         Column(
             "evaluated",
             lambda p: p[1].last_evaluated,
             lambda v: fmt_time(_ms(v)),
-            priority=5,
+            priority=4,
         ),
         Column("labels", lambda p: p[0].labels, _labels, priority=6, abbreviate=True),
     ]
