@@ -159,5 +159,5 @@ def test_every_option_is_whole_in_help_at_80_columns() -> None:
     for opt in ("--json", "--csv", "--wide", "--columns"):
         assert opt in text, text
     text = ok("monitor", "report", "--help")
-    for opt in ("--window", "--out", "--format", "--reference", "--current"):
+    for opt in ("--window", "--out", "--format", "--reference", "--model-version", "--current"):
         assert opt in text, text

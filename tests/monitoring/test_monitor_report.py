@@ -300,3 +300,20 @@ def test_build_report_reads_alerts_volume_and_the_logged_inputs(tmp_path: Path) 
         build_report("churn", "1h", reference=ref, stores=stores)
     with pytest.raises(ls.Invalid, match="no reference file at"):
         build_report("churn", "1d", reference=tmp_path / "nope.parquet", stores=stores)
+
+
+def test_build_report_takes_a_model_versions_training_data_as_the_reference() -> None:
+    ref, cur = frames(n_features=2, shift=1)
+    dv = ls.register_dataset("churn-train", ref.head(500))
+    with ls.start_run(experiment="train") as run:
+        run.log_input(dv, context="training")
+    reg = ls.get_registry()
+    reg.create_model_version(
+        "churn", source=f"runs:/{run.run_id}/model", files={"m": "ab" * 32}, run_id=run.run_id
+    )
+    reg.create_model_version("lonely", source="runs:/x/model", files={"m": "ab" * 32})
+    report = build_report("churn", "1d", model_version="churn/1", current=cur.head(300))
+    assert report.drift is not None and report.drift.n_reference == 500
+    assert "x0" in report.drift.drifted_columns
+    with pytest.raises(ls.Invalid, match="no registered dataset version upstream"):
+        build_report("churn", "1d", model_version="lonely/1", current=cur)

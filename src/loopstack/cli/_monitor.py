@@ -217,6 +217,9 @@ def report(
     reference: Path | None = typer.Option(
         None, "--reference", help="A Parquet file of reference inputs (training data)."
     ),
+    model_version: str | None = typer.Option(
+        None, "--model-version", help="NAME/VERSION: its training data is the reference."
+    ),
     current: Path | None = typer.Option(
         None, "--current", help="A Parquet file to use instead of the logged inputs."
     ),
@@ -230,7 +233,13 @@ def report(
         raise Invalid(f"--format must be html or json; got {fmt!r}", field="format")
     stores, _, pid = _opened()
     built = build_report(
-        endpoint, window, reference=reference, current=current, stores=stores, project_id=pid
+        endpoint,
+        window,
+        reference=reference,
+        model_version=model_version,
+        current=current,
+        stores=stores,
+        project_id=pid,
     )
     built.write(out, format=fmt)
     drift = built.drift

@@ -104,6 +104,36 @@ def read_table(source: Any, role: str = "reference") -> Any:
     return source
 
 
+def training_reference(model_version: str) -> Any:
+    """The training data of ``model_version`` (``"name/version"``): the windows work
+    package's ``reference_table`` when present, else the first registered dataset
+    version upstream of it in the lineage (``run.log_input(dataset_version)``)."""
+    from importlib import import_module
+
+    try:
+        return import_module("loopstack.monitoring._reference").reference_table(model_version)
+    except (ImportError, AttributeError):
+        pass
+    if not isinstance(model_version, str) or "/" not in model_version:
+        raise Invalid(
+            f"a model version is NAME/VERSION (churn/3); got {model_version!r} instead",
+            field="model_version",
+        )
+    from loopstack.data import get_dataset
+    from loopstack.registry import lineage
+
+    graph = lineage(f"model_version:{model_version}")
+    found = [n for n in graph.upstream if n.startswith("dataset_version:")]
+    if not found:
+        raise Invalid(
+            f"model version {model_version} has no registered dataset version upstream in "
+            "its lineage (log it with run.log_input); give a reference instead",
+            field="model_version",
+        )
+    name, _, version = found[0].removeprefix("dataset_version:").rpartition("/")
+    return get_dataset(name, int(version))
+
+
 def inputs_frame(predictions: pa.Table) -> Any:
     """The model rows of a ``predictions`` table as a DataFrame, one per row of each
     request's ``inputs`` (a list of records, columns ``{name: [values]}``, or one record).
@@ -172,6 +202,7 @@ def build_report(
     *,
     until: Any = None,
     reference: Any = None,
+    model_version: str | None = None,
     current: Any = None,
     stores: Stores | None = None,
     project_id: int = 0,
@@ -226,6 +257,8 @@ def build_report(
         else []
     )
     drift_report, dists = None, []
+    if reference is None and model_version is not None:
+        reference = training_reference(model_version)
     if reference is not None:
         from loopstack.monitoring._drift import drift
 
