@@ -13,6 +13,10 @@ URL scheme (``open_sink``: log, file, http(s) webhook, alertmanager+http(s)).
 ``MonitorCollector`` / ``monitor_metrics`` export each rule's latest value and
 whether it fires as Prometheus gauges (the server's ``/metrics``).
 
+``MonitoringReport`` gathers one endpoint's window (drift, distributions, performance,
+KPIs, quality, volume, alerts) as plain data, written as JSON or one self-contained
+HTML file; ``build_report(endpoint, window)`` makes one from what is stored.
+
 >>> report = ls.monitoring.drift(train_df, window_df)
 >>> print(report.render())
 """
@@ -42,7 +46,13 @@ from loopstack.monitoring._alerts import (
     RuleState,
     evaluate,
 )
+from loopstack.monitoring._build_report import alert_incidents, build_report, parse_window
 from loopstack.monitoring._drift import DriftConfig, drift
+from loopstack.monitoring._monitor_report import (
+    FeatureDistribution,
+    MonitoringReport,
+    feature_distributions,
+)
 from loopstack.monitoring._report import ColumnDrift, DriftReport
 
 if TYPE_CHECKING:
@@ -69,17 +79,23 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
     "DeliveryFailure",
     "DriftConfig",
     "DriftReport",
+    "FeatureDistribution",
     "FileSink",
     "LogSink",
     "MonitorCollector",
+    "MonitoringReport",
     "RuleState",
     "SEVERITIES",
     "WebhookSink",
+    "alert_incidents",
     "alertmanager_payload",
+    "build_report",
     "drift",
     "evaluate",
+    "feature_distributions",
     "monitor_metrics",
     "open_sink",
+    "parse_window",
 ]
 
 

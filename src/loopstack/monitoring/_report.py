@@ -50,6 +50,20 @@ class ColumnDrift:
         }
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ColumnDrift:
+        """A column's drift from ``to_dict``'s shape (None metrics read back as NaN)."""
+        values = dict(data)
+        values["metrics"] = {
+            k: (math.nan if v is None else v) for k, v in (values.get("metrics") or {}).items()
+        }
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            from loopstack.errors import Invalid
+
+            raise Invalid(f"not a column drift: {exc}") from exc
+
 
 def sort_key(c: ColumnDrift) -> tuple[int, int, float, str]:
     """Compared columns first, drifted first, then by effect size, largest first."""
@@ -96,6 +110,26 @@ class DriftReport:
             "n_current": self.n_current,
             "columns": [c.to_dict() for c in self.columns],
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DriftReport:
+        """A report from ``to_dict``'s shape."""
+        from loopstack.errors import Invalid
+
+        if not isinstance(data, dict):
+            raise Invalid(f"a drift report must be a mapping; got {type(data).__name__}")
+        values = dict(data)
+        values["columns"] = [ColumnDrift.from_dict(c) for c in values.get("columns") or []]
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise Invalid(f"not a drift report: {exc}") from exc
+
+    def _repr_html_(self) -> str:
+        """Jupyter's inline rendering: the table sorted by effect, with an effect bar each."""
+        from loopstack.monitoring._html import drift_section
+
+        return drift_section(self, standalone=True)
 
     def to_frame(self) -> Any:
         """One row per column (pandas), in the report's order; ``metrics`` left out."""
