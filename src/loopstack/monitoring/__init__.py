@@ -41,6 +41,8 @@ from loopstack.monitoring._alerts import (
     evaluate,
 )
 from loopstack.monitoring._drift import DriftConfig, drift
+from loopstack.monitoring._profile import ColumnProfile, Profile, profile
+from loopstack.monitoring._quality import ColumnQuality, QualityReport, quality
 from loopstack.monitoring._report import ColumnDrift, DriftReport
 
 if TYPE_CHECKING:
@@ -59,11 +61,15 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
     "CATEGORIES",
     "COMPARISONS",
     "ColumnDrift",
+    "ColumnProfile",
+    "ColumnQuality",
     "DeliveryFailure",
     "DriftConfig",
     "DriftReport",
     "FileSink",
     "LogSink",
+    "Profile",
+    "QualityReport",
     "RuleState",
     "SEVERITIES",
     "WebhookSink",
@@ -71,6 +77,8 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
     "drift",
     "evaluate",
     "open_sink",
+    "profile",
+    "quality",
 ]
 
 
