@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from loopstack.errors import Invalid
-from loopstack.monitoring import ColumnProfile, Profile, profile
+from loopstack.monitoring import ColumnProfile, Profile, drift, profile
 
 
 def _frame(n: int, seed: int = 0) -> pd.DataFrame:
@@ -201,3 +201,40 @@ def test_a_10m_row_window_streams_in_bounded_memory() -> None:
     assert peak < 3 * batch_bytes < data_bytes / 6  # a batch and its temporaries, not the window
     merged = sum(profile(b, like=ref) for b in _batches(total, size, seed=1))
     _same_counts(merged, window)
+
+
+def test_other_dtypes_nullable_ints_categoricals_dates_decimals_and_mixed_objects() -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    n = 3000
+    rng = np.random.default_rng(6)
+    ints = pd.array(rng.integers(0, 1000, size=n), dtype="Int64")
+    ints[:6] = pd.NA
+    df = pd.DataFrame(
+        {
+            "ni": ints,
+            "cat": pd.Categorical(rng.choice(["a", "b"], size=n)),
+            "tz": pd.date_range("2026-01-01", periods=n, freq="h", tz="UTC"),
+            "dec": [Decimal(i) / 1000 for i in range(n)],
+            "day": [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(n)],
+            "mixed": [1, "a", None] * (n // 3),
+        }
+    )
+    p = profile(df)
+    got = {c.name: (c.kind, c.dtype, c.count, c.nulls) for c in p.columns.values()}
+    assert got["ni"] == ("numeric", "int64", n - 6, 6)
+    assert got["cat"] == ("categorical", "string", n, 0)
+    assert got["tz"][0] == "numeric" and got["dec"][0] == "numeric" and got["day"][0] == "numeric"
+    assert got["mixed"] == ("unsupported", "object", 2 * n // 3, n // 3)
+    assert p["dec"].min == 0.0 and p["dec"].max == pytest.approx(2.999)
+    assert p["tz"].max - p["tz"].min == pytest.approx((n - 1) * 3600e6)  # microseconds
+    report = drift(p, df)
+    assert report.drifted_columns == [] and report["mixed"].status == "unsupported"
+    assert {c.column for c in report.columns if c.status == "ok"} == {
+        "ni",
+        "cat",
+        "tz",
+        "dec",
+        "day",
+    }

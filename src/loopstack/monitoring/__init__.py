@@ -41,7 +41,8 @@ from loopstack.monitoring._alerts import (
     evaluate,
 )
 from loopstack.monitoring._drift import DriftConfig, drift
-from loopstack.monitoring._profile import ColumnProfile, Profile, profile
+from loopstack.monitoring._profile import ColumnProfile, Profile
+from loopstack.monitoring._profiling import profile
 from loopstack.monitoring._quality import ColumnQuality, QualityReport, quality
 from loopstack.monitoring._report import ColumnDrift, DriftReport
 

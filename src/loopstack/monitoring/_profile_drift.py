@@ -29,12 +29,8 @@ from loopstack.monitoring._drift import (
     DriftConfig,
     _decide,
 )
-from loopstack.monitoring._profile import (
-    NUMERIC,
-    ColumnProfile,
-    Profile,
-    profile,
-)
+from loopstack.monitoring._profile import NUMERIC, ColumnProfile, Profile
+from loopstack.monitoring._profiling import profile
 from loopstack.monitoring._report import ColumnDrift, DriftReport, sort_key
 from loopstack.monitoring._stats import _psi, categorical_two_sample, kolmogorov_sf
 
