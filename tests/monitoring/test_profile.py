@@ -38,7 +38,7 @@ def _same_counts(a: Profile, b: Profile) -> None:
     assert a.num_rows == b.num_rows and list(a.columns) == list(b.columns)
     for name, ca in a.columns.items():
         da, db = ca.to_dict(), b.columns[name].to_dict()
-        for key in ("sum", "sum_sq"):
+        for key in ("sum", "sum_sq", "bin_sums"):
             assert da.pop(key) == pytest.approx(db.pop(key), rel=1e-9, abs=1e-9), (name, key)
         assert da == db, name
 
@@ -66,6 +66,7 @@ def test_kinds_counts_and_layout_follow_the_data() -> None:
     # quantile bins: each holds about 1/256 of the values
     assert np.all(np.abs(x.counts[1:-1] - 9_990 / 256) <= 2)
     assert x.mean == pytest.approx(np.nanmean(df["x"]))
+    assert x.bin_sums.sum() == pytest.approx(x.sum) and x.sum == pytest.approx(np.nansum(df["x"]))
     assert x.std == pytest.approx(np.nanstd(df["x"]))
     # the cumulative counts are the exact empirical CDF at the edges
     values = df["x"].dropna().to_numpy()

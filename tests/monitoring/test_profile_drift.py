@@ -60,7 +60,9 @@ def test_profile_verdicts_equal_the_exact_path(
             continue
         # the binned D is a lower bound, within a fraction of a bin's mass
         assert e.statistic - 0.004 <= b.statistic <= e.statistic + 1e-12
-        assert b.effect_size == pytest.approx(e.effect_size, rel=0.06, abs=0.003)
+        # Wasserstein from the bins' counts and sums: exact unless the CDFs cross in a bin
+        assert b.effect_size == pytest.approx(e.effect_size, rel=0.02, abs=5e-4)
+        assert b.metrics["wasserstein"] <= e.metrics["wasserstein"] + 1e-9
         assert b.metrics["psi"] == pytest.approx(e.metrics["psi"], rel=0.05, abs=2e-4)
         assert math.log10(max(b.p_value, 1e-300)) == pytest.approx(
             math.log10(max(e.p_value, 1e-300)), rel=0.3, abs=0.3

@@ -72,6 +72,7 @@ def _like_column(ref: ColumnProfile, arr: Any) -> ColumnProfile | None:
         dtype=_dtype(arr.type),
         edges=ref.edges,
         counts=np.zeros_like(ref.counts),
+        bin_sums=np.zeros_like(ref.bin_sums),
         categories=list(ref.categories),
     )
 
@@ -106,6 +107,7 @@ def _add_numeric(cp: ColumnProfile, arr: Any, bins: int | None) -> None:
     if cp.edges is None and bins is not None:
         cp.edges = _edges(finite, bins)
         cp.counts = np.zeros(cp.edges.size + 1, dtype=np.int64)
+        cp.bin_sums = np.zeros(cp.edges.size + 1)
     lo, hi = float(finite.min()), float(finite.max())
     cp.min = lo if cp.min is None else min(cp.min, lo)
     cp.max = hi if cp.max is None else max(cp.max, hi)
@@ -115,6 +117,7 @@ def _add_numeric(cp: ColumnProfile, arr: Any, bins: int | None) -> None:
         idx = np.searchsorted(cp.edges, finite, side="left")
         idx[finite == cp.edges[0]] = 1
         cp.counts += np.bincount(idx, minlength=cp.edges.size + 1)
+        cp.bin_sums += np.bincount(idx, weights=finite, minlength=cp.edges.size + 1)
 
 
 def _add_categorical(cp: ColumnProfile, arr: Any, max_categories: int | None) -> None:
@@ -316,6 +319,7 @@ def profile(
                 ref.dtype,
                 edges=ref.edges,
                 counts=np.zeros_like(ref.counts),
+                bin_sums=np.zeros_like(ref.bin_sums),
                 categories=list(ref.categories),
             )
     return Profile(rows, acc)
