@@ -53,6 +53,9 @@ from loopstack.monitoring._monitor_report import (
     MonitoringReport,
     feature_distributions,
 )
+from loopstack.monitoring._profile import ColumnProfile, Profile
+from loopstack.monitoring._profiling import profile
+from loopstack.monitoring._quality import ColumnQuality, QualityReport, quality
 from loopstack.monitoring._report import ColumnDrift, DriftReport
 
 if TYPE_CHECKING:
@@ -76,6 +79,8 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
     "CATEGORIES",
     "COMPARISONS",
     "ColumnDrift",
+    "ColumnProfile",
+    "ColumnQuality",
     "DeliveryFailure",
     "DriftConfig",
     "DriftReport",
@@ -84,6 +89,8 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
     "LogSink",
     "MonitorCollector",
     "MonitoringReport",
+    "Profile",
+    "QualityReport",
     "RuleState",
     "SEVERITIES",
     "WebhookSink",
@@ -96,6 +103,8 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
     "monitor_metrics",
     "open_sink",
     "parse_window",
+    "profile",
+    "quality",
 ]
 
 

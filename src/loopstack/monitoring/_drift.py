@@ -299,9 +299,12 @@ def drift(
     """Drift of ``current`` against ``reference``, per column and for the whole dataset.
 
     ``reference`` and ``current`` are pandas DataFrames, pyarrow Tables or dataset
-    versions (``ls.get_dataset(...)``). ``columns`` picks columns (default: every column
-    of either side), ``exclude`` drops some. ``config`` is a ``DriftConfig``; keyword
-    ``options`` override its fields (``drift(a, b, alpha=0.01, correction="holm")``).
+    versions (``ls.get_dataset(...)``), or ``Profile``s (``ls.monitoring.profile``) on
+    either side: then the test runs on the binned sketches (see ``_profile_drift``) and
+    a table on the other side is profiled like the profile. ``columns`` picks columns
+    (default: every column of either side), ``exclude`` drops some. ``config`` is a
+    ``DriftConfig``; keyword ``options`` override its fields
+    (``drift(a, b, alpha=0.01, correction="holm")``).
 
     >>> report = ls.monitoring.drift(train_df, last_week_df)
     >>> report["amount"].drifted, report["amount"].effect_size
@@ -321,6 +324,12 @@ def drift(
                 f"({', '.join(sorted(known))})"
             )
         config = replace(config, **options)
+    from loopstack.monitoring._profile import Profile
+
+    if isinstance(reference, Profile) or isinstance(current, Profile):
+        from loopstack.monitoring._profile_drift import drift_profiles
+
+        return drift_profiles(reference, current, columns=columns, exclude=exclude, config=config)
     ref, cur = _as_frame(reference, "reference"), _as_frame(current, "current")
     for name, value in (("columns", columns), ("exclude", exclude)):
         if value is not None and (
