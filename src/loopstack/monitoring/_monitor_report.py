@@ -210,8 +210,8 @@ def feature_distributions(
             continue
         total = rc.add(cc, fill_value=0).sort_values(ascending=False, kind="stable")
         top = [str(c) for c in total.index[:max_categories]]
-        ref_counts = [int(rc.get(c, 0)) for c in top]
-        cur_counts = [int(cc.get(c, 0)) for c in top]
+        ref_counts: list[float] = [int(rc.get(c, 0)) for c in top]
+        cur_counts: list[float] = [int(cc.get(c, 0)) for c in top]
         if len(total) > max_categories:
             top.append("(other)")
             ref_counts.append(int(rc.sum()) - sum(ref_counts))

@@ -280,7 +280,7 @@ def quality(
             )
             issue(name, "extra_column", None, f"{name!r} is new: not in the reference")
             continue
-        base = {
+        base: dict[str, Any] = {
             "column": name,
             "kind": cur.kind,
             "dtype_reference": ref.dtype,
