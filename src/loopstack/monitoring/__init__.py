@@ -1,5 +1,5 @@
 """Monitoring: drift between a reference and a window of predictions, or any two tables;
-alert rules, their state and their sinks.
+alert rules, their state and their sinks; windows of the prediction log as flat tables.
 
 ``drift(reference, current)`` tests every column (KS for numbers, chi-squared on the
 contingency table for categories), corrects the p-values across columns, asks for a
@@ -10,6 +10,12 @@ deduplication, cooldown); ``AlertStore`` keeps rules, state and history in the
 metadata DB (loaded on first use, so importing this package stays light);
 ``AlertRouter`` sends fired and resolved alerts, by category, to sinks chosen by
 URL scheme (``open_sink``: log, file, http(s) webhook, alertmanager+http(s)).
+
+Windows: ``window_batches(endpoint, "24h")`` yields the prediction log's segments of
+the window one at a time (``WindowPart``: one row per model row, inputs, enriched
+features, prediction and probabilities as columns); ``read_window`` concatenates them;
+``SegmentCache`` keeps a result per segment; ``reference_table("churn/3")`` is the
+training dataset a model version was fit on.
 
 >>> report = ls.monitoring.drift(train_df, window_df)
 >>> print(report.render())
@@ -41,7 +47,15 @@ from loopstack.monitoring._alerts import (
     evaluate,
 )
 from loopstack.monitoring._drift import DriftConfig, drift
+from loopstack.monitoring._flatten import flatten_predictions, skipped_requests
+from loopstack.monitoring._reference import (
+    reference_dataset,
+    reference_table,
+    resolve_model_version,
+    training_set_name,
+)
 from loopstack.monitoring._report import ColumnDrift, DriftReport
+from loopstack.monitoring._window import SegmentCache, WindowPart, read_window, window_batches
 
 if TYPE_CHECKING:
     from loopstack.monitoring._alert_store import AlertStore
@@ -66,11 +80,21 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
     "LogSink",
     "RuleState",
     "SEVERITIES",
+    "SegmentCache",
     "WebhookSink",
+    "WindowPart",
     "alertmanager_payload",
     "drift",
     "evaluate",
+    "flatten_predictions",
     "open_sink",
+    "read_window",
+    "reference_dataset",
+    "reference_table",
+    "resolve_model_version",
+    "skipped_requests",
+    "training_set_name",
+    "window_batches",
 ]
 
 

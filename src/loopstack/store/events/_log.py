@@ -226,9 +226,23 @@ class EventLog:
         columns read as null). With no segment in the window the answer is
         ``schema``'s empty table, or one with only ``ts``.
         """
+        return self.read_segments(
+            self.segments(stream, since, until), since, until, where=where, schema=schema
+        )
+
+    def read_segments(
+        self,
+        segments: list[Segment],
+        since: When | None = None,
+        until: When | None = None,
+        *,
+        where: Mapping[str, Any] | None = None,
+        schema: pa.Schema | None = None,
+    ) -> pa.Table:
+        """As ``read``, over the given ``segments`` only (some of what ``segments()``
+        answered: a caller reading a window a segment at a time)."""
         import pyarrow as pa
 
-        segments = self.segments(stream, since, until)
         if not segments:
             return (schema or pa.schema([(TS, pa.timestamp("us", "UTC"))])).empty_table()
         # each distinct file is read once; a segment appended twice with the same bytes
