@@ -100,6 +100,8 @@ def test_records_columns_and_tensors_come_back_as_sent(live: Live) -> None:
     proba = got[[f"proba_{k}" for k in range(3)]].to_numpy()
     np.testing.assert_allclose(proba, live.clf.predict_proba(X.iloc[0:7]), rtol=1e-9)
     assert (got["latency_ms"] > 0).all()
+    # by default the window is read from the configured home's event log, as serving writes it
+    assert read_window("iris", "1h").equals(flat)
 
 
 def test_a_2d_tensor_is_name_0_to_name_k(live: Live) -> None:

@@ -52,6 +52,31 @@ def _leaf(t: Any) -> str:
     return "VARCHAR"  # JSON (mixed types), anything else: its text
 
 
+def _merge(a: Any, b: Any) -> Any:
+    """Two structures (``json_structure``'s) as one, as ``json_group_structure`` merges."""
+    if a == b:
+        return a
+    if a == "NULL":
+        return b
+    if b == "NULL":
+        return a
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = _merge(out[k], v) if k in out else v
+        return out
+    if isinstance(a, list) and isinstance(b, list):
+        if not a or not b:
+            return a or b
+        return [_merge(a[0], b[0])]
+    if isinstance(a, str) and isinstance(b, str):
+        if a in _INTEGERS and b in _INTEGERS:
+            return "BIGINT"
+        if {a, b} <= {*_INTEGERS, "DOUBLE"}:
+            return "DOUBLE"
+    return "JSON"
+
+
 def _depth(s: Any) -> int:
     """0 for a scalar leaf, 1 for a list of scalars, 2 for a list of lists (deeper: text)."""
     if isinstance(s, list) and s:
@@ -119,16 +144,17 @@ def _relation(source: str, kind: str, structure: Any, default: str) -> _Part | N
         )
         return _Part(sql, [(k, False) for k in spec_r])
     spec_o = {k: _spec(v) for k, v in structure.items()}
-    picks, cols = [], []
+    unnested: list[str] = []
+    columns: list[tuple[str, bool]] = []
     for k, v in spec_o.items():
         if isinstance(v, list):
-            picks.append(f"unnest(s.{_q(k)}) AS {_q(k)}")
-            cols.append((k, isinstance(v[0], list)))
+            unnested.append(f"unnest(s.{_q(k)}) AS {_q(k)}")
+            columns.append((k, isinstance(v[0], list)))
         else:  # a scalar: the same value for every row (a single record)
-            picks.append(f"s.{_q(k)} AS {_q(k)}")
-            cols.append((k, False))
+            unnested.append(f"s.{_q(k)} AS {_q(k)}")
+            columns.append((k, False))
     inner = f"SELECT _req, n, from_json({source}, {_lit(json.dumps(spec_o))}) AS s {where}"
-    return _Part(f"SELECT _req, {rows}, {', '.join(picks)} FROM ({inner})", cols)
+    return _Part(f"SELECT _req, {rows}, {', '.join(unnested)} FROM ({inner})", columns)
 
 
 _KIND = """CASE WHEN {c} IS NULL THEN 'none'
@@ -212,38 +238,49 @@ def _value(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
 def _flatten(
     con: duckdb.DuckDBPyConnection, include_shadow: bool, total: int
 ) -> tuple[pa.Table, int]:
+    # one pass: each document parsed by try_cast (invalid: NULL), then its kind and rows
     con.execute(
-        "CREATE TEMP TABLE parsed AS SELECT _req, inputs::JSON AS inputs, "
-        "features::JSON AS features, output::JSON AS output FROM p WHERE json_valid(output) "
-        "AND (inputs IS NULL OR json_valid(inputs)) AND (features IS NULL OR json_valid(features))"
-    )
-    con.execute(
-        "CREATE TEMP TABLE shaped AS SELECT *, "
+        "CREATE TEMP TABLE good AS WITH parsed AS (SELECT _req, "
+        "inputs IS NULL AS no_inputs, try_cast(inputs AS JSON) AS inputs, "
+        "features IS NULL AS no_features, try_cast(features AS JSON) AS features, "
+        "try_cast(output AS JSON) AS output FROM p), "
+        "shaped AS (SELECT _req, inputs, features, output, "
         + _KIND.format(c="inputs")
         + " AS inputs_kind, "
         + _KIND.format(c="features")
-        + " AS features_kind, json_array_length(output, '$.predict')::BIGINT AS n FROM parsed "
-        "WHERE json_type(output, '$.predict') = 'ARRAY'"
-    )
-    con.execute(
-        "CREATE TEMP TABLE good AS SELECT * FROM shaped WHERE "
+        + " AS features_kind, json_array_length(output, '$.predict')::BIGINT AS n, "
+        "json_array_length(output, '$.predict_proba') AS n_proba FROM parsed "
+        "WHERE output IS NOT NULL AND (no_inputs OR inputs IS NOT NULL) "
+        "AND (no_features OR features IS NOT NULL) AND json_type(output, '$.predict') = 'ARRAY') "
+        "SELECT * EXCLUDE (n_proba) FROM shaped WHERE "
         + _ROWS_OK.format(c="inputs")
         + " AND "
         + _ROWS_OK.format(c="features")
-        + " AND (json_type(output, '$.predict_proba') IS NULL OR "
-        "json_array_length(output, '$.predict_proba') = n)"
+        + " AND (n_proba IS NULL OR n_proba = n)"
     )
     skipped = total - int(_value(con, "SELECT count(*) FROM good"))
 
+    # each row's structure, grouped: a window holds a few distinct ones, merged here
+    found = con.execute(
+        "SELECT 'inputs', inputs_kind, json_structure(inputs) AS s FROM good GROUP BY ALL "
+        "UNION ALL SELECT 'features', features_kind, json_structure(features) FROM good "
+        "GROUP BY ALL UNION ALL SELECT 'output', '', json_structure(output) FROM good GROUP BY ALL"
+    ).fetchall()
+    merged: dict[tuple[str, str], Any] = {}
+    for source, kind, structure in found:
+        if structure is None:
+            continue
+        value = json.loads(structure)
+        key = (source, kind)
+        merged[key] = _merge(merged[key], value) if key in merged else value
     relations: dict[str, list[tuple[str, bool]]] = {}
     for source, default in (("inputs", "input"), ("features", "feature")):
         parts = []
-        found = con.execute(
-            f"SELECT {source}_kind, json_group_structure({source}) FROM good "
-            f"WHERE {source}_kind IN ('records', 'array', 'object', 'record') GROUP BY 1 ORDER BY 1"
-        ).fetchall()
-        for kind, structure in found:
-            part = _relation(source, kind, json.loads(structure), default)
+        for kind in ("array", "object", "record", "records"):
+            parsed = merged.get((source, kind))
+            if parsed in (None, "NULL"):
+                continue
+            part = _relation(source, kind, parsed, default)
             if part is not None:
                 parts.append(part)
         cols: dict[str, bool] = {}
@@ -255,8 +292,7 @@ def _flatten(
             con.execute(f"CREATE TEMP TABLE rel_{source} AS {union}")
         relations[source] = list(cols.items())
 
-    out_structure = _value(con, "SELECT json_group_structure(output) FROM good")
-    out = json.loads(out_structure) if out_structure else None
+    out = merged.get(("output", ""))
     out = out if isinstance(out, dict) else {}
     predict = _spec(out.get("predict", ["VARCHAR"]))
     if not isinstance(predict, list) or isinstance(predict[0], list):
