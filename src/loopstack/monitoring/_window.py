@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopstack.errors import Invalid, excerpt
-from loopstack.monitoring._flatten import SKIPPED_KEY, flatten_predictions, skipped_requests
+from loopstack.monitoring._flatten import flatten_predictions, skipped_requests
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -153,6 +153,22 @@ class WindowPart:
         )
 
 
+def _window(
+    endpoint: str, since: Any, until: Any, events: EventLog | None, model_version: str | None
+) -> tuple[dt.datetime | None, dt.datetime | None, EventLog, dict[str, Any]]:
+    """The window's ends, the event log and the row filter, checked."""
+    if not isinstance(endpoint, str) or not endpoint:
+        raise Invalid(f"the 'endpoint' must be a name; got {excerpt(endpoint)}", field="endpoint")
+    start, end = to_datetime(since, "since"), to_datetime(until, "until")
+    if start is not None and end is not None and start >= end:
+        raise Invalid(f"the window is empty: since {start} is not before until {end}")
+    log = events if events is not None else default_event_log()
+    where: dict[str, Any] = {"endpoint": endpoint}
+    if model_version is not None:
+        where["model_version"] = str(model_version)
+    return start, end, log, where
+
+
 def window_batches(
     endpoint: str,
     since: Any = None,
@@ -170,15 +186,7 @@ def window_batches(
     """
     from loopstack.serving._prediction_log import predictions_schema
 
-    if not isinstance(endpoint, str) or not endpoint:
-        raise Invalid(f"the 'endpoint' must be a name; got {excerpt(endpoint)}", field="endpoint")
-    start, end = to_datetime(since, "since"), to_datetime(until, "until")
-    if start is not None and end is not None and start >= end:
-        raise Invalid(f"the window is empty: since {start} is not before until {end}")
-    log = events if events is not None else default_event_log()
-    where: dict[str, Any] = {"endpoint": endpoint}
-    if model_version is not None:
-        where["model_version"] = str(model_version)
+    start, end, log, where = _window(endpoint, since, until, events, model_version)
     filters = json.dumps(
         [FLAT_VERSION, endpoint, where.get("model_version"), include_shadow], separators=(",", ":")
     )
@@ -206,35 +214,17 @@ def read_window(
     model_version: str | None = None,
     include_shadow: bool = False,
 ) -> pa.Table:
-    """Every part of the window as one flat table (for windows that fit in memory); the
-    skipped requests of all parts are counted in ``skipped_requests(result)``."""
-    import pyarrow as pa
+    """The whole window as one flat table (for windows that fit in memory): every segment
+    read in one query and flattened at once, so it costs one pass however many segments
+    the log holds. ``skipped_requests(result)`` counts the requests skipped.
 
-    tables, skipped = [], 0
-    for part in window_batches(
-        endpoint,
-        since,
-        until,
-        events=events,
-        model_version=model_version,
-        include_shadow=include_shadow,
-    ):
-        skipped += part.skipped
-        if part.table.num_rows:
-            tables.append(part.table.replace_schema_metadata(None))
-    if tables:
-        flat = pa.concat_tables(tables, promote_options="permissive")
-    else:
-        flat = flatten_predictions(
-            _empty_predictions(), include_shadow=include_shadow
-        ).replace_schema_metadata(None)
-    return flat.replace_schema_metadata({SKIPPED_KEY: str(skipped).encode()})
-
-
-def _empty_predictions() -> pa.Table:
+    >>> flat = read_window("churn", "24h")   # doctest: +SKIP
+    """
     from loopstack.serving._prediction_log import predictions_schema
 
-    return predictions_schema().empty_table()
+    start, end, log, where = _window(endpoint, since, until, events, model_version)
+    raw = log.read(STREAM, start, end, where=where, schema=predictions_schema())
+    return flatten_predictions(raw, include_shadow=include_shadow)
 
 
 class SegmentCache:
