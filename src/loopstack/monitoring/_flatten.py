@@ -16,6 +16,8 @@ is skipped and counted (``skipped_requests``), never raised.
 from __future__ import annotations
 
 import json
+import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 from loopstack.errors import Invalid, excerpt
@@ -208,10 +210,9 @@ def flatten_predictions(table: pa.Table, *, include_shadow: bool = False) -> pa.
 
     >>> flat = flatten_predictions(plog.read_predictions("churn"))  # doctest: +SKIP
     """
-    import duckdb
 
     table = _prepared(table, include_shadow)
-    con = duckdb.connect()
+    con = _cursor()
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.register("p", table)
@@ -221,6 +222,22 @@ def flatten_predictions(table: pa.Table, *, include_shadow: bool = False) -> pa.
     meta = dict(flat.schema.metadata or {})
     meta[SKIPPED_KEY] = str(skipped).encode()
     return flat.replace_schema_metadata(meta)
+
+
+_DUCK: tuple[int, Any] | None = None
+_DUCK_LOCK = threading.Lock()
+
+
+def _cursor() -> duckdb.DuckDBPyConnection:
+    """A fresh connection (a cursor: its own temporary tables) on this process's in-memory
+    database; opening a database costs tens of milliseconds, a cursor about one."""
+    global _DUCK
+    import duckdb
+
+    with _DUCK_LOCK:
+        if _DUCK is None or _DUCK[0] != os.getpid():  # a forked child opens its own
+            _DUCK = (os.getpid(), duckdb.connect())
+        return _DUCK[1].cursor()  # type: ignore[no-any-return]
 
 
 def skipped_requests(flat: pa.Table) -> int:
