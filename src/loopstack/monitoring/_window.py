@@ -7,7 +7,10 @@ first asked for, so a caller holding a cached result for the part's ``key``
 (``SegmentCache``) never reads it again. A segment lying wholly inside the window
 (``part.whole``) has the same rows whatever the window, so its key names the
 segment and the filters only; a segment cut by the window's ends also names the
-ends. ``read_window`` concatenates every part (small windows).
+ends. ``read_window`` reads the whole window in one query and flattens it once
+(windows that fit in memory; with many small segments it is much faster than the parts:
+each part costs a few DuckDB statements, ~50 ms here). Parts are ordered by ``ts``
+within themselves; ``read_window`` by ``ts`` across the window.
 
 Windows are half-open, ``since <= ts < until``; each end is a datetime (naive:
 UTC), epoch seconds, an ISO 8601 string, or a duration (``"24h"``, ``"7d"``,
