@@ -1,5 +1,5 @@
 """Monitoring: drift between a reference and a window of predictions, or any two tables;
-alert rules, their state and their sinks.
+alert rules, their state and their sinks; windows of the prediction log as flat tables.
 
 ``drift(reference, current)`` tests every column (KS for numbers, chi-squared on the
 contingency table for categories), corrects the p-values across columns, asks for a
@@ -16,6 +16,12 @@ whether it fires as Prometheus gauges (the server's ``/metrics``).
 ``MonitoringReport`` gathers one endpoint's window (drift, distributions, performance,
 KPIs, quality, volume, alerts) as plain data, written as JSON or one self-contained
 HTML file; ``build_report(endpoint, window)`` makes one from what is stored.
+
+Windows: ``window_batches(endpoint, "24h")`` yields the prediction log's segments of
+the window one at a time (``WindowPart``: one row per model row, inputs, enriched
+features, prediction and probabilities as columns); ``read_window`` concatenates them;
+``SegmentCache`` keeps a result per segment; ``reference_table("churn/3")`` is the
+training dataset a model version was fit on.
 
 >>> report = ls.monitoring.drift(train_df, window_df)
 >>> print(report.render())
@@ -48,6 +54,7 @@ from loopstack.monitoring._alerts import (
 )
 from loopstack.monitoring._build_report import alert_incidents, build_report, parse_window
 from loopstack.monitoring._drift import DriftConfig, drift
+from loopstack.monitoring._flatten import flatten_predictions, skipped_requests
 from loopstack.monitoring._monitor_report import (
     FeatureDistribution,
     MonitoringReport,
@@ -56,7 +63,14 @@ from loopstack.monitoring._monitor_report import (
 from loopstack.monitoring._profile import ColumnProfile, Profile
 from loopstack.monitoring._profiling import profile
 from loopstack.monitoring._quality import ColumnQuality, QualityReport, quality
+from loopstack.monitoring._reference import (
+    reference_dataset,
+    reference_table,
+    resolve_model_version,
+    training_set_name,
+)
 from loopstack.monitoring._report import ColumnDrift, DriftReport
+from loopstack.monitoring._window import SegmentCache, WindowPart, read_window, window_batches
 
 if TYPE_CHECKING:
     from loopstack.monitoring._alert_store import AlertStore
@@ -93,18 +107,28 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
     "QualityReport",
     "RuleState",
     "SEVERITIES",
+    "SegmentCache",
     "WebhookSink",
+    "WindowPart",
     "alert_incidents",
     "alertmanager_payload",
     "build_report",
     "drift",
     "evaluate",
     "feature_distributions",
+    "flatten_predictions",
     "monitor_metrics",
     "open_sink",
     "parse_window",
     "profile",
     "quality",
+    "read_window",
+    "reference_dataset",
+    "reference_table",
+    "resolve_model_version",
+    "skipped_requests",
+    "training_set_name",
+    "window_batches",
 ]
 
 

@@ -20,6 +20,7 @@ import datetime as dt
 import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -86,6 +87,22 @@ def _check_stream(stream: str) -> str:
 
 def _sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+_DUCK: tuple[int, Any] | None = None
+_DUCK_LOCK = threading.Lock()
+
+
+def _cursor() -> Any:
+    """A fresh DuckDB connection (a cursor) on this process's in-memory database: opening
+    a database costs tens of milliseconds, a cursor about one; each has its own state."""
+    global _DUCK
+    import duckdb
+
+    with _DUCK_LOCK:
+        if _DUCK is None or _DUCK[0] != os.getpid():  # a forked child opens its own
+            _DUCK = (os.getpid(), duckdb.connect())
+        return _DUCK[1].cursor()
 
 
 class EventLog:
@@ -226,9 +243,23 @@ class EventLog:
         columns read as null). With no segment in the window the answer is
         ``schema``'s empty table, or one with only ``ts``.
         """
+        return self.read_segments(
+            self.segments(stream, since, until), since, until, where=where, schema=schema
+        )
+
+    def read_segments(
+        self,
+        segments: list[Segment],
+        since: When | None = None,
+        until: When | None = None,
+        *,
+        where: Mapping[str, Any] | None = None,
+        schema: pa.Schema | None = None,
+    ) -> pa.Table:
+        """As ``read``, over the given ``segments`` only (some of what ``segments()``
+        answered: a caller reading a window a segment at a time)."""
         import pyarrow as pa
 
-        segments = self.segments(stream, since, until)
         if not segments:
             return (schema or pa.schema([(TS, pa.timestamp("us", "UTC"))])).empty_table()
         # each distinct file is read once; a segment appended twice with the same bytes
@@ -272,7 +303,7 @@ class EventLog:
     def _query(sql: str, params: list[Any], order: pa.Table) -> pa.Table:
         import duckdb
 
-        con = duckdb.connect()
+        con = _cursor()
         try:
             con.execute("SET TimeZone = 'UTC'")
             con.register("segment_order", order)
