@@ -11,6 +11,11 @@ metadata DB (loaded on first use, so importing this package stays light);
 ``AlertRouter`` sends fired and resolved alerts, by category, to sinks chosen by
 URL scheme (``open_sink``: log, file, http(s) webhook, alertmanager+http(s)).
 
+Performance: ``log_labels`` / ``ingest_labels`` write late ground truth to the
+``feedback`` stream, ``join_labels`` joins it to the model's rows, ``performance``
+gives realised metrics per window, ``estimate_performance`` the CBPE estimate before
+labels come (with intervals); ``log_kpi`` / ``read_kpis`` keep business KPIs.
+
 >>> report = ls.monitoring.drift(train_df, window_df)
 >>> print(report.render())
 """
@@ -41,6 +46,10 @@ from loopstack.monitoring._alerts import (
     evaluate,
 )
 from loopstack.monitoring._drift import DriftConfig, drift
+from loopstack.monitoring._estimate import EstimateReport, estimate_performance
+from loopstack.monitoring._kpis import log_kpi, read_kpis
+from loopstack.monitoring._labels import ingest_labels, join_labels, log_labels
+from loopstack.monitoring._performance import PerformanceReport, performance
 from loopstack.monitoring._report import ColumnDrift, DriftReport
 
 if TYPE_CHECKING:
@@ -62,15 +71,24 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
     "DeliveryFailure",
     "DriftConfig",
     "DriftReport",
+    "EstimateReport",
     "FileSink",
     "LogSink",
+    "PerformanceReport",
     "RuleState",
     "SEVERITIES",
     "WebhookSink",
     "alertmanager_payload",
     "drift",
+    "estimate_performance",
     "evaluate",
+    "ingest_labels",
+    "join_labels",
+    "log_kpi",
+    "log_labels",
     "open_sink",
+    "performance",
+    "read_kpis",
 ]
 
 
