@@ -93,6 +93,14 @@ def _utc(series: pd.Series, column: str) -> pd.Series:
     return out
 
 
+def _utc_us(series: pd.Series) -> Any:
+    """Timestamps as naive UTC datetime64[us] (what Arrow takes as UTC)."""
+    import pandas as pd
+
+    stamps = pd.to_datetime(series, utc=True).dt.tz_convert(None)
+    return stamps.to_numpy().astype("datetime64[us]")
+
+
 def _feedback_table(
     df: pd.DataFrame, request_id: str, label: str, row: str | None, ts: str | None
 ) -> pa.Table:
@@ -147,9 +155,7 @@ def _feedback_table(
     texts = [json.dumps(v, separators=(",", ":"), allow_nan=False) for v in out_labels]
     return pa.table(
         {
-            "ts": pa.array(
-                pd.to_datetime(pd.Series(out_ts), utc=True), type=pa.timestamp("us", "UTC")
-            ),
+            "ts": pa.array(_utc_us(pd.Series(out_ts)), type=pa.timestamp("us", "UTC")),
             "request_id": pa.array(out_ids, type=pa.string()),
             "label": pa.array(texts, type=pa.string()),
             "reward": pa.nulls(len(out_ids), type=pa.float64()),
@@ -203,6 +209,7 @@ def _explode(feedback: pd.DataFrame) -> pd.DataFrame:
         }
     )
     out["label_ts"] = pd.to_datetime(out["label_ts"], utc=True)
+    out.loc[out["label"].isna(), "label_ts"] = pd.NaT  # a row the list left without a label
     return out
 
 
@@ -325,6 +332,17 @@ def _read_source(
         ) from None
 
 
+def _without_password(source: str) -> str:
+    if "://" not in source:
+        return source
+    import sqlalchemy as sa
+
+    try:
+        return sa.engine.make_url(source).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return source
+
+
 def ingest_labels(
     source: str | Path,
     *,
@@ -349,7 +367,7 @@ def ingest_labels(
     import pandas as pd
 
     source = str(source)
-    key = state_key or _KEY.sub("_", f"{source}#{table or ''}")
+    key = state_key or _KEY.sub("_", f"{_without_password(source)}#{table or ''}")
     state = _read_state()
     mark = pd.Timestamp(state[key]) if key in state else None
     frame = _read_source(source, table, ts_column, None if mark is None else mark.to_pydatetime())
