@@ -23,6 +23,11 @@ features, prediction and probabilities as columns); ``read_window`` concatenates
 ``SegmentCache`` keeps a result per segment; ``reference_table("churn/3")`` is the
 training dataset a model version was fit on.
 
+Performance: ``log_labels`` / ``ingest_labels`` write late ground truth to the
+``feedback`` stream, ``join_labels`` joins it to the model's rows, ``performance``
+gives realised metrics per window, ``estimate_performance`` the CBPE estimate before
+labels come (with intervals); ``log_kpi`` / ``read_kpis`` keep business KPIs.
+
 >>> report = ls.monitoring.drift(train_df, window_df)
 >>> print(report.render())
 """
@@ -54,12 +59,16 @@ from loopstack.monitoring._alerts import (
 )
 from loopstack.monitoring._build_report import alert_incidents, build_report, parse_window
 from loopstack.monitoring._drift import DriftConfig, drift
+from loopstack.monitoring._estimate import EstimateReport, estimate_performance
 from loopstack.monitoring._flatten import flatten_predictions, skipped_requests
+from loopstack.monitoring._kpis import log_kpi, read_kpis
+from loopstack.monitoring._labels import ingest_labels, join_labels, log_labels
 from loopstack.monitoring._monitor_report import (
     FeatureDistribution,
     MonitoringReport,
     feature_distributions,
 )
+from loopstack.monitoring._performance import PerformanceReport, performance
 from loopstack.monitoring._profile import ColumnProfile, Profile
 from loopstack.monitoring._profiling import profile
 from loopstack.monitoring._quality import ColumnQuality, QualityReport, quality
@@ -98,11 +107,13 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
     "DeliveryFailure",
     "DriftConfig",
     "DriftReport",
+    "EstimateReport",
     "FeatureDistribution",
     "FileSink",
     "LogSink",
     "MonitorCollector",
     "MonitoringReport",
+    "PerformanceReport",
     "Profile",
     "QualityReport",
     "RuleState",
@@ -114,14 +125,21 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
     "alertmanager_payload",
     "build_report",
     "drift",
+    "estimate_performance",
     "evaluate",
     "feature_distributions",
     "flatten_predictions",
+    "ingest_labels",
+    "join_labels",
+    "log_kpi",
+    "log_labels",
     "monitor_metrics",
     "open_sink",
     "parse_window",
+    "performance",
     "profile",
     "quality",
+    "read_kpis",
     "read_window",
     "reference_dataset",
     "reference_table",
