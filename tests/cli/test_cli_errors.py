@@ -65,6 +65,7 @@ ARGS: dict[str, list[str]] = {
     "monitor rules add": ["acc", "--metric", "accuracy", "--comparison", "<", "--threshold", "0.8"],
     "monitor rules remove": ["acc"],
     "monitor report": ["api", "--reference", "{corrupt}", "--out", "{missing}.html"],
+    "monitor run": ["api", "--once", "--route", "nowhere"],
     "token create": ["--name", "t", "--user", "u"],
     "token list": [],
     "token revoke": ["abc"],

@@ -253,3 +253,82 @@ def report(
         f"{sum(v['requests'] for v in built.volume):,} request(s); {summary}",
         markup=False,
     )
+
+
+def _routes(values: list[str]) -> dict[str, list[str]]:
+    from loopstack.errors import Invalid
+
+    routes: dict[str, list[str]] = {}
+    for value in values:
+        category, sep, url = value.partition("=")
+        if not sep or not category or not url:
+            raise Invalid(
+                f"--route must be CATEGORY=URL (model_quality=https://hooks.example/ml); "
+                f"got {value!r}",
+                field="route",
+            )
+        routes.setdefault(category, []).append(url)
+    return routes
+
+
+def _cycle_table(results: list[Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="monitor", title_justify="left")
+    for name in ("endpoint", "requests", "drift", "accuracy", "estimated", "alerts"):
+        table.add_column(name, justify="left" if name == "endpoint" else "right")
+    for obs, events in results:
+        m = obs.metrics()
+
+        def num(key: str, m: dict[str, float] = m) -> str:
+            return f"{m[key]:.3f}" if key in m else "-"
+
+        fired = [e.rule.name for e in events if e.kind in ("fired", "resolved")]
+        table.add_row(
+            obs.endpoint,
+            f"{obs.requests:,}",
+            num("drift_share"),
+            num("accuracy"),
+            num("estimated_accuracy"),
+            ", ".join(f"{e.kind} {e.rule.name}" for e in events if e.rule.name in fired) or "-",
+        )
+    return table
+
+
+@app.command("run")
+def run(
+    endpoints: list[str] = typer.Argument(
+        None, help="Endpoints to watch (default: every stored deployment)."
+    ),
+    window: str = typer.Option("1h", "--window", help="Each evaluation's window: 30m, 1h."),
+    every: str = typer.Option("5m", "--every", help="Time between evaluations: 30s, 5m."),
+    iterations: int | None = typer.Option(
+        None, "--iterations", min=1, help="Stop after this many evaluations."
+    ),
+    once: bool = typer.Option(False, "--once", help="One evaluation, then exit."),
+    route: list[str] = typer.Option(
+        [], "--route", help="CATEGORY=URL: send that category's alerts there (repeatable)."
+    ),
+) -> None:
+    """Evaluate the alert rules on each endpoint's window, every --every, until stopped."""
+    import time
+
+    from loopstack.cli._output import console
+    from loopstack.monitoring import AlertRouter, AlertStore
+    from loopstack.monitoring._build_report import parse_window
+    from loopstack.monitoring._monitor import monitor_once
+
+    pause = parse_window(every)
+    stores, actor, pid = _opened()
+    router = AlertRouter(_routes(route)) if route else None
+    store = AlertStore(stores, actor=actor, project_id=pid, router=router)
+    limit = 1 if once else iterations
+    done = 0
+    while True:
+        started = time.monotonic()
+        results = monitor_once(store, endpoints or None, window=window, stores=stores)
+        console().print(_cycle_table(results))
+        done += 1
+        if limit is not None and done >= limit:
+            return
+        time.sleep(max(0.0, pause - (time.monotonic() - started)))

@@ -276,7 +276,7 @@ def _prepare(
 def estimate_performance(
     frame: Any,
     *,
-    window: str = "1h",
+    window: str | None = "1h",
     classes: list[Any] | None = None,
     positive: Any | None = None,
     calibration: Any | None = None,
@@ -368,7 +368,7 @@ def estimate_performance(
             row["confidence_ks"] = row["confidence_p"] = None
         rows.append(row)
     return EstimateReport(
-        window=window,
+        window=window or "whole",
         level=level,
         classes=cls,
         positive=None if pos is None else cls[pos],

@@ -325,7 +325,12 @@ def _read_source(
 
     try:
         quoted = source.replace("'", "''")
-        return duckdb.sql(f"SELECT * FROM read_parquet('{quoted}', union_by_name=true)").df()
+        con = duckdb.connect()
+        try:
+            sql = f"SELECT * FROM read_parquet('{quoted}', union_by_name=true)"
+            return con.execute(sql).df()
+        finally:
+            con.close()
     except duckdb.Error as exc:
         raise Invalid(
             f"could not read Parquet labels at {source!r}: {exc}", field="source"

@@ -60,10 +60,14 @@ def infer_classes(frame: pd.DataFrame, classes: list[Any] | None) -> list[Any]:
     return found
 
 
-def window_starts(ts: pd.Series, window: str) -> pd.Series:
-    """The start of each row's window (``window`` a pandas frequency such as ``1h``)."""
+def window_starts(ts: pd.Series, window: str | None) -> pd.Series:
+    """The start of each row's window (``window`` a pandas frequency such as ``1h``;
+    None: one window for every row, starting at the first)."""
     import pandas as pd
 
+    if window is None:
+        when = pd.to_datetime(ts, utc=True)
+        return pd.Series(when.min(), index=ts.index)
     try:
         return pd.to_datetime(ts, utc=True).dt.floor(window)
     except (ValueError, TypeError) as exc:
@@ -208,7 +212,7 @@ def performance(
     frame: Any,
     *,
     task: str | None = None,
-    window: str = "1h",
+    window: str | None = "1h",
     segment_by: str | None = None,
     classes: list[Any] | None = None,
     positive: Any | None = None,
@@ -266,7 +270,7 @@ def performance(
         )
     return PerformanceReport(
         task=task,
-        window=window,
+        window=window or "whole",
         metrics=metrics,
         rows=rows,
         segment_by=segment_by,
