@@ -118,7 +118,8 @@ def test_report_writes_html_and_json_from_the_log_and_a_reference(tmp_path: Path
         [
             {"ts": dt.datetime.fromtimestamp(now - 7200 + i, tz=dt.UTC), "request_id": f"r{i}",
              "endpoint": "churn", "model_version": "churn/1", "arm": None,
-             "inputs": json.dumps(rows[i * 4 : i * 4 + 4]), "features": None, "output": "{}",
+             "inputs": json.dumps(rows[i * 4 : i * 4 + 4]), "features": None,
+             "output": json.dumps({"predict": [0] * len(rows[i * 4 : i * 4 + 4])}),
              "latency_ms": 2.0, "shadow": False}
             for i in range(100)
         ],

@@ -152,3 +152,26 @@ def test_a_window_profile_is_built_once_per_segment(live: Live, tmp_path: Any) -
     assert first.quality is not None and first.quality.issues == []
     cache = settings().home / "cache" / "monitoring"
     assert any(cache.rglob("*.json"))
+
+
+def test_the_report_shows_performance_estimate_quality_and_kpis(live: Live, tmp_path: Any) -> None:
+    from loopstack.monitoring import build_report, log_kpi
+
+    rng = np.random.default_rng(5)
+    frame = _data(200, rng)
+    _phase(live, frame, "r", frame["y"].tolist())
+    log_kpi("approval_rate", 0.42, endpoint="churn")
+    report = build_report("churn", "1h", model_version="churn/1")
+    metrics = {r["metric"] for r in report.performance}
+    assert {"accuracy", "roc_auc", "log_loss"} <= metrics, metrics
+    acc = [r for r in report.performance if r["metric"] == "accuracy"]
+    assert sum(r["n"] for r in acc) == 200
+    est = [r for r in report.estimated if r["metric"] == "accuracy"]
+    assert est and all(r["lower"] <= r["estimate"] <= r["upper"] for r in est)
+    assert all(r["realised"] is not None for r in est)
+    assert {r["column"] for r in report.quality} >= set(FEATURES)
+    assert [k["value"] for k in report.kpis] == [0.42]
+    html = report.to_html()
+    assert "approval_rate" in html and "accuracy" in html
+    data = report.to_dict()
+    assert data["performance"] and data["estimated"] and data["quality"]

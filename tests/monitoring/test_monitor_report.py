@@ -16,6 +16,7 @@ import pyarrow as pa
 import pytest
 
 import loopstack as ls
+from loopstack.errors import NotFound
 from loopstack.monitoring import (
     AlertRule,
     AlertStore,
@@ -265,7 +266,7 @@ def _predictions(endpoint: str, rows: list[dict], at: float) -> pa.Table:
                 "arm": None,
                 "inputs": json.dumps(rows[i * 10 : (i + 1) * 10]),
                 "features": None,
-                "output": "{}",
+                "output": json.dumps({"predict": [0] * len(rows[i * 10 : (i + 1) * 10])}),
                 "latency_ms": 1.0,
                 "shadow": False,
             }
@@ -315,5 +316,5 @@ def test_build_report_takes_a_model_versions_training_data_as_the_reference() ->
     report = build_report("churn", "1d", model_version="churn/1", current=cur.head(300))
     assert report.drift is not None and report.drift.n_reference == 500
     assert "x0" in report.drift.drifted_columns
-    with pytest.raises(ls.Invalid, match="no registered dataset version upstream"):
+    with pytest.raises(NotFound, match="names no training dataset"):
         build_report("churn", "1d", model_version="lonely/1", current=cur)

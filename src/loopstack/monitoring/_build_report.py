@@ -8,7 +8,9 @@ It gathers, each step on its own so more can be wired in beside them:
 - ``drift`` and ``distributions``: the window's model inputs against a reference
   (a DataFrame, a pyarrow Table, a Parquet path or a dataset version).
 
-Performance, estimated performance, KPIs and data quality are left empty here.
+- ``performance``, ``estimated``, ``quality``: through ``observe`` (delayed labels joined
+  by request id, the CBPE estimate, quality against the reference profile);
+- ``kpis``: the business KPIs logged for the endpoint in the window.
 """
 
 from __future__ import annotations
@@ -283,6 +285,7 @@ def build_report(
             )
         drift_report = drift(ref_df[shared], cur_df[shared], **(drift_options or {}))
         dists = feature_distributions(ref_df[shared], cur_df[shared])
+    sections = _observed(endpoint, start, end, step, reference, stores, project_id, volume)
     return MonitoringReport(
         endpoint,
         start,
@@ -291,4 +294,51 @@ def build_report(
         distributions=dists,
         volume=volume,
         alerts=alerts,
+        **sections,
     )
+
+
+def _observed(
+    endpoint: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    step: float,
+    reference: Any,
+    stores: Stores,
+    project_id: int,
+    volume: list[dict[str, Any]],
+) -> dict[str, list[dict[str, Any]]]:
+    """Performance (realised and estimated), quality and KPIs of the window, through
+    ``observe``; empty sections where it has nothing to go on."""
+    from loopstack.errors import LoopstackError
+    from loopstack.monitoring._kpis import read_kpis
+    from loopstack.monitoring._monitor import observe
+    from loopstack.monitoring._report_sections import observed_sections
+
+    kpis = read_kpis(endpoint=endpoint, since=start, until=end)
+    empty: dict[str, list[dict[str, Any]]] = {"performance": [], "estimated": [], "quality": []}
+    if not volume:
+        return {**empty, **observed_sections(_nothing(endpoint, start, end), kpis)}
+    ref = read_table(reference) if reference is not None else None
+    try:
+        obs = observe(
+            endpoint,
+            (end - start).total_seconds(),
+            until=end,
+            reference=ref,
+            bucket=f"{int(step)}s",
+            stores=stores,
+            project_id=project_id,
+        )
+    except LoopstackError as exc:  # the report still shows what it has
+        import logging
+
+        logging.getLogger("loopstack.monitoring").warning("report sections skipped: %s", exc)
+        obs = _nothing(endpoint, start, end)
+    return observed_sections(obs, kpis)
+
+
+def _nothing(endpoint: str, start: dt.datetime, end: dt.datetime) -> Any:
+    from loopstack.monitoring._monitor import Observation
+
+    return Observation(endpoint, start, end)
