@@ -325,7 +325,9 @@ def _read_source(
 
     try:
         quoted = source.replace("'", "''")
-        return duckdb.sql(f"SELECT * FROM read_parquet('{quoted}', union_by_name=true)").df()
+        relation = duckdb.sql(f"SELECT * FROM read_parquet('{quoted}', union_by_name=true)")
+        assert relation is not None  # a SELECT always answers a relation
+        return relation.df()
     except duckdb.Error as exc:
         raise Invalid(
             f"could not read Parquet labels at {source!r}: {exc}", field="source"
