@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 
 import loopstack.monitoring as mon
 from loopstack.errors import Invalid
-from loopstack.monitoring._estimate import isotonic_fit
+from loopstack.monitoring._estimate import isotonic_fit, platt_fit
 from tests.monitoring._perfdata import START, flip_after, logistic_data, scored
 
 
@@ -33,6 +33,17 @@ def test_isotonic_fit_equals_sklearn() -> None:
     assert np.allclose(ours, theirs)
 
 
+def test_platt_fit_equals_an_unpenalised_logistic_regression_on_the_logit() -> None:
+    rng = np.random.default_rng(9)
+    x = np.clip(rng.random(3000), 0.01, 0.99)
+    z = np.log(x / (1 - x))
+    y = (rng.random(3000) < 1 / (1 + np.exp(-(0.5 * z - 0.4)))).astype(float)
+    a, b = platt_fit(x, y)
+    lr = LogisticRegression(C=1e9, max_iter=1000).fit(z[:, None], y)
+    assert a == pytest.approx(lr.coef_[0, 0], rel=1e-3)
+    assert b == pytest.approx(lr.intercept_[0], rel=1e-3, abs=1e-3)
+
+
 def test_uncalibrated_expected_accuracy_is_mean_confidence() -> None:
     rng = np.random.default_rng(1)
     frame = scored(_model(rng), logistic_data(1000, rng)).drop(columns="label")
@@ -50,7 +61,12 @@ def test_estimate_covers_realised_near_the_nominal_level() -> None:
         reference = scored(model, logistic_data(3000, rng))
         live = scored(model, logistic_data(8 * 400, rng, hours=8))
         estimate = mon.estimate_performance(
-            live.drop(columns="label"), window="1h", calibration=reference, n_samples=200, seed=seed
+            live.drop(columns="label"),
+            window="1h",
+            calibration=reference,
+            method="platt" if seed % 2 else "isotonic",
+            n_samples=200,
+            seed=seed,
         )
         realised = mon.performance(live, window="1h")
         table = estimate.compare(realised)
@@ -123,3 +139,5 @@ def test_bad_estimate_input_is_invalid() -> None:
         mon.estimate_performance(frame, calibration=frame)
     with pytest.raises(Invalid, match="positive"):
         mon.estimate_performance(frame, positive=5)
+    with pytest.raises(Invalid, match="method"):
+        mon.estimate_performance(frame, method="histogram")
