@@ -196,6 +196,7 @@ def _explode(feedback: pd.DataFrame) -> pd.DataFrame:
     fb = feedback.dropna(subset=["request_id"]).copy()
     fb["_order"] = range(len(fb))
     fb = fb.sort_values(["ts", "_order"]).drop_duplicates("request_id", keep="last")
+    fb = fb.reset_index(drop=True)  # explode below numbers rows by this index
     parsed = [json.loads(t) if isinstance(t, str) else None for t in fb["label"].tolist()]
     fb["label"] = [v if isinstance(v, list) else [v] for v in parsed]
     fb = fb.explode("label")
