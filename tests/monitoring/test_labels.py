@@ -170,3 +170,73 @@ def test_ingest_from_parquet_glob_and_bad_sources(tmp_path) -> None:
         mon.ingest_labels(str(tmp_path / "missing-*.parquet"))
     with pytest.raises(Invalid, match="no table"):
         mon.ingest_labels(f"sqlite:///{tmp_path / 'x.db'}", table="labels")
+
+
+@pytest.mark.slow
+def test_labels_through_the_serving_feedback_route_and_log_labels_join_alike() -> None:
+    import httpx
+
+    from loopstack.server import create_serving_app
+    from loopstack.serving import BatchSettings, EndpointSpec, PredictionLog, ServingRuntime
+    from loopstack.store import open_stores
+    from loopstack.store.events import EventLog
+    from tests.conftest import ThreadedServer
+    from tests.serving.conftest import log_models
+
+    X, clf, _ = log_models()
+    y = clf.predict(X)  # the truth used: the model's own answer, flipped for some rows
+    runtime = ServingRuntime([EndpointSpec("iris", "models:/iris@champion")])
+    runtime.load_all()
+    plog = PredictionLog(EventLog(open_stores()), flush_interval_s=30)
+    batching = BatchSettings(max_batch_size=64, max_latency_ms=50, max_queue=256)
+    app = create_serving_app(runtime, start=False, batching=batching, prediction_log=plog)
+    truth: dict[tuple[str, int], int] = {}
+    try:
+        with ThreadedServer(app) as server:
+            for i in range(30):
+                rows = X.iloc[i * 5 : i * 5 + 1 + i % 3]
+                rid = f"srv-{i}"
+                got = httpx.post(
+                    f"{server.url}/endpoints/iris/predict",
+                    json={"records": rows.to_dict("records")},
+                    headers={"X-Request-ID": rid},
+                )
+                assert got.status_code == 200, got.text
+                labels = [int((y[i * 5 + r] + (r == 1)) % 3) for r in range(len(rows))]
+                truth.update({(rid, r): v for r, v in enumerate(labels)})
+                if i % 2 == 0:  # half through the HTTP route, half through log_labels
+                    body = [{"request_id": rid, "label": labels if len(labels) > 1 else labels[0]}]
+                    assert (
+                        httpx.post(f"{server.url}/endpoints/iris/feedback", json=body).status_code
+                        == 200
+                    )
+                else:
+                    mon.log_labels(
+                        pd.DataFrame(
+                            {"request_id": rid, "row": range(len(labels)), "label": labels}
+                        ),
+                        row="row",
+                    )
+            assert plog.flush(20)
+    finally:
+        plog.close()
+    predictions = default_events().read("predictions").to_pandas()
+    flat = []
+    for rec in predictions.itertuples():
+        for r, p in enumerate(json.loads(rec.output)["predict"]):
+            flat.append({"ts": rec.ts, "request_id": rec.request_id, "row": r, "prediction": p})
+    joined = mon.join_labels(pd.DataFrame(flat), default_events().read("feedback"))
+    assert len(joined) == len(truth)
+    assert joined["label"].notna().all()
+    for rec in joined.itertuples():
+        assert int(rec.label) == truth[(rec.request_id, rec.row)]
+    row = mon.performance(joined, classes=[0, 1, 2]).rows[0]
+    want = np.mean(
+        [
+            int(p) == truth[(rid, r)]
+            for rid, r, p in zip(
+                joined["request_id"], joined["row"], joined["prediction"], strict=True
+            )
+        ]
+    )
+    assert row["accuracy"] == pytest.approx(want) and row["label_coverage"] == 1.0

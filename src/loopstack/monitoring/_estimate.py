@@ -13,6 +13,7 @@ longer say how likely each label is, and estimate and realised part: that is the
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -59,25 +60,52 @@ def isotonic_fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ux, fitted
 
 
+def platt_fit(x: np.ndarray, y: np.ndarray, iterations: int = 50) -> tuple[float, float]:
+    """Platt scaling: ``a, b`` of ``sigmoid(a * logit(x) + b)`` fitted to ``y`` by
+    Newton's method (with a tiny ridge so separable data stays finite)."""
+    z = np.log(np.clip(x, 1e-12, 1 - 1e-12) / np.clip(1 - x, 1e-12, 1))
+    design = np.column_stack([z, np.ones_like(z)])
+    w = np.array([1.0, 0.0])
+    for _ in range(iterations):
+        p = 1 / (1 + np.exp(-(design @ w)))
+        grad = design.T @ (p - y) + 1e-6 * w
+        hess = (design * (p * (1 - p))[:, None]).T @ design + 1e-6 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        w = w - step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return float(w[0]), float(w[1])
+
+
+Calibrator = Callable[[np.ndarray], np.ndarray]
+
+
+def _one_calibrator(x: np.ndarray, hit: np.ndarray, method: str) -> Calibrator:
+    if method == "isotonic":
+        xs, fitted = isotonic_fit(x, hit)
+        return lambda v: np.interp(v, xs, fitted)
+    a, b = platt_fit(x, hit.astype(np.float64))
+    return lambda v: (
+        1 / (1 + np.exp(-(a * np.log(np.clip(v, 1e-12, 1) / np.clip(1 - v, 1e-12, 1)) + b)))
+    )
+
+
 def _calibrators(
-    ref: pd.DataFrame, classes: list[Any], probas: list[str]
-) -> list[tuple[np.ndarray, np.ndarray]]:
+    ref: pd.DataFrame, classes: list[Any], probas: list[str], method: str
+) -> list[Calibrator]:
     labelled = ref[ref["label"].notna()]
     if labelled.empty:
         raise Invalid("the calibration reference has no labelled rows", field="calibration")
-    y = labelled["label"].tolist()
+    y = [int(v) if isinstance(v, float) and v.is_integer() else v for v in labelled["label"]]
     out = []
     for i, c in enumerate(classes):
-        hit = np.array([v == c or (isinstance(v, float) and v == c) for v in y])
-        out.append(isotonic_fit(labelled[probas[i]].to_numpy(dtype=np.float64), hit))
+        hit = np.array([v == c for v in y])
+        out.append(_one_calibrator(labelled[probas[i]].to_numpy(dtype=np.float64), hit, method))
     return out
 
 
-def _calibrated(raw: np.ndarray, cal: list[tuple[np.ndarray, np.ndarray]] | None) -> np.ndarray:
-    if cal is None:
-        q = raw.copy()
-    else:
-        q = np.column_stack([np.interp(raw[:, i], xs, f) for i, (xs, f) in enumerate(cal)])
+def _calibrated(raw: np.ndarray, cal: list[Calibrator] | None) -> np.ndarray:
+    q = raw.copy() if cal is None else np.column_stack([f(raw[:, i]) for i, f in enumerate(cal)])
     total = q.sum(axis=1, keepdims=True)
     bad = total[:, 0] <= 0
     q[bad] = raw[bad]
@@ -183,6 +211,7 @@ class EstimateReport:
     positive: Any | None
     calibrated: bool
     n_samples: int
+    calibration_method: str | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
     metrics: tuple[str, ...] = ESTIMATED
     method: str = (
@@ -209,6 +238,7 @@ class EstimateReport:
             "classes": [c.item() if hasattr(c, "item") else c for c in self.classes],
             "positive": self.positive,
             "calibrated": self.calibrated,
+            "calibration_method": self.calibration_method,
             "n_samples": self.n_samples,
             "metrics": list(self.metrics),
             "rows": rows,
@@ -280,6 +310,7 @@ def estimate_performance(
     classes: list[Any] | None = None,
     positive: Any | None = None,
     calibration: Any | None = None,
+    method: str = "isotonic",
     reference: Any | None = None,
     n_samples: int = 300,
     level: float = 0.95,
@@ -289,10 +320,10 @@ def estimate_performance(
     ``frame`` (``ts``, ``proba_<i>``, ``prediction``; labels not needed).
 
     ``calibration``: a labelled reference frame (``label``, ``proba_<i>``) to recalibrate
-    the probabilities on (isotonic, one-vs-rest, renormalised); None trusts them as they
-    are. ``reference`` (default: ``calibration``) is what the confidence distribution is
-    compared with (KS on the max probability). Binary metrics are of ``positive``
-    (default the second class); several classes: macro.
+    the probabilities on (``method``: ``isotonic`` or ``platt``; one-vs-rest, then
+    renormalised); None trusts them as they are. ``reference`` (default: ``calibration``)
+    is what the confidence distribution is compared with (KS on the max probability).
+    Binary metrics are of ``positive`` (default the second class); several classes: macro.
     """
     from loopstack.monitoring._labels import _as_frame
     from loopstack.monitoring._stats import numeric_two_sample
@@ -307,9 +338,21 @@ def estimate_performance(
         raise Invalid(
             f"expected 0 < level < 1 and n_samples >= 10; got {level}, {n_samples}", field="level"
         )
+    if method not in ("isotonic", "platt"):
+        raise Invalid(f"the 'method' must be 'isotonic' or 'platt'; got {method!r}", field="method")
     k = len(probas)
+    ref = None
+    if calibration is not None:
+        ref = _as_frame(calibration, "calibration reference")
+        if "label" not in ref.columns or proba_columns(ref) != probas:
+            raise Invalid(
+                "the calibration reference needs 'label' and the same proba_<i> columns",
+                field="calibration",
+            )
     if classes is not None:
         cls = list(classes)
+    elif ref is not None and "prediction" in ref.columns:
+        cls = infer_classes(ref, None)
     elif "prediction" in df.columns:
         cls = infer_classes(df if "label" in df.columns else df.assign(label=None), None)
     else:
@@ -329,16 +372,8 @@ def estimate_performance(
             raise Invalid(
                 f"the 'positive' class {positive!r} is not one of {cls}", field="positive"
             )
-    cal = None
+    cal = None if ref is None else _calibrators(ref, cls, probas, method)
     ref_conf = None
-    if calibration is not None:
-        ref = _as_frame(calibration, "calibration reference")
-        if "label" not in ref.columns or proba_columns(ref) != probas:
-            raise Invalid(
-                "the calibration reference needs 'label' and the same proba_<i> columns",
-                field="calibration",
-            )
-        cal = _calibrators(ref, cls, probas)
     ref_frame = reference if reference is not None else calibration
     if ref_frame is not None:
         ref_conf = _as_frame(ref_frame, "reference")[probas].to_numpy(dtype=np.float64).max(axis=1)
@@ -373,6 +408,7 @@ def estimate_performance(
         classes=cls,
         positive=None if pos is None else cls[pos],
         calibrated=cal is not None,
+        calibration_method=None if cal is None else method,
         n_samples=n_samples,
         rows=rows,
     )

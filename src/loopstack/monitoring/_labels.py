@@ -196,6 +196,7 @@ def _explode(feedback: pd.DataFrame) -> pd.DataFrame:
     fb = feedback.dropna(subset=["request_id"]).copy()
     fb["_order"] = range(len(fb))
     fb = fb.sort_values(["ts", "_order"]).drop_duplicates("request_id", keep="last")
+    fb = fb.reset_index(drop=True)  # explode below numbers rows by this index
     parsed = [json.loads(t) if isinstance(t, str) else None for t in fb["label"].tolist()]
     fb["label"] = [v if isinstance(v, list) else [v] for v in parsed]
     fb = fb.explode("label")
@@ -325,12 +326,9 @@ def _read_source(
 
     try:
         quoted = source.replace("'", "''")
-        con = duckdb.connect()
-        try:
-            sql = f"SELECT * FROM read_parquet('{quoted}', union_by_name=true)"
-            return con.execute(sql).df()
-        finally:
-            con.close()
+        relation = duckdb.sql(f"SELECT * FROM read_parquet('{quoted}', union_by_name=true)")
+        assert relation is not None  # a SELECT always answers a relation
+        return relation.df()
     except duckdb.Error as exc:
         raise Invalid(
             f"could not read Parquet labels at {source!r}: {exc}", field="source"
