@@ -49,7 +49,24 @@ def _python_sections() -> list[str]:
 
 
 def test_every_python_block_of_the_readme_is_run_by_a_test() -> None:
-    assert sorted(_python_sections()) == sorted([*WALK, "Coming from MLflow"])
+    assert sorted(_python_sections()) == sorted([*WALK, "Coming from MLflow", MONITORING])
+
+
+MONITORING = "Monitoring: drift, quality, delayed labels, alerts, reports"
+
+
+def test_the_readme_monitoring_block_runs_and_says_what_it_promises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (block,) = _blocks(MONITORING, "python")
+    namespace: dict[str, Any] = {}
+    exec(compile(block, f"README.md ({MONITORING})", "exec"), namespace)  # noqa: S102
+    report = namespace["report"]
+    assert report.drifted_columns == ["amount"]  # the comment says so
+    compared = namespace["estimated"].compare(namespace["realised"])
+    # a calibrated model: the realised values lie mostly within the estimate's interval
+    assert compared["within"].mean() >= 0.8
 
 
 @pytest.fixture

@@ -175,3 +175,21 @@ def test_the_report_shows_performance_estimate_quality_and_kpis(live: Live, tmp_
     assert "approval_rate" in html and "accuracy" in html
     data = report.to_dict()
     assert data["performance"] and data["estimated"] and data["quality"]
+
+
+def test_monitor_run_reads_a_labels_table_each_time(live: Live, tmp_path: Any) -> None:
+    rng = np.random.default_rng(9)
+    frame = _data(60, rng)
+    ids = _send(live, frame, "lt")
+    path = tmp_path / "labels.parquet"
+    stamp = pd.Timestamp.now(tz="UTC")
+    pd.DataFrame({"request_id": ids, "label": frame["y"], "ts": stamp}).to_parquet(path)
+    AlertStore(open_stores()).save_rule(AlertRule("acc", "accuracy", "<", 0.01))
+    args = ["monitor", "run", "churn", "--once", "--labels", str(path), "--window", "1h"]
+    first = CliRunner().invoke(cli_app, args)
+    assert first.exit_code == 0, first.output
+    assert "labels: 60 new row(s)" in first.output
+    again = CliRunner().invoke(cli_app, args)
+    assert "labels: 0 new row(s)" in again.output  # the watermark: nothing twice
+    ((rule, state),) = AlertStore(open_stores()).rule_states()
+    assert rule.name == "acc" and state.last_value is not None and state.last_value > 0.5

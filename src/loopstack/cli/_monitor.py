@@ -309,8 +309,20 @@ def run(
     route: list[str] = typer.Option(
         [], "--route", help="CATEGORY=URL: send that category's alerts there (repeatable)."
     ),
+    labels: str | None = typer.Option(
+        None, "--labels", help="A labels table read each time: SQLAlchemy URL or Parquet glob."
+    ),
+    labels_table: str | None = typer.Option(
+        None, "--labels-table", help="The table of --labels (with a URL)."
+    ),
+    labels_ts: str = typer.Option(
+        "ts", "--labels-ts", help="--labels' time column (rows after the last taken)."
+    ),
 ) -> None:
-    """Evaluate the alert rules on each endpoint's window, every --every, until stopped."""
+    """Evaluate the alert rules on each endpoint's window, every --every, until stopped.
+
+    With --labels, the new rows of a labels table (request_id, label, time) are taken
+    into the feedback stream before each evaluation."""
     import time
 
     from loopstack.cli._output import console
@@ -326,6 +338,17 @@ def run(
     done = 0
     while True:
         started = time.monotonic()
+        if labels is not None:
+            from loopstack.monitoring import ingest_labels
+            from loopstack.store.events import EventLog
+
+            taken = ingest_labels(
+                labels,
+                table=labels_table,
+                ts_column=labels_ts,
+                events=EventLog(stores, project_id=pid),
+            )
+            console().print(f"labels: {taken:,} new row(s) from {labels}", markup=False)
         results = monitor_once(store, endpoints or None, window=window, stores=stores)
         console().print(_cycle_table(results))
         done += 1

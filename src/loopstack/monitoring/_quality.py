@@ -119,7 +119,7 @@ class QualityReport:
             min_width=64,
         )
         table.add_column("column", overflow="fold", max_width=20)
-        table.add_column("nulls ref>cur", justify="right")
+        table.add_column("nulls ref → cur", justify="right")
         table.add_column("out of range", justify="right")
         table.add_column("unseen", justify="right")
         table.add_column("issues", overflow="fold", max_width=24)
@@ -129,7 +129,7 @@ class QualityReport:
             kinds.setdefault(str(i["column"]), []).append(short)
         for c in self.columns:
             nulls = (
-                f"{_pct(c.null_rate_reference)}>{_pct(c.null_rate_current)}"
+                f"{_pct(c.null_rate_reference)} → {_pct(c.null_rate_current)}"
                 if c.status == "ok"
                 else c.status.replace("_", " ")
             )
@@ -246,10 +246,17 @@ def quality(
     ``null_rate_tolerance`` above the reference's, an out-of-range share above
     ``out_of_range_tolerance``, unseen categories above ``unseen_tolerance`` of the
     values, infinities where the reference had none, and an empty current window.
-    ``current`` should be profiled with ``like=reference``.
+    ``current`` should be profiled with ``like=reference``; a table given on either side
+    (a DataFrame, an Arrow table, a dataset version) is profiled so (the reference first).
 
     >>> q = ls.monitoring.quality(ref, ls.monitoring.profile(window, like=ref))
     """
+    from loopstack.monitoring._profiling import profile
+
+    if not isinstance(reference, Profile) and reference is not None:
+        reference = profile(reference)
+    if not isinstance(current, Profile) and current is not None and isinstance(reference, Profile):
+        current = profile(current, like=reference)
     for role, value in (("reference", reference), ("current", current)):
         if not isinstance(value, Profile):
             raise Invalid(
