@@ -73,7 +73,8 @@ def live() -> Iterator[Live]:
 def _send(live: Live, frame: pd.DataFrame, prefix: str) -> list[str]:
     ids = []
     with httpx.Client(timeout=30) as client:
-        for i, row in enumerate(frame[FEATURES].to_dict("records")):
+        plain = frame[FEATURES].astype(object).where(frame[FEATURES].notna(), None)
+        for i, row in enumerate(plain.to_dict("records")):
             rid = f"{prefix}-{i}"
             got = client.post(
                 f"{live.url}/endpoints/churn/predict",
@@ -193,3 +194,16 @@ def test_monitor_run_reads_a_labels_table_each_time(live: Live, tmp_path: Any) -
     assert "labels: 0 new row(s)" in again.output  # the watermark: nothing twice
     ((rule, state),) = AlertStore(open_stores()).rule_states()
     assert rule.name == "acc" and state.last_value is not None and state.last_value > 0.5
+
+
+def test_values_outside_the_reference_range_are_a_quality_issue(live: Live) -> None:
+    rng = np.random.default_rng(2)
+    frame = _data(50, rng)
+    frame["f3"] = 40.0 + rng.random(50)  # far above anything the model was trained on
+    t0 = time.time()
+    _send(live, frame, "range")
+    obs = observe("churn", time.time() - t0 + 1)
+    assert obs.quality is not None
+    issues = [(i["column"], i["kind"]) for i in obs.quality.issues]
+    assert issues == [("f3", "out_of_range")], obs.quality.issues
+    assert obs.metrics()["out_of_range_max"] == 1.0

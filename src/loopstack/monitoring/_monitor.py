@@ -232,8 +232,9 @@ def _window_profile(
 
 def _performance_frame(flat: pd.DataFrame, events: EventLog, since: dt.datetime) -> pd.DataFrame:
     from loopstack.monitoring._labels import join_labels
+    from loopstack.serving._prediction_log import feedback_schema
 
-    feedback = events.read("feedback", since=since)
+    feedback = events.read("feedback", since=since, schema=feedback_schema())
     keep = [
         c
         for c in flat.columns
@@ -320,7 +321,12 @@ def observe(
         if current is not None:
             ref_shared = Profile(ref_profile.num_rows, {c: ref_profile.columns[c] for c in shared})
             obs.drift = drift(ref_shared, current, **(drift_options or {}))
-            obs.quality = quality(ref_shared, current)
+            schema = _input_schema(obs.model_version) if reference is None else {}
+            keep = set(shared) | (set(schema) & set(ref_profile.columns))
+            ref_inputs = Profile(
+                ref_profile.num_rows, {c: p for c, p in ref_profile.columns.items() if c in keep}
+            )
+            obs.quality = quality(ref_inputs, current, schema=schema or None)
     flat = pa.concat_tables(tables, promote_options="permissive").to_pandas()
     if "prediction" in flat.columns:
         frame = _performance_frame(flat, events, since)
@@ -367,6 +373,26 @@ def model_version_name(
             if chosen is not None:
                 model = chosen.model
     return f"{model or endpoint}/{version}"
+
+
+def _input_schema(model_version: str | None) -> dict[str, str]:
+    """{input column: dtype} of a registered version's column signature ({} if none)."""
+    if model_version is None or "/" not in model_version:
+        return {}
+    from loopstack.monitoring._reference import resolve_model_version
+
+    try:
+        signature = resolve_model_version(model_version).signature or {}
+    except LoopstackError:
+        return {}
+    inputs = signature.get("inputs") or {}
+    if not isinstance(inputs, dict) or inputs.get("type") != "columns":
+        return {}
+    return {
+        str(c["name"]): str(c["dtype"])
+        for c in inputs.get("columns") or []
+        if isinstance(c, dict) and c.get("name") and c.get("dtype")
+    }
 
 
 def _reference(obs: Observation, reference: Any, stores: Stores) -> Profile | None:
