@@ -138,6 +138,8 @@ class Observation:
     performance: PerformanceReport | None = None
     estimated: EstimateReport | None = None
     kpis: dict[str, float] = field(default_factory=dict)
+    #: seconds since the newest event online, per feature view the endpoint enriches from
+    feature_lag_s: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def metrics(self) -> dict[str, float]:
@@ -148,7 +150,9 @@ class Observation:
         quality (``quality_issues``, ``null_rate_max``, ``out_of_range_max``,
         ``unseen_max``), the latest window's realised metrics (``accuracy``, ``f1``,
         ``roc_auc``, ``mae``, ..., ``label_coverage``) and estimated ones
-        (``estimated_accuracy``, ...), and ``kpi.<name>`` (the latest value)."""
+        (``estimated_accuracy``, ...), ``kpi.<name>`` (the latest value), and feature
+        freshness (``feature_lag_max_s``, ``feature_lag_s.<view>``) for an endpoint
+        that enriches from the online store."""
         out: dict[str, float] = {
             "requests": float(self.requests),
             "rows": float(self.rows),
@@ -194,6 +198,10 @@ class Observation:
                 out["label_coverage"] = float(labelled / total) if total else 0.0
         for name, value in self.kpis.items():
             out[f"kpi.{name}"] = float(value)
+        if self.feature_lag_s:
+            out["feature_lag_max_s"] = max(self.feature_lag_s.values())
+            for view, lag in self.feature_lag_s.items():
+                out[f"feature_lag_s.{view}"] = lag
         return out
 
 
@@ -288,6 +296,7 @@ def observe(
 
         events = EventLog(stores, project_id=project_id)
     obs = Observation(endpoint, since, until_)
+    obs.feature_lag_s = _feature_lags(obs, stores, project_id)
     parts = list(window_batches(endpoint, since, until_, events=events))
     tables = [p.table for p in parts if p.table.num_rows]
     obs.requests = sum(p.n_requests for p in parts)
@@ -373,6 +382,28 @@ def model_version_name(
             if chosen is not None:
                 model = chosen.model
     return f"{model or endpoint}/{version}"
+
+
+def _feature_lags(obs: Observation, stores: Stores, project_id: int) -> dict[str, float]:
+    """Freshness of the online store that the endpoint's deployment enriches from."""
+    from loopstack.serving._sql_deployments import SqlDeployments
+
+    try:
+        deployment = SqlDeployments(stores, project_id=project_id).get(obs.endpoint)
+    except LoopstackError:
+        return {}
+    enrichment = (deployment.options or {}).get("enrichment")
+    if not isinstance(enrichment, dict):
+        return {}
+    from loopstack.features import FeatureStore
+
+    try:
+        store = FeatureStore(project=project_id or None, online_url=enrichment.get("online_url"))
+        views = store.freshness()
+    except LoopstackError as exc:
+        obs.notes.append(f"no feature freshness: {exc}")
+        return {}
+    return {v.view: float(v.lag_seconds) for v in views if v.lag_seconds is not None}
 
 
 def _input_schema(model_version: str | None) -> dict[str, str]:
