@@ -206,7 +206,7 @@ def test_report_is_sorted_by_effect_and_renders_in_80_columns() -> None:
         frame.columns
     )
     text = report.render()
-    assert "DRIFT" in text and all(len(line) <= 80 for line in text.splitlines())
+    assert "dataset drift" in text and all(len(line) <= 80 for line in text.splitlines())
     assert isinstance(report, DriftReport) and isinstance(report.columns[0], ColumnDrift)
 
 

@@ -40,6 +40,7 @@ CSS = (
     ".lsr .verdict{font-weight:700}"
     ".lsr .bad{color:#c0392b}"
     ".lsr .ok{color:#27ae60}"
+    ".lsr .warn{color:#d35400}"
 )
 
 
@@ -86,9 +87,15 @@ def _table(headers: list[str], rows: list[tuple[str, list[str]]], numeric: set[i
 def drift_section(report: DriftReport, *, standalone: bool = False) -> str:
     """The drift table, sorted by effect size (drifted rows highlighted), each row with a
     small bar of its effect; ``standalone`` wraps it with the CSS (Jupyter)."""
-    verdict = "DRIFT" if report.dataset_drift else "no drift"
-    cls = "bad" if report.dataset_drift else "ok"
     compared = [c for c in report.columns if c.status == "ok"]
+    drifted = sum(1 for c in compared if c.drifted)
+    verdict, cls = (
+        ("dataset drift", "bad")
+        if report.dataset_drift
+        else ("columns drifted", "warn")
+        if drifted
+        else ("no drift", "ok")
+    )
     others = [c for c in report.columns if c.status != "ok"]
     compared.sort(key=lambda c: (-(c.effect_size or 0.0), c.column))
     limit = max([c.effect_size or 0.0 for c in compared] + [1e-12])
@@ -116,8 +123,9 @@ def drift_section(report: DriftReport, *, standalone: bool = False) -> str:
             )
         )
     summary = (
-        f'<p><span class="verdict {cls}">{verdict}</span>: {report.drift_share:.0%} of '
-        f"{len(compared)} compared columns drifted (threshold {report.share_threshold:.0%}); "
+        f'<p><span class="verdict {cls}">{verdict}</span>: {drifted} of {len(compared)} '
+        f"compared columns drifted ({report.drift_share:.0%}; the dataset drifts at "
+        f"{report.share_threshold:.0%}); "
         f"{report.n_reference:,} reference rows, {report.n_current:,} current; p adjusted by "
         f"{_e(report.correction)}.</p>"
     )

@@ -141,10 +141,17 @@ class DriftReport:
     def __rich__(self) -> Any:
         from rich.table import Table
 
-        verdict = "DRIFT" if self.dataset_drift else "no drift"
+        drifted = len(self.drifted_columns)
+        verdict = (
+            "dataset drift"
+            if self.dataset_drift
+            else f"{drifted} column(s) drifted"
+            if drifted
+            else "no drift"
+        )
         table = Table(
-            title=f"Drift: {verdict} ({self.drift_share:.0%} of columns, "
-            f"threshold {self.share_threshold:.0%})",
+            title=f"Drift: {verdict} ({self.drift_share:.0%} of columns; the dataset "
+            f"drifts at {self.share_threshold:.0%})",
             caption=f"{self.n_reference:,} reference rows, {self.n_current:,} current; "
             f"p adjusted: {self.correction}",
             min_width=64,
