@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -78,6 +79,24 @@ def pg_url() -> Iterator[str]:
         db.dispose()
     with psycopg.connect(plain, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        _dropped[0] += 1
+        if _dropped[0] % 50 == 1:
+            _vacuum_catalog(conn)
+
+
+#: schemas dropped by this run (the catalog is vacuumed every 50)
+_dropped = [0]
+#: the catalog tables a schema's tables leave dead rows in
+_CATALOG = ("pg_attribute", "pg_depend", "pg_class", "pg_type", "pg_index", "pg_constraint")
+
+
+def _vacuum_catalog(conn: Any) -> None:
+    """Each test's schema is created and dropped whole: on a server with autovacuum off
+    (this machine's) the catalog fills with dead rows and every migration slows down
+    (seen: 320k dead pg_attribute rows, the suite twice as slow). A plain VACUUM of those
+    tables takes a second and no lock that other sessions notice."""
+    for table in _CATALOG:
+        conn.execute(f"VACUUM pg_catalog.{table}")
 
 
 @pytest.fixture
