@@ -106,7 +106,7 @@ def test_drift_and_concept_drift_fire_their_rules_and_a_clean_window_nothing(liv
     clean = _data(300, rng)
     t0 = _phase(live, clean, "clean", clean["y"].tolist())
     t1 = time.time()
-    ((obs, events),) = monitor_once(store, ["churn"], window=t1 - t0 + 1, until=t1)
+    ((obs, events),) = monitor_once(store, ["churn"], window=t1 - t0, until=t1)
     m = obs.metrics()
     assert obs.model_version == "churn/1" and obs.requests == 300 and obs.rows == 300
     assert m["drift_share"] == 0.0 and m["accuracy"] > 0.7, m
@@ -120,7 +120,7 @@ def test_drift_and_concept_drift_fire_their_rules_and_a_clean_window_nothing(liv
     shifted = _data(300, rng, shift=1.5)
     t2 = _phase(live, shifted, "shifted", shifted["y"].tolist())
     t3 = time.time()
-    ((obs, events),) = monitor_once(store, ["churn"], window=t3 - t2 + 0.5, until=t3)
+    ((obs, events),) = monitor_once(store, ["churn"], window=t3 - t2, until=t3)
     fired = {e.rule.name for e in events if e.kind == "fired"}
     assert fired == {"inputs-drift"}, (fired, obs.metrics())
     assert obs.drift is not None and obs.drift["f0"].drifted and not obs.drift["f3"].drifted
@@ -129,7 +129,7 @@ def test_drift_and_concept_drift_fire_their_rules_and_a_clean_window_nothing(liv
     flipped = (1 - concept["y"]).tolist()  # same inputs, the world changed its answers
     t4 = _phase(live, concept, "concept", flipped)
     t5 = time.time()
-    ((obs, events),) = monitor_once(store, ["churn"], window=t5 - t4 + 0.5, until=t5)
+    ((obs, events),) = monitor_once(store, ["churn"], window=t5 - t4, until=t5)
     m = obs.metrics()
     fired = {e.rule.name for e in events if e.kind == "fired"}
     assert "accuracy-low" in fired and m["accuracy"] < 0.4, m

@@ -116,8 +116,10 @@ def test_schemas_mlflow_signature_and_dtype_maps() -> None:
 
 def test_bad_input_is_invalid() -> None:
     ref = profile(_data(0))
+    # a table is profiled like the reference; anything else is refused
+    assert quality(ref, _data(1)).to_dict() == quality(ref, profile(_data(1), like=ref)).to_dict()  # type: ignore[arg-type]
     with pytest.raises(Invalid, match="'current' must be a Profile"):
-        quality(ref, _data(1))  # type: ignore[arg-type]
+        quality(ref, None)  # type: ignore[arg-type]
     with pytest.raises(Invalid, match="'schema' must be"):
         quality(ref, ref, schema=["amount"])
     with pytest.raises(Invalid, match="list of"):

@@ -56,6 +56,11 @@ META_COLUMNS = ("ts", "request_id", "row", "endpoint", "model_version", "arm", "
 PROFILE_VERSION = "1"
 
 
+def _is_output(column: str) -> bool:
+    """The model's own outputs (the prediction, class probabilities), not its inputs."""
+    return column == "prediction" or column.startswith("proba_")
+
+
 def _feature_columns(names: list[str]) -> list[str]:
     return [n for n in names if n not in META_COLUMNS and not n.startswith("_")]
 
@@ -146,7 +151,8 @@ class Observation:
         """The flat numbers alert rules name: volume (``requests``, ``rows``,
         ``skipped_requests``), ``latency_p50_ms`` / ``latency_p99_ms``, drift
         (``drift_share``, ``drifted_columns``, ``drift_max_effect``,
-        ``prediction_drift``: the prediction's effect size, ``drift.<column>``),
+        ``prediction_drift``: the largest effect size among the prediction and the class
+        probabilities, which ``drift_share`` leaves out, ``drift.<column>``),
         quality (``quality_issues``, ``null_rate_max``, ``out_of_range_max``,
         ``unseen_max``), the latest window's realised metrics (``accuracy``, ``f1``,
         ``roc_auc``, ``mae``, ..., ``label_coverage``) and estimated ones
@@ -163,7 +169,8 @@ class Observation:
             out["latency_p99_ms"] = self.latency_p99_ms
         if self.drift is not None:
             compared = [c for c in self.drift.columns if c.status == "ok"]
-            inputs = [c for c in compared if c.column != "prediction"]
+            outputs = [c for c in compared if _is_output(c.column)]
+            inputs = [c for c in compared if not _is_output(c.column)]
             out["drift_share"] = float(
                 sum(c.drifted for c in inputs) / len(inputs) if inputs else 0.0
             )
@@ -171,8 +178,8 @@ class Observation:
             out["drift_max_effect"] = max((c.effect_size or 0.0 for c in inputs), default=0.0)
             for c in compared:
                 out[f"drift.{c.column}"] = float(c.effect_size or 0.0)
-                if c.column == "prediction":
-                    out["prediction_drift"] = float(c.effect_size or 0.0)
+            if outputs:
+                out["prediction_drift"] = max(float(c.effect_size or 0.0) for c in outputs)
         if self.quality is not None:
             cols = self.quality.columns
             out["quality_issues"] = float(len(self.quality.issues))
