@@ -75,3 +75,33 @@ def test_experiment_names_are_unique_per_project(use_db: str) -> None:
     assert other.get_experiment_by_name("churn").experiment_id == b  # type: ignore[union-attr]
     with pytest.raises(AlreadyExists):
         other.create_experiment("churn")
+
+
+def test_threads_opening_different_stores_at_once_each_migrate(tmp_path: Path) -> None:
+    """Alembic keeps its migration context in module globals: two threads migrating two
+    fresh stores at the same moment used to tear each other's context down."""
+    import threading
+
+    from loopstack.store.metadata import open_database
+
+    urls = [f"sqlite:///{tmp_path}/s{i}.db" for i in range(6)]
+    start, errors = threading.Barrier(len(urls)), []
+
+    def open_one(url: str) -> None:
+        start.wait()
+        try:
+            open_database(url)
+        except Exception as exc:  # collected and reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one, args=(url,)) for url in urls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    for url in urls:
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            assert set(Base.metadata.tables) <= set(inspect(conn).get_table_names())
+        engine.dispose()

@@ -254,18 +254,24 @@ class Database:
             if current(conn) == head:  # another process migrated while we waited
                 return
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            with _ALEMBIC:  # alembic's `context` and `op` are module globals
+                command.upgrade(cfg, "head")
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
 _open: dict[str, Database] = {}
+_opening = threading.Lock()
+_ALEMBIC = threading.Lock()
 
 
 def open_database(url: str) -> Database:
     """The process-wide ``Database`` for ``url`` (opened, and migrated, on first use)."""
     db = _open.get(url)
     if db is None:
-        db = _open[url] = Database(url)
+        with _opening:  # two threads opening at once must not migrate twice
+            db = _open.get(url)
+            if db is None:
+                db = _open[url] = Database(url)
     return db
