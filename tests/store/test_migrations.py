@@ -105,3 +105,16 @@ def test_threads_opening_different_stores_at_once_each_migrate(tmp_path: Path) -
         with engine.connect() as conn:
             assert set(Base.metadata.tables) <= set(inspect(conn).get_table_names())
         engine.dispose()
+
+
+def test_migrations_create_every_table_the_schema_declares(use_db: str) -> None:
+    """The migrations and the declared schema agree, table by table and index by index."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from loopstack.store import open_stores
+
+    db = open_stores().db
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
