@@ -63,8 +63,8 @@ def acquire_lease(
         if row is None:
             try:
                 with conn.begin_nested():
-                    row = {"name": name, "holder": holder, "acquired_at": at, "expires_at": until}
-                    conn.execute(insert(_L).values(**row))
+                    fresh = {"name": name, "holder": holder, "acquired_at": at, "expires_at": until}
+                    conn.execute(insert(_L).values(**fresh))
             except IntegrityError:  # another process inserted it first
                 return None
             return Lease(name, holder, at / 1000, until / 1000)
