@@ -12,6 +12,7 @@ carries the HTTP status the server answers with::
      |    +-- TooLarge (413)      a request body over the server's limit
      +-- Conflict (409)           the object's state forbids the change
      |    +-- AlreadyExists       a name that is taken
+     |    +-- GateFailed          a model version that did not pass its gates
      +-- Forbidden (403)          authenticated, but the role is not enough
      +-- Unauthenticated (401)    no token, or a token that is unknown or revoked
      +-- RateLimited (429)        a caller over its request rate; retry after Retry-After
@@ -19,6 +20,8 @@ carries the HTTP status the server answers with::
      +-- StoreUnavailable (503)   a backend could not be reached
      |    +-- FeaturesUnavailable a served model's features could not be read fresh
      +-- NotReady (503)           a served model still loading, or failed to load
+     +-- StepFailed (500)         a pipeline step that failed after its retries
+     |    +-- StepTimeout (504)   a pipeline step that ran past its timeout
 
 Foreign exceptions are translated at the boundary (``raise ... from exc``).
 Messages say what was expected and what came.
@@ -31,6 +34,7 @@ __all__ = [
     "ArtifactCorrupted",
     "Conflict",
     "FeaturesUnavailable",
+    "GateFailed",
     "Forbidden",
     "Invalid",
     "LoopstackError",
@@ -38,6 +42,8 @@ __all__ = [
     "NotReady",
     "Overloaded",
     "RateLimited",
+    "StepFailed",
+    "StepTimeout",
     "StoreUnavailable",
     "TooLarge",
     "Tampered",
@@ -123,6 +129,10 @@ class AlreadyExists(Conflict):
     mlflow_code = "RESOURCE_ALREADY_EXISTS"
 
 
+class GateFailed(Conflict):
+    """A model version that did not pass its gates; the message names each failed gate."""
+
+
 class Forbidden(LoopstackError):
     status_code = 403
     mlflow_code = "PERMISSION_DENIED"
@@ -172,3 +182,14 @@ class NotReady(LoopstackError):
 
     status_code = 503
     mlflow_code = "TEMPORARILY_UNAVAILABLE"
+
+
+class StepFailed(LoopstackError):
+    """A pipeline step that raised on every try; the message names the step and its error."""
+
+
+class StepTimeout(StepFailed):
+    """A pipeline step that ran past its ``timeout_s`` and was stopped."""
+
+    status_code = 504
+    mlflow_code = "DEADLINE_EXCEEDED"
