@@ -22,16 +22,19 @@ from typing import Any
 import numpy as np
 
 from loopstack.errors import Invalid
-from loopstack.monitoring._drift import (
-    _P_TESTS,
-    CATEGORICAL_TESTS,
-    NUMERIC_TESTS,
+from loopstack.monitoring._drift_verdict import (
     DriftConfig,
-    _decide,
+    check_selection,
+    compare_columns,
+    empty_result,
+    report,
+    selected_names,
+    test_for,
+    tested_result,
 )
 from loopstack.monitoring._profile import NUMERIC, ColumnProfile, Profile
 from loopstack.monitoring._profiling import profile
-from loopstack.monitoring._report import ColumnDrift, DriftReport, sort_key
+from loopstack.monitoring._report import ColumnDrift, DriftReport
 from loopstack.monitoring._stats import _psi, categorical_two_sample, kolmogorov_sf
 
 __all__ = ["binned_numeric_two_sample", "drift_profiles"]
@@ -109,26 +112,11 @@ def _column(name: str, ref: ColumnProfile, cur: ColumnProfile, config: DriftConf
             **common,
         )
     kind = ref.kind
-    test = config.column_tests.get(
-        name, config.numeric_test if kind == NUMERIC else config.categorical_test
-    )
-    allowed = NUMERIC_TESTS if kind == NUMERIC else CATEGORICAL_TESTS
-    if test not in allowed:
-        raise Invalid(
-            f"drift: column_tests[{name!r}] must be one of {', '.join(allowed)} for a "
-            f"{kind} column; got {test!r} instead"
-        )
+    test = test_for(name, kind, config)
     sizes = (ref.finite, cur.finite) if kind == NUMERIC else (ref.count, cur.count)
-    if min(sizes) == 0:
-        side = "reference" if sizes[0] == 0 else "current data"
-        return ColumnDrift(
-            kind=kind,
-            status="empty",
-            n_reference=sizes[0],
-            n_current=sizes[1],
-            note=f"no non-null values in the {side}",
-            **common,
-        )
+    empty = empty_result(kind, sizes, common)
+    if empty is not None:
+        return empty
     if ref.layout() != cur.layout():
         raise Invalid(
             f"drift: column {name!r} has different bins or categories in the two profiles; "
@@ -136,41 +124,11 @@ def _column(name: str, ref: ColumnProfile, cur: ColumnProfile, config: DriftConf
         )
     if kind == NUMERIC:
         metrics = binned_numeric_two_sample(ref, cur, psi_bins=config.psi_bins)
-        effect, measure, min_effect = (
-            metrics["wasserstein_sd"],
-            "wasserstein_sd",
-            config.min_effect_numeric,
-        )
-        statistic = {"ks": "ks_statistic", "psi": "psi", "wasserstein": "wasserstein_sd"}[test]
-        p = metrics["ks_p_value"] if test == "ks" else None
     else:
         seen = (ref.counts + cur.counts) > 0
         metrics = categorical_two_sample(ref.counts[seen], cur.counts[seen])
         metrics["categories"] = int(seen.sum())
-        effect, measure, min_effect = metrics["tv"], "tv", config.min_effect_categorical
-        statistic = {"chi2": "chi2_statistic", "psi": "psi", "jensenshannon": "jensenshannon"}[test]
-        p = metrics["chi2_p_value"] if test == "chi2" else None
-    needs_effect = (
-        config.require_effect
-        if config.require_effect is not None
-        else min(sizes) >= config.effect_min_n
-    )
-    return ColumnDrift(
-        kind=kind,
-        status="ok",
-        test=test,
-        statistic=float(metrics[statistic]),
-        p_value=p,
-        threshold=config.threshold(test),
-        effect_size=float(effect),
-        effect_measure=measure,
-        min_effect=float(min_effect) if needs_effect and test in _P_TESTS else None,
-        n_reference=int(sizes[0]),
-        n_current=int(sizes[1]),
-        metrics={k: float(v) for k, v in metrics.items()},
-        note="constant in the reference" if metrics.get("reference_std") == 0.0 else "",
-        **common,
-    )
+    return tested_result(kind, test, metrics, sizes, config, common)
 
 
 def drift_profiles(
@@ -188,40 +146,13 @@ def drift_profiles(
     else:  # a profile of the current data only: the reference takes its layout
         cur = current
         ref = _as_profile(reference, cur)
-    for name, value in (("columns", columns), ("exclude", exclude)):
-        if value is not None and (
-            isinstance(value, str) or not all(isinstance(v, str) for v in value)
-        ):
-            raise Invalid(f"drift: {name!r} must be a list of column names; got {value!r} instead")
-    names = (
-        list(columns) if columns is not None else list(dict.fromkeys([*ref.columns, *cur.columns]))
+    check_selection(columns, exclude)
+    names = selected_names(columns, list(ref.columns), list(cur.columns))
+    results = compare_columns(
+        names,
+        exclude,
+        ref.columns,
+        cur.columns,
+        lambda name: _column(name, ref.columns[name], cur.columns[name], config),
     )
-    missing = [c for c in names if c not in ref.columns and c not in cur.columns]
-    if missing:
-        raise Invalid(
-            f"drift: 'columns' names {', '.join(map(repr, missing))}, in neither the "
-            f"reference nor the current data"
-        )
-    skip = set(exclude or ())
-    results = []
-    for name in names:
-        if name in skip:
-            continue
-        if name not in ref.columns or name not in cur.columns:
-            status = "missing_in_reference" if name not in ref.columns else "missing_in_current"
-            results.append(ColumnDrift(column=name, kind="", status=status))
-            continue
-        results.append(_column(name, ref.columns[name], cur.columns[name], config))
-    results = _decide(results, config)
-    compared = [c for c in results if c.status == "ok"]
-    share = sum(c.drifted for c in compared) / len(compared) if compared else 0.0
-    results.sort(key=sort_key)
-    return DriftReport(
-        columns=results,
-        drift_share=share,
-        share_threshold=float(config.share_threshold),
-        dataset_drift=bool(compared) and share >= config.share_threshold,
-        correction=config.correction,
-        n_reference=ref.num_rows,
-        n_current=cur.num_rows,
-    )
+    return report(results, config, ref.num_rows, cur.num_rows)
