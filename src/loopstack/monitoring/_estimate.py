@@ -22,6 +22,7 @@ import numpy as np
 from loopstack.errors import Invalid
 from loopstack.monitoring._performance import (
     PerformanceReport,
+    WindowRows,
     infer_classes,
     proba_columns,
     render_table,
@@ -199,7 +200,7 @@ def _sampled(
 
 
 @dataclass
-class EstimateReport:
+class EstimateReport(WindowRows):
     """Estimated performance per window: ``rows`` are plain dicts with ``window_start``,
     ``rows``, each metric with ``<metric>_lower`` / ``<metric>_upper``, and the shift of
     the window's confidence (max probability) against the reference's
@@ -219,18 +220,9 @@ class EstimateReport:
         "central range over label sets drawn from those probabilities"
     )
 
-    def to_frame(self) -> pd.DataFrame:
-        """The rows as a DataFrame."""
-        import pandas as pd
-
-        return pd.DataFrame(self.rows)
-
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data (timestamps as ISO text)."""
-        rows = [
-            {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
-            for r in self.rows
-        ]
+        rows = self.plain_rows()
         return {
             "window": self.window,
             "level": self.level,

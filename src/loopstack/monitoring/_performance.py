@@ -77,8 +77,27 @@ def window_starts(ts: pd.Series, window: str | None) -> pd.Series:
         ) from None
 
 
+class WindowRows:
+    """What a report made of one dict per window shares: a DataFrame and JSON rows."""
+
+    rows: list[dict[str, Any]]
+
+    def to_frame(self) -> pd.DataFrame:
+        """The rows as a DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows)
+
+    def plain_rows(self) -> list[dict[str, Any]]:
+        """The rows with timestamps as ISO text."""
+        return [
+            {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
+            for r in self.rows
+        ]
+
+
 @dataclass
-class PerformanceReport:
+class PerformanceReport(WindowRows):
     """Realised performance per window (and segment): ``rows`` are plain dicts with
     ``window_start``, ``segment`` (when segmented), ``rows``, ``labelled``,
     ``label_coverage``, ``label_delay_median_s``, ``label_delay_p90_s`` and the metrics."""
@@ -92,18 +111,9 @@ class PerformanceReport:
     positive: Any | None = None
     notes: list[str] = field(default_factory=list)
 
-    def to_frame(self) -> pd.DataFrame:
-        """The rows as a DataFrame."""
-        import pandas as pd
-
-        return pd.DataFrame(self.rows)
-
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data (timestamps as ISO text)."""
-        rows = [
-            {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
-            for r in self.rows
-        ]
+        rows = self.plain_rows()
         return {
             "task": self.task,
             "window": self.window,
