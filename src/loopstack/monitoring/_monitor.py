@@ -185,10 +185,10 @@ class Observation:
             out["quality_issues"] = float(len(self.quality.issues))
             out["null_rate_max"] = max((c.null_rate_current or 0.0 for c in cols), default=0.0)
             out["out_of_range_max"] = max(
-                (getattr(c, "out_of_range_share", None) or 0.0 for c in cols), default=0.0
+                (c.out_of_range_share or 0.0 for c in cols), default=0.0
             )
             out["unseen_max"] = max(
-                (getattr(c, "unseen_share", None) or 0.0 for c in cols), default=0.0
+                (c.unseen_share or 0.0 for c in cols), default=0.0
             )
         for prefix, report in (("", self.performance), ("estimated_", self.estimated)):
             if report is None or not report.rows:
