@@ -60,15 +60,24 @@ def _pg_base_url() -> str:
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards.
+
+    The schema comes already migrated (a copy of one migrated for real once per run, see
+    ``_pg_schema_ddl``), so a test does not pay the two seconds of the migrations; a test
+    marked ``empty_db`` gets an empty schema (the migration tests).
+    """
     import psycopg
 
     base = _pg_base_url()
     schema = f"ls_test_{uuid.uuid4().hex[:12]}"
     plain = base.replace("postgresql+psycopg://", "postgresql://")
+    ddl = None if request.node.get_closest_marker("empty_db") else _pg_schema_ddl(base)
     with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
+        if ddl is None:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        else:
+            conn.execute(ddl.replace(_SCHEMA_MARK, schema))  # type: ignore[call-overload]
     sep = "&" if "?" in base else "?"
     url = f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
     yield url
@@ -82,6 +91,65 @@ def pg_url() -> Iterator[str]:
         _dropped[0] += 1
         if _dropped[0] % 50 == 1:
             _vacuum_catalog(conn)
+
+
+_SCHEMA_MARK = "ls_schema_copy_mark"
+#: the DDL of a migrated schema, with ``_SCHEMA_MARK`` for its name (None: no pg_dump)
+_pg_ddl: dict[str, str | None] = {}
+
+
+def _pg_schema_ddl(base: str) -> str | None:
+    """The SQL that makes a schema exactly as the migrations leave it.
+
+    Once per run (and per version of the migrations), a schema is migrated for real and
+    dumped with pg_dump; each test's schema is that dump under its own name, in one round
+    trip (with the rows the migrations insert: the default project, alembic's version).
+    Without pg_dump, None: each test migrates its own schema.
+    """
+    import hashlib
+    import shutil
+
+    import psycopg
+
+    if base in _pg_ddl:
+        return _pg_ddl[base]
+    if shutil.which("pg_dump") is None:
+        _pg_ddl[base] = None
+        return None
+    from loopstack.store.metadata import Database, _database
+
+    migrations = Path(_database.__file__).parent / "migrations" / "versions"
+    digest = hashlib.sha256()
+    for path in sorted(migrations.glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    template = f"ls_tpl_{digest.hexdigest()[:12]}"
+    plain = base.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(4242001)")  # parallel runs build it once
+        try:
+            found = conn.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = %s", (template,)
+            ).fetchone()
+            if found is None:
+                building = f"{template}_building"
+                conn.execute(f'DROP SCHEMA IF EXISTS "{building}" CASCADE')
+                conn.execute(f'CREATE SCHEMA "{building}"')
+                sep = "&" if "?" in base else "?"
+                Database(f"{base}{sep}options={quote(f'-csearch_path={building}')}").dispose()
+                conn.execute(f'ALTER SCHEMA "{building}" RENAME TO "{template}"')
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(4242001)")
+    dump = subprocess.run(
+        ["pg_dump", "--inserts", "--no-owner", "--no-privileges", "-n", template, plain],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    # psql meta-commands (pg_dump's \\restrict guard lines) are not SQL
+    lines = [line for line in dump.splitlines() if not line.startswith("\\")]
+    ddl = "\n".join(lines).replace(template, _SCHEMA_MARK)
+    _pg_ddl[base] = ddl
+    return ddl
 
 
 #: schemas dropped by this run (the catalog is vacuumed every 50)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from loopstack.store import open_stores
@@ -13,6 +14,7 @@ from loopstack.tracking._sql_store import SqlTrackingStore
 from tests.store.test_migrations import _upgrade
 
 
+@pytest.mark.empty_db
 def test_points_logged_before_the_flag_read_back_unchanged_and_nan_works_after(
     use_db: str, ls_home: Path
 ) -> None:

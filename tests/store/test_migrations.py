@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, inspect, text
@@ -27,6 +28,7 @@ def _upgrade(url: str, revision: str) -> None:
     engine.dispose()
 
 
+@pytest.mark.empty_db
 def test_upgrade_from_the_first_revision_keeps_runs(db_url: str, ls_home: Path) -> None:
     ls_home.mkdir(parents=True, exist_ok=True)
     _upgrade(db_url, "0001")
