@@ -82,12 +82,15 @@ def _called(fn: Callable[..., Any]) -> list[Callable[..., Any]]:
 
 
 def code_digest(fn: Callable[..., Any]) -> str:
-    """sha256 of ``fn``'s source and of the same-module functions it calls (transitively)."""
+    """sha256 of ``fn``'s source and of the same-module functions (and closures) it calls,
+    transitively; what it calls in other modules counts through ``environment`` (their
+    distributions' versions), not their source."""
     seen: dict[str, str] = {}
     todo = [fn]
     while todo:
         current = todo.pop()
-        key = f"{current.__module__}:{current.__qualname__}"
+        # by qualname, not module: the same code loaded as __main__ or by path is the same
+        key = current.__qualname__
         if key in seen:
             continue
         seen[key] = _source(current)
