@@ -26,6 +26,12 @@ __all__ = ["cache_key", "canonical_json", "code_digest", "environment"]
 
 def canonical_json(value: Any, *, what: str = "the value") -> str:
     """``value`` as canonical JSON (sorted keys, no spaces); Invalid if it is not JSON."""
+    bad = _not_json(value)
+    if bad is not None:
+        raise Invalid(
+            f"{what} must be a JSON value (int, float, str, bool, None, lists and dicts "
+            f"with str keys of those); got {_preview(value)} instead ({bad})"
+        )
     try:
         return json.dumps(
             value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
@@ -35,6 +41,25 @@ def canonical_json(value: Any, *, what: str = "the value") -> str:
             f"{what} must be a JSON value (int, float, str, bool, None, lists and dicts "
             f"with str keys of those); got {_preview(value)} instead ({exc})"
         ) from exc
+
+
+def _not_json(value: Any) -> str | None:
+    """Why ``value`` is not plain JSON (``None``: it is)."""
+    if isinstance(value, float):
+        return None if value == value and abs(value) != float("inf") else f"{value} is no number"
+    if value is None or isinstance(value, (bool, int, str)):
+        return None
+    if isinstance(value, (list, tuple)):
+        return next((why for why in map(_not_json, value) if why), None)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"the key {key!r} is not a str"
+            why = _not_json(item)
+            if why:
+                return why
+        return None
+    return f"a {type(value).__name__} is not JSON"
 
 
 def _preview(value: Any) -> str:
