@@ -127,3 +127,13 @@ def bad_output():
 
 def read_intervals(log: Path) -> list[Any]:
     return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+@ls.step
+def plus_one(v: int) -> int:
+    return v + 1
+
+
+@ls.pipeline
+def flaky_chain(path: str):
+    plus_one(flaky(path, fail_times=9))

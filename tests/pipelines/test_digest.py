@@ -49,10 +49,18 @@ def test_environment_names_the_distributions_a_step_refers_to() -> None:
 
 def test_the_cache_key_changes_with_each_part() -> None:
     base = cache_key("code", {"df": "a" * 64}, {"lr": 0.1}, {"python": "3.11", "packages": {}})
-    assert base == cache_key("code", {"df": "a" * 64}, {"lr": 0.1}, {"python": "3.11", "packages": {}})
-    assert base != cache_key("code2", {"df": "a" * 64}, {"lr": 0.1}, {"python": "3.11", "packages": {}})
-    assert base != cache_key("code", {"df": "b" * 64}, {"lr": 0.1}, {"python": "3.11", "packages": {}})
-    assert base != cache_key("code", {"df": "a" * 64}, {"lr": 0.2}, {"python": "3.11", "packages": {}})
+    assert base == cache_key(
+        "code", {"df": "a" * 64}, {"lr": 0.1}, {"python": "3.11", "packages": {}}
+    )
+    assert base != cache_key(
+        "code2", {"df": "a" * 64}, {"lr": 0.1}, {"python": "3.11", "packages": {}}
+    )
+    assert base != cache_key(
+        "code", {"df": "b" * 64}, {"lr": 0.1}, {"python": "3.11", "packages": {}}
+    )
+    assert base != cache_key(
+        "code", {"df": "a" * 64}, {"lr": 0.2}, {"python": "3.11", "packages": {}}
+    )
     assert base != cache_key(
         "code", {"df": "a" * 64}, {"lr": 0.1}, {"python": "3.11", "packages": {"x": "1"}}
     )
