@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,19 @@ def plus_one(v: int) -> int:
 @ls.pipeline
 def flaky_chain(path: str):
     plus_one(flaky(path, fail_times=9))
+
+
+#: both sides must arrive: only steps that run at once get through
+BARRIER = threading.Barrier(2, timeout=10)
+
+
+@ls.step(cache=False)
+def meet(side: str) -> str:
+    BARRIER.wait()
+    return side
+
+
+@ls.pipeline
+def meeting():
+    meet("left")
+    meet("right")

@@ -14,7 +14,7 @@ import pytest
 import loopstack as ls
 from loopstack.errors import Invalid
 
-SCRIPT = '''
+SCRIPT = """
 import json, os, signal, sys
 import loopstack as ls
 
@@ -40,15 +40,13 @@ def training(epochs: int = 6):
 if __name__ == "__main__":
     run = training.run()
     print(json.dumps({"run": run.run_uuid, "out": run.output("fit")}))
-'''
+"""
 
 
 def _run(script: Path, home: Path, ran: Path, db_url: str, kill_at: int | None = None):
     env = {k: v for k, v in os.environ.items() if k != "KILL_AT"}
     src = str(Path(__file__).resolve().parents[2] / "src")
-    env.update(
-        PYTHONPATH=src, LOOPSTACK_HOME=str(home), LOOPSTACK_DB_URL=db_url, RAN_LOG=str(ran)
-    )
+    env.update(PYTHONPATH=src, LOOPSTACK_HOME=str(home), LOOPSTACK_DB_URL=db_url, RAN_LOG=str(ran))
     if kill_at is not None:
         env["KILL_AT"] = str(kill_at)
     return subprocess.run(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import inspect
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -13,15 +12,21 @@ from typing import TYPE_CHECKING, Any, overload
 from loopstack.errors import Invalid, NotFound
 from loopstack.pipelines._digest import canonical_json
 from loopstack.pipelines._graph import Graph
-from loopstack.pipelines._steps import _TRACING, Node, OutputRef, ParamRef, Step, Tracer
+from loopstack.pipelines._steps import (
+    _TRACING,
+    FILE_MODULE,
+    Node,
+    OutputRef,
+    ParamRef,
+    Step,
+    Tracer,
+    module_from_file,
+)
 
 if TYPE_CHECKING:
     from loopstack.pipelines._runner import PipelineRun
 
 __all__ = ["Pipeline", "load_entrypoint", "pipeline"]
-
-#: modules loaded from a file path by ``load_entrypoint`` start with this
-_FILE_MODULE = "_loopstack_entry_"
 
 
 class Pipeline:
@@ -83,7 +88,7 @@ class Pipeline:
                 f"module-level name"
             )
         file = getattr(module, "__file__", None)
-        if (module.__name__ == "__main__" or module.__name__.startswith(_FILE_MODULE)) and file:
+        if (module.__name__ == "__main__" or module.__name__.startswith(FILE_MODULE)) and file:
             return f"{Path(file).resolve()}:{name}"
         return f"{module.__name__}:{name}"
 
@@ -209,18 +214,7 @@ def load_entrypoint(entrypoint: str) -> Pipeline:
         path = Path(where).expanduser().resolve()
         if not path.is_file():
             raise NotFound(f"the pipeline file {str(path)!r} of {entrypoint!r} does not exist")
-        modname = _FILE_MODULE + "".join(c if c.isalnum() else "_" for c in str(path))
-        module = sys.modules.get(modname)
-        if module is None:
-            spec = importlib.util.spec_from_file_location(modname, path)
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[modname] = module
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                sys.modules.pop(modname, None)
-                raise
+        module = module_from_file(path)
     else:
         try:
             module = importlib.import_module(where)

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import contextvars
 import importlib
+import importlib.util
 import inspect
+import sys
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
 from typing import Any, overload
 
 from loopstack.errors import Invalid, NotFound
 from loopstack.pipelines._digest import canonical_json
 
-__all__ = ["Node", "OutputRef", "ParamRef", "Step", "Tracer", "step"]
+__all__ = ["Node", "OutputRef", "ParamRef", "Step", "Tracer", "module_from_file", "step"]
 
 
 @dataclass(frozen=True)
@@ -123,9 +127,48 @@ _TRACING: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar(
 )
 
 
-def _import_step(module: str, qualname: str) -> Step:
+#: modules loaded from a file path (scripts, ``path/to/file.py:name`` entrypoints)
+FILE_MODULE = "_loopstack_entry_"
+
+
+def module_from_file(path: Path) -> ModuleType:
+    """The module of the Python file ``path``, loaded once per process under a name of
+    its own (a script's ``if __name__ == "__main__"`` block does not run)."""
+    path = path.expanduser().resolve()
+    name = FILE_MODULE + "".join(c if c.isalnum() else "_" for c in str(path))
+    module = sys.modules.get(name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise NotFound(f"{str(path)!r} is not a Python file that can be loaded")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+    return module
+
+
+def _script_file(module: str) -> str | None:
+    """The file of a module that cannot be imported by name elsewhere (a script)."""
+    found = sys.modules.get(module)
+    if module == "__main__" or module.startswith(FILE_MODULE):
+        return getattr(found, "__file__", None)
+    return None
+
+
+def _import_step(module: str, qualname: str, file: str | None = None) -> Step:
     try:
-        target: Any = importlib.import_module(module)
+        target: Any = sys.modules.get(module) if module == "__main__" else None
+        if target is None or not hasattr(target, qualname.split(".")[0]):
+            try:
+                target = importlib.import_module(module)
+            except ImportError:
+                if file is None:
+                    raise
+                target = module_from_file(Path(file))
         for part in qualname.split("."):
             target = getattr(target, part)
     except (ImportError, AttributeError) as exc:
@@ -184,8 +227,8 @@ class Step:
         return f"<step {self.name!r} ({self.__module__}:{self.__qualname__})>"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # by reference: the worker imports the same step (its module must be importable)
-        return (_import_step, (self.__module__, self.__qualname__))
+        # by reference: the worker imports the same step (by module, or a script by its path)
+        return (_import_step, (self.__module__, self.__qualname__, _script_file(self.__module__)))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         tracer = _TRACING.get()
