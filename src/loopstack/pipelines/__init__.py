@@ -14,7 +14,7 @@ from loopstack.pipelines._artifacts import ArtifactRef
 from loopstack.pipelines._checkpoint import Checkpoint, checkpoint
 from loopstack.pipelines._graph import Graph
 from loopstack.pipelines._pipeline import Pipeline, load_entrypoint, pipeline
-from loopstack.pipelines._runner import PipelineRun
+from loopstack.pipelines._results import PipelineRun
 from loopstack.pipelines._steps import Node, OutputRef, ParamRef, Step, step
 from loopstack.pipelines._store import (
     CostRow,

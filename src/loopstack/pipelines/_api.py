@@ -8,7 +8,8 @@ from typing import Any
 
 from loopstack.errors import Conflict, Invalid
 from loopstack.pipelines._pipeline import load_entrypoint
-from loopstack.pipelines._runner import PipelineRun, run_pipeline
+from loopstack.pipelines._results import PipelineRun
+from loopstack.pipelines._runner import run_pipeline
 from loopstack.pipelines._store import CostRow, SqlPipelineStore
 
 __all__ = ["cost", "get_run", "list_runs", "resume", "run_entrypoint"]

@@ -24,7 +24,7 @@ from loopstack.pipelines._steps import (
 )
 
 if TYPE_CHECKING:
-    from loopstack.pipelines._runner import PipelineRun
+    from loopstack.pipelines._results import PipelineRun
 
 __all__ = ["Pipeline", "load_entrypoint", "pipeline"]
 

@@ -9,121 +9,31 @@ edges from its input artifacts and to its output artifacts.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import logging
 import os
 import socket
-import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from loopstack.errors import Invalid, LoopstackError, StepFailed, StepTimeout
-from loopstack.pipelines._artifacts import ArtifactRef, load_artifact
 from loopstack.pipelines._digest import cache_key, canonical_json, code_digest, environment
 from loopstack.pipelines._executors import Executor, executor_for
+from loopstack.pipelines._results import PipelineRun
+from loopstack.pipelines._slots import step_slot
 from loopstack.pipelines._steps import Node
-from loopstack.pipelines._store import RunRecord, SqlPipelineStore, StepRecord, now_ms
+from loopstack.pipelines._store import SqlPipelineStore, now_ms
 from loopstack.pipelines._task import StepContext, StepTask, task_callable
 
 if TYPE_CHECKING:
     from loopstack.pipelines._pipeline import Pipeline
-    from loopstack.store import Stores
     from loopstack.tracking import TrackingClient
 
-__all__ = ["PipelineRun", "run_pipeline"]
+__all__ = ["run_pipeline"]
 
 log = logging.getLogger("loopstack.pipelines")
 _DONE = ("FINISHED", "CACHED")
-_LEASE_TTL_S = 30.0
-
-
-class PipelineRun:
-    """A pipeline run as recorded: status, steps, and their outputs."""
-
-    def __init__(self, record: RunRecord, stores: Stores, messages: list[str] | None = None):
-        self.record = record
-        self._stores = stores
-        #: what the run said as it went ("train: cached, outputs of run ...")
-        self.messages = list(messages or [])
-
-    def __repr__(self) -> str:
-        return f"<PipelineRun {self.run_uuid} {self.pipeline!r} {self.status}>"
-
-    run_uuid = property(lambda self: self.record.run_uuid, doc="The run's id.")
-    pipeline = property(lambda self: self.record.pipeline, doc="The pipeline's name.")
-    status = property(lambda self: self.record.status, doc="RUNNING, FINISHED or FAILED.")
-    error = property(lambda self: self.record.error, doc="Why it failed, if it did.")
-    attempt = property(lambda self: self.record.attempt, doc="1, then +1 per resume.")
-    params = property(lambda self: self.record.params, doc="The params it ran with.")
-    graph = property(lambda self: self.record.graph, doc="The graph it ran (JSON).")
-    entrypoint = property(lambda self: self.record.entrypoint, doc="What resume imports.")
-
-    @property
-    def steps(self) -> dict[str, StepRecord]:
-        """Each step's record, by node name."""
-        return self.record.steps
-
-    @property
-    def tracking_run_id(self) -> str | None:
-        """The pipeline's tracked (parent) run."""
-        return self.record.tracking_run_id
-
-    def output(self, step: str, name: str | None = None) -> Any:
-        """The value a step made (a tuple for several outputs; ``name`` picks one)."""
-        record = self.steps.get(step)
-        if record is None:
-            raise Invalid(f"run {self.run_uuid} has the steps {sorted(self.steps)}; got {step!r}")
-        refs = [ArtifactRef.from_dict(r) for r in record.outputs]
-        if not refs:
-            raise Invalid(f"step {step!r} has no outputs (its status is {record.status})")
-        if name is not None:
-            match = [r for r in refs if r.name == f"{step}.{name}"]
-            if not match:
-                raise Invalid(f"step {step!r} makes {[r.name for r in refs]}; got {name!r}")
-            refs = match
-        values = [load_artifact(self._stores.artifacts.blobs, r) for r in refs]
-        return values[0] if len(refs) == 1 and (name or len(record.outputs) == 1) else tuple(values)
-
-
-def max_concurrent_steps() -> int:
-    """The per-project step limit (``LOOPSTACK_PIPELINE_MAX_CONCURRENT_STEPS``, default 4)."""
-    from loopstack.config import settings
-
-    return settings().pipeline_max_concurrent_steps
-
-
-@contextlib.contextmanager
-def step_slot(stores: Stores, project_id: int, holder: str, limit: int) -> Iterator[str]:
-    """Hold one of the project's ``limit`` step slots (a lease, renewed) while inside."""
-    from loopstack.store.metadata import acquire_lease, release_lease
-
-    db, got, delay = stores.db, None, 0.02
-    waiting = threading.Event()  # never set: a sleep that retry tests' patched sleep leaves be
-    while got is None:
-        for i in range(limit):
-            name = f"steps:{project_id}:{i}"
-            if acquire_lease(db, name, holder, _LEASE_TTL_S) is not None:
-                got = name
-                break
-        else:
-            waiting.wait(delay)
-            delay = min(delay * 2, 0.5)
-    stop = threading.Event()
-
-    def renew() -> None:
-        while not stop.wait(_LEASE_TTL_S / 3):
-            acquire_lease(db, got, holder, _LEASE_TTL_S)
-
-    renewer = threading.Thread(target=renew, name=f"lease {got}", daemon=True)
-    renewer.start()
-    try:
-        yield got
-    finally:
-        stop.set()
-        renewer.join()
-        release_lease(db, got, holder)
 
 
 def _text(value: Any) -> str:
