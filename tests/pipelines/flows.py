@@ -154,3 +154,16 @@ def meet(side: str) -> str:
 def meeting():
     meet("left")
     meet("right")
+
+
+@ls.step(name="values")
+def make_values(n: int = 3) -> list[int]:
+    return list(range(n))
+
+
+@ls.step
+def summed(values: list[int]) -> int:
+    return sum(values)
+
+
+etl = ls.pipelines.Pipeline.from_steps("etl", [summed, make_values])

@@ -66,7 +66,7 @@ def test_an_unchanged_run_is_all_cached_and_says_so(use_db: str, calls: list[str
     assert (cost.runs, cost.steps, cost.cached_steps) == (2, 8, 4)
     assert cost.wall_s > 0 and cost.peak_memory_mb > 0
     (project,) = ls.pipelines.cost(by="project")
-    assert (project.key, project.runs) == ("0", 2)
+    assert (project.key, project.runs) == ("default", 2)
     assert ls.pipelines.cost(since=4102444800) == []
 
 
@@ -323,3 +323,10 @@ def test_the_step_limit_setting_is_validated(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("LOOPSTACK_PIPELINE_MAX_CONCURRENT_STEPS", "0")
     with pytest.raises(Invalid, match=">= 1"):
         settings()
+
+
+def test_a_pipeline_wired_by_name_runs_and_resumes_by_its_module_name(use_db: str) -> None:
+    run = flows.etl.run(n=4)
+    assert run.entrypoint == "tests.pipelines.flows:etl"
+    assert run.output("summed") == 6 and run.params == {"n": 4}
+    assert ls.pipelines.load_entrypoint(run.entrypoint) is flows.etl

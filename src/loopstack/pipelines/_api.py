@@ -79,7 +79,8 @@ def get_run(run_uuid: str) -> PipelineRun:
 
 
 def list_runs(pipeline: str | None = None, limit: int = 50) -> list[PipelineRun]:
-    """The project's latest pipeline runs first (of ``pipeline`` only, if given)."""
+    """The project's latest pipeline runs first (of ``pipeline`` only, if given); their
+    ``steps`` are not loaded (``get_run`` has them)."""
     store = _store()
     return [PipelineRun(r, store.stores) for r in store.list_runs(pipeline, limit)]
 

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Table, case, func, select
 
 from loopstack.errors import NotFound
 from loopstack.store.metadata._lineage_edges import Edge, add_edges
+from loopstack.store.metadata.schema import Project
 from loopstack.store.metadata.schema_loop import (
     CheckpointRow,
     PipelineRunRow,
@@ -32,6 +33,7 @@ _RUNS = cast(Table, PipelineRunRow.__table__)
 _STEPS = cast(Table, PipelineStepRow.__table__)
 _CACHE = cast(Table, StepCacheRow.__table__)
 _CKPT = cast(Table, CheckpointRow.__table__)
+_PROJECTS = cast(Table, Project.__table__)
 
 
 def now_ms() -> int:
@@ -148,7 +150,8 @@ class PipelineStore(abc.ABC):
 
     @abc.abstractmethod
     def cost(self, by: str = "pipeline", since_ms: int | None = None) -> list[CostRow]:
-        """What step runs cost, grouped by pipeline or project."""
+        """What step runs cost, grouped by pipeline (of this project) or by project (every
+        project, keyed by its name)."""
 
 
 def _step(row: Any) -> StepRecord:
@@ -378,7 +381,16 @@ class SqlPipelineStore(PipelineStore):
             q = q.where(_RUNS.c.project_id == self.project_id)
         if since_ms is not None:
             q = q.where(_RUNS.c.created_at >= since_ms)
-        rows = self.db.read(lambda conn: conn.execute(q).all())
+        rows: list[Any] = list(self.db.read(lambda conn: conn.execute(q).all()))
+        if by == "project":
+            names = dict(
+                self.db.read(
+                    lambda conn: conn.execute(
+                        select(_PROJECTS.c.project_id, _PROJECTS.c.name)
+                    ).all()
+                )
+            )
+            rows = [(names.get(r[0], "default" if r[0] == 0 else str(r[0])), *r[1:]) for r in rows]
         return [
             CostRow(
                 str(r[0]), int(r[1]), int(r[2]), int(r[3] or 0), float(r[4]), float(r[5]), int(r[6])
