@@ -101,7 +101,8 @@ def flaky_flow(path: str, fail_times: int = 2):
 
 
 @ls.step(cache=False)
-def interval(log: str, tag: str) -> float:
+def interval(log: str, run: str, part: str) -> float:
+    tag = f"{run}-{part}"
     start = time.time()
     time.sleep(0.05)
     end = time.time()
@@ -112,8 +113,8 @@ def interval(log: str, tag: str) -> float:
 
 @ls.pipeline
 def intervals(log: str, run: str):
-    interval(log, tag=f"{run}-a")
-    interval(log, tag=f"{run}-b")
+    interval(log, run, part="a")
+    interval(log, run, part="b")
 
 
 @ls.step

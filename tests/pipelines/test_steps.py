@@ -191,6 +191,18 @@ def test_misusing_placeholders_in_the_body_says_how() -> None:
             if rows:
                 flows.load(rows=rows)
 
+    with pytest.raises(Invalid, match="instead of formatting it"):
+
+        @ls.pipeline
+        def formatted(name: str = "x"):
+            flows.total(f"{name}-suffix")
+
+    with pytest.raises(Invalid, match="instead of formatting it"):
+
+        @ls.pipeline
+        def formatted_output():
+            flows.total(str(flows.source()))
+
     with pytest.raises(Invalid, match="wrong arguments"):
 
         @ls.pipeline

@@ -43,11 +43,20 @@ class OutputRef:
             f"@step(outputs=(...)) to return several"
         )
 
-    def __bool__(self) -> bool:
-        raise Invalid(
+    def _no_value(self, use: str) -> Invalid:
+        return Invalid(
             f"the output of step {self.node!r} has no value while the pipeline is traced; "
-            f"pass it to another step instead of testing it"
+            f"pass it to another step instead of {use} it"
         )
+
+    def __bool__(self) -> bool:
+        raise self._no_value("testing")
+
+    def __str__(self) -> str:
+        raise self._no_value("formatting")
+
+    def __format__(self, spec: str) -> str:
+        raise self._no_value("formatting")
 
 
 @dataclass(frozen=True)
@@ -56,11 +65,20 @@ class ParamRef:
 
     name: str
 
-    def __bool__(self) -> bool:
-        raise Invalid(
+    def _no_value(self, use: str) -> Invalid:
+        return Invalid(
             f"the pipeline parameter {self.name!r} has no value while the pipeline is "
-            f"traced; pass it to a step instead of testing it"
+            f"traced; pass it to a step instead of {use} it"
         )
+
+    def __bool__(self) -> bool:
+        raise self._no_value("testing")
+
+    def __str__(self) -> str:
+        raise self._no_value("formatting")
+
+    def __format__(self, spec: str) -> str:
+        raise self._no_value("formatting")
 
 
 @dataclass
