@@ -181,6 +181,8 @@ def test_a_failed_run_resumes_from_its_last_successful_step(
     (failed,) = ls.pipelines.list_runs("training")
     failed = ls.pipelines.get_run(failed.run_uuid)
     assert failed.status == "FAILED" and "says fail" in (failed.error or "")
+    step_error = failed.steps["evaluate"].error or ""
+    assert step_error.startswith("RuntimeError: the flag file") and "flows.py" in step_error
     assert statuses(failed) == {
         "load": "FINISHED",
         "split": "FINISHED",

@@ -7,6 +7,10 @@ retries, resume, checkpoints and cost, run by an executor (local, process, Ray).
 ... def training(rows: int = 1000):
 ...     train(load(rows=rows))
 >>> run = training.run(rows=2000)
+
+Outputs are stored by kind: DataFrames and Arrow tables as Parquet, numpy arrays as
+``.npy``, plain values and metrics as canonical JSON, and models and any other object
+with pickle, so load pipeline artifacts only from stores you trust.
 """
 
 from loopstack.pipelines._api import cost, get_run, list_runs, resume, run_entrypoint

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import time
+import traceback
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -239,7 +240,7 @@ class _Run:
             node.name,
             status="FAILED",
             attempts=attempts,
-            error=_describe(error),
+            error=_with_traceback(error),
             finished_at=now_ms(),
         )
         self.tracking.set_terminated(tracked, "FAILED")
@@ -283,6 +284,15 @@ class _Run:
             self.store.put_step(self.run_uuid, name, status="SKIPPED")
         if failure is not None:
             raise failure
+
+
+def _with_traceback(exc: BaseException, limit: int = 8000) -> str:
+    """The error and where it was raised: the remote traceback an executor attached as a
+    note, else this process's."""
+    notes = [n for n in getattr(exc, "__notes__", []) if isinstance(n, str)]
+    where = "\n".join(notes) if notes else "".join(traceback.format_exception(exc))
+    text = f"{_describe(exc)}\n{where}".rstrip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _describe(exc: BaseException) -> str:
