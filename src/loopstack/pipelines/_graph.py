@@ -14,7 +14,7 @@ from typing import Any
 from loopstack.errors import Invalid
 from loopstack.pipelines._steps import Node, OutputRef, ParamRef
 
-__all__ = ["Graph", "check_types", "topological"]
+__all__ = ["Graph", "check_types", "output_refs", "topological"]
 
 
 def _type_name(tp: Any) -> str:

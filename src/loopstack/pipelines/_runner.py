@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from loopstack.errors import Invalid, LoopstackError, StepFailed, StepTimeout
 from loopstack.pipelines._digest import cache_key, canonical_json, code_digest, environment
 from loopstack.pipelines._executors import Executor, executor_for
+from loopstack.pipelines._graph import output_refs
 from loopstack.pipelines._results import PipelineRun
 from loopstack.pipelines._slots import step_slot
 from loopstack.pipelines._steps import Node
@@ -328,7 +329,15 @@ def run_pipeline(
         if resume is not None:
             record = store.get_run(resume)
             run_uuid, parent = record.run_uuid, record.tracking_run_id or ""
-            done = {s: r.outputs for s, r in record.steps.items() if r.status in _DONE}
+            # reuse what finished, as long as the node still makes the same outputs
+            done = {
+                s: r.outputs
+                for s, r in record.steps.items()
+                if r.status in _DONE
+                and s in pipe.graph.nodes
+                and [o["name"] for o in r.outputs]
+                == [ref.label for ref in output_refs(pipe.graph.nodes[s])]
+            }
             store.restart_run(run_uuid, executor)
             experiment_id = tracking.get_run(parent).info.experiment_id
             tracking.store.update_run(parent, status="RUNNING", end_time=None)
