@@ -238,3 +238,30 @@ def test_a_step_pickles_by_reference() -> None:
     import pickle
 
     assert pickle.loads(pickle.dumps(flows.train)) is flows.train
+
+
+def test_render_text_cuts_long_lines_at_80_columns() -> None:
+    @ls.step(name="a_step_with_a_rather_long_name_indeed")
+    def long(
+        first_input_parameter: int = 1, second_input_parameter: int = 2, third: int = 3
+    ) -> int:
+        return 1
+
+    @ls.pipeline
+    def wide(first_input_parameter: int = 1, second_input_parameter: int = 2, third: int = 3):
+        long(first_input_parameter, second_input_parameter, third)
+
+    (line,) = wide.graph.render_text().splitlines()
+    assert len(line) == 80 and line.endswith("...")
+
+
+def test_importing_pipelines_loads_no_dataframe_library() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, loopstack.pipelines; print(','.join(m for m in "
+        "('pandas', 'pyarrow', 'numpy', 'ray') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
