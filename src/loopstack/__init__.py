@@ -64,6 +64,7 @@ _EXPORTS: dict[str, str] = {
         name: "loopstack.data"
         for name in ("Suite", "get_dataset", "infer_suite", "list_datasets", "register_dataset")
     },
+    **{name: "loopstack.pipelines" for name in ("checkpoint", "pipeline", "step")},
     "deployments": "loopstack.serving",
     "set_project": "loopstack.config",
     **{
@@ -86,7 +87,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 # subpackages reached as ``ls.<name>.<verb>`` (``ls.monitoring.drift``), imported on first use
-_SUBPACKAGES = ("monitoring",)
+_SUBPACKAGES = ("monitoring", "pipelines")
 
 __all__ = sorted([*_EXPORTS, *_SUBPACKAGES, "__version__"])
 
@@ -126,7 +127,7 @@ _install_model_logger()
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from loopstack import monitoring  # noqa: F401
+    from loopstack import monitoring, pipelines  # noqa: F401
     from loopstack.config import set_project  # noqa: F401
     from loopstack.data import (  # noqa: F401
         Suite,
@@ -160,6 +161,7 @@ if TYPE_CHECKING:  # pragma: no cover
         RequestSource,
         SqlSource,
     )
+    from loopstack.pipelines import checkpoint, pipeline, step  # noqa: F401
     from loopstack.registry import get_registry, lineage, load_model, log_model  # noqa: F401
     from loopstack.serving import deployments  # noqa: F401
     from loopstack.tracking import (  # noqa: F401

@@ -86,6 +86,9 @@ class Settings:
     serving_rate_limit: float = 0.0
     #: the burst above that rate (``LOOPSTACK_SERVING_RATE_BURST``; 0: one second's worth)
     serving_rate_burst: float = 0.0
+    #: pipeline steps one project runs at once, across processes (leases
+    #: ``steps:<project>:<i>``; ``LOOPSTACK_PIPELINE_MAX_CONCURRENT_STEPS``)
+    pipeline_max_concurrent_steps: int = 4
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -117,7 +120,19 @@ class Settings:
             serving_auth=(get("serving_auth", "off") or "off").lower() in _TRUE,
             serving_rate_limit=_rate("serving_rate_limit", get("serving_rate_limit")),
             serving_rate_burst=_rate("serving_rate_burst", get("serving_rate_burst")),
+            pipeline_max_concurrent_steps=_at_least_one(
+                "pipeline_max_concurrent_steps", get("pipeline_max_concurrent_steps") or "4"
+            ),
         )
+
+
+def _at_least_one(name: str, raw: str) -> int:
+    value = _whole(raw, name)
+    if value < 1:
+        from loopstack.errors import Invalid
+
+        raise Invalid(f"LOOPSTACK_{name.upper()} must be a whole number >= 1; got {raw!r}")
+    return value
 
 
 def _positive_seconds(name: str, raw: str | None) -> float:

@@ -1,0 +1,101 @@
+"""The module-level verbs: run by entrypoint, resume, look runs up, what they cost."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from loopstack.errors import Conflict, Invalid
+from loopstack.pipelines._pipeline import load_entrypoint
+from loopstack.pipelines._results import PipelineRun
+from loopstack.pipelines._runner import run_pipeline
+from loopstack.pipelines._store import CostRow, SqlPipelineStore
+
+__all__ = ["cost", "get_run", "list_runs", "resume", "run_entrypoint"]
+
+
+def _store() -> SqlPipelineStore:
+    from loopstack.auth import project_in_use
+    from loopstack.config import settings
+    from loopstack.store import open_stores
+
+    config = settings()
+    stores = open_stores(config)
+    return SqlPipelineStore(stores, project_in_use(stores.db, config), actor=config.actor)
+
+
+def run_entrypoint(
+    entrypoint: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    executor: str = "local",
+    address: str | None = None,
+    max_workers: int | None = None,
+) -> PipelineRun:
+    """Import the pipeline ``module:name`` (or ``file.py:name``) and run it with ``params``.
+
+    >>> ls.pipelines.run_entrypoint("pkg.flows:training", {"rows": 10})
+    """
+    pipe = load_entrypoint(entrypoint)
+    return run_pipeline(
+        pipe, dict(params or {}), executor=executor, address=address, max_workers=max_workers
+    )
+
+
+def resume(
+    run_uuid: str,
+    *,
+    executor: str | None = None,
+    address: str | None = None,
+    max_workers: int | None = None,
+) -> PipelineRun:
+    """Run what a failed (or killed) run did not finish; its steps that FINISHED or were
+    CACHED are reused. Same run id, ``attempt`` one more."""
+    store = _store()
+    record = store.get_run(run_uuid)
+    if record.status == "FINISHED":
+        raise Conflict(f"pipeline run {run_uuid} FINISHED already; there is nothing to resume")
+    if not record.entrypoint:
+        raise Invalid(
+            f"pipeline run {run_uuid} has no entrypoint (its pipeline was not bound to a "
+            f"module-level name), so it cannot be re-imported to resume"
+        )
+    pipe = load_entrypoint(record.entrypoint)
+    return run_pipeline(
+        pipe,
+        record.params,
+        executor=executor or record.executor,
+        address=address,
+        max_workers=max_workers,
+        resume=run_uuid,
+    )
+
+
+def get_run(run_uuid: str) -> PipelineRun:
+    """The pipeline run ``run_uuid`` with its steps; NotFound if there is none."""
+    store = _store()
+    return PipelineRun(store.get_run(run_uuid), store.stores)
+
+
+def list_runs(pipeline: str | None = None, limit: int = 50) -> list[PipelineRun]:
+    """The project's latest pipeline runs first (of ``pipeline`` only, if given); their
+    ``steps`` are not loaded (``get_run`` has them)."""
+    store = _store()
+    return [PipelineRun(r, store.stores) for r in store.list_runs(pipeline, limit)]
+
+
+def cost(by: str = "pipeline", since: float | dt.datetime | None = None) -> list[CostRow]:
+    """Runs, steps, cached steps, wall and CPU seconds and the peak memory of step runs,
+    per pipeline of this project (``by="pipeline"``) or per project (``by="project"``),
+    of the runs created at or after ``since`` (epoch seconds or a datetime)."""
+    if by not in ("pipeline", "project"):
+        raise Invalid(f"the 'by' parameter must be 'pipeline' or 'project'; got {by!r} instead")
+    since_ms = None
+    if isinstance(since, dt.datetime):
+        since_ms = int(since.timestamp() * 1000)
+    elif isinstance(since, (int, float)) and not isinstance(since, bool):
+        since_ms = int(since * 1000)
+    elif since is not None:
+        raise Invalid(f"'since' must be epoch seconds or a datetime; got {since!r} instead")
+    return _store().cost(by, since_ms)
