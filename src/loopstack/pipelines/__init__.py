@@ -1,0 +1,1 @@
+"""Pipelines: steps, the DAG, the cache, and the executors that run steps."""
