@@ -3,6 +3,8 @@ measurements, and forked children that open the metadata store on their own."""
 
 from __future__ import annotations
 
+import faulthandler
+import functools
 import multiprocessing
 import os
 import signal
@@ -55,6 +57,15 @@ class OddError(Exception):
         super().__init__(f"odd {a} {b}")
 
 
+def _square_and_pid(i: int) -> tuple[int, int]:
+    return i * i, os.getpid()
+
+
+def _die_by(sig: signal.Signals) -> None:
+    faulthandler.disable()  # pytest's handler would print the child's stacks first
+    os.kill(os.getpid(), sig)
+
+
 def _burn(seconds: float) -> int:
     end, n = time.thread_time() + seconds, 0
     while time.thread_time() < end:
@@ -94,9 +105,14 @@ def test_unknown_executor_names_the_valid_ones() -> None:
 
 def test_local_runs_in_the_calling_thread_and_is_done_at_once() -> None:
     ran_in: list[int] = []
+
+    def step() -> int:
+        ran_in.append(threading.get_ident())
+        return 7
+
     with executor_for("local") as ex:
         assert ex.name == "local" and ex.max_parallel == 1
-        future = ex.submit(lambda: ran_in.append(threading.get_ident()) or 7)
+        future = ex.submit(step)
         assert future.done()
         outcome = future.result()
     assert isinstance(outcome, Outcome) and outcome.value == 7
@@ -130,7 +146,7 @@ def test_local_with_a_timeout_runs_in_a_child_that_is_killed(tmp_path: Path) -> 
 def test_process_returns_values_from_another_process() -> None:
     with executor_for("process", max_workers=2) as ex:
         assert ex.name == "process" and ex.max_parallel == 2
-        futures = [ex.submit(lambda i=i: (i * i, os.getpid())) for i in range(4)]
+        futures = [ex.submit(functools.partial(_square_and_pid, i)) for i in range(4)]
         results = [f.result(timeout=60).value for f in futures]
     assert [square for square, _ in results] == [0, 1, 4, 9]
     assert all(pid != os.getpid() for _, pid in results)
@@ -166,7 +182,7 @@ def test_process_unpicklable_errors_and_results_become_step_failed() -> None:
         with pytest.raises(StepFailed, match=r"raised OddError\('odd 1 2'\).*cannot be pickled"):
             ex.submit(raise_odd).result(timeout=60)
         with pytest.raises(StepFailed, match="returned <function.*cannot be pickled back"):
-            ex.submit(lambda: (lambda: 1)).result(timeout=60)
+            ex.submit(lambda: lambda: 1).result(timeout=60)
 
 
 def test_process_timeout_kills_the_child(tmp_path: Path) -> None:
@@ -183,12 +199,22 @@ def test_a_child_killed_by_a_signal_or_exiting_is_step_failed() -> None:
         killed = ex.submit(lambda: os.kill(os.getpid(), signal.SIGKILL))
         with pytest.raises(StepFailed, match=r"killed by SIGKILL \(out of memory\?\)"):
             killed.result(timeout=60)
-        segv = ex.submit(lambda: os.kill(os.getpid(), signal.SIGSEGV))
+        segv = ex.submit(functools.partial(_die_by, signal.SIGSEGV))
         with pytest.raises(StepFailed, match="killed by SIGSEGV"):
             segv.result(timeout=60)
         exited = ex.submit(lambda: os._exit(3))
         with pytest.raises(StepFailed, match="exited with code 3 before it returned"):
             exited.result(timeout=60)
+
+
+def test_a_step_may_run_steps_in_processes_of_its_own() -> None:
+    def outer() -> tuple[int, int]:
+        with executor_for("process", max_workers=1) as inner:
+            return os.getpid(), inner.submit(os.getpid, timeout_s=30).result(timeout=60).value
+
+    with executor_for("process") as ex:
+        outer_pid, inner_pid = ex.submit(outer, timeout_s=60).result(timeout=90).value
+    assert len({os.getpid(), outer_pid, inner_pid}) == 3
 
 
 def test_max_workers_bounds_the_children_running_at_once() -> None:
@@ -236,7 +262,7 @@ def test_submit_is_thread_safe() -> None:
 
         def submit_some(base: int) -> None:
             for i in range(3):
-                future = ex.submit(lambda n=base + i: n)
+                future = ex.submit(functools.partial(int, base + i))
                 with lock:
                     futures.append(future)
 

@@ -9,12 +9,15 @@ after a grace period, and reaped.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 import pickle
 import signal
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from typing import Any, TypeVar
@@ -33,6 +36,15 @@ _CTX = multiprocessing.get_context("fork")
 # A pipe's write end must be closed in the parent before any other child is forked,
 # or that child inherits it and the reader never sees the first child's end.
 _FORKING = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    # the forking thread held _FORKING; a step that runs steps of its own forks again
+    global _FORKING
+    _FORKING = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Child:
@@ -107,14 +119,15 @@ def _result(message: tuple[Any, ...]) -> Outcome[Any]:
                 f"the step returned {text}, which cannot be pickled back from its process ({why})"
             )
         return value  # type: ignore[no-any-return]
-    if data is None:
-        exc = StepFailed(f"the step raised {text}, which cannot be pickled back ({why})")
-    else:
-        exc = value
-    if isinstance(exc, BaseException):
-        exc.add_note(f"raised in the step's process {at}:\n{tb.rstrip()}")
-        raise exc
-    raise StepFailed(f"the step's process sent back {excerpt(exc)} instead of an exception")
+    error = (
+        StepFailed(f"the step raised {text}, which cannot be pickled back ({why})")
+        if data is None
+        else value
+    )
+    if isinstance(error, BaseException):
+        error.add_note(f"raised in the step's process {at}:\n{tb.rstrip()}")
+        raise error
+    raise StepFailed(f"the step's process sent back {excerpt(error)} instead of an exception")
 
 
 def run_in_child(
@@ -130,7 +143,11 @@ def run_in_child(
     keeps them to kill on close).
     """
     recv, send = _CTX.Pipe(duplex=False)
-    with _FORKING:
+    with _FORKING, warnings.catch_warnings():
+        # Python >= 3.12 warns on forking a process that has threads: what it warns of
+        # (locks held by threads that do not exist in the child) is what the store's
+        # at-fork hook resets, and a step's own code runs after the fork, not before.
+        warnings.filterwarnings("ignore", r".*fork\(\) may lead to deadlocks", DeprecationWarning)
         proc = _CTX.Process(target=_child_main, args=(fn, send), name="loopstack-step")
         proc.start()
         send.close()
@@ -144,10 +161,8 @@ def run_in_child(
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             ready = wait([recv, proc.sentinel], timeout=left)
             if recv in ready or (ready and recv.poll(0)):
-                try:
+                with contextlib.suppress(EOFError):  # EOF: it died before it sent
                     payload = recv.recv_bytes()
-                except EOFError:
-                    pass
                 break
             if ready:  # exited without a word
                 break

@@ -143,7 +143,7 @@ class Executor(abc.ABC):
         then stopped), or ``StepFailed`` when its process died.
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most executors hold nothing to free
         """Stop what still runs and free the executor's resources."""
 
     def __enter__(self) -> Executor:
@@ -246,7 +246,9 @@ class ProcessExecutor(Executor):
         thread.start()
         return future
 
-    def _run(self, fn: Callable[[], T], timeout_s: float | None, future: Future[Outcome[T]]) -> None:
+    def _run(
+        self, fn: Callable[[], T], timeout_s: float | None, future: Future[Outcome[T]]
+    ) -> None:
         try:
             with self._slots:
                 with self._lock:

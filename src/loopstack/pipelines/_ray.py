@@ -10,6 +10,7 @@ environment variables, so they open the same stores, and its code directories on
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -228,7 +229,5 @@ class RayExecutor(Executor):
             self._closed = True
             refs = list(self._running)
         for ref in refs:
-            try:
+            with contextlib.suppress(Exception):  # already finished or gone
                 self._ray.cancel(ref, force=True)
-            except Exception:  # noqa: BLE001, S110 - already finished or gone
-                pass
