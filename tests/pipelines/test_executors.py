@@ -8,6 +8,7 @@ import functools
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -98,6 +99,14 @@ def test_unknown_executor_names_the_valid_ones() -> None:
         executor_for("process", max_workers=0)
     with pytest.raises(Invalid, match="'timeout_s'"):
         executor_for("local").submit(lambda: 1, timeout_s=0)
+
+
+def test_the_ray_executor_without_ray_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(Invalid, match=r'pip install "loopstack\[ray\]"'):
+        executor_for("ray")
 
 
 # -- local -------------------------------------------------------------------------

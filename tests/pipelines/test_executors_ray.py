@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from loopstack.errors import StepFailed, StepTimeout
+from loopstack.errors import Invalid, StepFailed, StepTimeout
 from loopstack.pipelines._executors import Executor, Resources, executor_for
 
 pytestmark = pytest.mark.slow
@@ -79,6 +79,25 @@ def test_a_two_cpu_task_never_overlaps_another(ex: Executor) -> None:
     assert a1 <= b0 or b1 <= a0  # one ran after the other
 
 
+def test_a_request_the_local_instance_cannot_meet_is_refused(ex: Executor) -> None:
+    with pytest.raises(Invalid, match=r"more than the local Ray instance has \(2 CPUs"):
+        ex.submit(lambda: 1, resources=Resources(num_cpus=3))
+
+
+def test_a_timeout_counts_from_the_start_not_the_queue(ex: Executor, tmp_path: Path) -> None:
+    def hold() -> str:
+        (tmp_path / "holding").touch()
+        time.sleep(4)
+        return "held"
+
+    blocker = ex.submit(hold, resources=Resources(num_cpus=2))
+    _wait_for(tmp_path / "holding")
+    # queued behind the blocker for ~4 s, then done in no time: well inside 3 s of running
+    queued = ex.submit(lambda: "ran", resources=Resources(num_cpus=2), timeout_s=3)
+    assert blocker.result(timeout=120).value == "held"
+    assert queued.result(timeout=120).value == "ran"
+
+
 def test_two_one_cpu_tasks_run_side_by_side(ex: Executor, tmp_path: Path) -> None:
     def meet(me: str, other: str) -> str:
         (tmp_path / me).touch()
@@ -129,6 +148,21 @@ def test_a_timeout_cancels_the_task_and_kills_its_worker(ex: Executor, tmp_path:
     else:
         raise AssertionError(f"the worker {pid} still runs after its task timed out")
     assert ex.submit(lambda: "still usable").result(timeout=120).value == "still usable"
+
+
+def test_close_cancels_the_tasks_still_running(ray_instance: Any, tmp_path: Path) -> None:
+    def hang() -> None:
+        (tmp_path / "running").touch()
+        time.sleep(600)
+
+    ex = executor_for("ray")
+    future = ex.submit(hang)
+    _wait_for(tmp_path / "running")
+    ex.close()
+    with pytest.raises(StepFailed, match="closed while the step ran"):
+        future.result(timeout=120)
+    with pytest.raises(Invalid, match="closed"):
+        ex.submit(lambda: 1)
 
 
 def test_a_worker_that_dies_is_step_failed(ex: Executor) -> None:

@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -66,15 +66,18 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-def _task(fn: Callable[[], Any]) -> tuple[Any, ...]:
-    """Runs in the Ray worker: the outcome, or the error as ``_child`` sends it."""
+def _task(fn: Callable[[], Any]) -> Iterator[Any]:
+    """Runs in the Ray worker: says it started (a step's timeout counts from then, not
+    from while it queued for resources), then gives the outcome, or the error as
+    ``_child`` sends it."""
     import traceback
 
+    yield "started"
     try:
-        return ("ok", measure(fn, own_process=True))
+        yield ("ok", measure(fn, own_process=True))
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the caller
         data, why = _dumps(exc)
-        return ("error", data, excerpt(exc, 500), why, traceback.format_exc(), where())
+        yield ("error", data, excerpt(exc, 500), why, traceback.format_exc(), where())
 
 
 def _translate(ray: Any, exc: BaseException) -> BaseException:
@@ -116,6 +119,8 @@ class RayExecutor(Executor):
         self._max_workers = max_workers
         self._slots = threading.Semaphore(max_workers) if max_workers else None
         address = address or os.environ.get(ADDRESS_ENV) or None
+        #: a machine's own instance cannot grow: a request it cannot meet never starts
+        self._fixed_size = address is None
         with _connect:
             if not ray.is_initialized():
                 try:
@@ -131,7 +136,7 @@ class RayExecutor(Executor):
             if "task" not in _remote:
                 _remote["task"] = ray.remote(_task)
         self._lock = threading.Lock()
-        self._running: dict[Any, Future[Any]] = {}
+        self._running: set[Any] = set()  # the tasks in flight, to cancel on close
         self._closed = False
 
     @property
@@ -140,6 +145,21 @@ class RayExecutor(Executor):
         if self._max_workers:
             return self._max_workers
         return max(1, int(self._ray.cluster_resources().get("CPU", 1)))
+
+    def _check_fits(self, resources: Resources) -> None:
+        total = self._ray.cluster_resources()
+        cpus, gpus = total.get("CPU", 0.0), total.get("GPU", 0.0)
+        memory = total.get("memory")
+        too_much = resources.num_cpus > cpus or resources.num_gpus > gpus
+        if memory is not None and resources.memory_mb is not None:
+            too_much = too_much or resources.memory_mb * 1024 * 1024 > memory
+        if too_much:
+            mib = "?" if memory is None else f"{memory / 1024 / 1024:.0f}"
+            raise Invalid(
+                f"the step asks for {resources}, more than the local Ray instance has "
+                f"({cpus:g} CPUs, {gpus:g} GPUs, {mib} MiB of memory): it could never start",
+                field="resources",
+            )
 
     def submit(
         self,
@@ -151,6 +171,8 @@ class RayExecutor(Executor):
         """Submit ``fn()`` as a Ray task (see ``Executor.submit``)."""
         _check_timeout(timeout_s)
         resources = Resources.of(resources)
+        if self._fixed_size:
+            self._check_fits(resources)
         with self._lock:
             if self._closed:
                 raise Invalid("this Ray executor is closed; open a new one to run steps")
@@ -158,7 +180,7 @@ class RayExecutor(Executor):
         future.set_running_or_notify_cancel()
         threading.Thread(
             target=self._run,
-            args=(fn, resources, timeout_s, future),
+            args=(fn, resources, timeout_s, worker_env(), future),
             name="loopstack-ray-step",
             daemon=True,
         ).start()
@@ -169,12 +191,13 @@ class RayExecutor(Executor):
         fn: Callable[[], T],
         resources: Resources,
         timeout_s: float | None,
+        env: dict[str, str],
         future: Future[Outcome[T]],
     ) -> None:
         if self._slots is not None:
             self._slots.acquire()
         try:
-            future.set_result(self._call(fn, resources, timeout_s, future))
+            future.set_result(self._call(fn, resources, timeout_s, env))
         except BaseException as exc:  # noqa: BLE001 - the future carries it to the caller
             future.set_exception(exc)
         finally:
@@ -182,33 +205,36 @@ class RayExecutor(Executor):
                 self._slots.release()
 
     def _call(
-        self, fn: Callable[[], T], resources: Resources, timeout_s: float | None, future: Any
+        self, fn: Callable[[], T], resources: Resources, timeout_s: float | None, env: Any
     ) -> Outcome[T]:
         ray = self._ray
         options: dict[str, Any] = {
             "num_cpus": resources.num_cpus,
             "num_gpus": resources.num_gpus,
             "max_retries": 0,
-            "runtime_env": {"env_vars": worker_env()},
+            "num_returns": "streaming",  # "started", then the outcome
+            "runtime_env": {"env_vars": env},
         }
         if resources.memory_mb is not None:
             options["memory"] = resources.memory_mb * 1024 * 1024
         with self._lock:
             if self._closed:
                 raise StepFailed("the executor was closed before the step started")
-            ref = _remote["task"].options(**options).remote(fn)
-            self._running[ref] = future
-        started = time.monotonic()
+            task = _remote["task"].options(**options).remote(fn)
+            self._running.add(task)
         try:
             try:
-                message = ray.get(ref, timeout=timeout_s)
-            except ray.exceptions.GetTimeoutError:
-                ray.cancel(ref, force=True)
-                raise StepTimeout(
-                    f"the step ran past its timeout of {timeout_s:g}s "
-                    f"({time.monotonic() - started:.1f}s since it was submitted to Ray); "
-                    "its task was cancelled"
-                ) from None
+                ray.get(next(task))  # waits while Ray queues it for its resources
+                started = time.monotonic()
+                ready, _ = ray.wait([task], timeout=timeout_s)
+                if not ready:
+                    ray.cancel(task, force=True)
+                    raise StepTimeout(
+                        f"the step ran past its timeout of {timeout_s:g}s "
+                        f"({time.monotonic() - started:.1f}s since it started); "
+                        "its task was cancelled"
+                    )
+                message = ray.get(next(task))
             except ray.exceptions.TaskCancelledError as exc:
                 raise StepFailed(
                     "the executor was closed while the step ran; its task was cancelled"
@@ -217,7 +243,7 @@ class RayExecutor(Executor):
                 raise _translate(ray, exc) from None
         finally:
             with self._lock:
-                self._running.pop(ref, None)
+                self._running.discard(task)
         if message[0] == "ok":
             return message[1]  # type: ignore[no-any-return]
         return _result(message)
