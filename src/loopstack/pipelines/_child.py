@@ -31,6 +31,8 @@ T = TypeVar("T")
 
 #: seconds a child has to exit after SIGTERM before it gets SIGKILL
 TERM_GRACE_S = 2.0
+#: seconds a child that sent its result has to exit before it is stopped
+EXIT_WAIT_S = 10.0
 
 _CTX = multiprocessing.get_context("fork")
 # A pipe's write end must be closed in the parent before any other child is forked,
@@ -142,12 +144,12 @@ def run_in_child(
     ``on_start`` / ``on_end`` see the child once forked and once reaped (an executor
     keeps them to kill on close).
     """
-    recv, send = _CTX.Pipe(duplex=False)
     with _FORKING, warnings.catch_warnings():
         # Python >= 3.12 warns on forking a process that has threads: what it warns of
         # (locks held by threads that do not exist in the child) is what the store's
         # at-fork hook resets, and a step's own code runs after the fork, not before.
         warnings.filterwarnings("ignore", r".*fork\(\) may lead to deadlocks", DeprecationWarning)
+        recv, send = _CTX.Pipe(duplex=False)
         proc = _CTX.Process(target=_child_main, args=(fn, send), name="loopstack-step")
         proc.start()
         send.close()
@@ -172,15 +174,17 @@ def run_in_child(
                     f"the step ran past its timeout of {timeout_s:g}s; "
                     f"its process {child.pid} was stopped"
                 )
-        proc.join()
+        # a child that sent its result exits at once, unless the step left processes of
+        # its own that multiprocessing waits for: the result is here, so stop waiting
+        proc.join(EXIT_WAIT_S)
     finally:
         recv.close()
         if proc.exitcode is None:
             child.kill("abandoned")
         if on_end is not None:
             on_end(child)
+    if payload is not None:
+        return _result(pickle.loads(payload))
     if child.stopped == "closed":
         raise StepFailed("the executor was closed while the step ran; its process was stopped")
-    if payload is None:
-        raise _died(proc)
-    return _result(pickle.loads(payload))
+    raise _died(proc)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from loopstack.errors import Invalid, StepFailed, StepTimeout, excerpt
+from loopstack.errors import Invalid, StepFailed, StepTimeout, StoreUnavailable, excerpt
 from loopstack.pipelines._child import _dumps, _result
 from loopstack.pipelines._executors import Executor, Outcome, Resources, _check_timeout
 from loopstack.pipelines._meter import measure, where
@@ -132,7 +132,9 @@ class RayExecutor(Executor):
                     )
                 except Exception as exc:  # noqa: BLE001 - translated at the boundary
                     where_to = address or "a local instance"
-                    raise StepFailed(f"cannot start or reach Ray at {where_to}: {exc}") from exc
+                    raise StoreUnavailable(
+                        f"cannot start or reach Ray at {where_to}: {exc}"
+                    ) from exc
             if "task" not in _remote:
                 _remote["task"] = ray.remote(_task)
         self._lock = threading.Lock()
