@@ -294,9 +294,12 @@ def test_peak_memory_counts_an_allocation(name: str) -> None:
         return len(block)
 
     with executor_for(name) as ex:
+        idle = ex.submit(lambda: 0).result(timeout=60)
         outcome = ex.submit(allocate).result(timeout=60)
     assert outcome.value == 200 * MB
     assert outcome.peak_rss_bytes > 200 * MB
+    # the block itself, not only what the process held before the step
+    assert outcome.peak_rss_bytes - idle.peak_rss_bytes > 190 * MB
 
 
 @pytest.mark.parametrize("name", ["local", "process"])

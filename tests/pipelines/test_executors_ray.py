@@ -63,8 +63,10 @@ def test_peak_memory_is_measured_in_the_worker(ex: Executor) -> None:
     def allocate() -> int:
         return len(b"\x01" * (200 * MB))
 
+    idle = ex.submit(lambda: 0).result(timeout=120)
     outcome = ex.submit(allocate).result(timeout=120)
     assert outcome.value == 200 * MB and outcome.peak_rss_bytes > 200 * MB
+    assert outcome.peak_rss_bytes - idle.peak_rss_bytes > 190 * MB
 
 
 def test_a_two_cpu_task_never_overlaps_another(ex: Executor) -> None:
