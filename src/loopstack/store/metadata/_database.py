@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import import_module
@@ -59,6 +61,7 @@ class Database:
         self._in_write = threading.local()
         self.backend = _backend_for(url)
         self.engine: Engine = self.backend.create(url)
+        _every.add(self)
         self.dialect = self.engine.dialect.name
         self.insert = self.backend.insert
         self._audit_keys: AuditKeyring | None = None
@@ -260,10 +263,41 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    def _after_fork_in_child(self) -> None:
+        """Forget the parent's connections and locks (in a freshly forked child)."""
+        # The parent's pooled connections stay referenced, never closed or used here:
+        # closing one in the child would end the parent's PostgreSQL session, or make
+        # SQLite checkpoint (and drop) a WAL the parent still uses.
+        _inherited_pools.append(self.engine.pool)
+        self.engine.dispose(close=False)
+        # a parent thread may have held the gate when the process forked; it never
+        # releases it here
+        self._gate = WriteGate(max_waiting=self._gate.max_waiting)
+        self._in_write = threading.local()
+
 
 _open: dict[str, Database] = {}
 _opening = threading.Lock()
 _ALEMBIC = threading.Lock()
+#: every open Database of this process, for the at-fork hook
+_every: weakref.WeakSet[Database] = weakref.WeakSet()
+#: the pools a forked child inherited (kept alive, so never closed by the child)
+_inherited_pools: list[Any] = []
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (a pipeline step's process) opens its own connections: reusing
+    the parent's would interleave two processes' traffic on one socket or file handle,
+    and a lock a parent thread held at the fork would never be released."""
+    global _opening, _ALEMBIC
+    _opening = threading.Lock()
+    _ALEMBIC = threading.Lock()
+    for db in list(_every):
+        db._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def open_database(url: str) -> Database:
