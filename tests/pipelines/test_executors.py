@@ -353,3 +353,17 @@ def test_a_forked_child_writes_through_its_own_connection(db_url: str) -> None:
     # the parent's own connections still work after the child exited
     assert acquire_lease(db, "parent-again", "p", ttl_s=60) is not None
     assert db.engine.pool is parent_pool
+
+
+def _answer() -> int:
+    return 42
+
+
+def test_a_step_process_forked_after_the_feature_stores_duckdb_survives() -> None:
+    """The feature store keeps a DuckDB database per thread; a child forked from the
+    executor's thread used to free the main thread's one, and crash (SIGSEGV)."""
+    from loopstack.features._sources import duckdb_connect
+
+    duckdb_connect().close()  # this thread's database now exists
+    with executor_for("process", max_workers=1) as ex:
+        assert ex.submit(_answer).result(timeout=60).value == 42

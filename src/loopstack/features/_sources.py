@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import hashlib
 import json
+import os
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +37,14 @@ ORDER_COLUMN = "__ls_order"
 _local = threading.local()
 
 
+#: every thread's DuckDB database, by (pid, thread ident): held here, not only in the
+#: thread-local, because a process forked from another thread frees the other threads'
+#: locals, and a DuckDB database freed in a forked child crashes it (its threads and
+#: locks stayed in the parent)
+_databases: dict[tuple[int, int], tuple[threading.Thread, Any]] = {}
+_databases_lock = threading.Lock()
+
+
 def duckdb_connect() -> Any:
     """A DuckDB cursor that compares and prints timestamps in UTC.
 
@@ -48,6 +57,12 @@ def duckdb_connect() -> Any:
     if db is None:
         db = _local.db = duckdb.connect()
         db.execute("SET TimeZone='UTC'")
+        pid = os.getpid()
+        with _databases_lock:
+            for key, (thread, _) in list(_databases.items()):
+                if key[0] == pid and not thread.is_alive():  # never a parent's, in a child
+                    del _databases[key]
+            _databases[(pid, threading.get_ident())] = (threading.current_thread(), db)
     con = db.cursor()
     con.execute("SET TimeZone='UTC'")
     return con

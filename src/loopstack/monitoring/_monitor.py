@@ -184,12 +184,8 @@ class Observation:
             cols = self.quality.columns
             out["quality_issues"] = float(len(self.quality.issues))
             out["null_rate_max"] = max((c.null_rate_current or 0.0 for c in cols), default=0.0)
-            out["out_of_range_max"] = max(
-                (c.out_of_range_share or 0.0 for c in cols), default=0.0
-            )
-            out["unseen_max"] = max(
-                (c.unseen_share or 0.0 for c in cols), default=0.0
-            )
+            out["out_of_range_max"] = max((c.out_of_range_share or 0.0 for c in cols), default=0.0)
+            out["unseen_max"] = max((c.unseen_share or 0.0 for c in cols), default=0.0)
         for prefix, report in (("", self.performance), ("estimated_", self.estimated)):
             if report is None or not report.rows:
                 continue

@@ -9,7 +9,7 @@ from typing import Any
 from loopstack.errors import Conflict, Invalid
 from loopstack.pipelines._pipeline import load_entrypoint
 from loopstack.pipelines._results import PipelineRun
-from loopstack.pipelines._runner import run_pipeline
+from loopstack.pipelines._runner import StepEvents, run_pipeline
 from loopstack.pipelines._store import CostRow, SqlPipelineStore
 
 __all__ = ["cost", "get_run", "list_runs", "resume", "run_entrypoint"]
@@ -32,14 +32,22 @@ def run_entrypoint(
     executor: str = "local",
     address: str | None = None,
     max_workers: int | None = None,
+    on_event: StepEvents | None = None,
 ) -> PipelineRun:
     """Import the pipeline ``module:name`` (or ``file.py:name``) and run it with ``params``.
+
+    ``on_event(step, status, message)`` hears each step's progress as it happens.
 
     >>> ls.pipelines.run_entrypoint("pkg.flows:training", {"rows": 10})
     """
     pipe = load_entrypoint(entrypoint)
     return run_pipeline(
-        pipe, dict(params or {}), executor=executor, address=address, max_workers=max_workers
+        pipe,
+        dict(params or {}),
+        executor=executor,
+        address=address,
+        max_workers=max_workers,
+        on_event=on_event,
     )
 
 
@@ -49,6 +57,7 @@ def resume(
     executor: str | None = None,
     address: str | None = None,
     max_workers: int | None = None,
+    on_event: StepEvents | None = None,
 ) -> PipelineRun:
     """Run what a failed (or killed) run did not finish; its steps that FINISHED or were
     CACHED are reused. Same run id, ``attempt`` one more."""
@@ -69,6 +78,7 @@ def resume(
         address=address,
         max_workers=max_workers,
         resume=run_uuid,
+        on_event=on_event,
     )
 
 

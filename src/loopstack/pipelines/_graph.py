@@ -154,6 +154,36 @@ class Graph:
         return "\n".join(lines)
 
 
+def render_stored(graph: dict[str, Any], statuses: dict[str, str], width: int = 80) -> str:
+    """A stored graph (``Graph.to_dict``) in topological order, each step with its status
+    in the run and what it takes, lines at most ``width``."""
+    nodes = graph.get("nodes", [])
+    pad = min(max((len(n["name"]) for n in nodes), default=4), 24)
+    lines = []
+    for i, node in enumerate(nodes, 1):
+        takes = [f"{p}={label}" for p, label in node.get("inputs", {}).items()]
+        status = statuses.get(node["name"], "-")
+        line = f"{i:>2}. {node['name']:<{pad}} {status:<8}"
+        if takes:
+            line += " <- " + ", ".join(takes)
+        lines.append(line if len(line) <= width else line[: width - 3] + "...")
+    return "\n".join(lines)
+
+
+def stored_to_mermaid(graph: dict[str, Any], statuses: dict[str, str]) -> str:
+    """A Mermaid flowchart of a stored graph, each step labelled with its status."""
+    lines = ["flowchart TD"]
+    names = [n["name"] for n in graph.get("nodes", [])]
+    for name in names:
+        status = statuses.get(name)
+        lines.append(f'    {_mid(name)}["{name}{f" ({status})" if status else ""}"]')
+    for node in graph.get("nodes", []):
+        for param, label in node.get("inputs", {}).items():
+            source = next((n for n in names if label == n or label.startswith(f"{n}.")), label)
+            lines.append(f"    {_mid(source)} -->|{param}| {_mid(node['name'])}")
+    return "\n".join(lines)
+
+
 def _mid(name: str) -> str:
     return "n_" + "".join(c if c.isalnum() or c == "_" else "_" for c in name)
 

@@ -98,9 +98,12 @@ class Pipeline:
         executor: str = "local",
         address: str | None = None,
         max_workers: int | None = None,
+        on_event: Callable[[str, str, str], None] | None = None,
         **params: Any,
     ) -> PipelineRun:
         """Run the pipeline with ``params``; the finished run (StepFailed if a step fails).
+
+        ``on_event(step, status, message)`` hears each step's progress as it happens.
 
         >>> run = training.run(rows=2000)
         >>> run.steps["train"].status
@@ -109,7 +112,12 @@ class Pipeline:
         from loopstack.pipelines._runner import run_pipeline
 
         return run_pipeline(
-            self, params, executor=executor, address=address, max_workers=max_workers
+            self,
+            params,
+            executor=executor,
+            address=address,
+            max_workers=max_workers,
+            on_event=on_event,
         )
 
     @classmethod

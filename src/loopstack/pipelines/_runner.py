@@ -15,7 +15,7 @@ import socket
 import time
 import traceback
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from loopstack.errors import Invalid, LoopstackError, StepFailed, StepTimeout
@@ -36,6 +36,8 @@ __all__ = ["run_pipeline"]
 
 log = logging.getLogger("loopstack.pipelines")
 _DONE = ("FINISHED", "CACHED")
+#: ``on_event(step, status, message)``
+StepEvents = Callable[[str, str, str], None]
 
 
 def _text(value: Any) -> str:
@@ -55,6 +57,7 @@ class _Run:
         run_uuid: str,
         experiment_id: str,
         parent: str,
+        on_event: StepEvents | None = None,
     ) -> None:
         from loopstack.config import settings
 
@@ -65,10 +68,16 @@ class _Run:
         self.limit = self.config.pipeline_max_concurrent_steps
         self.messages: list[str] = []
         self.outputs: dict[str, list[dict[str, Any]]] = {}
+        self.on_event = on_event
 
-    def say(self, text: str) -> None:
+    def say(self, text: str, step: str | None = None, status: str | None = None) -> None:
+        """Log ``text``, keep it in the run's messages, and tell ``on_event`` (when a
+        step's status changed: RUNNING, RETRYING, FINISHED, CACHED, REUSED, FAILED, SKIPPED)."""
         log.info(text)
         self.messages.append(text)
+        if self.on_event is not None and step is not None and status is not None:
+            prefix = f"{step}: "
+            self.on_event(step, status, text[len(prefix) :] if text.startswith(prefix) else text)
 
     def _tags(self, node: Node, hit: bool) -> dict[str, str]:
         return {
@@ -124,6 +133,7 @@ class _Run:
             error=None,
             cached_from=None,
         )
+        self.say(f"{node.name}: running", node.name, "RUNNING")
         context = StepContext(
             node.name,
             key,
@@ -153,7 +163,9 @@ class _Run:
                     pause = step.backoff_s * 2 ** (attempts - 1)
                     self.say(
                         f"{node.name}: attempt {attempts} failed ({_describe(exc)}); "
-                        f"retrying in {pause:g}s"
+                        f"retrying in {pause:g}s",
+                        node.name,
+                        "RETRYING",
                     )
                     time.sleep(pause)
         if outcome is None:
@@ -176,7 +188,11 @@ class _Run:
         )
         self._metrics(tracked, outcome.wall_s, outcome.cpu_s, outcome.peak_rss_bytes)
         self.tracking.set_terminated(tracked, "FINISHED")
-        self.say(f"{node.name}: finished in {outcome.wall_s:.3f}s on {outcome.where}")
+        self.say(
+            f"{node.name}: finished in {outcome.wall_s:.3f}s on {outcome.where}",
+            node.name,
+            "FINISHED",
+        )
         return outs
 
     def _metrics(self, rid: str, wall: float, cpu: float, peak: int) -> None:
@@ -230,7 +246,9 @@ class _Run:
         self.tracking.set_terminated(tracked, "FINISHED")
         self.say(
             f"{node.name}: cached (unchanged code, inputs, params and packages); "
-            f"reusing the outputs of run {source}"
+            f"reusing the outputs of run {source}",
+            node.name,
+            "CACHED",
         )
         return outs
 
@@ -245,7 +263,7 @@ class _Run:
             finished_at=now_ms(),
         )
         self.tracking.set_terminated(tracked, "FAILED")
-        self.say(message)
+        self.say(message, node.name, "FAILED")
         if isinstance(error, Invalid):
             raise error
         kind = StepTimeout if isinstance(error, StepTimeout) else StepFailed
@@ -283,6 +301,7 @@ class _Run:
                         failure = failure or exc
         for name in pending:
             self.store.put_step(self.run_uuid, name, status="SKIPPED")
+            self.say(f"{name}: skipped (an upstream step failed)", name, "SKIPPED")
         if failure is not None:
             raise failure
 
@@ -308,8 +327,14 @@ def run_pipeline(
     address: str | None = None,
     max_workers: int | None = None,
     resume: str | None = None,
+    on_event: StepEvents | None = None,
 ) -> PipelineRun:
-    """Run ``pipe`` (or, with ``resume``, the rest of that run); the finished run."""
+    """Run ``pipe`` (or, with ``resume``, the rest of that run); the finished run.
+
+    ``on_event(step, status, message)`` hears each step start, retry, finish, come from
+    the cache or fail, as it happens (the CLI's progress). A failure raises (StepFailed,
+    StepTimeout, Invalid) with the run's id in its ``pipeline_run`` attribute.
+    """
     from loopstack.auth import project_in_use
     from loopstack.config import settings
     from loopstack.store import open_stores
@@ -367,14 +392,16 @@ def run_pipeline(
             )
             for name in pipe.graph.order:
                 store.put_step(run_uuid, name, status="PENDING")
-        state = _Run(pipe, values, store, ex, tracking, run_uuid, experiment_id, parent)
+        state = _Run(pipe, values, store, ex, tracking, run_uuid, experiment_id, parent, on_event)
         for name in done:
-            state.say(f"{name}: reused from the earlier attempt of run {run_uuid}")
+            state.say(f"{name}: reused from the earlier attempt of run {run_uuid}", name, "REUSED")
         try:
             state.go(done)
         except BaseException as exc:
             store.finish_run(run_uuid, "FAILED", _describe(exc))
             tracking.set_terminated(parent, "FAILED")
+            if isinstance(exc, LoopstackError):
+                exc.pipeline_run = run_uuid  # type: ignore[attr-defined]
             raise
     store.finish_run(run_uuid, "FINISHED")
     tracking.set_terminated(parent, "FINISHED")
