@@ -66,7 +66,11 @@ def check_fairness(
     worst = min(values, key=values.__getitem__) if higher else max(values, key=values.__getitem__)
     gap = abs(values[best] - values[worst])
     evidence.update(gap=gap, best_group=best, worst_group=worst)
-    notes = [f"gap {_fmt(gap)} ({best} {_fmt(values[best])} vs {worst} {_fmt(values[worst])})"]
+    col = fairness.group
+    notes = [
+        f"gap {_fmt(gap)} ({col}={best} {_fmt(values[best])} vs "
+        f"{col}={worst} {_fmt(values[worst])})"
+    ]
     if fairness.max_gap is not None and gap > fairness.max_gap:
         problems.append(f"{notes[0]} > max_gap {_fmt(fairness.max_gap)}")
     if fairness.floor is not None:
@@ -76,7 +80,7 @@ def check_fairness(
         word = "below" if higher else "above"
         if below:
             problems.append(
-                f"{', '.join(f'{g} {_fmt(values[g])}' for g in below)} {word} the floor "
+                f"{', '.join(f'{col}={g} {_fmt(values[g])}' for g in below)} {word} the floor "
                 f"{_fmt(fairness.floor)}"
             )
         else:

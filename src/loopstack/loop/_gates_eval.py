@@ -185,7 +185,7 @@ def _threshold(
             unit = " (relative)"
         bound = t.min_improvement if t.min_improvement is not None else -(t.max_regression or 0.0)
         evidence["required_change"] = bound
-        text = f"change {change:+.4g}{unit} vs champion {_fmt(before)}"
+        text = f"improvement {change:+.4g}{unit} over champion {_fmt(before)}"
         if change < bound:
             bad.append(f"{text} < required {bound:+.4g}")
         else:
