@@ -160,3 +160,12 @@ def test_paired_bootstrap_is_seeded_and_tells_a_real_gap_from_none() -> None:
     c = paired_bootstrap("log_loss", p, lossy, higher_is_better=False, n_bootstrap=300)
     assert point("log_loss", p) < point("log_loss", lossy)
     assert c.ci_low > 0 and c.p_value < 0.05
+
+
+def test_a_significance_the_bootstrap_cannot_reach_is_refused() -> None:
+    with pytest.raises(Invalid, match="smallest p-value is 1/501"):
+        Gates(
+            primary=MetricThreshold("accuracy", min_improvement=0.0),
+            significance=0.001,
+            n_bootstrap=500,
+        )

@@ -360,3 +360,19 @@ def test_bad_evaluation_input_is_refused(use_db: str, holdout: pd.DataFrame) -> 
     sliced = _only(MetricThreshold("accuracy", max_regression=0.1, slice={"country": "fr"}))
     result = evaluate_gates(sliced, challenger, data=holdout).results[0]
     assert not result.passed and "'country' is not in the evaluation set" in result.reason
+
+
+def test_the_dataset_version_is_the_evaluation_set_and_reports_stay_on_their_version(
+    use_db: str, validated: Any, holdout: pd.DataFrame
+) -> None:
+    first, second = register("linear"), register("boosted")
+    gates = Gates(primary=MetricThreshold("accuracy", max_regression=0.5), require_lineage=False)
+    by_version = evaluate_gates(gates, second, dataset_version="holdout/1")
+    by_frame = evaluate_gates(gates, second, data=holdout, dataset_version=validated)
+    assert by_version.passed and by_frame.passed
+    assert by_version.get("primary:accuracy").evidence == by_frame.get("primary:accuracy").evidence
+    with pytest.raises(Invalid, match="an evaluation set is needed"):
+        evaluate_gates(gates, second)
+    with pytest.raises(Invalid, match="cannot be recorded on models:/fraud/1"):
+        record_gates(by_version, "fraud", first.version)
+    assert gate_results("fraud", first.version) == []

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Table, select
 
-from loopstack.errors import GateFailed
+from loopstack.errors import GateFailed, Invalid
 from loopstack.loop._gates_report import GateReport, GateResult
 from loopstack.store.metadata.schema_loop import GateResultRow
 
@@ -84,6 +84,12 @@ def record_gates(
     reg = SqlRegistry(stores, actor=actor, project_id=project_id)
     mv = reg.get_model_version(model_name, version)  # NotFound before anything is written
     number = str(mv.version)
+    evaluated = report.challenger or ""
+    if evaluated.startswith("models:/") and evaluated != mv.uri:
+        raise Invalid(
+            f"this report evaluated {evaluated}; it cannot be recorded on {mv.uri}",
+            field="version",
+        )
     evaluation = report.evaluation_id or uuid.uuid4().hex
     now = now_ms()
     rows = [

@@ -320,6 +320,13 @@ class Gates:
                 f"got {self.n_bootstrap} instead",
                 field="n_bootstrap",
             )
+        if self.significance is not None and self.significance < 1.0 / (self.n_bootstrap + 1):
+            raise Invalid(
+                f"with n_bootstrap={self.n_bootstrap} the smallest p-value is "
+                f"1/{self.n_bootstrap + 1}, so significance={self.significance:g} could never "
+                "pass; raise n_bootstrap or the significance level",
+                field="significance",
+            )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise Invalid(f"'seed' must be an integer; got {self.seed!r} instead", field="seed")
         for name in ("require_validation", "require_lineage"):

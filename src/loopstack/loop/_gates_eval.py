@@ -298,7 +298,7 @@ def evaluate_gates(
     challenger: Any,
     champion: Any = None,
     *,
-    data: pd.DataFrame,
+    data: pd.DataFrame | None = None,
     label: str = "y",
     dataset_version: Any = None,
     suite: Any = None,
@@ -309,7 +309,8 @@ def evaluate_gates(
 
     ``challenger`` / ``champion``: a model URI (``models:/fraud/3``,
     ``models:/fraud@production``), a ``ModelVersion``, or a loaded model. ``data`` holds
-    the features and the ``label`` column (plus any slice and group columns).
+    the features and the ``label`` column (plus any slice and group columns); without it
+    the rows of ``dataset_version`` are the evaluation set.
     ``dataset_version`` (a ``DatasetVersion`` or ``"name/version"``) is what the data
     gate looks up the validation result of; with ``suite`` the suite is run instead.
 
@@ -319,6 +320,20 @@ def evaluate_gates(
     """
     if not isinstance(gates, Gates):
         raise Invalid(f"expected Gates; got {type(gates).__name__} instead", field="gates")
+    if stores is None:
+        from loopstack.store import open_stores
+
+        stores = open_stores()
+    if data is None:
+        ref = _dataset_ref(dataset_version)
+        if ref is None:
+            raise Invalid(
+                "an evaluation set is needed: pass data= (a DataFrame) or dataset_version=",
+                field="data",
+            )
+        from loopstack.data import DatasetStore
+
+        data = DatasetStore(stores, actor="loop", project_id=project_id).get(*ref).to_pandas()
     if label not in getattr(data, "columns", ()):
         raise Invalid(
             f"the evaluation set must have the label column {label!r}; got columns "
@@ -327,10 +342,6 @@ def evaluate_gates(
         )
     if len(data) == 0:
         raise Invalid("the evaluation set must have rows; got none", field="data")
-    if stores is None:
-        from loopstack.store import open_stores
-
-        stores = open_stores()
     new = _resolve(challenger, stores, project_id, "challenger")
     old = None if champion is None else _resolve(champion, stores, project_id, "champion")
     data = data.reset_index(drop=True)
