@@ -376,3 +376,28 @@ def test_the_dataset_version_is_the_evaluation_set_and_reports_stay_on_their_ver
     with pytest.raises(Invalid, match="cannot be recorded on models:/fraud/1"):
         record_gates(by_version, "fraud", first.version)
     assert gate_results("fraud", first.version) == []
+
+
+def test_gate_version_compares_with_the_alias_and_records_the_outcome(
+    use_db: str, holdout: pd.DataFrame
+) -> None:
+    from loopstack.loop import gate_version
+
+    gates = _only(MetricThreshold("accuracy", min_improvement=0.02))
+    first = register("linear")
+    # no version holds the alias yet: change thresholds are skipped, the outcome recorded
+    alone = gate_version(gates, "fraud", first.version, champion_alias="champion", data=holdout)
+    assert alone.passed and alone.champion is None
+    registry().set_alias("fraud", "champion", first.version)
+    itself = gate_version(gates, "fraud", first.version, champion_alias="champion", data=holdout)
+    assert itself.champion is None  # a version is not its own champion
+    worse = register("region0_only")
+    report = gate_version(gates, "fraud", worse.version, champion_alias="champion", data=holdout)
+    assert report.champion == first.uri and not report.passed
+    with pytest.raises(GateFailed, match=r"models:/fraud/2 failed 1 of 1 gates: primary:accuracy"):
+        report.raise_for_failures()
+    assert registry().get_model_version("fraud", worse.version).tags[GATES_TAG] == "failed"
+    better = register("boosted")
+    ok = gate_version(gates, "fraud", better.version, champion_alias="champion", data=holdout)
+    assert ok.raise_for_failures() is ok
+    assert require_gates_passed("fraud", better.version).champion == first.uri

@@ -5,6 +5,7 @@ from loopstack.loop._gate_store import (
     GATES_TAG,
     gate_report,
     gate_results,
+    gate_version,
     record_gates,
     require_gates_passed,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "evaluate_gates",
     "gate_report",
     "gate_results",
+    "gate_version",
     "paired_bootstrap",
     "record_gates",
     "require_gates_passed",

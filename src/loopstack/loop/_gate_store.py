@@ -14,11 +14,14 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Table, select
 
-from loopstack.errors import GateFailed, Invalid
+from loopstack.errors import GateFailed, Invalid, NotFound
 from loopstack.loop._gates_report import GateReport, GateResult
 from loopstack.store.metadata.schema_loop import GateResultRow
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from loopstack.loop._gates import Gates
     from loopstack.store import Stores
 
 __all__ = [
@@ -26,6 +29,7 @@ __all__ = [
     "GATES_TAG",
     "gate_report",
     "gate_results",
+    "gate_version",
     "record_gates",
     "require_gates_passed",
 ]
@@ -227,10 +231,57 @@ def require_gates_passed(
             "its gates (evaluate_gates, record_gates) before it may roll out",
             field="gates",
         )
-    if not report.passed:
-        raise GateFailed(
-            f"model {model_name!r} version {number} failed {len(report.failed)} of "
-            f"{len(report.results)} gates: " + "; ".join(report.failed_reasons()),
-            field="gates",
-        )
+    return report.raise_for_failures(f"model {model_name!r} version {number}")
+
+
+def gate_version(
+    gates: Gates,
+    model_name: str,
+    version: int | str,
+    *,
+    champion_alias: str | None = "production",
+    data: pd.DataFrame | None = None,
+    label: str = "y",
+    dataset_version: Any = None,
+    suite: Any = None,
+    stores: Stores | None = None,
+    project_id: int = 0,
+    actor: str = "loop",
+) -> GateReport:
+    """Evaluate a registered version's gates against the version ``champion_alias``
+    names (none yet, or the version itself: no champion) and record the outcome on it.
+
+    What a pipeline's gate step calls; ``.raise_for_failures()`` on the report stops
+    the loop with the reasons.
+
+    >>> gate_version(gates, "fraud", 4, dataset_version="holdout/3").raise_for_failures()
+    """
+    from loopstack.loop._gates_eval import evaluate_gates
+    from loopstack.registry import SqlRegistry
+
+    stores = _open(stores)
+    reg = SqlRegistry(stores, actor=actor, project_id=project_id)
+    challenger = reg.get_model_version(model_name, version)
+    champion = None
+    if champion_alias is not None:
+        try:
+            champion = reg.get_version_by_alias(model_name, champion_alias)
+        except NotFound:
+            champion = None
+        if champion is not None and champion.version == challenger.version:
+            champion = None
+    report = evaluate_gates(
+        gates,
+        challenger,
+        champion,
+        data=data,
+        label=label,
+        dataset_version=dataset_version,
+        suite=suite,
+        stores=stores,
+        project_id=project_id,
+    )
+    record_gates(
+        report, model_name, challenger.version, stores=stores, project_id=project_id, actor=actor
+    )
     return report

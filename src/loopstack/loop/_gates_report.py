@@ -65,6 +65,22 @@ class GateReport:
         """``"<gate>: <reason>"`` for each gate that failed, in evaluation order."""
         return [f"{r.gate}: {r.reason}" for r in self.failed]
 
+    def raise_for_failures(self, subject: str | None = None) -> GateReport:
+        """Raise ``GateFailed`` naming each failed gate and why; return self when all passed.
+
+        >>> evaluate_gates(gates, "models:/fraud/4", data=df).raise_for_failures()
+        """
+        if not self.passed:
+            from loopstack.errors import GateFailed
+
+            who = subject or self.challenger or "the challenger"
+            raise GateFailed(
+                f"{who} failed {len(self.failed)} of {len(self.results)} gates: "
+                + "; ".join(self.failed_reasons()),
+                field="gates",
+            )
+        return self
+
     def get(self, gate: str) -> GateResult:
         """The result of the gate named ``gate``; ``KeyError`` if there is none."""
         for r in self.results:
