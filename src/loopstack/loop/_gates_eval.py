@@ -22,6 +22,7 @@ from loopstack.errors import Invalid, LoopstackError, NotFound
 from loopstack.loop._fairness import check_fairness
 from loopstack.loop._gates import Gates, MetricThreshold
 from loopstack.loop._gates_metrics import Predictions, point
+from loopstack.loop._gates_provenance import dataset_ref, lineage_gate, validation_gate
 from loopstack.loop._gates_report import GateReport, GateResult
 from loopstack.loop._significance import paired_bootstrap
 
@@ -108,11 +109,28 @@ def _predict(model: _Model, features: pd.DataFrame, y: np.ndarray, gates: Gates)
         ) from exc
     labels = np.asarray(labels)
     if gates.task == "regression":
-        return Predictions(y, labels.reshape(-1))
+        labels = labels.reshape(-1)
+    if labels.shape[0] != y.shape[0] or (proba is not None and len(proba) != y.shape[0]):
+        raise Invalid(
+            f"{model.label} gave {labels.shape[0]} predictions for {y.shape[0]} rows",
+            field="data",
+        )
+    if gates.task == "regression":
+        return Predictions(y, labels)
     classes = getattr(inner, "classes_", None)
     if classes is None:
-        classes = sorted(set(y.tolist()) | set(labels.tolist()), key=str)
+        seen = set(y.tolist()) | set(labels.tolist())
+        try:
+            classes = sorted(seen)
+        except TypeError:  # labels of mixed types
+            classes = sorted(seen, key=str)
     classes = tuple(np.asarray(classes).tolist())
+    if len(classes) < 2:
+        raise Invalid(
+            f"{model.label} knows one class ({list(classes)}); a classifier's gates need two "
+            "or more",
+            field="challenger",
+        )
     if gates.positive is not None and gates.positive not in classes:
         raise Invalid(
             f"the positive class must be one of {list(classes)}; got {gates.positive!r}",
@@ -217,82 +235,6 @@ def _threshold(
     return GateResult(gate, True, "; ".join(ok), evidence)
 
 
-def _dataset_ref(dataset_version: Any) -> tuple[str, int] | None:
-    if dataset_version is None:
-        return None
-    if hasattr(dataset_version, "name") and hasattr(dataset_version, "version"):
-        return str(dataset_version.name), int(dataset_version.version)
-    text = str(dataset_version).removeprefix("dataset:")
-    name, sep, version = text.rpartition("/")
-    if not sep or not name or not version.isdigit():
-        raise Invalid(
-            "the dataset_version must be a DatasetVersion or 'name/version'; "
-            f"got {dataset_version!r} instead",
-            field="dataset_version",
-        )
-    return name, int(version)
-
-
-def _validation(
-    stores: Stores, project_id: int, dataset_version: Any, suite: Any, data: pd.DataFrame
-) -> GateResult:
-    from loopstack.data import DatasetStore
-
-    gate = "data_validation"
-    store = DatasetStore(stores, actor="loop", project_id=project_id)
-    ref = _dataset_ref(dataset_version)
-    if suite is not None:
-        target = store.get(*ref) if ref is not None else data
-        report = suite.validate(target, store=store)
-    elif ref is not None:
-        wanted = f"{ref[0]}/{ref[1]}"
-        found = [r for r in store.list_validations(dataset=ref[0]) if r.dataset == wanted]
-        if not found:
-            return GateResult(
-                gate, False, f"dataset {wanted} has no validation result", {"dataset": wanted}
-            )
-        report = found[0]  # newest first
-    else:
-        return GateResult(
-            gate, False, "validation is required but no dataset_version or suite was given", {}
-        )
-    evidence = report.as_evidence()
-    if report.passed:
-        return GateResult(
-            gate, True, f"suite {report.suite!r} passed ({len(report.results)} checks)", evidence
-        )
-    names = ", ".join(r.name for r in report.failures)
-    return GateResult(
-        gate,
-        False,
-        f"suite {report.suite!r} failed {len(report.failures)} of {len(report.results)} "
-        f"checks: {names}",
-        evidence,
-    )
-
-
-def _lineage(stores: Stores, project_id: int, model: _Model) -> GateResult:
-    gate = "lineage"
-    version = model.version
-    if version is None:
-        return GateResult(
-            gate, False, "the challenger is not a registered model version; no lineage", {}
-        )
-    evidence: dict[str, Any] = {"model_version": version.uri, "run_id": version.run_id}
-    if not version.run_id:
-        return GateResult(gate, False, f"{version.uri} was registered without a run", evidence)
-    graph = _registry(stores, project_id).lineage(version)
-    datasets = [n for n in graph.upstream if n.startswith(("dataset_version:", "dataset:"))]
-    evidence.update(upstream=graph.upstream, datasets=datasets)
-    if f"run:{version.run_id}" not in graph.upstream:
-        return GateResult(
-            gate, False, f"no lineage edge from run {version.run_id} to {version.uri}", evidence
-        )
-    if not datasets:
-        return GateResult(gate, False, f"run {version.run_id} logged no dataset inputs", evidence)
-    return GateResult(gate, True, f"run {version.run_id[:12]} <- {', '.join(datasets)}", evidence)
-
-
 def evaluate_gates(
     gates: Gates,
     challenger: Any,
@@ -325,7 +267,7 @@ def evaluate_gates(
 
         stores = open_stores()
     if data is None:
-        ref = _dataset_ref(dataset_version)
+        ref = dataset_ref(dataset_version)
         if ref is None:
             raise Invalid(
                 "an evaluation set is needed: pass data= (a DataFrame) or dataset_version=",
@@ -351,7 +293,7 @@ def evaluate_gates(
     champ = None if old is None else _predict(old, features, y, gates)
     results: list[GateResult] = []
     if gates.require_validation:
-        results.append(_validation(stores, project_id, dataset_version, suite, data))
+        results.append(validation_gate(stores, project_id, dataset_version, suite, data))
     results.append(_threshold("primary", gates.primary, gates, data, ch, champ))
     for guard in gates.guardrails:
         results.append(_threshold("guardrail", guard, gates, data, ch, champ))
@@ -366,7 +308,7 @@ def evaluate_gates(
             passed, reason, evidence = check_fairness(f, data[f.group].to_numpy(), ch, champ)
             results.append(GateResult(gate, passed, reason, evidence))
     if gates.require_lineage:
-        results.append(_lineage(stores, project_id, new))
+        results.append(lineage_gate(stores, project_id, new.version))
     return GateReport(
         results,
         challenger=new.label,
