@@ -35,6 +35,7 @@ def test_unknown_metric_is_refused_naming_the_known_ones() -> None:
         ({"metric": "log_loss", "higher_is_better": True}, "lower-is-better"),
         ({"metric": "rmse", "min_value": float("nan")}, "finite number"),
         ({"metric": "accuracy", "min_value": 0.5, "slice": {}}, "non-empty mapping"),
+        ({"metric": "f1"}, "must declare a threshold"),
     ],
 )
 def test_contradictory_or_bad_options_are_refused(kwargs: dict, words: str) -> None:
@@ -169,3 +170,12 @@ def test_a_significance_the_bootstrap_cannot_reach_is_refused() -> None:
             significance=0.001,
             n_bootstrap=500,
         )
+
+
+def test_the_gate_names_are_exported() -> None:
+    import loopstack.loop as loop
+
+    for name in loop.__all__:
+        assert getattr(loop, name) is not None, name
+    for name in ("Gates", "MetricThreshold", "Fairness", "evaluate_gates", "record_gates"):
+        assert name in loop.__all__

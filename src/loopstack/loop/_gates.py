@@ -123,6 +123,12 @@ class MetricThreshold:
                 "max_regression (be worse by at most), not both; got both",
                 field="max_regression",
             )
+        if not self.has_change_threshold and self.min_value is None and self.max_value is None:
+            raise Invalid(
+                f"the {metric!r} gate must declare a threshold (min_value, max_value, "
+                "min_improvement or max_regression); got none",
+                field="metric",
+            )
         if not isinstance(self.relative, bool):
             raise Invalid(
                 f"'relative' must be True or False; got {self.relative!r} instead",
