@@ -9,7 +9,7 @@ value back, a test says so).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -55,6 +55,10 @@ class Predictions:
     proba: np.ndarray | None = None  #: columns in ``classes`` order
     classes: tuple[Any, ...] = ()
     positive: Any = None
+    #: score column -> (row order, tie-run starts), filled by the first ROC AUC
+    _rankings: dict[int, tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def subset(self, mask: np.ndarray) -> Predictions:
         """The same predictions for the rows where ``mask`` is true."""
@@ -148,14 +152,31 @@ def _prf(metric: str, w: np.ndarray, p: Predictions) -> np.ndarray:
     return _div(total, seen)
 
 
-def _auc(w: np.ndarray, positive: np.ndarray, score: np.ndarray) -> np.ndarray:
+def _ranking(p: Predictions, col: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows in order of column ``col``'s score, and where each run of tied scores
+    starts: sorted once per model, not once per block of resamples."""
+    cached = p._rankings.get(col)
+    if cached is None:
+        assert p.proba is not None
+        score = p.proba[:, col]
+        order = np.argsort(score, kind="mergesort")
+        ranked = score[order]
+        starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+        cached = p._rankings[col] = (order, starts)
+    return cached
+
+
+def _auc(w: np.ndarray, positive: np.ndarray, ranking: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Weighted Mann-Whitney AUC (ties count half), one per row of ``w``."""
-    order = np.argsort(score, kind="mergesort")
-    _, starts = np.unique(score[order], return_index=True)
+    order, starts = ranking
     ws = w[:, order]
-    is_pos = positive[order].astype(np.float64)
-    pos_g = np.add.reduceat(ws * is_pos, starts, axis=1)
-    neg_g = np.add.reduceat(ws * (1.0 - is_pos), starts, axis=1)
+    pos_w = ws * positive[order].astype(np.float64)
+    if starts.size == order.size:  # no ties: each row is its own group
+        pos_g, all_g = pos_w, ws
+    else:
+        pos_g = np.add.reduceat(pos_w, starts, axis=1)
+        all_g = np.add.reduceat(ws, starts, axis=1)
+    neg_g = all_g - pos_g
     below = np.cumsum(neg_g, axis=1) - neg_g
     num = (pos_g * (below + 0.5 * neg_g)).sum(axis=1)
     pairs = pos_g.sum(axis=1) * neg_g.sum(axis=1)
@@ -168,8 +189,8 @@ def _roc_auc(w: np.ndarray, p: Predictions) -> np.ndarray:
     assert p.proba is not None
     if len(p.classes) == 2:
         col = list(p.classes).index(p.pos)
-        return _auc(w, p.y == p.pos, p.proba[:, col])
-    aucs = np.stack([_auc(w, p.y == c, p.proba[:, i]) for i, c in enumerate(p.classes)])
+        return _auc(w, p.y == p.pos, _ranking(p, col))
+    aucs = np.stack([_auc(w, p.y == c, _ranking(p, i)) for i, c in enumerate(p.classes)])
     return aucs.mean(axis=0)  # NaN when any class is undefined, as monitoring says None
 
 

@@ -45,7 +45,12 @@ class Bootstrap:
 
 def _resample_counts(rng: np.random.Generator, b: int, n: int) -> np.ndarray:
     """``b`` resamples of ``n`` rows as how many times each row was drawn."""
-    draws = rng.integers(0, n, size=(b, n)) + (np.arange(b)[:, None] * n)
+    # int32 draws are cheaper to make; a block holds at most _BLOCK_CELLS < 2**31 cells
+    offsets = np.arange(b, dtype=np.int64)[:, None] * n
+    if b * n < 2**31:
+        draws = rng.integers(0, n, size=(b, n), dtype=np.int32) + offsets.astype(np.int32)
+    else:
+        draws = rng.integers(0, n, size=(b, n), dtype=np.int64) + offsets
     return np.bincount(draws.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
 
 
