@@ -19,6 +19,7 @@ from loopstack.loop import (
     GATES_REASONS_TAG,
     GATES_TAG,
     Fairness,
+    GateReport,
     Gates,
     MetricThreshold,
     evaluate_gates,
@@ -353,6 +354,10 @@ def test_bad_evaluation_input_is_refused(use_db: str, holdout: pd.DataFrame) -> 
     gates = _only(MetricThreshold("accuracy", max_regression=0.1))
     with pytest.raises(Invalid, match="label column 'label'"):
         evaluate_gates(gates, challenger, data=holdout, label="label")
+    gappy = holdout.astype({"y": "float64"})
+    gappy.loc[[3, 7], "y"] = np.nan
+    with pytest.raises(Invalid, match="2 of 800 rows have no 'y'"):
+        evaluate_gates(gates, challenger, data=gappy)
     with pytest.raises(Invalid, match="model URI like"):
         evaluate_gates(gates, "fraud/1", data=holdout)
     with pytest.raises(NotFound):
@@ -369,7 +374,9 @@ def test_the_dataset_version_is_the_evaluation_set_and_reports_stay_on_their_ver
     gates = Gates(primary=MetricThreshold("accuracy", max_regression=0.5), require_lineage=False)
     by_version = evaluate_gates(gates, second, dataset_version="holdout/1")
     by_frame = evaluate_gates(gates, second, data=holdout, dataset_version=validated)
-    assert by_version.passed and by_frame.passed
+    by_object = evaluate_gates(gates, second, data=validated, dataset_version=validated)
+    assert by_version.passed and by_frame.passed and by_object.passed
+    assert GateReport.from_dict(by_object.to_dict()) == by_object
     assert by_version.get("primary:accuracy").evidence == by_frame.get("primary:accuracy").evidence
     with pytest.raises(Invalid, match="an evaluation set is needed"):
         evaluate_gates(gates, second)

@@ -276,6 +276,10 @@ def evaluate_gates(
         from loopstack.data import DatasetStore
 
         data = DatasetStore(stores, actor="loop", project_id=project_id).get(*ref).to_pandas()
+    import pandas
+
+    if not isinstance(data, pandas.DataFrame) and hasattr(data, "to_pandas"):
+        data = data.to_pandas()  # a DatasetVersion or an Arrow table
     if label not in getattr(data, "columns", ()):
         raise Invalid(
             f"the evaluation set must have the label column {label!r}; got columns "
@@ -284,6 +288,13 @@ def evaluate_gates(
         )
     if len(data) == 0:
         raise Invalid("the evaluation set must have rows; got none", field="data")
+    unlabelled = int(data[label].isna().sum())
+    if unlabelled:
+        raise Invalid(
+            f"every row of the evaluation set must have a label; {unlabelled} of {len(data)} "
+            f"rows have no {label!r}",
+            field="label",
+        )
     new = _resolve(challenger, stores, project_id, "challenger")
     old = None if champion is None else _resolve(champion, stores, project_id, "champion")
     data = data.reset_index(drop=True)

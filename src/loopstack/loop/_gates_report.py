@@ -124,3 +124,13 @@ class GateReport:
             "results": [r.to_dict() for r in self.results],
             "failed_reasons": self.failed_reasons(),
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GateReport:
+        """A report from ``to_dict``'s form (what the API answers)."""
+        return cls(
+            [GateResult.from_dict(r) for r in data.get("results", [])],
+            challenger=data.get("challenger"),
+            champion=data.get("champion"),
+            evaluation_id=data.get("evaluation_id"),
+        )
