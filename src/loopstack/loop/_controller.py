@@ -231,7 +231,7 @@ class Controller:
         report: StepReport,
     ) -> None:
         outcome = {"holder": self.holder, "claimed_at": _now_ms()}
-        if not claim_firing(self.db, firing.firing_id, outcome, actor=self.actor):
+        if not claim_firing(self.db, firing, outcome, actor=self.actor):
             return  # another controller has it
         self._phase("claimed", firing.firing_id)
         stored = by_name.get((firing.project_id, firing.trigger))
@@ -255,7 +255,7 @@ class Controller:
             "recovered_from": previous.get("holder"),
             "claimed_at": _now_ms(),
         }
-        if not claim_firing(self.db, firing.firing_id, outcome, actor=self.actor, expect="running"):
+        if not claim_firing(self.db, firing, outcome, actor=self.actor, expect="running"):
             return
         if run_uuid is None:  # claimed, never launched: launch it now, once
             stored = by_name.get((firing.project_id, firing.trigger))
@@ -315,7 +315,7 @@ class Controller:
         status = str(getattr(run, "status", "FINISHED") or "FINISHED")
         outcome = {**outcome, "pipeline_status": status}
         if run_uuid is not None:
-            set_firing_run(self.db, fid, str(run_uuid), outcome, actor=self.actor)
+            set_firing_run(self.db, firing, str(run_uuid), outcome, actor=self.actor)
             self._phase("launched", fid)
         ended = {"FINISHED": "done", "STOPPED": "stopped"}.get(status.upper(), "failed")
         error = getattr(run, "error", None)
@@ -339,7 +339,7 @@ class Controller:
         outcome = {**outcome, "finished_at": _now_ms()}
         finish_firing(
             self.db,
-            firing.firing_id,
+            firing,
             status,
             outcome,
             actor=self.actor,

@@ -138,12 +138,10 @@ def _change(
     *,
     actor: str,
     action: str,
-    guard: Any = None,
+    project_id: int | None = None,
 ) -> bool:
     def fn(conn: Connection) -> bool:
         q = update(F).where(F.c.firing_id == firing_id, F.c.status.in_(expect))
-        if guard is not None:
-            q = q.where(guard)
         return bool(conn.execute(q.values(**values, updated_at=_now_ms())).rowcount)
 
     shown = {k: (json.loads(v) if k == "outcome" else v) for k, v in values.items()}
@@ -154,41 +152,49 @@ def _change(
         object_type="loop_firing",
         object_id=str(firing_id),
         payload=shown,
+        project_id=project_id,
     )
 
 
 def claim_firing(
-    db: Database, firing_id: int, outcome: dict[str, Any], *, actor: str, expect: str = "pending"
+    db: Database,
+    firing: FiringView,
+    outcome: dict[str, Any],
+    *,
+    actor: str,
+    expect: str = "pending",
 ) -> bool:
     """Move a firing from ``expect`` to running with ``outcome`` (who launches it, when);
     whether this caller got it."""
     return _change(
         db,
-        firing_id,
+        firing.firing_id,
         (expect,),
         {"status": "running", "outcome": _dumps(outcome)},
         actor=actor,
         action="loop.firing.claim",
+        project_id=firing.project_id,
     )
 
 
 def set_firing_run(
-    db: Database, firing_id: int, run_uuid: str, outcome: dict[str, Any], *, actor: str
+    db: Database, firing: FiringView, run_uuid: str, outcome: dict[str, Any], *, actor: str
 ) -> bool:
     """Record the pipeline run a running firing launched."""
     return _change(
         db,
-        firing_id,
+        firing.firing_id,
         ("running",),
         {"pipeline_run_uuid": run_uuid, "outcome": _dumps(outcome)},
         actor=actor,
         action="loop.firing.launch",
+        project_id=firing.project_id,
     )
 
 
 def finish_firing(
     db: Database,
-    firing_id: int,
+    firing: FiringView,
     status: str,
     outcome: dict[str, Any],
     *,
@@ -199,7 +205,15 @@ def finish_firing(
     values: dict[str, Any] = {"status": status, "outcome": _dumps(outcome)}
     if run_uuid is not None:
         values["pipeline_run_uuid"] = run_uuid
-    return _change(db, firing_id, ("running",), values, actor=actor, action=f"loop.firing.{status}")
+    return _change(
+        db,
+        firing.firing_id,
+        ("running",),
+        values,
+        actor=actor,
+        action=f"loop.firing.{status}",
+        project_id=firing.project_id,
+    )
 
 
 def _view(row: Any) -> FiringView:

@@ -7,11 +7,14 @@ A ``Trigger`` names a pipeline (an entrypoint ``pkg.module:attr`` or
 | --- | --- | --- | --- |
 | cron | schedule | at each scheduled minute (missed ones coalesce into the latest) | the minute |
 | dataset | dataset | once per new version of the dataset | the version |
-| drift | endpoint, metric (drift_share), above, window (1h) | metric > above | window end |
+| drift | endpoint, metric (drift_share), above, window, reference | metric > above | window end |
 | performance | endpoint, metric (accuracy), below, window (1h) | metric < below | window end |
 | kpi | kpi, below, window (1h), endpoint (any) | the window's mean < below | window end |
 | alert | rule | each new firing of the alert rule | the alert event id |
 | manual | (none) | on ``TriggerStore.fire_manual`` | a request id |
+
+A drift trigger's ``reference`` is a dataset (``"name"`` or ``"name/3"``); without one
+the reference is the training set of the model version serving the endpoint.
 
 ``check(trigger, state, ctx, now)`` is pure apart from reading through ``ctx``: it
 answers the firings and the trigger's next state; recording them is the store's job.
@@ -34,7 +37,10 @@ __all__ = ["KINDS", "Firing", "Trigger", "TriggerContext", "check", "describe"]
 _SPECS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "cron": (("schedule",), {}),
     "dataset": (("dataset",), {}),
-    "drift": (("endpoint", "above"), {"metric": "drift_share", "window": "1h"}),
+    "drift": (
+        ("endpoint", "above"),
+        {"metric": "drift_share", "window": "1h", "reference": None},
+    ),
     "performance": (("endpoint", "below"), {"metric": "accuracy", "window": "1h"}),
     "kpi": (("kpi", "below"), {"window": "1h", "endpoint": None}),
     "alert": (("rule",), {}),
@@ -137,7 +143,7 @@ def _validated_spec(kind: str, spec: Any) -> dict[str, Any]:
     out = {**optional, **dict(spec)}
     if kind == "cron":
         out["schedule"] = CronSchedule.parse(out["schedule"]).expression
-    for key in ("dataset", "endpoint", "metric", "kpi", "rule"):
+    for key in ("dataset", "endpoint", "metric", "kpi", "rule", "reference"):
         if key in out and (out[key] is not None or key in required):
             _text(out[key], f"{kind} trigger's {key!r}")
     for key in ("above", "below"):
@@ -194,8 +200,20 @@ def _observed(trigger: Trigger, ctx: TriggerContext, now: float) -> tuple[float 
         from loopstack.monitoring._monitor import observe as observe_endpoint
 
         observe = observe_endpoint
+    extra: dict[str, Any] = {}
+    if spec.get("reference"):
+        from loopstack.data import DatasetStore
+
+        name, _, version = str(spec["reference"]).partition("/")
+        dv = DatasetStore(ctx.stores, project_id=ctx.project_id).get(name, version or None)
+        extra["reference"] = dv.to_arrow()
     obs = observe(
-        spec["endpoint"], spec["window"], until=end, stores=ctx.stores, project_id=ctx.project_id
+        spec["endpoint"],
+        spec["window"],
+        until=end,
+        stores=ctx.stores,
+        project_id=ctx.project_id,
+        **extra,
     )
     value = obs.metrics().get(spec["metric"])
     return (None if value is None else float(value)), _iso(end)
