@@ -62,9 +62,7 @@ def test_drift_above_fires_once_per_window(use_db: str, entry: str) -> None:
     assert reasons == ["drift_share 0.42 > 0.30 on fraud over 1h"] * 2
 
 
-def test_performance_below_from_real_logged_predictions_and_labels(
-    use_db: str, entry: str
-) -> None:
+def test_performance_below_from_real_logged_predictions_and_labels(use_db: str, entry: str) -> None:
     from loopstack.store.events import EventLog
 
     events = EventLog(open_stores())
@@ -105,9 +103,7 @@ def test_performance_below_from_real_logged_predictions_and_labels(
     assert view.reason == "accuracy 0.75 < 0.80 on fraud over 3600"
 
 
-def test_drift_against_a_dataset_reference_from_real_predictions(
-    use_db: str, entry: str
-) -> None:
+def test_drift_against_a_dataset_reference_from_real_predictions(use_db: str, entry: str) -> None:
     from loopstack.store.events import EventLog
 
     ls.register_dataset("fraud-train", pd.DataFrame({"x": [1000.0 + i for i in range(200)]}))

@@ -6,10 +6,12 @@ ruled out twice over: a firing is recorded under a unique ``(trigger, dedup key)
 a second recording of the same event fails, and it is launched only by the controller
 that moved it from pending to running (a conditional update).
 
-Crash safety: a firing left running by a dead controller (the lease is ours, so its
-holder is gone) is finished by the next one: resumed when its pipeline run is known
-(recorded, or found in ``pipeline_runs`` started after the claim), else launched,
-once. While a pipeline runs a heartbeat thread keeps the lease.
+Crash safety: while a pipeline runs, a heartbeat thread renews the lease and touches
+the firing. A running firing whose heartbeat stopped for longer than its launcher's
+lease length was left by a dead controller; the next one takes it over (a conditional
+update on the firing as it read it) and finishes it: resumed when its pipeline run is
+known (recorded, or found in ``pipeline_runs`` started after the claim), else
+launched, once.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from loopstack.loop._firings import (
     firings,
     record_firing,
     set_firing_run,
+    touch_firing,
 )
 from loopstack.loop._trigger_store import StoredTrigger, _stored
 from loopstack.loop._triggers import TriggerContext, check
@@ -80,6 +83,20 @@ def _default_resume(run_uuid: str) -> Any:
     from loopstack import pipelines  # type: ignore[attr-defined]
 
     return pipelines.resume(run_uuid)
+
+
+def _gate_failure(exc: BaseException) -> str | None:
+    """The reason of a GateFailed behind ``exc`` (raised by a step and wrapped by the
+    executor, or chained), or None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, GateFailed):
+            return current.message
+        current = current.__cause__ or current.__context__
+    text = str(exc)
+    return text if text.startswith("GateFailed") or "GateFailed:" in text else None
 
 
 def _now_ms() -> int:
@@ -142,12 +159,13 @@ class Controller:
         self.active = acquire_lease(self.db, LEASE, self.holder, self.lease_ttl_s) is not None
         return self.active
 
-    def _heartbeat(self) -> tuple[threading.Event, threading.Thread]:
+    def _heartbeat(self, firing_id: int) -> tuple[threading.Event, threading.Thread]:
         done = threading.Event()
 
         def beat() -> None:
             while not done.wait(self.lease_ttl_s / 3):
                 try:
+                    touch_firing(self.db, firing_id)
                     if not self._hold():
                         log.warning("controller %s lost its lease mid-run", self.holder)
                 except Exception:  # noqa: BLE001 - a heartbeat must not die of a busy store
@@ -172,10 +190,12 @@ class Controller:
         at = time.time() if now is None else now
         triggers = self._triggers()
         by_name = {(t.project_id, t.name): t for t in triggers}
-        for orphan in firings(self.db, project_id=self.project_id, statuses=("running",)):
+        for running in firings(self.db, project_id=self.project_id, statuses=("running",)):
             if not self.active:
                 return report
-            self._recover(orphan, by_name, report)
+            ttl_ms = 1000 * float(running.outcome.get("ttl_s", self.lease_ttl_s))
+            if running.updated_at + ttl_ms < _now_ms():  # its heartbeat stopped
+                self._recover(running, by_name, report)
         for stored in triggers:
             if stored.enabled and self.active:
                 self._evaluate(stored, at, report)
@@ -230,7 +250,7 @@ class Controller:
         by_name: dict[tuple[int, str], StoredTrigger],
         report: StepReport,
     ) -> None:
-        outcome = {"holder": self.holder, "claimed_at": _now_ms()}
+        outcome = {"holder": self.holder, "claimed_at": _now_ms(), "ttl_s": self.lease_ttl_s}
         if not claim_firing(self.db, firing, outcome, actor=self.actor):
             return  # another controller has it
         self._phase("claimed", firing.firing_id)
@@ -254,6 +274,7 @@ class Controller:
             "holder": self.holder,
             "recovered_from": previous.get("holder"),
             "claimed_at": _now_ms(),
+            "ttl_s": self.lease_ttl_s,
         }
         if not claim_firing(self.db, firing, outcome, actor=self.actor, expect="running"):
             return
@@ -298,15 +319,16 @@ class Controller:
         report: StepReport,
     ) -> None:
         fid = firing.firing_id
-        done, beat = self._heartbeat()
+        done, beat = self._heartbeat(fid)
         try:
             run = go()
-        except GateFailed as exc:
-            self._end(firing, "stopped", {**outcome, "gate": exc.message}, report, exc)
-            return
         except Exception as exc:  # noqa: BLE001 - the pipeline's failure is the firing's
-            error = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            self._end(firing, "failed", {**outcome, "error": error}, report, exc)
+            gate = _gate_failure(exc)
+            if gate is not None:
+                self._end(firing, "stopped", {**outcome, "gate": gate}, report, exc)
+            else:
+                error = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+                self._end(firing, "failed", {**outcome, "error": error}, report, exc)
             return
         finally:
             done.set()

@@ -29,6 +29,7 @@ __all__ = [
     "loop_status",
     "record_firing",
     "set_firing_run",
+    "touch_firing",
 ]
 
 T = cast(Table, LoopTriggerRow.__table__)
@@ -139,9 +140,12 @@ def _change(
     actor: str,
     action: str,
     project_id: int | None = None,
+    updated_at: int | None = None,
 ) -> bool:
     def fn(conn: Connection) -> bool:
         q = update(F).where(F.c.firing_id == firing_id, F.c.status.in_(expect))
+        if updated_at is not None:  # unchanged since the caller read it
+            q = q.where(F.c.updated_at == updated_at)
         return bool(conn.execute(q.values(**values, updated_at=_now_ms())).rowcount)
 
     shown = {k: (json.loads(v) if k == "outcome" else v) for k, v in values.items()}
@@ -165,7 +169,8 @@ def claim_firing(
     expect: str = "pending",
 ) -> bool:
     """Move a firing from ``expect`` to running with ``outcome`` (who launches it, when);
-    whether this caller got it."""
+    whether this caller got it. Taking over a running firing also needs it unchanged
+    since ``firing`` was read (its heartbeat stopped)."""
     return _change(
         db,
         firing.firing_id,
@@ -174,6 +179,18 @@ def claim_firing(
         actor=actor,
         action="loop.firing.claim",
         project_id=firing.project_id,
+        updated_at=firing.updated_at if expect == "running" else None,
+    )
+
+
+def touch_firing(db: Database, firing_id: int) -> None:
+    """The heartbeat of a running firing: its launcher is alive (not audited)."""
+    db.write_unaudited(
+        lambda conn: conn.execute(
+            update(F)
+            .where(F.c.firing_id == firing_id, F.c.status == "running")
+            .values(updated_at=_now_ms())
+        )
     )
 
 
