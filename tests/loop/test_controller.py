@@ -256,3 +256,27 @@ def test_run_steps_and_gives_the_lease_up(use_db: str, entry: str) -> None:
     )
     assert len(reports) == 3 and len(launch.calls) == 1
     assert lease_holder(open_stores().db, "loop-controller") is None
+
+
+def test_one_controller_serves_every_project_each_pipeline_in_its_own(
+    use_db: str, entry: str
+) -> None:
+    from loopstack.auth import create_project
+    from loopstack.config import chosen_project
+
+    stores = open_stores()
+    fraud = create_project(stores.db, "fraud", actor="admin")
+    TriggerStore(stores).add(Trigger("t", "manual", entry))
+    TriggerStore(stores, project_id=fraud.project_id).add(Trigger("t", "manual", entry))
+    TriggerStore(stores, project_id=fraud.project_id).fire_manual("t", "fraud's")
+    TriggerStore(stores).fire_manual("t", "default's")
+    seen: list[str | None] = []
+
+    def launch(entrypoint: str, params: dict[str, Any]) -> Any:
+        seen.append(chosen_project())
+        return SimpleNamespace(run_uuid=uuid.uuid4().hex, status="FINISHED")
+
+    Controller(stores, launch=launch).step()
+    assert seen == ["fraud", "default"] and chosen_project() is None
+    assert [f.reason for f in loop_status(stores, project_id=fraud.project_id)] == ["fraud's"]
+    assert [f.reason for f in loop_status(stores)] == ["default's"]

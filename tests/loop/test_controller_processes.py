@@ -20,6 +20,7 @@ from loopstack.store import open_stores
 from tests.loop._launch import pipeline_file
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # controller processes, each importing loopstack
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:

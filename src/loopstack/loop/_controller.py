@@ -22,13 +22,14 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import Table, select
 
-from loopstack.errors import GateFailed, Invalid
+from loopstack.errors import GateFailed, Invalid, LoopstackError
 from loopstack.loop._firings import (
     FiringView,
     claim_firing,
@@ -73,16 +74,24 @@ class StepReport:
     events: list[ControllerEvent] = field(default_factory=list)
 
 
-def _default_launch(entrypoint: str, params: dict[str, Any]) -> Any:
-    from loopstack import pipelines  # type: ignore[attr-defined]
+def _pipelines() -> Any:
+    import importlib
 
-    return pipelines.run_entrypoint(entrypoint, params)
+    try:
+        return importlib.import_module("loopstack.pipelines")
+    except ImportError as exc:
+        raise Invalid(
+            f"the controller launches pipelines through loopstack.pipelines, which does not "
+            f"import here ({exc})"
+        ) from exc
+
+
+def _default_launch(entrypoint: str, params: dict[str, Any]) -> Any:
+    return _pipelines().run_entrypoint(entrypoint, params)
 
 
 def _default_resume(run_uuid: str) -> Any:
-    from loopstack import pipelines  # type: ignore[attr-defined]
-
-    return pipelines.resume(run_uuid)
+    return _pipelines().resume(run_uuid)
 
 
 def _gate_failure(exc: BaseException) -> str | None:
@@ -97,6 +106,25 @@ def _gate_failure(exc: BaseException) -> str | None:
         current = current.__cause__ or current.__context__
     text = str(exc)
     return text if text.startswith("GateFailed") or "GateFailed:" in text else None
+
+
+@contextmanager
+def _acting_in(db: Any, project_id: int) -> Iterator[None]:
+    """The pipeline of a firing runs (and records its runs) in the firing's project."""
+    from loopstack.auth import get_project
+    from loopstack.config import chosen_project, set_project
+
+    before = chosen_project()
+    name: str | None
+    try:
+        name = get_project(db, project_id).name
+    except LoopstackError:  # no such project row (a bare database): the default one
+        name = before
+    set_project(name)
+    try:
+        yield
+    finally:
+        set_project(before)
 
 
 def _now_ms() -> int:
@@ -321,7 +349,8 @@ class Controller:
         fid = firing.firing_id
         done, beat = self._heartbeat(fid)
         try:
-            run = go()
+            with _acting_in(self.db, firing.project_id):
+                run = go()
         except Exception as exc:  # noqa: BLE001 - the pipeline's failure is the firing's
             gate = _gate_failure(exc)
             if gate is not None:

@@ -169,10 +169,17 @@ class TriggerStore:
 
     def add(self, trigger: Trigger) -> StoredTrigger:
         """Store ``trigger`` (enabled). Invalid when its pipeline does not resolve,
-        Conflict when the project has a trigger of that name."""
+        Conflict when the project has a trigger of that name. A ``file.py:attr``
+        pipeline is stored with the file's absolute path."""
         if not isinstance(trigger, Trigger):
             raise Invalid(f"add() takes a Trigger; got {type(trigger).__name__} instead")
         _resolve_pipeline(trigger.pipeline)
+        target, _, attr = trigger.pipeline.rpartition(":")
+        if target.endswith(".py"):  # the controller may run from another directory
+            from pathlib import Path
+
+            absolute = f"{Path(target).resolve()}:{attr}"
+            trigger = Trigger(trigger.name, trigger.kind, absolute, trigger.params, trigger.spec)
         state = self._baseline(trigger)
         at = int(time.time() * 1000)
         values = {
