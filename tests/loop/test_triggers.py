@@ -65,6 +65,13 @@ def test_bad_specs_are_refused_saying_what_was_expected(
         Trigger("t", kind, entry, spec=spec)
 
 
+def test_params_must_be_json_values(entry: str) -> None:
+    with pytest.raises(Invalid, match="the params must be JSON values"):
+        Trigger("t", "manual", entry, params={"when": dt.datetime.now()})
+    with pytest.raises(Invalid, match="the params must be a mapping"):
+        Trigger("t", "manual", entry, params=[1, 2])  # type: ignore[arg-type]
+
+
 def test_defaults_are_filled_in(entry: str) -> None:
     t = Trigger("d", "drift", entry, spec={"endpoint": "fraud", "above": 0.3})
     assert t.spec == {

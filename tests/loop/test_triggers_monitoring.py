@@ -53,8 +53,9 @@ def test_drift_above_fires_once_per_window(use_db: str, entry: str) -> None:
     assert launch.calls == []  # below the threshold
     seen.metrics["drift_share"] = 0.42
     c.step(t0 + 120)
-    c.step(t0 + 1800)  # the same window: once
-    assert len(launch.calls) == 1
+    asked = len(seen.asked)
+    c.step(t0 + 1800)  # the same window: once, and not even observed again
+    assert len(launch.calls) == 1 and len(seen.asked) == asked
     c.step(t0 + HOUR + 5)  # the next window, still drifted: again
     assert len(launch.calls) == 2
     assert seen.asked[-1] == ("fraud", "1h", t0 + HOUR)

@@ -23,9 +23,10 @@ answers the firings and the trigger's next state; recording them is the store's 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from loopstack.errors import Invalid
@@ -107,6 +108,14 @@ class Trigger:
                 f"the params must be a mapping of names to values; got {self.params!r} instead",
                 field="params",
             )
+        try:
+            json.dumps(dict(self.params), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise Invalid(
+                f"the params must be JSON values (numbers, text, lists, mappings); "
+                f"got {self.params!r} instead ({exc})",
+                field="params",
+            ) from exc
         object.__setattr__(self, "params", dict(self.params))
         object.__setattr__(self, "spec", _validated_spec(self.kind, self.spec))
 
@@ -316,10 +325,12 @@ def check(trigger: Trigger, state: dict[str, Any], ctx: TriggerContext, now: flo
         return _check_cron(trigger, state, ctx, now)
     if trigger.kind == "dataset":
         return _check_dataset(trigger, state, ctx)
-    if trigger.kind in ("drift", "performance"):
-        return _check_threshold(trigger, ctx, now)
-    if trigger.kind == "kpi":
-        return _check_kpi(trigger, ctx, now)
+    if trigger.kind in ("drift", "performance", "kpi"):
+        key = _iso(_window_end(now, trigger.spec["window"])[1])
+        if state.get("fired_window") == key:  # this window fired already: skip the work
+            return []
+        seen = (_check_kpi if trigger.kind == "kpi" else _check_threshold)(trigger, ctx, now)
+        return [replace(f, state={**state, "fired_window": f.dedup_key}) for f in seen]
     if trigger.kind == "alert":
         return _check_alert(trigger, state, ctx)
     return []
