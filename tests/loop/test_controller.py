@@ -178,8 +178,9 @@ def test_a_controller_dying_at_each_phase_is_finished_by_the_next_without_a_seco
         assert view.outcome["recovered_from"] == "dying" and view.outcome["holder"] == "next"
 
 
+@pytest.mark.parametrize("left", ["RUNNING", "FAILED", "FINISHED"])
 def test_a_run_started_but_not_recorded_is_found_and_resumed_not_launched_again(
-    use_db: str, entry: str
+    use_db: str, entry: str, left: str
 ) -> None:
     from loopstack.store.metadata.schema_loop import PipelineRunRow
 
@@ -191,7 +192,7 @@ def test_a_run_started_but_not_recorded_is_found_and_resumed_not_launched_again(
             "project_id": 0,
             "pipeline": "training",
             "entrypoint": entrypoint,
-            "status": "RUNNING",
+            "status": left,
             "params": "{}",
             "graph": "{}",
             "executor": "local",
@@ -216,7 +217,7 @@ def test_a_run_started_but_not_recorded_is_found_and_resumed_not_launched_again(
         resume=lambda u: resumed.append(u) or SimpleNamespace(run_uuid=u, status="FINISHED"),
     )
     (view,) = _step_until_settled(nxt)
-    assert resumed == [run_uuid] and launch.calls == []
+    assert resumed == ([] if left == "FINISHED" else [run_uuid]) and launch.calls == []
     assert view.status == "done" and view.pipeline_run_uuid == run_uuid
 
 

@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, cast
 
 from sqlalchemy import Table, select
@@ -301,10 +302,18 @@ class Controller:
             **previous,
             "holder": self.holder,
             "recovered_from": previous.get("holder"),
+            "first_claimed_at": previous.get("first_claimed_at", previous.get("claimed_at")),
             "claimed_at": _now_ms(),
             "ttl_s": self.lease_ttl_s,
         }
         if not claim_firing(self.db, firing, outcome, actor=self.actor, expect="running"):
+            return
+        if run_uuid is not None and firing.pipeline_run_uuid is None:  # found, not recorded
+            set_firing_run(self.db, firing, run_uuid, outcome, actor=self.actor)
+        status = self._run_status(run_uuid) if run_uuid is not None else None
+        if status == "FINISHED":  # it ran to the end; only the record was left
+            done = SimpleNamespace(run_uuid=run_uuid, status=status)
+            self._run(firing, {**outcome, "resumed": False}, lambda: done, report)
             return
         if run_uuid is None:  # claimed, never launched: launch it now, once
             stored = by_name.get((firing.project_id, firing.trigger))
@@ -320,10 +329,16 @@ class Controller:
         uid = run_uuid
         self._run(firing, {**outcome, "resumed": True}, lambda: self.resume(uid), report)
 
+    def _run_status(self, run_uuid: str) -> str | None:
+        """The status ``pipeline_runs`` has for the run (None: not recorded there)."""
+        q = select(_R.c.status).where(_R.c.run_uuid == run_uuid)
+        got = self.db.read(lambda conn: conn.execute(q).scalar())
+        return None if got is None else str(got)
+
     def _started_run(self, firing: FiringView, outcome: dict[str, Any]) -> str | None:
         """The pipeline run a dead controller started for ``firing`` before it could
-        record it: one of that entrypoint created after the claim."""
-        claimed = outcome.get("claimed_at")
+        record it: one of that entrypoint created after the first claim."""
+        claimed = outcome.get("first_claimed_at", outcome.get("claimed_at"))
         if claimed is None:
             return None
         q = (
