@@ -73,7 +73,7 @@ def test_round_trip_add_list_fire_run_status(use_db: str, tmp_path: Path) -> Non
         "def launch(entry, params):\n"
         "    _resolve_pipeline(entry)(**params)\n"
         "    return SimpleNamespace(run_uuid='r' * 32, status='FINISHED')\n"
-        "_controller._default_launch = launch\n"
+        "_controller.default_launch = launch\n"
         "from loopstack.cli import main\n"
         "sys.argv = ['loopstack', 'loop', 'run', '--interval', '0.01', '--iterations', '2']\n"
         "main()\n"

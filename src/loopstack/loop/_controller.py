@@ -22,15 +22,14 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, cast
 
 from sqlalchemy import Table, select
 
-from loopstack.errors import GateFailed, Invalid, LoopstackError
+from loopstack.errors import GateFailed, Invalid
 from loopstack.loop._firings import (
     FiringView,
     claim_firing,
@@ -40,6 +39,7 @@ from loopstack.loop._firings import (
     set_firing_run,
     touch_firing,
 )
+from loopstack.loop._launching import acting_in, default_launch, default_resume, gate_failure
 from loopstack.loop._trigger_store import StoredTrigger, _stored
 from loopstack.loop._triggers import TriggerContext, check
 from loopstack.store.metadata import acquire_lease, release_lease
@@ -73,59 +73,6 @@ class StepReport:
     active: bool
     holder: str
     events: list[ControllerEvent] = field(default_factory=list)
-
-
-def _pipelines() -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module("loopstack.pipelines")
-    except ImportError as exc:
-        raise Invalid(
-            f"the controller launches pipelines through loopstack.pipelines, which does not "
-            f"import here ({exc})"
-        ) from exc
-
-
-def _default_launch(entrypoint: str, params: dict[str, Any]) -> Any:
-    return _pipelines().run_entrypoint(entrypoint, params)
-
-
-def _default_resume(run_uuid: str) -> Any:
-    return _pipelines().resume(run_uuid)
-
-
-def _gate_failure(exc: BaseException) -> str | None:
-    """The reason of a GateFailed behind ``exc`` (raised by a step and wrapped by the
-    executor, or chained), or None."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, GateFailed):
-            return current.message
-        current = current.__cause__ or current.__context__
-    text = str(exc)
-    return text if text.startswith("GateFailed") or "GateFailed:" in text else None
-
-
-@contextmanager
-def _acting_in(db: Any, project_id: int) -> Iterator[None]:
-    """The pipeline of a firing runs (and records its runs) in the firing's project."""
-    from loopstack.auth import get_project
-    from loopstack.config import chosen_project, set_project
-
-    before = chosen_project()
-    name: str | None
-    try:
-        name = get_project(db, project_id).name
-    except LoopstackError:  # no such project row (a bare database): the default one
-        name = before
-    set_project(name)
-    try:
-        yield
-    finally:
-        set_project(before)
 
 
 def _now_ms() -> int:
@@ -176,8 +123,8 @@ class Controller:
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.interval_s = float(interval_s)
         self.lease_ttl_s = float(lease_ttl_s)
-        self.launch = launch or _default_launch
-        self.resume = resume or _default_resume
+        self.launch = launch or default_launch
+        self.resume = resume or default_resume
         self.observe = observe
         self.hook = hook
         self.actor = actor
@@ -364,10 +311,10 @@ class Controller:
         fid = firing.firing_id
         done, beat = self._heartbeat(fid)
         try:
-            with _acting_in(self.db, firing.project_id):
+            with acting_in(self.db, firing.project_id):
                 run = go()
         except Exception as exc:  # noqa: BLE001 - the pipeline's failure is the firing's
-            gate = _gate_failure(exc)
+            gate = gate_failure(exc)
             if gate is not None:
                 self._end(firing, "stopped", {**outcome, "gate": gate}, report, exc)
             else:
