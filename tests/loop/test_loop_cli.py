@@ -110,3 +110,28 @@ def test_two_cli_controllers_one_stands_by(use_db: str) -> None:
     acquire_lease(open_stores().db, "loop-controller", "someone-else", ttl_s=60)
     code, out, err = cli("loop", "run", "--once")
     assert code == 0 and "standby: another controller holds the lease" in out, err
+
+
+def test_sigterm_stops_the_controller_and_gives_the_lease_up(use_db: str) -> None:
+    import signal
+    import time
+
+    from loopstack.store import open_stores
+    from loopstack.store.metadata import lease_holder
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loopstack.cli", "loop", "run", "--interval", "0.05"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while lease_holder(open_stores().db, "loop-controller") is None:
+        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out.decode()
+    assert lease_holder(open_stores().db, "loop-controller") is None

@@ -97,12 +97,20 @@ def run(
             out.print(f"[{colour}]{e.kind:<8}[/] {fid}{e.trigger}: ", end="")
             out.print(e.message, markup=False)
 
+    import signal
+
     stop = threading.Event()
+    main = threading.current_thread() is threading.main_thread()
+    # SIGTERM (a service manager stopping it): finish the step, give the lease up
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if main else None
     try:
         controller.run(iterations=1 if once else iterations, stop=stop, on_step=show)
     except KeyboardInterrupt:
         stop.set()
         out.print("stopped", markup=False)
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @app.command("status")
