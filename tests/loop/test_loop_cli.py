@@ -95,6 +95,8 @@ def test_round_trip_add_list_fire_run_status(use_db: str, tmp_path: Path) -> Non
         ("fresh", "done", "dataset 'transactions' version 1 registered"),
         ("fresh", "done", "labels arrived"),
     ]
+    only = json.loads(cli("loop", "status", "--trigger", "nightly", "--json")[1])
+    assert only == []
     assert cli("loop", "triggers", "remove", "fresh")[0] == 0
     assert json.loads(cli("loop", "status", "--json")[1]) == []
     code, _, err = cli("loop", "triggers", "fire", "fresh")

@@ -116,6 +116,7 @@ def run(
 @app.command("status")
 def status(
     limit: int = typer.Option(20, "--limit", help="The most recent firings to show."),
+    trigger: str | None = typer.Option(None, "--trigger", help="Only this trigger's firings."),
     columns: str = COLUMNS,
     wide: bool = WIDE,
     as_json: bool = JSON,
@@ -130,7 +131,7 @@ def status(
     if limit < 1:
         raise Invalid(f"--limit must be at least 1; got {limit}", field="limit")
     stores, _, pid = _opened()
-    found = loop_status(stores, project_id=pid, limit=limit)
+    found = loop_status(stores, project_id=pid, limit=limit, trigger=trigger)
 
     def led_to(f: Any) -> str:
         o = f.outcome

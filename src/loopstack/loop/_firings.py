@@ -278,9 +278,11 @@ def firings(
     return [_view(r) for r in db.read(fn)]
 
 
-def loop_status(stores: Any, project_id: int = 0, limit: int = 20) -> list[FiringView]:
-    """The latest ``limit`` firings of the project, newest first: trigger, when, why,
-    status, the pipeline run it started and its outcome.
+def loop_status(
+    stores: Any, project_id: int = 0, limit: int = 20, *, trigger: str | None = None
+) -> list[FiringView]:
+    """The latest ``limit`` firings of the project (of one ``trigger``, if named), newest
+    first: trigger, when, why, status, the pipeline run it started and its outcome.
 
     >>> [f.reason for f in loop_status(open_stores())]   # doctest: +SKIP
     ['drift_share 0.42 > 0.30 on fraud over 1h']
@@ -289,7 +291,7 @@ def loop_status(stores: Any, project_id: int = 0, limit: int = 20) -> list[Firin
 
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise Invalid(f"the 'limit' parameter must be an integer >= 1; got {limit!r} instead")
-    return firings(stores.db, project_id=project_id, limit=limit)
+    return firings(stores.db, project_id=project_id, trigger=trigger, limit=limit)
 
 
 def fired_alerts(

@@ -348,7 +348,8 @@ def describe(trigger: Trigger) -> str:
     if trigger.kind == "performance":
         return f"{s['metric']} < {s['below']:g} on {s['endpoint']} over {s['window']}"
     if trigger.kind == "kpi":
-        return f"kpi {s['kpi']} < {s['below']:g} over {s['window']}"
+        where = f" on {s['endpoint']}" if s.get("endpoint") else ""
+        return f"kpi {s['kpi']} < {s['below']:g}{where} over {s['window']}"
     if trigger.kind == "alert":
         return f"alert {s['rule']} fires"
     return "manual"
