@@ -37,6 +37,8 @@ LISTS: tuple[tuple[str, ...], ...] = (
     ("token", "list"),
     ("users", "list"),
     ("audit", "log"),
+    ("loop", "triggers"),
+    ("loop", "status"),
 )
 
 #: the columns whose values may be cut with an ellipsis (names, descriptions, params...)
@@ -58,6 +60,11 @@ ABBREVIABLE = {
     "arms",
     "actor",
     "updated_by",
+    "trigger",
+    "reason",
+    "outcome",
+    "watches",
+    "pipeline",
 }
 
 
@@ -155,6 +162,37 @@ def filled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ok("projects", "create", "growth-analytics", "-d", "experiments of the growth team " * 3)
     ok("users", "create", USER, "--display-name", "Ana Long-Surname")
     ok("token", "create", "--name", "ci-nightly-retraining", "--user", USER)
+    _fill_loop(tmp_path)
+
+
+def _fill_loop(tmp_path: Path) -> None:
+    """Two triggers with long names, and firings that ran, failed and were stopped."""
+    from types import SimpleNamespace
+
+    from loopstack.errors import GateFailed
+    from loopstack.loop import Controller, Trigger, TriggerStore
+    from loopstack.store import open_stores
+
+    jobs = tmp_path / "retraining_pipelines_of_the_churn_team.py"
+    jobs.write_text("def retrain_churn_model_on_fresh_data(**params):\n    return params\n")
+    entry = f"{jobs}:retrain_churn_model_on_fresh_data"
+    store = TriggerStore(open_stores(), actor=USER)
+    spec = {"endpoint": "churn-prediction-endpoint", "above": 0.3, "window": "36h"}
+    store.add(Trigger("churn-inputs-drifted-beyond-tolerance", "drift", entry, spec=spec))
+    store.add(Trigger("nightly-retraining", "cron", entry, spec={"schedule": "0 2 * * mon-fri"}))
+    outcomes = [
+        SimpleNamespace(run_uuid="a" * 32, status="FINISHED"),
+        GateFailed("challenger accuracy 0.8123 does not beat the champion's 0.8345 by 0.01"),
+    ]
+    for result in outcomes:
+        store.fire_manual("churn-inputs-drifted-beyond-tolerance", "drift_share " + "0.42 " * 12)
+
+        def launch(entrypoint: str, params: dict, result: object = result) -> object:
+            if isinstance(result, Exception):
+                raise result
+            return result
+
+        Controller(open_stores(), holder="list-tables", launch=launch).step()
 
 
 @pytest.mark.parametrize("width", [80, 120])

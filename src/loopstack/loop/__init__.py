@@ -1,34 +1,42 @@
 """The closed loop: triggers, gates, rollouts, the controller."""
 
+from loopstack.loop._controller import Controller, ControllerEvent, StepReport
+from loopstack.loop._cron import CronSchedule
+from loopstack.loop._firings import FiringView, loop_status
 from loopstack.loop._gate_store import (
-    GATES_REASONS_TAG,
-    GATES_TAG,
-    gate_report,
-    gate_results,
-    gate_version,
-    record_gates,
-    require_gates_passed,
-)
 from loopstack.loop._gates import Fairness, Gates, MetricThreshold
 from loopstack.loop._gates_eval import evaluate_gates
 from loopstack.loop._gates_metrics import METRICS
 from loopstack.loop._gates_report import GateReport, GateResult
 from loopstack.loop._significance import Bootstrap, paired_bootstrap
+from loopstack.loop._trigger_store import StoredTrigger, TriggerStore
+from loopstack.loop._triggers import KINDS, Firing, Trigger
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
+    "Bootstrap",
+    "Controller",
+    "ControllerEvent",
+    "CronSchedule",
+    "Fairness",
+    "Firing",
+    "FiringView",
     "GATES_REASONS_TAG",
     "GATES_TAG",
-    "METRICS",
-    "Bootstrap",
-    "Fairness",
     "GateReport",
     "GateResult",
     "Gates",
+    "KINDS",
+    "METRICS",
     "MetricThreshold",
+    "StepReport",
+    "StoredTrigger",
+    "Trigger",
+    "TriggerStore",
     "evaluate_gates",
     "gate_report",
     "gate_results",
     "gate_version",
+    "loop_status",
     "paired_bootstrap",
     "record_gates",
     "require_gates_passed",

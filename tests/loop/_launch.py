@@ -1,0 +1,40 @@
+"""Test doubles for the controller: a launcher that counts, a pipeline file."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+PIPELINE = '''
+def training(**params):
+    """A stand-in for a loopstack pipeline: callable, and it says it ran."""
+    return params
+'''
+
+
+def pipeline_file(where: Path) -> str:
+    """A pipeline entrypoint ``path/file.py:training`` in ``where``."""
+    path = where / "jobs_pipeline.py"
+    path.write_text(PIPELINE)
+    return f"{path}:training"
+
+
+class Launcher:
+    """Records each launch (entrypoint, params) and answers a finished run; ``fail``
+    raises it instead."""
+
+    def __init__(self, status: str = "FINISHED", fail: BaseException | None = None) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.status = status
+        self.fail = fail
+        self._lock = threading.Lock()
+
+    def __call__(self, entrypoint: str, params: dict[str, Any]) -> Any:
+        with self._lock:
+            self.calls.append((entrypoint, dict(params)))
+        if self.fail is not None:
+            raise self.fail
+        return SimpleNamespace(run_uuid=uuid.uuid4().hex, status=self.status)
