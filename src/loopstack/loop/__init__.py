@@ -4,6 +4,14 @@ from loopstack.loop._controller import Controller, ControllerEvent, StepReport
 from loopstack.loop._cron import CronSchedule
 from loopstack.loop._firings import FiringView, loop_status
 from loopstack.loop._gate_store import (
+    GATES_REASONS_TAG,
+    GATES_TAG,
+    gate_report,
+    gate_results,
+    gate_version,
+    record_gates,
+    require_gates_passed,
+)
 from loopstack.loop._gates import Fairness, Gates, MetricThreshold
 from loopstack.loop._gates_eval import evaluate_gates
 from loopstack.loop._gates_metrics import METRICS
