@@ -252,8 +252,11 @@ class Rollouts:
         )
         breached = {b.guardrail.metric: b for b in got.breaches}
         counts = dict(rollout.watch.get("breaches", {}))
-        for g in plan.guardrails:
-            counts[g.metric] = counts.get(g.metric, 0) + 1 if g.metric in breached else 0
+        for g in plan.guardrails:  # a guardrail not measured this time keeps its count
+            if g.metric in breached:
+                counts[g.metric] = counts.get(g.metric, 0) + 1
+            elif g.metric in got.values:
+                counts[g.metric] = 0
         watch = {
             **rollout.watch,
             "breaches": counts,
@@ -300,7 +303,13 @@ class Rollouts:
         return Arm(c["name"], c["model"], pinned, weight, "primary")
 
     def _revise(
-        self, rollout: Rollout, action: str, policy: str, arms: builtins.list[Arm], comment: str, **kw: Any
+        self,
+        rollout: Rollout,
+        action: str,
+        policy: str,
+        arms: builtins.list[Arm],
+        comment: str,
+        **kw: Any,
     ) -> Deployment:
         store = self._deployments()
         current = store.get(rollout.endpoint)
