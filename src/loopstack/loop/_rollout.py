@@ -117,6 +117,15 @@ class Rollouts:
         newest first."""
         return self.store.list(endpoint=endpoint, statuses=(*ACTIVE, "paused") if active else None)
 
+    def events(self, rollout_id: int) -> builtins.list[dict[str, Any]]:
+        """The rollout's audit trail (every transition, who made it, what it saw), oldest
+        first."""
+        from loopstack.store.audit_log import LocalAuditLog
+
+        self.get(rollout_id)
+        log = LocalAuditLog(self.stores.db, project_id=self.project_id)
+        return log.events(object_type="rollout", object_id=str(rollout_id))
+
     # -- starting -----------------------------------------------------------------------
     def start(
         self,
