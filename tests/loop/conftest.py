@@ -30,13 +30,6 @@ class SlowModel:
         return self.inner.predict(X)
 
 
-class FailingModel:
-    """A model that fails on every request (breaks the error rate)."""
-
-    def predict(self, X: Any) -> Any:
-        raise RuntimeError("this model is broken")
-
-
 @dataclass
 class Models:
     stores: Stores
