@@ -58,9 +58,14 @@ def log_versions(*extra: Any) -> Models:
     return Models(stores, frame, np.asarray(y))
 
 
-@pytest.fixture
-def models() -> Models:
+def three_versions() -> Models:
     """v1 champion and v2 candidate, plus v3: v2 answering 0.3 s late."""
     X, y = load_iris(return_X_y=True, as_frame=True)
     slow = SlowModel(LogisticRegression(C=0.5, max_iter=300).fit(X, y), 0.3)
     return log_versions(slow)
+
+
+@pytest.fixture
+def models() -> Models:
+    """``three_versions`` in this test's LOOPSTACK_HOME (SQLite)."""
+    return three_versions()

@@ -17,7 +17,13 @@ from loopstack.registry import SqlRegistry
 from loopstack.serving import PredictionLog, SqlDeployments
 from loopstack.store.audit_log import open_audit_log
 from loopstack.store.events import EventLog
-from tests.loop.conftest import Models
+from tests.loop.conftest import Models, three_versions
+
+
+@pytest.fixture
+def models(use_db: str) -> Models:
+    """The three versions over SQLite and over PostgreSQL."""
+    return three_versions()
 
 
 def _plan(**kw: Any) -> RolloutPlan:
