@@ -139,6 +139,13 @@ class RolloutStore:
     def get(self, rollout_id: int) -> Rollout:
         """The rollout ``rollout_id``; ``NotFound`` if the project has none by that id."""
 
+        if (
+            isinstance(rollout_id, bool)
+            or not isinstance(rollout_id, int)
+            or not (0 < rollout_id < 2**31)
+        ):  # no such id fits the column: refused before it reaches the database
+            raise NotFound(f"no rollout with id {rollout_id!r}")
+
         def run(conn: Connection) -> Rollout:
             row = conn.execute(
                 select(R).where(R.c.rollout_id == rollout_id, R.c.project_id == self.project_id)

@@ -8,13 +8,14 @@ admin's. Every change is audited; ``/{id}/events`` lists a rollout's audit trail
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from loopstack.auth import role_of
 from loopstack.loop import Rollouts
+from loopstack.server._boundary import WholeNumber
 from loopstack.server._security import authorize, principal_of, project_of
 
 router = APIRouter(prefix="/api/v1/rollouts", tags=["rollouts"], dependencies=[Depends(authorize)])
@@ -29,6 +30,10 @@ def rollouts_of(request: Request) -> Rollouts:
     return Rollouts(stores, project_id=pid, actor=principal.user, role=role)
 
 
+#: a rollout's id as the path names it (the column's range: a bigger one is no rollout)
+RolloutId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -36,7 +41,7 @@ class _Body(BaseModel):
 class Start(_Body):
     endpoint: str
     model: str
-    version: int
+    version: Annotated[WholeNumber, Field(ge=1, le=2**31 - 1)]
     plan: dict[str, Any] = Field(
         description="steps [{weight, bake_s}], shadow_s, guardrails [{metric, op, threshold}], "
         "breaches_to_rollback, interval_s, window_s, require_approval, metrics_url, min_requests"
@@ -71,36 +76,36 @@ def tick(r: Rollouts = Depends(rollouts_of)) -> dict:
 
 
 @router.get("/{rollout_id}", name="rollouts_get")
-def get(rollout_id: int, r: Rollouts = Depends(rollouts_of)) -> dict:
+def get(rollout_id: RolloutId, r: Rollouts = Depends(rollouts_of)) -> dict:
     return r.get(rollout_id).to_dict()
 
 
 @router.get("/{rollout_id}/events", name="rollouts_events")
-def events(rollout_id: int, r: Rollouts = Depends(rollouts_of)) -> dict:
+def events(rollout_id: RolloutId, r: Rollouts = Depends(rollouts_of)) -> dict:
     """The rollout's audit trail, oldest first."""
     return {"events": r.events(rollout_id)}
 
 
 @router.post("/{rollout_id}/approve", name="rollouts_approve")
-def approve(rollout_id: int, body: Approve, r: Rollouts = Depends(rollouts_of)) -> dict:
+def approve(rollout_id: RolloutId, body: Approve, r: Rollouts = Depends(rollouts_of)) -> dict:
     return r.approve(rollout_id, comment=body.comment).to_dict()
 
 
 @router.post("/{rollout_id}/pause", name="rollouts_pause")
-def pause(rollout_id: int, r: Rollouts = Depends(rollouts_of)) -> dict:
+def pause(rollout_id: RolloutId, r: Rollouts = Depends(rollouts_of)) -> dict:
     return r.pause(rollout_id).to_dict()
 
 
 @router.post("/{rollout_id}/resume", name="rollouts_resume")
-def resume(rollout_id: int, r: Rollouts = Depends(rollouts_of)) -> dict:
+def resume(rollout_id: RolloutId, r: Rollouts = Depends(rollouts_of)) -> dict:
     return r.resume(rollout_id).to_dict()
 
 
 @router.post("/{rollout_id}/promote", name="rollouts_promote")
-def promote(rollout_id: int, r: Rollouts = Depends(rollouts_of)) -> dict:
+def promote(rollout_id: RolloutId, r: Rollouts = Depends(rollouts_of)) -> dict:
     return r.force_promote(rollout_id).to_dict()
 
 
 @router.post("/{rollout_id}/rollback", name="rollouts_rollback")
-def rollback(rollout_id: int, r: Rollouts = Depends(rollouts_of)) -> dict:
+def rollback(rollout_id: RolloutId, r: Rollouts = Depends(rollouts_of)) -> dict:
     return r.force_rollback(rollout_id).to_dict()
