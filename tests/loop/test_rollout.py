@@ -223,3 +223,14 @@ def test_a_plan_without_approval_starts_at_once(models: Models) -> None:
     rollout = rollouts.start(models.endpoint, "iris", 2, _plan(require_approval=False))
     assert rollout.status == "canary" and rollout.weight == 0.05
     assert "approval_request" not in rollout.watch
+
+
+def test_one_ticker_acts_at_a_time(models: Models) -> None:
+    from loopstack.store.metadata import acquire_lease, release_lease
+
+    rollouts = Rollouts(models.stores, actor="alice")
+    rollouts.start(models.endpoint, "iris", 2, _plan(require_approval=False))
+    assert acquire_lease(models.stores.db, "rollouts:0", "another-controller", ttl_s=60)
+    assert rollouts.tick() == []  # the other ticker holds the project's rollouts
+    release_lease(models.stores.db, "rollouts:0", "another-controller")
+    assert [e.kind for e in rollouts.tick()] == ["evaluated", "canary"]  # on to 50%

@@ -23,53 +23,38 @@ from __future__ import annotations
 
 import builtins
 import logging
+import os
+import socket
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from loopstack.errors import Conflict, Forbidden, Invalid, LoopstackError, NotFound
+from loopstack.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    LoopstackError,
+    NotFound,
+    Overloaded,
+    StoreUnavailable,
+)
 from loopstack.loop._guardrails import measure_candidate
+from loopstack.loop._rollout_moves import ALIAS, RolloutEvent, RolloutMoves, ms
 from loopstack.loop._rollout_plan import RolloutPlan
 from loopstack.loop._rollout_store import ACTIVE, FINAL, Rollout, RolloutStore
 
 if TYPE_CHECKING:
     from loopstack.auth import Role
-    from loopstack.serving import Arm, Deployment
     from loopstack.store import Stores
 
 __all__ = ["RolloutEvent", "Rollouts"]
 
 log = logging.getLogger("loopstack.loop")
 
-ALIAS = "production"
+#: how long a tick may hold the project's rollouts before another ticker may take over
+LEASE_TTL_S = 120.0
 
 
-@dataclass(frozen=True)
-class RolloutEvent:
-    """What one tick (or override) did to one rollout: ``kind`` is ``started``,
-    ``approved``, ``rejected``, ``shadow``, ``canary``, ``evaluated``, ``breach``,
-    ``promoted``, ``rolled_back``, ``paused``, ``resumed`` or ``failed``."""
-
-    rollout_id: int
-    endpoint: str
-    kind: str
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The event as plain values."""
-        return {
-            "rollout_id": self.rollout_id,
-            "endpoint": self.endpoint,
-            "kind": self.kind,
-            "detail": self.detail,
-        }
-
-
-def _ms(now: float) -> int:
-    return int(round(now * 1000))
-
-
-class Rollouts:
+class Rollouts(RolloutMoves):
     """The rollouts of one project, acting as ``actor`` (with ``role``, when a server
     says who calls; None: a local caller, trusted)."""
 
@@ -86,6 +71,7 @@ class Rollouts:
         self.actor = actor
         self.role = role
         self.store = RolloutStore(stores.db, project_id=project_id, actor=actor)
+        self._holder = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
 
     # -- collaborators ------------------------------------------------------------------
     def _deployments(self) -> Any:
@@ -210,20 +196,37 @@ class Rollouts:
     def tick(self, now: float | None = None) -> builtins.list[RolloutEvent]:
         """Move every rollout under way one step: start the approved, evaluate the
         guardrails of those due (every ``interval_s``), roll back on the Nth breach in a
-        row, advance a baked step, promote after the last. ``now``: epoch seconds."""
+        row, advance a baked step, promote after the last. ``now``: epoch seconds.
+
+        One ticker acts per project at a time (the lease ``rollouts:<project>``): a
+        second one that ticks meanwhile does nothing and returns no events."""
+        from loopstack.store.metadata import acquire_lease, release_lease
+
         now = time.time() if now is None else now
+        lease = f"rollouts:{self.project_id}"
+        if acquire_lease(self.stores.db, lease, self._holder, ttl_s=LEASE_TTL_S) is None:
+            return []
         events: builtins.list[RolloutEvent] = []
-        for rollout in reversed(self.store.list(statuses=ACTIVE)):
-            try:
-                events.extend(self._tick_one(rollout, now))
-            except Conflict as exc:  # someone acted on it meanwhile: next tick sees it
-                log.info("rollout %s: %s", rollout.rollout_id, exc)
-            except LoopstackError as exc:
-                try:
-                    events.append(self._fail(rollout, f"{type(exc).__name__}: {exc}"))
-                except LoopstackError as again:  # the store is down: the next tick retries
-                    log.warning("rollout %s: cannot fail it: %s", rollout.rollout_id, again)
+        try:
+            for rollout in reversed(self.store.list(statuses=ACTIVE)):
+                events.extend(self._tick_safely(rollout, now))
+        finally:
+            release_lease(self.stores.db, lease, self._holder)
         return events
+
+    def _tick_safely(self, rollout: Rollout, now: float) -> builtins.list[RolloutEvent]:
+        try:
+            return self._tick_one(rollout, now)
+        except Conflict as exc:  # someone acted on it meanwhile: the next tick sees it
+            log.info("rollout %s: %s", rollout.rollout_id, exc)
+        except (Overloaded, StoreUnavailable) as exc:  # passing: the next tick retries
+            log.warning("rollout %s: %s", rollout.rollout_id, exc)
+        except LoopstackError as exc:  # it cannot go on: off the traffic, with the reason
+            try:
+                return [self._fail(rollout, f"{type(exc).__name__}: {exc}")]
+            except LoopstackError as again:
+                log.warning("rollout %s: cannot fail it: %s", rollout.rollout_id, again)
+        return []
 
     def _tick_one(self, rollout: Rollout, now: float) -> builtins.list[RolloutEvent]:
         if rollout.status == "awaiting_approval":
@@ -270,7 +273,7 @@ class Rollouts:
             **rollout.watch,
             "breaches": counts,
             "last": got.to_dict(),
-            "last_eval_at": _ms(now),
+            "last_eval_at": ms(now),
             "evaluations": int(rollout.watch.get("evaluations", 0)) + 1,
         }
         if got.counters is not None:
@@ -298,130 +301,6 @@ class Rollouts:
             events.append(self._advance(rollout, now))
         return events
 
-    # -- transitions ----------------------------------------------------------------------
-    def _candidate_arm(self, rollout: Rollout, weight: float, role: str) -> Arm:
-        from loopstack.serving import Arm
-
-        return Arm(role, rollout.model_name, rollout.version, weight, role)
-
-    def _champion_arm(self, rollout: Rollout, weight: float) -> Arm:
-        from loopstack.serving import Arm
-
-        c = rollout.watch["champion"]
-        pinned = str(rollout.watch["champion_version"])
-        return Arm(c["name"], c["model"], pinned, weight, "primary")
-
-    def _revise(
-        self,
-        rollout: Rollout,
-        action: str,
-        policy: str,
-        arms: builtins.list[Arm],
-        comment: str,
-        **kw: Any,
-    ) -> Deployment:
-        store = self._deployments()
-        current = store.get(rollout.endpoint)
-        # SqlDeployments' revision path: the production rule and the audit, with the
-        # champion pinned by number (the alias may already name the candidate)
-        return store._revise(
-            current, action, policy, arms, comment=f"rollout {rollout.rollout_id}: {comment}", **kw
-        )
-
-    def _begin(self, rollout: Rollout, now: float, why: str) -> RolloutEvent:
-        if rollout.plan.shadow_s is not None:
-            arms = [self._champion_arm(rollout, 100.0), self._candidate_arm(rollout, 0.0, "shadow")]
-            self._revise(rollout, "shadow", "shadow", arms, "shadow")
-            changed = self.store.change(
-                rollout,
-                "shadow",
-                status="shadow",
-                step_index=0,
-                step_started_at=_ms(now),
-                payload={"because": why},
-            )
-            return RolloutEvent(changed.rollout_id, changed.endpoint, "shadow", {"because": why})
-        return self._step(rollout, 0, now, why)
-
-    def _step(self, rollout: Rollout, index: int, now: float, why: str) -> RolloutEvent:
-        steps = rollout.plan.steps
-        if index >= len(steps) or steps[index].weight >= 1.0:
-            return self._promote(rollout, now, f"the last step baked ({why})")
-        pct = steps[index].weight * 100
-        arms = [
-            self._champion_arm(rollout, 100.0 - pct),
-            self._candidate_arm(rollout, pct, "canary"),
-        ]
-        self._revise(rollout, "canary", "canary", arms, f"canary {pct:g}%")
-        watch = {**rollout.watch, "breaches": {}}
-        detail = {"weight": steps[index].weight, "step": index, "because": why}
-        changed = self.store.change(
-            rollout,
-            "canary",
-            status="canary",
-            step_index=index,
-            step_started_at=_ms(now),
-            watch=watch,
-            payload=detail,
-        )
-        return RolloutEvent(changed.rollout_id, changed.endpoint, "canary", detail)
-
-    def _advance(self, rollout: Rollout, now: float) -> RolloutEvent:
-        if rollout.status == "shadow":
-            return self._step(rollout, 0, now, "the shadow phase baked")
-        return self._step(rollout, rollout.step_index + 1, now, "the step baked")
-
-    def _promote(
-        self, rollout: Rollout, now: float, reason: str, *, force: bool = False
-    ) -> RolloutEvent:
-        from loopstack.serving import Arm
-
-        c = rollout.watch["champion"]
-        aliases = self._registry().get_registered_model(rollout.model_name).aliases
-        ref = c["ref"] if aliases.get(c["ref"]) == int(rollout.version) else rollout.version
-        arms = [Arm(c["name"], rollout.model_name, ref, 100.0, "primary")]
-        self._revise(rollout, "promote", "single", arms, "promoted", force=force)
-        detail = {"reason": reason, "production_alias": aliases.get(ALIAS)}
-        changed = self.store.change(
-            rollout, "promote", status="promoted", reason=reason, payload=detail
-        )
-        return RolloutEvent(changed.rollout_id, changed.endpoint, "promoted", detail)
-
-    def _roll_back(
-        self, rollout: Rollout, now: float, reason: str, *, watch: dict[str, Any] | None = None
-    ) -> RolloutEvent:
-        from loopstack.serving import Arm
-
-        c = rollout.watch["champion"]
-        before = rollout.watch.get("production_before")
-        reg = self._registry()
-        if reg.get_registered_model(rollout.model_name).aliases.get(ALIAS) == int(rollout.version):
-            why = f"rollout {rollout.rollout_id} rolled back: {reason}"
-            if before is None:
-                reg.delete_alias(rollout.model_name, ALIAS, override=True)
-            else:
-                reg.set_alias(rollout.model_name, ALIAS, before, reason=why, override=True)
-        arm = Arm(c["name"], c["model"], c["ref"], 100.0, "primary")
-        self._revise(rollout, "rollback", "single", [arm], f"rolled back: {reason}")
-        detail = {"reason": reason, "production_alias": before}
-        if watch is not None:
-            detail["last"] = watch.get("last")
-        changed = self.store.change(
-            rollout, "rollback", status="rolled_back", reason=reason, watch=watch, payload=detail
-        )
-        return RolloutEvent(changed.rollout_id, changed.endpoint, "rolled_back", detail)
-
-    def _fail(self, rollout: Rollout, reason: str) -> RolloutEvent:
-        current = self.get(rollout.rollout_id)
-        if current.status in FINAL:
-            return RolloutEvent(current.rollout_id, current.endpoint, current.status, {})
-        if current.status in ("shadow", "canary"):  # traffic on the candidate: take it off
-            return self._roll_back(current, time.time(), reason)
-        changed = self.store.change(
-            current, "fail", status="failed", reason=reason, payload={"reason": reason}
-        )
-        return RolloutEvent(changed.rollout_id, changed.endpoint, "failed", {"reason": reason})
-
     # -- overrides ----------------------------------------------------------------------
     def _under_way(self, rollout_id: int, verb: str) -> Rollout:
         self._require_engineer(verb)
@@ -436,7 +315,7 @@ class Rollouts:
         rollout = self._under_way(rollout_id, "pause")
         if rollout.status == "paused":
             raise Conflict(f"rollout {rollout_id} is paused already")
-        watch = {**rollout.watch, "paused_from": rollout.status, "paused_at": _ms(time.time())}
+        watch = {**rollout.watch, "paused_from": rollout.status, "paused_at": ms(time.time())}
         return self.store.change(
             rollout, "pause", status="paused", watch=watch, payload={"by": self.actor}
         )
@@ -448,7 +327,7 @@ class Rollouts:
             raise Conflict(f"rollout {rollout_id} is not paused (it is {rollout.status})")
         watch = dict(rollout.watch)
         status = watch.pop("paused_from")
-        held = _ms(time.time()) - int(watch.pop("paused_at"))
+        held = ms(time.time()) - int(watch.pop("paused_at"))
         started = None if rollout.step_started_at is None else rollout.step_started_at + held
         return self.store.change(
             rollout,
