@@ -208,6 +208,15 @@ def test_a_rejected_request_fails_the_rollout_and_moves_nothing(models: Models) 
     assert _deployment(models).policy == "single" and _deployment(models).revision == 1
 
 
+def test_cancelling_ones_own_rollout_leaves_its_request_to_another(models: Models) -> None:
+    rollouts = Rollouts(models.stores, actor="alice")
+    rollout = rollouts.start(models.endpoint, "iris", 2, _plan())
+    request_id = rollout.watch["approval_request"]
+    reason = rollouts.force_rollback(rollout.rollout_id).reason or ""
+    assert f"request {request_id} stays pending" in reason
+    assert f"loopstack models reject {request_id}" in reason
+
+
 def test_start_refuses_what_cannot_roll_out(models: Models) -> None:
     rollouts = Rollouts(models.stores, actor="alice")
     with pytest.raises(Invalid, match="another version of the same model"):
@@ -234,3 +243,22 @@ def test_one_ticker_acts_at_a_time(models: Models) -> None:
     assert rollouts.tick() == []  # the other ticker holds the project's rollouts
     release_lease(models.stores.db, "rollouts:0", "another-controller")
     assert [e.kind for e in rollouts.tick()] == ["evaluated", "canary"]  # on to 50%
+
+
+def test_the_projects_policy_may_approve_a_gated_version_at_once(models: Models) -> None:
+    from loopstack.auth import set_policy
+
+    set_policy(models.stores.db, 0, {"auto_approve_when_gates_pass": True}, actor="root")
+    rollouts = Rollouts(models.stores, actor="alice")
+    ungated = rollouts.start(models.endpoint, "iris", 2, _plan())
+    assert ungated.status == "awaiting_approval"  # no gate evidence: a human approves
+    cancelled = Rollouts(models.stores, actor="bob").force_rollback(ungated.rollout_id)
+    assert cancelled.reason == (
+        "cancelled by bob before any traffic moved; its approval request "
+        f"{ungated.watch['approval_request']} was rejected"
+    )
+    gated = rollouts.start(models.endpoint, "iris", 3, _plan(), evidence={"gates_passed": True})
+    assert gated.status == "canary" and gated.weight == 0.05
+    request = SqlRegistry(models.stores).list_requests(name="iris", state="approved")[-1]
+    assert (request.version, request.decided_by) == (3, "policy")
+    assert gated.watch["approval_request"] == request.request_id

@@ -338,6 +338,22 @@ class Rollouts(RolloutMoves):
             payload={"by": self.actor, "paused_ms": held},
         )
 
+    def _withdraw(self, request_id: str | None) -> str:
+        """Reject the rollout's pending request, so approving it later moves no alias
+        behind a rollout that no longer runs; what became of it, for the reason."""
+        if not request_id:
+            return ""
+        try:
+            self._registry().decide(request_id, approve=False, comment="its rollout was cancelled")
+        except Conflict:  # decided meanwhile
+            return ""
+        except Forbidden:  # four eyes: the requester may not decide its own request
+            return (
+                f"; its approval request {request_id} stays pending: have another "
+                f"ml-engineer reject it (`loopstack models reject {request_id}`)"
+            )
+        return f"; its approval request {request_id} was rejected"
+
     def force_promote(self, rollout_id: int) -> Rollout:
         """Promote now, whatever step it is on (an admin may also put an unapproved
         version on a production endpoint this way)."""
@@ -353,6 +369,7 @@ class Rollouts(RolloutMoves):
         rollout = self._under_way(rollout_id, "force rollback")
         if rollout.status in ("awaiting_approval", "paused") and rollout.step_started_at is None:
             reason = f"cancelled by {self.actor} before any traffic moved"
+            reason += self._withdraw(rollout.watch.get("approval_request"))
             self.store.change(rollout, "rollback", status="rolled_back", reason=reason)
         else:
             self._roll_back(rollout, time.time(), f"forced by {self.actor}")
