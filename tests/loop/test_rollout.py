@@ -17,7 +17,7 @@ from loopstack.registry import SqlRegistry
 from loopstack.serving import PredictionLog, SqlDeployments
 from loopstack.store.audit_log import open_audit_log
 from loopstack.store.events import EventLog
-from tests.loop.conftest import Models, three_versions
+from tests.loop.rollout_models import Models, three_versions
 
 
 @pytest.fixture

@@ -6,12 +6,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from rich.cells import cell_len
 from typer.testing import CliRunner
 
 from loopstack.cli import app
 from loopstack.serving import SqlDeployments
-from tests.loop.conftest import Models
+from tests.loop.rollout_models import Models, three_versions
+
+
+@pytest.fixture
+def models() -> Models:
+    """The three versions in this test's LOOPSTACK_HOME (SQLite)."""
+    return three_versions()
 
 
 def run(*args: str, user: str = "alice", width: int = 80) -> str:

@@ -21,8 +21,14 @@ from loopstack.server import create_serving_app
 from loopstack.serving import DeploymentSource, PredictionLog, ServingRuntime, SqlDeployments
 from loopstack.store.events import EventLog
 from tests.conftest import ThreadedServer
-from tests.loop.conftest import Models
+from tests.loop.rollout_models import Models, three_versions
 from tests.serving.conftest import eventually
+
+
+@pytest.fixture
+def models() -> Models:
+    """The three versions in this test's LOOPSTACK_HOME (SQLite)."""
+    return three_versions()
 
 
 @dataclass

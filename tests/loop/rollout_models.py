@@ -1,4 +1,5 @@
-"""Fixtures of the rollout tests: two versions of a registered iris model on an endpoint."""
+"""What the rollout tests roll out: versions of a registered iris model on an endpoint
+(a module of its own, not a conftest, so the loop's other tests keep theirs)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
@@ -63,9 +63,3 @@ def three_versions() -> Models:
     X, y = load_iris(return_X_y=True, as_frame=True)
     slow = SlowModel(LogisticRegression(C=0.5, max_iter=300).fit(X, y), 0.3)
     return log_versions(slow)
-
-
-@pytest.fixture
-def models() -> Models:
-    """``three_versions`` in this test's LOOPSTACK_HOME (SQLite)."""
-    return three_versions()
