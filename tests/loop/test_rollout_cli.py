@@ -97,3 +97,18 @@ def test_bad_input_is_one_line_saying_what_was_expected(models: Models, tmp_path
     bad.write_text("{")
     assert "is not JSON" in fails("rollout", "start", "iris-api", "iris", "2", "--plan", str(bad))
     assert "no rollout with id 9" in fails("rollout", "pause", "9")
+    listed = tmp_path / "evidence.json"
+    listed.write_text("[1]")
+    assert "is a JSON object; got list" in fails(
+        "rollout", "start", "iris-api", "iris", "2", "--step", "0.1", "--evidence", str(listed)
+    )
+
+
+def test_evidence_goes_with_the_approval_request(models: Models, tmp_path: Path) -> None:
+    from loopstack.registry import SqlRegistry
+
+    evidence = tmp_path / "evidence.json"
+    evidence.write_text(json.dumps({"gates_passed": True, "eval_report": "runs:/x/report"}))
+    run("rollout", "start", "iris-api", "iris", "2", "--step", "0.1", "--evidence", str(evidence))
+    (request,) = SqlRegistry(models.stores).list_requests(name="iris", state="pending")
+    assert request.evidence["eval_report"] == "runs:/x/report"

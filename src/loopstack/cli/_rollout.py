@@ -3,7 +3,9 @@ endpoint, watched by guardrails and rolled back on its own.
 
 `start` takes the plan as options (`--step 0.05:600` weight:bake seconds, `--shadow
 SECONDS`, `--guardrail "latency_p99_ms<250"`, `--breaches`, `--interval`, `--window`,
-`--no-approval`, `--metrics-url`) or a JSON file (`--plan FILE`). `tick` moves every
+`--no-approval`, `--metrics-url`) or a JSON file (`--plan FILE`); `--evidence FILE`
+goes with the approval request (a project whose policy approves gated versions at once
+reads ``gates_passed`` there). `tick` moves every
 rollout under way one step (`--every SECONDS` keeps ticking: a small controller);
 `approve` approves the registry's request; `pause`, `resume`, `promote` and `rollback`
 are the overrides (an ml-engineer's or admin's). Against a local metadata store the
@@ -127,14 +129,28 @@ def start(
         None, "--metrics-url", help="A serving replica's /metrics (for error_rate)."
     ),
     plan_file: Path = typer.Option(None, "--plan", help="The whole plan as a JSON file."),
+    evidence_file: Path = typer.Option(
+        None, "--evidence", help="The approval request's evidence, a JSON object file."
+    ),
 ) -> None:
     """Start rolling a model version out on an endpoint (it awaits its approval)."""
+    import json
+
     from loopstack.cli._output import console
+    from loopstack.errors import Invalid
 
     plan = _plan(
         plan_file, step, shadow, guardrail, breaches, interval, window, approval, metrics_url
     )
-    r = _rollouts().start(endpoint, model, version, plan)
+    evidence = None
+    if evidence_file is not None:
+        try:
+            evidence = json.loads(evidence_file.read_text())
+        except json.JSONDecodeError as exc:
+            raise Invalid(f"the evidence file {evidence_file} is not JSON: {exc}") from exc
+        if not isinstance(evidence, dict):
+            raise Invalid(f"the evidence is a JSON object; got {type(evidence).__name__}")
+    r = _rollouts().start(endpoint, model, version, plan, evidence=evidence)
     console().print(_summary(r))
     if r.status == "awaiting_approval":
         console().print(
