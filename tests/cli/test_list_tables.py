@@ -33,6 +33,7 @@ LISTS: tuple[tuple[str, ...], ...] = (
     ("models", "requests"),
     ("deploy", "list"),
     ("deploy", "history", "churn-prediction-endpoint"),
+    ("rollout", "list"),
     ("projects", "list"),
     ("token", "list"),
     ("users", "list"),
@@ -65,6 +66,7 @@ ABBREVIABLE = {
     "outcome",
     "watches",
     "pipeline",
+    "endpoint",
 }
 
 
@@ -159,6 +161,13 @@ def filled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     endpoint = ls.deployments(actor=USER)
     endpoint.create("churn-prediction-endpoint", "churn-prediction-model/1")
     endpoint.canary("churn-prediction-endpoint", "churn-prediction-model/2", weight=5)
+    endpoint.create("churn-prediction-rollout-endpoint", "churn-prediction-model/1")
+    from loopstack.loop import CanaryStep, RolloutPlan, rollouts
+
+    plan = RolloutPlan(steps=[CanaryStep(0.05, 600)], require_approval=False)
+    rollouts(actor=USER).start(
+        "churn-prediction-rollout-endpoint", "churn-prediction-model", 2, plan
+    )
     ok("projects", "create", "growth-analytics", "-d", "experiments of the growth team " * 3)
     ok("users", "create", USER, "--display-name", "Ana Long-Surname")
     ok("token", "create", "--name", "ci-nightly-retraining", "--user", USER)

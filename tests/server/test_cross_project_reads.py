@@ -72,6 +72,13 @@ def _fill(project: str, prefix: str, tmp_path: Path) -> dict[str, Any]:
     reg.set_alias(f"{prefix}-model", f"{prefix}-alias", 1)
     request = reg.request_promotion(f"{prefix}-model", 1)
     ls.deployments(actor="root").create(f"{prefix}-deploy", f"{prefix}-model@{prefix}-alias")
+    reg.create_model_version(
+        f"{prefix}-model", source=f"runs:/{run.run_id}/model", files={"m.bin": sha}
+    )
+    from loopstack.loop import CanaryStep, RolloutPlan, rollouts
+
+    plan = RolloutPlan(steps=[CanaryStep(0.05, 600)], require_approval=False)
+    rollout = rollouts(actor="root").start(f"{prefix}-deploy", f"{prefix}-model", 2, plan)
     path = tmp_path / f"{prefix}.parquet"
     pd.DataFrame(
         {f"{prefix}_id": [1, 2], "event_timestamp": pd.Timestamp("2024-03-01"), "rate": [0.1, 0.2]}
@@ -94,6 +101,7 @@ def _fill(project: str, prefix: str, tmp_path: Path) -> dict[str, Any]:
         "artifact": file.name,
         "model": f"{prefix}-model",
         "deployment": f"{prefix}-deploy",
+        "rollout_id": rollout.rollout_id,
         "alias": f"{prefix}-alias",
         "request_id": request.request_id,
         "result_id": report.result_id,
@@ -226,6 +234,7 @@ def _value(route: str, param: str, side: dict[str, Any]) -> str | None:
         "dataset": side["dataset"],
         "object_type": "run",
         "object_id": side["run_id"],
+        "rollout_id": side["rollout_id"],
     }
     got = simple.get(param)
     return None if got is None else str(got)
@@ -314,6 +323,7 @@ _LISTS = {
     "approvals_list",
     "datasets_list",
     "deployments_list",
+    "rollouts_list",
     "validations_list",
     "features_entities_list",
     "features_views_list",

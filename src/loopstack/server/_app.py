@@ -99,6 +99,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
         mlflow_compat,
         native,
         registry,
+        rollouts,
     )
 
     app.include_router(native.router)
@@ -107,6 +108,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
     app.include_router(data.router)
     app.include_router(features.router)
     app.include_router(deployments.router)
+    app.include_router(rollouts.router)
     app.include_router(mlflow_compat.router)
     app.include_router(mlflow_compat.artifacts_router)
     app.include_router(mlflow_compat.logged_models_router)
@@ -118,6 +120,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
         data.router,
         features.router,
         deployments.router,
+        rollouts.router,
         mlflow_compat.router,
         mlflow_compat.artifacts_router,
         mlflow_compat.logged_models_router,

@@ -129,6 +129,19 @@ ROUTE_ROLES: dict[str, Role | str | None] = {
         "deployments_delete",
         "deployments_reward",
     ),
+    # -- rollouts (a forced promotion past the production rule is an admin's: the
+    # store checks it) ------------------------------------------------------------------
+    **_all(V, "rollouts_list", "rollouts_get", "rollouts_events"),
+    **_all(
+        ML,
+        "rollouts_start",
+        "rollouts_tick",
+        "rollouts_approve",
+        "rollouts_pause",
+        "rollouts_resume",
+        "rollouts_promote",
+        "rollouts_rollback",
+    ),
     # -- the serving app (loopstack serve): with --auth, a reader of the project whose
     # models it serves; its health, readiness and metrics stay public (probes, scrapers)
     **_all(None, "serving_metrics", "oip_live", "oip_ready"),

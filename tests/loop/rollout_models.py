@@ -1,0 +1,65 @@
+"""What the rollout tests roll out: versions of a registered iris model on an endpoint
+(a module of its own, not a conftest, so the loop's other tests keep theirs)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+import loopstack as ls
+from loopstack.registry import SqlRegistry
+from loopstack.serving import SqlDeployments
+from loopstack.store import Stores, open_stores
+
+
+class SlowModel:
+    """A model that answers as ``inner`` does, ``delay_s`` later (breaks latency)."""
+
+    def __init__(self, inner: Any, delay_s: float) -> None:
+        self.inner = inner
+        self.delay_s = delay_s
+
+    def predict(self, X: Any) -> Any:
+        time.sleep(self.delay_s)
+        return self.inner.predict(X)
+
+
+@dataclass
+class Models:
+    stores: Stores
+    frame: pd.DataFrame
+    y: np.ndarray
+    endpoint: str = "iris-api"
+
+
+def log_versions(*extra: Any) -> Models:
+    """iris v1 (the champion, holding ``production``, deployed on ``iris-api``), v2 (a good
+    candidate), then one version per ``extra`` model."""
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    frame = pd.DataFrame(X)
+    with ls.start_run(experiment="rollouts") as run:
+        for i, model in enumerate(
+            [
+                LogisticRegression(C=1.0, max_iter=300).fit(frame, y),
+                LogisticRegression(C=0.5, max_iter=300).fit(frame, y),
+                *extra,
+            ]
+        ):
+            run.log_model(model, name="iris", artifact_path=f"m{i}", sample_input=frame.head(3))
+    stores = open_stores()
+    SqlRegistry(stores, actor="root").set_alias("iris", "production", 1, override=True)
+    SqlDeployments(stores, actor="root").create("iris-api", "iris@production")
+    return Models(stores, frame, np.asarray(y))
+
+
+def three_versions() -> Models:
+    """v1 champion and v2 candidate, plus v3: v2 answering 0.3 s late."""
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    slow = SlowModel(LogisticRegression(C=0.5, max_iter=300).fit(X, y), 0.3)
+    return log_versions(slow)

@@ -1,0 +1,112 @@
+"""The candidate's guardrail metrics, measured from the prediction log as a replica
+writes it: drift of its inputs and predictions against its training reference, realised
+accuracy from the labels that came back, the estimate from its probabilities, latency;
+only the candidate's rows count."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+import loopstack as ls
+from loopstack.loop import Guardrail, RolloutPlan, measure_candidate
+from loopstack.serving import PredictionLog
+from loopstack.store import open_stores
+from loopstack.store.events import EventLog
+
+PLAN = RolloutPlan(
+    shadow_s=60,
+    guardrails=[
+        Guardrail("prediction_drift", "<", 0.5),
+        Guardrail("drift_share", "<", 0.5),
+        Guardrail("accuracy", ">=", 0.8),
+        Guardrail("estimated_accuracy", ">=", 0.8),
+        Guardrail("latency_p99_ms", "<", 100),
+    ],
+    window_s=300,
+)
+
+
+@pytest.fixture
+def model() -> tuple[LogisticRegression, pd.DataFrame, np.ndarray]:
+    """iris/1 trained on a registered dataset (its monitoring reference)."""
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    frame = pd.DataFrame(X)
+    dv = ls.register_dataset("iris-train", frame)
+    clf = LogisticRegression(max_iter=300).fit(frame, y)
+    with ls.start_run(experiment="guardrails") as run:
+        run.log_input(dv, context="training")
+        run.log_model(clf, name="iris", artifact_path="m", sample_input=frame.head(3))
+    return clf, frame, np.asarray(y)
+
+
+def _log(
+    clf: LogisticRegression,
+    frame: pd.DataFrame,
+    labels: np.ndarray,
+    version: str,
+    latency_ms: float,
+) -> None:
+    """``frame`` answered by ``version`` in requests of 10 rows, each labelled later."""
+    plog = PredictionLog(EventLog(open_stores()), flush_interval_s=60)
+    for start in range(0, len(frame), 10):
+        part = frame.iloc[start : start + 10]
+        rid = uuid.uuid4().hex
+        output = {"predict": clf.predict(part), "predict_proba": clf.predict_proba(part)}
+        plog.record(
+            rid,
+            "iris-api",
+            version,
+            output,
+            inputs=part.to_dict("records"),
+            arm="canary",
+            latency_ms=latency_ms,
+        )
+        plog.record_feedback(rid, label=labels[start : start + 10].tolist())
+    plog.close(30)
+    time.sleep(0.01)
+
+
+def _measure() -> dict[str, float]:
+    got = measure_candidate(
+        open_stores(),
+        endpoint="iris-api",
+        model_name="iris",
+        version="1",
+        champion_version=None,
+        plan=PLAN,
+        shadowing=False,
+        now=time.time(),
+    )
+    return {**got.values, "breached": {b.guardrail.metric for b in got.breaches}}  # type: ignore[dict-item]
+
+
+def test_a_candidate_like_its_training_data_keeps_every_guardrail(model: tuple) -> None:
+    clf, frame, y = model
+    _log(clf, frame, y, "1", latency_ms=4)
+    _log(clf, frame + 10, y, "7", latency_ms=900)  # another version's rows do not count
+    got = _measure()
+    assert got["requests"] == 15
+    assert got["latency_p99_ms"] == pytest.approx(4)
+    assert got["prediction_drift"] < 0.5 and got["drift_share"] < 0.5
+    assert got["accuracy"] > 0.9 and got["estimated_accuracy"] > 0.8
+    assert got["breached"] == set()
+
+
+def test_a_drifted_wrong_candidate_breaks_drift_and_accuracy(model: tuple) -> None:
+    clf, frame, y = model
+    shifted = frame.copy()
+    shifted["petal length (cm)"] += 4.0  # every flower looks like a virginica now
+    shifted["sepal width (cm)"] -= 2.0
+    _log(clf, shifted, y, "1", latency_ms=400)
+    got = _measure()
+    assert got["prediction_drift"] >= 0.5
+    assert got["drift_share"] >= 0.5
+    assert got["accuracy"] < 0.8
+    assert got["breached"] >= {"prediction_drift", "drift_share", "accuracy", "latency_p99_ms"}
