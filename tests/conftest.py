@@ -7,7 +7,9 @@ Unset: they skip, saying why. Set but unreachable: they fail.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -25,18 +27,71 @@ REDIS_ENV = "LOOPSTACK_TEST_REDIS_URL"
 
 
 @pytest.fixture(autouse=True)
-def ls_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def ls_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[Path]:
     """Every test gets its own LOOPSTACK_HOME and no inherited loopstack settings."""
     for key in list(os.environ):
         if key.startswith("LOOPSTACK_") and not key.startswith("LOOPSTACK_TEST_"):
             monkeypatch.delenv(key, raising=False)
     home = tmp_path / "lshome"
     monkeypatch.setenv("LOOPSTACK_HOME", str(home))
+    if not request.node.get_closest_marker("empty_db"):
+        _sqlite_from_template(request, monkeypatch)
     from loopstack.config import set_project
 
     set_project(None)  # nor a project an earlier test chose with ls.set_project
     yield home
     set_project(None)
+
+
+def _sqlite_from_template(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SQLite store this test opens fresh starts as a copy of one migrated for real once
+    per run, instead of running every migration (a quarter of a second per test).
+
+    Only a file that does not exist yet is copied (an existing one migrates as it would);
+    the rows the migrations insert get this moment's timestamps, as a migration run now
+    would give them; then the real ``_migrate`` runs and finds the schema at head. Tests
+    marked ``empty_db`` (the migration tests) are left alone. The PostgreSQL twin is
+    ``_pg_schema_ddl``.
+    """
+    from loopstack.store.metadata import _database
+
+    template = _sqlite_template(request)  # before the patch: the real migrations make it
+    real = _database.Database._migrate
+
+    def migrate(db: Any) -> None:
+        path = db.engine.url.database if db.dialect == "sqlite" else None
+        if path and path != ":memory:" and not db.engine.url.query and not Path(path).exists():
+            shutil.copyfile(template, path)
+            now = int(time.time() * 1000)
+            with sqlite3.connect(path) as conn:
+                conn.execute(
+                    "UPDATE experiments SET creation_time = ?, last_update_time = ? "
+                    "WHERE experiment_id = 0",
+                    (now, now),
+                )
+                conn.execute("UPDATE projects SET created_at = ? WHERE project_id = 0", (now,))
+            conn.close()
+        real(db)
+
+    monkeypatch.setattr(_database.Database, "_migrate", migrate)
+
+
+#: the SQLite file the migrations made once for this run
+_sqlite_tpl: list[Path] = []
+
+
+def _sqlite_template(request: pytest.FixtureRequest) -> Path:
+    """The migrated template (made on first use, by the real ``Database._migrate``)."""
+    if not _sqlite_tpl:
+        from loopstack.store.metadata import Database
+
+        factory = request.getfixturevalue("tmp_path_factory")
+        path = factory.mktemp("sqlite-template") / "template.db"
+        Database(f"sqlite:///{path}").dispose()  # last connection closed: WAL checkpointed
+        _sqlite_tpl.append(path)
+    return _sqlite_tpl[0]
 
 
 def _pg_base_url() -> str:

@@ -79,6 +79,7 @@ def test_experiment_names_are_unique_per_project(use_db: str) -> None:
         other.create_experiment("churn")
 
 
+@pytest.mark.empty_db  # fresh files: each thread runs the real migrations
 def test_threads_opening_different_stores_at_once_each_migrate(tmp_path: Path) -> None:
     """Alembic keeps its migration context in module globals: two threads migrating two
     fresh stores at the same moment used to tear each other's context down."""
