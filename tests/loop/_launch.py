@@ -9,9 +9,18 @@ from types import SimpleNamespace
 from typing import Any
 
 PIPELINE = '''
-def training(**params):
-    """A stand-in for a loopstack pipeline: callable, and it says it ran."""
-    return params
+import loopstack as ls
+
+
+@ls.step
+def note(rows: int = 0) -> int:
+    return rows
+
+
+@ls.pipeline
+def training(rows: int = 0):
+    """A small loopstack pipeline (the controller tests launch it through a double)."""
+    note(rows=rows)
 '''
 
 

@@ -28,8 +28,14 @@ def test_round_trip_add_list_fire_run_status(use_db: str, tmp_path: Path) -> Non
     jobs = tmp_path / "jobs.py"
     ran = tmp_path / "ran.txt"
     jobs.write_text(
-        "def training(**params):\n"
-        f"    open({str(ran)!r}, 'a').write(repr(sorted(params.items())) + '\\n')\n"
+        "import loopstack as ls\n\n"
+        "@ls.step(cache=False)\n"
+        "def note(rows: int, name: str) -> int:\n"
+        f"    open({str(ran)!r}, 'a').write(repr([('name', name), ('rows', rows)]) + '\\n')\n"
+        "    return rows\n\n"
+        "@ls.pipeline\n"
+        "def training(rows: int = 0, name: str = ''):\n"
+        "    note(rows=rows, name=name)\n"
     )
     entry = f"{jobs}:training"
     code, out, err = cli(
@@ -62,18 +68,10 @@ def test_round_trip_add_list_fire_run_status(use_db: str, tmp_path: Path) -> Non
     code, out, err = cli("loop", "triggers", "fire", "fresh", "--reason", "labels arrived")
     assert code == 0 and "firing #1 is pending" in out, err
     ls.register_dataset("transactions", pd.DataFrame({"a": [1]}))
-    # the real controller process, as an operator runs it (default launch would need
-    # loopstack.pipelines: this one imports the entrypoint and calls it)
+    # the real controller process, as an operator runs it: the pipeline runs for real
     script = tmp_path / "controller.py"
     script.write_text(
         "import sys\n"
-        "from loopstack.loop import _controller\n"
-        "from loopstack.loop._trigger_store import _resolve_pipeline\n"
-        "from types import SimpleNamespace\n"
-        "def launch(entry, params):\n"
-        "    _resolve_pipeline(entry)(**params)\n"
-        "    return SimpleNamespace(run_uuid='r' * 32, status='FINISHED')\n"
-        "_controller.default_launch = launch\n"
         "from loopstack.cli import main\n"
         "sys.argv = ['loopstack', 'loop', 'run', '--interval', '0.01', '--iterations', '2']\n"
         "main()\n"
@@ -87,6 +85,8 @@ def test_round_trip_add_list_fire_run_status(use_db: str, tmp_path: Path) -> Non
     assert "fired    #2 fresh: dataset 'transactions' version 1 registered" in done.stdout
     assert "launched #1 fresh" in done.stdout and "done     #2 fresh" in done.stdout
     assert ran.read_text().splitlines() == ["[('name', 'x'), ('rows', 10)]"] * 2
+    runs = ls.pipelines.list_runs("training")
+    assert [r.status for r in runs] == ["FINISHED", "FINISHED"]
     code, out, err = cli("loop", "status")
     assert code == 0, err
     assert all(len(line) <= 80 for line in out.splitlines()), out

@@ -30,64 +30,17 @@ F = cast(Table, LoopFiringRow.__table__)
 
 
 def _resolve_pipeline(entrypoint: str) -> Any:
-    """The pipeline object at ``entrypoint``; Invalid when it does not resolve.
+    """The pipeline object at ``entrypoint``; Invalid (naming what is wrong) when it does
+    not resolve to a loopstack pipeline."""
+    from loopstack.errors import NotFound
+    from loopstack.pipelines import load_entrypoint
 
-    Until ``loopstack.pipelines`` is merged, any callable there is accepted (a
-    ``Pipeline`` is callable); the integrator points this at
-    ``loopstack.pipelines.load_entrypoint``.
-    """
-    import importlib
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    target, _, attr = entrypoint.rpartition(":")
-    if not target or not attr:
-        raise Invalid(
-            "the pipeline must be an entrypoint like 'pkg.module:training' or "
-            f"'path/file.py:training'; got {entrypoint!r} instead",
-            field="pipeline",
-        )
     try:
-        if target.endswith(".py"):
-            path = Path(target).resolve()
-            if not path.is_file():
-                raise Invalid(
-                    f"the pipeline {entrypoint!r} names a file that does not exist: {path}",
-                    field="pipeline",
-                )
-            name = f"_loopstack_entry_{abs(hash(str(path)))}"
-            spec = importlib.util.spec_from_file_location(name, path)
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(target)
-    except Invalid:
-        raise
-    except Exception as exc:  # noqa: BLE001 - whatever the user's module raises on import
+        return load_entrypoint(entrypoint)
+    except (Invalid, NotFound) as exc:
         raise Invalid(
-            f"the pipeline {entrypoint!r} does not resolve: importing {target!r} failed "
-            f"({type(exc).__name__}: {exc})",
-            field="pipeline",
+            f"the pipeline {entrypoint!r} does not resolve: {exc.message}", field="pipeline"
         ) from exc
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise Invalid(
-                f"the pipeline {entrypoint!r} does not resolve: {target!r} has no "
-                f"attribute {attr!r}",
-                field="pipeline",
-            )
-        obj = getattr(obj, part)
-    if type(obj).__name__ != "Pipeline" and not callable(obj):
-        raise Invalid(
-            f"the pipeline {entrypoint!r} must be a loopstack pipeline (@ls.pipeline); "
-            f"got a {type(obj).__name__} instead",
-            field="pipeline",
-        )
-    return obj
 
 
 @dataclass(frozen=True)
