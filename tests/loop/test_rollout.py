@@ -262,3 +262,19 @@ def test_the_projects_policy_may_approve_a_gated_version_at_once(models: Models)
     request = SqlRegistry(models.stores).list_requests(name="iris", state="approved")[-1]
     assert (request.version, request.decided_by) == (3, "policy")
     assert gated.watch["approval_request"] == request.request_id
+
+
+def test_the_loops_controller_moves_a_rollout_through_its_steps(models: Models) -> None:
+    """`loopstack loop run` needs no separate rollout ticker: each controller step ticks
+    the rollouts under way, and says what moved."""
+    from loopstack.loop import Controller
+
+    _, rid = _start(models, 2, _plan())
+    controller = Controller(models.stores, interval_s=0.01)
+    kinds = []
+    for _ in range(3):
+        report = controller.step()
+        kinds += [e.kind for e in report.events]
+        _answer(models, "2", latency_ms=5)
+    assert kinds == ["rollout canary", "rollout canary", "rollout promoted"]
+    assert Rollouts(models.stores).get(rid).status == "promoted"

@@ -105,6 +105,7 @@ class Controller:
         observe: Callable[..., Any] | None = None,
         hook: Callable[[str, int], None] | None = None,
         actor: str = "loop-controller",
+        rollouts: bool = True,
     ) -> None:
         if stores is None:
             from loopstack.store import open_stores
@@ -128,6 +129,8 @@ class Controller:
         self.observe = observe
         self.hook = hook
         self.actor = actor
+        #: whether each step also ticks the rollouts under way (``Rollouts.tick``)
+        self.rollouts = rollouts
         self.active = False
 
     # -- the lease --------------------------------------------------------------------
@@ -182,7 +185,15 @@ class Controller:
             if not self.active:
                 break
             self._start(firing, by_name, report)
+        if self.rollouts and self.active:
+            self._tick_rollouts(at, report)
         return report
+
+    def _tick_rollouts(self, now: float, report: StepReport) -> None:
+        from loopstack.loop._rollout_ticks import tick_rollouts
+
+        for kind, endpoint, message in tick_rollouts(self.stores, self.project_id, self.actor, now):
+            report.events.append(ControllerEvent(kind, endpoint, message))
 
     def _triggers(self) -> list[StoredTrigger]:
         q = select(_T).order_by(_T.c.trigger_id)
