@@ -76,6 +76,7 @@ def test_run_list_show_graph_cost_and_a_rerun_from_the_cache(tmp_path: Path) -> 
     code, out, _ = _cli("list", "--json")
     runs = json.loads(out)
     assert code == 0 and [r["status"] for r in runs] == ["FINISHED"] * 3
+    assert [r["steps"] for r in runs] == ["3 (0 cached)", "3 (3 cached)", "3 (0 cached)"]
     newest = runs[0]["run"]
     code, table, _ = _cli("list")
     assert code == 0 and newest in table and "daily-summary" in table

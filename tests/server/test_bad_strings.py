@@ -159,3 +159,13 @@ def test_integer_queries_outside_int64_are_a_4xx(http: httpx.Client, path: str) 
     answer = http.get(path)
     assert 400 <= answer.status_code < 500, answer.text
     assert "9223372036854775807" in answer.text or "-9223372036854775808" in answer.text
+
+
+@pytest.mark.parametrize("version", ["-9223372036854775808", "0", "2147483648"])
+def test_feature_view_versions_outside_the_stored_range_are_a_422(
+    http: httpx.Client, version: str
+) -> None:
+    # found by the fuzzer: on PostgreSQL an int64 against the 32-bit column was a 500
+    answer = http.get(f"/api/v1/features/views/x?version={version}")
+    assert answer.status_code == 422, answer.text
+    assert "from 1 to 2147483647" in answer.text

@@ -38,11 +38,20 @@ class ApplyBatch:
     services: list[FeatureService]
 
 
+#: versions are stored as 32-bit integers, and count from 1
+MAX_VERSION = 2**31 - 1
+
+
 def check_version(version: Any) -> None:
-    """``Invalid`` unless ``version`` is ``None`` or an integer."""
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+    """``Invalid`` unless ``version`` is ``None`` or an integer from 1 to ``MAX_VERSION``
+    (PostgreSQL refuses to compare a 32-bit column with a larger number: a 500, found
+    by the fuzzer)."""
+    if version is not None and (
+        isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION
+    ):
         raise Invalid(
-            f"a feature view version must be an integer; got {version!r}", field="version"
+            f"a feature view version must be an integer from 1 to {MAX_VERSION}; got {version!r}",
+            field="version",
         )
 
 

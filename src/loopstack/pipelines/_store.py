@@ -122,7 +122,7 @@ class PipelineStore(abc.ABC):
 
     @abc.abstractmethod
     def list_runs(self, pipeline: str | None = None, limit: int = 50) -> list[RunRecord]:
-        """The latest runs first (steps left empty)."""
+        """The latest runs first, with their steps."""
 
     @abc.abstractmethod
     def put_step(self, run_uuid: str, step: str, **fields: Any) -> None:
@@ -279,7 +279,17 @@ class SqlPipelineStore(PipelineStore):
         if pipeline is not None:
             q = q.where(_RUNS.c.pipeline == pipeline)
         q = q.order_by(_RUNS.c.created_at.desc(), _RUNS.c.run_uuid).limit(max(1, int(limit)))
-        return [_run(r, {}) for r in self.db.read(lambda conn: conn.execute(q).all())]
+
+        def read(conn: Connection) -> list[RunRecord]:
+            rows = conn.execute(q).all()
+            ids = [r.run_uuid for r in rows]
+            steps: dict[str, dict[str, StepRecord]] = {i: {} for i in ids}
+            if ids:  # one query for every run's steps
+                for s in conn.execute(select(_STEPS).where(_STEPS.c.run_uuid.in_(ids))):
+                    steps[s.run_uuid][s.step] = _step(s)
+            return [_run(r, steps[r.run_uuid]) for r in rows]
+
+        return self.db.read(read)
 
     @staticmethod
     def _upsert_step(conn: Connection, run_uuid: str, step: str, fields: dict[str, Any]) -> None:
