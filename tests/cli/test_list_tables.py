@@ -183,7 +183,15 @@ def _fill_loop(tmp_path: Path) -> None:
     from loopstack.store import open_stores
 
     jobs = tmp_path / "retraining_pipelines_of_the_churn_team.py"
-    jobs.write_text("def retrain_churn_model_on_fresh_data(**params):\n    return params\n")
+    jobs.write_text(
+        "import loopstack as ls\n\n"
+        "@ls.step\n"
+        "def fit(rows: int = 1) -> int:\n"
+        "    return rows\n\n"
+        "@ls.pipeline\n"
+        "def retrain_churn_model_on_fresh_data(rows: int = 1):\n"
+        "    fit(rows=rows)\n"
+    )
     entry = f"{jobs}:retrain_churn_model_on_fresh_data"
     store = TriggerStore(open_stores(), actor=USER)
     spec = {"endpoint": "churn-prediction-endpoint", "above": 0.3, "window": "36h"}
