@@ -32,17 +32,9 @@ app.add_typer(triggers_app, name="triggers")
 
 
 def _opened() -> tuple[Stores, str, int]:
-    from loopstack.auth._open import open_in_project
-    from loopstack.errors import Invalid
+    from loopstack.cli._stores import local_project
 
-    def remote(client: Any) -> tuple[Stores, str, int]:
-        raise Invalid(
-            "loopstack loop works on a local metadata store; LOOPSTACK_TRACKING_URI "
-            "names a server, which has no loop routes yet",
-            field="tracking_uri",
-        )
-
-    return open_in_project(remote, lambda stores, actor, pid: (stores, actor, pid))
+    return local_project("loop", "loop")
 
 
 def _store() -> TriggerStore:

@@ -32,17 +32,9 @@ app.add_typer(rules_app, name="rules")
 
 
 def _opened() -> tuple[Stores, str, int]:
-    from loopstack.auth._open import open_in_project
-    from loopstack.errors import Invalid
+    from loopstack.cli._stores import local_project
 
-    def remote(client: Any) -> tuple[Stores, str, int]:
-        raise Invalid(
-            "loopstack monitor works on a local metadata store; LOOPSTACK_TRACKING_URI "
-            "names a server, which has no monitoring routes yet",
-            field="tracking_uri",
-        )
-
-    return open_in_project(remote, lambda stores, actor, pid: (stores, actor, pid))
+    return local_project("monitor", "monitoring")
 
 
 def _alert_store() -> AlertStore:

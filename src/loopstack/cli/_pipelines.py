@@ -34,17 +34,9 @@ WORKERS: Any = typer.Option(
 
 
 def _local() -> None:
-    from loopstack.auth._open import open_in_project
-    from loopstack.errors import Invalid
+    from loopstack.cli._stores import local_project
 
-    def remote(client: Any) -> None:
-        raise Invalid(
-            "loopstack pipelines works on a local metadata store; LOOPSTACK_TRACKING_URI "
-            "names a server, which has no pipeline routes yet",
-            field="tracking_uri",
-        )
-
-    open_in_project(remote, lambda stores, actor, pid: None)
+    local_project("pipelines", "pipeline")
 
 
 def _params(values: list[str]) -> dict[str, Any]:
