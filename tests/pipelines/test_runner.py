@@ -160,6 +160,25 @@ def test_a_failing_step_is_retried_with_exponential_backoff(
     assert [p for p in pauses if p in (0.01, 0.02)] == [0.01, 0.02]
 
 
+def test_a_step_waiting_to_retry_leaves_its_project_slot_free(
+    use_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loopstack.store import open_stores
+    from loopstack.store.metadata import lease_holder
+
+    db = open_stores().db
+    held_while_waiting: list[list[str]] = []
+
+    def sleep(_: float) -> None:
+        slots = [f"steps:{pid}:{i}" for pid in range(4) for i in range(8)]
+        held_while_waiting.append([n for n in slots if lease_holder(db, n) is not None])
+
+    monkeypatch.setattr(_runner.time, "sleep", sleep)
+    run = flows.flaky_flow.run(path=str(tmp_path / "count"))
+    assert run.steps["flaky"].attempts == 3
+    assert held_while_waiting == [[], []]
+
+
 def test_a_step_failing_after_its_retries_fails_the_run_naming_it(
     use_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -145,29 +145,31 @@ class _Run:
         task = StepTask(step, node.name, inputs, params, context)
         holder = f"{socket.gethostname()}:{os.getpid()}:{self.run_uuid}:{node.name}"
         attempts, outcome, error = 0, None, None
-        with step_slot(self.store.stores, self.store.project_id, holder, self.limit):
-            for attempts in range(1, step.retries + 2):
-                try:
+        # A slot is held per attempt, not across the backoff: a step waiting to retry
+        # leaves its project's slot to the steps that can run meanwhile.
+        for attempts in range(1, step.retries + 2):
+            try:
+                with step_slot(self.store.stores, self.store.project_id, holder, self.limit):
                     future = self.executor.submit(
                         task_callable(task), resources=step.resources, timeout_s=step.timeout_s
                     )
                     outcome = future.result()
+                break
+            except Exception as exc:  # noqa: BLE001 - the step's own error, retried
+                error = exc
+                self.store.put_step(
+                    self.run_uuid, node.name, attempts=attempts, error=_describe(exc)
+                )
+                if isinstance(exc, Invalid) or attempts > step.retries:
                     break
-                except Exception as exc:  # noqa: BLE001 - the step's own error, retried
-                    error = exc
-                    self.store.put_step(
-                        self.run_uuid, node.name, attempts=attempts, error=_describe(exc)
-                    )
-                    if isinstance(exc, Invalid) or attempts > step.retries:
-                        break
-                    pause = step.backoff_s * 2 ** (attempts - 1)
-                    self.say(
-                        f"{node.name}: attempt {attempts} failed ({_describe(exc)}); "
-                        f"retrying in {pause:g}s",
-                        node.name,
-                        "RETRYING",
-                    )
-                    time.sleep(pause)
+                pause = step.backoff_s * 2 ** (attempts - 1)
+                self.say(
+                    f"{node.name}: attempt {attempts} failed ({_describe(exc)}); "
+                    f"retrying in {pause:g}s",
+                    node.name,
+                    "RETRYING",
+                )
+                time.sleep(pause)
         if outcome is None:
             assert error is not None
             return self._fail(node, tracked, attempts, error)
