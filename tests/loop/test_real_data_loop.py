@@ -1,26 +1,28 @@
-"""The closed loop end to end on real data (scikit-learn's breast cancer set).
+"""The closed loop end to end on real data: scikit-learn's breast cancer and digits sets.
 
 v1 is trained on the original measurements, registered with its training dataset,
 made ``production`` and served over HTTP from a stored deployment with the prediction
-log on. Then the measuring device changes: live requests carry radius, perimeter and
-texture 1.5 times (and area 2.25 times) what v1 was trained on, and their labels come
-back through ``POST /endpoints/{name}/feedback``, so v1 really degrades. A drift
-trigger on a real retraining pipeline (a file this test writes) is evaluated by the
-``Controller``: it fires on the measured drift, the pipeline retrains on the original
-rows plus the labelled shifted traffic read back from the prediction log, registers
-v2, gates it against the champion on a shifted evaluation set and starts a canary
-rollout that a second user approves; the controller's steps carry it to promotion.
-A second test stops a challenger that does not beat the champion at its gates.
+log on. Then the measuring device changes (the cancer lab's reports lengths 1.5 times
+and areas 2.25 times what v1 saw; the digit scanner's top three rows read 8 levels
+brighter), and the labels of the live requests come back through
+``POST /endpoints/{name}/feedback``, so v1 really degrades. A drift trigger on a real
+retraining pipeline (a file this test writes) is evaluated by the ``Controller``: it
+fires on the measured drift, the pipeline retrains on the original rows plus the
+labelled shifted traffic read back from the prediction log, registers v2, gates it
+against the champion on a shifted evaluation set and starts a canary rollout that a
+second user approves; the controller's steps carry it to promotion. A second test
+stops a challenger that does not beat the champion at its gates.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +30,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.datasets import load_breast_cancer
+from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -57,8 +59,6 @@ from loopstack.store.events import EventLog
 from tests.conftest import ThreadedServer
 from tests.serving.conftest import eventually
 
-ENDPOINT = "cancer-api"
-MODEL = "cancer"
 LABEL = "target"
 #: the new device: lengths 1.5 times larger (so areas 2.25 times)
 SCALED = {
@@ -155,7 +155,7 @@ def roll_out(gated: dict, endpoint: str, model: str, plan: dict | None = None) -
     return int(started.rollout_id)
 
 
-@ls.pipeline(name="cancer-retrain")
+@ls.pipeline(name="retrain-on-traffic")
 def retraining(endpoint: str = "", model: str = "", base: str = "", evaluation: str = "",
                label: str = "target", plan: dict | None = None, c: float = 1.0,
                margin: float = 0.1):
@@ -166,54 +166,90 @@ def retraining(endpoint: str = "", model: str = "", base: str = "", evaluation: 
 '''
 
 
-def shifted(frame: pd.DataFrame) -> pd.DataFrame:
-    """The same rows as the new device measures them."""
+def _bigger(frame: pd.DataFrame) -> pd.DataFrame:
+    """Breast cancer rows as the new device measures them: lengths 1.5 times larger
+    (so areas 2.25 times)."""
     out = frame.copy()
     for column, factor in SCALED.items():
         out[column] = out[column] * factor
     return out
 
 
-@dataclass
-class Cancer:
-    """The data split: v1's training rows (original), live traffic, gate evaluation and
-    held-out test rows (all three shifted)."""
+def _brighter(frame: pd.DataFrame) -> pd.DataFrame:
+    """Digits as the new scanner sees them: the top three rows of its sensor read 8
+    levels brighter."""
+    out = frame.copy()
+    band = [c for c in out.columns if c.startswith(("pixel_0_", "pixel_1_", "pixel_2_"))]
+    out[band] = out[band] + 8.0
+    return out
 
+
+@dataclass(frozen=True)
+class Case:
+    """A bundled dataset, how the new device shifts it, and how it is split: v1's
+    training rows (original), then live traffic, gate evaluation and held-out test rows
+    (all three shifted)."""
+
+    name: str
+    load: Callable[[], pd.DataFrame]
+    shift: Callable[[pd.DataFrame], pd.DataFrame]
+    sizes: tuple[int, int, int]  # train, live, evaluation; the rest is the test set
+
+
+def _cancer_frame() -> pd.DataFrame:
+    frame = load_breast_cancer(as_frame=True).frame
+    frame.columns = [c.replace(" ", "_") for c in frame.columns]
+    return frame
+
+
+CANCER = Case("cancer", _cancer_frame, _bigger, (230, 200, 70))
+DIGITS = Case("digits", lambda: load_digits(as_frame=True).frame, _brighter, (600, 500, 300))
+
+
+@dataclass
+class Real:
+    """One case's registered v1 and its data split."""
+
+    case: Case
     stores: Stores
     train: pd.DataFrame
     live: pd.DataFrame
     evaluation: pd.DataFrame
     test: pd.DataFrame
 
+    @property
+    def endpoint(self) -> str:
+        return f"{self.case.name}-api"
 
-def _split() -> tuple[pd.DataFrame, ...]:
-    frame = load_breast_cancer(as_frame=True).frame
-    frame.columns = [c.replace(" ", "_") for c in frame.columns]
-    order = np.random.default_rng(0).permutation(len(frame))
-    train, live, evaluation, test = (
-        frame.iloc[order[a:b]].reset_index(drop=True)
-        for a, b in ((0, 230), (230, 430), (430, 500), (500, len(frame)))
-    )
-    return train, shifted(live), shifted(evaluation), shifted(test)
+    @property
+    def model(self) -> str:
+        return self.case.name
 
 
-def _v1() -> Cancer:
+def _v1(case: Case) -> Real:
     """v1 fit on the original rows, registered with its training set, ``production``,
-    deployed on ``cancer-api``; the shifted evaluation set registered for the gates."""
-    train, live, evaluation, test = _split()
-    data = ls.register_dataset("cancer-train", train)
-    ls.register_dataset("cancer-eval-shifted", evaluation)
+    deployed on ``<name>-api``; the shifted evaluation set registered for the gates."""
+    frame = case.load()
+    order = np.random.default_rng(0).permutation(len(frame))
+    n_train, n_live, n_eval = case.sizes
+    cuts = (0, n_train, n_train + n_live, n_train + n_live + n_eval, len(frame))
+    train, live, evaluation, test = (
+        frame.iloc[order[a:b]].reset_index(drop=True) for a, b in itertools.pairwise(cuts)
+    )
+    live, evaluation, test = (case.shift(f) for f in (live, evaluation, test))
+    data = ls.register_dataset(f"{case.name}-train", train)
+    ls.register_dataset(f"{case.name}-eval-shifted", evaluation)
     features = train.drop(columns=LABEL)
-    with ls.start_run(experiment="cancer") as run:
+    with ls.start_run(experiment=case.name) as run:
         run.log_input(data, context="training")
         v1 = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
         v1.fit(features, train[LABEL])
-        mv = run.log_model(v1, name=MODEL, artifact_path="model", sample_input=features.head(3))
+        mv = run.log_model(v1, name=case.name, artifact_path="model", sample_input=features.head(3))
     assert mv.version == 1
     stores = open_stores()
-    SqlRegistry(stores, actor="root").set_alias(MODEL, "production", 1, override=True)
-    SqlDeployments(stores, actor="root").create(ENDPOINT, f"{MODEL}@production")
-    return Cancer(stores, train, live, evaluation, test)
+    SqlRegistry(stores, actor="root").set_alias(case.name, "production", 1, override=True)
+    SqlDeployments(stores, actor="root").create(f"{case.name}-api", f"{case.name}@production")
+    return Real(case, stores, train, live, evaluation, test)
 
 
 @dataclass
@@ -221,6 +257,7 @@ class Traffic:
     """Shifted requests of 10 rows to the endpoint, each followed by its labels."""
 
     url: str
+    endpoint: str
     rows: pd.DataFrame
     answers: Counter[tuple[int, str | None]] = field(default_factory=Counter)
     correct: Counter[str] = field(default_factory=Counter)
@@ -230,7 +267,7 @@ class Traffic:
     def send(self, client: httpx.Client, chunk: pd.DataFrame) -> None:
         rid = uuid.uuid4().hex
         got = client.post(
-            f"{self.url}/endpoints/{ENDPOINT}/predict",
+            f"{self.url}/endpoints/{self.endpoint}/predict",
             json={"records": chunk.drop(columns=LABEL).to_dict("records")},
             headers={"X-Request-ID": rid, "X-Routing-Key": rid},
         )
@@ -243,7 +280,7 @@ class Traffic:
         self.seen[str(version)] += len(labels)
         self.correct[str(version)] += sum(int(a) == b for a, b in zip(said, labels, strict=True))
         fed = client.post(
-            f"{self.url}/endpoints/{ENDPOINT}/feedback",
+            f"{self.url}/endpoints/{self.endpoint}/feedback",
             json={"request_id": rid, "label": labels},
         )
         assert fed.status_code == 200, fed.text
@@ -264,24 +301,24 @@ class Traffic:
                 time.sleep(0.02)
 
 
-@pytest.fixture
-def served() -> Iterator[tuple[Cancer, str]]:
+@pytest.fixture(params=[CANCER, DIGITS], ids=lambda c: c.name)
+def served(request: pytest.FixtureRequest) -> Iterator[tuple[Real, str]]:
     """v1 behind the real serving app over the stored deployment (refreshed every
     0.1 s), its prediction log flushed every 0.2 s."""
-    cancer = _v1()
+    real = _v1(request.param)
     runtime = ServingRuntime([])
     app = create_serving_app(
         runtime,
         refresh_s=0.1,
         deployments=DeploymentSource(
-            SqlDeployments(cancer.stores), [ENDPOINT], alias_refresh_s=0.1
+            SqlDeployments(real.stores), [real.endpoint], alias_refresh_s=0.1
         ),
-        prediction_log=PredictionLog(EventLog(cancer.stores), flush_interval_s=0.2),
+        prediction_log=PredictionLog(EventLog(real.stores), flush_interval_s=0.2),
     )
     eventually(lambda: runtime.ready)
     try:
         with ThreadedServer(app) as server:
-            yield cancer, server.url
+            yield real, server.url
     finally:
         app.state.stop_refresh.set()
 
@@ -298,43 +335,45 @@ def _window(duration_s: float = 900.0) -> tuple[int, float]:
     raise AssertionError("no window length fits")  # pragma: no cover - 514 tries
 
 
-def _logged(stores: Stores, requests: int) -> bool:
+def _logged(stores: Stores, endpoint: str, requests: int) -> bool:
     """Have ``requests`` predictions and as many labels reached the prediction log?"""
     plog = PredictionLog(EventLog(stores))
     try:
         return (
-            plog.read_predictions(ENDPOINT).num_rows >= requests
+            plog.read_predictions(endpoint).num_rows >= requests
             and plog.read_feedback().num_rows >= requests
         )
     finally:
         plog.close()
 
 
-def _accuracy(version: int, rows: pd.DataFrame) -> float:
-    model = ls.load_model(f"models:/{MODEL}/{version}")
+def _accuracy(model_name: str, version: int, rows: pd.DataFrame) -> float:
+    model = ls.load_model(f"models:/{model_name}/{version}")
     said = np.asarray(model.predict(rows.drop(columns=LABEL))).astype(int)
     return float((said == rows[LABEL].to_numpy()).mean())
 
 
 @pytest.mark.slow
 def test_drift_on_real_data_retrains_gates_canaries_and_promotes_a_better_model(
-    served: tuple[Cancer, str], tmp_path: Path
+    served: tuple[Real, str], tmp_path: Path
 ) -> None:
-    cancer, url = served
+    real, url = served
+    endpoint, model, name = real.endpoint, real.model, real.case.name
+    n_train, n_live, _ = real.case.sizes
     length, window_end = _window()
     path = tmp_path / "retrain_flow.py"
     path.write_text(PIPELINE)
     store = TriggerStore(open_stores())
     store.add(
         Trigger(
-            "cancer-drift",
+            f"{name}-drift",
             "drift",
             f"{path}:retraining",
             params={
-                "endpoint": ENDPOINT,
-                "model": MODEL,
-                "base": "cancer-train",
-                "evaluation": "cancer-eval-shifted",
+                "endpoint": endpoint,
+                "model": model,
+                "base": f"{name}-train",
+                "evaluation": f"{name}-eval-shifted",
                 "label": LABEL,
                 "plan": {
                     # 25% -> 50% -> 100%, a second each, watched every 0.3 s over 3 s
@@ -352,7 +391,7 @@ def test_drift_on_real_data_retrains_gates_canaries_and_promotes_a_better_model(
                 },
                 "margin": 0.1,
             },
-            spec={"endpoint": ENDPOINT, "above": 0.15, "window": length},
+            spec={"endpoint": endpoint, "above": 0.15, "window": length},
         )
     )
     controller = Controller(open_stores(), holder="loop-1", interval_s=0.1)
@@ -360,46 +399,46 @@ def test_drift_on_real_data_retrains_gates_canaries_and_promotes_a_better_model(
     assert [e.kind for e in controller.step(window_end + 1).events] == []
 
     # 1. the new device's measurements reach v1, and their labels come back
-    traffic = Traffic(url, cancer.live)
+    traffic = Traffic(url, endpoint, real.live)
     traffic.send_all()
     assert set(traffic.answers) == {(200, "1")}, traffic.answers
-    assert traffic.answers[(200, "1")] == 20
-    eventually(lambda: _logged(cancer.stores, 20), timeout_s=60)
-    seen = observe(ENDPOINT, length, until=window_end, stores=cancer.stores).metrics()
+    assert traffic.answers[(200, "1")] == n_live // 10
+    eventually(lambda: _logged(real.stores, endpoint, n_live // 10), timeout_s=60)
+    seen = observe(endpoint, length, until=window_end, stores=real.stores).metrics()
     assert seen["drift_share"] > 0.15, seen
     assert seen["accuracy"] < 0.8, seen  # v1 really degraded on the shifted inputs
     assert traffic.correct["1"] / traffic.seen["1"] < 0.8
 
     # 2. the controller sees the drift, fires once and runs the retraining pipeline
     report = controller.step(window_end + 1)
-    kinds = [(e.kind, e.trigger) for e in report.events if e.trigger == "cancer-drift"]
+    kinds = [(e.kind, e.trigger) for e in report.events if e.trigger == f"{name}-drift"]
     assert kinds == [
-        ("fired", "cancer-drift"),
-        ("launched", "cancer-drift"),
-        ("done", "cancer-drift"),
+        ("fired", f"{name}-drift"),
+        ("launched", f"{name}-drift"),
+        ("done", f"{name}-drift"),
     ], report.events
     (firing,) = loop_status(open_stores())
     assert firing.status == "done", firing
     assert firing.reason.startswith("drift_share ") and firing.reason.endswith(
-        f"> 0.15 on {ENDPOINT} over {length}"
+        f"> 0.15 on {endpoint} over {length}"
     ), firing.reason
     assert firing.pipeline_run_uuid is not None, firing
     run = ls.pipelines.get_run(firing.pipeline_run_uuid)
     assert run.status == "FINISHED"
     assert set(run.steps) == {"labelled_traffic", "retrain", "gate", "roll_out"}
     # v2 was trained on the original rows plus the 200 labelled shifted ones
-    assert len(ls.get_dataset("cancer-train-retrain").to_pandas()) == 230 + 200
+    assert len(ls.get_dataset(f"{name}-train-retrain").to_pandas()) == n_train + n_live
 
     # 3. v2 passed its gates against the champion, with the evidence kept
-    results = {r.gate: r for r in gate_results(MODEL, 2)}
+    results = {r.gate: r for r in gate_results(model, 2)}
     assert set(results) == {"primary:accuracy", "guardrail:f1", "lineage"}, results
     assert all(r.passed for r in results.values()), results
     primary = results["primary:accuracy"].evidence
     assert primary["delta"] >= 0.1 and primary["bootstrap"]["p_value"] <= 0.05, primary
-    assert require_gates_passed(MODEL, 2).passed
+    assert require_gates_passed(model, 2).passed
 
     # 4. the rollout waits for a second user, then the controller carries it through
-    (rollout,) = Rollouts(open_stores()).list(endpoint=ENDPOINT)
+    (rollout,) = Rollouts(open_stores()).list(endpoint=endpoint)
     assert (rollout.version, rollout.status) == ("2", "awaiting_approval"), rollout
     Rollouts(open_stores(), actor="bob").approve(rollout.rollout_id, comment="gates passed")
     sender = threading.Thread(target=traffic.keep_sending, daemon=True)
@@ -424,9 +463,9 @@ def test_drift_on_real_data_retrains_gates_canaries_and_promotes_a_better_model(
         assert any(v.get("error_rate") == 0.0 for v in measured), measured
         trail = [e["action"] for e in Rollouts(open_stores()).events(rollout.rollout_id)]
         assert trail.count("rollout.canary") == 2 and trail[-1] == "rollout.promote", trail
-        deployment = SqlDeployments(open_stores()).get(ENDPOINT)
+        deployment = SqlDeployments(open_stores()).get(endpoint)
         assert deployment.policy == "single" and [a.version for a in deployment.arms] == [2]
-        aliases = SqlRegistry(open_stores()).get_registered_model(MODEL).aliases
+        aliases = SqlRegistry(open_stores()).get_registered_model(model).aliases
         assert aliases["production"] == 2
         before = traffic.answers[(200, "2")]
         eventually(lambda: traffic.answers[(200, "2")] > before + 20, timeout_s=60)
@@ -437,7 +476,7 @@ def test_drift_on_real_data_retrains_gates_canaries_and_promotes_a_better_model(
     assert len(loop_status(open_stores())) == 1  # the drift fired once
 
     # 5. the promoted model is clearly better on held-out rows from the new device
-    old, new = _accuracy(1, cancer.test), _accuracy(2, cancer.test)
+    old, new = _accuracy(model, 1, real.test), _accuracy(model, 2, real.test)
     assert new >= 0.9 and new - old >= 0.15, (old, new)
     assert traffic.correct["2"] / traffic.seen["2"] >= 0.85, traffic.correct
 
@@ -445,28 +484,28 @@ def test_drift_on_real_data_retrains_gates_canaries_and_promotes_a_better_model(
 def test_a_challenger_that_does_not_beat_the_champion_stops_at_its_gates(
     tmp_path: Path,
 ) -> None:
-    cancer = _v1()
+    cancer = _v1(CANCER)
     # a challenger fit on the original rows only: no better on the shifted ones
     features = cancer.train.drop(columns=LABEL)
     with ls.start_run(experiment="cancer") as run:
         run.log_input(ls.get_dataset("cancer-train"), context="training")
         weak = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=5000))
         weak.fit(features, cancer.train[LABEL])
-        run.log_model(weak, name=MODEL, artifact_path="model", sample_input=features.head(3))
+        run.log_model(weak, name="cancer", artifact_path="model", sample_input=features.head(3))
     gates = Gates(
         primary=MetricThreshold("accuracy", min_improvement=0.1), require_validation=False
     )
     report = evaluate_gates(
         gates,
-        f"models:/{MODEL}/2",
-        f"models:/{MODEL}@production",
+        "models:/cancer/2",
+        "models:/cancer@production",
         data=cancer.evaluation,
         label=LABEL,
     )
-    record_gates(report, MODEL, 2)
+    record_gates(report, "cancer", 2)
     assert not report.passed
     with pytest.raises(GateFailed, match="primary:accuracy") as failed:
-        require_gates_passed(MODEL, 2)
+        require_gates_passed("cancer", 2)
     assert "improvement" in str(failed.value)
 
     # the loop launched on it stops there with the reason, and starts no rollout
@@ -489,7 +528,7 @@ def test_a_challenger_that_does_not_beat_the_champion_stops_at_its_gates(
     (view,) = loop_status(open_stores())
     assert view.status == "stopped", view
     assert "primary:accuracy" in view.outcome["gate"], view.outcome
-    assert Rollouts(open_stores()).list(endpoint=ENDPOINT) == []
-    aliases = SqlRegistry(open_stores()).get_registered_model(MODEL).aliases
+    assert Rollouts(open_stores()).list(endpoint=cancer.endpoint) == []
+    aliases = SqlRegistry(open_stores()).get_registered_model("cancer").aliases
     assert aliases["production"] == 1
-    assert {r.gate: r.passed for r in gate_results(MODEL, 2)}["primary:accuracy"] is False
+    assert {r.gate: r.passed for r in gate_results("cancer", 2)}["primary:accuracy"] is False
