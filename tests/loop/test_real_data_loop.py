@@ -89,7 +89,7 @@ from loopstack.store import open_stores
 from loopstack.store.events import EventLog
 
 
-@ls.step
+@ls.step(cache=False)  # it reads the live log: never from the cache
 def labelled_traffic(endpoint: str, label: str) -> pd.DataFrame:
     """The endpoint's logged inputs joined with the labels that came back."""
     stores = open_stores()
