@@ -27,6 +27,8 @@ Performance: ``log_labels`` / ``ingest_labels`` write late ground truth to the
 ``feedback`` stream, ``join_labels`` joins it to the model's rows, ``performance``
 gives realised metrics per window, ``estimate_performance`` the CBPE estimate before
 labels come (with intervals); ``log_kpi`` / ``read_kpis`` keep business KPIs.
+``observe(endpoint, window)`` measures one window of an endpoint (what the alert rules
+and the loop's triggers read).
 
 >>> report = ls.monitoring.drift(train_df, window_df)
 >>> print(report.render())
@@ -83,6 +85,7 @@ from loopstack.monitoring._window import SegmentCache, WindowPart, read_window, 
 
 if TYPE_CHECKING:
     from loopstack.monitoring._alert_store import AlertStore
+    from loopstack.monitoring._monitor import Observation, observe
     from loopstack.monitoring._prometheus import MonitorCollector, monitor_metrics
 
 #: names loaded on first use (SQLAlchemy behind them)
@@ -90,6 +93,8 @@ _LAZY: dict[str, str] = {
     "AlertStore": "loopstack.monitoring._alert_store",
     "MonitorCollector": "loopstack.monitoring._prometheus",
     "monitor_metrics": "loopstack.monitoring._prometheus",
+    "Observation": "loopstack.monitoring._monitor",
+    "observe": "loopstack.monitoring._monitor",
 }
 
 __all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
@@ -113,6 +118,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
     "LogSink",
     "MonitorCollector",
     "MonitoringReport",
+    "Observation",
     "PerformanceReport",
     "Profile",
     "QualityReport",
@@ -134,6 +140,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
     "log_kpi",
     "log_labels",
     "monitor_metrics",
+    "observe",
     "open_sink",
     "parse_window",
     "performance",
