@@ -47,7 +47,7 @@ from loopstack.loop import (
     loop_status,
     require_gates_passed,
 )
-from loopstack.monitoring._monitor import observe
+from loopstack.monitoring import observe
 from loopstack.registry import SqlRegistry
 from loopstack.server import create_serving_app
 from loopstack.serving import DeploymentSource, PredictionLog, ServingRuntime, SqlDeployments
