@@ -59,8 +59,12 @@ def run(
     from rich.text import Text
 
     from loopstack.cli._output import console
-    from loopstack.serving.stream import StreamScorer, StreamStats, open_source
+    from loopstack.serving import deployments
+    from loopstack.serving.stream import StreamScorer, StreamStats, open_source, parse_write_feature
 
+    deployments().get(endpoint)  # bad input changes nothing: no consumer group made
+    if write_feature is not None:
+        parse_write_feature(write_feature)
     name = consumer or f"{socket.gethostname()}-{os.getpid()}"
     options: dict[str, object] = {"dead_letter": dead_letter, "claim_idle_ms": claim_idle_ms}
     stream = open_source(source, group, name, **options)
