@@ -54,6 +54,7 @@ ARGS: dict[str, list[str]] = {
     "rollout promote": ["1"],
     "rollout rollback": ["1"],
     "rollout tick": [],
+    "stream run": ["churn-api", "--source", "redis://127.0.0.1:1/0?stream=x"],
     "features apply": ["{missing}"],
     "features delete": ["driver_stats"],
     "features list": [],

@@ -108,6 +108,7 @@ def _register() -> None:
         _runs,
         _serve,
         _serve_models,
+        _stream,
         _token,
         _users,
     )
@@ -126,6 +127,7 @@ def _register() -> None:
         ("pipelines", _pipelines.app, True),
         ("loop", _loop.app, True),
         ("rollout", _rollout.app, True),
+        ("stream", _stream.app, True),
         ("token", _token.app, False),
         ("projects", _projects.app, False),
         ("users", _users.app, False),

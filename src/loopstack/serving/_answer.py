@@ -493,6 +493,11 @@ class Answerer:
         """The prediction log's flush hook: bring the dropped-rows counter up to date."""
         self._count_log_drops()
 
+    async def drain_shadows(self) -> None:
+        """Wait for the shadow copies under way (their rows are then in the log's buffer)."""
+        if self._shadow_tasks:
+            await asyncio.gather(*self._shadow_tasks, return_exceptions=True)
+
     async def aclose(self) -> None:
         """Run what waits in every batcher, then flush and close the prediction log."""
         for lane in list(self._lanes.values()):
