@@ -39,15 +39,35 @@ class ChunkDone:
 
 
 def _model(scorer: Scorer) -> Any:
+    """The serving path's ``ModelCall`` over the loaded model: float columns go to the
+    model as one array, and a tree classifier is called once (``predict_proba``)."""
     found = _loaded.get(scorer.package_dir)
     if found is None:
         from loopstack.registry.flavors import load_package
-        from loopstack.serving._runtime import limit_threads
+        from loopstack.serving._model_call import ModelCall
+        from loopstack.serving._runtime import ServedModel, limit_threads
 
         limit_threads()
-        found = load_package(scorer.package_dir, expected_files=scorer.expected_files)
+        model = load_package(scorer.package_dir, expected_files=scorer.expected_files)
+        found = ModelCall(ServedModel(model, scorer.model_version, None, scorer.package_dir))
         _loaded[scorer.package_dir] = found
     return found
+
+
+def _outputs(call: Any, table: pa.Table) -> dict[str, np.ndarray]:
+    from loopstack.serving._model_call import Prepared
+
+    if call.float_dtype is not None:
+        array = np.column_stack(
+            [table.column(c).to_numpy().astype(call.float_dtype, copy=False) for c in call.columns]
+        )
+        prepared = call.prepare(array)
+    else:
+        prepared = Prepared(call.prepare(table.to_pandas()).data, table.num_rows)
+    (result,) = call.run([prepared])
+    if isinstance(result, Exception):
+        raise result
+    return result  # type: ignore[no-any-return]
 
 
 def score_chunk(
@@ -69,8 +89,8 @@ def score_chunk(
             f"chunk {chunk_id} (row groups {list(row_groups)} of {path}) cannot be read: {exc}",
             field="input",
         ) from exc
-    frame = table.select(list(scorer.columns)).to_pandas()
-    labels, proba = model.predict_both(frame)
+    outputs = _outputs(model, table.select(list(scorer.columns)))
+    labels, proba = outputs["predict"], outputs.get("predict_proba")
     out: dict[str, Any] = {}
     if scorer.key_columns:
         for key in scorer.key_columns:
@@ -80,7 +100,7 @@ def score_chunk(
     out["model_version"] = pa.array([scorer.model_version] * table.num_rows, pa.string())
     out["prediction"] = pa.array(np.asarray(labels))
     if proba is not None:
-        classes = getattr(model.model, "classes_", range(proba.shape[1]))
+        classes = getattr(model.served.model.model, "classes_", range(proba.shape[1]))
         for i, label in enumerate(classes):
             out[f"proba_{label}"] = pa.array(np.ascontiguousarray(proba[:, i]))
     result = pa.table(out)
