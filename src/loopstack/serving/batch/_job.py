@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,6 +33,9 @@ from loopstack.serving.batch._worker import ChunkDone, Scorer, score_chunk
 __all__ = ["BatchResult", "predict_batch"]
 
 EXECUTORS = ("local", "ray")
+# forked workers share the parent's imported libraries (their pages are counted once);
+# "spawn" where fork is not offered
+_START_METHOD = "fork" if os.name == "posix" and sys.platform != "darwin" else "spawn"
 
 
 @dataclass(frozen=True)
@@ -189,7 +193,7 @@ def _run_local(
     import multiprocessing
 
     count = max(1, min(workers or os.cpu_count() or 1, len(todo)))
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context(_START_METHOD)
     pending = iter(todo)
     with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
         running: set[Future[ChunkDone]] = set()
