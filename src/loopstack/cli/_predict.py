@@ -47,7 +47,7 @@ def batch(
     from loopstack.serving.batch import predict_batch
 
     out = console()
-    with Progress(
+    bar = Progress(
         TextColumn("scoring"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -57,9 +57,10 @@ def batch(
         TimeRemainingColumn(),
         console=out,
         transient=False,
-    ) as bar:
-        task = bar.add_task("rows", total=None, rate="")
-        started: list[Any] = []
+    )
+    task = bar.add_task("rows", total=None, rate="")
+    started: list[Any] = []  # the bar shows once the job starts: bad input prints no bar
+    try:
 
         def progress(done: int, total: int) -> None:
             import time
@@ -67,6 +68,7 @@ def batch(
             now = time.perf_counter()
             if not started:
                 started.append((now, done))
+                bar.start()
             t0, d0 = started[0]
             rate = (done - d0) / (now - t0) if now > t0 else 0.0
             bar.update(task, completed=done, total=total, rate=f"{rate:,.0f} rows/s")
@@ -84,6 +86,8 @@ def batch(
             resume=not no_resume,
             on_progress=progress,
         )
+    finally:
+        bar.stop()
     resumed = f", {result.chunks_resumed} resumed" if result.chunks_resumed else ""
     out.print(
         f"wrote {result.rows:,} predictions of version {result.model_version} to "
