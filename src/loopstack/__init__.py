@@ -66,6 +66,7 @@ _EXPORTS: dict[str, str] = {
     },
     **{name: "loopstack.pipelines" for name in ("checkpoint", "pipeline", "step")},
     "deployments": "loopstack.serving",
+    "predict_batch": "loopstack.serving.batch",
     "set_project": "loopstack.config",
     **{
         name: "loopstack.errors"
@@ -164,6 +165,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from loopstack.pipelines import checkpoint, pipeline, step  # noqa: F401
     from loopstack.registry import get_registry, lineage, load_model, log_model  # noqa: F401
     from loopstack.serving import deployments  # noqa: F401
+    from loopstack.serving.batch import predict_batch  # noqa: F401
     from loopstack.tracking import (  # noqa: F401
         ActiveRun,
         TrackingClient,

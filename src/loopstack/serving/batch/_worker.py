@@ -1,0 +1,110 @@
+"""Scoring one chunk, in a worker process (or a Ray task): the model is loaded once per
+process from the package directory the job downloaded and verified; the chunk's row
+groups are read, scored, and written as one part file (a temporary name renamed into
+place, so a part file that exists is complete)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from loopstack.errors import Invalid
+
+__all__ = ["ChunkDone", "Scorer", "score_chunk"]
+
+_loaded: dict[str, Any] = {}  # package dir -> LoadedModel, one load per process
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """What every chunk of a job needs: where the model is and what to write."""
+
+    package_dir: str
+    expected_files: dict[str, str] | None
+    columns: tuple[str, ...]  # the signature's columns, read from the input
+    key_columns: tuple[str, ...]  # copied to the output; empty: a global ``row_id``
+    model_version: str
+
+
+@dataclass(frozen=True)
+class ChunkDone:
+    chunk_id: str
+    rows: int
+    part: str
+
+
+def _model(scorer: Scorer) -> Any:
+    """The serving path's ``ModelCall`` over the loaded model: float columns go to the
+    model as one array, and a tree classifier is called once (``predict_proba``)."""
+    found = _loaded.get(scorer.package_dir)
+    if found is None:
+        from loopstack.registry.flavors import load_package
+        from loopstack.serving._model_call import ModelCall
+        from loopstack.serving._runtime import ServedModel, limit_threads
+
+        limit_threads()
+        model = load_package(scorer.package_dir, expected_files=scorer.expected_files)
+        found = ModelCall(ServedModel(model, scorer.model_version, None, scorer.package_dir))
+        _loaded[scorer.package_dir] = found
+    return found
+
+
+def _outputs(call: Any, table: pa.Table) -> dict[str, np.ndarray]:
+    from loopstack.serving._model_call import Prepared
+
+    if call.float_dtype is not None:
+        array = np.column_stack(
+            [table.column(c).to_numpy().astype(call.float_dtype, copy=False) for c in call.columns]
+        )
+        prepared = call.prepare(array)
+    else:
+        prepared = Prepared(call.prepare(table.to_pandas()).data, table.num_rows)
+    (result,) = call.run([prepared])
+    if isinstance(result, Exception):
+        raise result
+    return result  # type: ignore[no-any-return]
+
+
+def score_chunk(
+    scorer: Scorer,
+    chunk_id: str,
+    path: str,
+    row_groups: tuple[int, ...],
+    first_row: int,
+    part: str,
+) -> ChunkDone:
+    """Score one chunk into ``part``; ``Invalid`` naming the file and row groups when the
+    chunk cannot be read."""
+    model = _model(scorer)
+    wanted = list(dict.fromkeys([*scorer.key_columns, *scorer.columns]))
+    try:
+        table = pq.ParquetFile(path).read_row_groups(list(row_groups), columns=wanted)
+    except Exception as exc:  # noqa: BLE001 - a corrupted chunk: say which
+        raise Invalid(
+            f"chunk {chunk_id} (row groups {list(row_groups)} of {path}) cannot be read: {exc}",
+            field="input",
+        ) from exc
+    outputs = _outputs(model, table.select(list(scorer.columns)))
+    labels, proba = outputs["predict"], outputs.get("predict_proba")
+    out: dict[str, Any] = {}
+    if scorer.key_columns:
+        for key in scorer.key_columns:
+            out[key] = table.column(key)
+    else:
+        out["row_id"] = pa.array(np.arange(first_row, first_row + table.num_rows, dtype="int64"))
+    out["model_version"] = pa.array([scorer.model_version] * table.num_rows, pa.string())
+    out["prediction"] = pa.array(np.asarray(labels))
+    if proba is not None:
+        classes = getattr(model.served.model.model, "classes_", range(proba.shape[1]))
+        for i, label in enumerate(classes):
+            out[f"proba_{label}"] = pa.array(np.ascontiguousarray(proba[:, i]))
+    result = pa.table(out)
+    tmp = f"{part}.tmp-{os.getpid()}"
+    pq.write_table(result, tmp)
+    os.replace(tmp, part)
+    return ChunkDone(chunk_id, table.num_rows, part)
