@@ -165,8 +165,13 @@ def filled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from loopstack.loop import CanaryStep, RolloutPlan, rollouts
 
     plan = RolloutPlan(steps=[CanaryStep(0.05, 600)], require_approval=False)
-    rollouts(actor=USER).start(
-        "churn-prediction-rollout-endpoint", "churn-prediction-model", 2, plan
+    rollouts(actor=USER).start(  # no real model to gate: forced past its gates
+        "churn-prediction-rollout-endpoint",
+        "churn-prediction-model",
+        2,
+        plan,
+        force=True,
+        reason="a listing fixture",
     )
     ok("projects", "create", "growth-analytics", "-d", "experiments of the growth team " * 3)
     ok("users", "create", USER, "--display-name", "Ana Long-Surname")

@@ -55,7 +55,24 @@ def log_versions(*extra: Any) -> Models:
     stores = open_stores()
     SqlRegistry(stores, actor="root").set_alias("iris", "production", 1, override=True)
     SqlDeployments(stores, actor="root").create("iris-api", "iris@production")
-    return Models(stores, frame, np.asarray(y))
+    models = Models(stores, frame, np.asarray(y))
+    for version in range(2, 3 + len(extra)):  # each candidate passed its gates
+        record_real_gates(models, version)
+    return models
+
+
+def record_real_gates(m: Models, version: int, *, min_accuracy: float = 0.8) -> Any:
+    """Evaluate the version's gates on iris (accuracy at least ``min_accuracy``) and
+    record them on it, as a loop's gate step does; the report."""
+    from loopstack.loop import Gates, MetricThreshold, gate_version
+
+    gates = Gates(
+        primary=MetricThreshold("accuracy", min_value=min_accuracy, max_regression=0.05),
+        require_validation=False,
+        require_lineage=False,
+    )
+    data = m.frame.assign(y=m.y)
+    return gate_version(gates, "iris", version, champion_alias=None, data=data, stores=m.stores)
 
 
 def three_versions() -> Models:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from loopstack.cli import app
 from loopstack.serving import SqlDeployments
-from tests.loop.rollout_models import Models, three_versions
+from tests.loop.rollout_models import Models, record_real_gates, three_versions
 
 
 @pytest.fixture
@@ -70,6 +70,7 @@ def test_a_rollout_through_the_cli(models: Models, tmp_path: Path) -> None:
     for action in ("rollout.start", "rollout.canary", "rollout.pause", "rollout.promote"):
         assert action in status
     assert "guardrails: latency_p99_ms < 500" in status
+    assert "gates: evaluation " in status and "(primary" in status and "; passed" in status
     got = json.loads(run("rollout", "status", "1", "--json"))
     assert got["status"] == "promoted" and got["reason"] == "forced by alice"
     assert json.loads(run("rollout", "list", "--json"))[0]["id"] == 1
@@ -78,6 +79,7 @@ def test_a_rollout_through_the_cli(models: Models, tmp_path: Path) -> None:
     plan.write_text(
         json.dumps({"steps": [{"weight": 0.5, "bake_s": 9}], "require_approval": False})
     )
+    record_real_gates(models, 1)
     out = run("rollout", "start", "iris-api", "iris", "1", "--plan", str(plan))
     assert "is canary (canary 50%)" in out
     assert "is rolled_back" in run("rollout", "rollback", "2")

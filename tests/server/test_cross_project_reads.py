@@ -78,7 +78,10 @@ def _fill(project: str, prefix: str, tmp_path: Path) -> dict[str, Any]:
     from loopstack.loop import CanaryStep, RolloutPlan, rollouts
 
     plan = RolloutPlan(steps=[CanaryStep(0.05, 600)], require_approval=False)
-    rollout = rollouts(actor="root").start(f"{prefix}-deploy", f"{prefix}-model", 2, plan)
+    # its files are not a model the gates could evaluate: the admin forces it past them
+    rollout = rollouts(actor="root").start(
+        f"{prefix}-deploy", f"{prefix}-model", 2, plan, force=True, reason="no model files"
+    )
     path = tmp_path / f"{prefix}.parquet"
     pd.DataFrame(
         {f"{prefix}_id": [1, 2], "event_timestamp": pd.Timestamp("2024-03-01"), "rate": [0.1, 0.2]}

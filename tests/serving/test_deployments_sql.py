@@ -3,6 +3,8 @@ so two replicas changing one deployment at once never lose an update."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import loopstack as ls
@@ -21,10 +23,15 @@ class _Stale(SqlDeployments):
         return self.snapshot
 
 
-def test_a_change_from_a_stale_read_is_refused_and_the_other_change_stands() -> None:
+def _churn_versions(n: int) -> Any:
     reg = ls.get_registry(actor="alice")
-    for _ in range(3):
+    for _ in range(n):
         reg.create_model_version("churn", source="runs:/x/model", files={"m.bin": "ab" * 32})
+    return reg
+
+
+def test_a_change_from_a_stale_read_is_refused_and_the_other_change_stands() -> None:
+    _churn_versions(3)
     stores = open_stores()
     one = SqlDeployments(stores, actor="bob")
     one.create("api", "churn/1")
@@ -70,3 +77,28 @@ def test_a_model_a_deployment_serves_cannot_be_deleted() -> None:
     reg.delete_registered_model("churn")  # no longer served
     with pytest.raises(ls.NotFound):
         reg.get_registered_model("churn")
+
+
+def test_revise_writes_the_arms_given_under_the_production_rule_and_audits() -> None:
+    from loopstack.serving import Arm
+    from loopstack.store.audit_log import LocalAuditLog
+
+    reg = _churn_versions(2)
+    reg.set_alias("churn", "production", 1, override=True)
+    stores = open_stores()
+    deployments = SqlDeployments(stores, actor="bob")
+    current = deployments.create("api", "churn@production", stage="production")
+    arms = [Arm("blue", "churn", "1", 90.0, "primary"), Arm("canary", "churn", "2", 10.0, "canary")]
+    with pytest.raises(ls.Forbidden, match="churn version 2 is not approved for production"):
+        deployments.revise(current, "canary", "canary", arms, comment="rollout 7")
+    assert deployments.get("api").revision == 1  # refused: nothing written
+    with pytest.raises(ls.Invalid, match="a revision's action is a short name"):
+        deployments.revise(current, "", "canary", arms)
+    got = deployments.revise(current, "canary", "canary", arms, comment="rollout 7", force=True)
+    assert got.revision == 2 and [a.version for a in got.arms] == [1, 2]
+    assert deployments.history("api")[-1].comment == "rollout 7"
+    events = LocalAuditLog(stores.db).events(object_type="deployment", object_id="api")
+    assert events[-1]["action"] == "deployment.canary"
+    assert events[-1]["actor"] == "bob"
+    with pytest.raises(ls.Conflict, match="changed meanwhile"):  # current is stale now
+        deployments.revise(current, "canary", "canary", arms, force=True)

@@ -132,6 +132,10 @@ def start(
     evidence_file: Path = typer.Option(
         None, "--evidence", help="The approval request's evidence, a JSON object file."
     ),
+    force: bool = typer.Option(
+        False, "--force", help="Past failed or missing gates (an admin's; needs --reason)."
+    ),
+    reason: str = typer.Option("", "--reason", help="Why it is forced (audited)."),
 ) -> None:
     """Start rolling a model version out on an endpoint (it awaits its approval)."""
     import json
@@ -150,12 +154,25 @@ def start(
             raise Invalid(f"the evidence file {evidence_file} is not JSON: {exc}") from exc
         if not isinstance(evidence, dict):
             raise Invalid(f"the evidence is a JSON object; got {type(evidence).__name__}")
-    r = _rollouts().start(endpoint, model, version, plan, evidence=evidence)
+    r = _rollouts().start(
+        endpoint, model, version, plan, evidence=evidence, force=force, reason=reason
+    )
     console().print(_summary(r))
     if r.status == "awaiting_approval":
         console().print(
             f"approve it with `loopstack rollout approve {r.rollout_id}` (another ml-engineer)"
         )
+
+
+def _gates_line(gates: dict[str, Any] | None) -> str:
+    """Which gate evaluation the rollout started on (or who forced it past them)."""
+    if not gates:
+        return "gates: none recorded when it started"
+    names = ", ".join(gates.get("gates", [])) or "none"
+    line = f"gates: evaluation {gates.get('evaluation_id') or 'none'} ({names})"
+    if gates.get("forced_by"):
+        line += f"; forced by {gates['forced_by']}: {gates.get('force_reason', '')}"
+    return line + ("; passed" if gates.get("passed") else "; not passed")
 
 
 @app.command("status")
@@ -181,6 +198,7 @@ def status(rollout_id: int = ID, as_json: bool = JSON) -> None:
         f"guardrails: {rails}; roll back after {plan.breaches_to_rollback} in a row, "
         f"every {plan.interval_s:g}s over {plan.window_s:g}s"
     )
+    out.print(_gates_line(r.watch.get("gates")))
     last = r.watch.get("last") or {}
     if last:
         values = ", ".join(f"{k}={v:.4g}" for k, v in sorted(last.get("values", {}).items()))

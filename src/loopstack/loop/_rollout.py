@@ -121,13 +121,20 @@ class Rollouts(RolloutMoves):
         plan: RolloutPlan | dict[str, Any],
         *,
         evidence: dict[str, Any] | None = None,
+        force: bool = False,
+        reason: str = "",
     ) -> Rollout:
         """Start rolling ``model_name`` ``version`` out on ``endpoint`` by ``plan``.
 
-        The endpoint's primary is the champion. Without approval needed (the plan says
-        so, or the version is approved already, or the project's policy approves the
-        request at once) the first phase begins now; else the rollout awaits the
-        registry's request, which ``start`` opens with ``evidence`` (or reuses).
+        The version's recorded gates (``record_gates``) must all have passed: else
+        ``GateFailed`` naming each failed gate (or saying none were recorded), and
+        nothing changes; ``force=True`` (an admin's, with a ``reason``; audited) starts
+        it anyway. The rollout keeps the gate evaluation it started on in ``watch``
+        (``gates``). The endpoint's primary is the champion. Without approval needed
+        (the plan says so, or the version is approved already, or the project's policy
+        approves the request at once) the first phase begins now; else the rollout
+        awaits the registry's request, which ``start`` opens with ``evidence`` (or
+        reuses).
 
         >>> Rollouts(stores, actor="alice").start("churn-api", "churn", 4, plan)  # doctest: +SKIP
         """
@@ -150,11 +157,13 @@ class Rollouts(RolloutMoves):
                 f"{model_name}/{candidate.version}",
                 field="version",
             )
+        gates = self._gate_evidence(model_name, candidate.version, force=force, reason=reason)
         watch: dict[str, Any] = {
             "champion": champion.to_dict(),
             "champion_version": champion.version,
             "production_before": reg.get_registered_model(model_name).aliases.get(ALIAS),
             "breaches": {},
+            "gates": gates,
         }
         approved = not plan.require_approval or candidate.approval_state == "approved"
         if not approved:
@@ -172,6 +181,51 @@ class Rollouts(RolloutMoves):
             self._begin(rollout, time.time(), "approved")
             return self.get(rollout.rollout_id)
         return rollout
+
+    def _gate_evidence(
+        self, model_name: str, version: int, *, force: bool, reason: str
+    ) -> dict[str, Any]:
+        """What the rollout starts on: the passed gate evaluation, or an admin's forcing
+        past failed (or missing) gates with the reason, and what failed."""
+        from loopstack.auth import Role
+        from loopstack.errors import GateFailed
+        from loopstack.loop._gate_store import gate_report, require_gates_passed
+
+        if not force:
+            passed = require_gates_passed(
+                model_name, version, stores=self.stores, project_id=self.project_id
+            )
+            return {
+                "evaluation_id": passed.evaluation_id,
+                "passed": True,
+                "gates": [r.gate for r in passed.results],
+            }
+        if self.role is not None and self.role < Role.ADMIN:
+            raise Forbidden(
+                f"forcing a rollout past its gates needs the 'admin' role in this project; "
+                f"{self.actor!r} holds {self.role.value!r}"
+            )
+        if not isinstance(reason, str) or not reason.strip():
+            raise Invalid(
+                "forcing a rollout past its gates needs a reason (it is audited); got none",
+                field="reason",
+            )
+        report = gate_report(model_name, version, stores=self.stores, project_id=self.project_id)
+        try:
+            require_gates_passed(
+                model_name, version, stores=self.stores, project_id=self.project_id
+            )
+            failed = ""
+        except GateFailed as exc:
+            failed = str(exc)
+        return {
+            "evaluation_id": None if report is None else report.evaluation_id,
+            "passed": report is not None and report.passed,
+            "gates": [] if report is None else [r.gate for r in report.results],
+            "forced_by": self.actor,
+            "force_reason": reason.strip(),
+            "failed": failed,
+        }
 
     def _approval_request(
         self, reg: Any, model_name: str, version: int, evidence: dict[str, Any] | None

@@ -46,14 +46,19 @@ class RestRollouts:
         plan: RolloutPlan | dict[str, Any],
         *,
         evidence: dict[str, Any] | None = None,
+        force: bool = False,
+        reason: str = "",
     ) -> Rollout:
-        """Start a rollout (checked by the server)."""
+        """Start a rollout (checked by the server; ``force`` past its gates is an
+        admin's, with a ``reason``)."""
         body = {
             "endpoint": endpoint,
             "model": model_name,
             "version": int(version),
             "plan": plan.to_dict() if isinstance(plan, RolloutPlan) else plan,
             "evidence": evidence,
+            "force": force,
+            "reason": reason,
         }
         return Rollout.from_dict(self._call("POST", json=body))
 

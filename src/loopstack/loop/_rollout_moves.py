@@ -82,8 +82,8 @@ class RolloutMoves:
         store = self._deployments()
         current = store.get(rollout.endpoint)
         # SqlDeployments' revision path: the production rule and the audit, with the
-        # champion pinned by number (the alias may already name the candidate)
-        return store._revise(
+        # champion pinned by number
+        return store.revise(
             current, action, policy, arms, comment=f"rollout {rollout.rollout_id}: {comment}", **kw
         )
 

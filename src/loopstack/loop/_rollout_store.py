@@ -234,6 +234,7 @@ class RolloutStore:
             "plan": plan.to_dict(),
             "champion": watch.get("champion_version"),
             "approval_request": watch.get("approval_request"),
+            "gates": watch.get("gates"),
         }
         return cast(Rollout, self._audit(run, "start", lambda r: str(r.rollout_id), payload))
 

@@ -217,7 +217,7 @@ class SqlDeployments(BanditState, DeploymentStore):
             "comment": comment,
         }
 
-    def _revise(
+    def revise(
         self,
         current: Deployment,
         action: str,
@@ -229,8 +229,26 @@ class SqlDeployments(BanditState, DeploymentStore):
         comment: str = "",
         reset_bandit: bool = False,
     ) -> Deployment:
-        """Write the next revision of ``current`` (refused if it changed meanwhile);
-        without ``options`` it keeps ``current``'s serving options."""
+        """Write the next revision of ``current`` with ``policy`` and ``arms`` as given:
+        the path every verb takes, for a caller (a rollout) that works out its own arms.
+
+        The arms are validated for the policy and resolved through the registry; on a
+        production endpoint every arm that sees traffic must be approved (``force``: an
+        admin's override); ``action`` and ``comment`` go into the revision and its audit
+        event (``deployment.<action>``). Refused with ``Conflict`` if the deployment
+        changed since ``current`` was read; without ``options`` it keeps ``current``'s
+        serving options; ``reset_bandit`` starts a bandit's learned state afresh.
+        Only the SQL store has it (a server's clients use the verbs).
+
+        >>> d = deployments.get("churn-api")
+        >>> deployments.revise(d, "canary", "canary", [Arm("blue", "churn", "3", 90,
+        ...     "primary"), Arm("canary", "churn", "4", 10, "canary")], comment="rollout 7")
+        """
+        if not isinstance(action, str) or not action or len(action) > 64:
+            raise Invalid(
+                f"a revision's action is a short name such as 'canary'; got {action!r}",
+                field="action",
+            )
         options = dict(serving_options(current.options) if options is None else options)
         if action not in ("enrichment", "rollback") and "enrichment" in current.options:
             # a routing change keeps the endpoint's enrichment (a rollback restores its own)
@@ -370,7 +388,7 @@ class SqlDeployments(BanditState, DeploymentStore):
                 self._arm(_other_colour(old.name), model, weight=100.0, role="primary"),
                 standby,
             ]
-        return self._revise(current, "set", "blue-green" if old else "single", arms, force=force)
+        return self.revise(current, "set", "blue-green" if old else "single", arms, force=force)
 
     def _primary_or_refuse(self, current: Deployment, verb: str) -> Arm:
         old = current.primary
@@ -395,7 +413,7 @@ class SqlDeployments(BanditState, DeploymentStore):
             Arm(old.name, old.model, old.ref, 100.0 - weight, "primary", old.version),
             self._arm("canary", model, weight=weight, role="canary"),
         ]
-        return self._revise(current, "canary", "canary", arms, force=force)
+        return self.revise(current, "canary", "canary", arms, force=force)
 
     def shadow(self, name: str, model: str, *, force: bool = False) -> Deployment:
         """Copies of the traffic to ``model``; the primary answers alone."""
@@ -405,7 +423,7 @@ class SqlDeployments(BanditState, DeploymentStore):
             Arm(old.name, old.model, old.ref, 100.0, "primary", old.version),
             self._arm("shadow", model, weight=0.0, role="shadow"),
         ]
-        return self._revise(current, "shadow", "shadow", arms, force=force)
+        return self.revise(current, "shadow", "shadow", arms, force=force)
 
     def ab(
         self, name: str, arms: dict[str, tuple[str, float]], *, force: bool = False
@@ -415,7 +433,7 @@ class SqlDeployments(BanditState, DeploymentStore):
         if len(arms) < 2:
             raise Invalid(f"an A/B split needs at least two arms; got {len(arms)}", field="arms")
         built = [self._arm(n, ref, weight=float(w), role="arm") for n, (ref, w) in arms.items()]
-        return self._revise(current, "ab", "ab", built, force=force)
+        return self.revise(current, "ab", "ab", built, force=force)
 
     def bandit(
         self,
@@ -431,7 +449,7 @@ class SqlDeployments(BanditState, DeploymentStore):
         share = 100.0 / max(1, len(arms))
         built = [self._arm(n, ref, weight=share, role="arm") for n, ref in arms.items()]
         options = {**serving_options(current.options), "strategy": strategy, "epsilon": epsilon}
-        return self._revise(
+        return self.revise(
             current, "bandit", "bandit", built, options=options, force=force, reset_bandit=True
         )
 
@@ -461,7 +479,7 @@ class SqlDeployments(BanditState, DeploymentStore):
         arms = [Arm(new_name, winner.model, winner.ref, 100.0, "primary", winner.version)]
         if old is not None:
             arms.append(Arm(old.name, old.model, old.ref, 0.0, "standby", old.version))
-        return self._revise(
+        return self.revise(
             current,
             "promote",
             "blue-green" if old else "single",
@@ -479,7 +497,7 @@ class SqlDeployments(BanditState, DeploymentStore):
 
             options["enrichment"] = EnrichmentConfig.parse(enrichment).to_dict()
         arms = [Arm.from_dict(a.to_dict()) for a in current.arms]
-        return self._revise(
+        return self.revise(
             current,
             "enrichment",
             current.policy,
@@ -501,7 +519,7 @@ class SqlDeployments(BanditState, DeploymentStore):
                 field="to",
             )
         old = next(r for r in self.history(name) if r.revision == target)
-        return self._revise(
+        return self.revise(
             current,
             "rollback",
             old.policy,
@@ -516,7 +534,7 @@ class SqlDeployments(BanditState, DeploymentStore):
         current = self.get(name)
         merged = merged_serving_options(current.options, options)
         shown = ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
-        return self._revise(
+        return self.revise(
             current,
             "configure",
             current.policy,

@@ -47,6 +47,8 @@ class Start(_Body):
         "breaches_to_rollback, interval_s, window_s, require_approval, metrics_url, min_requests"
     )
     evidence: dict[str, Any] | None = None
+    force: bool = False
+    reason: str = ""
 
 
 class Approve(_Body):
@@ -65,7 +67,13 @@ def list_rollouts(
 def start(body: Start, r: Rollouts = Depends(rollouts_of)) -> dict:
     """Start a rollout: it awaits the registry's approval unless none is needed."""
     return r.start(
-        body.endpoint, body.model, body.version, body.plan, evidence=body.evidence
+        body.endpoint,
+        body.model,
+        body.version,
+        body.plan,
+        evidence=body.evidence,
+        force=body.force,
+        reason=body.reason,
     ).to_dict()
 
 
