@@ -263,6 +263,19 @@ def serve(
         "--no-prediction-log",
         help="Do not record predictions (and feedback) in the event log.",
     ),
+    async_workers: int = typer.Option(
+        0,
+        "--async-workers",
+        min=0,
+        max=256,
+        help="Async job workers per worker process (POST /endpoints/NAME/jobs); needs --queue.",
+    ),
+    queue: str | None = typer.Option(
+        None,
+        "--queue",
+        metavar="sql|redis://...",
+        help="Where async jobs wait: the metadata database (sql) or a Redis URL.",
+    ),
 ) -> None:
     """Serve models: Open Inference Protocol v2 (/v2/... and, with --grpc-port, gRPC) and
     JSON (/endpoints/NAME/predict)."""
@@ -288,6 +301,10 @@ def serve(
         fail("nothing to serve: give --model URI, --deployment NAME or --deployments")
     if deployment and all_deployments:
         fail("give --deployment NAME or --deployments (every one), not both")
+    if async_workers and queue is None:
+        fail("--async-workers needs a job queue: add --queue sql or --queue redis://HOST:6379/0")
+    if queue is not None and queue != "sql" and not queue.startswith(("redis://", "rediss://")):
+        fail(f"--queue is 'sql' or a redis:// URL; got {queue!r}")
     problem = bind_error(host, port) or _tls_error(ssl_certfile, ssl_keyfile)
     if problem:
         fail(problem)
@@ -359,6 +376,12 @@ def serve(
             highlight=False,
         )
     out.print(f"  JSON:       {url}/endpoints/{shown_name}/predict", highlight=False)
+    if queue is not None:
+        out.print(
+            f"  async:      {url}/endpoints/{shown_name}/jobs ({queue.split('@')[-1]}, "
+            f"{async_workers} workers each)",
+            highlight=False,
+        )
     out.print(f"  ready:      {url}/v2/health/ready (after every model loads)", highlight=False)
     serve_endpoints(
         specs,
@@ -379,6 +402,8 @@ def serve(
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
         graceful_timeout_s=graceful_timeout,
+        job_queue=queue,
+        async_workers=async_workers,
     )
 
 

@@ -158,6 +158,8 @@ ROUTE_ROLES: dict[str, Role | str | None] = {
         "serving_endpoint",
         "serving_predict",
         "serving_feedback",
+        "serving_job_submit",
+        "serving_job_get",
     ),
     # -- administration (no single project) -------------------------------------------
     **_all(

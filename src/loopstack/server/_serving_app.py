@@ -39,7 +39,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -62,12 +62,14 @@ from loopstack.serving import (
 
 if TYPE_CHECKING:
     from loopstack.auth import ProjectAccess
+    from loopstack.serving.jobs import JobQueue
 
 __all__ = [
     "DEPLOYMENTS_ENV",
     "GRACEFUL_TIMEOUT_S",
     "GRPC_ENV",
     "GRPC_MISSING",
+    "JOBS_ENV",
     "PREDICTION_LOG_ENV",
     "REFRESH_ENV",
     "WARM_WAIT_ENV",
@@ -84,6 +86,8 @@ log = logging.getLogger("loopstack.serving")
 REFRESH_ENV = "LOOPSTACK_SERVING_REFRESH_S"
 #: the stored deployments a worker serves: JSON {"project": ..., "names": [...] or null}
 DEPLOYMENTS_ENV = "LOOPSTACK_SERVING_DEPLOYMENTS"
+#: the async job queue and workers of each worker process: JSON {"queue", "workers"}
+JOBS_ENV = "LOOPSTACK_SERVING_JOBS"
 #: where each worker serves gRPC too, ``host:port`` (unset: HTTP only)
 GRPC_ENV = "LOOPSTACK_SERVING_GRPC"
 GRPC_MISSING = "gRPC serving needs grpcio and protobuf: pip install 'loopstack[grpc]'"
@@ -160,10 +164,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         grpc_server, app.state.grpc_port = await start_grpc_server(
             app.state.answerer, address, app.state.config.max_body_bytes
         )
+    workers = app.state.job_workers
+    if workers is not None:
+        workers.start()
     try:
         yield
     finally:
         app.state.stop_refresh.set()
+        if workers is not None:
+            await workers.stop()  # the jobs being scored finish first
         if grpc_server is not None:
             from loopstack.server._grpc import SHUTDOWN_GRACE_S
 
@@ -195,6 +204,9 @@ def create_serving_app(
     batching: BatchSettings | None = None,
     prediction_log: bool | PredictionLog = True,
     settle_heap: bool = False,
+    job_queue: JobQueue | str | None = None,
+    async_workers: int = 0,
+    job_lease_s: float = 30.0,
 ) -> FastAPI:
     """The serving ASGI app for ``endpoints``; ``start`` begins loading them at once.
 
@@ -217,6 +229,9 @@ def create_serving_app(
     event log, False writes none, or give the ``PredictionLog`` to write to. With
     ``settle_heap`` (a serving worker's own process: ``loopstack serve``) the loaded
     models are frozen out of the garbage collector's walks (``serving.settle_heap``).
+    With ``job_queue`` (a ``JobQueue``, ``"sql"`` for the configured metadata database,
+    or a ``redis://`` URL) it takes async jobs (``routes/jobs.py``), and its lifespan runs
+    ``async_workers`` workers that score them (each job leased ``job_lease_s``).
 
     >>> app = create_serving_app([EndpointSpec("churn", "models:/churn@champion")])
     """
@@ -226,7 +241,7 @@ def create_serving_app(
     from loopstack.server._rate_limit import RateLimit
     from loopstack.server._request_gate import RequestGate
     from loopstack.server._route_roles import check_every_route_is_declared
-    from loopstack.server.routes import oip_v2, serving
+    from loopstack.server.routes import jobs, oip_v2, serving
     from loopstack.serving import ServingMetrics
 
     config = config or settings()
@@ -273,7 +288,11 @@ def create_serving_app(
     app.state.answerer = answerer
     app.include_router(oip_v2.router)
     app.include_router(serving.router)
-    app.state.routers = [oip_v2.router, serving.router]
+    app.include_router(jobs.router)
+    app.state.routers = [oip_v2.router, serving.router, jobs.router]
+    app.state.job_queue, app.state.job_workers = _job_queue(
+        config, job_queue, answerer, async_workers, job_lease_s
+    )
 
     install_error_handlers(app)
 
@@ -320,6 +339,28 @@ def create_serving_app(
     if refresh_s > 0:
         _start_refresh(runtime, refresh_s, deployments, app.state.stop_refresh)
     return app
+
+
+def _job_queue(
+    config: Settings,
+    queue: JobQueue | str | None,
+    answerer: Answerer,
+    workers: int,
+    lease_s: float,
+) -> tuple[JobQueue | None, object | None]:
+    """The app's job queue (opened from its name) and its workers (None: none)."""
+    if queue is None:
+        if workers:
+            raise Invalid("async workers need a job queue (--queue sql|redis://...)")
+        return None, None
+    from loopstack.server._job_workers import JobWorkers
+
+    if isinstance(queue, str):
+        from loopstack.serving.jobs import open_queue
+        from loopstack.store import open_stores
+
+        queue = open_queue(queue, db=open_stores(config).db if queue == "sql" else None)
+    return queue, JobWorkers(queue, answerer, workers, lease_s=lease_s) if workers else None
 
 
 def _open_prediction_log(config: Settings, answerer: Answerer) -> PredictionLog:
@@ -401,7 +442,21 @@ def app_from_environment() -> FastAPI:
         batching=BatchSettings.from_env(),
         prediction_log=os.environ.get(PREDICTION_LOG_ENV, "1") != "0",
         settle_heap=True,
+        **_jobs_from_env(),
     )
+
+
+def _jobs_from_env() -> dict[str, Any]:
+    raw = os.environ.get(JOBS_ENV)
+    if not raw:
+        return {}
+    try:
+        doc = json.loads(raw)
+        return {"job_queue": str(doc["queue"]), "async_workers": int(doc["workers"])}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise Invalid(
+            f"{JOBS_ENV} is JSON {{'queue', 'workers'}}; got {raw[:80]!r}", field=JOBS_ENV
+        ) from exc
 
 
 def _source_from_env() -> DeploymentSource | None:
@@ -441,6 +496,8 @@ def serve_endpoints(
     graceful_timeout_s: int = GRACEFUL_TIMEOUT_S,
     batching: BatchSettings | None = None,
     prediction_log: bool = True,
+    job_queue: str | None = None,
+    async_workers: int = 0,
 ) -> None:
     """Serve ``specs`` with uvicorn (blocking): ``workers`` processes, each loading every
     model once with one BLAS/OpenMP thread.
@@ -453,7 +510,9 @@ def serve_endpoints(
     their settings; with ``ssl_certfile`` and ``ssl_keyfile`` it answers HTTPS only. On
     SIGTERM each worker stops accepting and lets the requests in flight finish, for at
     most ``graceful_timeout_s``. ``batching`` and
-    ``prediction_log`` as ``create_serving_app`` takes them.
+    ``prediction_log`` as ``create_serving_app`` takes them; with ``job_queue`` (``sql``
+    or a ``redis://`` URL) each worker process takes async jobs and runs
+    ``async_workers`` job workers.
 
     >>> serve_endpoints([EndpointSpec("churn", "models:/churn@champion")], port=8080)
     """
@@ -498,6 +557,10 @@ def serve_endpoints(
             os.environ[f"LOOPSTACK_{name}"] = value
     os.environ[BATCHING_ENV] = (batching or BatchSettings()).to_env()
     os.environ[PREDICTION_LOG_ENV] = "1" if prediction_log else "0"
+    if job_queue is not None:
+        os.environ[JOBS_ENV] = json.dumps({"queue": job_queue, "workers": async_workers})
+    else:
+        os.environ.pop(JOBS_ENV, None)
     from loopstack.server import _log_config
 
     uvicorn.run(

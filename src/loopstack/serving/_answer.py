@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from loopstack.errors import Invalid, LoopstackError, NotFound, Overloaded
+from loopstack.errors import Invalid, LoopstackError, NotFound, NotReady, Overloaded
 from loopstack.serving._batch_settings import BatchSettings
 from loopstack.serving._batcher import Batcher
 from loopstack.serving._feedback import Feedback
@@ -194,6 +194,20 @@ class Answerer:
         if choice.shadows:
             self._send_shadows(choice, name, request_id, inputs, (lane.call, prepared), result)
         return Answer(request_id, name, served, choice.arm, result, latency_ms, enriched)
+
+    async def check(self, name: str, inputs: Any, *, routing_key: str | None = None) -> None:
+        """Raise the ``Invalid`` that ``predict`` would for ``inputs`` (columns the
+        model's signature misses, values of the wrong type), without scoring them: what
+        an async job's route checks before it queues. An endpoint that is still loading,
+        or that enriches (its input is entity keys), is not checked here."""
+        try:
+            served = self._choose(name, routing_key, None).served
+        except NotReady:
+            return
+        if served.enricher is not None:
+            return
+        lane = await self._lane(served, self.settings_for(name))
+        _prepare(lane.call, inputs)
 
     def _choose(self, name: str, key: str | None, version: str | None) -> Choice:
         if version is None:

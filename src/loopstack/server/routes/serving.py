@@ -36,7 +36,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from loopstack.errors import Invalid, excerpt
-from loopstack.serving import Answerer, Endpoint, Feedback
+from loopstack.serving import Answer, Answerer, Endpoint, Feedback
 from loopstack.serving._oip import json_object
 
 __all__ = [
@@ -44,7 +44,9 @@ __all__ = [
     "ROLES",
     "RouteLabel",
     "ROUTING_KEY_HEADER",
+    "answer_document",
     "json_any",
+    "model_input",
     "request_id_of",
     "router",
     "routing_key",
@@ -155,7 +157,9 @@ def routing_key(request: Request, given: Any = None) -> str | None:
     return str(given)[:256]
 
 
-def _model_input(doc: dict[str, Any]) -> Any:
+def model_input(doc: dict[str, Any]) -> Any:
+    """What the model takes from a predict body (records, columns or instances);
+    ``Invalid`` naming what is wrong with it."""
     given = [k for k in _FORMS if k in doc]
     if len(given) != 1:
         raise Invalid(
@@ -242,7 +246,7 @@ async def predict(request: Request) -> Response:
     what = f"a predict request is a JSON object with one of {list(_FORMS)}"
     if len(body) <= _INLINE_BODY:
         doc = json_object(body, what)
-        inputs = _model_input(doc)
+        inputs = model_input(doc)
     else:
         doc, inputs = await anyio.to_thread.run_sync(_parsed, body, what)
     answer = await answerer.predict(
@@ -251,10 +255,22 @@ async def predict(request: Request) -> Response:
         routing_key=routing_key(request, doc.get("routing_key")),
         request_id=request_id,
     )
+    return Response(
+        _ENCODE(answer_document(answer)).encode("utf-8"),
+        media_type="application/json",
+        headers={REQUEST_ID_HEADER: request_id},
+    )
+
+
+router.add_route("/endpoints/{name}/predict", predict, methods=["POST"], name="serving_predict")
+
+
+def answer_document(answer: Answer) -> dict[str, Any]:
+    """The predict route's JSON answer for ``answer`` (an async job's result too)."""
     served, outputs = answer.served, answer.outputs
-    doc = {
-        "request_id": request_id,
-        "endpoint": name,
+    doc: dict[str, Any] = {
+        "request_id": answer.request_id,
+        "endpoint": answer.endpoint,
         "model_uri": served.version.uri if served.version else served.model_uri,
         "model_version": served.version_label,
         "arm": answer.arm,
@@ -264,19 +280,12 @@ async def predict(request: Request) -> Response:
         doc["probabilities"] = _plain(outputs["predict_proba"])
     if answer.enrichment is not None:
         doc["enrichment"] = answer.enrichment.to_dict()
-    return Response(
-        _ENCODE(doc).encode("utf-8"),
-        media_type="application/json",
-        headers={REQUEST_ID_HEADER: request_id},
-    )
-
-
-router.add_route("/endpoints/{name}/predict", predict, methods=["POST"], name="serving_predict")
+    return doc
 
 
 def _parsed(body: bytes, what: str) -> tuple[dict[str, Any], Any]:
     doc = json_object(body, what)
-    return doc, _model_input(doc)
+    return doc, model_input(doc)
 
 
 @router.post("/endpoints/{name}/feedback", name="serving_feedback")
