@@ -4,9 +4,10 @@ nothing of project B.
 Two projects hold one of each kind of object (experiment, run with a param, metric, tag
 and artifact, dataset version, validation result, registered model with a version, an
 alias and a promotion request, a deployment, lineage, entity, feature view and service,
-MLflow logged model, audit events). Everything of B is named with the marker ``bsecret``
-or has an id collected at setup. Then every read route of the OpenAPI spec (each GET,
-and each POST a viewer may call: the searches) is called by A's ml-engineer, with a
+MLflow logged model, pipeline run, trigger and its firing, audit events). Everything
+of B is named with the marker ``bsecret`` or has an id collected at setup. Then every
+read route of the OpenAPI spec (each GET, and each POST a viewer may call: the searches)
+is called by A's ml-engineer, with a
 token scoped to A and with an unscoped token of a user who is a member of A only: bare,
 with A's ids, with B's ids (an object of B answers 404), and asking for B by header
 (404). No response may hold anything of B, except an error echoing what the request
@@ -82,6 +83,18 @@ def _fill(project: str, prefix: str, tmp_path: Path) -> dict[str, Any]:
     rollout = rollouts(actor="root").start(
         f"{prefix}-deploy", f"{prefix}-model", 2, plan, force=True, reason="no model files"
     )
+    flow = tmp_path / f"{prefix}_flow.py"
+    flow.write_text(
+        "import loopstack as ls\n\n"
+        f"@ls.step\ndef {prefix}_step(n: int = 2) -> int:\n    return n * 2\n\n"
+        f"@ls.pipeline(name='{prefix}-flow')\ndef flow():\n    {prefix}_step()\n"
+    )
+    pipeline_run = ls.pipelines.run_entrypoint(f"{flow}:flow").run_uuid
+    from loopstack.loop import Trigger, triggers
+
+    trigger = triggers(actor="root")
+    trigger.add(Trigger(f"{prefix}-trigger", "manual", f"{flow}:flow"))
+    trigger.fire_manual(f"{prefix}-trigger", f"{prefix}-reason")
     path = tmp_path / f"{prefix}.parquet"
     pd.DataFrame(
         {f"{prefix}_id": [1, 2], "event_timestamp": pd.Timestamp("2024-03-01"), "rate": [0.1, 0.2]}
@@ -105,6 +118,8 @@ def _fill(project: str, prefix: str, tmp_path: Path) -> dict[str, Any]:
         "model": f"{prefix}-model",
         "deployment": f"{prefix}-deploy",
         "rollout_id": rollout.rollout_id,
+        "pipeline_run": pipeline_run,
+        "trigger": f"{prefix}-trigger",
         "alias": f"{prefix}-alias",
         "request_id": request.request_id,
         "result_id": report.result_id,
@@ -211,6 +226,8 @@ def _value(route: str, param: str, side: dict[str, Any]) -> str | None:
             return str(side["view"])
         if base.startswith("features_services"):
             return str(side["service"])
+        if base.startswith("loop_trigger"):
+            return str(side["trigger"])
         return None
     if param == "filter":
         key = "exp_name" if base.startswith("mlflow_experiments") else "model"
@@ -238,6 +255,8 @@ def _value(route: str, param: str, side: dict[str, Any]) -> str | None:
         "object_type": "run",
         "object_id": side["run_id"],
         "rollout_id": side["rollout_id"],
+        "pipeline_run": side["pipeline_run"],
+        "trigger": side["trigger"],
     }
     got = simple.get(param)
     return None if got is None else str(got)
@@ -327,6 +346,10 @@ _LISTS = {
     "datasets_list",
     "deployments_list",
     "rollouts_list",
+    "pipelines_runs",
+    "pipelines_cost",
+    "loop_triggers",
+    "loop_status",
     "validations_list",
     "features_entities_list",
     "features_views_list",

@@ -3,8 +3,10 @@
 ``run`` is the controller process (one active per database, by lease: a second one
 waits until the first stops); ``status`` shows what fired, why and what it led to;
 ``triggers`` lists the triggers, ``triggers add`` / ``remove`` / ``enable`` /
-``disable`` / ``fire`` change them (audited). They act on the local metadata store (an
-http(s) LOOPSTACK_TRACKING_URI is refused: the server has no loop routes yet).
+``disable`` / ``fire`` change them (audited). With an http(s) LOOPSTACK_TRACKING_URI
+``status`` and ``triggers`` go through the server's /api/v1/loop routes (which resolve a
+new trigger's pipeline on the server's machine); ``run``, the controller, launches
+pipelines on this machine against the metadata store, so it is refused through a server.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import typer
 from loopstack.cli._tables import COLUMNS, CSV, JSON, WIDE
 
 if TYPE_CHECKING:
-    from loopstack.loop import TriggerStore
+    from loopstack.loop import RestTriggers, TriggerStore
     from loopstack.store import Stores
 
 app = typer.Typer(
@@ -32,16 +34,26 @@ app.add_typer(triggers_app, name="triggers")
 
 
 def _opened() -> tuple[Stores, str, int]:
+    """The local stores for the controller; a server is refused, saying why."""
     from loopstack.cli._stores import local_project
 
-    return local_project("loop", "loop")
+    return local_project(
+        "loop run",
+        "loop",
+        why=(
+            "names a server, which runs no controller: `loop run` launches the triggers' "
+            "pipelines on this machine and records them in the metadata store it holds a "
+            "lease on. Run it where that store is reachable (unset LOOPSTACK_TRACKING_URI, "
+            "set LOOPSTACK_DB_URL); loop status and loop triggers work through the server"
+        ),
+    )
 
 
-def _store() -> TriggerStore:
-    from loopstack.loop import TriggerStore
+def _store() -> TriggerStore | RestTriggers:
+    """The project's triggers: through the server for an http(s) tracking URI."""
+    from loopstack.loop import triggers
 
-    stores, actor, pid = _opened()
-    return TriggerStore(stores, project_id=pid, actor=actor)
+    return triggers()
 
 
 @app.command("run")
@@ -118,12 +130,10 @@ def status(
     from loopstack.cli._output import fmt_time
     from loopstack.cli._tables import Column, render_list
     from loopstack.errors import Invalid
-    from loopstack.loop import loop_status
 
     if limit < 1:
         raise Invalid(f"--limit must be at least 1; got {limit}", field="limit")
-    stores, _, pid = _opened()
-    found = loop_status(stores, project_id=pid, limit=limit, trigger=trigger)
+    found = _store().firings(trigger, limit)
 
     def led_to(f: Any) -> str:
         o = f.outcome

@@ -2,8 +2,10 @@
 graph, and what the step runs cost.
 
 A pipeline is named by its entrypoint, ``package.module:name`` or ``path/file.py:name``
-(the object ``@ls.pipeline`` made). They act on the local metadata store (an http(s)
-LOOPSTACK_TRACKING_URI is refused: the server has no pipeline routes yet).
+(the object ``@ls.pipeline`` made). ``list``, ``show``, ``graph RUN`` and ``cost`` read
+through a server for an http(s) LOOPSTACK_TRACKING_URI (its /api/v1/pipelines routes);
+``run`` and ``resume`` execute the steps on this machine and write the local metadata and
+artifact stores, so through a server they are refused, saying what to do instead.
 """
 
 from __future__ import annotations
@@ -33,10 +35,21 @@ WORKERS: Any = typer.Option(
 )
 
 
-def _local() -> None:
+def _local(verb: str) -> None:
+    """Refuse a server: ``verb`` runs the pipeline's code here, against the local stores."""
     from loopstack.cli._stores import local_project
 
-    local_project("pipelines", "pipeline")
+    local_project(
+        f"pipelines {verb}",
+        "pipeline",
+        why=(
+            f"names a server, which does not run pipelines: `pipelines {verb}` executes "
+            "the steps on this machine and records them in the metadata and artifact "
+            "stores it writes to. Unset LOOPSTACK_TRACKING_URI and point LOOPSTACK_DB_URL "
+            "and LOOPSTACK_ARTIFACTS_URL at the server's stores to run it here; list, "
+            "show, graph RUN and cost work through the server"
+        ),
+    )
 
 
 def _params(values: list[str]) -> dict[str, Any]:
@@ -102,7 +115,7 @@ def run(
     from loopstack.cli._progress_steps import step_progress
     from loopstack.pipelines import run_entrypoint
 
-    _local()
+    _local("run")
     params = _params(param)
     from loopstack.errors import StepFailed
 
@@ -134,7 +147,7 @@ def resume(
     from loopstack.cli._progress_steps import step_progress
     from loopstack.pipelines import resume as resume_run
 
-    _local()
+    _local("resume")
     from loopstack.errors import StepFailed
 
     try:
@@ -168,7 +181,6 @@ def list_runs(
 
     if limit < 1:
         raise Invalid(f"--limit must be at least 1; got {limit}", field="limit")
-    _local()
     found = runs_of(pipeline, limit)
 
     def steps(r: PipelineRun) -> str:
@@ -212,7 +224,6 @@ def show(
     from loopstack.cli._tables import Column, render_list
     from loopstack.pipelines import get_run
 
-    _local()
     found = get_run(run_uuid)
     if not as_json:
         _summary(found)
@@ -255,7 +266,6 @@ def graph(
         dag = load_entrypoint(target).graph
         text = dag.render_text(width=width) if fmt == "text" else dag.to_mermaid()
     else:
-        _local()
         found = get_run(target)
         statuses = {name: s.status for name, s in found.steps.items()}
         text = (
@@ -282,7 +292,6 @@ def cost(
     from loopstack.cli._tables import Column, render_list
     from loopstack.pipelines import cost as cost_of
 
-    _local()
     rows = cost_of(by, _since(since))
     cols = [
         Column(by, lambda r: r.key, priority=0, abbreviate=True, max_width=30),

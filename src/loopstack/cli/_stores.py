@@ -20,17 +20,17 @@ def local_stores() -> Stores:
     return open_stores(local_config(settings()))
 
 
-def local_project(command: str, routes: str) -> tuple[Stores, str, int]:
-    """The stores, actor and project of a command group that acts on the local metadata
-    store only; Invalid when LOOPSTACK_TRACKING_URI names a server (which has no
-    ``routes`` routes yet)."""
+def local_project(command: str, routes: str, *, why: str | None = None) -> tuple[Stores, str, int]:
+    """The stores, actor and project of a command group (or command) that acts on the
+    local metadata store only; Invalid when LOOPSTACK_TRACKING_URI names a server (which
+    has no ``routes`` routes yet; or, with ``why``, saying why the command runs here)."""
     from loopstack.auth._open import open_in_project
     from loopstack.errors import Invalid
 
     def remote(client: Any) -> tuple[Stores, str, int]:
+        reason = why or f"names a server, which has no {routes} routes yet"
         raise Invalid(
-            f"loopstack {command} works on a local metadata store; LOOPSTACK_TRACKING_URI "
-            f"names a server, which has no {routes} routes yet",
+            f"loopstack {command} works on a local metadata store; LOOPSTACK_TRACKING_URI {reason}",
             field="tracking_uri",
         )
 

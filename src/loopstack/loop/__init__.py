@@ -22,6 +22,7 @@ from loopstack.loop._rollout_client import RestRollouts, rollouts
 from loopstack.loop._rollout_plan import GUARDRAIL_METRICS, CanaryStep, Guardrail, RolloutPlan
 from loopstack.loop._rollout_store import Rollout
 from loopstack.loop._significance import Bootstrap, paired_bootstrap
+from loopstack.loop._trigger_client import RestTriggers, triggers
 from loopstack.loop._trigger_store import StoredTrigger, TriggerStore
 from loopstack.loop._triggers import KINDS, Firing, Trigger
 
@@ -47,6 +48,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
     "Measurement",
     "MetricThreshold",
     "RestRollouts",
+    "RestTriggers",
     "Rollout",
     "RolloutEvent",
     "RolloutPlan",
@@ -65,4 +67,5 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
     "record_gates",
     "require_gates_passed",
     "rollouts",
+    "triggers",
 ]

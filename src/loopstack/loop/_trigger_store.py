@@ -93,7 +93,22 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
-class TriggerStore:
+class Switches:
+    """``enable`` and ``disable`` over a ``set_enabled`` (the store's and its REST client's)."""
+
+    def set_enabled(self, name: str, enabled: bool) -> StoredTrigger:
+        raise NotImplementedError
+
+    def enable(self, name: str) -> StoredTrigger:
+        """Turn the trigger on."""
+        return self.set_enabled(name, True)
+
+    def disable(self, name: str) -> StoredTrigger:
+        """Turn the trigger off."""
+        return self.set_enabled(name, False)
+
+
+class TriggerStore(Switches):
     """The triggers of one project, acting as ``actor``.
 
     >>> store = TriggerStore(open_stores(), actor="alice")             # doctest: +SKIP
@@ -226,14 +241,6 @@ class TriggerStore:
             project_id=self.project_id,
         )
         return self.get(name)
-
-    def enable(self, name: str) -> StoredTrigger:
-        """Turn the trigger on."""
-        return self.set_enabled(name, True)
-
-    def disable(self, name: str) -> StoredTrigger:
-        """Turn the trigger off."""
-        return self.set_enabled(name, False)
 
     def fire_manual(
         self, name: str, reason: str = "", *, request_id: str | None = None

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopstack.errors import Conflict, Invalid
 from loopstack.pipelines._pipeline import load_entrypoint
+from loopstack.pipelines._rest import RestPipelineRuns
 from loopstack.pipelines._results import PipelineRun
 from loopstack.pipelines._runner import StepEvents, run_pipeline
 from loopstack.pipelines._store import CostRow, SqlPipelineStore
+
+if TYPE_CHECKING:
+    from loopstack.store import Stores
 
 __all__ = ["cost", "get_run", "list_runs", "resume", "run_entrypoint"]
 
@@ -23,6 +27,22 @@ def _store() -> SqlPipelineStore:
     config = settings()
     stores = open_stores(config)
     return SqlPipelineStore(stores, project_in_use(stores.db, config), actor=config.actor)
+
+
+def _runs() -> tuple[SqlPipelineStore | RestPipelineRuns, Stores | None]:
+    """Where runs are read: through the server for an http(s) tracking URI (no stores:
+    outputs are not loaded), else the metadata store."""
+    from loopstack.auth._open import open_in_project
+
+    Runs = tuple[SqlPipelineStore | RestPipelineRuns, "Stores | None"]
+
+    def remote(client: Any) -> Runs:
+        return RestPipelineRuns(client), None
+
+    def local(stores: Stores, actor: str, pid: int) -> Runs:
+        return SqlPipelineStore(stores, pid, actor=actor), stores
+
+    return open_in_project(remote, local)
 
 
 def run_entrypoint(
@@ -83,16 +103,17 @@ def resume(
 
 
 def get_run(run_uuid: str) -> PipelineRun:
-    """The pipeline run ``run_uuid`` with its steps; NotFound if there is none."""
-    store = _store()
-    return PipelineRun(store.get_run(run_uuid), store.stores)
+    """The pipeline run ``run_uuid`` with its steps; NotFound if there is none (through a
+    server too: its ``output()`` then needs the artifact store, which is not opened)."""
+    store, stores = _runs()
+    return PipelineRun(store.get_run(run_uuid), stores)
 
 
 def list_runs(pipeline: str | None = None, limit: int = 50) -> list[PipelineRun]:
     """The project's latest pipeline runs first (of ``pipeline`` only, if given); their
-    ``steps`` are not loaded (``get_run`` has them)."""
-    store = _store()
-    return [PipelineRun(r, store.stores) for r in store.list_runs(pipeline, limit)]
+    ``steps`` are listed (their status, times and cache hits)."""
+    store, stores = _runs()
+    return [PipelineRun(r, stores) for r in store.list_runs(pipeline, limit)]
 
 
 def cost(by: str = "pipeline", since: float | dt.datetime | None = None) -> list[CostRow]:
@@ -108,4 +129,4 @@ def cost(by: str = "pipeline", since: float | dt.datetime | None = None) -> list
         since_ms = int(since * 1000)
     elif since is not None:
         raise Invalid(f"'since' must be epoch seconds or a datetime; got {since!r} instead")
-    return _store().cost(by, since_ms)
+    return _runs()[0].cost(by, since_ms)

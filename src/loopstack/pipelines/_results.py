@@ -17,7 +17,7 @@ __all__ = ["PipelineRun"]
 class PipelineRun:
     """A pipeline run as recorded: status, steps, and their outputs."""
 
-    def __init__(self, record: RunRecord, stores: Stores, messages: list[str] | None = None):
+    def __init__(self, record: RunRecord, stores: Stores | None, messages: list[str] | None = None):
         self.record = record
         self._stores = stores
         #: what the run said as it went ("train: cached, outputs of run ...")
@@ -58,5 +58,10 @@ class PipelineRun:
             if not match:
                 raise Invalid(f"step {step!r} makes {[r.name for r in refs]}; got {name!r}")
             refs = match
+        if self._stores is None:
+            raise Invalid(
+                f"run {self.run_uuid} was read through a server, which does not hand out "
+                "step outputs; load them where the artifact store is (LOOPSTACK_ARTIFACTS_URL)"
+            )
         values = [load_artifact(self._stores.artifacts.blobs, r) for r in refs]
         return values[0] if len(refs) == 1 and (name or len(record.outputs) == 1) else tuple(values)

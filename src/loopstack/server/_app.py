@@ -96,8 +96,10 @@ def create_app(config: Settings | None = None) -> FastAPI:
         data,
         deployments,
         features,
+        loop,
         mlflow_compat,
         native,
+        pipelines,
         registry,
         rollouts,
     )
@@ -109,6 +111,8 @@ def create_app(config: Settings | None = None) -> FastAPI:
     app.include_router(features.router)
     app.include_router(deployments.router)
     app.include_router(rollouts.router)
+    app.include_router(pipelines.router)
+    app.include_router(loop.router)
     app.include_router(mlflow_compat.router)
     app.include_router(mlflow_compat.artifacts_router)
     app.include_router(mlflow_compat.logged_models_router)
@@ -121,6 +125,8 @@ def create_app(config: Settings | None = None) -> FastAPI:
         features.router,
         deployments.router,
         rollouts.router,
+        pipelines.router,
+        loop.router,
         mlflow_compat.router,
         mlflow_compat.artifacts_router,
         mlflow_compat.logged_models_router,

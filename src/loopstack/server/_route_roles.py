@@ -142,6 +142,16 @@ ROUTE_ROLES: dict[str, Role | str | None] = {
         "rollouts_promote",
         "rollouts_rollback",
     ),
+    # -- pipelines (read only) and the loop's triggers ------------------------------------
+    **_all(V, "pipelines_runs", "pipelines_run", "pipelines_run_graph", "pipelines_cost"),
+    **_all(V, "loop_triggers", "loop_status"),
+    **_all(
+        ML,
+        "loop_triggers_add",
+        "loop_triggers_remove",
+        "loop_triggers_switch",
+        "loop_triggers_fire",
+    ),
     # -- the serving app (loopstack serve): with --auth, a reader of the project whose
     # models it serves; its health, readiness and metrics stay public (probes, scrapers)
     **_all(None, "serving_metrics", "oip_live", "oip_ready"),
