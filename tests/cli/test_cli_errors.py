@@ -55,6 +55,7 @@ ARGS: dict[str, list[str]] = {
     "rollout rollback": ["1"],
     "rollout tick": [],
     "stream run": ["churn-api", "--source", "redis://127.0.0.1:1/0?stream=x"],
+    "predict batch": ["models:/nope/1", "--input", "in.parquet", "--output", "out.parquet"],
     "features apply": ["{missing}"],
     "features delete": ["driver_stats"],
     "features list": [],
