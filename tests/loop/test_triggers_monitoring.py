@@ -67,9 +67,9 @@ def test_performance_below_from_real_logged_predictions_and_labels(use_db: str, 
     from loopstack.store.events import EventLog
 
     events = EventLog(open_stores())
-    now = time.time()
+    end = (time.time() // HOUR) * HOUR  # the window [end - 1h, end) holds every prediction
     n = 40
-    when = dt.datetime.fromtimestamp(now - 600, dt.UTC)
+    when = dt.datetime.fromtimestamp(end - 1800, dt.UTC)
     ids = [f"r{i}" for i in range(n)]
     table = pa.Table.from_pydict(
         {
@@ -95,7 +95,6 @@ def test_performance_below_from_real_logged_predictions_and_labels(use_db: str, 
     TriggerStore(open_stores()).add(Trigger("fine", "performance", entry, spec=strict))
     launch = Launcher()
     c = Controller(open_stores(), launch=launch)
-    end = (now // HOUR + 1) * HOUR  # the window [end - 1h, end) holds every prediction
     c.step(end + 1)
     c.step(end + 2)
     assert len(launch.calls) == 1
@@ -108,9 +107,9 @@ def test_drift_against_a_dataset_reference_from_real_predictions(use_db: str, en
     from loopstack.store.events import EventLog
 
     ls.register_dataset("fraud-train", pd.DataFrame({"x": [1000.0 + i for i in range(200)]}))
-    now = time.time()
+    end = (time.time() // HOUR) * HOUR  # the window [end - 1h, end) holds every prediction
     n = 60
-    when = dt.datetime.fromtimestamp(now - 300, dt.UTC)
+    when = dt.datetime.fromtimestamp(end - 1800, dt.UTC)
     EventLog(open_stores()).append(
         "predictions",
         pa.Table.from_pydict(
@@ -133,7 +132,7 @@ def test_drift_against_a_dataset_reference_from_real_predictions(use_db: str, en
     TriggerStore(open_stores()).add(Trigger("moved", "drift", entry, spec=spec))
     launch = Launcher()
     c = Controller(open_stores(), launch=launch)
-    c.step((now // HOUR + 1) * HOUR + 1)
+    c.step(end + 1)
     assert len(launch.calls) == 1
     assert loop_status(open_stores())[0].reason == "drift_share 1.00 > 0.50 on fraud over 1h"
 

@@ -152,7 +152,7 @@ def test_a_failing_step_is_retried_with_exponential_backoff(
     use_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pauses: list[float] = []
-    monkeypatch.setattr(_runner.time, "sleep", lambda s: pauses.append(s))
+    monkeypatch.setattr(_runner, "_backoff_sleep", lambda s: pauses.append(s))
     counter = tmp_path / "count"
     run = flows.flaky_flow.run(path=str(counter))
     assert run.output("flaky") == 3
@@ -173,7 +173,7 @@ def test_a_step_waiting_to_retry_leaves_its_project_slot_free(
         slots = [f"steps:{pid}:{i}" for pid in range(4) for i in range(8)]
         held_while_waiting.append([n for n in slots if lease_holder(db, n) is not None])
 
-    monkeypatch.setattr(_runner.time, "sleep", sleep)
+    monkeypatch.setattr(_runner, "_backoff_sleep", sleep)
     run = flows.flaky_flow.run(path=str(tmp_path / "count"))
     assert run.steps["flaky"].attempts == 3
     assert held_while_waiting == [[], []]
@@ -182,7 +182,7 @@ def test_a_step_waiting_to_retry_leaves_its_project_slot_free(
 def test_a_step_failing_after_its_retries_fails_the_run_naming_it(
     use_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_runner.time, "sleep", lambda s: None)
+    monkeypatch.setattr(_runner, "_backoff_sleep", lambda s: None)
     with pytest.raises(StepFailed, match=r"step 'flaky' failed after 3 attempt\(s\).*try 3 fails"):
         flows.flaky_flow.run(path=str(tmp_path / "count"), fail_times=5)
     (run,) = ls.pipelines.list_runs("flaky_flow")
@@ -222,7 +222,7 @@ def test_a_failed_run_resumes_from_its_last_successful_step(
 def test_a_failure_skips_the_steps_after_it(
     use_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_runner.time, "sleep", lambda s: None)
+    monkeypatch.setattr(_runner, "_backoff_sleep", lambda s: None)
 
     with pytest.raises(StepFailed):
         flows.flaky_chain.run(path=str(tmp_path / "count"))

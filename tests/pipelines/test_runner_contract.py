@@ -89,7 +89,7 @@ def test_a_step_timeout_raises_step_timeout_after_its_retries(
 ) -> None:
     executor = PicklingThreads(timeout=True)
     monkeypatch.setattr(_runner, "executor_for", lambda name, **kw: executor)
-    monkeypatch.setattr(_runner.time, "sleep", lambda s: None)
+    monkeypatch.setattr(_runner, "_backoff_sleep", lambda s: None)
     with pytest.raises(StepTimeout, match=r"'flaky' failed after 3 attempt\(s\).*timeout"):
         flows.flaky_flow.run(path=str(tmp_path / "count"), executor="threads")
 

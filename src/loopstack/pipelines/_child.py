@@ -82,6 +82,9 @@ def _dumps(obj: Any) -> tuple[bytes | None, str]:
 
 
 def _child_main(fn: Callable[[], Any], conn: Connection) -> None:
+    # a handler inherited from the parent (Ray's, a server's) would turn the parent's
+    # SIGTERM into an exception inside the step; the child must simply stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         outcome = measure(fn, own_process=True)
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from loopstack.pipelines._pipeline import Pipeline
     from loopstack.tracking import TrackingClient
 
+# the pause between a step's attempts; its own name so a test can replace it alone
+_backoff_sleep = time.sleep
+
 __all__ = ["run_pipeline"]
 
 log = logging.getLogger("loopstack.pipelines")
@@ -169,7 +172,7 @@ class _Run:
                     node.name,
                     "RETRYING",
                 )
-                time.sleep(pause)
+                _backoff_sleep(pause)
         if outcome is None:
             assert error is not None
             return self._fail(node, tracked, attempts, error)
