@@ -105,6 +105,7 @@ def _register() -> None:
         _predict,
         _projects,
         _quickstart,
+        _demo,
         _rollout,
         _runs,
         _serve,
@@ -140,6 +141,7 @@ def _register() -> None:
     app.command("serve", cls=_serve_models.ServeCommand)(_serve_models.serve)
     app.command("doctor")(_doctor.doctor)
     app.command("quickstart")(_quickstart.quickstart)
+    app.command("demo")(_demo.demo)
 
 
 _register()

@@ -13,7 +13,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, delete, func, select
 
 from loopstack.errors import Conflict, Forbidden, NotFound
-from loopstack.registry._compat import signature_breaks
+from loopstack.registry._compat import feature_columns, signature_breaks
 from loopstack.registry._entities import (
     AliasMove,
     ModelVersion,
@@ -83,6 +83,17 @@ class Aliases:
 
         return cast(ModelVersion, self.db.read(run))
 
+    @staticmethod
+    def _tags_of(conn: Connection, row: Any) -> dict[str, str]:
+        """A version row's tags."""
+        from loopstack.store.metadata.schema import ModelVersionTag
+
+        mvt = cast(Table, ModelVersionTag.__table__)
+        q = select(mvt.c.key, mvt.c.value).where(
+            mvt.c.model_id == row.model_id, mvt.c.version == row.version
+        )
+        return {k: v for k, v in conn.execute(q).all()}
+
     def _move_alias(
         self,
         conn: Connection,
@@ -103,7 +114,13 @@ class Aliases:
             target = self._version_row(conn, model.model_id, name, version)
             if current is not None and current != target.version and not force:
                 old = self._version_row(conn, model.model_id, name, current)
-                breaks = signature_breaks(json.loads(old.signature), json.loads(target.signature))
+                fed = (
+                    feature_columns(conn, model.project_id, self._tags_of(conn, old)),
+                    feature_columns(conn, model.project_id, self._tags_of(conn, target)),
+                )
+                breaks = signature_breaks(
+                    json.loads(old.signature), json.loads(target.signature), fed=fed
+                )
                 if breaks:
                     raise Conflict(
                         f"moving {name}@{alias} from version {current} to {target.version} "

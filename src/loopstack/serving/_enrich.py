@@ -319,7 +319,8 @@ class Enricher:
         for key, value in self.config.defaults:
             column = key if key in features else by_ref.get(key)
             if column is None:
-                unknown.append(key)
+                if not self._other_feature(key):
+                    unknown.append(key)
             else:
                 out[column] = value
         if unknown:
@@ -330,6 +331,18 @@ class Enricher:
                 field="defaults",
             )
         return out
+
+    def _other_feature(self, key: str) -> bool:
+        """Is ``key`` a ``view:feature`` of the feature store that this version does not
+        read? An endpoint's defaults serve every arm, and arms may read other features."""
+        view, _, feature = key.partition(":")
+        if not feature:
+            return False
+        try:
+            found = self.store.get_feature_view(view)
+        except LoopstackError:
+            return False
+        return feature in {f.name for f in getattr(found, "schema", [])}
 
     def _count(self, name: str) -> None:
         with self._stats_lock:
