@@ -115,7 +115,7 @@ ARGS: dict[str, list[str]] = {
     "serve": ["--model", "models:/churn@champion", "--port", "1"],
 }
 #: start servers or print a report of their own: covered by their own tests
-SKIP = {"server", "quickstart", "doctor"}
+SKIP = {"server", "quickstart", "doctor", "demo"}
 #: commands that must reach the server (the others may act on the local stores)
 REMOTE = {
     "experiments list",

@@ -440,6 +440,81 @@ def test_an_endpoint_that_cannot_enrich_fails_to_load_saying_why(world: World) -
     assert "trips (driver_stats:trips)" in (typo.error or "")
 
 
+def test_an_endpoints_defaults_may_name_features_other_arms_read(world: World) -> None:
+    """One endpoint's defaults serve every arm: a challenger reading a new view needs its
+    default there before its canary; the champion's arm must load beside it. A typo (an
+    unknown view or feature) is still refused."""
+    rides = FeatureView(
+        "driver_rides",
+        entities=[world.store.get_entity("driver")],
+        schema=[Field("rides_1h", "int64")],
+        source=DataFrameSource(
+            pd.DataFrame({"driver_id": DRIVERS, "event_timestamp": [NOW] * len(DRIVERS),
+                          "rides_1h": [1] * len(DRIVERS)})
+        ),
+        ttl=timedelta(minutes=5),
+    )  # fmt: skip
+    world.store.apply([rides])
+    configs = {
+        "shared": {**DEFAULTS, "driver_rides:rides_1h": 0},
+        "unknown_view": {**DEFAULTS, "driver_ride:rides_1h": 0},
+        "unknown_feature": {**DEFAULTS, "driver_rides:rides": 0},
+    }
+    runtime = ServingRuntime(
+        [
+            EndpointSpec(
+                name,
+                "models:/drivers/1",
+                enrichment=EnrichmentConfig.parse(
+                    {"online_url": world.online_url, "mode": "degraded", "defaults": config}
+                ),
+            )
+            for name, config in configs.items()
+        ]
+    )
+    runtime.load_all()
+    assert runtime.get("shared").state == "ready", runtime.get("shared").error
+    for name, typo in (("unknown_view", "driver_ride:rides_1h"), ("unknown_feature", "rides")):
+        loaded = runtime.get(name)
+        assert loaded.state == "failed" and typo in (loaded.error or ""), loaded.error
+
+
+def test_an_alias_may_move_to_a_version_reading_one_more_feature(world: World) -> None:
+    """Callers of an enriching endpoint send keys, not features: a new version that
+    reads one more feature from the store takes their traffic unchanged; one that needs
+    a new value from the caller does not."""
+    from loopstack.errors import Conflict
+    from loopstack.registry import SqlRegistry
+    from loopstack.store import open_stores
+
+    labels = pd.DataFrame(
+        {
+            "driver_id": DRIVERS,
+            "event_timestamp": [NOW] * len(DRIVERS),
+            "factor": [world.factors[d] for d in DRIVERS],
+            "target": np.arange(len(DRIVERS), dtype="float64"),
+        }
+    )
+    more = [*REFS[:2], "driver_stats:conv_rate"]  # the same view; then a new caller value
+    reg = SqlRegistry(open_stores(), actor="root")
+    reg.set_alias("drivers", "production", 1, override=True)
+    with ls.start_run(experiment="enrich") as run:  # v2: conv_rate and trips, no boost
+        train = world.store.get_historical_features(labels, more, register_as="drivers_train")
+        cols = ["conv_rate", "trips"]
+        run.log_model(LinearRegression().fit(train[cols], train["target"]), name="drivers",
+                      sample_input=train[cols].head(3))  # fmt: skip
+    with ls.start_run(experiment="enrich") as run:  # v3: v1's features plus a caller value
+        train = world.store.get_historical_features(labels, REFS, register_as="drivers_train")
+        train["surge"] = 1.0
+        cols = [*COLUMNS, "surge"]
+        run.log_model(LinearRegression().fit(train[cols], train["target"]), name="drivers",
+                      sample_input=train[cols].head(3))  # fmt: skip
+    with pytest.raises(Conflict, match=r"requires new input\(s\) \['surge'\]"):
+        reg.set_alias("drivers", "production", 3, override=True)
+    reg.set_alias("drivers", "production", 2, override=True)  # boost dropped: a feature
+    assert reg.get_registered_model("drivers").aliases["production"] == 2
+
+
 def test_the_serve_options_make_an_enrichment_config(tmp_path: Path) -> None:
     from loopstack.cli._serve_models import enrichment_config
 

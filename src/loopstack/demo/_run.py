@@ -65,8 +65,9 @@ class DemoOptions:
     seed: int = 0
     serve_port: int = 8081
     keep_running: bool = False
-    #: seconds of clean traffic before the drift
-    calm_s: float = 20.0
+    #: seconds of clean traffic at least before the drift (which starts on the next
+    #: boundary of the trigger's window)
+    calm_s: float = 10.0
     #: the longest the demo waits for any one stage before it gives up
     stage_timeout_s: float = 150.0
 
@@ -357,15 +358,19 @@ class _Demo:
             f"payments: {self.traffic.rate:g} requests/s of {self.traffic.batch}; "
             f"labels come back {self.traffic.label_delay_s:g} s later"
         )
+        began = time.monotonic()
+        # the drift starts on a window's boundary, so the trigger's first drifted window
+        # holds a whole window of the new world (enough labelled rows to learn it from)
+        boundary = (time.time() + self.options.calm_s) // WINDOW_S * WINDOW_S + WINDOW_S
         with self.say.waiting("calm traffic") as status:
-            deadline = time.monotonic() + self.options.calm_s
-            while time.monotonic() < deadline:
+            while time.time() < boundary:
                 self._tick(status)
+        calm = time.monotonic() - began
         self.traffic.drifted = True
         sent = sum(self.traffic.counts.requests.values())
         self.say.line(
-            f"{sent:,} requests in {self.options.calm_s:g} s "
-            f"({sent / self.options.calm_s:.1f}/s), {self.traffic.counts.labelled:,} labelled"
+            f"{sent:,} requests in {calm:.0f} s ({sent / calm:.1f}/s), "
+            f"{self.traffic.counts.labelled:,} payments labelled"
         )
         self.say.line(
             "[bold yellow]the world drifts:[/] prices x1.5, more payments abroad, and a fraud "
@@ -434,7 +439,6 @@ class _Demo:
     # 6 and 7 ----------------------------------------------------------------------------
     def _wait_for_rollout(self, after: int) -> Any:
         """Tick until the controller's pipeline started a rollout newer than ``after``."""
-        from loopstack.errors import LoopstackError
         from loopstack.loop import Rollouts
 
         deadline = time.monotonic() + self.options.stage_timeout_s
@@ -451,7 +455,7 @@ class _Demo:
         raise DemoFailed(
             f"no rollout began within {self.options.stage_timeout_s:.0f} s; "
             f"the loop saw: {self.outcome.firings or 'nothing'}"
-        ) from LoopstackError
+        )
 
     def _gates_of(self, version: int) -> None:
         from loopstack.loop import gate_report
@@ -473,16 +477,16 @@ class _Demo:
                 now = Rollouts(self.stores).get(rollout.rollout_id)
                 if now.status in TERMINAL:
                     return now
-                if not approved and now.status == "awaiting_approval":
-                    if approve_when is None or approve_when():
-                        Rollouts(self.stores, actor="risk-lead").approve(
-                            rollout.rollout_id, comment="gates passed; canary it"
-                        )
-                        self.say.line(
-                            f"risk-lead approved v{now.version} for production (rollout "
-                            f"#{now.rollout_id}); the canary starts"
-                        )
-                        approved = True
+                ready = approve_when is None or approve_when()
+                if not approved and now.status == "awaiting_approval" and ready:
+                    Rollouts(self.stores, actor="risk-lead").approve(
+                        rollout.rollout_id, comment="gates passed; canary it"
+                    )
+                    self.say.line(
+                        f"risk-lead approved v{now.version} for production (rollout "
+                        f"#{now.rollout_id}); the canary starts"
+                    )
+                    approved = True
                 self._tick(status)
         raise DemoFailed(f"rollout #{rollout.rollout_id} did not finish in time")
 
@@ -616,24 +620,25 @@ def _summary(demo: _Demo, console: Any) -> None:
     console.print(table)
     home = demo.options.home
     console.print(f"\n[bold]Where to look[/] (the demo's store is {home}):")
+    last = max(out.rollouts, default=1)
     lines = [
-        f"export LOOPSTACK_HOME={home}",
-        "loopstack runs list --experiment fraud-retraining   # the tracked training runs",
-        f"loopstack models show {MODEL}                        # versions, aliases, approvals",
-        "loopstack data show transactions                    # dataset versions, validation",
-        "loopstack features list                             # the views and their freshness",
-        "loopstack pipelines list                            # each retraining run, step by step",
-        "loopstack loop status                               # what fired, why, what it led to",
-        f"loopstack rollout list {ENDPOINT}                    # the canaries, their guardrails",
-        "loopstack monitor alerts                            # the alerts that fired",
-        f"loopstack monitor report {ENDPOINT} --window 1h --out report.html",
-        "loopstack audit verify                              # every change, in a hash chain",
-        "loopstack server                                    # the server (MLflow API) on :5000",
-        f"loopstack serve --deployment {ENDPOINT} --port {demo.options.serve_port}"
-        "      # the endpoint again",
+        (f"export LOOPSTACK_HOME={home}", ""),
+        ("loopstack runs list --experiment fraud-retraining", "the training runs"),
+        (f"loopstack models show {MODEL}", "versions, aliases, approvals"),
+        ("loopstack data show transactions", "dataset versions, profiles"),
+        ("loopstack features list", "the feature views"),
+        ("loopstack pipelines list", "each retraining, step by step"),
+        ("loopstack loop status", "what fired, why, what it led to"),
+        (f"loopstack rollout list --endpoint {ENDPOINT}", "the canaries"),
+        (f"loopstack rollout status {last}", "guardrails, breaches, trail"),
+        ("loopstack monitor alerts", "the alerts that fired"),
+        (f"loopstack monitor report {ENDPOINT} --window 1h --model-version {MODEL}/1", ""),
+        ("loopstack audit verify", "every change, hash-chained"),
+        (f"loopstack serve --deployment {ENDPOINT} --port {demo.options.serve_port}", ""),
+        ("loopstack server", "the server and MLflow API, :5000"),
     ]
-    for line in lines:
-        console.print(f"  {line}", highlight=False)
+    for command, why in lines:
+        console.print(f"  {command:<50} [dim]{why}[/]" if why else f"  {command}", highlight=False)
 
 
 def run_demo(options: DemoOptions, console: Any) -> DemoOutcome:
