@@ -158,6 +158,26 @@ def status(
         as_json=as_json,
         as_csv=as_csv,
     )
+    if not (as_json or as_csv):
+        _gate_stops(found)
+
+
+def _gate_stops(found: list[Any]) -> None:
+    """Under the table, in full: why each firing that stopped at its gates stopped (the
+    table's outcome column is cut to fit), and where the evidence is."""
+    from loopstack.cli._output import console
+
+    out = console()
+    stopped = [f for f in found if f.status == "stopped"]
+    shown = 0
+    for f in stopped:
+        why = f.outcome.get("gate") or f.outcome.get("error")
+        if why:
+            out.print(f"[yellow]#{f.firing_id} stopped at its gates[/]: ", end="")
+            out.print(str(why), markup=False, soft_wrap=True)
+            shown += 1
+    if shown:
+        out.print("each gate's evidence: loopstack models gates MODEL VERSION", markup=False)
 
 
 @triggers_app.callback()
