@@ -9,11 +9,16 @@ gate is shown, not an error: the exit code is 0 whenever the gates are shown.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
 
 from loopstack.cli._project import PROJECT
-from loopstack.cli._tables import COLUMNS, CSV, WIDE
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from loopstack.loop import GateReport
 
 __all__ = ["gates", "register"]
 
@@ -22,23 +27,17 @@ def gates(
     name: str = typer.Argument(..., help="The registered model's name."),
     version: str = typer.Argument(..., help="The version whose gates to show."),
     project: str = PROJECT,
-    columns: str = COLUMNS,
-    wide: bool = WIDE,
     as_json: bool = typer.Option(
         False, "--json", help="Print the recorded evaluation as JSON (every evidence field)."
     ),
-    as_csv: bool = CSV,
 ) -> None:
     """A version's recorded gates: each gate, passed or failed, and the numbers behind it.
 
     What the loop's gate step recorded (the latest evaluation): a failed gate is what
     stops the loop, and a version rolls out only when every gate passed."""
-    from loopstack.cli._output import console, fail, fmt_time
-    from loopstack.cli._tables import Column, render_list
+    from loopstack.cli._output import console
     from loopstack.loop import gate_report, recorded_gates
 
-    if as_json and as_csv:
-        fail("--json and --csv exclude each other", code=2)
     report = gate_report(name, version)
     if as_json:
         typer.echo(json.dumps(recorded_gates(name, version, report), indent=2, default=str))
@@ -51,31 +50,33 @@ def gates(
             markup=False,
         )
         return
-    cols = [
-        Column("gate", lambda r: r.gate, priority=0, abbreviate=True, max_width=30),
-        Column(
-            "passed",
-            lambda r: r.passed,
-            lambda ok: "passed" if ok else "failed",
-            priority=0,
-            style=lambda ok: "green" if ok else "bold red",
-        ),
-        Column("evidence", lambda r: r.summary(), priority=1, abbreviate=True, max_width=60),
-        Column("reason", lambda r: r.reason, priority=2, abbreviate=True, max_width=80),
-        Column("details", lambda r: r.evidence, json.dumps, in_table=False),
-    ]
-    render_list(
-        report.results,
-        cols,
-        title=report.summary(),
-        empty=f"model {name!r} version {version}: an evaluation with no gates",
-        columns_option=columns,
-        wide=wide,
-        as_json=False,
-        as_csv=as_csv,
-    )
-    if as_csv:
-        return
+    out.print(_table(report))
+    _verdict(report)
+
+
+def _table(report: GateReport) -> Table:
+    """One row per gate: its name, passed (green) or failed (red), and the numbers that
+    decided it, wrapped rather than cut (they are the point)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=report.summary(), title_justify="left")
+    table.add_column("gate", overflow="fold", max_width=30)
+    table.add_column("passed", no_wrap=True)
+    table.add_column("evidence", overflow="fold")
+    for r in report.results:
+        ok = Text("passed", style="green") if r.passed else Text("failed", style="bold red")
+        table.add_row(Text(r.gate), ok, Text(r.summary()))
+    return table
+
+
+def _verdict(report: GateReport) -> None:
+    """Under the table: when and by whom, then every gate passed, or which failed and why."""
+    from rich.text import Text
+
+    from loopstack.cli._output import console, fmt_time
+
+    out = console()
     who = f" by {report.recorded_by}" if report.recorded_by else ""
     out.print(
         f"recorded {fmt_time(report.evaluated_at)}{who}, "
@@ -86,11 +87,10 @@ def gates(
         out.print("[green]every gate passed[/]: the version may roll out")
         return
     failed = report.failed
-    names = ", ".join(r.gate for r in failed)
-    out.print(f"[bold red]{len(failed)} of {len(report.results)} gates failed[/]: ", end="")
-    out.print(names, markup=False)
+    said = (f"{len(failed)} of {len(report.results)} gates failed", "bold red")
+    out.print(Text.assemble(said, ": ", ", ".join(r.gate for r in failed)))
     for r in failed:
-        out.print(f"  {r.gate}: {r.reason}", markup=False, soft_wrap=True)
+        out.print(f"  {r.gate}: {r.reason}", markup=False)
 
 
 def register(app: typer.Typer) -> None:
