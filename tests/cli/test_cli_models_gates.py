@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.loop.rollout_models import Models, log_versions, record_real_gates
+from tests.loop.rollout_models import Models, gated_versions, record_real_gates
 from typer.testing import CliRunner
 
 from loopstack.cli import app
-from loopstack.loop import Fairness, GateReport, Gates, MetricThreshold, gate_report, gate_version
+from loopstack.loop import GateReport, gate_report
 
 
 def cli(*args: str, width: int = 80) -> tuple[int, str, str]:
@@ -24,34 +24,10 @@ def cli(*args: str, width: int = 80) -> tuple[int, str, str]:
     return got.exit_code, got.stdout, got.stderr
 
 
-def against_the_champion(m: Models, version: int) -> GateReport:
-    """v``version`` against v1 (production): accuracy may lose at most 0.05 (a paired
-    bootstrap says whether the change is noise), a guardrail it fails (accuracy at least
-    0.995) and a fairness gate across two flower sizes it passes."""
-    gates = Gates(
-        primary=MetricThreshold("accuracy", max_regression=0.05),
-        guardrails=[MetricThreshold("accuracy", min_value=0.995)],
-        fairness=Fairness("accuracy", group="size", max_gap=0.5, floor=0.5),
-        n_bootstrap=300,
-        require_validation=False,
-        require_lineage=False,
-    )
-    size = (m.frame["sepal length (cm)"] > 5.8).map({True: "large", False: "small"})
-    data = m.frame.assign(y=m.y, size=size)
-    return gate_version(gates, "iris", version, data=data, stores=m.stores, actor="alice")
-
-
 @pytest.fixture
 def models(use_db: str) -> Models:
-    """iris v1 (production, no gates), v2 (gates passed), v3 (gates recorded, one failed)."""
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
-
-    X, y = load_iris(return_X_y=True, as_frame=True)
-    m = log_versions(LogisticRegression(C=2.0, max_iter=300).fit(X, y))
-    report = against_the_champion(m, 3)
-    assert not report.passed and [r.gate for r in report.failed] == ["guardrail:accuracy"]
-    return m
+    """iris v1 (production, no gates), v2 (gates passed), v3 (one gate of three failed)."""
+    return gated_versions()
 
 
 def _fits(out: str, width: int = 80) -> None:
