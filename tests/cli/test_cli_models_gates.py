@@ -195,3 +195,25 @@ def test_a_passed_recorded_again_as_failed_shows_the_latest(models: Models) -> N
     code, out, _ = cli("models", "gates", "iris", "2")
     assert code == 0 and "1 of 1 gates failed: primary:accuracy" in out
     assert "every gate passed" not in out
+
+
+def test_validation_and_lineage_gates_show_their_evidence(models: Models) -> None:
+    import loopstack as ls
+    from loopstack.loop import Gates, MetricThreshold, gate_version
+
+    data = models.frame.assign(y=models.y)
+    gates = Gates(primary=MetricThreshold("accuracy", max_regression=0.05), significance=None)
+    report = gate_version(
+        gates, "iris", 2, champion_alias=None, data=data, suite=ls.infer_suite(data)
+    )
+    by_gate = {r.gate: r for r in report.results}
+    assert by_gate["data_validation"].passed and not by_gate["lineage"].passed
+    code, out, _ = cli("models", "gates", "iris", "2")
+    assert code == 0
+    rows = _rows(out)
+    suite = by_gate["data_validation"].evidence["suite"]
+    assert rows["data_validation"] == ("passed", f"suite {suite!r}, 150 rows")
+    run = by_gate["lineage"].evidence["run_id"]
+    assert rows["lineage"] == ("failed", f"run {run[:12]} <- 0 datasets")
+    assert "1 of 3 gates failed: lineage" in out
+    assert f"  lineage: run {run} logged no dataset inputs" in " ".join(out.split("\n"))

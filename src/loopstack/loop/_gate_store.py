@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Connection, Table, select
 
 from loopstack.errors import GateFailed, Invalid, NotFound
-from loopstack.loop._gates_report import GateReport, GateResult
+from loopstack.loop._gates_report import GateReport, GateResult, version_number
 from loopstack.store.metadata.schema_loop import GateResultRow
 
 if TYPE_CHECKING:
@@ -157,10 +157,6 @@ def record_gates(
     return evaluation
 
 
-def _number(version: int | str) -> str:
-    return str(int(version)) if str(version).isdigit() else str(version)
-
-
 def _read(
     stores: Stores, project_id: int, model_name: str, version: int | str
 ) -> GateReport | None:
@@ -168,7 +164,7 @@ def _read(
     event's actor); None when none was recorded, ``NotFound`` for an unknown version."""
     from loopstack.store.audit import latest_event
 
-    number = _number(version)
+    number = version_number(version)
 
     def run(conn: Connection) -> list[Any]:
         q = (
@@ -267,7 +263,7 @@ def require_gates_passed(
     >>> require_gates_passed("fraud", 4)   # before a rollout starts
     """
     report = gate_report(model_name, version, stores=stores, project_id=project_id)
-    number = _number(version)
+    number = version_number(version)
     if report is None:
         raise GateFailed(
             f"model {model_name!r} version {number} has no gate results: evaluate and record "

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from io import StringIO
 from typing import Any
 
-__all__ = ["GateReport", "GateResult", "evidence_summary", "recorded_gates"]
+__all__ = ["GateReport", "GateResult", "evidence_summary", "recorded_gates", "version_number"]
 
 
 @dataclass(frozen=True)
@@ -214,6 +214,11 @@ def evidence_summary(evidence: dict[str, Any]) -> str:
     return ""
 
 
+def version_number(version: int | str) -> str:
+    """A version as gate results store it: ``"4"`` for ``4``, ``"4"`` or ``"04"``."""
+    return str(int(version)) if str(version).isdigit() else str(version)
+
+
 def recorded_gates(
     model_name: str, version: int | str, report: GateReport | None
 ) -> dict[str, Any]:
@@ -224,8 +229,7 @@ def recorded_gates(
 
     >>> recorded_gates("fraud", 4, gate_report("fraud", 4))["failed_reasons"]
     """
-    number = str(int(version)) if str(version).isdigit() else str(version)
-    answer: dict[str, Any] = {"model": model_name, "version": number}
+    answer: dict[str, Any] = {"model": model_name, "version": version_number(version)}
     if report is None:
         return {**answer, "recorded": False, "passed": False, "results": [], "failed_reasons": []}
     return {**answer, "recorded": True, **report.to_dict()}
