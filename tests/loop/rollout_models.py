@@ -80,3 +80,32 @@ def three_versions() -> Models:
     X, y = load_iris(return_X_y=True, as_frame=True)
     slow = SlowModel(LogisticRegression(C=0.5, max_iter=300).fit(X, y), 0.3)
     return log_versions(slow)
+
+
+def against_the_champion(m: Models, version: int) -> Any:
+    """Record v``version``'s gates against v1 (production), by ``alice``: accuracy may
+    lose at most 0.05 (a paired bootstrap says whether the change is noise), a guardrail
+    on accuracy of at least 0.995, and fairness across two flower sizes; the report."""
+    from loopstack.loop import Fairness, Gates, MetricThreshold, gate_version
+
+    gates = Gates(
+        primary=MetricThreshold("accuracy", max_regression=0.05),
+        guardrails=[MetricThreshold("accuracy", min_value=0.995)],
+        fairness=Fairness("accuracy", group="size", max_gap=0.5, floor=0.5),
+        n_bootstrap=300,
+        require_validation=False,
+        require_lineage=False,
+    )
+    size = (m.frame["sepal length (cm)"] > 5.8).map({True: "large", False: "small"})
+    data = m.frame.assign(y=m.y, size=size)
+    return gate_version(gates, "iris", version, data=data, stores=m.stores, actor="alice")
+
+
+def gated_versions() -> Models:
+    """iris v1 (production, no gates recorded), v2 (its gates passed) and v3, a better
+    model whose gates against v1 were recorded with one of three failed (the guardrail)."""
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    m = log_versions(LogisticRegression(C=2.0, max_iter=300).fit(X, y))
+    report = against_the_champion(m, 3)
+    assert not report.passed and [r.gate for r in report.failed] == ["guardrail:accuracy"]
+    return m

@@ -151,4 +151,5 @@ def main() -> None:
     app()
 
 
-from loopstack.cli import _features_online  # noqa: E402, F401 - adds the online commands
+# the commands that hang on a group defined above: online features, `models gates`
+from loopstack.cli import _features_online, _models_gates  # noqa: E402, F401

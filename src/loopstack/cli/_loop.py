@@ -158,6 +158,33 @@ def status(
         as_json=as_json,
         as_csv=as_csv,
     )
+    if not (as_json or as_csv):
+        _gate_stops(found)
+
+
+def _gate_stops(found: list[Any]) -> None:
+    """Under the table, in full: why each firing that stopped at its gates stopped (the
+    table's outcome column is cut to fit), and the command that shows the evidence."""
+    import re
+
+    from rich.text import Text
+
+    from loopstack.cli._output import console
+
+    out = console()
+    shown, where = 0, None
+    for f in found:
+        why = f.outcome.get("gate") or f.outcome.get("error")
+        if f.status != "stopped" or not why:
+            continue
+        out.print(Text.assemble((f"#{f.firing_id} stopped at its gates", "yellow"), f": {why}"))
+        shown += 1
+        named = re.search(r"models:/([^/\s]+)/(\d+)|model '([^']+)' version (\d+)", str(why))
+        if named and where is None:  # the newest stopped firing's version, as an example
+            where = " ".join(g for g in named.groups() if g)
+    if shown:
+        hint = f"each gate's evidence: loopstack models gates {where or 'MODEL VERSION'}"
+        out.print(hint, markup=False)
 
 
 @triggers_app.callback()

@@ -49,7 +49,8 @@ class Column:
     priority keep their declared order. ``abbreviate``: the shown value may be cut with
     an ellipsis (ids and numbers never are). ``max_width`` caps an abbreviable column.
     ``in_table=False``: only in JSON and CSV (a whole definition, say), or when named
-    in --columns.
+    in --columns. ``style``: the rich style of a cell from its raw value (``"red"`` for a
+    failure, say), or None for none.
     """
 
     name: str
@@ -60,6 +61,7 @@ class Column:
     abbreviate: bool = False
     max_width: int | None = None
     in_table: bool = True
+    style: Callable[[Any], str | None] | None = None
 
     def text(self, row: Any) -> str:
         """The shown text of this column in ``row`` (one line)."""
@@ -200,10 +202,11 @@ def render_list(
         table.add_column(
             c.name, justify=c.justify, no_wrap=True, min_width=widths[i], max_width=widths[i]
         )
-    for row in texts:
+    for record, row in zip(rows, texts, strict=True):
         cells = []
         for i in kept:
-            cell = Text(row[i])
+            style = shown[i].style
+            cell = Text(row[i], style=(style(shown[i].get(record)) or "") if style else "")
             if shown[i].abbreviate:
                 cell.truncate(widths[i], overflow="ellipsis")
             cells.append(cell)

@@ -3,6 +3,7 @@
 from loopstack.loop._controller import Controller, ControllerEvent, StepReport
 from loopstack.loop._cron import CronSchedule
 from loopstack.loop._firings import FiringView, loop_status
+from loopstack.loop._gate_client import RestGates
 from loopstack.loop._gate_store import (
     GATES_REASONS_TAG,
     GATES_TAG,
@@ -15,7 +16,7 @@ from loopstack.loop._gate_store import (
 from loopstack.loop._gates import Fairness, Gates, MetricThreshold
 from loopstack.loop._gates_eval import evaluate_gates
 from loopstack.loop._gates_metrics import METRICS
-from loopstack.loop._gates_report import GateReport, GateResult
+from loopstack.loop._gates_report import GateReport, GateResult, recorded_gates
 from loopstack.loop._guardrails import Breach, Measurement, measure_candidate
 from loopstack.loop._rollout import RolloutEvent, Rollouts
 from loopstack.loop._rollout_client import RestRollouts, rollouts
@@ -47,6 +48,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
     "METRICS",
     "Measurement",
     "MetricThreshold",
+    "RestGates",
     "RestRollouts",
     "RestTriggers",
     "Rollout",
@@ -65,6 +67,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
     "measure_candidate",
     "paired_bootstrap",
     "record_gates",
+    "recorded_gates",
     "require_gates_passed",
     "rollouts",
     "triggers",

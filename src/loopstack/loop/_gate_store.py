@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Connection, Table, select
 
 from loopstack.errors import GateFailed, Invalid, NotFound
-from loopstack.loop._gates_report import GateReport, GateResult
+from loopstack.loop._gates_report import GateReport, GateResult, version_number
 from loopstack.store.metadata.schema_loop import GateResultRow
 
 if TYPE_CHECKING:
@@ -57,12 +57,22 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _open(stores: Stores | None) -> Stores:
+def _where(stores: Stores | None, project_id: int | None) -> tuple[Stores, int]:
+    """The stores and project a local call acts in: those given (project 0 by default),
+    else the configured stores and the project in use (``ls.set_project``,
+    LOOPSTACK_PROJECT, else ``default``)."""
     if stores is not None:
-        return stores
+        return stores, 0 if project_id is None else project_id
+    from loopstack.config import settings
     from loopstack.store import open_stores
+    from loopstack.store.remote import local_config
 
-    return open_stores()
+    opened = open_stores(local_config(settings()))
+    if project_id is not None:
+        return opened, project_id
+    from loopstack.auth import project_in_use
+
+    return opened, project_in_use(opened.db)
 
 
 def record_gates(
@@ -71,7 +81,7 @@ def record_gates(
     version: int | str,
     *,
     stores: Stores | None = None,
-    project_id: int = 0,
+    project_id: int | None = None,
     actor: str = "loop",
 ) -> str:
     """Attach ``report`` to the model version: its rows, its audit event, its tags.
@@ -84,7 +94,7 @@ def record_gates(
     from loopstack.registry import SqlRegistry
     from loopstack.tracking._entities import now_ms
 
-    stores = _open(stores)
+    stores, project_id = _where(stores, project_id)
     reg = SqlRegistry(stores, actor=actor, project_id=project_id)
     mv = reg.get_model_version(model_name, version)  # NotFound before anything is written
     number = str(mv.version)
@@ -149,8 +159,12 @@ def record_gates(
 
 def _read(
     stores: Stores, project_id: int, model_name: str, version: int | str
-) -> tuple[GateReport | None, str]:
-    number = str(int(version)) if str(version).isdigit() else str(version)
+) -> GateReport | None:
+    """The latest recorded evaluation of the version, with when and by whom (its audited
+    event's actor); None when none was recorded, ``NotFound`` for an unknown version."""
+    from loopstack.store.audit import latest_event
+
+    number = version_number(version)
 
     def run(conn: Connection) -> list[Any]:
         q = (
@@ -166,19 +180,29 @@ def _read(
 
     rows = stores.db.read(run)
     if not rows:
-        return None, number
+        from loopstack.registry import SqlRegistry
+
+        # an unknown version is NotFound, not a version without gates
+        SqlRegistry(stores, project_id=project_id).get_model_version(model_name, version)
+        return None
     stored = [(row, json.loads(row.evidence)) for row in rows]
     latest = stored[-1][1].get("evaluation_id")
     mine = [(row, doc) for row, doc in stored if doc.get("evaluation_id") == latest]
     head = mine[0][1]
-    return (
-        GateReport(
-            [GateResult(r.gate, bool(r.passed), r.reason, d.get("evidence", {})) for r, d in mine],
-            challenger=head.get("challenger"),
-            champion=head.get("champion"),
-            evaluation_id=latest,
-        ),
-        number,
+    event = latest_event(
+        stores.db,
+        object_type="model",
+        object_id=f"{model_name}/{number}",
+        actions=("gates.evaluate",),
+        project_id=project_id,
+    )
+    return GateReport(
+        [GateResult(r.gate, bool(r.passed), r.reason, d.get("evidence", {})) for r, d in mine],
+        challenger=head.get("challenger"),
+        champion=head.get("champion"),
+        evaluation_id=latest,
+        evaluated_at=int(mine[0][0].evaluated_at),
+        recorded_by=None if event is None else str(event.actor),
     )
 
 
@@ -187,10 +211,26 @@ def gate_report(
     version: int | str,
     *,
     stores: Stores | None = None,
-    project_id: int = 0,
+    project_id: int | None = None,
 ) -> GateReport | None:
-    """The latest recorded evaluation of the version's gates, or None if there is none."""
-    return _read(_open(stores), project_id, model_name, version)[0]
+    """The latest recorded evaluation of the version's gates (when, by whom, each gate's
+    result and evidence), or None if none was recorded; ``NotFound`` for an unknown
+    version. Without ``stores``: through the server for an http(s) tracking URI
+    (``GET /api/v1/models/{name}/versions/{version}/gates``), else the configured store,
+    in the project in use.
+
+    >>> ls.loop.gate_report("fraud", 4).failed_reasons()          # doctest: +SKIP
+    """
+    if stores is not None:
+        return _read(stores, 0 if project_id is None else project_id, model_name, version)
+    from loopstack.auth._open import open_in_project
+    from loopstack.loop._gate_client import RestGates
+
+    return open_in_project(
+        lambda client: RestGates(client).report(model_name, version),
+        lambda opened, _actor, pid: _read(opened, pid, model_name, version),
+        project_id=project_id,
+    )
 
 
 def gate_results(
@@ -198,9 +238,10 @@ def gate_results(
     version: int | str,
     *,
     stores: Stores | None = None,
-    project_id: int = 0,
+    project_id: int | None = None,
 ) -> list[GateResult]:
-    """The results of the latest recorded evaluation, one per gate (empty if none).
+    """The results of the latest recorded evaluation, one per gate (empty if none);
+    locally or through a server, as :func:`gate_report`.
 
     >>> [r.gate for r in gate_results("fraud", 4) if not r.passed]
     """
@@ -213,19 +254,17 @@ def require_gates_passed(
     version: int | str,
     *,
     stores: Stores | None = None,
-    project_id: int = 0,
+    project_id: int | None = None,
 ) -> GateReport:
     """The version's latest gate report if every gate passed; else ``GateFailed`` naming
-    each failed gate and why (or saying no gates were recorded).
+    each failed gate and why (or saying no gates were recorded); ``NotFound`` for an
+    unknown version. Locally or through a server, as :func:`gate_report`.
 
     >>> require_gates_passed("fraud", 4)   # before a rollout starts
     """
-    report, number = _read(_open(stores), project_id, model_name, version)
+    report = gate_report(model_name, version, stores=stores, project_id=project_id)
+    number = version_number(version)
     if report is None:
-        from loopstack.registry import SqlRegistry
-
-        # an unknown version is NotFound, not a failed gate
-        SqlRegistry(_open(stores), project_id=project_id).get_model_version(model_name, version)
         raise GateFailed(
             f"model {model_name!r} version {number} has no gate results: evaluate and record "
             "its gates (evaluate_gates, record_gates) before it may roll out",
@@ -245,7 +284,7 @@ def gate_version(
     dataset_version: Any = None,
     suite: Any = None,
     stores: Stores | None = None,
-    project_id: int = 0,
+    project_id: int | None = None,
     actor: str = "loop",
 ) -> GateReport:
     """Evaluate a registered version's gates against the version ``champion_alias``
@@ -259,7 +298,7 @@ def gate_version(
     from loopstack.loop._gates_eval import evaluate_gates
     from loopstack.registry import SqlRegistry
 
-    stores = _open(stores)
+    stores, project_id = _where(stores, project_id)
     reg = SqlRegistry(stores, actor=actor, project_id=project_id)
     challenger = reg.get_model_version(model_name, version)
     champion = None

@@ -96,6 +96,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
         data,
         deployments,
         features,
+        gates,
         loop,
         mlflow_compat,
         native,
@@ -106,6 +107,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
 
     app.include_router(native.router)
     app.include_router(registry.router)
+    app.include_router(gates.router)
     app.include_router(admin.router)
     app.include_router(data.router)
     app.include_router(features.router)
@@ -120,6 +122,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
     app.state.routers = [
         native.router,
         registry.router,
+        gates.router,
         admin.router,
         data.router,
         features.router,

@@ -69,6 +69,7 @@ ROUTE_ROLES: dict[str, Role | str | None] = {
         "models_alias_get",
         "models_alias_history",
         "models_lineage",
+        "models_version_gates",
         "model_versions_search",
         "lineage_get",
         "approvals_list",
