@@ -4,6 +4,7 @@ package below it, as a user would."""
 
 from __future__ import annotations
 
-from loopstack.demo._run import DemoFailed, DemoOptions, DemoOutcome, run_demo
+from loopstack.demo._common import DemoFailed, DemoOptions, DemoOutcome
+from loopstack.demo._run import run_demo
 
 __all__ = ["DemoFailed", "DemoOptions", "DemoOutcome", "run_demo"]
