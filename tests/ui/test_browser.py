@@ -40,6 +40,7 @@ def _log_runs(mlflow: Any) -> tuple[str, dict[str, str]]:
             for step, acc in enumerate(accs):
                 mlflow.log_metric("acc", acc, step=step)
                 mlflow.log_metric("loss", round(1 - acc, 4), step=step)
+            mlflow.log_text(f"notes of {name}", "notes/readme.txt")
     runs: dict[str, str] = {}
     experiment = ""
     for line in printed.getvalue().splitlines():
@@ -97,6 +98,14 @@ def test_mlflow_links_open_the_run_and_the_runs_table_filters_sorts_and_pages(
     assert acc_chart.locator("path").count() == 1  # the line through the history
     assert acc_chart.locator("circle").count() == 4  # one marker per step logged
     assert acc_chart.bounding_box()["height"] > 100
+    # its artifacts: a folder opens, a file downloads (with the page's token, if any)
+    page.click("#artifacts button.dir >> text=notes/")
+    readme = page.locator("#artifacts li[data-artifact='notes/readme.txt'] button.file")
+    expect(readme).to_have_text("readme.txt")
+    with page.expect_download() as download:
+        readme.click()
+    assert download.value.suggested_filename == "readme.txt"
+    assert Path(download.value.path()).read_text() == "notes of r-charlie"
     page.screenshot(path=str(tmp_path / "run.png"), full_page=True)
 
     # -- the experiment's runs, from its link ------------------------------------------
