@@ -167,6 +167,30 @@ def test_mlflow_links_open_the_run_and_the_runs_table_filters_sorts_and_pages(
     expect(page.locator("#run-name")).to_have_text(by_loss[2])
     assert page.evaluate("location.hash").startswith("#/experiments/")
 
+    # two runs picked in the table, compared: a chart per metric with a line per run,
+    # the latest values, the params with the ones that differ marked
+    page.goto(experiment_url)
+    expect(page.locator("#compare")).to_be_disabled()
+    page.check("#runs input[aria-label='select r-alpha']")
+    page.check("#runs input[aria-label='select r-charlie']")
+    page.click("#compare")
+    expect(page.locator("#compare-charts svg.chart")).to_have_count(2)
+    acc = page.locator("#compare-charts svg.chart[aria-label='acc']")
+    assert acc.locator("path").count() == 2 and acc.locator("circle").count() == 8
+    # in the order picked
+    assert acc.locator(".chart-legend").all_text_contents() == ["r-alpha", "r-charlie"]
+    latest = page.locator("#compare-latest tr[data-key='acc'] td").all_inner_texts()
+    assert latest == ["0.72", "0.91"]
+    params = page.locator("#compare-params tbody tr")
+    assert params.evaluate_all("rows => rows.map(r => [r.dataset.key, r.className])") == [
+        ["lr", "differs"],
+        ["opt", "same"],
+    ]
+    page.check("#only-differences")
+    expect(page.locator("#compare-params tr[data-key='opt']")).to_be_hidden()
+    expect(page.locator("#compare-params tr[data-key='lr']")).to_be_visible()
+    page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
+
     # the experiments list links to the runs
     page.goto(f"{mlflow_uri}/")
     page.click("#experiments a >> text=ui-e2e")

@@ -2,7 +2,9 @@
 // hash router. The links the MLflow client prints land here:
 //   #/experiments/<id>                 an experiment's runs
 //   #/experiments/<id>/runs/<run_id>   one run
+//   #/compare?experiment=<id>&runs=<run_id>,<run_id>   runs side by side
 import { api, ApiError, project, setProject, setToken, token } from "./api.js";
+import { comparePage } from "./compare.js";
 import { h, replace } from "./dom.js";
 import { experimentsPage } from "./experiments.js";
 import { runPage } from "./run.js";
@@ -29,6 +31,7 @@ export function parseRoute(hash) {
     // #/experiments/<id>, and the MLflow UI's tabs of it (/overview, /runs, ...)
     return { page: "runs", params: { experimentId }, query };
   }
+  if (parts.length === 1 && parts[0] === "compare") return { page: "compare", params: {}, query };
   return { page: "missing", params: { path }, query };
 }
 
@@ -36,6 +39,7 @@ const PAGES = {
   experiments: experimentsPage,
   runs: runsPage,
   run: runPage,
+  compare: comparePage,
   missing: async (root, route) => {
     replace(root, h("h1", {}, "No such page"), h("p", {}, `Nothing lives at #${route.params.path}. `, h("a", { href: "#/" }, "See the experiments.")));
   },

@@ -5,6 +5,7 @@
 const SVG = "http://www.w3.org/2000/svg";
 export const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 const MARKERS_UP_TO = 40; // points per series that still get a circle each
+const LEGEND_UP_TO = 12; // series named in a legend; more are told apart by hovering
 
 function s(tag, attrs = {}, ...children) {
   const el = document.createElementNS(SVG, tag);
@@ -45,7 +46,7 @@ export function lineChart(series, { title = "", width = 460, height = 220, xLabe
       .sort((a, b) => a[0] - b[0]),
   }));
   const all = clean.flatMap((sr) => sr.points);
-  const legendRows = clean.length > 1 ? clean.length : 0;
+  const legendRows = clean.length > 1 && clean.length <= LEGEND_UP_TO ? clean.length : 0;
   const m = { left: 56, right: 12, top: 22 };
   const full = height + (legendRows ? 16 * legendRows + 8 : 0);
   const svg = s("svg", {
@@ -95,7 +96,7 @@ export function lineChart(series, { title = "", width = 460, height = 220, xLabe
     const g = s("g", { class: "chart-series", "data-series": sr.name });
     if (sr.points.length > 1) {
       const d = sr.points.map(([x, y], j) => `${j ? "L" : "M"}${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join("");
-      g.append(s("path", { d, fill: "none", stroke: color, "stroke-width": 2 }));
+      g.append(s("path", { d, fill: "none", stroke: color, "stroke-width": 2 }, s("title", {}, sr.name)));
     }
     if (sr.points.length <= MARKERS_UP_TO) {
       for (const [x, y] of sr.points) {
