@@ -60,6 +60,18 @@ export async function runsPage(root, route, { navigate }) {
   const view = JSON.stringify([experimentId, state.filter, state.order, state.size]);
   const go = (changes) => navigate(hashFor(experimentId, { ...state, page: "", ...changes }));
 
+  // the experiment and its runs at once: one round trip of waiting, not two
+  const started = performance.now();
+  const searching = api("POST", "api/v1/runs/search", {
+    experiment_ids: [experimentId],
+    filter: state.filter,
+    max_results: state.size,
+    order_by: state.order ? [state.order] : [],
+    page_token: state.page || null,
+  }).then(
+    (found) => ({ found, elapsed: performance.now() - started }),
+    (error) => ({ error }),
+  );
   const experiment = await api("GET", `api/v1/experiments/${encodeURIComponent(experimentId)}`);
   const filterBox = h("input", {
     id: "filter",
@@ -86,24 +98,12 @@ export async function runsPage(root, route, { navigate }) {
     filterError,
   );
 
-  const started = performance.now();
-  let found;
-  try {
-    found = await api("POST", "api/v1/runs/search", {
-      experiment_ids: [experimentId],
-      filter: state.filter,
-      max_results: state.size,
-      order_by: state.order ? [state.order] : [],
-      page_token: state.page || null,
-    });
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 422) {
-      filterError.textContent = err.message; // a filter or order the grammar refuses
-      return;
-    }
-    throw err;
+  const { found, elapsed, error } = await searching;
+  if (error instanceof ApiError && error.status === 422) {
+    filterError.textContent = error.message; // a filter or order the grammar refuses
+    return;
   }
-  const elapsed = performance.now() - started;
+  if (error) throw error;
   const runs = found.runs;
   const sorted = parseClause(state.order);
   const metricKeys = keysOf(runs, "metrics");
