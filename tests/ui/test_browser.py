@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import start_server, stop_server
+from tests.conftest import ThreadedServer, start_server, stop_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.mlflow, pytest.mark.slow]
 
@@ -263,3 +263,44 @@ def test_with_auth_on_the_page_asks_for_a_token_sends_it_and_switches_projects(
         assert page.evaluate("localStorage.getItem('loopstack.token')") is None
     finally:
         stop_server(proc)
+
+
+def test_names_are_shown_as_text_and_a_missing_run_or_page_says_so(
+    chromium: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    import loopstack as ls
+    from loopstack.server import create_app
+
+    hostile = '<img src=x onerror="window.pwned = 1">'
+    with ls.start_run(
+        experiment="<b>exp</b>", run_name=hostile, params={"p": "<script>window.pwned = 2</script>"}
+    ) as run:
+        ls.log_metric("m", float("nan"), step=0)  # a NaN: in the table, left out of the chart
+        ls.log_metric("m", 1.0, step=1)
+        run_id = run.run_id
+    experiment_id = ls.get_run(run_id).experiment_id
+    with ThreadedServer(create_app()) as server:
+        page = chromium.new_page()
+        page.goto(f"{server.url}/#/experiments/{experiment_id}/runs/{run_id}")
+        expect(page.locator("#run-name")).to_have_text(hostile)
+        expect(page.locator("#params-table td").nth(1)).to_have_text(
+            "<script>window.pwned = 2</script>"
+        )
+        assert page.evaluate("window.pwned") is None
+        assert page.locator("main img, main script").count() == 0
+        assert page.locator("svg.chart[aria-label='m'] circle").count() == 1
+        page.goto(f"{server.url}/#/experiments/{experiment_id}")
+        expect(page.locator("#runs tbody td a")).to_have_text(hostile)
+        expect(page.locator("h1")).to_contain_text("<b>exp</b>")
+        assert page.evaluate("window.pwned") is None
+
+        page.goto(f"{server.url}/#/experiments/{experiment_id}/runs/no-such-run")
+        expect(page.locator("main .error")).to_contain_text("404")
+        expect(page.locator("main .error")).to_contain_text("no-such-run")
+        page.goto(f"{server.url}/#/nowhere/at/all")
+        expect(page.locator("h1")).to_have_text("No such page")
+        page.goto(f"{server.url}/#/compare?runs={run_id}")
+        expect(page.locator("main .error")).to_contain_text("Pick 2 to 100 runs")
+        page.screenshot(path=str(tmp_path / "compare-one.png"))
