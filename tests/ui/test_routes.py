@@ -55,6 +55,14 @@ def test_every_file_the_page_loads_or_imports_is_served_and_none_comes_from_else
     assert seen | {ui.INDEX} == set(ui.asset_names())
 
 
+def test_a_head_request_answers_like_get_without_a_body(http: httpx.Client) -> None:
+    for path in ("/", "/ui/style.css"):
+        head, get = http.head(path), http.get(path)
+        assert head.status_code == 200 and head.content == b"", path
+        assert head.headers["etag"] == get.headers["etag"], path
+        assert head.headers["content-type"] == get.headers["content-type"], path
+
+
 def test_an_unchanged_file_is_revalidated_with_a_304(http: httpx.Client) -> None:
     first = http.get("/ui/app.js")
     etag = first.headers["etag"]
@@ -85,6 +93,7 @@ def test_with_auth_on_the_page_is_public_and_the_api_behind_it_still_needs_a_tok
     root = auth.create_token(db, name="root", user="root")[0]
     with ThreadedServer(create_app()) as server, httpx.Client(base_url=server.url) as client:
         assert client.get("/").status_code == 200
+        assert client.head("/").status_code == 200
         assert client.get("/ui/app.js").status_code == 200
         assert client.get("/api/v1/experiments").status_code == 401
         assert client.get("/api/v1/whoami").status_code == 401

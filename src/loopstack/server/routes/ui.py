@@ -39,14 +39,14 @@ def _serve(request: Request, name: str) -> Response:
     return Response(body, media_type=media_type, headers=headers)
 
 
-@router.get("/", name="ui_index")
+@router.api_route("/", methods=["GET", "HEAD"], name="ui_index")
 def index(request: Request) -> Response:
     """The UI's shell; the route after ``#`` (``#/experiments/<id>/runs/<run_id>``, the
     links the MLflow client prints) picks the page."""
     return _serve(request, INDEX)
 
 
-@router.get("/ui/{name}", name="ui_asset")
+@router.api_route("/ui/{name}", methods=["GET", "HEAD"], name="ui_asset")
 def ui_asset(request: Request, name: str) -> Response:
     """One of the UI's scripts or style sheets."""
     return _serve(request, name)
