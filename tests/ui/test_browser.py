@@ -29,7 +29,26 @@ RUNS = [
 ]
 
 
-def _log_runs(mlflow: Any) -> tuple[str, dict[str, str]]:
+def _png(width: int, height: int) -> bytes:
+    """A valid RGB PNG of one colour (written here: no imaging library needed)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    raw = b"".join(b"\x00" + b"\x1f\x4e\x79" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _log_runs(mlflow: Any, tmp_path: Path) -> tuple[str, dict[str, str]]:
     """Log RUNS with the mlflow client; the links it prints after each run: the
     experiment's, and the run's by run name."""
     mlflow.set_experiment("ui-e2e")
@@ -41,6 +60,11 @@ def _log_runs(mlflow: Any) -> tuple[str, dict[str, str]]:
                 mlflow.log_metric("acc", acc, step=step)
                 mlflow.log_metric("loss", round(1 - acc, 4), step=step)
             mlflow.log_text(f"notes of {name}", "notes/readme.txt")
+            if name == "r-charlie":
+                mlflow.log_text('step,acc\n0,0.30\n3,"0.91, best"\n', "eval/table.csv")
+                (tmp_path / "curve.png").write_bytes(_png(40, 20))
+                mlflow.log_artifact(str(tmp_path / "curve.png"), "eval")
+                mlflow.log_text("\x00\x01", "eval/weights.bin")
     runs: dict[str, str] = {}
     experiment = ""
     for line in printed.getvalue().splitlines():
@@ -76,7 +100,7 @@ def test_mlflow_links_open_the_run_and_the_runs_table_filters_sorts_and_pages(
     import mlflow
     from playwright.sync_api import expect
 
-    experiment_url, run_urls = _log_runs(mlflow)
+    experiment_url, run_urls = _log_runs(mlflow, tmp_path)
     # the links the client printed are the UI's own link format
     assert experiment_url.startswith(f"{mlflow_uri}/#/experiments/")
     assert sorted(run_urls) == sorted(r[0] for r in RUNS)
@@ -98,14 +122,30 @@ def test_mlflow_links_open_the_run_and_the_runs_table_filters_sorts_and_pages(
     assert acc_chart.locator("path").count() == 1  # the line through the history
     assert acc_chart.locator("circle").count() == 4  # one marker per step logged
     assert acc_chart.bounding_box()["height"] > 100
-    # its artifacts: a folder opens, a file downloads (with the page's token, if any)
+    # its artifacts: a folder opens, a file previews and downloads (with the page's
+    # token, if any): text as text, a CSV as a table, an image as an image
     page.click("#artifacts button.dir >> text=notes/")
-    readme = page.locator("#artifacts li[data-artifact='notes/readme.txt'] button.file")
-    expect(readme).to_have_text("readme.txt")
+    readme = page.locator("#artifacts li[data-artifact='notes/readme.txt']")
+    readme.locator("button.file").click()
+    expect(page.locator("#artifact-preview pre")).to_have_text("notes of r-charlie")
     with page.expect_download() as download:
-        readme.click()
+        readme.locator("button.download").click()
     assert download.value.suggested_filename == "readme.txt"
     assert Path(download.value.path()).read_text() == "notes of r-charlie"
+    page.click("#artifacts button.dir >> text=eval/")
+    page.click("#artifacts li[data-artifact='eval/table.csv'] button.file")
+    table = page.locator("#artifact-preview table")
+    expect(table.locator("th")).to_have_text(["step", "acc"])
+    expect(table.locator("tbody tr").nth(1).locator("td")).to_have_text(["3", "0.91, best"])
+    page.click("#artifacts li[data-artifact='eval/curve.png'] button.file")
+    image = page.locator("#artifact-preview img")
+    expect(image).to_have_attribute("alt", "eval/curve.png")
+    page.wait_for_function("document.querySelector('#artifact-preview img').complete")
+    assert image.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [40, 20]
+    page.click("#artifacts li[data-artifact='eval/weights.bin'] button.file")
+    expect(page.locator("#artifact-preview")).to_have_text(
+        "No preview for eval/weights.bin: download it."
+    )
     page.screenshot(path=str(tmp_path / "run.png"), full_page=True)
 
     # -- the experiment's runs, from its link ------------------------------------------
@@ -197,7 +237,8 @@ def test_mlflow_links_open_the_run_and_the_runs_table_filters_sorts_and_pages(
     expect(page.locator("#runs tbody tr")).to_have_count(len(RUNS))
     page.screenshot(path=str(tmp_path / "experiments-to-runs.png"), full_page=True)
 
-    assert [u for u in urls if not u.startswith(f"{mlflow_uri}/")] == []
+    # nothing from elsewhere: this server, and blobs the page made of its answers
+    assert [u for u in urls if not u.startswith((f"{mlflow_uri}/", f"blob:{mlflow_uri}/"))] == []
     # the one error the page logs is the refused filter's 422, shown under the box
     assert all("422" in e for e in errors), errors
     assert (tmp_path / "run.png").stat().st_size > 10_000

@@ -3,6 +3,7 @@
 import { api, apiBlob, seg } from "./api.js";
 import { lineChart } from "./chart.js";
 import { bytes, duration, h, number, replace, table, when } from "./dom.js";
+import { PREVIEW_UP_TO, previewKind, showPreview } from "./preview.js";
 
 const CHARTED_UP_TO = 30; // metrics charted at once; the rest keep their latest value
 
@@ -15,14 +16,34 @@ function keyValues(entries, id, empty) {
   return table(["Key", "Value"], entries.map(([k, v]) => [h("span", { class: "mono" }, k), String(v)]), { id, class: "grid kv" });
 }
 
+function fetchArtifact(runId, path) {
+  return apiBlob(`api/v1/runs/${seg(runId)}/artifacts/${path.split("/").map(seg).join("/")}`);
+}
+
 async function download(runId, path) {
-  const blob = await apiBlob(`api/v1/runs/${seg(runId)}/artifacts/${path.split("/").map(seg).join("/")}`);
+  const blob = await fetchArtifact(runId, path);
   const url = URL.createObjectURL(blob);
   const a = h("a", { href: url, download: path.split("/").pop() });
   document.body.append(a);
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+async function preview(runId, file) {
+  const panel = document.getElementById("artifact-preview");
+  if (!previewKind(file.path)) {
+    replace(panel, h("p", { class: "muted" }, `No preview for ${file.path}: download it.`));
+  } else if (file.size > PREVIEW_UP_TO) {
+    replace(panel, h("p", { class: "muted" }, `${file.path} is ${bytes(file.size)}, too large to preview: download it.`));
+  } else {
+    replace(panel, h("p", { class: "muted" }, "Loading…"));
+    try {
+      await showPreview(panel, file.path, await fetchArtifact(runId, file.path));
+    } catch (err) {
+      replace(panel, h("p", { class: "error", role: "alert" }, String(err.message || err)));
+    }
+  }
 }
 
 async function artifactList(runId, path) {
@@ -50,8 +71,9 @@ async function artifactList(runId, path) {
       list.append(h("li", { "data-artifact": f.path }, toggle, holder));
     } else {
       list.append(h("li", { "data-artifact": f.path },
-        h("button", { type: "button", class: "linkish file", title: `download ${f.path}`, onclick: () => download(runId, f.path) }, name),
-        h("span", { class: "muted" }, ` ${bytes(f.size)}`)));
+        h("button", { type: "button", class: "linkish file", title: `preview ${f.path}`, onclick: () => preview(runId, f) }, name),
+        h("span", { class: "muted" }, ` ${bytes(f.size)} `),
+        h("button", { type: "button", class: "download", title: `download ${f.path}`, onclick: () => download(runId, f.path) }, "download")));
     }
   }
   return list;
@@ -110,6 +132,7 @@ export async function runPage(root, route) {
     run.inputs && run.inputs.length
       ? section("Dataset inputs", "inputs", table(["Name", "Digest", "Source"], run.inputs.map((d) => [d.name, h("span", { class: "mono" }, d.digest), d.source])))
       : null,
-    section("Artifacts", "artifacts", await artifactList(runId, "")),
+    section("Artifacts", "artifacts",
+      h("div", { class: "artifact-browser" }, await artifactList(runId, ""), h("div", { id: "artifact-preview", class: "preview" }))),
   );
 }
