@@ -8,32 +8,12 @@ import { comparePage } from "./compare.js";
 import { h, replace } from "./dom.js";
 import { experimentsPage } from "./experiments.js";
 import { runPage } from "./run.js";
+import { parseRoute } from "./routes.js";
 import { runsPage } from "./runs.js";
 
 const main = document.getElementById("main");
 const session = document.getElementById("session");
 let generation = 0; // a newer navigation wins over a page still loading
-
-/** "#/experiments/1/runs/ab?x=1" -> {page: "run", params: {experimentId, runId}, query}. */
-export function parseRoute(hash) {
-  const raw = (hash || "").replace(/^#/, "");
-  const [path, search = ""] = raw.split("?", 2);
-  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
-  const query = new URLSearchParams(search);
-  if (parts.length === 0 || (parts.length === 1 && parts[0] === "experiments")) {
-    return { page: "experiments", params: {}, query };
-  }
-  if (parts[0] === "experiments" && parts.length >= 2) {
-    const experimentId = parts[1];
-    if (parts[2] === "runs" && parts.length >= 4) {
-      return { page: "run", params: { experimentId, runId: parts[3] }, query };
-    }
-    // #/experiments/<id>, and the MLflow UI's tabs of it (/overview, /runs, ...)
-    return { page: "runs", params: { experimentId }, query };
-  }
-  if (parts.length === 1 && parts[0] === "compare") return { page: "compare", params: {}, query };
-  return { page: "missing", params: { path }, query };
-}
 
 const PAGES = {
   experiments: experimentsPage,

@@ -19,10 +19,15 @@ export function ticks(lo, hi, count = 5) {
   if (!(hi > lo)) return [lo];
   const raw = (hi - lo) / Math.max(1, count);
   const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * mag).find((st) => st >= raw) || 10 * mag;
+  // the round step whose number of ticks comes nearest to count (a tie: the larger)
+  const step = [10, 5, 2, 1]
+    .map((m) => m * mag)
+    .reduce((best, st) => (Math.abs((hi - lo) / st - count) < Math.abs((hi - lo) / best - count) ? st : best));
+  // whole multiples of the step, rounded to its decimals: 0 stays 0, not 3.5e-18
+  const decimals = Math.max(0, -Math.floor(Math.log10(step)));
   const out = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) {
-    out.push(Number(v.toPrecision(12)));
+  for (let k = Math.ceil(lo / step - 1e-9); k <= Math.floor(hi / step + 1e-9); k += 1) {
+    out.push(Number((k * step).toFixed(decimals)) || 0);
   }
   return out;
 }
