@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import platform
 from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -332,6 +333,10 @@ def test_names_are_shown_as_text_and_a_missing_run_or_page_says_so(
         assert page.evaluate("window.pwned") is None
         assert page.locator("main img, main script").count() == 0
         assert page.locator("svg.chart[aria-label='m'] circle").count() == 1
+        # what it ran on, from the tags captured at its start
+        python = page.locator("#environment-table tr", has_text="Python").locator("td").nth(1)
+        expect(python).to_have_text(platform.python_version())
+        expect(page.locator("#environment summary")).to_contain_text("packages")
         page.goto(f"{server.url}/#/experiments/{experiment_id}")
         expect(page.locator("#runs tbody td a")).to_have_text(hostile)
         expect(page.locator("h1")).to_contain_text("<b>exp</b>")

@@ -38,12 +38,13 @@ export function replace(el, ...children) {
   return append(el, children);
 }
 
-/** A table: head is a list of header cells (strings or elements), rows a list of rows. */
+/** A table: head is a list of header cells (strings or elements) or null for none, rows
+ * a list of rows. */
 export function table(head, rows, attrs = {}) {
   return h(
     "table",
     attrs,
-    h("thead", {}, h("tr", {}, head.map((c) => (c instanceof Node ? c : h("th", {}, c))))),
+    head ? h("thead", {}, h("tr", {}, head.map((c) => (c instanceof Node ? c : h("th", {}, c))))) : null,
     h("tbody", {}, rows.map((r) => (r instanceof Node ? r : h("tr", {}, r.map((c) => h("td", {}, c)))))),
   );
 }

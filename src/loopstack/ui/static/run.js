@@ -7,6 +7,27 @@ import { PREVIEW_UP_TO, previewKind, showPreview } from "./preview.js";
 
 const CHARTED_UP_TO = 30; // metrics charted at once; the rest keep their latest value
 
+// what the run ran on, from the tags loopstack (and mlflow) capture at its start
+const ENVIRONMENT = [
+  ["Python", "loopstack.python"],
+  ["Platform", "loopstack.platform"],
+  ["Host", "loopstack.host"],
+  ["Command", "loopstack.command"],
+  ["Source", "mlflow.source.name"],
+  ["Git commit", "mlflow.source.git.commit"],
+  ["Git dirty", "loopstack.git.dirty"],
+  ["Git repository", "mlflow.source.git.repoURL"],
+];
+
+function environment(tags) {
+  const rows = ENVIRONMENT.filter(([, key]) => tags[key]).map(([label, key]) => [label, h("span", { class: "mono" }, tags[key])]);
+  const packages = tags["loopstack.packages"];
+  if (!rows.length && !packages) return null;
+  return section("Environment", "environment",
+    rows.length ? table(null, rows, { class: "grid kv", id: "environment-table" }) : null,
+    packages ? h("details", {}, h("summary", {}, `${packages.split("\n").filter(Boolean).length} packages`), h("pre", { class: "preview-text" }, packages)) : null);
+}
+
 function section(title, id, ...content) {
   return h("section", { id }, h("h2", {}, title), ...content);
 }
@@ -129,6 +150,7 @@ export async function runPage(root, route) {
     section("Tags", "tags",
       keyValues(userTags, "tags-table", "No tags."),
       systemTags.length ? h("details", {}, h("summary", {}, `${systemTags.length} system tags`), keyValues(systemTags, "system-tags", "")) : null),
+    environment(run.tags),
     run.inputs && run.inputs.length
       ? section("Dataset inputs", "inputs", table(["Name", "Digest", "Source"], run.inputs.map((d) => [d.name, h("span", { class: "mono" }, d.digest), d.source])))
       : null,
