@@ -122,8 +122,7 @@ async function start() {
     replace(main, h("div", { class: "error", role: "alert" }, String(err.message || err)));
     return;
   }
-  await sessionHeader(me);
-  await render();
+  await Promise.all([sessionHeader(me), render()]); // the header need not hold up the page
 }
 
 window.addEventListener("hashchange", render);
