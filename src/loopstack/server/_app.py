@@ -1,4 +1,5 @@
-"""The server's app factory: native REST, MLflow-compatible REST, health and metrics."""
+"""The server's app factory: native REST, MLflow-compatible REST, health, metrics and the
+web UI."""
 
 from __future__ import annotations
 
@@ -103,6 +104,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
         pipelines,
         registry,
         rollouts,
+        ui,
     )
 
     app.include_router(native.router)
@@ -119,6 +121,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
     app.include_router(mlflow_compat.artifacts_router)
     app.include_router(mlflow_compat.logged_models_router)
     app.include_router(mlflow_registry.router)
+    app.include_router(ui.router)
     app.state.routers = [
         native.router,
         registry.router,
@@ -134,6 +137,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
         mlflow_compat.artifacts_router,
         mlflow_compat.logged_models_router,
         mlflow_registry.router,
+        ui.router,
     ]
 
     from fastapi import Depends

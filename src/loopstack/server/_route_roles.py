@@ -30,6 +30,8 @@ def _all(role: Role | str | None, *names: str) -> dict[str, Role | str | None]:
 
 ROUTE_ROLES: dict[str, Role | str | None] = {
     **_all(None, "health", "health_live", "docs_assets"),
+    # the web UI's shell and files: no data in them (the page calls the API with a token)
+    **_all(None, "ui_index", "ui_asset"),
     **_all(V, "metrics", "openapi", "docs", "whoami", "projects_list"),
     # -- native tracking ------------------------------------------------------------
     **_all(

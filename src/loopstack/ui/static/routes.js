@@ -1,0 +1,33 @@
+// The UI's routes, read from the part of the address after "#". The links the MLflow
+// client prints are among them: #/experiments/<id> and #/experiments/<id>/runs/<run_id>.
+
+function decoded(part) {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part; // a stray "%": the text as written
+  }
+}
+
+/** "#/experiments/1/runs/ab?x=1" -> {page: "run", params: {experimentId, runId}, query}. */
+export function parseRoute(hash) {
+  const raw = (hash || "").replace(/^#/, "");
+  const cut = raw.indexOf("?");
+  const [path, search] = cut === -1 ? [raw, ""] : [raw.slice(0, cut), raw.slice(cut + 1)];
+  const parts = path.split("/").filter(Boolean).map(decoded);
+  const query = new URLSearchParams(search);
+  if (parts.length === 0 || (parts.length === 1 && parts[0] === "experiments")) {
+    return { page: "experiments", params: {}, query };
+  }
+  if (parts[0] === "experiments" && parts.length >= 2) {
+    const experimentId = parts[1];
+    if (parts[2] === "runs" && parts.length >= 4) {
+      return { page: "run", params: { experimentId, runId: parts[3] }, query };
+    }
+    // #/experiments/<id>, and the MLflow UI's tabs of it (/overview, /runs, ...)
+    return { page: "runs", params: { experimentId }, query };
+  }
+  if (parts.length === 1 && parts[0] === "compare") return { page: "compare", params: {}, query };
+  return { page: "missing", params: { path }, query };
+}
+

@@ -1,0 +1,125 @@
+"""The UI's pure functions, run in Chromium as the page runs them (ES modules imported
+from the server): the routes the MLflow client's links name, the order_by clauses the
+column headers send, the chart's ticks, the CSV preview's parser, the number format."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from loopstack.server import create_app
+from tests.conftest import ThreadedServer
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Any]:
+    """A page of the UI, opened from a server in this process."""
+    with ThreadedServer(create_app()) as server:
+        page = chromium.new_page()
+        page.goto(f"{server.url}/")
+        page.wait_for_selector("#experiments")
+        yield page
+
+
+def _call(page: Any, module: str, function: str, *args: Any) -> Any:
+    return page.evaluate(
+        """async ([module, fn, args]) => {
+            const m = await import(`./ui/${module}`);
+            const out = m[fn](...args);
+            // a route's query as a plain object, so it crosses back to Python
+            return out && out.query instanceof URLSearchParams
+                ? {...out, query: Object.fromEntries(out.query)} : out;
+        }""",
+        [module, function, list(args)],
+    )
+
+
+ROUTES = [
+    ("", "experiments", {}, {}),
+    ("#/", "experiments", {}, {}),
+    ("#/experiments", "experiments", {}, {}),
+    ("#/experiments/7", "runs", {"experimentId": "7"}, {}),
+    ("#/experiments/7/overview", "runs", {"experimentId": "7"}, {}),  # MLflow's tabs
+    (
+        "#/experiments/7/runs/ab12?workspace=team",  # mlflow's link in a workspace
+        "run",
+        {"experimentId": "7", "runId": "ab12"},
+        {"workspace": "team"},
+    ),
+    (
+        "#/experiments/7?filter=metrics.acc%20%3E%200.9%20and%20x%20%3D%20'%3F'&size=2",
+        "runs",
+        {"experimentId": "7"},
+        {"filter": "metrics.acc > 0.9 and x = '?'", "size": "2"},
+    ),
+    ("#/compare?runs=a,b", "compare", {}, {"runs": "a,b"}),
+    ("#/models/x", "missing", {"path": "/models/x"}, {}),
+    ("#/experiments/%E0%A4%A", "runs", {"experimentId": "%E0%A4%A"}, {}),  # a stray %
+]
+
+
+def test_the_routes_of_the_address(page: Any) -> None:
+    for hash_, page_, params, query in ROUTES:
+        got = _call(page, "routes.js", "parseRoute", hash_)
+        assert got == {"page": page_, "params": params, "query": query}, hash_
+
+
+CLAUSES = [
+    ("metrics", "acc", True, "metrics.`acc` DESC"),
+    ("metrics", "val loss", False, "metrics.`val loss` ASC"),
+    ("params", "a`b", True, 'params."a`b" DESC'),
+    ("attribute", "start_time", True, "start_time DESC"),
+]
+
+
+def test_a_column_header_sends_an_order_by_clause_and_reads_it_back(page: Any) -> None:
+    for kind, key, descending, clause in CLAUSES:
+        assert _call(page, "runs.js", "orderClause", kind, key, descending) == clause
+        back = _call(page, "runs.js", "parseClause", clause)
+        assert back == {"kind": kind, "key": key, "descending": descending}, clause
+
+
+def test_every_clause_the_headers_send_is_one_the_server_accepts(page: Any) -> None:
+    import loopstack as ls
+
+    ids = []
+    for value in (0.2, 0.5):
+        with ls.start_run(experiment="keys", params={"lr.init-1": str(value)}) as run:
+            ls.log_metrics({"val loss/x:1": value, "acc": value})
+        ids.append(run.run_id)
+    for kind, key in (("metrics", "val loss/x:1"), ("metrics", "acc"), ("params", "lr.init-1")):
+        clause = _call(page, "runs.js", "orderClause", kind, key, True)
+        runs = ls.search_runs("keys", order_by=[clause])
+        assert list(runs["run_id"]) == ids[::-1], clause  # highest first
+
+
+def test_ticks_are_round_and_cover_the_range(page: Any) -> None:
+    assert _call(page, "chart.js", "ticks", 0, 1, 5) == [0, 0.2, 0.4, 0.6, 0.8, 1]
+    assert _call(page, "chart.js", "ticks", 3, 97, 4) == [20, 40, 60, 80]
+    assert _call(page, "chart.js", "ticks", 0.5, 0.5, 4) == [0.5]
+    assert _call(page, "chart.js", "ticks", -0.03, 0.01, 4) == [-0.03, -0.02, -0.01, 0, 0.01]
+
+
+def test_the_csv_preview_reads_quoted_fields(page: Any) -> None:
+    text = 'a,b\n1,"x, y"\n2,"say ""hi"""\r\n3,"two\nlines"\n4,'
+    assert _call(page, "preview.js", "parseDelimited", text, ",", 10) == [
+        ["a", "b"],
+        ["1", "x, y"],
+        ["2", 'say "hi"'],
+        ["3", "two\nlines"],
+        ["4", ""],
+    ]
+    assert _call(page, "preview.js", "parseDelimited", text, ",", 2) == [["a", "b"], ["1", "x, y"]]
+    assert _call(page, "preview.js", "previewKind", "model/MLmodel") == "text"
+    assert _call(page, "preview.js", "previewKind", "plots/roc.PNG") == "image"
+    assert _call(page, "preview.js", "previewKind", "model.pkl") is None
+
+
+def test_metric_values_are_shown_to_six_significant_digits(page: Any) -> None:
+    cases = [(0.123456789, "0.123457"), (3, "3"), (1e-9, "1.00000e-9"), ("NaN", "NaN"), (None, "")]
+    for value, shown in cases:
+        assert _call(page, "dom.js", "number", value) == shown, value
