@@ -17,6 +17,9 @@ def demo(
     ),
     seed: int = typer.Option(0, help="Seed of the synthetic world."),
     serve_port: int = typer.Option(8081, help="Port of the fraud-api endpoint (1-65535)."),
+    port: int = typer.Option(
+        5000, help="Port of the server (web UI, APIs) that --keep-running starts (1-65535)."
+    ),
     keep_running: bool = typer.Option(
         False, "--keep-running/--no-keep-running", help="Keep serving (and sending) until Ctrl-C."
     ),
@@ -32,13 +35,17 @@ def demo(
     from loopstack.errors import Conflict, LoopstackError
 
     problem = bind_error("127.0.0.1", serve_port, "--serve-port")
+    if not problem and keep_running:
+        problem = bind_error("127.0.0.1", port, "--port")
     if problem:
         raise Conflict(problem)
     where = (home or settings().home / "demo").expanduser().resolve()
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a supervisor's stop is Ctrl-C
     try:
         run_demo(
-            DemoOptions(where, seed=seed, serve_port=serve_port, keep_running=keep_running),
+            DemoOptions(
+                where, seed=seed, serve_port=serve_port, port=port, keep_running=keep_running
+            ),
             console(),
         )
     except DemoFailed as exc:

@@ -35,6 +35,8 @@ class DemoOptions:
     home: Path
     seed: int = 0
     serve_port: int = 8081
+    #: the port of ``loopstack server`` (the web UI and the APIs) with ``keep_running``
+    port: int = 5000
     keep_running: bool = False
     #: seconds of clean traffic at least before the drift (which starts on the next
     #: boundary of the trigger's window)

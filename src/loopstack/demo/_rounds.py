@@ -279,10 +279,12 @@ class Demo(Setup):
     def stop(self) -> None:
         if self.traffic is not None:
             self.traffic.stop()
-        if self.server is not None and self.server.poll() is None:
-            self.server.terminate()
+        for proc in self.children:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.children:
             try:
-                self.server.wait(timeout=20)
+                proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                self.server.kill()
-                self.server.wait()
+                proc.kill()
+                proc.wait()

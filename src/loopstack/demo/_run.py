@@ -60,7 +60,7 @@ def _summary(demo: Demo, console: Any) -> None:
         (f"loopstack monitor report {ENDPOINT} --window 1h --model-version {MODEL}/1", ""),
         ("loopstack audit verify", "every change, hash-chained"),
         (f"loopstack serve --deployment {ENDPOINT} --port {demo.options.serve_port}", ""),
-        ("loopstack server", "the server and MLflow API, :5000"),
+        ("loopstack server", "the web UI and the APIs on :5000"),
     ]
     for command, why in lines:
         console.print(f"  {command:<50} [dim]{why}[/]" if why else f"  {command}", highlight=False)
@@ -93,9 +93,11 @@ def run_demo(options: DemoOptions, console: Any) -> DemoOutcome:
         _summary(demo, console)
         console.print(f"\nthe demo took {demo.outcome.elapsed_s:.0f} s")
         if options.keep_running:
+            ui = f"http://127.0.0.1:{options.port}"
+            demo.child(["server", "--port", str(options.port)], f"{ui}/health")
             console.print(
-                f"the endpoint keeps answering at {demo.outcome.url} with traffic flowing; "
-                "Ctrl-C stops it"
+                f"the web UI and the APIs: [bold]{ui}/[/]; the endpoint keeps answering at "
+                f"{demo.outcome.url} with traffic flowing; Ctrl-C stops it all"
             )
             try:
                 while demo.server is not None and demo.server.poll() is None:

@@ -39,7 +39,8 @@ class Setup:
     outcome: DemoOutcome = field(default_factory=DemoOutcome)
     world: World = field(init=False)
     data: Path = field(init=False)
-    server: subprocess.Popen[bytes] | None = None
+    server: subprocess.Popen[bytes] | None = None  # the endpoint's replica
+    children: list[subprocess.Popen[bytes]] = field(default_factory=list)
     traffic: Any = None
     controller: Any = None
     alerts: Any = None
@@ -212,24 +213,31 @@ class Setup:
             VELOCITY: 0,
         }
         deployments.set_enrichment(ENDPOINT, {"mode": "degraded", "defaults": defaults})
-        port = self.options.serve_port
-        log = self.options.home / "serve.log"
-        command = [
-            sys.executable, "-m", "loopstack.cli", "serve", "--deployment", ENDPOINT,
-            "--port", str(port), "--refresh-s", "0.5", "--no-access-log",
-        ]  # fmt: skip
-        with open(log, "ab") as out:
-            self.server = subprocess.Popen(
-                command, env=_env(self.options.home), stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
+        url = f"http://127.0.0.1:{self.options.serve_port}"
         self.outcome.url = url
         with self.say.waiting("loading the model and warming it") as _:
-            _until(lambda: _ready(url, self.server), 90, f"the endpoint at {url} (log: {log})")
+            self.server = self.child(
+                ["serve", "--deployment", ENDPOINT, "--port", str(self.options.serve_port),
+                 "--refresh-s", "0.5", "--no-access-log"],
+                f"{url}/v2/health/ready",
+            )  # fmt: skip
         self.say.line(f"[bold]{url}/endpoints/{ENDPOINT}/predict[/] answers (OIP v2 at /v2)")
         self.say.line("a request carries customer_id, merchant_id, amount, hour, is_foreign;")
         self.say.line("the rest comes from the online store (degraded mode: defaults if stale)")
+
+    def child(self, args: list[str], ready_url: str) -> subprocess.Popen[bytes]:
+        """``loopstack ARGS`` as a child process on the demo's store, once ``ready_url``
+        answers 200 (its output goes to ``<home>/<command>.log``)."""
+        log = self.options.home / f"{args[0]}.log"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "loopstack.cli", *args], env=_env(self.options.home),
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        self.children.append(proc)
+        what = f"loopstack {args[0]} ({ready_url}; its log: {log})"
+        _until(lambda: _ready(ready_url, proc, what), 90, what)
+        return proc
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -238,13 +246,13 @@ def _env(home: Path) -> dict[str, str]:
     return env
 
 
-def _ready(url: str, proc: Any) -> bool:
+def _ready(url: str, proc: Any, what: str) -> bool:
     import httpx
 
     if proc.poll() is not None:
-        raise DemoFailed(f"loopstack serve exited with code {proc.returncode}")
+        raise DemoFailed(f"{what} exited with code {proc.returncode}")
     try:
-        return httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200
+        return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 
