@@ -83,3 +83,94 @@ def test_validate_bad_input_is_one_red_line(use_db: str, tmp_path: Path, parquet
     assert neither.exit_code == 1 and "--suite" in neither.output
     gone = invoke("register", "x", str(tmp_path / "gone.csv"))
     assert gone.exit_code == 1 and "gone.csv" in gone.output
+
+
+@pytest.fixture
+def payments(use_db: str) -> pd.DataFrame:
+    """A realistic dataset: ids, amounts, a category, timestamps, a label, a sparse column."""
+    import loopstack as ls
+
+    rng = np.random.default_rng(0)
+    n = 5000
+    categories = ["grocery", "electronics", "travel", "restaurants", "fuel"]
+    df = pd.DataFrame(
+        {
+            "customer_id": rng.integers(1, 250_000, n),
+            "amount": rng.lognormal(3, 1.2, n).round(2),
+            "merchant_category": rng.choice(categories, n),
+            "ts": pd.Timestamp("2026-01-01", tz="UTC")
+            + pd.to_timedelta(rng.integers(0, 90 * 86400, n), unit="s"),
+            "is_fraud": (rng.random(n) < 0.02).astype(int),
+            "country": rng.choice(["DE", "FR", None, "US"], n),
+        }
+    )
+    ls.register_dataset("payments", df)
+    return df
+
+
+def _at(width: int, *args: str):  # noqa: ANN202 - click's Result
+    return CliRunner().invoke(app, ["data", *args], env={"COLUMNS": str(width)})
+
+
+def test_show_reads_at_80_columns_one_line_per_column(payments: pd.DataFrame) -> None:
+    import loopstack as ls
+
+    got = _at(80, "show", "payments")
+    assert got.exit_code == 0, got.output
+    lines = got.output.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80, got.output
+    header = next(i for i, line in enumerate(lines) if line.startswith("column "))
+    assert lines[header].split() == [
+        "column", "dtype", "nulls", "distinct", "min", "max", "histogram",
+    ]  # fmt: skip
+    rows = lines[header + 2 : header + 2 + len(payments.columns)]
+    # each data column is one whole line: its name (or its start), no cell folded
+    for name, row in zip(payments.columns, rows, strict=True):
+        assert row.startswith(name[:14]), got.output
+    assert lines[header + 2 + len(payments.columns)].rstrip() == (
+        "4 more columns (--wide shows all, --columns picks)"
+    )
+    cells = {row.split()[0].rstrip("…"): row.split() for row in rows}
+    assert cells["customer_id"][1:6] == ["int64", "0", "4,959", "48", "250k"]
+    assert cells["amount"][4:6] == ["0.35", "1,001"]  # compact numbers
+    assert cells["ts"][1:6] == ["timestamp", "0", "4,999", "2026-01-01", "2026-03-31"]
+    assert cells["country"][2] == f"{payments.country.isna().sum():,}"
+    assert any(ch in rows[0] for ch in "▁▂▃▄▅▆▇█")  # the histogram
+    assert lines[:3] == [
+        "payments version 1",
+        lines[1],
+        f"sha256 {ls.get_dataset('payments').digest}",  # whole, on a line of its own
+    ]
+    assert lines[1].startswith("5,000 rows x 6 columns, created ")
+
+
+def test_show_wide_columns_json(payments: pd.DataFrame) -> None:
+    wide = _at(80, "show", "payments", "--wide")
+    assert wide.exit_code == 0, wide.output
+    header = next(line for line in wide.output.splitlines() if line.startswith("column "))
+    assert header.split() == [
+        "column", "dtype", "nulls", "distinct", "min", "p50", "max", "histogram", "top",
+        "mean", "std",
+    ]  # fmt: skip
+    assert "travel (1,035), fuel (999), grocery (993)" in wide.output
+    picked = _at(80, "show", "payments", "--columns", "column,mean").output.splitlines()
+    header = next(i for i, line in enumerate(picked) if line.startswith("column "))
+    assert picked[header].split() == ["column", "mean"]
+    assert picked[header + 2].split() == ["customer_id", "125k"]
+    raw = json.loads(_at(80, "show", "payments", "--json").output)
+    by_name = {r["column"]: r for r in raw}
+    assert set(by_name) == set(payments.columns)
+    assert by_name["amount"]["max"] == payments.amount.max()  # raw, not compacted
+    assert by_name["ts"]["dtype"] == "timestamp[us, tz=UTC]"
+    assert len(by_name["customer_id"]["histogram"]) == 10
+    assert _at(80, "show", "payments", "--columns", "column,median").exit_code == 2
+
+
+def test_profile_of_a_file_fits_80_columns(payments: pd.DataFrame, tmp_path: Path) -> None:
+    path = tmp_path / "payments.parquet"
+    payments.to_parquet(path)
+    got = _at(80, "profile", str(path))
+    assert got.exit_code == 0, got.output
+    lines = got.output.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80, got.output
+    assert sum(1 for line in lines if line.startswith(("customer_id ", "amount "))) == 2

@@ -1,4 +1,5 @@
-"""Test doubles for the controller: a launcher that counts, a pipeline file."""
+"""Test doubles for the controller: a launcher that counts, an ``observe`` that answers
+set metrics, a pipeline file."""
 
 from __future__ import annotations
 
@@ -47,3 +48,15 @@ class Launcher:
         if self.fail is not None:
             raise self.fail
         return SimpleNamespace(run_uuid=uuid.uuid4().hex, status=self.status)
+
+
+class FakeObserve:
+    """``observe`` answering set metrics, remembering what it was asked."""
+
+    def __init__(self, metrics: dict[str, float]) -> None:
+        self.metrics = metrics
+        self.asked: list[tuple[str, Any, Any]] = []
+
+    def __call__(self, endpoint: str, window: Any, *, until: Any, **_: Any) -> Any:
+        self.asked.append((endpoint, window, until))
+        return SimpleNamespace(metrics=lambda: dict(self.metrics))

@@ -137,3 +137,38 @@ def test_sigterm_stops_the_controller_and_gives_the_lease_up(use_db: str) -> Non
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out.decode()
     assert lease_holder(open_stores().db, "loop-controller") is None
+
+
+def test_cooldown_added_listed_refused_when_bad_and_held_evaluations_shown(
+    use_db: str, tmp_path: Path
+) -> None:
+    import time
+
+    from loopstack.loop import Controller
+    from loopstack.store import open_stores
+    from tests.loop._launch import FakeObserve, Launcher, pipeline_file
+
+    entry = pipeline_file(tmp_path)
+    drift = ("--kind", "drift", "--pipeline", entry, "--endpoint", "fraud", "--above", "0.3")
+    code, out, err = cli("loop", "triggers", "add", "fraud-drift", *drift, "--cooldown", "3h")
+    assert code == 0, err
+    assert "(drift_share > 0.3 on fraud over 1h, cooldown 3h)" in out
+    code, _, err = cli("loop", "triggers", "add", "x", *drift, "--cooldown", "soon")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "error: a drift trigger's 'cooldown' must be positive seconds" in err and "'soon'" in err
+    code, _, err = cli("loop", "triggers", "add", "y", "--kind", "cron", "--pipeline", entry,
+                       "--schedule", "* * * * *", "--cooldown", "1h")  # fmt: skip
+    assert code == 1 and "takes schedule; got 'cooldown'" in err
+    listed = json.loads(cli("loop", "triggers", "--json")[1])
+    assert [(t["name"], t["spec"]["cooldown"]) for t in listed] == [("fraud-drift", "3h")]
+    seen = FakeObserve({"drift_share": 0.45})
+    c = Controller(open_stores(), launch=Launcher(), observe=seen, rollouts=False)
+    t0 = (time.time() // 3600 + 1) * 3600
+    c.step(t0 + 60)
+    assert [e.kind for e in c.step(t0 + 3600 + 5).events] == ["held"]
+    code, out, err = cli("loop", "status")
+    assert code == 0, err
+    lines = [line for line in out.splitlines() if line.startswith("fraud-drift: ")]
+    assert len(lines) == 1, out
+    assert "drift_share 0.45 > 0.30 on fraud over 1h but cooling down until" in lines[0]
+    assert "(held back at " in lines[0]

@@ -80,6 +80,7 @@ def test_defaults_are_filled_in(entry: str) -> None:
         "metric": "drift_share",
         "window": "1h",
         "reference": None,
+        "cooldown": None,  # none: each window over the threshold fires
     }
 
 

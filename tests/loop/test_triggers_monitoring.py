@@ -8,7 +8,6 @@ import datetime as dt
 import json
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -20,21 +19,9 @@ from loopstack.loop import Controller, Trigger, TriggerStore, loop_status
 from loopstack.monitoring import AlertRule, AlertStore, log_kpi, log_labels
 from loopstack.serving._prediction_log import predictions_schema
 from loopstack.store import open_stores
-from tests.loop._launch import Launcher, pipeline_file
+from tests.loop._launch import FakeObserve, Launcher, pipeline_file
 
 HOUR = 3600.0
-
-
-class FakeObserve:
-    """``observe`` answering set metrics, remembering what it was asked."""
-
-    def __init__(self, metrics: dict[str, float]) -> None:
-        self.metrics = metrics
-        self.asked: list[tuple[str, Any, Any]] = []
-
-    def __call__(self, endpoint: str, window: Any, *, until: Any, **_: Any) -> Any:
-        self.asked.append((endpoint, window, until))
-        return SimpleNamespace(metrics=lambda: dict(self.metrics))
 
 
 @pytest.fixture

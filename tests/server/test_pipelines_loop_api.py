@@ -190,6 +190,17 @@ def test_the_routes_answer_4xx_naming_the_problem(server: str, flow_file: str) -
         assert http.post("/loop/triggers/ghost/enable").status_code == 404
         assert http.delete("/loop/triggers/ghost").status_code == 404
         assert http.delete("/loop/triggers/t").json() == {"removed": "t"}
+        drift = {
+            "name": "d",
+            "kind": "drift",
+            "pipeline": flow_file,
+            "spec": {"endpoint": "fraud", "above": 0.3, "cooldown": "soon"},
+        }
+        answer = http.post("/loop/triggers", json=drift)
+        assert answer.status_code == 422 and "'cooldown' must be" in answer.json()["message"]
+        drift["spec"] = {**drift["spec"], "cooldown": "1h"}
+        answer = http.post("/loop/triggers", json=drift)
+        assert answer.status_code == 200 and answer.json()["spec"]["cooldown"] == "1h"
 
 
 def test_roles_viewer_reads_ml_engineer_changes_other_project_sees_nothing(

@@ -10,8 +10,6 @@ import typer
 from loopstack.cli._tables import COLUMNS, CSV, JSON, WIDE
 
 if TYPE_CHECKING:
-    from rich.table import Table
-
     from loopstack.data import DatasetVersion, Suite
 
 app = typer.Typer(
@@ -32,47 +30,114 @@ def sparkline(counts: list[int]) -> str:
     )
 
 
-def profile_table(profile: dict[str, Any], title: str) -> Table:
-    """Schema and profile: one row per column, with a small histogram for numeric columns."""
-    from rich.table import Table
+def _short_dtype(dtype: str) -> str:
+    """An Arrow type without its parameters: ``timestamp[us, tz=UTC]`` -> ``timestamp``."""
+    import re
 
-    from loopstack.cli._output import fmt_value, short
+    return re.sub(r"[\[<(].*$", "", dtype) or dtype
 
-    t = Table(title=title, title_justify="left")
-    for col in (
-        "column",
-        "dtype",
-        "nulls",
-        "distinct",
-        "min",
-        "p50",
-        "max",
-        "mean",
-        "std",
-        "top / histogram",
-    ):
-        t.add_column(col, overflow="fold")
-    for name, e in profile["columns"].items():
-        q = e.get("quantiles") or {}
-        if e.get("histogram"):
-            extra = sparkline(e["histogram"]["counts"])
-        else:
-            extra = short(
-                ", ".join(f"{t['value']} ({t['count']})" for t in e.get("top", [])[:3]), 40
-            )
-        t.add_row(
-            name,
-            e["dtype"],
-            fmt_value(e["nulls"]),
-            fmt_value(e.get("distinct")),
-            fmt_value(e.get("min")),
-            fmt_value(q.get("p50")),
-            fmt_value(e.get("max")),
-            fmt_value(e.get("mean")),
-            fmt_value(e.get("std")),
-            extra,
+
+def _when(value: Any, entry: dict[str, Any]) -> str:
+    """A timestamp bound of a column, as short as the column's span allows: the date when
+    it spans a day or more (or has no times of day), else month-day and minute."""
+    import datetime as dt
+
+    from loopstack.cli._output import fmt_compact
+
+    if not isinstance(value, str):
+        return fmt_compact(value)
+    try:
+        at, low, high = (
+            dt.datetime.fromisoformat(str(v)) for v in (value, entry["min"], entry["max"])
         )
-    return t
+    except (KeyError, TypeError, ValueError):
+        return value
+    midnights = all(t.time() == dt.time(0) for t in (low, high))
+    if midnights or (high - low) >= dt.timedelta(days=1):
+        return at.strftime("%Y-%m-%d")
+    return at.strftime("%m-%d %H:%M")
+
+
+def _top(values: list[dict[str, Any]] | None) -> str:
+    from loopstack.cli._output import fmt_compact
+
+    return ", ".join(f"{t['value']} ({fmt_compact(t['count'])})" for t in (values or [])[:3])
+
+
+def _bound(key: str) -> Any:
+    """The ``min`` / ``max`` column: numbers compact, timestamps shortened by the span of
+    their column (which the cell's value alone does not know)."""
+    from loopstack.cli._output import fmt_compact
+    from loopstack.cli._tables import Column
+
+    class Bound(Column):
+        def text(self, row: Any) -> str:
+            entry, value = row[1], self.get(row)
+            if entry.get("kind") in ("timestamp", "date"):
+                return _when(value, entry)
+            return fmt_compact(value)
+
+    return Bound(key, lambda row: row[1].get(key), priority=3, justify="right")
+
+
+def profile_columns() -> list[Any]:
+    """The columns of a profile table, one row per data column, most telling first: at 80
+    columns name, type, nulls, distinct values, min, max and a text histogram (then the
+    median, the top values, mean and std as width allows; ``--wide`` shows them all).
+    Rows are ``(name, entry)`` pairs of a profile's ``columns``; numbers are compact,
+    timestamps shortened; ``--json`` / ``--csv`` give the raw values."""
+    from loopstack.cli._output import fmt_compact
+    from loopstack.cli._tables import Column
+
+    def stat(key: str) -> Any:
+        return lambda row: row[1].get(key)
+
+    def counts(row: tuple[str, dict[str, Any]]) -> list[int] | None:
+        return (row[1].get("histogram") or {}).get("counts")
+
+    def p50(row: tuple[str, dict[str, Any]]) -> Any:
+        return (row[1].get("quantiles") or {}).get("p50")
+
+    right: Any = {"justify": "right"}
+    return [
+        Column("column", lambda row: row[0], priority=0, abbreviate=True, max_width=24),
+        Column("dtype", stat("dtype"), _short_dtype, priority=1, abbreviate=True, max_width=12),
+        Column("nulls", stat("nulls"), fmt_compact, priority=2, **right),
+        Column("distinct", stat("distinct"), fmt_compact, priority=4, **right),
+        _bound("min"),
+        Column("p50", p50, fmt_compact, priority=6, **right),
+        _bound("max"),
+        Column("histogram", counts, lambda c: sparkline(c or []), priority=5),
+        Column("top", stat("top"), _top, priority=7, abbreviate=True, max_width=40),
+        Column("mean", stat("mean"), fmt_compact, priority=8, **right),
+        Column("std", stat("std"), fmt_compact, priority=9, **right),
+    ]
+
+
+def print_profile(
+    profile: dict[str, Any],
+    title: str,
+    *,
+    columns: str | None = None,
+    wide: bool = False,
+    as_json: bool = False,
+    as_csv: bool = False,
+) -> None:
+    """Schema and profile, one row per column, fitted to the terminal (``N more columns
+    (--wide shows all, --columns picks)``), or JSON / CSV."""
+    from loopstack.cli._tables import render_list
+
+    render_list(
+        list(profile["columns"].items()),
+        profile_columns(),
+        title=title,
+        empty="No columns",
+        columns_option=columns,
+        wide=wide,
+        as_json=as_json,
+        as_csv=as_csv,
+        compact=True,
+    )
 
 
 @app.command("register")
@@ -135,30 +200,42 @@ def list_cmd(
 def show(
     name: str = typer.Argument(..., help="Dataset name."),
     version: int = typer.Option(None, "--version", "-v", help="Default: the newest."),
+    columns: str = COLUMNS,
+    wide: bool = WIDE,
+    as_json: bool = JSON,
+    as_csv: bool = CSV,
 ) -> None:
-    """A version's metadata, schema and column profile."""
+    """A version's metadata, schema and column profile (--json / --csv: the profile's
+    rows, raw)."""
     from loopstack.cli._output import console, fmt_time
     from loopstack.data import get_dataset
 
     dv: DatasetVersion = get_dataset(name, version)
-    con = console()
-    con.print(f"{dv.name} version {dv.version}  sha256 {dv.digest}")
-    con.print(
-        f"{dv.num_rows:,} rows x {dv.num_columns} columns, created {fmt_time(dv.created_at)}"
-        f" by {dv.created_by}" + (f", from {dv.source_uri}" if dv.source_uri else "")
-    )
-    if dv.description:
-        con.print(dv.description)
-    con.print(profile_table(dv.profile, "profile"))
+    if not (as_json or as_csv):
+        con = console()
+        con.print(f"{dv.name} version {dv.version}", markup=False)
+        con.print(
+            f"{dv.num_rows:,} rows x {dv.num_columns} columns, created "
+            f"{fmt_time(dv.created_at)} by {dv.created_by}"
+            + (f", from {dv.source_uri}" if dv.source_uri else ""),
+            markup=False,
+        )
+        con.print(f"sha256 {dv.digest}", markup=False)
+        if dv.description:
+            con.print(dv.description, markup=False)
+    print_profile(dv.profile, "profile", columns=columns, wide=wide, as_json=as_json, as_csv=as_csv)
 
 
 @app.command("profile")
 def profile(
     path: Path = typer.Argument(..., help="Parquet or CSV file, or Parquet directory."),
+    columns: str = COLUMNS,
+    wide: bool = WIDE,
+    as_json: bool = JSON,
+    as_csv: bool = CSV,
 ) -> None:
     """Profile a file without registering it."""
     from loopstack._progress import phases
-    from loopstack.cli._output import console
     from loopstack.data import profile_table as compute
     from loopstack.data._sources import to_arrow
 
@@ -167,9 +244,8 @@ def profile(
         table = to_arrow(path)
         step("profiling")
         prof = compute(table)
-    console().print(
-        profile_table(prof, f"{path}: {prof['num_rows']:,} rows x {prof['num_columns']} columns")
-    )
+    title = f"{path}: {prof['num_rows']:,} rows x {prof['num_columns']} columns"
+    print_profile(prof, title, columns=columns, wide=wide, as_json=as_json, as_csv=as_csv)
 
 
 def _data(ref: str) -> Any:

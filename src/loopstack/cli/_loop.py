@@ -95,7 +95,13 @@ def run(
             out.print("active: this controller holds the lease", markup=False)
         standby[0] = not report.active
         for e in report.events:
-            style = {"failed": "red", "error": "red", "stopped": "yellow", "done": "green"}
+            style = {
+                "failed": "red",
+                "error": "red",
+                "stopped": "yellow",
+                "held": "yellow",
+                "done": "green",
+            }
             colour = style.get(e.kind, "cyan")
             fid = f"#{e.firing_id} " if e.firing_id is not None else ""
             out.print(f"[{colour}]{e.kind:<8}[/] {fid}{e.trigger}: ", end="")
@@ -160,6 +166,20 @@ def status(
     )
     if not (as_json or as_csv):
         _gate_stops(found)
+        _held_back(trigger)
+
+
+def _held_back(name: str | None) -> None:
+    """Under the table: each trigger whose last evaluation was over its threshold but held
+    back by its cooldown (it did not fire), and when."""
+    from loopstack.cli._output import console, fmt_time
+
+    out = console()
+    for stored in _store().list():
+        why = stored.state.get("held_reason")
+        if why and name in (None, stored.name):
+            at = fmt_time(int(float(stored.state.get("held_at") or 0) * 1000))
+            out.print(f"{stored.name}: {why} (held back at {at})", markup=False, soft_wrap=True)
 
 
 def _gate_stops(found: list[Any]) -> None:
@@ -259,6 +279,12 @@ def add(
     above: float | None = typer.Option(None, "--above", help="drift: fire above this."),
     below: float | None = typer.Option(None, "--below", help="performance/kpi: fire below."),
     window: str | None = typer.Option(None, "--window", help="The evaluation window: 1h."),
+    cooldown: str | None = typer.Option(
+        None,
+        "--cooldown",
+        help="drift/performance/kpi: after a firing, no other for this long (1h), nor while "
+        "it or a rollout on the endpoint is under way.",
+    ),
     kpi: str | None = typer.Option(None, "--kpi", help="kpi: the KPI's name."),
     rule: str | None = typer.Option(None, "--rule", help="alert: the alert rule's name."),
     param: list[str] = typer.Option([], "--param", help="KEY=VALUE for the pipeline."),
@@ -285,6 +311,7 @@ def add(
         "above": above,
         "below": below,
         "window": window,
+        "cooldown": cooldown,
         "kpi": kpi,
         "rule": rule,
     }

@@ -13,6 +13,7 @@ __all__ = [
     "console",
     "err_console",
     "fail",
+    "fmt_compact",
     "fmt_duration",
     "fmt_seconds",
     "fmt_time",
@@ -104,6 +105,28 @@ def fmt_value(value: Any) -> str:
             return f"{value:,.0f}"
         return f"{value:.4g}"
     return str(value)
+
+
+def fmt_compact(value: Any) -> str:
+    """A number in at most 7 characters, for tables of many narrow cells: whole below
+    10,000 (``4,959``; ``19.9``, ``0.0194``: 3 significant digits), then ``126k``,
+    ``12.3M``; anything else as ``fmt_value`` shows it.
+
+    >>> fmt_compact(4959), fmt_compact(125561.0), fmt_compact(19.88), fmt_compact(-2.5e7)
+    ('4,959', '126k', '19.9', '-25M')
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return fmt_value(value)
+    size = abs(value)
+    if size < 10_000:
+        if float(value).is_integer() or size >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.3g}" if size >= 1e-3 else f"{value:.1e}"
+    for unit, scale in (("k", 1e3), ("M", 1e6), ("B", 1e9), ("T", 1e12)):
+        if size < scale * 999.5 or unit == "T":
+            shown = f"{value / scale:.3g}"
+            return shown + unit if "e" not in shown else f"{value:.1e}"
+    return f"{value:.1e}"  # pragma: no cover - the loop returns
 
 
 def short(text: str, limit: int = 60) -> str:

@@ -77,10 +77,32 @@ def show_id(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def table_width(widths: Sequence[int]) -> int:
+def table_width(widths: Sequence[int], *, compact: bool = False) -> int:
     """Characters a rich table with the default box and padding takes for these column
-    widths: one border per column plus one, and a space either side of each cell."""
+    widths: one border per column plus one, and a space either side of each cell.
+    ``compact`` (no borders, two spaces between columns): a space after each cell and
+    one between cells."""
+    if compact:
+        return max(0, sum(w + 2 for w in widths) - 1)
     return 1 + sum(w + 3 for w in widths)
+
+
+def _table(title: str, *, compact: bool) -> Any:
+    """The rich table every list prints in; ``compact`` for many narrow columns (a
+    profile): a rule under the header and no borders, which cost 3 characters a column."""
+    from rich import box
+    from rich.table import Table
+
+    if not compact:
+        return Table(title=title, title_justify="left", caption_justify="left")
+    return Table(
+        title=title,
+        title_justify="left",
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1, 0, 0),
+    )
 
 
 def _chosen(columns: Sequence[Column], only: str | None) -> list[Column] | None:
@@ -102,11 +124,20 @@ def _chosen(columns: Sequence[Column], only: str | None) -> list[Column] | None:
 
 
 def _fit(
-    columns: list[Column], texts: list[list[str]], width: int, *, wide: bool, keep_all: bool
+    columns: list[Column],
+    texts: list[list[str]],
+    width: int,
+    *,
+    wide: bool,
+    keep_all: bool,
+    compact: bool = False,
 ) -> tuple[list[int], dict[int, int]]:
     """Which columns (by index) fit in ``width`` and how wide each is. ``wide``: every
     column at its full width; ``keep_all``: every column, abbreviated to fit if it must."""
     from rich.cells import cell_len
+
+    def measure(widths: list[int]) -> int:
+        return table_width(widths, compact=compact)
 
     full = [
         max([cell_len(c.name)] + [cell_len(row[i]) for row in texts]) for i, c in enumerate(columns)
@@ -126,12 +157,12 @@ def _fit(
     order = sorted(range(len(columns)), key=lambda i: columns[i].priority)
     kept: list[int] = []
     for i in order:  # a prefix by priority: a small column never displaces a wider one
-        if not keep_all and kept and table_width([least[j] for j in kept] + [least[i]]) > width:
+        if not keep_all and kept and measure([least[j] for j in kept] + [least[i]]) > width:
             break
         kept.append(i)
     kept.sort()
     widths = {i: least[i] for i in kept}
-    spare = width - table_width(list(widths.values()))
+    spare = width - measure(list(widths.values()))
     for i in sorted(kept, key=lambda j: columns[j].priority):  # widen cut columns back
         if spare <= 0:
             break
@@ -160,15 +191,16 @@ def render_list(
     as_json: bool = False,
     as_csv: bool = False,
     hint: str | None = None,
+    compact: bool = False,
 ) -> None:
     """Print ``rows`` as a table fitted to the console, or as JSON / CSV.
 
     ``empty`` is the one sentence printed when there are no rows ("No runs match");
     ``hint`` an optional next step printed after it. ``columns_option`` is the raw
-    ``--columns`` value: an unknown name exits 2 listing the valid ones.
+    ``--columns`` value: an unknown name exits 2 listing the valid ones. ``compact``:
+    no borders (two spaces between columns), for many narrow columns.
     """
     from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
 
     from loopstack.cli._output import console, fail
@@ -195,8 +227,10 @@ def render_list(
         return
     shown = chosen if chosen is not None else [c for c in columns if c.in_table]
     texts = [[c.text(r) for c in shown] for r in rows]
-    kept, widths = _fit(shown, texts, out.width, wide=wide, keep_all=chosen is not None)
-    table = Table(title=title, title_justify="left", caption_justify="left")
+    kept, widths = _fit(
+        shown, texts, out.width, wide=wide, keep_all=chosen is not None, compact=compact
+    )
+    table = _table(title, compact=compact)
     for i in kept:
         c = shown[i]
         table.add_column(
@@ -217,7 +251,7 @@ def render_list(
             f"{len(hidden)} more column{'s' if len(hidden) != 1 else ''} "
             "(--wide shows all, --columns picks)"
         )
-    needed = table_width(list(widths.values()))
+    needed = table_width(list(widths.values()), compact=compact)
     if needed > out.width:  # --wide, --columns: the table overflows; never fold it
         out = Console(highlight=False, width=needed, file=out.file)
     out.print(table)

@@ -30,12 +30,14 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 
 from loopstack.errors import GateFailed, Invalid
+from loopstack.loop._cooldown import hold_reason
 from loopstack.loop._firings import (
     FiringView,
     claim_firing,
     finish_firing,
     firings,
     record_firing,
+    save_trigger_state,
     set_firing_run,
     touch_firing,
 )
@@ -57,8 +59,9 @@ _R = cast(Table, PipelineRunRow.__table__)
 
 @dataclass(frozen=True)
 class ControllerEvent:
-    """Something a controller step did: ``kind`` is fired, launched, resumed, done,
-    failed, stopped or error."""
+    """Something a controller step did: ``kind`` is fired, held (over its threshold, but
+    its cooldown holds it back: said once per window), launched, resumed, done, failed,
+    stopped or error."""
 
     kind: str
     trigger: str
@@ -207,7 +210,11 @@ class Controller:
 
     def _evaluate(self, stored: StoredTrigger, now: float, report: StepReport) -> None:
         ctx = TriggerContext(
-            self.stores, stored.project_id, self.observe, created_at=stored.created_at / 1000
+            self.stores,
+            stored.project_id,
+            self.observe,
+            created_at=stored.created_at / 1000,
+            hold=lambda at: hold_reason(self.db, stored, at),
         )
         try:
             seen = check(stored.trigger, dict(stored.state), ctx, now)
@@ -216,6 +223,12 @@ class Controller:
             report.events.append(ControllerEvent("error", stored.name, f"check failed: {exc}"))
             return
         for firing in seen:
+            if firing.held is not None:  # over its threshold, cooling down: said, not fired
+                state = firing.state or {}
+                save_trigger_state(self.db, stored.trigger_id, state)
+                message = str(state.get("held_reason") or f"{firing.reason} but {firing.held}")
+                report.events.append(ControllerEvent("held", stored.name, message))
+                continue
             firing_id = record_firing(
                 self.db,
                 trigger_id=stored.trigger_id,
@@ -224,6 +237,7 @@ class Controller:
                 reason=firing.reason,
                 state=firing.state,
                 actor=self.actor,
+                at_ms=int(now * 1000),
             )
             if firing_id is None:  # recorded before (by us, or a controller before us)
                 continue

@@ -28,6 +28,7 @@ __all__ = [
     "firings",
     "loop_status",
     "record_firing",
+    "save_trigger_state",
     "set_firing_run",
     "touch_firing",
 ]
@@ -84,10 +85,13 @@ def record_firing(
     reason: str,
     state: dict[str, Any] | None,
     actor: str,
+    at_ms: int | None = None,
 ) -> int | None:
     """Record a pending firing and the trigger's new ``state`` in one transaction; the
-    firing's id, or None when that event was recorded already (nothing changes)."""
-    at = _now_ms()
+    firing's id, or None when that event was recorded already (nothing changes).
+    ``at_ms`` is when the trigger saw the event (default now): the controller's clock,
+    which a trigger's cooldown is measured on."""
+    at = _now_ms() if at_ms is None else int(at_ms)
 
     def fn(conn: Connection) -> int:
         try:
@@ -123,12 +127,17 @@ def record_firing(
         )
     except _Duplicate:
         if state is not None:  # the event is old news; what was seen still moves on
-            db.write_unaudited(
-                lambda conn: conn.execute(
-                    update(T).where(T.c.trigger_id == trigger_id).values(state=_dumps(state))
-                )
-            )
+            save_trigger_state(db, trigger_id, state)
         return None
+
+
+def save_trigger_state(db: Database, trigger_id: int, state: dict[str, Any]) -> None:
+    """Keep what a trigger has seen (not audited: no definition changes)."""
+    db.write_unaudited(
+        lambda conn: conn.execute(
+            update(T).where(T.c.trigger_id == trigger_id).values(state=_dumps(state))
+        )
+    )
 
 
 def _change(

@@ -40,7 +40,7 @@ from loopstack.errors import (
 from loopstack.loop._guardrails import measure_candidate
 from loopstack.loop._rollout_moves import ALIAS, RolloutEvent, RolloutMoves, ms
 from loopstack.loop._rollout_plan import RolloutPlan
-from loopstack.loop._rollout_store import ACTIVE, FINAL, Rollout, RolloutStore
+from loopstack.loop._rollout_store import ACTIVE, FINAL, UNDER_WAY, Rollout, RolloutStore
 
 if TYPE_CHECKING:
     from loopstack.auth import Role
@@ -101,7 +101,7 @@ class Rollouts(RolloutMoves):
     def list(self, endpoint: str | None = None, *, active: bool = False) -> builtins.list[Rollout]:
         """The project's rollouts (of ``endpoint``; only those under way with ``active``),
         newest first."""
-        return self.store.list(endpoint=endpoint, statuses=(*ACTIVE, "paused") if active else None)
+        return self.store.list(endpoint=endpoint, statuses=UNDER_WAY if active else None)
 
     def events(self, rollout_id: int) -> builtins.list[dict[str, Any]]:
         """The rollout's audit trail (every transition, who made it, what it saw), oldest

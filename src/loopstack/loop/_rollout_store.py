@@ -19,7 +19,7 @@ from loopstack.store.metadata import Database
 from loopstack.store.metadata.schema_loop import RolloutRow
 from loopstack.tracking._entities import now_ms
 
-__all__ = ["ACTIVE", "FINAL", "STATUSES", "Rollout", "RolloutStore"]
+__all__ = ["ACTIVE", "FINAL", "STATUSES", "UNDER_WAY", "Rollout", "RolloutStore"]
 
 R = cast(Table, RolloutRow.__table__)
 
@@ -36,6 +36,8 @@ STATUSES = (
 )
 ACTIVE = ("awaiting_approval", "shadow", "canary")
 FINAL = ("promoted", "rolled_back", "failed")
+#: not over yet: active, or paused by an engineer (one such rollout per endpoint)
+UNDER_WAY = (*ACTIVE, "paused")
 
 
 @dataclass
@@ -197,7 +199,7 @@ class RolloutStore:
                 select(R.c.rollout_id, R.c.version, R.c.status).where(
                     R.c.project_id == self.project_id,
                     R.c.endpoint == endpoint,
-                    R.c.status.in_((*ACTIVE, "paused")),
+                    R.c.status.in_(UNDER_WAY),
                 )
             ).first()
             if busy is not None:

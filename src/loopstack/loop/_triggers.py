@@ -13,6 +13,15 @@ A ``Trigger`` names a pipeline (an entrypoint ``pkg.module:attr`` or
 | alert | rule | each new firing of the alert rule | the alert event id |
 | manual | (none) | on ``TriggerStore.fire_manual`` | a request id |
 
+Drift, performance and kpi triggers take an optional ``cooldown`` (a duration, like the
+``window``): after a firing the trigger does not fire again until the cooldown has passed,
+nor while a firing of it is under way or a rollout on its endpoint is (its retraining's
+rollout, most often). Without one each window over the threshold fires: after a
+retraining the next windows are often still drifted against the new version's reference,
+which would fire again and again. The controller works out whether a trigger is held back
+(``TriggerContext.hold``, from the stored firings and rollouts); ``check`` answers such a
+firing with ``held`` set, which the controller reports once per window and does not record.
+
 A drift trigger's ``reference`` is a dataset (``"name"`` or ``"name/3"``); without one
 the reference is the training set of the model version serving the endpoint.
 
@@ -40,10 +49,13 @@ _SPECS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "dataset": (("dataset",), {}),
     "drift": (
         ("endpoint", "above"),
-        {"metric": "drift_share", "window": "1h", "reference": None},
+        {"metric": "drift_share", "window": "1h", "reference": None, "cooldown": None},
     ),
-    "performance": (("endpoint", "below"), {"metric": "accuracy", "window": "1h"}),
-    "kpi": (("kpi", "below"), {"window": "1h", "endpoint": None}),
+    "performance": (
+        ("endpoint", "below"),
+        {"metric": "accuracy", "window": "1h", "cooldown": None},
+    ),
+    "kpi": (("kpi", "below"), {"window": "1h", "endpoint": None, "cooldown": None}),
     "alert": (("rule",), {}),
     "manual": ((), {}),
 }
@@ -67,6 +79,23 @@ def _window_s(value: Any) -> float:
     from loopstack.monitoring import parse_window
 
     return parse_window(value)
+
+
+def cooldown_s(trigger: Trigger) -> float | None:
+    """The trigger's cooldown in seconds (None: it has none)."""
+    value = trigger.spec.get("cooldown")
+    return None if value is None else _window_s(value)
+
+
+def _valid_cooldown(kind: str, value: Any) -> None:
+    try:
+        _window_s(value)
+    except Invalid as exc:
+        raise Invalid(
+            f"a {kind} trigger's 'cooldown' must be positive seconds or text like '30m', "
+            f"'1h', '2d'; got {value!r} instead",
+            field="cooldown",
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -160,6 +189,8 @@ def _validated_spec(kind: str, spec: Any) -> dict[str, Any]:
             out[key] = _number(out[key], f"{kind} trigger's {key!r}")
     if "window" in out:
         _window_s(out["window"])
+    if out.get("cooldown") is not None:
+        _valid_cooldown(kind, out["cooldown"])
     return out
 
 
@@ -171,6 +202,8 @@ class Firing:
     reason: str
     #: the trigger's state once this event is recorded (None: unchanged)
     state: dict[str, Any] | None = None
+    #: why the trigger may not fire now (its cooldown): reported, not recorded
+    held: str | None = None
 
 
 @dataclass
@@ -183,6 +216,8 @@ class TriggerContext:
     observe: Callable[..., Any] | None = None
     #: epoch seconds the trigger was defined (the cron's first look-back)
     created_at: float = 0.0
+    #: ``hold(now)``: why the trigger may not fire at ``now`` (its cooldown), or None
+    hold: Callable[[float], str | None] | None = None
 
 
 def _iso(t: float) -> str:
@@ -317,6 +352,14 @@ def _check_alert(trigger: Trigger, state: dict[str, Any], ctx: TriggerContext) -
     ]
 
 
+#: what a trigger's state says of its last evaluation held back by its cooldown
+_HELD = ("held_window", "held_reason", "held_at")
+
+
+def _held(message: str, window: str, now: float) -> dict[str, Any]:
+    return {"held_window": window, "held_reason": message, "held_at": now}
+
+
 def check(trigger: Trigger, state: dict[str, Any], ctx: TriggerContext, now: float) -> list[Firing]:
     """The firings ``trigger`` sees at ``now`` (epoch seconds), oldest first, given
     ``state`` (what it has seen already); each carries the state once it is recorded.
@@ -329,8 +372,18 @@ def check(trigger: Trigger, state: dict[str, Any], ctx: TriggerContext, now: flo
         key = _iso(_window_end(now, trigger.spec["window"])[1])
         if state.get("fired_window") == key:  # this window fired already: skip the work
             return []
+        hold = ctx.hold if trigger.spec.get("cooldown") is not None else None
+        if hold is not None and state.get("held_window") == key and hold(now):
+            return []  # this window was held back already, and still is: said once
         seen = (_check_kpi if trigger.kind == "kpi" else _check_threshold)(trigger, ctx, now)
-        return [replace(f, state={**state, "fired_window": f.dedup_key}) for f in seen]
+        why = hold(now) if seen and hold is not None else None
+        if why:
+            return [
+                replace(f, held=why, state={**state, **_held(f"{f.reason} but {why}", key, now)})
+                for f in seen
+            ]
+        fresh = {k: v for k, v in state.items() if k not in _HELD}
+        return [replace(f, state={**fresh, "fired_window": f.dedup_key}) for f in seen]
     if trigger.kind == "alert":
         return _check_alert(trigger, state, ctx)
     return []
@@ -343,13 +396,14 @@ def describe(trigger: Trigger) -> str:
         return f"cron {s['schedule']}"
     if trigger.kind == "dataset":
         return f"new version of {s['dataset']}"
+    rest = f", cooldown {s['cooldown']}" if s.get("cooldown") is not None else ""
     if trigger.kind == "drift":
-        return f"{s['metric']} > {s['above']:g} on {s['endpoint']} over {s['window']}"
+        return f"{s['metric']} > {s['above']:g} on {s['endpoint']} over {s['window']}{rest}"
     if trigger.kind == "performance":
-        return f"{s['metric']} < {s['below']:g} on {s['endpoint']} over {s['window']}"
+        return f"{s['metric']} < {s['below']:g} on {s['endpoint']} over {s['window']}{rest}"
     if trigger.kind == "kpi":
         where = f" on {s['endpoint']}" if s.get("endpoint") else ""
-        return f"kpi {s['kpi']} < {s['below']:g}{where} over {s['window']}"
+        return f"kpi {s['kpi']} < {s['below']:g}{where} over {s['window']}{rest}"
     if trigger.kind == "alert":
         return f"alert {s['rule']} fires"
     return "manual"

@@ -40,7 +40,11 @@ class AddTrigger(_Body):
     kind: str = Field(max_length=32)
     pipeline: str = Field(max_length=1024, description="pkg.module:fn or file.py:fn")
     params: dict[str, Any] = Field(default_factory=dict)
-    spec: dict[str, Any] = Field(default_factory=dict)
+    spec: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the kind's spec; drift, performance and kpi take an optional "
+        "'cooldown' ('1h'): no other firing that long after one",
+    )
 
 
 class Fire(_Body):
