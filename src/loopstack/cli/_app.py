@@ -94,6 +94,7 @@ def _register() -> None:
     from loopstack.cli import (
         _audit,
         _data,
+        _demo,
         _deploy,
         _doctor,
         _experiments,
@@ -105,7 +106,6 @@ def _register() -> None:
         _predict,
         _projects,
         _quickstart,
-        _demo,
         _rollout,
         _runs,
         _serve,

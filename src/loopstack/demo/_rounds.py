@@ -61,11 +61,12 @@ class Demo(Setup):
             Trigger(
                 "fraud-drift", "drift", PIPELINE,
                 params=self._params(BASE_FEATURES),
-                spec={"endpoint": ENDPOINT, "above": 0.3, "window": WINDOW_S},
+                spec={"endpoint": ENDPOINT, "above": 0.3, "window": WINDOW_S, "cooldown": "10m"},
             )
         )  # fmt: skip
         self.say.line(
-            f"trigger fraud-drift: drift_share > 0.3 over {WINDOW_S} s windows runs {PIPELINE}"
+            f"trigger fraud-drift: drift_share > 0.3 over {WINDOW_S} s windows runs {PIPELINE}; "
+            "then it cools down for 10 minutes (and while a rollout is under way)"
         )
         self.controller = Controller(self.stores, holder="demo", interval_s=0.5)
         self.traffic.start()
@@ -206,15 +207,9 @@ class Demo(Setup):
         raise DemoFailed(f"rollout #{rollout.rollout_id} did not finish in time")
 
     def round_one(self) -> None:
-        from loopstack.loop import TriggerStore
 
         self.say.head("drift -> alerts -> retraining -> gates -> canary -> promotion")
         rollout = self._wait_for_rollout(0)
-        TriggerStore(self.stores).disable("fraud-drift")
-        self.say.line(
-            "(the demo turns fraud-drift off now: v2's reference still holds the old world, "
-            "so it would fire on every window)"
-        )
         self.say.line(f"v{rollout.version} registered by the pipeline; its gates:")
         self._gates_of(int(rollout.version))
         done = self._drive(rollout)
