@@ -31,9 +31,27 @@ def batch(
     no_resume: bool = typer.Option(
         False, "--no-resume", help="Start over instead of reusing finished chunks."
     ),
+    feature: list[str] = typer.Option(
+        [], "--feature", "-f", help="A feature ref (view:feature, view:*) joined to each row."
+    ),
+    feature_service: str | None = typer.Option(
+        None, "--feature-service", help="A feature service whose features are joined."
+    ),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="Features from the offline store as of this ISO time."
+    ),
+    timestamp_column: str | None = typer.Option(
+        None, "--timestamp-column", help="Features as of each row's time in this input column."
+    ),
+    online: bool = typer.Option(False, "--online", help="Features from the online store."),
+    full_feature_names: bool = typer.Option(
+        False, "--full-feature-names", help="Name features view__feature."
+    ),
 ) -> None:
     """Score every row of the input into the output, chunk by chunk; a rerun of an
-    interrupted job resumes from its finished chunks."""
+    interrupted job resumes from its finished chunks. With --feature or --feature-service,
+    each row first gets feature values (offline at --as-of or --timestamp-column, or
+    --online)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -44,8 +62,12 @@ def batch(
     )
 
     from loopstack.cli._output import console
+    from loopstack.errors import Invalid
     from loopstack.serving.batch import predict_batch
 
+    if feature and feature_service:
+        raise Invalid("pass --feature or --feature-service, not both", field="features")
+    features: Any = list(feature) or feature_service
     out = console()
     bar = Progress(
         TextColumn("scoring"),
@@ -85,6 +107,11 @@ def batch(
             overwrite=overwrite,
             resume=not no_resume,
             on_progress=progress,
+            features=features,
+            as_of=as_of,
+            timestamp_column=timestamp_column,
+            online=online,
+            full_feature_names=full_feature_names,
         )
     finally:
         bar.stop()

@@ -27,7 +27,13 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from loopstack.errors import Conflict, Invalid
-from loopstack.serving.batch._plan import Chunk, plan_chunks, read_inputs, resolve_inputs
+from loopstack.serving.batch._plan import (
+    Chunk,
+    input_columns,
+    plan_chunks,
+    read_inputs,
+    resolve_inputs,
+)
 from loopstack.serving.batch._worker import ChunkDone, Scorer, score_chunk
 
 __all__ = ["BatchResult", "predict_batch"]
@@ -69,6 +75,11 @@ def predict_batch(
     resume: bool = True,
     track: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
+    features: Any = None,
+    as_of: Any = None,
+    timestamp_column: str | None = None,
+    online: bool = False,
+    full_feature_names: bool = False,
 ) -> BatchResult:
     """Score the Parquet ``input`` (a file, a directory or a glob) with ``model_uri`` into
     the Parquet file ``output``: the key columns (else a global ``row_id``), the
@@ -78,6 +89,12 @@ def predict_batch(
     signature column, an existing output without ``overwrite``, a glob matching nothing.
     ``on_progress(rows_done, rows_total)`` is called as chunks finish. The job is a
     tracked run (``track``) with the model version and the input as lineage inputs.
+
+    Feature enrichment: ``features`` (``["view:feature", ...]``, a FeatureService or a
+    service's name) are joined to each chunk by the entity keys the input carries, from
+    the offline store at ``as_of`` (one time for every row) or at each row's
+    ``timestamp_column`` (point-in-time, the training-set join), or from the online store
+    (``online=True``). Model input columns the input lacks come from those features.
 
     >>> ls.predict_batch("models:/churn@production", "accounts/", "scores.parquet")
     """
@@ -110,9 +127,35 @@ def predict_batch(
                 field="model_uri",
             )
         columns = tuple(c.name for c in signature.columns)
-        files = read_inputs(paths, list(dict.fromkeys([*keys, *columns])))
+        enrichment = None
+        needed = list(dict.fromkeys([*keys, *columns]))
+        if features is not None:
+            from loopstack.serving.batch._features import plan_enrichment
+
+            enrichment = plan_enrichment(
+                features,
+                input_columns(paths[0]),
+                as_of=as_of,
+                timestamp_column=timestamp_column,
+                online=online,
+                full_feature_names=full_feature_names,
+            )
+            added = set(enrichment.outputs)
+            needed = list(
+                dict.fromkeys(
+                    [*keys, *(c for c in columns if c not in added), *enrichment.entity_columns]
+                )
+            )
+        elif as_of is not None or timestamp_column is not None or online:
+            raise Invalid(
+                "as_of, timestamp_column and online say how to read features; pass features=",
+                field="features",
+            )
+        files = read_inputs(paths, needed)
         chunks = plan_chunks(files, chunk_rows)
-        scorer = Scorer(str(package_dir), located.expected, columns, keys, label)
+        scorer = Scorer(
+            str(package_dir), located.expected, columns, keys, label, tuple(needed), enrichment
+        )
         staging = _staging(out, scorer, files, chunk_rows, resume)
         done = {c.chunk_id for c in chunks if (staging / _part_name(c)).is_file()}
         todo = [c for c in chunks if c.chunk_id not in done]
@@ -164,6 +207,7 @@ def _staging(out: Path, scorer: Scorer, files: list[Any], chunk_rows: int, resum
         "key_columns": list(scorer.key_columns),
         "chunk_rows": chunk_rows,
         "inputs": [f.path for f in files],
+        "features": None if scorer.enrichment is None else scorer.enrichment.manifest(),
     }
     path = staging / "manifest.json"
     if staging.is_dir():
@@ -193,7 +237,10 @@ def _run_local(
     import multiprocessing
 
     count = max(1, min(workers or os.cpu_count() or 1, len(todo)))
-    context = multiprocessing.get_context(_START_METHOD)
+    # a forked child's DuckDB (the offline join) can deadlock on a lock a thread of the
+    # parent's DuckDB held at the fork: enriching workers start fresh
+    method = "spawn" if scorer.enrichment is not None else _START_METHOD
+    context = multiprocessing.get_context(method)
     pending = iter(todo)
     with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
         running: set[Future[ChunkDone]] = set()

@@ -26,9 +26,17 @@ class Scorer:
 
     package_dir: str
     expected_files: dict[str, str] | None
-    columns: tuple[str, ...]  # the signature's columns, read from the input
+    columns: tuple[str, ...]  # the signature's columns, in its order
     key_columns: tuple[str, ...]  # copied to the output; empty: a global ``row_id``
     model_version: str
+    #: the columns read from the input: keys, signature columns it holds, entity columns
+    read_columns: tuple[str, ...] = ()
+    enrichment: Any = None  # _features.Enrichment: feature columns added to each chunk
+
+    @property
+    def wanted(self) -> list[str]:
+        """The input columns a chunk reads."""
+        return list(self.read_columns or dict.fromkeys([*self.key_columns, *self.columns]))
 
 
 @dataclass(frozen=True)
@@ -81,14 +89,17 @@ def score_chunk(
     """Score one chunk into ``part``; ``Invalid`` naming the file and row groups when the
     chunk cannot be read."""
     model = _model(scorer)
-    wanted = list(dict.fromkeys([*scorer.key_columns, *scorer.columns]))
     try:
-        table = pq.ParquetFile(path).read_row_groups(list(row_groups), columns=wanted)
+        table = pq.ParquetFile(path).read_row_groups(list(row_groups), columns=scorer.wanted)
     except Exception as exc:  # noqa: BLE001 - a corrupted chunk: say which
         raise Invalid(
             f"chunk {chunk_id} (row groups {list(row_groups)} of {path}) cannot be read: {exc}",
             field="input",
         ) from exc
+    if scorer.enrichment is not None:
+        from loopstack.serving.batch._features import enrich_table
+
+        table = enrich_table(scorer.enrichment, table)
     outputs = _outputs(model, table.select(list(scorer.columns)))
     labels, proba = outputs["predict"], outputs.get("predict_proba")
     out: dict[str, Any] = {}
