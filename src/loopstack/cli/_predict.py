@@ -15,7 +15,10 @@ app = typer.Typer(no_args_is_help=True, help="Predictions: batch scoring of Parq
 def batch(
     model_uri: str = typer.Argument(..., help="models:/name@alias, models:/name/N, runs:/…"),
     input: list[str] = typer.Option(  # noqa: A002 - the option's name
-        ..., "--input", "-i", help="A Parquet file, a directory of them, or a glob."
+        [], "--input", "-i", help="A Parquet file, a directory of them, or a glob."
+    ),
+    dataset: str | None = typer.Option(
+        None, "--dataset", "-d", help="A registered dataset version (name/version) to score."
     ),
     output: Path = typer.Option(..., "--output", "-o", help="The Parquet file to write."),
     key: list[str] = typer.Option(
@@ -97,8 +100,9 @@ def batch(
 
         result = predict_batch(
             model_uri,
-            list(input),
+            list(input) or None,
             output,
+            dataset=dataset,
             key_columns=list(key) or None,
             chunk_rows=chunk_rows,
             workers=workers,

@@ -63,9 +63,10 @@ class BatchResult:
 
 def predict_batch(
     model_uri: str,
-    input: str | os.PathLike[str] | list[str],  # noqa: A002 - the verb's own word
+    input: str | os.PathLike[str] | list[str] | None,  # noqa: A002 - the verb's own word
     output: str | os.PathLike[str],
     *,
+    dataset: str | None = None,
     key_columns: list[str] | None = None,
     chunk_rows: int = 200_000,
     workers: int | None = None,
@@ -90,6 +91,11 @@ def predict_batch(
     ``on_progress(rows_done, rows_total)`` is called as chunks finish. The job is a
     tracked run (``track``) with the model version and the input as lineage inputs.
 
+    ``dataset="name/version"`` (or ``"name"``: its newest version) scores a registered
+    dataset version instead of ``input`` (pass ``None``), and the run records that version
+    as its input; an unregistered ``input`` is recorded by reference (its files' sizes,
+    times and footers digested; nothing is copied).
+
     Feature enrichment: ``features`` (``["view:feature", ...]``, a FeatureService or a
     service's name) are joined to each chunk by the entity keys the input carries, from
     the offline store at ``as_of`` (one time for every row) or at each row's
@@ -108,6 +114,13 @@ def predict_batch(
     if out.exists() and not overwrite:
         raise Conflict(f"the output {out} exists; pass overwrite=True (--overwrite) to replace it")
     keys = tuple(key_columns or ())
+    version_in = None
+    if dataset is not None:
+        if input is not None:
+            raise Invalid("pass input or dataset, not both", field="dataset")
+        version_in, input = _dataset_input(dataset)
+    elif input is None:
+        raise Invalid("pass the input (Parquet files) or dataset='name/version'", field="input")
     paths = resolve_inputs(input)
     from loopstack.registry._models import _locate
 
@@ -170,7 +183,9 @@ def predict_batch(
             if on_progress is not None:
                 on_progress(rows_done, total)
 
-        with _start_run(track, model_uri, version, paths, files, chunk_rows, executor, keys) as run:
+        with _start_run(
+            track, model_uri, version, paths, files, chunk_rows, executor, keys, version_in
+        ) as run:
             if executor == "ray":
                 from loopstack.serving.batch._ray import run_on_ray
 
@@ -184,6 +199,19 @@ def predict_batch(
             )
             _log_result(run, result)
         return result
+
+
+def _dataset_input(spec: str) -> tuple[Any, str]:
+    """The dataset version ``name/version`` (or ``name``: the newest) and its local Parquet
+    file (verified against its digest)."""
+    from loopstack.data import dataset_store
+
+    if not isinstance(spec, str) or not spec.strip("/"):
+        raise Invalid(f"dataset must be 'name/version' or 'name'; got {spec!r}", field="dataset")
+    name, _, number = spec.rpartition("/") if "/" in spec else (spec, "", "")
+    store = dataset_store()
+    found = store.get(name, number or None)  # NotFound naming the dataset or version
+    return found, str(store.local_path(found))
 
 
 def _fetch_package(model_uri: str, located: Any, tmp: Path) -> Path:
@@ -305,20 +333,22 @@ def _start_run(
     chunk_rows: int,
     executor: str,
     keys: tuple[str, ...],
+    dataset: Any = None,
 ) -> Any:
     if not track:
         return contextlib.nullcontext()
-    import hashlib
-
     import loopstack as ls
-    from loopstack.tracking._entities import DatasetInput
 
+    if dataset is not None:
+        source = f"dataset:{dataset.name}/{dataset.version}"
+    else:
+        source = paths[0] if len(paths) == 1 else f"{len(paths)} files"
     run = ls.start_run(
         experiment="batch-inference",
         run_name=f"predict batch {model_uri}"[:200],
         params={
             "model_uri": model_uri,
-            "input": paths[0] if len(paths) == 1 else f"{len(paths)} files",
+            "input": source,
             "chunk_rows": chunk_rows,
             "executor": executor,
             "key_columns": ",".join(keys) or "row_id",
@@ -327,6 +357,22 @@ def _start_run(
         capture_env=False,
         nested=True,
     )
+    if dataset is not None:
+        run.log_input(dataset, context="batch_inference")
+    else:
+        _log_reference(run, paths, files)
+    if version is not None:
+        _link_model(run.run_id, version)
+    return run
+
+
+def _log_reference(run: Any, paths: list[str], files: list[Any]) -> None:
+    """An unregistered input, by reference: its path and a digest of its files'
+    fingerprints (sizes, times, footers), so 10M rows are neither copied nor re-read."""
+    import hashlib
+
+    from loopstack.tracking._entities import DatasetInput
+
     digest = hashlib.sha256("|".join(f.fingerprint for f in files).encode()).hexdigest()
     source = paths[0] if len(paths) == 1 else os.path.commonpath(paths)
     run.client.log_inputs(
@@ -343,9 +389,6 @@ def _start_run(
             )
         ],
     )
-    if version is not None:
-        _link_model(run.run_id, version)
-    return run
 
 
 def _link_model(run_id: str, version: Any) -> None:
