@@ -3,10 +3,10 @@
 Each finished chunk is a part file in a staging directory beside the output
 (``<output>.staging/``), named by its chunk id, with a ``manifest.json`` that names the
 job (model package, columns, chunk size) and each input file's fingerprint. A rerun of
-the same job skips every chunk whose part file is there (``resume=True``); at the end the
-parts are concatenated in chunk order into a temporary file that is renamed onto the
-output, and the staging directory is removed. So an output never holds a chunk twice,
-and a killed job loses at most the chunks in flight.
+the same job skips every chunk whose part file is there (``resume=True``); the parts are
+appended in chunk order, as they finish, to a temporary file (``_commit``) that is
+renamed onto the output at the end, and the staging directory is removed. So an output
+never holds a chunk twice, and a killed job loses at most the chunks in flight.
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from loopstack.errors import Conflict, Invalid
+from loopstack.serving.batch._commit import Committer, part_name
 from loopstack.serving.batch._plan import (
     Chunk,
     input_columns,
@@ -170,15 +169,18 @@ def predict_batch(
             str(package_dir), located.expected, columns, keys, label, tuple(needed), enrichment
         )
         staging = _staging(out, scorer, files, chunk_rows, resume)
-        done = {c.chunk_id for c in chunks if (staging / _part_name(c)).is_file()}
+        done = {c.chunk_id for c in chunks if (staging / part_name(c)).is_file()}
         todo = [c for c in chunks if c.chunk_id not in done]
         total = sum(c.rows for c in chunks)
         rows_done = sum(c.rows for c in chunks if c.chunk_id in done)
         if on_progress is not None:
             on_progress(rows_done, total)
 
+        committer = Committer(chunks, staging, out, done)
+
         def finished(d: ChunkDone) -> None:
             nonlocal rows_done
+            committer.add(d.chunk_id)
             rows_done += d.rows
             if on_progress is not None:
                 on_progress(rows_done, total)
@@ -186,13 +188,16 @@ def predict_batch(
         with _start_run(
             track, model_uri, version, paths, files, chunk_rows, executor, keys, version_in
         ) as run:
-            if executor == "ray":
-                from loopstack.serving.batch._ray import run_on_ray
+            try:
+                if executor == "ray":
+                    from loopstack.serving.batch._ray import run_on_ray
 
-                run_on_ray(scorer, todo, staging, address, workers, finished)
-            else:
-                _run_local(scorer, todo, staging, workers, finished)
-            _commit(chunks, staging, out)
+                    run_on_ray(scorer, todo, staging, address, workers, finished)
+                else:
+                    _run_local(scorer, todo, staging, workers, finished)
+                committer.finish()
+            finally:
+                committer.abort()
             seconds = time.perf_counter() - started
             result = BatchResult(
                 str(out), total, len(chunks), len(done), seconds, _run_id(run), label
@@ -218,10 +223,6 @@ def _fetch_package(model_uri: str, located: Any, tmp: Path) -> Path:
     from loopstack.registry._models import _download
 
     return _download(model_uri, located, tmp / "package")
-
-
-def _part_name(chunk: Chunk) -> str:
-    return f"part-{chunk.chunk_id}-{chunk.fingerprint}.parquet"
 
 
 def _staging(out: Path, scorer: Scorer, files: list[Any], chunk_rows: int, resume: bool) -> Path:
@@ -294,33 +295,8 @@ def _run_local(
 
 
 def _args(chunk: Chunk, staging: Path) -> tuple[Any, ...]:
-    part = str(staging / _part_name(chunk))
+    part = str(staging / part_name(chunk))
     return (chunk.chunk_id, chunk.path, chunk.row_groups, chunk.first_row, part)
-
-
-def _commit(chunks: list[Chunk], staging: Path, out: Path) -> None:
-    """Every part, in chunk order, into one file renamed onto ``out``."""
-    tmp = out.with_name(f".{out.name}.committing")
-    writer = None
-    try:
-        for chunk in chunks:
-            part = pq.ParquetFile(staging / _part_name(chunk))
-            for i in range(part.num_row_groups):
-                table = part.read_row_group(i)
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table)
-        if writer is None:
-            raise Invalid("the input has no rows: nothing to write", field="input")
-        writer.close()
-        writer = None
-        os.replace(tmp, out)
-    finally:
-        if writer is not None:
-            writer.close()
-        if tmp.exists():
-            tmp.unlink()
-    shutil.rmtree(staging, ignore_errors=True)
 
 
 # -- tracking -----------------------------------------------------------------------------
