@@ -163,3 +163,24 @@ def test_bad_enrichment_is_refused_before_any_work(
     with pytest.raises(Invalid, match="join key 'account_id'"):
         ls.predict_batch(model_uri, keyless, out, features=["acct:f3", "acct:f4"], as_of=T0)
     assert not out.exists() and not (tmp_path / "out.parquet.staging").exists()
+
+
+def test_the_cli_enriches_from_a_feature_service_and_scores_a_dataset_version(
+    store: FeatureStore, model_uri: str, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from loopstack.cli._app import app
+
+    _, data = _input(tmp_path, T0)
+    ls.register_dataset("accounts", data)
+    out = tmp_path / "out.parquet"
+    args = ["predict", "batch", model_uri, "--dataset", "accounts/1", "--output", str(out),
+            "--feature-service", "acct_svc", "--as-of", "2024-01-01T03:00:00Z",
+            "--workers", "1"]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "wrote 600 predictions" in res.output
+    _assert_scored_with_later_values(str(out), model_uri, data)
+    both = CliRunner().invoke(app, [*args[:-2], "--feature", "acct:f3", "--overwrite"])
+    assert both.exit_code != 0 and "not both" in both.output
