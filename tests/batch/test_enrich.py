@@ -184,3 +184,33 @@ def test_the_cli_enriches_from_a_feature_service_and_scores_a_dataset_version(
     _assert_scored_with_later_values(str(out), model_uri, data)
     both = CliRunner().invoke(app, [*args[:-2], "--feature", "acct:f3", "--overwrite"])
     assert both.exit_code != 0 and "not both" in both.output
+
+
+def test_a_view_over_an_in_memory_table_enriches_through_its_feature_store(
+    model_uri: str, tmp_path: Path
+) -> None:
+    ids = np.arange(1000, 1000 + ROWS, dtype="int64")
+    l3, l4 = _later(ids)
+    table = pa.table(
+        {"account_id": ids, "event_timestamp": [T0] * ROWS, "f3": l3, "f4": l4},
+    )
+    fs = FeatureStore()
+    account = Entity("account", join_keys=["account_id"])
+    view = FeatureView(
+        "acct_mem",
+        entities=[account],
+        schema=[Field("f3", "float32"), Field("f4", "float32")],
+        source=table,
+    )
+    fs.apply([account, view])
+    src, data = _input(tmp_path, T0 + H)
+    result = ls.predict_batch(
+        model_uri,
+        src,
+        tmp_path / "out.parquet",
+        features=["acct_mem:f3", "acct_mem:f4"],
+        timestamp_column="event_timestamp",
+        feature_store=fs,  # it holds the table; a store opened afresh would not
+        workers=1,
+    )
+    _assert_scored_with_later_values(result.output, model_uri, data)

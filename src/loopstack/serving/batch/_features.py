@@ -69,9 +69,12 @@ def plan_enrichment(
     timestamp_column: str | None = None,
     online: bool = False,
     full_feature_names: bool = False,
+    store: Any = None,
 ) -> Enrichment:
     """Resolve ``features`` (refs, a FeatureService or a service's name) and check them
-    against the input's columns before any work (``Invalid``/``NotFound`` naming what)."""
+    against the input's columns before any work (``Invalid``/``NotFound`` naming what).
+    ``store``: the FeatureStore to resolve them in (one that applied views over
+    in-memory sources holds those sources); by default the configuration's."""
     from loopstack.features import FeatureService, FeatureStore
     from loopstack.features._service import feature_refs
 
@@ -84,7 +87,7 @@ def plan_enrichment(
             f"as_of={as_of!r}, timestamp_column={timestamp_column!r}, online={online!r}",
             field="features",
         )
-    store = FeatureStore()
+    store = store if store is not None else FeatureStore()
     if isinstance(features, str):
         features = store.get_feature_service(features)  # NotFound lists the services
     refs, service = feature_refs(features)
@@ -135,19 +138,37 @@ def plan_enrichment(
         store, columns, refs, full_feature_names=full_feature_names, timestamp_column=ts
     )
     entity = [c for c in historical.entity_columns if c != _AS_OF]
-    return Enrichment(
-        tuple(refs),
-        service.name if service else None,
-        False,
-        when,
-        timestamp_column,
-        full_feature_names,
-        tuple(entity),
-        tuple(historical.output_names),
-        project,
-        store.online_url,
-        historical,
+    return _shippable(
+        Enrichment(
+            tuple(refs),
+            service.name if service else None,
+            False,
+            when,
+            timestamp_column,
+            full_feature_names,
+            tuple(entity),
+            tuple(historical.output_names),
+            project,
+            store.online_url,
+            historical,
+        )
     )
+
+
+def _shippable(enrichment: Enrichment) -> Enrichment:
+    """``enrichment``, once it is known to reach the worker processes (pickled): an
+    on-demand view's function defined in ``__main__`` or as a lambda does not."""
+    import pickle
+
+    try:
+        pickle.dumps(enrichment)
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        raise Invalid(
+            f"the features {', '.join(enrichment.refs)} cannot be sent to the worker "
+            f"processes ({exc}); define on-demand views' functions in an importable module",
+            field="features",
+        ) from exc
+    return enrichment
 
 
 def enrich_table(enrichment: Enrichment, table: pa.Table) -> pa.Table:

@@ -80,6 +80,7 @@ def predict_batch(
     timestamp_column: str | None = None,
     online: bool = False,
     full_feature_names: bool = False,
+    feature_store: Any = None,
 ) -> BatchResult:
     """Score the Parquet ``input`` (a file, a directory or a glob) with ``model_uri`` into
     the Parquet file ``output``: the key columns (else a global ``row_id``), the
@@ -100,6 +101,7 @@ def predict_batch(
     the offline store at ``as_of`` (one time for every row) or at each row's
     ``timestamp_column`` (point-in-time, the training-set join), or from the online store
     (``online=True``). Model input columns the input lacks come from those features.
+    ``feature_store``: the FeatureStore to resolve them in (default: the configured one).
 
     >>> ls.predict_batch("models:/churn@production", "accounts/", "scores.parquet")
     """
@@ -151,6 +153,7 @@ def predict_batch(
                 timestamp_column=timestamp_column,
                 online=online,
                 full_feature_names=full_feature_names,
+                store=feature_store,
             )
             added = set(enrichment.outputs)
             needed = list(
