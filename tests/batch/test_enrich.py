@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,14 @@ def _later(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (3 - ids % 7).astype("float32") * 0.5, (2 - ids % 5).astype("float32")
 
 
+ACCOUNT = Entity("account", join_keys=["account_id"])
+
+
+def _view(name: str, source: Any) -> FeatureView:
+    schema = [Field("f3", "float32"), Field("f4", "float32")]
+    return FeatureView(name, entities=[ACCOUNT], schema=schema, source=source)
+
+
 @pytest.fixture
 def store(ls_home: Path, tmp_path: Path) -> FeatureStore:
     """Feature view ``acct`` (f3, f4): every account has a row at T0 and a different one
@@ -51,14 +60,8 @@ def store(ls_home: Path, tmp_path: Path) -> FeatureStore:
     )
     pq.write_table(table, tmp_path / "acct.parquet", row_group_size=256)
     fs = FeatureStore()
-    account = Entity("account", join_keys=["account_id"])
-    view = FeatureView(
-        "acct",
-        entities=[account],
-        schema=[Field("f3", "float32"), Field("f4", "float32")],
-        source=FileSource(tmp_path / "acct.parquet", timestamp_field="event_timestamp"),
-    )
-    fs.apply([account, view, FeatureService("acct_svc", features=["acct:f3", "acct:f4"])])
+    view = _view("acct", FileSource(tmp_path / "acct.parquet", timestamp_field="event_timestamp"))
+    fs.apply([ACCOUNT, view, FeatureService("acct_svc", features=["acct:f3", "acct:f4"])])
     return fs
 
 
@@ -195,14 +198,7 @@ def test_a_view_over_an_in_memory_table_enriches_through_its_feature_store(
         {"account_id": ids, "event_timestamp": [T0] * ROWS, "f3": l3, "f4": l4},
     )
     fs = FeatureStore()
-    account = Entity("account", join_keys=["account_id"])
-    view = FeatureView(
-        "acct_mem",
-        entities=[account],
-        schema=[Field("f3", "float32"), Field("f4", "float32")],
-        source=table,
-    )
-    fs.apply([account, view])
+    fs.apply([ACCOUNT, _view("acct_mem", table)])
     src, data = _input(tmp_path, T0 + H)
     result = ls.predict_batch(
         model_uri,
