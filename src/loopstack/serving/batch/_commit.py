@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loopstack.errors import Invalid
@@ -45,6 +46,7 @@ class Committer:
         self._drain()
 
     def _drain(self) -> None:
+        appended = False
         while self.next < len(self.chunks) and self.chunks[self.next].chunk_id in self.done:
             part = pq.ParquetFile(self.staging / part_name(self.chunks[self.next]))
             for i in range(part.num_row_groups):
@@ -53,6 +55,9 @@ class Committer:
                     self.writer = pq.ParquetWriter(self.tmp, table.schema)
                 self.writer.write_table(table)
             self.next += 1
+            appended = True
+        if appended:  # the parent's peak stays one part, however long the job
+            pa.default_memory_pool().release_unused()
 
     def finish(self) -> None:
         """Every part appended: the file becomes the output; the staging directory goes."""

@@ -136,4 +136,7 @@ def score_chunk(
     tmp = f"{part}.tmp-{os.getpid()}"
     pq.write_table(result, tmp)
     os.replace(tmp, part)
-    return ChunkDone(chunk_id, table.num_rows, part)
+    rows = table.num_rows
+    del table, result, out, outputs
+    pa.default_memory_pool().release_unused()  # a worker's peak is one chunk, not its history
+    return ChunkDone(chunk_id, rows, part)
