@@ -90,3 +90,21 @@ def test_a_corrupted_chunk_fails_the_job_naming_it_and_keeps_what_was_done(
     kept = {p.split("-")[1] + "-" + p.split("-")[2] for p in parts}
     assert {f"00000-{g:06d}" for g in range(4)} <= kept  # every chunk of a.parquet
     assert "00001-000000" not in kept
+
+
+def test_a_chunk_scored_in_cache_sized_slices_gives_the_same_scores(
+    model_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loopstack.serving.batch import _worker
+
+    monkeypatch.setattr(_worker, "_CACHE_BYTES", 1)  # the floor: 1,024-row model calls
+    data = frame(2_500)
+    src = write_parquet(tmp_path / "in.parquet", data, 2_500)
+    result = ls.predict_batch(model_uri, src, tmp_path / "o.parquet", workers=1)  # forked
+    out = pd.read_parquet(result.output)
+    model = ls.load_model(model_uri).model
+    np.testing.assert_allclose(
+        out[["proba_0", "proba_1"]].to_numpy(), model.predict_proba(data[COLUMNS]), rtol=1e-6
+    )
+    assert out["prediction"].tolist() == model.predict(data[COLUMNS]).tolist()
+    assert result.chunks == 1 and len(out) == 2_500

@@ -15,7 +15,10 @@ app = typer.Typer(no_args_is_help=True, help="Predictions: batch scoring of Parq
 def batch(
     model_uri: str = typer.Argument(..., help="models:/name@alias, models:/name/N, runs:/…"),
     input: list[str] = typer.Option(  # noqa: A002 - the option's name
-        ..., "--input", "-i", help="A Parquet file, a directory of them, or a glob."
+        [], "--input", "-i", help="A Parquet file, a directory of them, or a glob."
+    ),
+    dataset: str | None = typer.Option(
+        None, "--dataset", "-d", help="A registered dataset version (name/version) to score."
     ),
     output: Path = typer.Option(..., "--output", "-o", help="The Parquet file to write."),
     key: list[str] = typer.Option(
@@ -31,9 +34,27 @@ def batch(
     no_resume: bool = typer.Option(
         False, "--no-resume", help="Start over instead of reusing finished chunks."
     ),
+    feature: list[str] = typer.Option(
+        [], "--feature", "-f", help="A feature ref (view:feature, view:*) joined to each row."
+    ),
+    feature_service: str | None = typer.Option(
+        None, "--feature-service", help="A feature service whose features are joined."
+    ),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="Features from the offline store as of this ISO time."
+    ),
+    timestamp_column: str | None = typer.Option(
+        None, "--timestamp-column", help="Features as of each row's time in this input column."
+    ),
+    online: bool = typer.Option(False, "--online", help="Features from the online store."),
+    full_feature_names: bool = typer.Option(
+        False, "--full-feature-names", help="Name features view__feature."
+    ),
 ) -> None:
     """Score every row of the input into the output, chunk by chunk; a rerun of an
-    interrupted job resumes from its finished chunks."""
+    interrupted job resumes from its finished chunks. With --feature or --feature-service,
+    each row first gets feature values (offline at --as-of or --timestamp-column, or
+    --online)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -44,8 +65,12 @@ def batch(
     )
 
     from loopstack.cli._output import console
+    from loopstack.errors import Invalid
     from loopstack.serving.batch import predict_batch
 
+    if feature and feature_service:
+        raise Invalid("pass --feature or --feature-service, not both", field="features")
+    features: Any = list(feature) or feature_service
     out = console()
     bar = Progress(
         TextColumn("scoring"),
@@ -75,8 +100,9 @@ def batch(
 
         result = predict_batch(
             model_uri,
-            list(input),
+            list(input) or None,
             output,
+            dataset=dataset,
             key_columns=list(key) or None,
             chunk_rows=chunk_rows,
             workers=workers,
@@ -85,6 +111,11 @@ def batch(
             overwrite=overwrite,
             resume=not no_resume,
             on_progress=progress,
+            features=features,
+            as_of=as_of,
+            timestamp_column=timestamp_column,
+            online=online,
+            full_feature_names=full_feature_names,
         )
     finally:
         bar.stop()

@@ -39,7 +39,15 @@ from loopstack.features._types import compatible, dtype_of_arrow
 if TYPE_CHECKING:
     from loopstack.features._store import FeatureStore
 
-__all__ = ["check_view_source", "get_historical_features", "parse_refs", "point_in_time_join"]
+__all__ = [
+    "HistoricalPlan",
+    "check_view_source",
+    "get_historical_features",
+    "join_features",
+    "parse_refs",
+    "plan_historical",
+    "point_in_time_join",
+]
 
 _ROW = "__ls_row"
 
@@ -377,22 +385,124 @@ def _check_entity_df(entity_df: Any, timestamp_column: str, requests: list[_View
             f"timestamp column; got {type(entity_df).__name__} instead",
             field="entity_df",
         )
-    if timestamp_column not in entity_df.columns:
+    _check_columns([str(c) for c in entity_df.columns], timestamp_column, requests)
+
+
+def _check_columns(columns: list[str], timestamp_column: str, requests: list[_ViewRequest]) -> None:
+    if timestamp_column not in columns:
         raise Invalid(
             f"the entity DataFrame has no timestamp column {timestamp_column!r} "
-            f"(columns: {', '.join(map(str, entity_df.columns))}); add it or pass "
-            "timestamp_column=",
+            f"(columns: {', '.join(columns)}); add it or pass timestamp_column=",
             field=timestamp_column,
         )
     for req in requests:
-        missing = [k for k in req.view.join_keys if k not in entity_df.columns]
+        missing = [k for k in req.view.join_keys if k not in columns]
         if missing:
             raise Invalid(
                 f"the entity DataFrame has no join key {', '.join(map(repr, missing))} "
-                f"of feature view {req.view.name!r} (columns: "
-                f"{', '.join(map(str, entity_df.columns))})",
+                f"of feature view {req.view.name!r} (columns: {', '.join(columns)})",
                 field=missing[0],
             )
+
+
+@dataclass
+class HistoricalPlan:
+    """A training-set retrieval resolved against the registry and checked against the
+    entity columns: what ``join_features`` needs, with no store (so it can be shipped to
+    worker processes that join chunk by chunk, as batch scoring does)."""
+
+    requests: list[_ViewRequest]
+    odfvs: list[tuple[OnDemandFeatureView, list[str]]]
+    order: list[tuple[str, str]]
+    full_feature_names: bool
+    timestamp_column: str
+
+    @property
+    def output_names(self) -> list[str]:
+        """The feature columns the join adds, in request order."""
+        full = self.full_feature_names
+        return [f"{v}__{f}" if full else f for v, f in self.order]
+
+    @property
+    def entity_columns(self) -> list[str]:
+        """The entity columns the join reads: join keys, the timestamp, request values."""
+        cols: list[str] = []
+        for req in self.requests:
+            cols.extend(req.view.join_keys)
+        cols.append(self.timestamp_column)
+        for odfv, _ in self.odfvs:
+            cols.extend(f.name for rs in odfv.request_sources for f in rs.schema)
+        return list(dict.fromkeys(cols))
+
+
+def plan_historical(
+    store: FeatureStore,
+    columns: list[str],
+    features: Any,
+    *,
+    full_feature_names: bool = False,
+    timestamp_column: str = "event_timestamp",
+) -> HistoricalPlan:
+    """Resolve ``features`` and check them against the entity ``columns``: the timestamp
+    column, each view's join keys and each on-demand view's request values are there,
+    and no feature would land on a column the entity rows already have (``Invalid``)."""
+    batch, odfvs, order = parse_refs(store, features)
+    requests = list(batch.values())
+    _check_columns(columns, timestamp_column, requests)
+    for odfv, _ in odfvs:
+        for rs in odfv.request_sources:
+            missing = [f.name for f in rs.schema if f.name not in columns]
+            if missing:
+                raise Invalid(
+                    f"on-demand feature view {odfv.name!r} needs the request "
+                    f"column{'s' if len(missing) > 1 else ''} "
+                    f"{', '.join(map(repr, missing))} in the entity DataFrame",
+                    field=missing[0],
+                )
+    names: dict[str, str] = {}
+    for vname, f in order:
+        out_name = f"{vname}__{f}" if full_feature_names else f
+        if out_name in names or out_name in columns:
+            other = names.get(out_name, "the entity DataFrame")
+            raise Invalid(
+                f"feature {vname}:{f} and {other} would both be column {out_name!r};"
+                " pass full_feature_names=True",
+                field="features",
+            )
+        names[out_name] = f"{vname}:{f}"
+    return HistoricalPlan(requests, odfvs, order, full_feature_names, timestamp_column)
+
+
+def join_features(plan: HistoricalPlan, entity_df: Any) -> Any:
+    """``entity_df`` (index reset) with the plan's features beside it, point-in-time
+    correct (this module's rules); on-demand views computed from the joined values."""
+    import pandas as pd
+
+    requests, odfvs = plan.requests, plan.odfvs
+    joined = (
+        point_in_time_join(entity_df, requests, timestamp_column=plan.timestamp_column)
+        if requests
+        else {}
+    )
+    base = entity_df.reset_index(drop=True)
+    frames = {(v, f): col.to_pandas() for (v, f), col in joined.items()}
+    computed: dict[tuple[str, str], Any] = {}
+    for odfv, _ in odfvs:
+        inputs = base.copy()
+        for src in odfv.source_views:
+            for f in src.feature_names:
+                inputs[f] = frames[(src.name, f)].to_numpy()
+                inputs[f"{src.name}__{f}"] = inputs[f]
+        result = odfv.transform(inputs)
+        for f in odfv.feature_names:
+            computed[(odfv.name, f)] = result[f]
+    extra = {}
+    for (vname, f), out_name in zip(plan.order, plan.output_names, strict=True):
+        series = computed.get((vname, f))
+        if series is None:
+            series = frames[(vname, f)]
+        extra[out_name] = series.reset_index(drop=True)
+    return pd.concat([base, pd.DataFrame(extra)], axis=1) if extra else base
 
 
 def get_historical_features(
@@ -410,57 +520,18 @@ def get_historical_features(
 
     if not isinstance(entity_df, pd.DataFrame):
         _check_entity_df(entity_df, timestamp_column, [])
-    batch, odfvs, order = parse_refs(store, features)
-    requests = list(batch.values())
-    _check_entity_df(entity_df, timestamp_column, requests)
-    for odfv, _ in odfvs:
-        for rs in odfv.request_sources:
-            missing = [f.name for f in rs.schema if f.name not in entity_df.columns]
-            if missing:
-                raise Invalid(
-                    f"on-demand feature view {odfv.name!r} needs the request "
-                    f"column{'s' if len(missing) > 1 else ''} "
-                    f"{', '.join(map(repr, missing))} in the entity DataFrame",
-                    field=missing[0],
-                )
-    names: dict[str, str] = {}
-    for vname, f in order:
-        out_name = f"{vname}__{f}" if full_feature_names else f
-        if out_name in names or out_name in entity_df.columns:
-            other = names.get(out_name, "the entity DataFrame")
-            raise Invalid(
-                f"feature {vname}:{f} and {other} would both be column {out_name!r};"
-                " pass full_feature_names=True",
-                field="features",
-            )
-        names[out_name] = f"{vname}:{f}"
-    joined = (
-        point_in_time_join(entity_df, requests, timestamp_column=timestamp_column)
-        if requests
-        else {}
+    plan = plan_historical(
+        store,
+        [str(c) for c in entity_df.columns],
+        features,
+        full_feature_names=full_feature_names,
+        timestamp_column=timestamp_column,
     )
-    base = entity_df.reset_index(drop=True)
-    frames = {(v, f): col.to_pandas() for (v, f), col in joined.items()}
-    computed: dict[tuple[str, str], Any] = {}
-    for odfv, _ in odfvs:
-        inputs = base.copy()
-        for src in odfv.source_views:
-            for f in src.feature_names:
-                inputs[f] = frames[(src.name, f)].to_numpy()
-                inputs[f"{src.name}__{f}"] = inputs[f]
-        result = odfv.transform(inputs)
-        for f in odfv.feature_names:
-            computed[(odfv.name, f)] = result[f]
-    extra = {}
-    for vname, f in order:
-        series = computed.get((vname, f))
-        if series is None:
-            series = frames[(vname, f)]
-        extra[f"{vname}__{f}" if full_feature_names else f] = series.reset_index(drop=True)
-    out = pd.concat([base, pd.DataFrame(extra)], axis=1) if extra else base
+    out = join_features(plan, entity_df)
     if register_as is not None:
         from loopstack.features._training_sets import register_training_set
 
+        order, odfvs = plan.order, plan.odfvs
         register_training_set(
             store,
             register_as,

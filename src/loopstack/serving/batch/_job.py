@@ -3,10 +3,10 @@
 Each finished chunk is a part file in a staging directory beside the output
 (``<output>.staging/``), named by its chunk id, with a ``manifest.json`` that names the
 job (model package, columns, chunk size) and each input file's fingerprint. A rerun of
-the same job skips every chunk whose part file is there (``resume=True``); at the end the
-parts are concatenated in chunk order into a temporary file that is renamed onto the
-output, and the staging directory is removed. So an output never holds a chunk twice,
-and a killed job loses at most the chunks in flight.
+the same job skips every chunk whose part file is there (``resume=True``); the parts are
+appended in chunk order, as they finish, to a temporary file (``_commit``) that is
+renamed onto the output at the end, and the staging directory is removed. So an output
+never holds a chunk twice, and a killed job loses at most the chunks in flight.
 """
 
 from __future__ import annotations
@@ -24,10 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from loopstack.errors import Conflict, Invalid
-from loopstack.serving.batch._plan import Chunk, plan_chunks, read_inputs, resolve_inputs
+from loopstack.serving.batch._commit import Committer, part_name
+from loopstack.serving.batch._plan import (
+    Chunk,
+    input_columns,
+    plan_chunks,
+    read_inputs,
+    resolve_inputs,
+)
 from loopstack.serving.batch._worker import ChunkDone, Scorer, score_chunk
 
 __all__ = ["BatchResult", "predict_batch"]
@@ -57,9 +62,10 @@ class BatchResult:
 
 def predict_batch(
     model_uri: str,
-    input: str | os.PathLike[str] | list[str],  # noqa: A002 - the verb's own word
+    input: str | os.PathLike[str] | list[str] | None,  # noqa: A002 - the verb's own word
     output: str | os.PathLike[str],
     *,
+    dataset: str | None = None,
     key_columns: list[str] | None = None,
     chunk_rows: int = 200_000,
     workers: int | None = None,
@@ -69,6 +75,12 @@ def predict_batch(
     resume: bool = True,
     track: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
+    features: Any = None,
+    as_of: Any = None,
+    timestamp_column: str | None = None,
+    online: bool = False,
+    full_feature_names: bool = False,
+    feature_store: Any = None,
 ) -> BatchResult:
     """Score the Parquet ``input`` (a file, a directory or a glob) with ``model_uri`` into
     the Parquet file ``output``: the key columns (else a global ``row_id``), the
@@ -78,6 +90,18 @@ def predict_batch(
     signature column, an existing output without ``overwrite``, a glob matching nothing.
     ``on_progress(rows_done, rows_total)`` is called as chunks finish. The job is a
     tracked run (``track``) with the model version and the input as lineage inputs.
+
+    ``dataset="name/version"`` (or ``"name"``: its newest version) scores a registered
+    dataset version instead of ``input`` (pass ``None``), and the run records that version
+    as its input; an unregistered ``input`` is recorded by reference (its files' sizes,
+    times and footers digested; nothing is copied).
+
+    Feature enrichment: ``features`` (``["view:feature", ...]``, a FeatureService or a
+    service's name) are joined to each chunk by the entity keys the input carries, from
+    the offline store at ``as_of`` (one time for every row) or at each row's
+    ``timestamp_column`` (point-in-time, the training-set join), or from the online store
+    (``online=True``). Model input columns the input lacks come from those features.
+    ``feature_store``: the FeatureStore to resolve them in (default: the configured one).
 
     >>> ls.predict_batch("models:/churn@production", "accounts/", "scores.parquet")
     """
@@ -91,6 +115,13 @@ def predict_batch(
     if out.exists() and not overwrite:
         raise Conflict(f"the output {out} exists; pass overwrite=True (--overwrite) to replace it")
     keys = tuple(key_columns or ())
+    version_in = None
+    if dataset is not None:
+        if input is not None:
+            raise Invalid("pass input or dataset, not both", field="dataset")
+        version_in, input = _dataset_input(dataset)
+    elif input is None:
+        raise Invalid("pass the input (Parquet files) or dataset='name/version'", field="input")
     paths = resolve_inputs(input)
     from loopstack.registry._models import _locate
 
@@ -110,31 +141,66 @@ def predict_batch(
                 field="model_uri",
             )
         columns = tuple(c.name for c in signature.columns)
-        files = read_inputs(paths, list(dict.fromkeys([*keys, *columns])))
+        enrichment = None
+        needed = list(dict.fromkeys([*keys, *columns]))
+        if features is not None:
+            from loopstack.serving.batch._features import plan_enrichment
+
+            enrichment = plan_enrichment(
+                features,
+                input_columns(paths[0]),
+                as_of=as_of,
+                timestamp_column=timestamp_column,
+                online=online,
+                full_feature_names=full_feature_names,
+                store=feature_store,
+            )
+            added = set(enrichment.outputs)
+            needed = list(
+                dict.fromkeys(
+                    [*keys, *(c for c in columns if c not in added), *enrichment.entity_columns]
+                )
+            )
+        elif as_of is not None or timestamp_column is not None or online:
+            raise Invalid(
+                "as_of, timestamp_column and online say how to read features; pass features=",
+                field="features",
+            )
+        files = read_inputs(paths, needed)
         chunks = plan_chunks(files, chunk_rows)
-        scorer = Scorer(str(package_dir), located.expected, columns, keys, label)
+        scorer = Scorer(
+            str(package_dir), located.expected, columns, keys, label, tuple(needed), enrichment
+        )
         staging = _staging(out, scorer, files, chunk_rows, resume)
-        done = {c.chunk_id for c in chunks if (staging / _part_name(c)).is_file()}
+        done = {c.chunk_id for c in chunks if (staging / part_name(c)).is_file()}
         todo = [c for c in chunks if c.chunk_id not in done]
         total = sum(c.rows for c in chunks)
         rows_done = sum(c.rows for c in chunks if c.chunk_id in done)
         if on_progress is not None:
             on_progress(rows_done, total)
 
+        committer = Committer(chunks, staging, out, done)
+
         def finished(d: ChunkDone) -> None:
             nonlocal rows_done
+            committer.add(d.chunk_id)
             rows_done += d.rows
             if on_progress is not None:
                 on_progress(rows_done, total)
 
-        with _start_run(track, model_uri, version, paths, files, chunk_rows, executor, keys) as run:
-            if executor == "ray":
-                from loopstack.serving.batch._ray import run_on_ray
+        with _start_run(
+            track, model_uri, version, paths, files, chunk_rows, executor, keys, version_in
+        ) as run:
+            try:
+                if executor == "ray":
+                    from loopstack.serving.batch._ray import run_on_ray
 
-                run_on_ray(scorer, todo, staging, address, workers, finished)
-            else:
-                _run_local(scorer, todo, staging, workers, finished)
-            _commit(chunks, staging, out)
+                    run_on_ray(scorer, todo, staging, address, workers, finished)
+                else:
+                    _run_local(scorer, todo, staging, workers, finished)
+                committer.finish()
+            finally:
+                committer.abort()
             seconds = time.perf_counter() - started
             result = BatchResult(
                 str(out), total, len(chunks), len(done), seconds, _run_id(run), label
@@ -143,14 +209,23 @@ def predict_batch(
         return result
 
 
+def _dataset_input(spec: str) -> tuple[Any, str]:
+    """The dataset version ``name/version`` (or ``name``: the newest) and its local Parquet
+    file (verified against its digest)."""
+    from loopstack.data import dataset_store
+
+    if not isinstance(spec, str) or not spec.strip("/"):
+        raise Invalid(f"dataset must be 'name/version' or 'name'; got {spec!r}", field="dataset")
+    name, _, number = spec.rpartition("/") if "/" in spec else (spec, "", "")
+    store = dataset_store()
+    found = store.get(name, number or None)  # NotFound naming the dataset or version
+    return found, str(store.local_path(found))
+
+
 def _fetch_package(model_uri: str, located: Any, tmp: Path) -> Path:
     from loopstack.registry._models import _download
 
     return _download(model_uri, located, tmp / "package")
-
-
-def _part_name(chunk: Chunk) -> str:
-    return f"part-{chunk.chunk_id}-{chunk.fingerprint}.parquet"
 
 
 def _staging(out: Path, scorer: Scorer, files: list[Any], chunk_rows: int, resume: bool) -> Path:
@@ -164,6 +239,7 @@ def _staging(out: Path, scorer: Scorer, files: list[Any], chunk_rows: int, resum
         "key_columns": list(scorer.key_columns),
         "chunk_rows": chunk_rows,
         "inputs": [f.path for f in files],
+        "features": None if scorer.enrichment is None else scorer.enrichment.manifest(),
     }
     path = staging / "manifest.json"
     if staging.is_dir():
@@ -193,7 +269,10 @@ def _run_local(
     import multiprocessing
 
     count = max(1, min(workers or os.cpu_count() or 1, len(todo)))
-    context = multiprocessing.get_context(_START_METHOD)
+    # a forked child's DuckDB (the offline join) can deadlock on a lock a thread of the
+    # parent's DuckDB held at the fork: enriching workers start fresh
+    method = "spawn" if scorer.enrichment is not None else _START_METHOD
+    context = multiprocessing.get_context(method)
     pending = iter(todo)
     with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
         running: set[Future[ChunkDone]] = set()
@@ -219,33 +298,8 @@ def _run_local(
 
 
 def _args(chunk: Chunk, staging: Path) -> tuple[Any, ...]:
-    part = str(staging / _part_name(chunk))
+    part = str(staging / part_name(chunk))
     return (chunk.chunk_id, chunk.path, chunk.row_groups, chunk.first_row, part)
-
-
-def _commit(chunks: list[Chunk], staging: Path, out: Path) -> None:
-    """Every part, in chunk order, into one file renamed onto ``out``."""
-    tmp = out.with_name(f".{out.name}.committing")
-    writer = None
-    try:
-        for chunk in chunks:
-            part = pq.ParquetFile(staging / _part_name(chunk))
-            for i in range(part.num_row_groups):
-                table = part.read_row_group(i)
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table)
-        if writer is None:
-            raise Invalid("the input has no rows: nothing to write", field="input")
-        writer.close()
-        writer = None
-        os.replace(tmp, out)
-    finally:
-        if writer is not None:
-            writer.close()
-        if tmp.exists():
-            tmp.unlink()
-    shutil.rmtree(staging, ignore_errors=True)
 
 
 # -- tracking -----------------------------------------------------------------------------
@@ -258,20 +312,22 @@ def _start_run(
     chunk_rows: int,
     executor: str,
     keys: tuple[str, ...],
+    dataset: Any = None,
 ) -> Any:
     if not track:
         return contextlib.nullcontext()
-    import hashlib
-
     import loopstack as ls
-    from loopstack.tracking._entities import DatasetInput
 
+    if dataset is not None:
+        source = f"dataset:{dataset.name}/{dataset.version}"
+    else:
+        source = paths[0] if len(paths) == 1 else f"{len(paths)} files"
     run = ls.start_run(
         experiment="batch-inference",
         run_name=f"predict batch {model_uri}"[:200],
         params={
             "model_uri": model_uri,
-            "input": paths[0] if len(paths) == 1 else f"{len(paths)} files",
+            "input": source,
             "chunk_rows": chunk_rows,
             "executor": executor,
             "key_columns": ",".join(keys) or "row_id",
@@ -280,6 +336,22 @@ def _start_run(
         capture_env=False,
         nested=True,
     )
+    if dataset is not None:
+        run.log_input(dataset, context="batch_inference")
+    else:
+        _log_reference(run, paths, files)
+    if version is not None:
+        _link_model(run.run_id, version)
+    return run
+
+
+def _log_reference(run: Any, paths: list[str], files: list[Any]) -> None:
+    """An unregistered input, by reference: its path and a digest of its files'
+    fingerprints (sizes, times, footers), so 10M rows are neither copied nor re-read."""
+    import hashlib
+
+    from loopstack.tracking._entities import DatasetInput
+
     digest = hashlib.sha256("|".join(f.fingerprint for f in files).encode()).hexdigest()
     source = paths[0] if len(paths) == 1 else os.path.commonpath(paths)
     run.client.log_inputs(
@@ -296,9 +368,6 @@ def _start_run(
             )
         ],
     )
-    if version is not None:
-        _link_model(run.run_id, version)
-    return run
 
 
 def _link_model(run_id: str, version: Any) -> None:

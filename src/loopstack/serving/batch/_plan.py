@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from loopstack.errors import Invalid
 
-__all__ = ["Chunk", "InputFile", "plan_chunks", "resolve_inputs"]
+__all__ = ["Chunk", "InputFile", "input_columns", "plan_chunks", "read_inputs", "resolve_inputs"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,11 @@ def _open(path: str) -> pq.ParquetFile:
         ) from exc
 
 
+def input_columns(path: str) -> list[str]:
+    """The column names in the footer of the Parquet file ``path``."""
+    return list(_open(path).schema_arrow.names)
+
+
 def read_inputs(paths: list[str], needed: list[str]) -> list[InputFile]:
     """Each file's footer, checked to have the ``needed`` columns (named if missing)."""
     out: list[InputFile] = []
@@ -85,8 +90,8 @@ def read_inputs(paths: list[str], needed: list[str]) -> list[InputFile]:
         if missing:
             raise Invalid(
                 f"the input file {path} lacks column(s) {', '.join(map(repr, missing))} "
-                f"that the model's signature (or the key columns) need; it has "
-                f"{sorted(names)}",
+                "that the model's signature (or the key columns, or the features' entity "
+                f"keys) need; it has {sorted(names)}",
                 field="input",
             )
         counts = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))

@@ -18,6 +18,7 @@ from loopstack.errors import Invalid
 __all__ = ["ChunkDone", "Scorer", "score_chunk"]
 
 _loaded: dict[str, Any] = {}  # package dir -> LoadedModel, one load per process
+_CACHE_BYTES = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -26,9 +27,17 @@ class Scorer:
 
     package_dir: str
     expected_files: dict[str, str] | None
-    columns: tuple[str, ...]  # the signature's columns, read from the input
+    columns: tuple[str, ...]  # the signature's columns, in its order
     key_columns: tuple[str, ...]  # copied to the output; empty: a global ``row_id``
     model_version: str
+    #: the columns read from the input: keys, signature columns it holds, entity columns
+    read_columns: tuple[str, ...] = ()
+    enrichment: Any = None  # _features.Enrichment: feature columns added to each chunk
+
+    @property
+    def wanted(self) -> list[str]:
+        """The input columns a chunk reads."""
+        return list(self.read_columns or dict.fromkeys([*self.key_columns, *self.columns]))
 
 
 @dataclass(frozen=True)
@@ -54,20 +63,37 @@ def _model(scorer: Scorer) -> Any:
     return found
 
 
-def _outputs(call: Any, table: pa.Table) -> dict[str, np.ndarray]:
-    from loopstack.serving._model_call import Prepared
+def _slice_rows(columns: int) -> int:
+    """Rows per model call: the rows' float64 copy about fits a core's L2 cache. A tree
+    ensemble walks every row once per tree, so rows that stay in cache across the trees
+    score ~1.5x faster per core than one call streaming the whole chunk from memory."""
+    return max(1_024, min(65_536, _CACHE_BYTES // (8 * max(1, columns))))
 
-    if call.float_dtype is not None:
-        array = np.column_stack(
-            [table.column(c).to_numpy().astype(call.float_dtype, copy=False) for c in call.columns]
-        )
-        prepared = call.prepare(array)
-    else:
-        prepared = Prepared(call.prepare(table.to_pandas()).data, table.num_rows)
+
+def _call(call: Any, prepared: Any) -> dict[str, np.ndarray]:
     (result,) = call.run([prepared])
     if isinstance(result, Exception):
         raise result
     return result  # type: ignore[no-any-return]
+
+
+def _outputs(call: Any, table: pa.Table) -> dict[str, np.ndarray]:
+    from loopstack.serving._model_call import Prepared
+
+    if call.float_dtype is None:
+        return _call(call, Prepared(call.prepare(table.to_pandas()).data, table.num_rows))
+    array = np.empty((table.num_rows, len(call.columns)), dtype=call.float_dtype)
+    for j, name in enumerate(call.columns):
+        array[:, j] = table.column(name).to_numpy()
+    checked = call.prepare(array).data
+    step = _slice_rows(len(call.columns))
+    if len(checked) <= step:
+        return _call(call, Prepared(checked, len(checked)))
+    parts = [
+        _call(call, Prepared(checked[i : i + step], len(checked[i : i + step])))
+        for i in range(0, len(checked), step)
+    ]
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
 def score_chunk(
@@ -81,14 +107,17 @@ def score_chunk(
     """Score one chunk into ``part``; ``Invalid`` naming the file and row groups when the
     chunk cannot be read."""
     model = _model(scorer)
-    wanted = list(dict.fromkeys([*scorer.key_columns, *scorer.columns]))
     try:
-        table = pq.ParquetFile(path).read_row_groups(list(row_groups), columns=wanted)
+        table = pq.ParquetFile(path).read_row_groups(list(row_groups), columns=scorer.wanted)
     except Exception as exc:  # noqa: BLE001 - a corrupted chunk: say which
         raise Invalid(
             f"chunk {chunk_id} (row groups {list(row_groups)} of {path}) cannot be read: {exc}",
             field="input",
         ) from exc
+    if scorer.enrichment is not None:
+        from loopstack.serving.batch._features import enrich_table
+
+        table = enrich_table(scorer.enrichment, table)
     outputs = _outputs(model, table.select(list(scorer.columns)))
     labels, proba = outputs["predict"], outputs.get("predict_proba")
     out: dict[str, Any] = {}
@@ -97,7 +126,7 @@ def score_chunk(
             out[key] = table.column(key)
     else:
         out["row_id"] = pa.array(np.arange(first_row, first_row + table.num_rows, dtype="int64"))
-    out["model_version"] = pa.array([scorer.model_version] * table.num_rows, pa.string())
+    out["model_version"] = pa.repeat(pa.scalar(scorer.model_version, pa.string()), table.num_rows)
     out["prediction"] = pa.array(np.asarray(labels))
     if proba is not None:
         classes = getattr(model.served.model.model, "classes_", range(proba.shape[1]))
@@ -107,4 +136,7 @@ def score_chunk(
     tmp = f"{part}.tmp-{os.getpid()}"
     pq.write_table(result, tmp)
     os.replace(tmp, part)
-    return ChunkDone(chunk_id, table.num_rows, part)
+    rows = table.num_rows
+    del table, result, out, outputs
+    pa.default_memory_pool().release_unused()  # a worker's peak is one chunk, not its history
+    return ChunkDone(chunk_id, rows, part)
