@@ -21,11 +21,11 @@ def demo(
         5000, help="Port of the server (web UI, APIs) that --keep-running starts (1-65535)."
     ),
     keep_running: bool = typer.Option(
-        False, "--keep-running/--no-keep-running", help="Keep serving (and sending) until Ctrl-C."
+        False, "--keep-running", help="Keep serving (and sending) until Ctrl-C."
     ),
 ) -> None:
     """Run the whole loop: data, features, training, approval, serving, drift, retraining,
-    gates, canary, promotion, and an automatic rollback, in about four minutes."""
+    gates, canary, promotion, and an automatic rollback, in two to five minutes."""
     import signal
 
     from loopstack.cli._output import console
