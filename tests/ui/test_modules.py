@@ -57,7 +57,13 @@ ROUTES = [
         {"filter": "metrics.acc > 0.9 and x = '?'", "size": "2"},
     ),
     ("#/compare?runs=a,b", "compare", {}, {"runs": "a,b"}),
-    ("#/models/x", "missing", {"path": "/models/x"}, {}),
+    ("#/models", "models", {}, {}),
+    ("#/models/churn%20v2", "model", {"name": "churn v2"}, {}),
+    ("#/models/x/y", "missing", {"path": "/models/x/y"}, {}),
+    ("#/deployments", "deployments", {}, {}),
+    ("#/deployments/fraud", "deployment", {"name": "fraud"}, {}),
+    ("#/deployments/fraud/monitoring", "monitoring", {"name": "fraud"}, {}),
+    ("#/deployments/fraud/elsewhere", "missing", {"path": "/deployments/fraud/elsewhere"}, {}),
     ("#/experiments/%E0%A4%A", "runs", {"experimentId": "%E0%A4%A"}, {}),  # a stray %
 ]
 

@@ -7,6 +7,7 @@ import { api, ApiError, project, setProject, setToken, token } from "./api.js";
 import { comparePage } from "./compare.js";
 import { h, replace } from "./dom.js";
 import { experimentsPage } from "./experiments.js";
+import { modelPage, modelsPage } from "./models.js";
 import { runPage } from "./run.js";
 import { parseRoute } from "./routes.js";
 import { runsPage } from "./runs.js";
@@ -20,6 +21,8 @@ const PAGES = {
   runs: runsPage,
   run: runPage,
   compare: comparePage,
+  models: modelsPage,
+  model: modelPage,
   missing: async (root, route) => {
     replace(root, h("h1", {}, "No such page"), h("p", {}, `Nothing lives at #${route.params.path}. `, h("a", { href: "#/" }, "See the experiments.")));
   },
