@@ -22,12 +22,27 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def _sign_in(page: Any, url: str, secret: str, who: str) -> None:
     from playwright.sync_api import expect
 
-    page.goto(f"{url}/#/models")
+    page.goto(f"{url}/#/")
     page.evaluate("localStorage.clear()")
     page.reload()
     page.fill("#token", secret)
     page.click("form.login button")
     expect(page.locator("#who")).to_have_text(who)
+
+
+def _users() -> dict[str, str]:
+    """The first (admin's) token, then a data scientist, a viewer and an ml-engineer of
+    the default project: each one's token by user name."""
+    from loopstack import auth
+    from loopstack.store import open_stores
+
+    db = open_stores().db
+    secrets = {"root": auth.create_token(db, name="root", user="root")[0]}
+    for user, role in (("dana", "data-scientist"), ("vera", "viewer"), ("emil", "ml-engineer")):
+        auth.create_user(db, user, actor="root")
+        auth.add_member(db, "default", user, role, actor="root")
+        secrets[user] = auth.create_token(db, name=user, user=user, actor="root")[0]
+    return secrets
 
 
 def test_a_viewer_cannot_approve_a_promotion_and_an_ml_engineer_can(
@@ -36,18 +51,11 @@ def test_a_viewer_cannot_approve_a_promotion_and_an_ml_engineer_can(
     from playwright.sync_api import expect
 
     import loopstack as ls
-    from loopstack import auth
     from loopstack.loop import GateReport, GateResult, record_gates
     from loopstack.registry import get_registry
-    from loopstack.store import open_stores
 
-    db = open_stores().db
-    root = auth.create_token(db, name="root", user="root")[0]
-    secrets: dict[str, str] = {}
-    for user, role in (("dana", "data-scientist"), ("vera", "viewer"), ("emil", "ml-engineer")):
-        auth.create_user(db, user, actor="root")
-        auth.add_member(db, "default", user, role, actor="root")
-        secrets[user] = auth.create_token(db, name=user, user=user, actor="root")[0]
+    secrets = _users()
+    root = secrets["root"]
     with ls.start_run(experiment="fraud", run_name="train-v2") as run:
         ls.log_metric("auc", 0.91)
     reg = get_registry(actor="dana")
@@ -81,6 +89,7 @@ def test_a_viewer_cannot_approve_a_promotion_and_an_ml_engineer_can(
 
         page = chromium.new_page(viewport={"width": 1300, "height": 1100})
         _sign_in(page, url, secrets["vera"], "vera (viewer)")
+        page.click("header nav a >> text=Models")
         expect(page.locator("#models tbody tr")).to_have_count(1)
         page.click("#models a >> text=fraud")
         expect(page.locator("#model-name")).to_have_text("fraud")
@@ -141,6 +150,81 @@ def test_a_viewer_cannot_approve_a_promotion_and_an_ml_engineer_can(
         # a version's run opens the run's page
         page.click(f"#versions a >> text={run.run_id[:12]}")
         expect(page.locator("#run-name")).to_have_text("train-v2")
+    finally:
+        api.close()
+        stop_server(proc)
+
+
+def test_a_canary_weight_changes_from_the_page_and_a_viewer_is_refused(
+    chromium: Any, ls_home: Path, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    import loopstack as ls
+    from loopstack.registry import get_registry
+
+    secrets = _users()
+    reg = get_registry(actor="dana")
+    for n in (1, 2):
+        reg.create_model_version("churn", source=f"file:///m{n}", files={"m.bin": f"{n}" * 64})
+    reg.set_alias("churn", "staging", 1)
+    deployments = ls.deployments(actor="emil")
+    deployments.create("churn-api", "churn@staging")
+    deployments.canary("churn-api", "churn/2", weight=5)
+
+    env = {**os.environ, "LOOPSTACK_HOME": str(ls_home), "LOOPSTACK_AUTH": "on"}
+    proc, url = start_server(env)
+    headers = {"Authorization": f"Bearer {secrets['root']}"}
+    api = httpx.Client(base_url=url, headers=headers, timeout=30)
+
+    def weights() -> dict[str, float]:
+        got = api.get("/api/v1/deployments/churn-api").json()
+        return {a["role"]: a["weight"] for a in got["arms"]}
+
+    try:
+        page = chromium.new_page(viewport={"width": 1300, "height": 900})
+        _sign_in(page, url, secrets["vera"], "vera (viewer)")
+        page.click("header nav a >> text=Deployments")
+        expect(page.locator("#deployments tbody tr")).to_have_count(1)
+        page.click("#deployments a >> text=churn-api")
+        expect(page.locator("#deployment-name")).to_have_text("churn-api")
+        expect(page.locator("#policy")).to_have_text("canary")
+        primary = page.locator("#arms tr[data-role='primary'] td")
+        expect(primary).to_have_text(["blue", "primary", "churn@staging", "v1", "95 %"])
+        expect(page.locator("#canary-weight")).to_have_value("5")
+        revisions = page.locator("#revisions tbody tr")
+        expect(revisions).to_have_count(2)
+        assert revisions.nth(0).locator("td").all_inner_texts()[:3] == ["2", "canary", "canary"]
+
+        # a viewer's Save: the server's refusal, as it wrote it; the weight stays
+        page.fill("#canary-weight", "20")
+        page.click("#save-weight")
+        expect(page.locator("#canary-error")).to_contain_text("403: ")
+        expect(page.locator("#canary-error")).to_contain_text("'vera' is 'viewer'")
+        page.screenshot(path=str(tmp_path / "viewer-refused.png"), full_page=True)
+        assert weights() == {"primary": 95.0, "canary": 5.0}
+
+        # a weight the store refuses: its message, nothing changes
+        _sign_in(page, url, secrets["emil"], "emil (ml-engineer)")
+        page.goto(f"{url}/#/deployments/churn-api")
+        page.fill("#canary-weight", "100")
+        page.click("#save-weight")
+        expect(page.locator("#canary-error")).to_contain_text(
+            "422: a canary's weight is a percentage above 0 and below 100"
+        )
+        assert weights() == {"primary": 95.0, "canary": 5.0}
+
+        # an ml-engineer's: a new revision with the new split
+        page.fill("#canary-weight", "25")
+        page.click("#save-weight")
+        expect(page.locator("#revision")).to_have_text("3")
+        expect(primary.nth(4)).to_have_text("75 %")
+        expect(page.locator("#canary-weight")).to_have_value("25")
+        expect(revisions).to_have_count(3)
+        page.screenshot(path=str(tmp_path / "canary-25.png"), full_page=True)
+        assert weights() == {"primary": 75.0, "canary": 25.0}
+        stored = api.get("/api/v1/deployments/churn-api/history").json()["revisions"][-1]
+        assert stored["actor"] == "emil" and stored["action"] == "canary"
     finally:
         api.close()
         stop_server(proc)

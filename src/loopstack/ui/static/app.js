@@ -6,6 +6,7 @@
 import { api, ApiError, project, setProject, setToken, token } from "./api.js";
 import { comparePage } from "./compare.js";
 import { h, replace } from "./dom.js";
+import { deploymentPage, deploymentsPage } from "./deployments.js";
 import { experimentsPage } from "./experiments.js";
 import { modelPage, modelsPage } from "./models.js";
 import { runPage } from "./run.js";
@@ -23,6 +24,8 @@ const PAGES = {
   compare: comparePage,
   models: modelsPage,
   model: modelPage,
+  deployments: deploymentsPage,
+  deployment: deploymentPage,
   missing: async (root, route) => {
     replace(root, h("h1", {}, "No such page"), h("p", {}, `Nothing lives at #${route.params.path}. `, h("a", { href: "#/" }, "See the experiments.")));
   },
