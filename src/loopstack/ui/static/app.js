@@ -9,6 +9,7 @@ import { h, replace } from "./dom.js";
 import { deploymentPage, deploymentsPage } from "./deployments.js";
 import { experimentsPage } from "./experiments.js";
 import { modelPage, modelsPage } from "./models.js";
+import { monitoringPage } from "./monitoring.js";
 import { runPage } from "./run.js";
 import { parseRoute } from "./routes.js";
 import { runsPage } from "./runs.js";
@@ -26,6 +27,7 @@ const PAGES = {
   model: modelPage,
   deployments: deploymentsPage,
   deployment: deploymentPage,
+  monitoring: monitoringPage,
   missing: async (root, route) => {
     replace(root, h("h1", {}, "No such page"), h("p", {}, `Nothing lives at #${route.params.path}. `, h("a", { href: "#/" }, "See the experiments.")));
   },
