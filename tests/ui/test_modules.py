@@ -129,3 +129,22 @@ def test_metric_values_are_shown_to_six_significant_digits(page: Any) -> None:
     cases = [(0.123456789, "0.123457"), (3, "3"), (1e-9, "1.00000e-9"), ("NaN", "NaN"), (None, "")]
     for value, shown in cases:
         assert _call(page, "dom.js", "number", value) == shown, value
+
+
+def test_drift_rows_put_drifted_then_larger_effects_first(page: Any) -> None:
+    columns = [
+        {"column": "b", "drifted": False, "effect_size": 0.3},
+        {"column": "skipped", "drifted": False, "effect_size": None},
+        {"column": "a", "drifted": False, "effect_size": 0.3},
+        {"column": "big", "drifted": False, "effect_size": 0.9},
+        {"column": "shifted", "drifted": True, "effect_size": 0.5},
+    ]
+    got = _call(page, "monitoring.js", "byEffect", columns)
+    assert [c["column"] for c in got] == ["shifted", "big", "a", "b", "skipped"]
+
+
+def test_an_arm_is_sent_back_as_the_model_reference_the_api_takes(page: Any) -> None:
+    assert _call(page, "deployments.js", "modelRef", {"model": "churn", "ref": "3"}) == "churn/3"
+    assert _call(page, "deployments.js", "modelRef", {"model": "churn", "ref": "staging"}) == (
+        "churn@staging"
+    )
