@@ -89,6 +89,10 @@ def test_the_drift_report_lists_the_shifted_feature_first_and_draws_it(
         assert plot.locator(".chart-legend").all_text_contents() == ["reference", "current"]
         expect(page.locator("#distributions figure[aria-label='plan'] tbody tr")).to_have_count(3)
         expect(page.locator("#alerts tr[data-rule='p99'] td").nth(1)).to_have_text("firing")
+        # the traffic over time: a marker per bucket of the volume
+        requests = page.locator("#over-time svg.chart[aria-label='requests']")
+        expect(requests).to_have_count(1)
+        assert requests.locator("circle").count() == len(answer.json()["volume"]) >= 1
         page.screenshot(path=str(tmp_path / "monitoring.png"), full_page=True)
 
         # a window before the predictions: nothing to compare, the page says why

@@ -86,6 +86,39 @@ function alertsTable(alerts) {
   return table(["Rule", "State", "Severity", "Message", "First seen", "Last seen"], rows, { id: "alerts", class: "grid" });
 }
 
+/** Charts of the window over time: the traffic, each realised metric (a line per
+ * segment) and each estimated one (the estimate beside what was realised). */
+function overTime(report) {
+  const start = Date.parse(report.window_start);
+  const hours = (iso) => (Date.parse(iso) - start) / 3.6e6;
+  const xLabel = "hours since the window's start";
+  const charts = [];
+  if (report.volume.length) {
+    const points = report.volume.map((v) => [hours(v.window_start), v.requests]);
+    charts.push(lineChart([{ name: "requests", points }], { title: "requests", xLabel }));
+  }
+  const grouped = (rows, key) =>
+    rows.reduce((out, r) => {
+      (out[r[key]] = out[r[key]] || []).push(r);
+      return out;
+    }, {});
+  for (const [metric, rows] of Object.entries(grouped(report.performance, "metric"))) {
+    const bySegment = grouped(rows.map((r) => ({ ...r, segment: r.segment ?? "all" })), "segment");
+    const series = Object.entries(bySegment).map(([segment, rs]) => ({
+      name: segment,
+      points: rs.map((r) => [hours(r.window_start), r.value]),
+    }));
+    charts.push(lineChart(series, { title: metric, xLabel }));
+  }
+  for (const [metric, rows] of Object.entries(grouped(report.estimated, "metric"))) {
+    const series = [{ name: "estimated", points: rows.map((r) => [hours(r.window_start), r.estimate]) }];
+    const realised = rows.filter((r) => r.realised !== null && r.realised !== undefined);
+    if (realised.length) series.push({ name: "realised", points: realised.map((r) => [hours(r.window_start), r.realised]) });
+    charts.push(lineChart(series, { title: `${metric} (estimated)`, xLabel }));
+  }
+  return charts;
+}
+
 /** #/deployments/<name>/monitoring: drift, distributions and alerts of one endpoint. */
 export async function monitoringPage(root, route, { navigate }) {
   const { name } = route.params;
@@ -142,6 +175,11 @@ export async function monitoringPage(root, route, { navigate }) {
           ),
         ]
       : h("p", { id: "no-drift", class: "muted" }, report.reference_note || "No reference to compare the window with."),
+    h("h2", {}, "Over time"),
+    h("div", { id: "over-time", class: "charts" }, overTime(report)),
+    report.performance.length || report.estimated.length
+      ? null
+      : h("p", { class: "muted" }, "No performance yet: no labels joined and no estimate in the window."),
     h("h2", {}, "Alerts"),
     report.alerts.length ? alertsTable(report.alerts) : h("p", { class: "muted" }, "No alert fired in the window."),
   );
