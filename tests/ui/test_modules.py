@@ -148,3 +148,20 @@ def test_an_arm_is_sent_back_as_the_model_reference_the_api_takes(page: Any) -> 
     assert _call(page, "deployments.js", "modelRef", {"model": "churn", "ref": "staging"}) == (
         "churn@staging"
     )
+
+
+def test_lineage_columns_put_sources_left_and_descendants_right(page: Any) -> None:
+    graph = {
+        "root": "model_version:m/1",
+        "edges": [
+            ["run:r", "model_version:m/1", "produced"],
+            ["dataset_version:d/1", "run:r", "input"],
+            ["model_version:m/1", "model_version:n/1", "parent"],
+        ],
+    }
+    assert _call(page, "lineage.js", "columns", graph) == {
+        "model_version:m/1": 0,
+        "run:r": -1,
+        "dataset_version:d/1": -2,
+        "model_version:n/1": 1,
+    }

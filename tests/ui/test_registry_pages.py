@@ -98,6 +98,15 @@ def test_a_viewer_cannot_approve_a_promotion_and_an_ml_engineer_can(
         newest = versions.nth(0).locator("td").all_inner_texts()
         assert newest[:3] == ["v2", "pending", "@staging"]
         assert newest[5] == "dana" and newest[6] == run.run_id[:12]
+        # the newest version's lineage: the run that produced it, linked to its page
+        graph = page.locator("#lineage-graph svg.lineage")
+        expect(graph.locator(".lineage-node.root")).to_have_attribute(
+            "data-node", "model_version:fraud/2"
+        )
+        expect(graph.locator(f"a .lineage-node[data-node='run:{run.run_id}']")).to_have_count(1)
+        expect(graph.locator(".lineage-edge")).to_have_attribute("data-relation", "produced")
+        page.select_option("#lineage-version", "1")
+        expect(graph.locator(".lineage-node")).to_have_count(1)  # v1: no recorded run
         # the alias history, newest move first
         moves = page.locator("#alias-history tbody tr")
         expect(moves).to_have_count(2)

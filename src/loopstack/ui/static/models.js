@@ -5,6 +5,7 @@
 // shown as the server wrote it.
 import { api, ApiError, seg } from "./api.js";
 import { h, replace, table, when } from "./dom.js";
+import { lineageGraph } from "./lineage.js";
 
 /** #/models: every registered model of the project. */
 export async function modelsPage(root) {
@@ -179,6 +180,28 @@ async function gatesOf(name, version) {
   }
 }
 
+/** The lineage of one version, its version picked from a list (the newest first). */
+function lineageBlock(name, versions) {
+  const holder = h("div", { id: "lineage-graph", class: "scroll" });
+  const error = h("p", { class: "error", role: "alert" });
+  const show = async (version) => {
+    error.textContent = "";
+    try {
+      replace(holder, lineageGraph(await api("GET", `api/v1/models/${seg(name)}/versions/${seg(version)}/lineage`)));
+    } catch (err) {
+      replace(holder);
+      error.textContent = err instanceof ApiError ? `${err.status}: ${err.message}` : String(err);
+    }
+  };
+  const pick = h(
+    "select",
+    { id: "lineage-version", "aria-label": "version", onchange: () => show(pick.value) },
+    versions.map((v) => h("option", { value: v.version }, `v${v.version}`)),
+  );
+  show(versions[0].version);
+  return h("div", { id: "lineage" }, h("label", {}, "Version ", pick), holder, error);
+}
+
 /** #/models/<name>: a model's versions, aliases and their history, approval requests. */
 export async function modelPage(root, route) {
   const { name } = route.params;
@@ -196,6 +219,7 @@ export async function modelPage(root, route) {
   const ordered = [...requests].sort((a, b) => (a.state === "pending") - (b.state === "pending") || a.requested_at - b.requested_at).reverse();
   const gateVersions = [...new Set(ordered.map((r) => r.version))];
   const gates = Object.fromEntries(await Promise.all(gateVersions.map(async (v) => [v, await gatesOf(name, v)])));
+  const newestFirst = [...versions].sort((a, b) => b.version - a.version);
   const aliases = Object.entries(model.aliases || {}).sort(([a], [b]) => a.localeCompare(b));
   replace(
     root,
@@ -211,7 +235,7 @@ export async function modelPage(root, route) {
       h("dd", {}, when(model.updated_at)),
     ),
     h("h2", {}, "Versions"),
-    versions.length ? versionsTable([...versions].sort((a, b) => b.version - a.version)) : h("p", { class: "muted" }, "No versions."),
+    versions.length ? versionsTable(newestFirst) : h("p", { class: "muted" }, "No versions."),
     h("h2", {}, "Aliases"),
     aliases.length
       ? table(
@@ -222,6 +246,7 @@ export async function modelPage(root, route) {
       : h("p", { class: "muted" }, "No aliases."),
     h("h3", {}, "History"),
     moves.length ? historyTable(moves) : h("p", { class: "muted" }, "No alias has moved yet."),
+    versions.length ? [h("h2", {}, "Lineage"), lineageBlock(name, newestFirst)] : null,
     h("h2", {}, "Approval requests"),
     ordered.length
       ? h("div", { id: "approvals" }, ordered.map((r) => requestCard(r, gates[r.version], rerender)))
