@@ -257,6 +257,7 @@ def _value(route: str, param: str, side: dict[str, Any]) -> str | None:
         "rollout_id": side["rollout_id"],
         "pipeline_run": side["pipeline_run"],
         "trigger": side["trigger"],
+        "endpoint": side["deployment"],
     }
     got = simple.get(param)
     return None if got is None else str(got)

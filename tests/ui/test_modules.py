@@ -57,7 +57,13 @@ ROUTES = [
         {"filter": "metrics.acc > 0.9 and x = '?'", "size": "2"},
     ),
     ("#/compare?runs=a,b", "compare", {}, {"runs": "a,b"}),
-    ("#/models/x", "missing", {"path": "/models/x"}, {}),
+    ("#/models", "models", {}, {}),
+    ("#/models/churn%20v2", "model", {"name": "churn v2"}, {}),
+    ("#/models/x/y", "missing", {"path": "/models/x/y"}, {}),
+    ("#/deployments", "deployments", {}, {}),
+    ("#/deployments/fraud", "deployment", {"name": "fraud"}, {}),
+    ("#/deployments/fraud/monitoring", "monitoring", {"name": "fraud"}, {}),
+    ("#/deployments/fraud/elsewhere", "missing", {"path": "/deployments/fraud/elsewhere"}, {}),
     ("#/experiments/%E0%A4%A", "runs", {"experimentId": "%E0%A4%A"}, {}),  # a stray %
 ]
 
@@ -123,3 +129,39 @@ def test_metric_values_are_shown_to_six_significant_digits(page: Any) -> None:
     cases = [(0.123456789, "0.123457"), (3, "3"), (1e-9, "1.00000e-9"), ("NaN", "NaN"), (None, "")]
     for value, shown in cases:
         assert _call(page, "dom.js", "number", value) == shown, value
+
+
+def test_drift_rows_put_drifted_then_larger_effects_first(page: Any) -> None:
+    columns = [
+        {"column": "b", "drifted": False, "effect_size": 0.3},
+        {"column": "skipped", "drifted": False, "effect_size": None},
+        {"column": "a", "drifted": False, "effect_size": 0.3},
+        {"column": "big", "drifted": False, "effect_size": 0.9},
+        {"column": "shifted", "drifted": True, "effect_size": 0.5},
+    ]
+    got = _call(page, "monitoring.js", "byEffect", columns)
+    assert [c["column"] for c in got] == ["shifted", "big", "a", "b", "skipped"]
+
+
+def test_an_arm_is_sent_back_as_the_model_reference_the_api_takes(page: Any) -> None:
+    assert _call(page, "deployments.js", "modelRef", {"model": "churn", "ref": "3"}) == "churn/3"
+    assert _call(page, "deployments.js", "modelRef", {"model": "churn", "ref": "staging"}) == (
+        "churn@staging"
+    )
+
+
+def test_lineage_columns_put_sources_left_and_descendants_right(page: Any) -> None:
+    graph = {
+        "root": "model_version:m/1",
+        "edges": [
+            ["run:r", "model_version:m/1", "produced"],
+            ["dataset_version:d/1", "run:r", "input"],
+            ["model_version:m/1", "model_version:n/1", "parent"],
+        ],
+    }
+    assert _call(page, "lineage.js", "columns", graph) == {
+        "model_version:m/1": 0,
+        "run:r": -1,
+        "dataset_version:d/1": -2,
+        "model_version:n/1": 1,
+    }

@@ -100,6 +100,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
         gates,
         loop,
         mlflow_compat,
+        monitoring,
         native,
         pipelines,
         registry,
@@ -114,6 +115,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
     app.include_router(data.router)
     app.include_router(features.router)
     app.include_router(deployments.router)
+    app.include_router(monitoring.router)
     app.include_router(rollouts.router)
     app.include_router(pipelines.router)
     app.include_router(loop.router)
@@ -130,6 +132,7 @@ def create_app(config: Settings | None = None) -> FastAPI:
         data.router,
         features.router,
         deployments.router,
+        monitoring.router,
         rollouts.router,
         pipelines.router,
         loop.router,

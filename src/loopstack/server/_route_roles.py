@@ -117,6 +117,8 @@ ROUTE_ROLES: dict[str, Role | str | None] = {
         "deployments_history",
         "deployments_bandit_state",
     ),
+    # -- an endpoint's monitoring report (drift, distributions, volume, alerts) ----------
+    **_all(V, "monitoring_report"),
     **_all(
         ML,
         "deployments_create",

@@ -6,7 +6,10 @@
 import { api, ApiError, project, setProject, setToken, token } from "./api.js";
 import { comparePage } from "./compare.js";
 import { h, replace } from "./dom.js";
+import { deploymentPage, deploymentsPage } from "./deployments.js";
 import { experimentsPage } from "./experiments.js";
+import { modelPage, modelsPage } from "./models.js";
+import { monitoringPage } from "./monitoring.js";
 import { runPage } from "./run.js";
 import { parseRoute } from "./routes.js";
 import { runsPage } from "./runs.js";
@@ -20,6 +23,11 @@ const PAGES = {
   runs: runsPage,
   run: runPage,
   compare: comparePage,
+  models: modelsPage,
+  model: modelPage,
+  deployments: deploymentsPage,
+  deployment: deploymentPage,
+  monitoring: monitoringPage,
   missing: async (root, route) => {
     replace(root, h("h1", {}, "No such page"), h("p", {}, `Nothing lives at #${route.params.path}. `, h("a", { href: "#/" }, "See the experiments.")));
   },

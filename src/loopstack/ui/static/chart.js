@@ -14,6 +14,9 @@ function s(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** An SVG element: svgElement("rect", {x: 1}, child, "text"). */
+export { s as svgElement };
+
 /** Round tick values covering [lo, hi]: about `count` of them, at 1, 2 or 5 x 10^k. */
 export function ticks(lo, hi, count = 5) {
   if (!(hi > lo)) return [lo];

@@ -28,6 +28,15 @@ export function parseRoute(hash) {
     return { page: "runs", params: { experimentId }, query };
   }
   if (parts.length === 1 && parts[0] === "compare") return { page: "compare", params: {}, query };
+  // the model registry, the deployments and an endpoint's monitoring
+  if (parts[0] === "models" && parts.length <= 2) {
+    return parts.length === 1 ? { page: "models", params: {}, query } : { page: "model", params: { name: parts[1] }, query };
+  }
+  if (parts[0] === "deployments" && parts.length <= 3) {
+    if (parts.length === 1) return { page: "deployments", params: {}, query };
+    if (parts.length === 2) return { page: "deployment", params: { name: parts[1] }, query };
+    if (parts[2] === "monitoring") return { page: "monitoring", params: { name: parts[1] }, query };
+  }
   return { page: "missing", params: { path }, query };
 }
 
