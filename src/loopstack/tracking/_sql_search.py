@@ -78,7 +78,11 @@ class SqlRunSearch(SqlStoreBase):
         orders = parse_order_by(order_by)
         offset = decode_token(page_token)
         eids = [_experiment_id(e) for e in experiment_ids]
-        q = select(R).where(R.c.experiment_id.in_(eids), R.c.lifecycle_stage.in_(_view(view)))
+        # Two phases: the ids of the page first (a narrow sort over the matching runs, not
+        # of whole rows), then the page's rows by primary key.
+        q = select(R.c.run_id).where(
+            R.c.experiment_id.in_(eids), R.c.lifecycle_stage.in_(_view(view))
+        )
         if self.project_id is not None:
             q = q.where(
                 R.c.experiment_id.in_(
@@ -104,9 +108,11 @@ class SqlRunSearch(SqlStoreBase):
         q = q.order_by(*sort_cols).offset(offset).limit(max_results + 1)
 
         def run(conn: Connection) -> tuple[list[Run], str | None]:
-            rows = conn.execute(q).all()
-            more = len(rows) > max_results
-            runs = self._hydrate(conn, list(rows[:max_results]))
+            ids = list(conn.execute(q).scalars())
+            more = len(ids) > max_results
+            ids = ids[:max_results]
+            by_id = {r.run_id: r for r in conn.execute(select(R).where(R.c.run_id.in_(ids)))}
+            runs = self._hydrate(conn, [by_id[i] for i in ids])
             return runs, (encode_token(offset + max_results) if more else None)
 
         return self.db.read(run)

@@ -39,6 +39,7 @@ from loopstack.tracking._sql_base import (
     R,
     T,
     _check_length,
+    _check_run_id,
     _experiment_id,
     _latest_row,
     _storable,
@@ -421,6 +422,32 @@ class SqlTrackingStore(SqlExperiments, SqlRunSearch, TrackingStore):
                 .order_by(M.c.step, M.c.timestamp, M.c.id)
             ).all()
             return [Metric(r.key, _value(r), r.step, r.timestamp) for r in rows]
+
+        return self.db.read(run)
+
+    def get_metric_histories(self, run_ids: list[str], key: str) -> dict[str, list[Metric]]:
+        """The history of ``key`` in each run, read in one transaction and one query."""
+        ids = list(dict.fromkeys(_check_run_id(r) for r in run_ids))
+
+        def run(conn: Connection) -> dict[str, list[Metric]]:
+            q = select(R.c.run_id).where(R.c.run_id.in_(ids))
+            if self.project_id is not None:
+                q = q.join(E, E.c.experiment_id == R.c.experiment_id).where(
+                    E.c.project_id == self.project_id
+                )
+            found = set(conn.execute(q).scalars())
+            for rid in ids:
+                if rid not in found:
+                    raise NotFound(f"no run with id {rid!r}")
+            out: dict[str, list[Metric]] = {rid: [] for rid in ids}
+            rows = conn.execute(
+                select(M.c.run_id, M.c.key, M.c.value, M.c.is_nan, M.c.step, M.c.timestamp)
+                .where(M.c.run_id.in_(ids), M.c.key == key)
+                .order_by(M.c.run_id, M.c.step, M.c.timestamp, M.c.id)
+            )
+            for r in rows:
+                out[r.run_id].append(Metric(r.key, _value(r), r.step, r.timestamp))
+            return out
 
         return self.db.read(run)
 

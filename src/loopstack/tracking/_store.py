@@ -103,6 +103,11 @@ class TrackingStore(abc.ABC):
     @abc.abstractmethod
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...
 
+    def get_metric_histories(self, run_ids: list[str], key: str) -> dict[str, list[Metric]]:
+        """The history of ``key`` in each of ``run_ids`` (NotFound for a run that does
+        not exist); a store that can read them at once overrides this loop."""
+        return {rid: self.get_metric_history(rid, key) for rid in dict.fromkeys(run_ids)}
+
     @abc.abstractmethod
     def search_runs(
         self,

@@ -461,12 +461,12 @@ def get_history_bulk_interval(
         raise Invalid(
             f"start_step ({start_step}) must not exceed end_step ({end_step})", field="start_step"
         )
-    histories = {}
-    for rid in dict.fromkeys(run_ids):
-        points = store.get_metric_history(rid, metric_key)
-        if start_step is not None:
-            points = [m for m in points if start_step <= m.step <= end_step]  # type: ignore
-        histories[rid] = points
+    histories = store.get_metric_histories(run_ids, metric_key)
+    if start_step is not None:
+        histories = {
+            rid: [m for m in points if start_step <= m.step <= end_step]  # type: ignore
+            for rid, points in histories.items()
+        }
     steps = sorted({m.step for points in histories.values() for m in points})
     keep = _sample_steps(steps, max_results)
     metrics = [

@@ -38,6 +38,11 @@ def create(url: str) -> Engine:
         cur.execute("PRAGMA foreign_keys=ON")
         # FULL: a commit that returned survives a power cut, not only a process kill.
         cur.execute("PRAGMA synchronous=FULL")
+        # A search sorts or filters every run of an experiment: with SQLite's default
+        # 2 MB page cache, 100,000 runs' metrics and params are re-read from the OS on
+        # every search. 64 MB of cache and reads through a memory map keep them at hand.
+        cur.execute("PRAGMA cache_size=-65536")
+        cur.execute("PRAGMA mmap_size=268435456")
         cur.close()
 
     @event.listens_for(engine, "begin")
