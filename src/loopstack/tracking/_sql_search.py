@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, literal, or_, select
+from sqlalchemy import Connection, Select, and_, false, func, literal, or_, select, true
 
 from loopstack.errors import Invalid
 from loopstack.store.artifacts import FileInfo, sanitize_path
@@ -14,7 +14,7 @@ from loopstack.tracking._entities import (
     Run,
 )
 from loopstack.tracking._page_token import decode_token, encode_token
-from loopstack.tracking._search import Comparison, parse_filter, parse_order_by
+from loopstack.tracking._search import Comparison, OrderKey, parse_filter, parse_order_by
 from loopstack.tracking._sql_base import (
     _MAX_RESULTS,
     LM,
@@ -28,6 +28,27 @@ from loopstack.tracking._sql_base import (
 )
 
 __all__ = ["SqlRunSearch"]
+
+#: after the keys asked for, runs are in this order (newest first, then by id)
+_TIE_BREAK = (R.c.start_time.desc(), R.c.run_id)
+
+
+def _page(conn: Connection, groups: list[Select[Any]], offset: int, limit: int) -> list[str]:
+    """Ids ``offset`` .. ``offset + limit`` of the groups' rows one after the other (each
+    group ordered): each group is asked for its part of the page; a group the offset
+    passes whole is counted."""
+    ids: list[str] = []
+    for q in groups:
+        if len(ids) == limit:
+            break
+        got = list(conn.execute(q.offset(offset).limit(limit - len(ids))).scalars())
+        if not got and offset:
+            offset -= conn.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+            offset = max(offset, 0)
+        else:
+            offset = 0
+        ids += got
+    return ids
 
 
 class SqlRunSearch(SqlStoreBase):
@@ -57,7 +78,8 @@ class SqlRunSearch(SqlStoreBase):
         if c.kind == "metric":
             # A NaN (stored as 0) is unequal to everything and in no order with anything.
             matches = or_(matches, LM.c.is_nan) if c.op == "!=" else and_(matches, ~LM.c.is_nan)
-        return exists().where(table.c.run_id == R.c.run_id, table.c.key == c.key, matches)
+        # The matching runs read from the (key, value) index, not one lookup per run.
+        return R.c.run_id.in_(select(table.c.run_id).where(table.c.key == c.key, matches))
 
     def search_runs(
         self,
@@ -78,19 +100,42 @@ class SqlRunSearch(SqlStoreBase):
         orders = parse_order_by(order_by)
         offset = decode_token(page_token)
         eids = [_experiment_id(e) for e in experiment_ids]
-        # Two phases: the ids of the page first (a narrow sort over the matching runs, not
-        # of whole rows), then the page's rows by primary key.
-        q = select(R.c.run_id).where(
-            R.c.experiment_id.in_(eids), R.c.lifecycle_stage.in_(_view(view))
-        )
+        experiment: Any = R.c.experiment_id
+        if self.db.dialect == "sqlite" and any(c.kind != "attribute" for c in comparisons):
+            # SQLite keeps no statistics and takes experiment_id = ? for the narrowest
+            # index; with a clause on a key, that key's index is (`+ 0` hides the other).
+            experiment = experiment + 0
+        conds: list[Any] = [experiment.in_(eids), R.c.lifecycle_stage.in_(_view(view))]
         if self.project_id is not None:
-            q = q.where(
+            conds.append(
                 R.c.experiment_id.in_(
                     select(E.c.experiment_id).where(E.c.project_id == self.project_id)
                 )
             )
-        for c in comparisons:
-            q = q.where(self._condition(c))
+        # Equalities first: SQLite reads the runs from the first key clause's index and
+        # probes the others, and an equality is mostly the narrowest.
+        conds += [
+            self._condition(c) for c in sorted(comparisons, key=lambda c: c.op not in ("=", "IN"))
+        ]
+        if len(orders) == 1 and orders[0].kind in ("metric", "param"):
+            groups = self._keyed_order(conds, orders[0])
+        else:
+            groups = [self._sorted(conds, orders)]
+
+        def run(conn: Connection) -> tuple[list[Run], str | None]:
+            ids = _page(conn, groups, offset, max_results + 1)
+            more = len(ids) > max_results
+            ids = ids[:max_results]
+            by_id = {r.run_id: r for r in conn.execute(select(R).where(R.c.run_id.in_(ids)))}
+            runs = self._hydrate(conn, [by_id[i] for i in ids])
+            return runs, (encode_token(offset + max_results) if more else None)
+
+        return self.db.read(run)
+
+    @staticmethod
+    def _sorted(conds: list[Any], orders: list[OrderKey]) -> Select[Any]:
+        """The ids of the matching runs in the order asked, as one sort of them all."""
+        q = select(R.c.run_id).where(*conds)
         sort_cols: list[Any] = []
         for n, o in enumerate(orders):
             if o.kind == "attribute":
@@ -104,18 +149,27 @@ class SqlRunSearch(SqlStoreBase):
             if o.kind == "metric":
                 sort_cols.append(table.c.is_nan.is_(True))
             sort_cols.append(col.asc() if o.ascending else col.desc())
-        sort_cols += [R.c.start_time.desc(), R.c.run_id]
-        q = q.order_by(*sort_cols).offset(offset).limit(max_results + 1)
+        return q.order_by(*sort_cols, *_TIE_BREAK)
 
-        def run(conn: Connection) -> tuple[list[Run], str | None]:
-            ids = list(conn.execute(q).scalars())
-            more = len(ids) > max_results
-            ids = ids[:max_results]
-            by_id = {r.run_id: r for r in conn.execute(select(R).where(R.c.run_id.in_(ids)))}
-            runs = self._hydrate(conn, [by_id[i] for i in ids])
-            return runs, (encode_token(offset + max_results) if more else None)
-
-        return self.db.read(run)
+    @staticmethod
+    def _keyed_order(conds: list[Any], o: OrderKey) -> list[Select[Any]]:
+        """The order by one metric or param as the groups it sorts into, each walked in
+        the (key, value) index's order: runs with a value (by it, then the tie-break),
+        for a metric those whose value is NaN, then the runs without the key. The same
+        order as ``_sorted`` gives, without sorting every matching run."""
+        table = LM if o.kind == "metric" else P
+        value = table.c.value.asc() if o.ascending else table.c.value.desc()
+        keyed = select(table.c.run_id).join(R, R.c.run_id == table.c.run_id).where(*conds)
+        keyed = keyed.where(table.c.key == o.key)
+        if o.kind == "param":
+            groups = [keyed.order_by(value, *_TIE_BREAK)]
+        else:
+            groups = [
+                keyed.where(table.c.is_nan == false()).order_by(value, *_TIE_BREAK),
+                keyed.where(table.c.is_nan == true()).order_by(*_TIE_BREAK),
+            ]
+        without = R.c.run_id.not_in(select(table.c.run_id).where(table.c.key == o.key))
+        return [*groups, select(R.c.run_id).where(*conds, without).order_by(*_TIE_BREAK)]
 
     # -- artifacts ------------------------------------------------------------------
     def _artifact_root(self, run_id: str) -> str:

@@ -118,6 +118,8 @@ class Run(Base):
     artifact_uri: Mapped[str] = mapped_column(String(1000))
     user_id: Mapped[str] = mapped_column(String(256))
     parent_run_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    #: an experiment's runs newest first (the runs page) walk this index, not a sort
+    __table_args__ = (Index("ix_runs_experiment_start", "experiment_id", "start_time"),)
 
 
 class Param(Base):
@@ -127,6 +129,17 @@ class Param(Base):
     )
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+    #: a param filter or order by reads this index (on PostgreSQL partial: a btree entry
+    #: holds ~2.7 kB and a value may be 6,000 characters)
+    __table_args__ = (
+        Index(
+            "ix_params_key_value_run",
+            "key",
+            "value",
+            "run_id",
+            postgresql_where=text("length(value) <= 1000"),
+        ),
+    )
 
 
 class RunTag(Base):
@@ -164,6 +177,10 @@ class LatestMetric(Base):
     timestamp: Mapped[int] = mapped_column(BigInteger)
     #: SQLite stores a NaN as NULL: a NaN point is value 0 with this flag (as in MLflow)
     is_nan: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    #: a metric filter or order by reads this index, not one lookup per run
+    __table_args__ = (
+        Index("ix_latest_metrics_key_nan_value_run", "key", "is_nan", "value", "run_id"),
+    )
 
 
 class Dataset(Base):
