@@ -7,6 +7,7 @@ in any backend or in the JSON between client and server shows up here.
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
@@ -151,6 +152,52 @@ def test_ordering_by_a_metric_puts_nan_after_numbers_and_missing_last(
     _runs_with_losses("nan-order")
     frame = ls.search_runs("nan-order", order_by=[f"metrics.loss {direction}"])
     assert list(frame["run_name"]) == expected
+
+
+@pytest.mark.parametrize("size", [1, 2, 3])
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [
+        ("metrics.loss ASC", ["0.1b", "0.1", "0.3", "inf", "nan", "none"]),
+        ("metrics.loss DESC", ["inf", "0.3", "0.1b", "0.1", "nan", "none"]),
+        ("params.model DESC", ["rf", "gbm", "gbm", "none", "none", "none"]),
+    ],
+)
+def test_pages_of_an_order_by_a_key_follow_one_another_across_nan_and_missing(
+    size: int, order: str, expected: list[str]
+) -> None:
+    """Each page picks up where the last stopped, through the runs with a value, the
+    NaNs and the runs without the key; ties keep the newest first, as one full page."""
+    ids = _runs_with_losses("paged")
+    client = TrackingClient()
+    eid = client.set_experiment("paged")
+    time.sleep(0.01)  # the tie with "0.1" is broken by the start time: newest first
+    tie = client.create_run(eid, run_name="0.1b")
+    client.log_metric(tie.run_id, "loss", 0.1)
+    for label, model in [("0.3", "gbm"), ("inf", "rf"), ("0.1", "gbm")]:
+        client.log_param(ids[label], "model", model)
+    gone = client.create_run(eid, run_name="deleted")
+    client.log_metric(gone.run_id, "loss", 0.2)
+    client.log_param(gone.run_id, "model", "svm")
+    client.delete_run(gone.run_id)
+    other = client.create_run(client.set_experiment("elsewhere"), run_name="elsewhere")
+    client.log_metric(other.run_id, "loss", 0.2)
+    client.log_param(other.run_id, "model", "svm")
+
+    whole, token = client.store.search_runs([eid], order_by=[order])
+    assert token is None
+    models = {ids[k]: m for k, m in [("0.3", "gbm"), ("inf", "rf"), ("0.1", "gbm")]}
+    shown = [models.get(r.run_id, "none") if "params" in order else r.info.run_name for r in whole]
+    assert shown == expected
+    paged: list[str] = []
+    while True:
+        page, token = client.store.search_runs(
+            [eid], order_by=[order], max_results=size, page_token=token
+        )
+        paged += [r.run_id for r in page]
+        if token is None:
+            break
+    assert paged == [r.run_id for r in whole]
 
 
 @pytest.mark.parametrize(
