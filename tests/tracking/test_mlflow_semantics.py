@@ -200,6 +200,22 @@ def test_pages_of_an_order_by_a_key_follow_one_another_across_nan_and_missing(
     assert paged == [r.run_id for r in whole]
 
 
+def test_a_param_of_the_longest_value_that_does_not_compress_is_kept_and_found() -> None:
+    """6,000 characters (MLflow's limit) of random text: more than a PostgreSQL btree
+    entry holds, which the params index must not refuse."""
+    import secrets
+
+    client = TrackingClient()
+    eid = client.set_experiment("long-param")
+    value = secrets.token_urlsafe(4500)[:6000]
+    run = client.create_run(eid, params={"prompt": value, "model": "gbm"})
+    assert client.get_run(run.run_id).params["prompt"] == value
+    found, _ = client.store.search_runs([eid], filter_string=f"params.prompt = '{value}'")
+    assert [r.run_id for r in found] == [run.run_id]
+    found, _ = client.store.search_runs([eid], order_by=["params.prompt DESC"])
+    assert [r.run_id for r in found] == [run.run_id]
+
+
 @pytest.mark.parametrize(
     "clause",
     ["metrics.loss SIDEWAYS", "metrics.loss ASC DESC", "metrics.loss DESCENDING", "  ", "ASC"],
