@@ -14,13 +14,13 @@ import pandas as pd
 
 import loopstack as ls
 
-__all__ = ["GATES", "KEYS", "LABEL", "retraining", "suite", "train_model"]
+__all__ = ["GATES", "KEYS", "LABEL", "LABEL_ROWS", "retraining", "suite", "train_model"]
 
 LABEL = "is_fraud"
 KEYS = ["customer_id", "merchant_id", "event_timestamp"]
 #: the columns a label row carries besides the keys (the request values, the label, the
 #: sensitive attribute the fairness gate groups by)
-_LABEL_ROWS = [*KEYS, "amount", "hour", "is_foreign", "age_band", LABEL]
+LABEL_ROWS = [*KEYS, "amount", "hour", "is_foreign", "age_band", LABEL]
 #: how a challenger must beat the champion, as the gate step declares it
 GATES = {
     "primary": {"metric": "roc_auc", "min_improvement": 0.02},
@@ -35,7 +35,7 @@ def suite() -> Any:
 
     checks: list[Any] = [  # check documents, as a suite file holds them
         {"type": "schema", "columns": {"customer_id": "int64", "merchant_id": "int64"}},
-        *({"type": "null_rate", "column": c, "max": 0.0} for c in _LABEL_ROWS),
+        *({"type": "null_rate", "column": c, "max": 0.0} for c in LABEL_ROWS),
         {"type": "range", "column": "amount", "min": 0, "min_inclusive": False},
         {"type": "range", "column": "hour", "min": 0, "max": 23},
         {"type": "allowed_values", "column": "is_foreign", "values": [0, 1]},
@@ -71,7 +71,7 @@ def labelled(
     """The warehouse's labelled transactions, registered and validated as a dataset
     version; the newest ``holdout`` share of the rows after ``recent_after`` (at most
     1,200) kept apart to judge the challenger on: the world as it is now."""
-    rows = pd.read_parquet(warehouse, columns=_LABEL_ROWS).sort_values("event_timestamp")
+    rows = pd.read_parquet(warehouse, columns=LABEL_ROWS).sort_values("event_timestamp")
     rows = rows.reset_index(drop=True)
     version = ls.register_dataset("transactions", rows)
     suite().validate(version).raise_for_failures()

@@ -45,7 +45,6 @@ class Setup:
     controller: Any = None
     alerts: Any = None
     history_end: pd.Timestamp = field(init=False)
-    seen_alerts: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.world = World(seed=self.options.seed)
@@ -87,9 +86,9 @@ class Setup:
         )
 
     def _labels(self) -> pd.DataFrame:
-        from loopstack.demo._pipeline import _LABEL_ROWS
+        from loopstack.demo._pipeline import LABEL_ROWS
 
-        return pd.read_parquet(self.data / "transactions.parquet", columns=_LABEL_ROWS)
+        return pd.read_parquet(self.data / "transactions.parquet", columns=LABEL_ROWS)
 
     # 2 ------------------------------------------------------------------------------------
     def features(self) -> None:
