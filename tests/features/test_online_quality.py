@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from loopstack.errors import Invalid
+from loopstack.errors import Invalid, NotFound
 from loopstack.features import Entity, FeatureStore, FeatureView, Field
 from loopstack.features._freshness import export_metrics
 
@@ -26,7 +26,7 @@ def _since_now() -> float:
 DRIVER = Entity("driver", join_keys=["driver_id"])
 
 
-def view() -> FeatureView:
+def view(name: str = "stats", ttl: timedelta = timedelta(days=1)) -> FeatureView:
     table = pa.table(
         {
             "driver_id": [1, 2, 3, 1],
@@ -41,10 +41,10 @@ def view() -> FeatureView:
         }
     )
     return FeatureView(
-        "stats",
+        name,
         entities=[DRIVER],
         source=table,
-        ttl=timedelta(days=1),
+        ttl=ttl,
         schema=[Field("rate", "float64"), Field("trips", "int64")],
     )
 
@@ -93,6 +93,21 @@ def test_freshness_lag_and_null_rate(store: FeatureStore) -> None:
     # driver 1's newest row is 30 min older than NOW (taken when the module was imported)
     assert 30 * 60 - 5 <= f.lag_seconds <= 30 * 60 + _since_now() + 5
     assert f.null_rate == {"rate": pytest.approx(1 / 3), "trips": 0.0}
+    assert (f.ttl_seconds, f.stale) == (86_400, False)  # 30 min old, a TTL of a day
+
+
+def test_a_view_older_than_its_ttl_is_stale_and_one_view_can_be_asked(
+    store: FeatureStore,
+) -> None:
+    store.materialize(NOW - timedelta(days=1), NOW)
+    store.apply([view("stats_hourly", timedelta(minutes=10))])  # the newest row: 30 min old
+    store.materialize(NOW - timedelta(days=1), NOW)
+    got = {f.view: f.stale for f in store.freshness()}
+    assert got == {"stats": False, "stats_hourly": True}
+    [one] = store.freshness("stats_hourly")
+    assert one.view == "stats_hourly" and one.stale and one.ttl_seconds == 600
+    with pytest.raises(NotFound, match="nowhere"):
+        store.freshness("nowhere")
 
 
 def test_prometheus_gauges(store: FeatureStore) -> None:

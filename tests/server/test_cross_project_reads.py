@@ -232,6 +232,8 @@ def _value(route: str, param: str, side: dict[str, Any]) -> str | None:
     if param == "filter":
         key = "exp_name" if base.startswith("mlflow_experiments") else "model"
         return f"name = '{side[key]}'"
+    if param == "view" and base == "features_freshness":
+        return str(side["view"])
     if param == "path" and base == "mlflow_artifacts_list":
         return f"{side['exp_id']}/{side['run_id']}/artifacts"
     simple = {

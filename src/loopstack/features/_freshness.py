@@ -22,58 +22,74 @@ class ViewFreshness:
     last_materialized_end: float | None
     lag_seconds: float | None
     null_rate: dict[str, float] = field(default_factory=dict)
+    ttl_seconds: float | None = None  # the view's TTL; None: its rows never expire
+    #: the lag is past the TTL: what the online store holds has expired (None when
+    #: there is no TTL or nothing was ever materialized)
+    stale: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
-def freshness(store: Any, *, sample: int = 100_000) -> list[ViewFreshness]:
-    """Per batch feature view: rows online, newest event, lag and null rate per feature.
+def freshness(store: Any, *, sample: int = 100_000, view: str | None = None) -> list[ViewFreshness]:
+    """Per batch feature view (or only ``view``): rows online, newest event, lag, null rate
+    per feature, and whether the lag is past the view's TTL.
 
     >>> [f.lag_seconds for f in store.freshness()]
     """
+    from loopstack.errors import Invalid
     from loopstack.features._definitions import FeatureView
-    from loopstack.features._materialize import (
-        last_materialized_end,
-        online_store,
-        online_view_key,
-    )
-    from loopstack.features.online import decode_values
+    from loopstack.features._materialize import online_store
 
     online = online_store(store)
     now = time.time()
-    out = []
-    for view in store.list_feature_views():
-        if not isinstance(view, FeatureView):
-            continue
-        names = view.feature_names
-        nulls = dict.fromkeys(names, 0)
-        rows = 0
-        newest_us: int | None = None
-        for _, ts, blob in online.scan(online_view_key(store, view.name)):
-            newest_us = ts if newest_us is None or ts > newest_us else newest_us
-            if rows < sample:
-                values = decode_values(blob)
-                for n in names:
-                    if values.get(n) is None:
-                        nulls[n] += 1
-            rows += 1
-        end = last_materialized_end(store, view.name)
-        newest = None if newest_us is None else newest_us / 1e6
-        mark = None if end is None else end.timestamp()
-        ref = newest if newest is not None else mark
-        seen = min(rows, sample)
-        out.append(
-            ViewFreshness(
-                view.name,
-                rows,
-                newest,
-                mark,
-                None if ref is None else max(0.0, now - ref),
-                {n: (nulls[n] / seen if seen else 0.0) for n in names},
+    if view is None:
+        views = [v for v in store.list_feature_views() if isinstance(v, FeatureView)]
+    else:
+        one = store.get_feature_view(view)  # NotFound naming the views there are
+        if not isinstance(one, FeatureView):
+            raise Invalid(
+                f"expected a batch feature view; {view!r} is an on-demand feature view, "
+                "computed at read time, so it has no online rows to be fresh or stale",
+                field="view",
             )
-        )
-    return out
+        views = [one]
+    return [_view_freshness(store, online, v, sample, now) for v in views]
+
+
+def _view_freshness(store: Any, online: Any, view: Any, sample: int, now: float) -> ViewFreshness:
+    from loopstack.features._materialize import last_materialized_end, online_view_key
+    from loopstack.features.online import decode_values
+
+    names = view.feature_names
+    nulls = dict.fromkeys(names, 0)
+    rows = 0
+    newest_us: int | None = None
+    for _, ts, blob in online.scan(online_view_key(store, view.name)):
+        newest_us = ts if newest_us is None or ts > newest_us else newest_us
+        if rows < sample:
+            values = decode_values(blob)
+            for n in names:
+                if values.get(n) is None:
+                    nulls[n] += 1
+        rows += 1
+    end = last_materialized_end(store, view.name)
+    newest = None if newest_us is None else newest_us / 1e6
+    mark = None if end is None else end.timestamp()
+    ref = newest if newest is not None else mark
+    lag = None if ref is None else max(0.0, now - ref)
+    ttl = None if view.ttl is None else view.ttl.total_seconds()
+    seen = min(rows, sample)
+    return ViewFreshness(
+        view.name,
+        rows,
+        newest,
+        mark,
+        lag,
+        {n: (nulls[n] / seen if seen else 0.0) for n in names},
+        ttl,
+        None if ttl is None or lag is None else lag > ttl,
+    )
 
 
 def export_metrics(store: Any, registry: Any) -> list[ViewFreshness]:

@@ -374,11 +374,13 @@ class FeatureStore:
 
         return _skew.check_skew(self, view, sample)
 
-    def freshness(self) -> Any:
+    def freshness(self, view: str | None = None) -> Any:
+        """How fresh the online store is per batch feature view (or only ``view``): rows,
+        newest event, lag, null rates, and ``stale`` when the lag is past the view's TTL."""
         self._local_only("freshness")
         from loopstack.features import _freshness
 
-        return _freshness.freshness(self)
+        return _freshness.freshness(self, view=view)
 
     def __repr__(self) -> str:
         if self.server is not None:

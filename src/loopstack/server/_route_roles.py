@@ -103,6 +103,7 @@ ROUTE_ROLES: dict[str, Role | str | None] = {
         "features_views_list",
         "features_views_get",
         "features_views_versions",
+        "features_freshness",
         "features_services_list",
         "features_services_get",
         "features_online_read",

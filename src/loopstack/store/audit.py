@@ -444,9 +444,13 @@ def events(
     project_id: int | None = None,
     include_admin: bool = True,
     limit: int = 1000,
+    before: int | None = None,
 ) -> list[dict[str, Any]]:
     """The newest ``limit`` events, optionally for one object or of one project (and
-    without administration events unless ``include_admin``), oldest first."""
+    without administration events unless ``include_admin``), oldest first.
+
+    ``before``: only events whose ``seq`` is below it (the next page back from a page
+    whose oldest event is ``before``)."""
 
     def run(conn: Connection) -> list[dict[str, Any]]:
         q = select(_EVENTS)
@@ -458,6 +462,8 @@ def events(
             q = q.where(_EVENTS.c.object_type == object_type)
         if object_id:
             q = q.where(_EVENTS.c.object_id == object_id)
+        if before is not None:
+            q = q.where(_EVENTS.c.seq < before)
         rows = conn.execute(q.order_by(_EVENTS.c.seq.desc()).limit(limit)).all()
         return [dict(r._mapping) for r in reversed(rows)]
 

@@ -123,6 +123,16 @@ def delete_view(name: str, request: Request, force: bool = False) -> dict[str, A
     return asdict(deleted)
 
 
+@router.get("/freshness", name="features_freshness")
+def freshness(
+    view: str | None = None, store: FeatureStore = Depends(feature_store)
+) -> dict[str, Any]:
+    """How fresh the online store is per batch feature view (or only ``view``): rows
+    online, the newest event time, the end of the last materialization, the lag, null
+    rates per feature, the view's TTL and ``stale`` when the lag is past it."""
+    return {"views": [f.to_dict() for f in store.freshness(view)]}
+
+
 @router.get("/services", name="features_services_list")
 def list_services(store: FeatureStore = Depends(feature_store)) -> dict[str, Any]:
     return {"services": [s.to_dict() for s in store.registry.services()]}

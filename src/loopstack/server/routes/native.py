@@ -328,8 +328,10 @@ def audit_events(
     object_type: str | None = None,
     object_id: str | None = None,
     limit: int = Query(1000, ge=1, le=100_000),
+    before: int | None = Query(None, ge=1, le=2**63 - 1),
 ) -> dict:
-    """The newest audit events the caller may read, oldest first.
+    """The newest audit events the caller may read, oldest first; with ``before``, the
+    newest of those whose ``seq`` is below it (the page before one starting there).
 
     A global admin asking in no particular project reads the whole log, administration
     of users and tokens included; a project's admin reads that project's events,
@@ -343,5 +345,6 @@ def audit_events(
             object_id=object_id,
             **_audit_scope(request),
             limit=limit,
+            before=before,
         )
     }
