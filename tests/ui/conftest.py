@@ -13,7 +13,7 @@ import pytest
 
 from tests.server.conftest import http, mlflow_uri
 
-__all__ = ["CHROMIUM", "chromium", "http", "mlflow_uri"]
+__all__ = ["CHROMIUM", "chromium", "http", "mlflow_uri", "sign_in"]
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -40,3 +40,16 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+def sign_in(page: Any, url: str, secret: str, who: str) -> None:
+    """Sign in to the UI at ``url`` with the token ``secret``, from a clean storage, and
+    wait for the header to name ``who`` (``"vera (viewer)"``)."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{url}/#/")
+    page.evaluate("localStorage.clear()")
+    page.reload()
+    page.fill("#token", secret)
+    page.click("form.login button")
+    expect(page.locator("#who")).to_have_text(who)

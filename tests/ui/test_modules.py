@@ -65,6 +65,16 @@ ROUTES = [
     ("#/deployments/fraud/monitoring", "monitoring", {"name": "fraud"}, {}),
     ("#/deployments/fraud/elsewhere", "missing", {"path": "/deployments/fraud/elsewhere"}, {}),
     ("#/experiments/%E0%A4%A", "runs", {"experimentId": "%E0%A4%A"}, {}),  # a stray %
+    ("#/datasets", "datasets", {}, {}),
+    ("#/datasets/churn.v2", "dataset", {"name": "churn.v2", "version": None}, {}),
+    ("#/datasets/churn/3", "dataset", {"name": "churn", "version": "3"}, {}),
+    ("#/datasets/churn/3/x", "missing", {"path": "/datasets/churn/3/x"}, {}),
+    ("#/features", "features", {}, {}),
+    ("#/features/driver%20stats", "feature", {"name": "driver stats"}, {}),
+    ("#/features/a/b", "missing", {"path": "/features/a/b"}, {}),
+    ("#/audit", "audit", {}, {}),
+    ("#/audit?before=40", "audit", {}, {"before": "40"}),
+    ("#/audit/3", "missing", {"path": "/audit/3"}, {}),
 ]
 
 
@@ -164,4 +174,60 @@ def test_lineage_columns_put_sources_left_and_descendants_right(page: Any) -> No
         "run:r": -1,
         "dataset_version:d/1": -2,
         "model_version:n/1": 1,
+    }
+
+
+def test_a_profile_draws_bins_for_numbers_and_top_values_for_categories(page: Any) -> None:
+    numeric = {"histogram": {"edges": [0, 0.5, 1], "counts": [3, 7]}}
+    assert _call(page, "profile.js", "profileBars", numeric) == {
+        "kind": "histogram",
+        "bars": [{"label": "0 to 0.5", "count": 3}, {"label": "0.5 to 1", "count": 7}],
+        "more": 0,
+    }
+    top = [{"value": f"v{i}", "count": 20 - i} for i in range(10)] + [{"value": True, "count": 1}]
+    got = _call(page, "profile.js", "profileBars", {"top": top})
+    assert got["kind"] == "top" and got["more"] == 3
+    assert got["bars"][:2] == [{"label": "v0", "count": 20}, {"label": "v1", "count": 19}]
+    assert _call(page, "profile.js", "profileBars", {"kind": "timestamp", "min": "x"}) is None
+
+
+def test_a_version_s_validations_are_those_naming_it(page: Any) -> None:
+    reports = [{"dataset": "d/1"}, {"dataset": "d/12"}, {"dataset": None}, {"dataset": "d/1"}]
+    got = _call(page, "data.js", "resultsOf", reports, "d", 1)
+    assert got == [{"dataset": "d/1"}, {"dataset": "d/1"}]
+
+
+def test_freshness_in_words(page: Any) -> None:
+    def verdict(f: Any) -> Any:
+        return _call(page, "features.js", "freshnessVerdict", f)
+
+    stale = {"lag_seconds": 7200, "ttl_seconds": 3600, "stale": True}
+    assert verdict(stale) == {
+        "text": "stale: 2 h 0 min old, past its TTL of 1 h 0 min",
+        "state": "stale",
+    }
+    fresh = {"lag_seconds": 90, "ttl_seconds": 3600, "stale": False}
+    assert verdict(fresh)["text"] == "fresh: 1 min 30 s old, within its TTL of 1 h 0 min"
+    assert verdict({"lag_seconds": 5, "ttl_seconds": None, "stale": None}) == {
+        "text": "5.0 s old (no TTL)",
+        "state": "fresh",
+    }
+    assert verdict({"lag_seconds": None, "ttl_seconds": 60, "stale": None})["state"] == "never"
+    assert verdict(None)["state"] == "none"
+
+
+def test_the_audit_chain_s_status_in_words(page: Any) -> None:
+    def verdict(result: Any) -> Any:
+        return _call(page, "audit.js", "verdict", result)
+
+    assert verdict({"ok": True, "checked": 12, "legacy": 0}) == {
+        "state": "verified",
+        "text": "Chain verified OK: 12 events checked.",
+    }
+    broken = {"ok": False, "checked": 12, "broken_seq": 7, "reason": "the row was edited"}
+    assert verdict(broken)["text"] == "Chain BROKEN at event 7: the row was edited."
+    elsewhere = {"ok": False, "checked": 3, "broken_seq": None, "reason": "outside your events."}
+    assert verdict(elsewhere) == {
+        "state": "broken",
+        "text": "Chain BROKEN outside the events you may read: outside your events.",
     }

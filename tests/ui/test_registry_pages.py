@@ -15,19 +15,9 @@ import httpx
 import pytest
 
 from tests.conftest import start_server, stop_server
+from tests.ui.conftest import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _sign_in(page: Any, url: str, secret: str, who: str) -> None:
-    from playwright.sync_api import expect
-
-    page.goto(f"{url}/#/")
-    page.evaluate("localStorage.clear()")
-    page.reload()
-    page.fill("#token", secret)
-    page.click("form.login button")
-    expect(page.locator("#who")).to_have_text(who)
 
 
 def _users() -> dict[str, str]:
@@ -88,7 +78,7 @@ def test_a_viewer_cannot_approve_a_promotion_and_an_ml_engineer_can(
             return next(r["state"] for r in got if r["request_id"] == request.request_id)
 
         page = chromium.new_page(viewport={"width": 1300, "height": 1100})
-        _sign_in(page, url, secrets["vera"], "vera (viewer)")
+        sign_in(page, url, secrets["vera"], "vera (viewer)")
         page.click("header nav a >> text=Models")
         expect(page.locator("#models tbody tr")).to_have_count(1)
         page.click("#models a >> text=fraud")
@@ -140,7 +130,7 @@ def test_a_viewer_cannot_approve_a_promotion_and_an_ml_engineer_can(
         assert api.get("/api/v1/models/fraud/aliases/production").status_code == 404
 
         # the ml-engineer who did not register it approves: the alias moves
-        _sign_in(page, url, secrets["emil"], "emil (ml-engineer)")
+        sign_in(page, url, secrets["emil"], "emil (ml-engineer)")
         page.goto(f"{url}/#/models/fraud")
         card.locator("input.comment").fill("gates and auc hold")
         card.locator("button.approve").click()
@@ -192,7 +182,7 @@ def test_a_canary_weight_changes_from_the_page_and_a_viewer_is_refused(
 
     try:
         page = chromium.new_page(viewport={"width": 1300, "height": 900})
-        _sign_in(page, url, secrets["vera"], "vera (viewer)")
+        sign_in(page, url, secrets["vera"], "vera (viewer)")
         page.click("header nav a >> text=Deployments")
         expect(page.locator("#deployments tbody tr")).to_have_count(1)
         page.click("#deployments a >> text=churn-api")
@@ -214,7 +204,7 @@ def test_a_canary_weight_changes_from_the_page_and_a_viewer_is_refused(
         assert weights() == {"primary": 95.0, "canary": 5.0}
 
         # a weight the store refuses: its message, nothing changes
-        _sign_in(page, url, secrets["emil"], "emil (ml-engineer)")
+        sign_in(page, url, secrets["emil"], "emil (ml-engineer)")
         page.goto(f"{url}/#/deployments/churn-api")
         page.fill("#canary-weight", "100")
         page.click("#save-weight")

@@ -4,10 +4,13 @@
 //   #/experiments/<id>/runs/<run_id>   one run
 //   #/compare?experiment=<id>&runs=<run_id>,<run_id>   runs side by side
 import { api, ApiError, project, setProject, setToken, token } from "./api.js";
+import { auditPage } from "./audit.js";
 import { comparePage } from "./compare.js";
+import { datasetPage, datasetsPage } from "./data.js";
 import { h, replace } from "./dom.js";
 import { deploymentPage, deploymentsPage } from "./deployments.js";
 import { experimentsPage } from "./experiments.js";
+import { featurePage, featuresPage } from "./features.js";
 import { modelPage, modelsPage } from "./models.js";
 import { monitoringPage } from "./monitoring.js";
 import { runPage } from "./run.js";
@@ -28,6 +31,11 @@ const PAGES = {
   deployments: deploymentsPage,
   deployment: deploymentPage,
   monitoring: monitoringPage,
+  datasets: datasetsPage,
+  dataset: datasetPage,
+  features: featuresPage,
+  feature: featurePage,
+  audit: auditPage,
   missing: async (root, route) => {
     replace(root, h("h1", {}, "No such page"), h("p", {}, `Nothing lives at #${route.params.path}. `, h("a", { href: "#/" }, "See the experiments.")));
   },

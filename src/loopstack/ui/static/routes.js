@@ -37,6 +37,15 @@ export function parseRoute(hash) {
     if (parts.length === 2) return { page: "deployment", params: { name: parts[1] }, query };
     if (parts[2] === "monitoring") return { page: "monitoring", params: { name: parts[1] }, query };
   }
+  // datasets, feature views and the audit log
+  if (parts[0] === "datasets" && parts.length <= 3) {
+    if (parts.length === 1) return { page: "datasets", params: {}, query };
+    return { page: "dataset", params: { name: parts[1], version: parts[2] || null }, query };
+  }
+  if (parts[0] === "features" && parts.length <= 2) {
+    return parts.length === 1 ? { page: "features", params: {}, query } : { page: "feature", params: { name: parts[1] }, query };
+  }
+  if (parts.length === 1 && parts[0] === "audit") return { page: "audit", params: {}, query };
   return { page: "missing", params: { path }, query };
 }
 
