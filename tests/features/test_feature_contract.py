@@ -160,7 +160,6 @@ def test_online_reads_are_the_same_and_remote_writes_are_refused(
             lambda: store.materialize(T0, T0 + 5 * H),
             lambda: store.materialize_incremental(T0 + 5 * H),
             lambda: store.push("driver_stats", pd.read_parquet(parquet)),
-            store.freshness,
             lambda: store.check_skew("driver_stats", pd.read_parquet(parquet)),
         ):
             with pytest.raises(Invalid, match="needs the metadata store.*reaches the server"):
@@ -168,6 +167,17 @@ def test_online_reads_are_the_same_and_remote_writes_are_refused(
         assert not (ls_home / "online.db").exists()  # nothing was written anywhere
     with on_the_db_host(domain_backend, monkeypatch):
         FeatureStore().materialize(T0, T0 + 5 * H)
+    # the online store's freshness, the server's through it: two drivers, the newest
+    # event at T0 + 2 h, years ago (no TTL: never stale)
+    [fresh] = store.freshness()
+    assert (fresh.view, fresh.rows, fresh.newest_event_ts) == (
+        "driver_stats",
+        2,
+        (T0 + 2 * H).timestamp(),
+    )
+    assert fresh.ttl_seconds is None and fresh.stale is None and fresh.lag_seconds > 3600
+    with pytest.raises(NotFound, match="nope"):
+        store.freshness("nope")
     rows = [{"driver_id": 1}, {"driver_id": 2}, {"driver_id": 9}]
     got = store.get_online_features(rows, ["driver_stats:trips", "driver_stats:seen"])
     assert got.to_dict() == {

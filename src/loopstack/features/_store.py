@@ -52,7 +52,8 @@ class FeatureStore:
       (``POST /api/v1/features/online``), which reads the server's online store;
     - ``get_historical_features`` runs here, over sources this process can read;
       ``register_as`` is refused (it writes lineage in the metadata store);
-    - ``materialize``, ``materialize_incremental``, ``push``, ``freshness`` and
+    - ``freshness`` is the server's (``GET /api/v1/features/freshness``);
+    - ``materialize``, ``materialize_incremental``, ``push`` and
       ``check_skew`` need the metadata store (records, project-keyed online rows) and are
       refused with ``Invalid``: run them where ``LOOPSTACK_DB_URL`` names the server's
       database and the online store is shared.
@@ -376,10 +377,13 @@ class FeatureStore:
 
     def freshness(self, view: str | None = None) -> Any:
         """How fresh the online store is per batch feature view (or only ``view``): rows,
-        newest event, lag, null rates, and ``stale`` when the lag is past the view's TTL."""
-        self._local_only("freshness")
+        newest event, lag, null rates, and ``stale`` when the lag is past the view's TTL;
+        through a server, its online store's (``GET /api/v1/features/freshness``)."""
         from loopstack.features import _freshness
 
+        if self.server is not None:
+            answer = self.client.call("GET", "/features/freshness", params={"view": view})
+            return [_freshness.ViewFreshness(**f) for f in answer["views"]]
         return _freshness.freshness(self, view=view)
 
     def __repr__(self) -> str:
