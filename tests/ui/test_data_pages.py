@@ -248,6 +248,10 @@ def test_the_audit_log_pages_newest_first_shows_a_break_and_what_a_viewer_is_ref
         ]
         page.click("#older")
         expect(shown.nth(0)).to_have_attribute("data-seq", str(mine[-3]))
+        # a dataset's event links to the dataset's page
+        page.goto(f"{server.url}/#/audit")
+        page.click("#audit-events a >> text=audited-1/1")
+        expect(page.locator("#dataset-name")).to_have_text("audited-1 v1")
 
         # an edited row: the page says where the chain breaks and marks that event
         with open_stores().db.engine.begin() as conn:

@@ -231,3 +231,18 @@ def test_the_audit_chain_s_status_in_words(page: Any) -> None:
         "state": "broken",
         "text": "Chain BROKEN outside the events you may read: outside your events.",
     }
+
+
+def test_an_audited_object_links_to_its_page(page: Any) -> None:
+    cases = [
+        ("dataset", "churn/3", "#/datasets/churn/3"),
+        ("feature_view", "driver stats", "#/features/driver%20stats"),
+        ("model", "fraud/2", "#/models/fraud"),
+        ("model", "fraud", "#/models/fraud"),
+        ("deployment", "churn-api", "#/deployments/churn-api"),
+        ("experiment", "7", "#/experiments/7"),
+        ("artifact", "datasets/0/x/data.parquet", None),
+        ("token", "t1", None),
+    ]
+    for kind, object_id, href in cases:
+        assert _call(page, "audit.js", "objectHref", kind, object_id) == href, (kind, object_id)

@@ -1,7 +1,7 @@
 // The audit log (#/audit?before=<seq>): the chain's verification status, shown first,
 // and the events the caller may read, newest first, a page at a time. What the server
 // refuses this caller (the events need an ml-engineer) is said on the page.
-import { api, ApiError } from "./api.js";
+import { api, ApiError, seg } from "./api.js";
 import { h, replace, table, when } from "./dom.js";
 
 const PAGE = 50;
@@ -15,6 +15,20 @@ export function verdict(result) {
   const where = result.broken_seq === null || result.broken_seq === undefined ? "outside the events you may read" : `at event ${result.broken_seq}`;
   const reason = result.reason || "no reason given";
   return { state: "broken", text: `Chain BROKEN ${where}: ${reason}${/[.!?]$/.test(reason) ? "" : "."}` };
+}
+
+/** The UI page of an audited object, or null: a dataset version, a feature view, a
+ * model (its versions' events too: "name/3"), a deployment, an experiment. */
+export function objectHref(type, id) {
+  const text = String(id);
+  const slash = text.lastIndexOf("/");
+  const versioned = slash > 0 && /^\d+$/.test(text.slice(slash + 1));
+  if (type === "dataset" && versioned) return `#/datasets/${seg(text.slice(0, slash))}/${text.slice(slash + 1)}`;
+  if (type === "feature_view") return `#/features/${seg(text)}`;
+  if (type === "model") return `#/models/${seg(versioned ? text.slice(0, slash) : text)}`;
+  if (type === "deployment") return `#/deployments/${seg(text)}`;
+  if (type === "experiment") return `#/experiments/${seg(text)}`;
+  return null;
 }
 
 async function refusedOr(call) {
@@ -32,6 +46,11 @@ function status(got) {
   return h("div", { id: "audit-status", class: `audit-status ${v.state}`, role: v.state === "broken" ? "alert" : "status", "data-state": v.state }, v.text);
 }
 
+function objectCell(e) {
+  const href = objectHref(e.object_type, e.object_id);
+  return [`${e.object_type} `, href ? h("a", { href }, e.object_id) : e.object_id];
+}
+
 function eventsTable(events, brokenSeq) {
   const rows = events.map((e) =>
     h(
@@ -41,7 +60,7 @@ function eventsTable(events, brokenSeq) {
       h("td", {}, when(e.ts)),
       h("td", {}, e.actor),
       h("td", { class: "mono" }, e.action),
-      h("td", { class: "mono" }, `${e.object_type} ${e.object_id}`),
+      h("td", { class: "mono" }, objectCell(e)),
     ),
   );
   return table(["#", "Time", "Actor", "Action", "Object"], rows, { id: "audit-events", class: "grid" });
