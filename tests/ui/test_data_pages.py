@@ -228,7 +228,9 @@ def test_the_audit_log_pages_newest_first_shows_a_break_and_what_a_viewer_is_ref
         expect(page.locator("#audit-status")).to_contain_text(
             f"Chain verified OK: {len(mine)} events checked"
         )
-        expect(page.locator("#audit-refused")).to_contain_text("403")
+        expect(page.locator("#audit-refused")).to_contain_text(
+            "403: GET /api/v1/audit/events needs the role 'ml-engineer'"
+        )
         page.screenshot(path=str(tmp_path / "audit-viewer.png"), full_page=True)
 
         sign_in(page, server.url, secrets["emil"], "emil (ml-engineer)")
