@@ -134,6 +134,8 @@ def test_a_dataset_version_shows_its_rows_profile_and_failing_check(
         page.click("#versions a >> text=v1")
         expect(page.locator("#num-rows")).to_have_text("200")
         expect(page.locator("#no-validations")).to_be_visible()
+        page.goto(f"{server.url}/#/datasets/churn")  # no version: the newest
+        expect(page.locator("#dataset-name")).to_have_text("churn v2")
         page.goto(f"{server.url}/#/datasets/churn/9")
         expect(page.locator("#no-version")).to_have_text(
             "No version 9 of dataset churn: it has versions 2, 1."
