@@ -65,6 +65,10 @@ ROUTES = [
     ("#/deployments/fraud/monitoring", "monitoring", {"name": "fraud"}, {}),
     ("#/deployments/fraud/elsewhere", "missing", {"path": "/deployments/fraud/elsewhere"}, {}),
     ("#/experiments/%E0%A4%A", "runs", {"experimentId": "%E0%A4%A"}, {}),  # a stray %
+    ("#/pipelines", "pipelines", {}, {}),
+    ("#/pipelines?pipeline=daily", "pipelines", {}, {"pipeline": "daily"}),
+    ("#/pipelines/ab12", "pipelineRun", {"runUuid": "ab12"}, {}),
+    ("#/pipelines/ab12/more", "missing", {"path": "/pipelines/ab12/more"}, {}),
 ]
 
 
@@ -165,3 +169,51 @@ def test_lineage_columns_put_sources_left_and_descendants_right(page: Any) -> No
         "dataset_version:d/1": -2,
         "model_version:n/1": 1,
     }
+
+
+def test_a_pipeline_graph_puts_each_step_right_of_what_it_takes(page: Any) -> None:
+    graph = {
+        "nodes": [
+            {"name": "load", "inputs": {}},
+            {"name": "split", "inputs": {"df": "load"}},
+            {"name": "train", "inputs": {"df": "split.train"}},
+            {"name": "score", "inputs": {"model": "train", "df": "split.test"}},
+            {"name": "alone", "inputs": {}},
+            {"name": "load_more", "inputs": {"x": "load_more_src"}},
+        ]
+    }
+    got = _call(page, "dag.js", "dagLayout", graph)
+    assert got["columns"] == {
+        "load": 0,
+        "split": 1,
+        "train": 2,
+        "score": 3,
+        "alone": 0,
+        "load_more": 0,  # an input no step makes: no edge
+    }
+    assert got["edges"] == [
+        ["load", "split", "df"],
+        ["split", "train", "df"],
+        ["train", "score", "model"],
+        ["split", "score", "df"],
+    ]
+    # sources in the graph's order; a step alone in its column on the first row
+    assert got["rows"] == {
+        "load": 0,
+        "alone": 1,
+        "load_more": 2,
+        "split": 0,
+        "train": 0,
+        "score": 0,
+    }
+    statuses = ["FINISHED", "CACHED", "REUSED", "FAILED", "RUNNING", "PENDING", "SKIPPED", None]
+    assert [_call(page, "dag.js", "statusClass", s) for s in statuses] == [
+        "succeeded",
+        "cached",
+        "cached",
+        "failed",
+        "running",
+        "pending",
+        "skipped",
+        "pending",
+    ]

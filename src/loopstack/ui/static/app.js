@@ -10,6 +10,7 @@ import { deploymentPage, deploymentsPage } from "./deployments.js";
 import { experimentsPage } from "./experiments.js";
 import { modelPage, modelsPage } from "./models.js";
 import { monitoringPage } from "./monitoring.js";
+import { pipelineRunPage, pipelinesPage } from "./pipelines.js";
 import { runPage } from "./run.js";
 import { parseRoute } from "./routes.js";
 import { runsPage } from "./runs.js";
@@ -28,6 +29,8 @@ const PAGES = {
   deployments: deploymentsPage,
   deployment: deploymentPage,
   monitoring: monitoringPage,
+  pipelines: pipelinesPage,
+  pipelineRun: pipelineRunPage,
   missing: async (root, route) => {
     replace(root, h("h1", {}, "No such page"), h("p", {}, `Nothing lives at #${route.params.path}. `, h("a", { href: "#/" }, "See the experiments.")));
   },

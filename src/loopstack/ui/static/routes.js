@@ -37,6 +37,10 @@ export function parseRoute(hash) {
     if (parts.length === 2) return { page: "deployment", params: { name: parts[1] }, query };
     if (parts[2] === "monitoring") return { page: "monitoring", params: { name: parts[1] }, query };
   }
+  // pipeline runs and one run's graph
+  if (parts[0] === "pipelines" && parts.length <= 2) {
+    return parts.length === 1 ? { page: "pipelines", params: {}, query } : { page: "pipelineRun", params: { runUuid: parts[1] }, query };
+  }
   return { page: "missing", params: { path }, query };
 }
 
