@@ -226,3 +226,19 @@ def reward(name: str, body: Reward, store: Store = Depends(deployment_store)) ->
 @router.get("/{name}/bandit", name="deployments_bandit_state")
 def bandit_state(name: str, store: Store = Depends(deployment_store)) -> dict:
     return {"arms": {a: s.to_dict() for a, s in store.bandit_state(name).items()}}
+
+
+@router.get("/{name}/live", name="deployments_live")
+def live(
+    name: str, request: Request, minutes: int = 60, store: Store = Depends(deployment_store)
+) -> dict:
+    """The endpoint's last ``minutes`` minutes (1 to 1440, the current one included) from
+    the prediction log, per minute and model version: requests, errors, p50 and p99
+    latency, and a shadow version's agreement with the primary
+    (``loopstack.monitoring.live_traffic``)."""
+    from loopstack.monitoring import live_traffic
+    from loopstack.store.events import EventLog
+
+    store.get(name)  # NotFound for a deployment the caller's project does not have
+    events = EventLog(request.app.state.stores, project_id=project_of(request))
+    return live_traffic(name, minutes, events=events).to_dict()
