@@ -217,3 +217,29 @@ def test_a_pipeline_graph_puts_each_step_right_of_what_it_takes(page: Any) -> No
         "skipped",
         "pending",
     ]
+
+
+def test_live_lines_put_minutes_before_now_on_x_and_leave_gaps_for_empty_minutes(
+    page: Any,
+) -> None:
+    doc = {
+        "buckets": [0, 60_000, 120_000],
+        "series": [
+            {"model_version": "3", "shadow": False, "p50_ms": [1.5, None, 2.0]},
+            {"model_version": "4", "shadow": True, "p50_ms": [None, None, 9.0]},
+        ],
+    }
+    arms = [{"model": "churn", "version": 3}]
+    got = page.evaluate(
+        """async ([doc, arms]) => {
+            const m = await import("./ui/live.js");
+            return m.liveLines(doc, "p50_ms", arms).map((s) => ({
+                name: s.name, points: s.points.map(([x, y]) => [x, Number.isNaN(y) ? "gap" : y]),
+            }));
+        }""",
+        [doc, arms],
+    )
+    assert got == [
+        {"name": "churn/3", "points": [[-2, 1.5], [-1, "gap"], [0, 2.0]]},
+        {"name": "v4 (shadow)", "points": [[-2, "gap"], [-1, "gap"], [0, 9.0]]},
+    ]
