@@ -7,6 +7,7 @@ steps linking each to its tracked run. Screenshots under ``tmp_path``."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 
 import loopstack as ls
 from tests.conftest import ThreadedServer
+from tests.serving.conftest import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -50,6 +52,23 @@ def flow(rows: int = 50, lr: float = 0.1):
 
 
 STEPS = ["load", "features", "train", "report"]
+RELEASE = threading.Event()
+
+
+@ls.step(cache=False)
+def prepare() -> int:
+    return 1
+
+
+@ls.step(cache=False)
+def held(value: int) -> int:
+    assert RELEASE.wait(60), "the test never released the step"
+    return value + 1
+
+
+@ls.pipeline(name="ui-held")
+def held_flow():
+    held(prepare())
 
 
 def test_the_pipeline_pages_draw_the_graph_with_each_step_status_and_cache_hits(
@@ -147,3 +166,41 @@ def test_the_pipeline_pages_draw_the_graph_with_each_step_status_and_cache_hits(
         # a run that is not there: the server's 404, as it wrote it
         page.goto(f"{server.url}/#/pipelines/nope")
         expect(page.locator("main .error")).to_contain_text("404: no pipeline run 'nope'")
+
+
+def test_a_running_pipeline_page_follows_its_steps_until_the_run_ends(
+    chromium: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    from loopstack.server import create_app
+
+    RELEASE.clear()
+    done: list[Any] = []
+    runner = threading.Thread(target=lambda: done.append(held_flow.run()))
+    runner.start()
+    try:
+        with ThreadedServer(create_app()) as server:
+            url = f"{server.url}/api/v1/pipelines/runs?pipeline=ui-held"
+            eventually(lambda: bool(httpx.get(url, timeout=30).json()["runs"]))
+            page = chromium.new_page(viewport={"width": 1300, "height": 800})
+            page.goto(f"{server.url}/#/pipelines")
+            row = page.locator("#pipeline-runs tr[data-pipeline='ui-held']")
+            expect(row.locator("td").nth(2)).to_have_text("RUNNING")
+            row.locator("td a").first.click()
+            held_box = page.locator("#dag g[data-step='held']")
+            # the page follows the run: held starts once prepare has finished
+            expect(held_box).to_have_attribute("data-status", "running", timeout=20_000)
+            expect(page.locator("#dag g[data-step='prepare']")).to_have_attribute(
+                "data-status", "succeeded"
+            )
+            expect(page.locator("#run-status")).to_have_text("RUNNING")
+            page.screenshot(path=str(tmp_path / "pipeline-running.png"), full_page=True)
+            RELEASE.set()
+            expect(held_box).to_have_attribute("data-status", "succeeded", timeout=20_000)
+            expect(page.locator("#run-status")).to_have_text("FINISHED")
+            expect(page.locator("#step-counts")).to_have_text("2/2 done, 0 from the cache")
+    finally:
+        RELEASE.set()
+        runner.join(60)
+    assert done and done[0].status == "FINISHED"

@@ -1,7 +1,8 @@
 """Deployments' native REST API: /api/v1/deployments.
 
 ``loopstack.serving.RestDeployments`` is its client; each route answers what the
-``SqlDeployments`` method of the same name returns, as JSON. Reads are a viewer's,
+``SqlDeployments`` method of the same name returns, as JSON (``/live`` answers
+``monitoring.live_traffic``: the prediction log per minute). Reads are a viewer's,
 changes an ml-engineer's (``_route_roles.py``); a production endpoint takes only
 approved versions (the store refuses others), and ``force`` past that rule is an
 admin's in the project.

@@ -4,7 +4,7 @@
 // the page is open (the timer stops once the page is left).
 import { api, ApiError, seg } from "./api.js";
 import { lineChart } from "./chart.js";
-import { h, number, replace, table } from "./dom.js";
+import { h, number, replace, table, whileShown } from "./dom.js";
 
 export const LIVE_REFRESH_MS = 10_000;
 const WINDOWS = [15, 60, 180, 1440]; // minutes the window picker offers
@@ -99,17 +99,7 @@ export async function liveSection(deployment) {
       busy = false;
     }
   }
-  let shown = false; // the section was on the page once: leaving it stops the timer
-  const timer = setInterval(() => {
-    if (box.isConnected) shown = true;
-    else if (shown) return stop();
-    if (shown) draw();
-  }, LIVE_REFRESH_MS);
-  const stop = () => {
-    clearInterval(timer);
-    window.removeEventListener("hashchange", stop);
-  };
-  window.addEventListener("hashchange", stop);
+  whileShown(box, LIVE_REFRESH_MS, draw);
   await draw();
   return box;
 }

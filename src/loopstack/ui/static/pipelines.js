@@ -3,9 +3,10 @@
 // peak memory, the tracked run of each, the error of a failed one) and what it cost.
 import { api, seg } from "./api.js";
 import { dagGraph, statusClass } from "./dag.js";
-import { bytes, duration, h, replace, table, when } from "./dom.js";
+import { bytes, duration, h, replace, table, when, whileShown } from "./dom.js";
 
 const LISTED = 200; // runs the list asks for
+export const RUNNING_REFRESH_MS = 2000;
 
 /** Seconds as the page writes a duration ("350 ms", "1.2 s", "3 min 4 s"); "" for none. */
 export function seconds(value) {
@@ -92,10 +93,31 @@ function stepsTable(run) {
   return table(["Step", "Status", "Cached", "Attempts", "Wall", "CPU", "Peak RSS", "Tracked run", "Cached from", "Error"], rows, { id: "steps", class: "grid" });
 }
 
-/** #/pipelines/<run>: one pipeline run's graph, steps and cost. */
+/** #/pipelines/<run>: one pipeline run's graph, steps and cost; drawn again every
+ * RUNNING_REFRESH_MS while the run is running and the page is open. */
 export async function pipelineRunPage(root, route) {
-  const { runUuid } = route.params;
-  const run = await api("GET", `api/v1/pipelines/runs/${seg(runUuid)}`);
+  const path = `api/v1/pipelines/runs/${seg(route.params.runUuid)}`;
+  const run = await api("GET", path);
+  drawRun(root, run);
+  if (run.status !== "RUNNING") return;
+  let busy = false;
+  whileShown(root, RUNNING_REFRESH_MS, async (stop) => {
+    if (busy) return;
+    busy = true;
+    try {
+      const fresh = await api("GET", path);
+      if (!root.isConnected) return;
+      drawRun(root, fresh);
+      if (fresh.status !== "RUNNING") stop();
+    } catch {
+      // a failed refresh keeps what is drawn; the next one tries again
+    } finally {
+      busy = false;
+    }
+  });
+}
+
+function drawRun(root, run) {
   const byName = Object.fromEntries(run.steps.map((st) => [st.step, st]));
   const counts = stepCounts(run.steps);
   const params = Object.keys(run.params || {}).length ? JSON.stringify(run.params) : "none";
