@@ -170,7 +170,7 @@ export async function deploymentPage(root, route) {
     ),
     h("h2", {}, "Arms"),
     armsTable(deployment, rerender),
-    await liveSection(deployment),
+    liveSection(deployment),
     bandit ? [h("h2", {}, "Bandit estimates"), banditTable(bandit)] : null,
     h("h2", {}, "Revisions"),
     historyTable(revisions),

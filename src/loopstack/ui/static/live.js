@@ -69,11 +69,12 @@ function charts(doc, arms) {
   );
 }
 
-/** The "Live traffic" section of a deployment's page, drawn once before it is returned,
- * then every LIVE_REFRESH_MS while it is on the page. */
-export async function liveSection(deployment) {
+/** The "Live traffic" section of a deployment's page: returned at once (the rest of the
+ * page does not wait for the prediction log), filled when the first read answers, then
+ * drawn again every LIVE_REFRESH_MS while it is on the page. */
+export function liveSection(deployment) {
   let minutes = 60;
-  const body = h("div", { id: "live-body" });
+  const body = h("div", { id: "live-body" }, h("p", { class: "muted" }, "Loading the live traffic…"));
   const stamp = h("span", { id: "live-updated", class: "muted" });
   const picker = h(
     "select",
@@ -100,6 +101,6 @@ export async function liveSection(deployment) {
     }
   }
   whileShown(box, LIVE_REFRESH_MS, draw);
-  await draw();
+  draw();
   return box;
 }
