@@ -103,8 +103,9 @@ def test_a_bad_request_among_good_ones_gets_its_own_error(app: App) -> None:
     good = app.frame.head(6).to_dict("records")
     bad = {k: v for k, v in good[0].items() if k != "petal width (cm)"}
     calls = [_post(url, {"records": [r]}) for r in good]
-    calls.insert(3, _post(url, {"records": [bad]}))
-    calls.insert(5, _post(url, {"records": [{**good[1], "sepal length (cm)": "long"}]}))
+    calls.insert(3, _post(url, {"records": [bad]}, **{"X-Request-ID": "bad-1"}))
+    long = {**good[1], "sepal length (cm)": "long"}
+    calls.insert(5, _post(url, {"records": [long]}, **{"X-Request-ID": "bad-2"}))
     answers = _concurrently(calls)
     codes = [a.status_code for a in answers]
     assert codes == [200, 200, 200, 422, 200, 422, 200, 200], [a.text for a in answers]
@@ -113,6 +114,15 @@ def test_a_bad_request_among_good_ones_gets_its_own_error(app: App) -> None:
     want = app.clf.predict(app.frame.head(6))
     got = [a.json()["predictions"][0] for i, a in enumerate(answers) if i not in (3, 5)]
     assert got == list(want)
+    # the two failures are logged apart from the six predictions, with the status answered
+    assert app.plog.flush(20)
+    assert app.plog.read_predictions("iris").num_rows == 6
+    errors = app.plog.read_errors("iris").to_pylist()
+    assert [(e["model_version"], e["status"], e["shadow"]) for e in errors] == [
+        ("1", 422, False)
+    ] * 2
+    assert sorted(e["request_id"] for e in errors) == ["bad-1", "bad-2"]
+    assert any("petal width (cm)" in e["error"] for e in errors)
 
 
 def test_a_failing_batch_is_answered_request_by_request() -> None:
@@ -369,3 +379,28 @@ def test_a_worker_logs_predictions_in_the_project_it_serves() -> None:
         plog.close()
     finally:
         set_project(None)
+
+
+def test_a_shadow_copy_that_fails_is_logged_as_the_shadow_s_error(deployed: Deployed) -> None:
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    wider = X.assign(extra=1.0)  # a version that needs a column the callers do not send
+    with ls.start_run(experiment="answer-path") as run:
+        model = LogisticRegression(max_iter=300).fit(wider, y)
+        run.log_model(model, name="churn", artifact_path="wide", sample_input=wider.head(3))
+    deployed.store.shadow("churn-api", "churn/3")
+    eventually(lambda: deployed.runtime.deployments["churn-api"].policy == "shadow")
+    url = f"{deployed.url}/endpoints/churn-api/predict"
+    for i in range(3):
+        answer = httpx.post(
+            url, json={"records": deployed.records}, headers={"X-Request-ID": f"w{i}"}
+        )
+        assert answer.status_code == 200, answer.text
+    answerer = deployed.app.state.answerer
+    eventually(lambda: answerer.shadow_report("churn-api", "shadow")["errors"] == 3)
+    assert deployed.plog.flush(20)
+    errors = deployed.plog.read_errors("churn-api").to_pylist()
+    assert sorted(e["request_id"] for e in errors) == ["w0", "w1", "w2"]
+    assert {(e["model_version"], e["arm"], e["shadow"], e["status"]) for e in errors} == {
+        ("3", "shadow", True, 422)
+    }
+    assert all("extra" in e["error"] for e in errors)

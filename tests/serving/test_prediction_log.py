@@ -246,3 +246,25 @@ def test_a_killed_process_loses_only_unflushed_records(tmp_path: Path) -> None:
     # the rows of a flush the kill did not stop in time, never a duplicate
     assert stored[: acked[-1]] == list(range(acked[-1]))
     assert stored == sorted(set(stored))
+
+
+def test_a_failed_request_goes_to_its_own_stream_and_never_among_the_predictions(
+    events: EventLog,
+) -> None:
+    from loopstack.serving._prediction_log import ERROR_TEXT_UP_TO
+
+    plog = PredictionLog(events, flush_interval_s=60)
+    assert plog.record("r1", "churn", "3", {"predict": [1]}, latency_ms=2.0, ts=T0)
+    assert plog.record_error("r2", "churn", "3", 422, "x" * 2000, arm="blue", latency_ms=1.5, ts=T0)
+    assert plog.record_error("r3", "churn", "4", 500, "boom", arm="shadow", shadow=True, ts=T0)
+    assert plog.buffered == 3
+    plog.close()
+    assert plog.read_predictions("churn")["request_id"].to_pylist() == ["r1"]
+    errors = plog.read_errors("churn").to_pylist()
+    assert [(e["request_id"], e["model_version"], e["arm"], e["status"]) for e in errors] == [
+        ("r2", "3", "blue", 422),
+        ("r3", "4", "shadow", 500),
+    ]
+    assert errors[0]["error"] == "x" * ERROR_TEXT_UP_TO and errors[0]["latency_ms"] == 1.5
+    assert [e["shadow"] for e in errors] == [False, True]
+    assert plog.read_errors("other").num_rows == 0

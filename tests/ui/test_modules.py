@@ -75,6 +75,10 @@ ROUTES = [
     ("#/audit", "audit", {}, {}),
     ("#/audit?before=40", "audit", {}, {"before": "40"}),
     ("#/audit/3", "missing", {"path": "/audit/3"}, {}),
+    ("#/pipelines", "pipelines", {}, {}),
+    ("#/pipelines?pipeline=daily", "pipelines", {}, {"pipeline": "daily"}),
+    ("#/pipelines/ab12", "pipelineRun", {"runUuid": "ab12"}, {}),
+    ("#/pipelines/ab12/more", "missing", {"path": "/pipelines/ab12/more"}, {}),
 ]
 
 
@@ -246,3 +250,75 @@ def test_an_audited_object_links_to_its_page(page: Any) -> None:
     ]
     for kind, object_id, href in cases:
         assert _call(page, "audit.js", "objectHref", kind, object_id) == href, (kind, object_id)
+def test_a_pipeline_graph_puts_each_step_right_of_what_it_takes(page: Any) -> None:
+    graph = {
+        "nodes": [
+            {"name": "load", "inputs": {}},
+            {"name": "split", "inputs": {"df": "load"}},
+            {"name": "train", "inputs": {"df": "split.train"}},
+            {"name": "score", "inputs": {"model": "train", "df": "split.test"}},
+            {"name": "alone", "inputs": {}},
+            {"name": "load_more", "inputs": {"x": "load_more_src"}},
+        ]
+    }
+    got = _call(page, "dag.js", "dagLayout", graph)
+    assert got["columns"] == {
+        "load": 0,
+        "split": 1,
+        "train": 2,
+        "score": 3,
+        "alone": 0,
+        "load_more": 0,  # an input no step makes: no edge
+    }
+    assert got["edges"] == [
+        ["load", "split", "df"],
+        ["split", "train", "df"],
+        ["train", "score", "model"],
+        ["split", "score", "df"],
+    ]
+    # sources in the graph's order; a step alone in its column on the first row
+    assert got["rows"] == {
+        "load": 0,
+        "alone": 1,
+        "load_more": 2,
+        "split": 0,
+        "train": 0,
+        "score": 0,
+    }
+    statuses = ["FINISHED", "CACHED", "REUSED", "FAILED", "RUNNING", "PENDING", "SKIPPED", None]
+    assert [_call(page, "dag.js", "statusClass", s) for s in statuses] == [
+        "succeeded",
+        "cached",
+        "cached",
+        "failed",
+        "running",
+        "pending",
+        "skipped",
+        "pending",
+    ]
+
+
+def test_live_lines_put_minutes_before_now_on_x_and_leave_gaps_for_empty_minutes(
+    page: Any,
+) -> None:
+    doc = {
+        "buckets": [0, 60_000, 120_000],
+        "series": [
+            {"model_version": "3", "shadow": False, "p50_ms": [1.5, None, 2.0]},
+            {"model_version": "4", "shadow": True, "p50_ms": [None, None, 9.0]},
+        ],
+    }
+    arms = [{"model": "churn", "version": 3}]
+    got = page.evaluate(
+        """async ([doc, arms]) => {
+            const m = await import("./ui/live.js");
+            return m.liveLines(doc, "p50_ms", arms).map((s) => ({
+                name: s.name, points: s.points.map(([x, y]) => [x, Number.isNaN(y) ? "gap" : y]),
+            }));
+        }""",
+        [doc, arms],
+    )
+    assert got == [
+        {"name": "churn/3", "points": [[-2, 1.5], [-1, "gap"], [0, 2.0]]},
+        {"name": "v4 (shadow)", "points": [[-2, "gap"], [-1, "gap"], [0, 9.0]]},
+    ]

@@ -241,6 +241,7 @@ def _agreement(
     out: Measurement,
 ) -> None:
     """The share of the candidate's shadow rows that answered as the champion did."""
+    from loopstack.monitoring._agreement import agreeing_rows
     from loopstack.monitoring._window import read_window
 
     if "prediction" not in candidate.columns:
@@ -252,14 +253,11 @@ def _agreement(
     if not len(champion) or "prediction" not in champion.columns:
         out.notes.append(f"no shadow agreement: no answers of version {champion_version}")
         return
-    both = candidate[["request_id", "row", "prediction"]].merge(
-        champion[["request_id", "row", "prediction"]], on=["request_id", "row"]
-    )
+    both = agreeing_rows(candidate[["request_id", "row", "prediction"]], champion)
     if not len(both):
         out.notes.append("no shadow agreement: no request answered by both yet")
         return
-    equal = (both["prediction_x"].astype(str) == both["prediction_y"].astype(str)).mean()
-    out.values["shadow_agreement"] = float(equal)
+    out.values["shadow_agreement"] = float(both["agrees"].mean())
 
 
 def _error_rate(

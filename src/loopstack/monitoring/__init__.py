@@ -20,7 +20,9 @@ HTML file; ``build_report(endpoint, window)`` makes one from what is stored.
 Windows: ``window_batches(endpoint, "24h")`` yields the prediction log's segments of
 the window one at a time (``WindowPart``: one row per model row, inputs, enriched
 features, prediction and probabilities as columns); ``read_window`` concatenates them;
-``SegmentCache`` keeps a result per segment; ``reference_table("churn/3")`` is the
+``SegmentCache`` keeps a result per segment; ``live_traffic(endpoint, 60)`` gives the
+last hour minute by minute per model version (requests, errors, p50/p99 latency, shadow
+agreement, ``agreeing_rows``); ``reference_table("churn/3")`` is the
 training dataset a model version was fit on.
 
 Performance: ``log_labels`` / ``ingest_labels`` write late ground truth to the
@@ -39,6 +41,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from loopstack.monitoring._agreement import agreeing_rows
 from loopstack.monitoring._alert_sinks import (
     AlertmanagerSink,
     AlertRouter,
@@ -65,6 +68,7 @@ from loopstack.monitoring._estimate import EstimateReport, estimate_performance
 from loopstack.monitoring._flatten import flatten_predictions, skipped_requests
 from loopstack.monitoring._kpis import log_kpi, read_kpis
 from loopstack.monitoring._labels import ingest_labels, join_labels, log_labels
+from loopstack.monitoring._live import LiveSeries, LiveTraffic, live_traffic
 from loopstack.monitoring._monitor_report import (
     FeatureDistribution,
     MonitoringReport,
@@ -115,6 +119,8 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
     "EstimateReport",
     "FeatureDistribution",
     "FileSink",
+    "LiveSeries",
+    "LiveTraffic",
     "LogSink",
     "MonitorCollector",
     "MonitoringReport",
@@ -127,6 +133,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
     "SegmentCache",
     "WebhookSink",
     "WindowPart",
+    "agreeing_rows",
     "alert_incidents",
     "alertmanager_payload",
     "build_report",
@@ -137,6 +144,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the package test expects
     "flatten_predictions",
     "ingest_labels",
     "join_labels",
+    "live_traffic",
     "log_kpi",
     "log_labels",
     "monitor_metrics",

@@ -5,7 +5,7 @@ who may read what)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import TYPE_CHECKING, Any
 
 from loopstack.pipelines._store import CostRow, RunRecord, StepRecord
@@ -25,10 +25,19 @@ def run_to_dict(record: RunRecord) -> dict[str, Any]:
     return out
 
 
+_RUN_FIELDS = frozenset(f.name for f in fields(RunRecord))
+_STEP_FIELDS = frozenset(f.name for f in fields(StepRecord))
+
+
 def run_from_dict(data: dict[str, Any]) -> RunRecord:
-    """The run ``run_to_dict`` gave."""
-    steps = {s["step"]: StepRecord(**s) for s in data.get("steps", [])}
-    return RunRecord(**{**data, "steps": steps})
+    """The run ``run_to_dict`` gave (what a server adds beside it, such as ``cost``, is
+    left out)."""
+    steps = {
+        s["step"]: StepRecord(**{k: v for k, v in s.items() if k in _STEP_FIELDS})
+        for s in data.get("steps", [])
+    }
+    kept = {k: v for k, v in data.items() if k in _RUN_FIELDS}
+    return RunRecord(**{**kept, "steps": steps})
 
 
 def cost_to_dict(row: CostRow) -> dict[str, Any]:

@@ -98,6 +98,24 @@ class CostRow:
         """The largest peak resident memory of a step, in MiB."""
         return self.peak_rss_bytes / (1024 * 1024)
 
+    @classmethod
+    def of_run(cls, record: RunRecord) -> CostRow:
+        """What the steps of one run cost, as ``cost()`` sums them (keyed by the run's id;
+        a step that has not finished counts with what is recorded so far).
+
+        >>> CostRow.of_run(store.get_run(run_uuid)).cpu_s  # doctest: +SKIP
+        """
+        steps = list(record.steps.values())
+        return cls(
+            record.run_uuid,
+            1,
+            len(steps),
+            sum(1 for s in steps if s.status == "CACHED"),
+            float(sum(s.wall_s or 0.0 for s in steps)),
+            float(sum(s.cpu_s or 0.0 for s in steps)),
+            int(max((s.peak_rss_bytes or 0 for s in steps), default=0)),
+        )
+
 
 class PipelineStore(abc.ABC):
     """The records of pipeline runs, their steps, the step cache and checkpoints."""

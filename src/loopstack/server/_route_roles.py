@@ -117,6 +117,7 @@ ROUTE_ROLES: dict[str, Role | str | None] = {
         "deployments_get",
         "deployments_history",
         "deployments_bandit_state",
+        "deployments_live",
     ),
     # -- an endpoint's monitoring report (drift, distributions, volume, alerts) ----------
     **_all(V, "monitoring_report"),

@@ -18,7 +18,8 @@ the ``Answer``; nothing here knows HTTP. One call:
    alone, so only the one that broke it fails. Beyond ``max_queue`` waiting requests a
    request is refused at once with ``Overloaded`` (503, ``Retry-After``);
 4. records the prediction in the ``PredictionLog`` (a tuple appended to a buffer; the
-   flush thread serializes and writes), counts it in ``ServingMetrics``, remembers
+   flush thread serializes and writes; a request that fails once its model is chosen
+   goes to the log's ``prediction_errors`` stream), counts it in ``ServingMetrics``, remembers
    which arm answered the request id (a bounded map, for feedback), and hands copies to
    the shadow arms after the answer: their outputs are logged (``shadow`` true) and
    compared with the primary's (agreement of labels, mean absolute score difference).
@@ -170,6 +171,16 @@ class Answerer:
         except LoopstackError as exc:
             if self.metrics is not None:
                 self.metrics.error(name, served.version_label, choice.arm, exc.status_code)
+            if self.prediction_log is not None:  # the live error charts read it back
+                self.prediction_log.record_error(
+                    request_id,
+                    name,
+                    served.version_label or served.model_uri,
+                    exc.status_code,
+                    str(exc),
+                    arm=choice.arm,
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                )
             raise
         latency_ms = (time.perf_counter() - started) * 1000
         if self.metrics is not None:
@@ -349,6 +360,17 @@ class Answerer:
             stats["errors"] += 1
             self._shadow_failed(name, served, arm, "error")
             log.debug("shadow arm %s of %s failed: %s", arm, name, exc)
+            if self.prediction_log is not None:
+                self.prediction_log.record_error(
+                    request_id,
+                    name,
+                    served.version_label or served.model_uri,
+                    getattr(exc, "status_code", 500),
+                    f"{type(exc).__name__}: {exc}",
+                    arm=arm,
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                    shadow=True,
+                )
             return
         latency_ms = (time.perf_counter() - started) * 1000
         self._compare(name, arm, served, primary, got)

@@ -25,6 +25,12 @@ or ``json_extract``):
 ``feedback``
     ``ts``, ``request_id``, ``label`` (JSON text), ``reward`` (float64); any
     number of rows per request id.
+``prediction_errors``
+    ``ts``, ``request_id``, ``endpoint``, ``model_version``, ``arm`` (strings),
+    ``status`` (int32: the HTTP status answered), ``error`` (its message, at most
+    ``ERROR_TEXT_UP_TO`` characters), ``latency_ms`` (float64), ``shadow`` (bool: a
+    shadow arm's copy failed). The requests that failed once a model was chosen for
+    them: kept apart from ``predictions``, so drift and performance never read them.
 
 The objects given to ``record`` are serialized by the flush thread: do not
 change them after handing them over. Serialization costs the flush thread
@@ -70,10 +76,13 @@ _PREDICTION_COLUMNS = (
     "shadow",
 )
 _FEEDBACK_COLUMNS = ("ts", "request_id", "label", "reward")
+#: the characters of a failed request's message that the log keeps
+ERROR_TEXT_UP_TO = 500
 
 
-def predictions_schema() -> pa.Schema:
-    """The columns of the ``predictions`` stream."""
+def _answer_schema(*middle: tuple[str, Any]) -> pa.Schema:
+    """Who answered which request (ts, request_id, endpoint, model_version, arm), the
+    ``middle`` columns, then ``latency_ms`` and ``shadow``."""
     import pyarrow as pa
 
     text = pa.string()
@@ -84,13 +93,18 @@ def predictions_schema() -> pa.Schema:
             ("endpoint", text),
             ("model_version", text),
             ("arm", text),
-            ("inputs", text),
-            ("features", text),
-            ("output", text),
+            *middle,
             ("latency_ms", pa.float64()),
             ("shadow", pa.bool_()),
         ]
     )
+
+
+def predictions_schema() -> pa.Schema:
+    """The columns of the ``predictions`` stream."""
+    import pyarrow as pa
+
+    return _answer_schema(*((name, pa.string()) for name in ("inputs", "features", "output")))
 
 
 def feedback_schema() -> pa.Schema:
@@ -105,6 +119,13 @@ def feedback_schema() -> pa.Schema:
             ("reward", pa.float64()),
         ]
     )
+
+
+def errors_schema() -> pa.Schema:
+    """The columns of the ``prediction_errors`` stream."""
+    import pyarrow as pa
+
+    return _answer_schema(("status", pa.int32()), ("error", pa.string()))
 
 
 @dataclass
@@ -204,6 +225,7 @@ class PredictionLog:
         on_flush: Callable[[str, int], None] | None = None,
         predictions_stream: str = "predictions",
         feedback_stream: str = "feedback",
+        errors_stream: str = "prediction_errors",
     ) -> None:
         if not flush_interval_s > 0:
             raise Invalid(
@@ -218,10 +240,12 @@ class PredictionLog:
         self.on_flush = on_flush
         self.predictions_stream = predictions_stream
         self.feedback_stream = feedback_stream
+        self.errors_stream = errors_stream
         self.stats = PredictionLogStats()
         self._lock = threading.Lock()  # guards the buffers and the counters
         self._predictions: list[tuple[Any, ...]] = []
         self._feedback: list[tuple[Any, ...]] = []
+        self._errors: list[tuple[Any, ...]] = []
         self._closed = False
         # the flush thread's schedule: flush() asks for a generation and waits for it
         self._cv = threading.Condition()
@@ -267,13 +291,7 @@ class PredictionLog:
             latency_ms,
             shadow,
         )
-        with self._lock:
-            if self._closed or len(self._predictions) >= self.max_buffer:
-                self.stats.dropped += 1
-                return False
-            self._predictions.append(row)
-            self.stats.recorded += 1
-        return True
+        return self._buffer("_predictions", row)
 
     def record_feedback(
         self,
@@ -287,18 +305,55 @@ class PredictionLog:
         if label is None and reward is None:
             raise Invalid("feedback needs a label or a reward; got neither", field="label")
         row = (time.time_ns() if ts is None else ts, request_id, label, reward)
+        return self._buffer("_feedback", row)
+
+    def record_error(
+        self,
+        request_id: str,
+        endpoint: str,
+        model_version: str | None,
+        status: int,
+        error: str,
+        *,
+        arm: str | None = None,
+        latency_ms: float | None = None,
+        ts: dt.datetime | float | None = None,
+        shadow: bool = False,
+    ) -> bool:
+        """Buffer one failed request (the ``status`` answered and why); False if dropped.
+
+        As ``record``: no I/O, never waits. ``error`` is cut to ``ERROR_TEXT_UP_TO``
+        characters.
+        """
+        row = (
+            time.time_ns() if ts is None else ts,
+            request_id,
+            endpoint,
+            model_version,
+            arm,
+            int(status),
+            str(error)[:ERROR_TEXT_UP_TO],
+            latency_ms,
+            shadow,
+        )
+        return self._buffer("_errors", row)
+
+    def _buffer(self, attr: str, row: tuple[Any, ...]) -> bool:
+        """Append ``row`` to the buffer ``attr`` (looked up under the lock: a flush swaps
+        the buffers); False, counted, when full or closed."""
         with self._lock:
-            if self._closed or len(self._feedback) >= self.max_buffer:
+            rows = getattr(self, attr)
+            if self._closed or len(rows) >= self.max_buffer:
                 self.stats.dropped += 1
                 return False
-            self._feedback.append(row)
+            rows.append(row)
             self.stats.recorded += 1
         return True
 
     @property
     def buffered(self) -> int:
         """Rows waiting for the next flush."""
-        return len(self._predictions) + len(self._feedback)
+        return len(self._predictions) + len(self._feedback) + len(self._errors)
 
     # -- flushing -----------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
@@ -338,9 +393,11 @@ class PredictionLog:
         with self._lock:
             predictions, self._predictions = self._predictions, []
             feedback, self._feedback = self._feedback, []
+            errors, self._errors = self._errors, []
         for stream, rows, build, keep in (
             (self.predictions_stream, predictions, self._prediction_table, "_predictions"),
             (self.feedback_stream, feedback, self._feedback_table, "_feedback"),
+            (self.errors_stream, errors, self._errors_table, "_errors"),
         ):
             if not rows:
                 continue
@@ -370,19 +427,32 @@ class PredictionLog:
             self.stats.last_error = f"{type(exc).__name__}: {exc}"
 
     @staticmethod
-    def _prediction_table(rows: list[tuple[Any, ...]]) -> pa.Table:
+    def _answer_table(
+        rows: list[tuple[Any, ...]], schema: pa.Schema, middle: list[Any]
+    ) -> pa.Table:
+        """Rows laid out as ``_answer_schema``: the five request columns, the ``middle``
+        columns (each built by its function from its values), latency and shadow."""
         import pyarrow as pa
 
         cols = list(zip(*rows, strict=True))
-        schema = predictions_schema()
+        n = len(middle)
         arrays = [
             pa.array([_epoch_us(v) for v in cols[0]], pa.int64()).cast(schema.field("ts").type),
             *(pa.array([None if v is None else str(v) for v in c], pa.string()) for c in cols[1:5]),
-            *(pa.array([to_json(v) for v in c], pa.string()) for c in cols[5:8]),
-            pa.array([None if v is None else float(v) for v in cols[8]], pa.float64()),
-            pa.array([bool(v) for v in cols[9]], pa.bool_()),
+            *(build(c) for build, c in zip(middle, cols[5 : 5 + n], strict=True)),
+            pa.array([None if v is None else float(v) for v in cols[5 + n]], pa.float64()),
+            pa.array([bool(v) for v in cols[6 + n]], pa.bool_()),
         ]
         return pa.Table.from_arrays(arrays, schema=schema)
+
+    @classmethod
+    def _prediction_table(cls, rows: list[tuple[Any, ...]]) -> pa.Table:
+        import pyarrow as pa
+
+        def as_json(values: Any) -> pa.Array:
+            return pa.array([to_json(v) for v in values], pa.string())
+
+        return cls._answer_table(rows, predictions_schema(), [as_json] * 3)
 
     @staticmethod
     def _feedback_table(rows: list[tuple[Any, ...]]) -> pa.Table:
@@ -398,6 +468,18 @@ class PredictionLog:
         ]
         return pa.Table.from_arrays(arrays, schema=schema)
 
+    @classmethod
+    def _errors_table(cls, rows: list[tuple[Any, ...]]) -> pa.Table:
+        import pyarrow as pa
+
+        def status(values: Any) -> pa.Array:
+            return pa.array(values, pa.int32())
+
+        def text(values: Any) -> pa.Array:
+            return pa.array(values, pa.string())
+
+        return cls._answer_table(rows, errors_schema(), [status, text])
+
     # -- reads --------------------------------------------------------------------------
     def read_predictions(
         self,
@@ -406,10 +488,22 @@ class PredictionLog:
         until: dt.datetime | int | None = None,
     ) -> pa.Table:
         """Flushed predictions with ``since <= ts < until`` (of one endpoint, if given)."""
+        return self._read(self.predictions_stream, predictions_schema(), endpoint, since, until)
+
+    def read_errors(
+        self,
+        endpoint: str | None = None,
+        since: dt.datetime | int | None = None,
+        until: dt.datetime | int | None = None,
+    ) -> pa.Table:
+        """Flushed failed requests with ``since <= ts < until`` (of one endpoint, if given)."""
+        return self._read(self.errors_stream, errors_schema(), endpoint, since, until)
+
+    def _read(
+        self, stream: str, schema: pa.Schema, endpoint: str | None, since: Any, until: Any
+    ) -> pa.Table:
         where = {"endpoint": endpoint} if endpoint is not None else None
-        return self.events.read(
-            self.predictions_stream, since, until, where=where, schema=predictions_schema()
-        )
+        return self.events.read(stream, since, until, where=where, schema=schema)
 
     def read_feedback(
         self, since: dt.datetime | int | None = None, until: dt.datetime | int | None = None

@@ -1,7 +1,8 @@
 """Deployments' native REST API: /api/v1/deployments.
 
 ``loopstack.serving.RestDeployments`` is its client; each route answers what the
-``SqlDeployments`` method of the same name returns, as JSON. Reads are a viewer's,
+``SqlDeployments`` method of the same name returns, as JSON (``/live`` answers
+``monitoring.live_traffic``: the prediction log per minute). Reads are a viewer's,
 changes an ml-engineer's (``_route_roles.py``); a production endpoint takes only
 approved versions (the store refuses others), and ``force`` past that rule is an
 admin's in the project.
@@ -226,3 +227,19 @@ def reward(name: str, body: Reward, store: Store = Depends(deployment_store)) ->
 @router.get("/{name}/bandit", name="deployments_bandit_state")
 def bandit_state(name: str, store: Store = Depends(deployment_store)) -> dict:
     return {"arms": {a: s.to_dict() for a, s in store.bandit_state(name).items()}}
+
+
+@router.get("/{name}/live", name="deployments_live")
+def live(
+    name: str, request: Request, minutes: int = 60, store: Store = Depends(deployment_store)
+) -> dict:
+    """The endpoint's last ``minutes`` minutes (1 to 1440, the current one included) from
+    the prediction log, per minute and model version: requests, errors, p50 and p99
+    latency, and a shadow version's agreement with the primary
+    (``loopstack.monitoring.live_traffic``)."""
+    from loopstack.monitoring import live_traffic
+    from loopstack.store.events import EventLog
+
+    store.get(name)  # NotFound for a deployment the caller's project does not have
+    events = EventLog(request.app.state.stores, project_id=project_of(request))
+    return live_traffic(name, minutes, events=events).to_dict()

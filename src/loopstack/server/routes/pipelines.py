@@ -11,10 +11,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from loopstack.errors import Invalid
+from loopstack.errors import Invalid, NotFound
 from loopstack.pipelines._graph import render_stored, stored_to_mermaid
 from loopstack.pipelines._rest import cost_to_dict, run_to_dict
-from loopstack.pipelines._store import SqlPipelineStore
+from loopstack.pipelines._store import CostRow, RunRecord, SqlPipelineStore
 from loopstack.server._security import authorize, principal_of, project_of
 
 router = APIRouter(
@@ -32,21 +32,44 @@ def pipeline_store(request: Request) -> SqlPipelineStore:
     )
 
 
+def _with_cost(record: RunRecord) -> dict:
+    """A run as JSON with ``cost``: what its steps cost (``CostRow.of_run``)."""
+    return {**run_to_dict(record), "cost": cost_to_dict(CostRow.of_run(record))}
+
+
+def _experiment_of(request: Request, record: RunRecord) -> str | None:
+    """The experiment of the run's tracked (parent) run, where its steps' runs are too;
+    None when that run is gone."""
+    from loopstack.server.routes._deps import tracking_store
+
+    if not record.tracking_run_id:
+        return None
+    try:
+        return str(tracking_store(request).get_run(record.tracking_run_id).info.experiment_id)
+    except NotFound:
+        return None
+
+
 @router.get("/runs", name="pipelines_runs")
 def list_runs(
     pipeline: Annotated[str | None, Query(max_length=256)] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
     store: SqlPipelineStore = Depends(pipeline_store),
 ) -> dict:
-    """The project's pipeline runs, newest first (of one ``pipeline``), with their steps."""
-    return {"runs": [run_to_dict(r) for r in store.list_runs(pipeline, limit)]}
+    """The project's pipeline runs, newest first (of one ``pipeline``), with their steps
+    and ``cost`` (what their steps cost)."""
+    return {"runs": [_with_cost(r) for r in store.list_runs(pipeline, limit)]}
 
 
 @router.get("/runs/{pipeline_run}", name="pipelines_run")
-def get_run(pipeline_run: RunId, store: SqlPipelineStore = Depends(pipeline_store)) -> dict:
+def get_run(
+    pipeline_run: RunId, request: Request, store: SqlPipelineStore = Depends(pipeline_store)
+) -> dict:
     """One pipeline run: each step's status, tries, wall and CPU time, peak memory, the
-    run it was cached from and its error."""
-    return run_to_dict(store.get_run(pipeline_run))
+    run it was cached from and its error; ``cost`` (what its steps cost) and
+    ``experiment_id`` (where its tracked runs are, null if they are gone)."""
+    record = store.get_run(pipeline_run)
+    return {**_with_cost(record), "experiment_id": _experiment_of(request, record)}
 
 
 @router.get("/runs/{pipeline_run}/graph", name="pipelines_run_graph")

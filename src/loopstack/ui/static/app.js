@@ -13,6 +13,7 @@ import { experimentsPage } from "./experiments.js";
 import { featurePage, featuresPage } from "./features.js";
 import { modelPage, modelsPage } from "./models.js";
 import { monitoringPage } from "./monitoring.js";
+import { pipelineRunPage, pipelinesPage } from "./pipelines.js";
 import { runPage } from "./run.js";
 import { parseRoute } from "./routes.js";
 import { runsPage } from "./runs.js";
@@ -36,6 +37,8 @@ const PAGES = {
   features: featuresPage,
   feature: featurePage,
   audit: auditPage,
+  pipelines: pipelinesPage,
+  pipelineRun: pipelineRunPage,
   missing: async (root, route) => {
     replace(root, h("h1", {}, "No such page"), h("p", {}, `Nothing lives at #${route.params.path}. `, h("a", { href: "#/" }, "See the experiments.")));
   },

@@ -45,8 +45,10 @@ function label(v) {
 /**
  * lineChart([{name: "acc", points: [[step, value], ...]}], {title}) -> an <svg class="chart">.
  * Values that are not finite numbers (NaN, infinities) are left out of the line.
+ * xDomain / yDomain ([lo, hi]) widen an axis to at least that range (a time window
+ * with few points in it, a share from 0 to 1).
  */
-export function lineChart(series, { title = "", width = 460, height = 220, xLabel = "step" } = {}) {
+export function lineChart(series, { title = "", width = 460, height = 220, xLabel = "step", xDomain = null, yDomain = null } = {}) {
   const clean = series.map((sr) => ({
     name: sr.name,
     points: sr.points
@@ -73,8 +75,8 @@ export function lineChart(series, { title = "", width = 460, height = 220, xLabe
     svg.append(s("text", { x: m.left, y: m.top + plotH / 2, class: "chart-empty" }, "no finite values"));
     return svg;
   }
-  let [x0, x1] = [Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0]))];
-  let [y0, y1] = [Math.min(...all.map((p) => p[1])), Math.max(...all.map((p) => p[1]))];
+  let [x0, x1] = [Math.min(...all.map((p) => p[0]), ...(xDomain || [])), Math.max(...all.map((p) => p[0]), ...(xDomain || []))];
+  let [y0, y1] = [Math.min(...all.map((p) => p[1]), ...(yDomain || [])), Math.max(...all.map((p) => p[1]), ...(yDomain || []))];
   if (x0 === x1) [x0, x1] = [x0 - 1, x1 + 1];
   if (y0 === y1) {
     const pad = Math.abs(y0) * 0.1 || 1;

@@ -4,6 +4,7 @@
 // change an endpoint: a refusal is shown as the server wrote it.
 import { api, ApiError, seg } from "./api.js";
 import { h, number, replace, table, when } from "./dom.js";
+import { liveSection } from "./live.js";
 
 /** An arm as the API takes it back: "model/3" (a version) or "model@alias". */
 export function modelRef(arm) {
@@ -169,6 +170,7 @@ export async function deploymentPage(root, route) {
     ),
     h("h2", {}, "Arms"),
     armsTable(deployment, rerender),
+    liveSection(deployment),
     bandit ? [h("h2", {}, "Bandit estimates"), banditTable(bandit)] : null,
     h("h2", {}, "Revisions"),
     historyTable(revisions),

@@ -92,3 +92,20 @@ export function bytes(n) {
   }
   return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
 }
+
+/** Call fn every ms while el is on the page: the timer stops once el has been shown and
+ * is gone (its page was left or drawn anew), or at the next change of route. */
+export function whileShown(el, ms, fn) {
+  let shown = false;
+  const stop = () => {
+    clearInterval(timer);
+    window.removeEventListener("hashchange", stop);
+  };
+  const timer = setInterval(() => {
+    if (el.isConnected) shown = true;
+    else if (shown) return stop();
+    if (shown) fn(stop);
+  }, ms);
+  window.addEventListener("hashchange", stop);
+  return stop;
+}

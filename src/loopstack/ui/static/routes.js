@@ -46,6 +46,10 @@ export function parseRoute(hash) {
     return parts.length === 1 ? { page: "features", params: {}, query } : { page: "feature", params: { name: parts[1] }, query };
   }
   if (parts.length === 1 && parts[0] === "audit") return { page: "audit", params: {}, query };
+  // pipeline runs and one run's graph
+  if (parts[0] === "pipelines" && parts.length <= 2) {
+    return parts.length === 1 ? { page: "pipelines", params: {}, query } : { page: "pipelineRun", params: { runUuid: parts[1] }, query };
+  }
   return { page: "missing", params: { path }, query };
 }
 
