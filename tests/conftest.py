@@ -26,6 +26,27 @@ PG_ENV = "LOOPSTACK_TEST_PG_URL"
 REDIS_ENV = "LOOPSTACK_TEST_REDIS_URL"
 
 
+#: Modules whose module-scoped fixture is costly (a whole demo run, a Ray instance, a
+#: generated benchmark world). Under pytest-xdist (``-n 3`` with ``--dist loadgroup``,
+#: see pyproject.toml) each group goes whole to one worker, so the fixture is made once,
+#: and the two Ray modules never start two Ray instances at the same time.
+_ONE_WORKER = {
+    "tests/demo/test_demo.py": "demo",
+    "tests/batch/test_ray.py": "ray",
+    "tests/pipelines/test_executors_ray.py": "ray",
+    "tests/monitoring/test_w4_data.py": "w4-data",
+    "tests/monitoring/test_profile_drift.py": "profile-drift",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep each module of ``_ONE_WORKER`` on one xdist worker (a no-op without xdist)."""
+    for item in items:
+        group = _ONE_WORKER.get(item.nodeid.split("::", 1)[0])
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(autouse=True)
 def ls_home(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest

@@ -197,8 +197,9 @@ def test_process_unpicklable_errors_and_results_become_step_failed() -> None:
 def test_process_timeout_kills_the_child(tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
     with executor_for("process") as ex:
-        future = ex.submit(lambda: _write_pid_then_sleep(pidfile), timeout_s=1)
-        with pytest.raises(StepTimeout, match="ran past its timeout of 1s"):
+        # 5 s: time for the fork and the pid's write on a loaded machine
+        future = ex.submit(lambda: _write_pid_then_sleep(pidfile), timeout_s=5)
+        with pytest.raises(StepTimeout, match="ran past its timeout of 5s"):
             future.result(timeout=60)
     assert _gone(int(pidfile.read_text()))
 

@@ -250,6 +250,8 @@ def test_an_audited_object_links_to_its_page(page: Any) -> None:
     ]
     for kind, object_id, href in cases:
         assert _call(page, "audit.js", "objectHref", kind, object_id) == href, (kind, object_id)
+
+
 def test_a_pipeline_graph_puts_each_step_right_of_what_it_takes(page: Any) -> None:
     graph = {
         "nodes": [
