@@ -126,6 +126,10 @@ def test_row_count(df: pd.DataFrame) -> None:
     assert run(df, {"type": "row_count", "min": 6, "max": 6}).passed
     bad = run(df, {"type": "row_count", "min": 10})
     assert not bad.passed and bad.observed == 6
+    assert bad.message == "6 rows, expected at least 10"
+    assert run(df, {"type": "row_count", "max": 2}).message == "6 rows, expected at most 2"
+    both = run(df, {"type": "row_count", "min": 1, "max": 2})
+    assert both.message == "6 rows, expected between 1 and 2"
 
 
 def test_cardinality(df: pd.DataFrame) -> None:

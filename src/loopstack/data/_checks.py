@@ -217,12 +217,15 @@ class RowCountCheck(Check):
             ok,
             n,
             {"min": self.min, "max": self.max},
-            message=""
-            if ok
-            else f"{n} rows, expected between "
-            f"{self.min if self.min is not None else '-'} and "
-            f"{self.max if self.max is not None else '-'}",
+            message="" if ok else f"{n} rows, expected {_bounds_in_words(self.min, self.max)}",
         )
+
+
+def _bounds_in_words(low: int | None, high: int | None) -> str:
+    """``between 5 and 9``, ``at least 5`` or ``at most 9``."""
+    if low is not None and high is not None:
+        return f"between {low} and {high}"
+    return f"at least {low}" if low is not None else f"at most {high}"
 
 
 # -- column checks ----------------------------------------------------------------------------
