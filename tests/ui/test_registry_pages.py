@@ -149,6 +149,15 @@ def test_a_viewer_cannot_approve_a_promotion_and_an_ml_engineer_can(
         # a version's run opens the run's page
         page.click(f"#versions a >> text={run.run_id[:12]}")
         expect(page.locator("#run-name")).to_have_text("train-v2")
+        # and its lineage: the model version it produced, linked to the model's page
+        run_graph = page.locator("#run-lineage svg.lineage")
+        expect(run_graph.locator(".lineage-node.root")).to_have_attribute(
+            "data-node", f"run:{run.run_id}"
+        )
+        expect(
+            run_graph.locator("a .lineage-node[data-node='model_version:fraud/2']")
+        ).to_have_count(1)
+        page.screenshot(path=str(tmp_path / "run-lineage.png"), full_page=True)
     finally:
         api.close()
         stop_server(proc)

@@ -1,8 +1,9 @@
 // One run: its params, metrics (the latest value and a chart of the history over steps),
-// tags, dataset inputs and artifacts.
-import { api, apiBlob, seg } from "./api.js";
+// tags, environment, dataset inputs, lineage and artifacts.
+import { api, ApiError, apiBlob, seg } from "./api.js";
 import { lineChart } from "./chart.js";
 import { bytes, duration, h, number, replace, table, when } from "./dom.js";
+import { lineageGraph } from "./lineage.js";
 import { PREVIEW_UP_TO, previewKind, showPreview } from "./preview.js";
 
 const CHARTED_UP_TO = 30; // metrics charted at once; the rest keep their latest value
@@ -26,6 +27,20 @@ function environment(tags) {
   return section("Environment", "environment",
     rows.length ? table(null, rows, { class: "grid kv", id: "environment-table" }) : null,
     packages ? h("details", {}, h("summary", {}, `${packages.split("\n").filter(Boolean).length} packages`), h("pre", { class: "preview-text" }, packages)) : null);
+}
+
+/** The run's lineage (what it read, what came of it), drawn once the graph is read: the
+ * rest of the page does not wait for it. */
+function lineage(runId) {
+  const holder = h("div", { id: "run-lineage", class: "scroll" }, h("p", { class: "muted" }, "Reading the lineage…"));
+  api("GET", `api/v1/lineage?node=${encodeURIComponent(`run:${runId}`)}`).then(
+    (graph) =>
+      replace(holder, (graph.edges || []).length
+        ? lineageGraph(graph)
+        : h("p", { class: "muted" }, "No lineage recorded: no dataset, model version or pipeline is linked to this run.")),
+    (err) => replace(holder, h("p", { class: "error", role: "alert" }, err instanceof ApiError ? `${err.status}: ${err.message}` : String(err))),
+  );
+  return section("Lineage", "lineage", holder);
 }
 
 function section(title, id, ...content) {
@@ -154,6 +169,7 @@ export async function runPage(root, route) {
     run.inputs && run.inputs.length
       ? section("Dataset inputs", "inputs", table(["Name", "Digest", "Source"], run.inputs.map((d) => [d.name, h("span", { class: "mono" }, d.digest), d.source])))
       : null,
+    lineage(runId),
     section("Artifacts", "artifacts",
       h("div", { class: "artifact-browser" }, await artifactList(runId, ""), h("div", { id: "artifact-preview", class: "preview" }))),
   );
