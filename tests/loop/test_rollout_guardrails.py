@@ -110,3 +110,31 @@ def test_a_drifted_wrong_candidate_breaks_drift_and_accuracy(model: tuple) -> No
     assert got["drift_share"] >= 0.5
     assert got["accuracy"] < 0.8
     assert got["breached"] >= {"prediction_drift", "drift_share", "accuracy", "latency_p99_ms"}
+
+
+def test_error_rate_is_read_from_the_failed_requests_every_replica_logs(model: tuple) -> None:
+    """Without a metrics_url the error rate is the version's failed requests in the
+    window (the ``prediction_errors`` stream) over its answered plus failed ones; another
+    version's failures, a shadow copy's, and a failure outside the window do not count."""
+    clf, frame, y = model
+    _log(clf, frame, y, "1", latency_ms=4)  # 15 answered requests
+    plog = PredictionLog(EventLog(open_stores()), flush_interval_s=60)
+    for i in range(5):
+        plog.record_error(f"bad-{i}", "iris-api", "1", 500, "the model raised", arm="canary")
+    plog.record_error("other", "iris-api", "7", 500, "not the candidate's")
+    plog.record_error("copy", "iris-api", "1", 500, "a shadow copy", shadow=True)
+    plog.record_error("old", "iris-api", "1", 500, "long ago", ts=time.time() - 3600)
+    plog.close(30)
+    plan = RolloutPlan(shadow_s=60, guardrails=[Guardrail("error_rate", "<=", 0.2)], window_s=300)
+    got = measure_candidate(
+        open_stores(),
+        endpoint="iris-api",
+        model_name="iris",
+        version="1",
+        champion_version=None,
+        plan=plan,
+        shadowing=False,
+        now=time.time() + 1,
+    )
+    assert got.values["error_rate"] == pytest.approx(5 / 20)
+    assert [b.guardrail.metric for b in got.breaches] == ["error_rate"]

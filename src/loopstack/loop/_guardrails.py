@@ -8,10 +8,11 @@ shadowing). From them: volume, latency, drift of the inputs and of the predictio
 against the candidate's reference profile, shadow agreement (the candidate's answer vs
 the champion's on the same request and row), realised performance on the labels that
 came back and the performance estimated from the probabilities, each as monitoring
-computes it (``Observation.metrics`` names them). Failed predictions are not in the
-log: ``error_rate`` is read from a serving replica's Prometheus ``/metrics`` (the plan's
-``metrics_url``), as the change of its request and error counters since the previous
-reading.
+computes it (``Observation.metrics`` names them). ``error_rate``: the window's failed
+requests of the version (the ``prediction_errors`` stream, which every replica writes)
+over its answered plus failed ones; or, when the plan names a ``metrics_url``, read from
+that serving replica's Prometheus ``/metrics`` as the change of its request and error
+counters since the previous reading (one replica's view).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from loopstack.store import Stores
+    from loopstack.store.events import EventLog
 
 __all__ = ["Breach", "Measurement", "judge", "measure_candidate", "read_counters"]
 
@@ -148,8 +150,8 @@ def measure_candidate(
             _agreement(endpoint, since, until, events, champion_version, flat, out)
     if plan.metrics_url is not None:
         _error_rate(plan.metrics_url, endpoint, version, previous_counters, out)
-    elif any(g.metric == "error_rate" for g in plan.guardrails):
-        out.notes.append("error_rate not measured: the plan names no metrics_url")
+    else:
+        _logged_error_rate(events, endpoint, version, shadowing, since, until, out)
     out.breaches = judge(plan, out.values)
     return out
 
@@ -258,6 +260,36 @@ def _agreement(
         out.notes.append("no shadow agreement: no request answered by both yet")
         return
     out.values["shadow_agreement"] = float(both["agrees"].mean())
+
+
+def _logged_error_rate(
+    events: EventLog,
+    endpoint: str,
+    version: str,
+    shadowing: bool,
+    since: dt.datetime,
+    until: dt.datetime,
+    out: Measurement,
+) -> None:
+    """``error_rate`` from the prediction log: the version's failed requests in the
+    window over its answered (``out.values["requests"]``) plus failed ones."""
+    from loopstack.serving._prediction_log import ERRORS_STREAM, errors_schema
+
+    failed = events.read(
+        ERRORS_STREAM,
+        since,
+        until,
+        where={"endpoint": endpoint, "model_version": version},
+        schema=errors_schema(),
+    ).to_pandas()
+    if len(failed):
+        failed = failed[failed["shadow"].fillna(False).astype(bool) == shadowing]
+    errors = float(failed["request_id"].nunique()) if len(failed) else 0.0
+    total = out.values.get("requests", 0.0) + errors
+    if total > 0:
+        out.values["error_rate"] = errors / total
+    else:
+        out.notes.append("error_rate not measured: no requests of the version in the window")
 
 
 def _error_rate(

@@ -34,7 +34,6 @@ __all__ = ["MAX_MINUTES", "LiveSeries", "LiveTraffic", "live_traffic"]
 #: the longest window the live view reads (a day of minutes)
 MAX_MINUTES = 1440
 BUCKET_S = 60
-ERRORS_STREAM = "prediction_errors"
 
 
 @dataclass(frozen=True)
@@ -97,7 +96,7 @@ def _minutes(value: Any) -> int:
 
 
 def _read(events: EventLog, stream: str, endpoint: str, since: Any, until: Any) -> pa.Table:
-    from loopstack.serving._prediction_log import errors_schema, predictions_schema
+    from loopstack.serving._prediction_log import ERRORS_STREAM, errors_schema, predictions_schema
 
     schema = predictions_schema() if stream != ERRORS_STREAM else errors_schema()
     return events.read(stream, since, until, where={"endpoint": endpoint}, schema=schema)
@@ -221,7 +220,7 @@ def live_traffic(
     log = events if events is not None else default_event_log()
     raw = _read(log, "predictions", endpoint, since, until)
     answered = raw.select(["ts", "model_version", "arm", "latency_ms", "shadow"]).to_pandas()
-    failed = _read(log, ERRORS_STREAM, endpoint, since, until)
+    failed = _read(log, "prediction_errors", endpoint, since, until)
     failed = failed.select(["ts", "model_version", "arm", "shadow"]).to_pandas()
     for frame in (answered, failed):
         frame["model_version"] = frame["model_version"].fillna("").astype(str)

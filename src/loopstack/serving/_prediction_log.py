@@ -59,7 +59,10 @@ if TYPE_CHECKING:
 
     from loopstack.store.events import EventLog
 
-__all__ = ["PredictionLog", "PredictionLogStats", "RawJSON"]
+__all__ = ["ERRORS_STREAM", "PredictionLog", "PredictionLogStats", "RawJSON"]
+
+#: the stream of the requests that failed once a model was chosen for them
+ERRORS_STREAM = "prediction_errors"
 
 log = logging.getLogger("loopstack.serving")
 
@@ -225,7 +228,7 @@ class PredictionLog:
         on_flush: Callable[[str, int], None] | None = None,
         predictions_stream: str = "predictions",
         feedback_stream: str = "feedback",
-        errors_stream: str = "prediction_errors",
+        errors_stream: str = ERRORS_STREAM,
     ) -> None:
         if not flush_interval_s > 0:
             raise Invalid(
