@@ -55,6 +55,23 @@ def test_every_file_the_page_loads_or_imports_is_served_and_none_comes_from_else
     assert seen | {ui.INDEX} == set(ui.asset_names())
 
 
+def test_the_shell_preloads_every_module_the_page_imports(http: httpx.Client) -> None:
+    # the whole module graph fetched at once, not one level of imports after another
+    html = http.get("/").text
+    preloaded = re.findall(r'<link rel="modulepreload" href="ui/([^"]+)">', html)
+    imported: set[str] = set()
+    todo = ["app.js"]
+    while todo:
+        for name in re.findall(r'from "\./([\w.-]+\.js)"', http.get(f"/ui/{todo.pop()}").text):
+            if name not in imported:
+                imported.add(name)
+                todo.append(name)
+    assert len(preloaded) == len(set(preloaded)) and set(preloaded) == imported - {"app.js"}
+    assert "parcoords.js" in preloaded and "runs.js" in preloaded
+    # before the entry script, so the fetches start together with it
+    assert html.index("modulepreload") < html.index('<script type="module" src="ui/app.js">')
+
+
 def test_a_head_request_answers_like_get_without_a_body(http: httpx.Client) -> None:
     for path in ("/", "/ui/style.css"):
         head, get = http.head(path), http.get(path)
