@@ -19,8 +19,9 @@ experiment of ``--runs`` runs), else made in a temp directory and removed.
 bench/.venv's mlflow (bench/setup_env.sh; MLflow is never imported into loopstack),
 ``mlflow server`` from that venv, and the same searches and pages measured on it, each
 under ``--peer-timeout`` seconds; both are printed side by side with MLflow's time over
-loopstack's. Logging through MLflow's client runs at ~10-20 runs/s here, so the peer was
-measured at 2,000 runs (not 100,000: the issue's MLflow figures at 100,000 took hours).
+loopstack's. Logging through MLflow's client runs at ~3-10 runs/s here (2,000 runs took
+11 min at load ~12), so the peer was measured at 2,000 runs, not 100,000 (hours of
+logging); ``--peer-home`` keeps MLflow's store for the next run.
 
     python bench/ui_bench.py                  # 100,000 runs (creating them takes minutes)
     python bench/ui_bench.py --runs 20000 --home /tmp/ui20k
@@ -475,7 +476,7 @@ def main(argv: list[str]) -> int:
         "--peer",
         action="store_true",
         help="also MLflow's server and UI (bench/.venv) on the same shape of data "
-        "(logged through MLflow's client, ~10-20 runs/s here: use a small --runs)",
+        "(logged through MLflow's client, ~3-10 runs/s here: use a small --runs)",
     )
     ap.add_argument("--peer-home", type=Path, help="keep (and reuse) MLflow's store here")
     ap.add_argument(
