@@ -48,8 +48,34 @@ def asset(name: str) -> tuple[bytes, str]:
     path = STATIC / name
     body = path.read_bytes()
     if name == INDEX:
-        body = _preloaded(body.decode()).encode()
+        body = _versioned(_preloaded(body.decode()), _REFERENCE, set()).encode()
+    elif path.suffix == ".js":
+        body = _versioned(body.decode(), _IMPORT_REF, {name}).encode()
     return body, _MEDIA_TYPES[path.suffix]
+
+
+#: a file named by the shell (``src="ui/app.js"``) or imported by a module (``"./dom.js"``)
+_REFERENCE = re.compile(r'((?:src|href)="ui/)([\w.-]+\.\w+)(")')
+_IMPORT_REF = re.compile(r'(from "\./)([\w.-]+\.js)(")')
+_resolving: set[str] = set()
+
+
+def _versioned(text: str, pattern: re.Pattern[str], here: set[str]) -> str:
+    """``text`` with each file it names given ``?v=<its digest>``: a new version of a
+    file is a new address, so the browser may keep every file but the shell (see
+    ``routes/ui.py``). A file in an import cycle back to this one keeps its plain name."""
+
+    def add(m: re.Match[str]) -> str:
+        name = m.group(2)
+        if name not in asset_names() or name in _resolving:
+            return m.group(0)
+        return f"{m.group(1)}{name}?v={asset_digest(name)}{m.group(3)}"
+
+    _resolving.update(here)
+    try:
+        return pattern.sub(add, text)
+    finally:
+        _resolving.difference_update(here)
 
 
 _ENTRY = re.compile(r'<script type="module" src="ui/([\w.-]+\.js)"></script>')

@@ -1,6 +1,7 @@
 // Two or more runs side by side: each metric's history over steps in one chart (a line
 // per run), the latest values, a parallel-coordinates view (parcoords.js), and the
-// params with the rows that differ marked (and a switch to show only those). #/compare?experiment=<id>&runs=<run_id>,<run_id>,...
+// params with the rows that differ marked (and a switch to show only those).
+// #/compare?experiment=<id>&runs=<run_id>,<run_id>,...
 import { api, seg } from "./api.js";
 import { lineChart } from "./chart.js";
 import { h, number, replace } from "./dom.js";
