@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -58,6 +59,7 @@ def asset(name: str) -> tuple[bytes, str]:
 _REFERENCE = re.compile(r'((?:src|href)="ui/)([\w.-]+\.\w+)(")')
 _IMPORT_REF = re.compile(r'(from "\./)([\w.-]+\.js)(")')
 _resolving: set[str] = set()
+_resolving_lock = threading.RLock()  # the server's threads read the files at once
 
 
 def _versioned(text: str, pattern: re.Pattern[str], here: set[str]) -> str:
@@ -71,11 +73,12 @@ def _versioned(text: str, pattern: re.Pattern[str], here: set[str]) -> str:
             return m.group(0)
         return f"{m.group(1)}{name}?v={asset_digest(name)}{m.group(3)}"
 
-    _resolving.update(here)
-    try:
-        return pattern.sub(add, text)
-    finally:
-        _resolving.difference_update(here)
+    with _resolving_lock:
+        _resolving.update(here)
+        try:
+            return pattern.sub(add, text)
+        finally:
+            _resolving.difference_update(here)
 
 
 _ENTRY = re.compile(r'<script type="module" src="ui/([\w.-]+\.js)"></script>')
