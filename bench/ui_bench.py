@@ -14,13 +14,24 @@ Every figure is the median of ``--repeat`` tries after one untimed warm-up, with
 min-max range. The data is kept in ``--home`` (reused when it already holds an
 experiment of ``--runs`` runs), else made in a temp directory and removed.
 
+``--peer`` puts MLflow's own server and UI beside it (bench/_ui_peer.py): the same runs
+(same seed, same values) logged through MLflow's client into an MLflow SQLite store by
+bench/.venv's mlflow (bench/setup_env.sh; MLflow is never imported into loopstack),
+``mlflow server`` from that venv, and the same searches and pages measured on it, each
+under ``--peer-timeout`` seconds; both are printed side by side with MLflow's time over
+loopstack's. Logging through MLflow's client runs at ~3-10 runs/s here (2,000 runs took
+11 min at load ~12), so the peer was measured at 2,000 runs, not 100,000 (hours of
+logging); ``--peer-home`` keeps MLflow's store for the next run.
+
     python bench/ui_bench.py                  # 100,000 runs (creating them takes minutes)
     python bench/ui_bench.py --runs 20000 --home /tmp/ui20k
+    python bench/ui_bench.py --runs 2000 --home /tmp/ui2k --peer   # and MLflow's UI
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -74,7 +85,7 @@ def make_data(home: Path, runs: int, seed: int, via_api: bool = False) -> str:
             client.set_terminated(run.run_id)
             _progress(i + 1, t0)
     else:
-        _bulk(client.store, client.get_experiment(eid).artifact_location, eid, runs, rng, t0)
+        _bulk(client.store, client.get_experiment(eid).artifact_location, eid, runs, seed, t0)
     print(f"data: {runs:,} runs in {time.perf_counter() - t0:.0f} s", flush=True)
     return eid
 
@@ -96,20 +107,28 @@ def _progress(done: int, t0: float) -> None:
         print(f"data: {done:,} runs ({rate:,.0f} runs/s)", flush=True)
 
 
-def _bulk(store: Any, location: str, eid: str, runs: int, rng: random.Random, t0: float) -> None:
+def seeded_runs(runs: int, seed: int, now: int) -> Any:
+    """The bench's runs, seeded: (run_id, name, start, end, params, metrics) for each,
+    in the order the random numbers are drawn, so loopstack's bulk rows and the MLflow
+    peer's runs (bench/_ui_mlflow.py) hold the same values."""
+    rng = random.Random(seed)
+    for i in range(runs):
+        run_id = uuid.UUID(int=rng.getrandbits(128)).hex
+        run_params, metrics = _run_values(rng, i)
+        begin = now - (runs - i) * 1000
+        yield run_id, f"run-{i:06d}", begin, begin + rng.randint(1000, 99_000), run_params, metrics
+
+
+def _bulk(store: Any, location: str, eid: str, runs: int, seed: int, t0: float) -> None:
     """The runs' rows (runs, tags, params, metric points and latest values) inserted
     through the metadata database's audited ``write``, 2,000 runs a transaction (one
     audit event each): the rows ``create_run``/``log_batch``/``set_terminated`` make,
     written ~100x faster than one run at a time."""
     db, chunk = store.db, 2000
+    made = seeded_runs(runs, seed, int(time.time() * 1000))
     for start in range(0, runs, chunk):
         rows: dict[str, list[tuple[Any, ...]]] = {k: [] for k in _COLUMNS}
-        now = int(time.time() * 1000)
-        for i in range(start, min(runs, start + chunk)):
-            run_id = uuid.UUID(int=rng.getrandbits(128)).hex
-            name = f"run-{i:06d}"
-            run_params, metrics = _run_values(rng, i)
-            begin = now - (runs - i) * 1000
+        for run_id, name, begin, end, run_params, metrics in itertools.islice(made, chunk):
             rows["runs"].append(
                 (
                     run_id,
@@ -117,7 +136,7 @@ def _bulk(store: Any, location: str, eid: str, runs: int, rng: random.Random, t0
                     name,
                     "FINISHED",
                     begin,
-                    begin + rng.randint(1000, 99_000),
+                    end,
                     "active",
                     None,
                     f"{location}/{run_id}/artifacts",
@@ -189,8 +208,6 @@ def _free_port() -> int:
 
 def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     """``loopstack server`` on ``home`` at a free port, once it answers /health."""
-    import httpx
-
     port = _free_port()
     env = {**os.environ, "LOOPSTACK_HOME": str(home)}
     proc = subprocess.Popen(
@@ -200,19 +217,28 @@ def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
         stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    wait_for_health(proc, url, 60, "loopstack server")
+    return proc, url
+
+
+def wait_for_health(proc: subprocess.Popen[bytes], url: str, seconds: float, what: str) -> None:
+    """Return once ``url``/health answers 200; SystemExit if ``proc`` exits first or
+    ``seconds`` pass (the process is then killed)."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             err = proc.stderr.read().decode() if proc.stderr else ""
-            raise SystemExit(f"loopstack server exited: {err}")
+            raise SystemExit(f"{what} exited with {proc.returncode}: {err}")
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return proc, url
+                return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
     proc.kill()
-    raise SystemExit("loopstack server did not answer /health within 60 s")
+    raise SystemExit(f"{what} did not answer /health within {seconds:.0f} s")
 
 
 # ----------------------------------------------------------------------------------------
@@ -239,6 +265,16 @@ def _timed(fn: Any, repeat: int) -> dict[str, float]:
 FILTER = "metrics.m3 > 0.5 and params.model = 'gbm'"
 
 
+def page_50_ms(search: Any) -> float:
+    """Milliseconds of ``search(page_token=...)`` for page 50, after 49 untimed pages."""
+    token = None
+    for _ in range(49):
+        token = search(page_token=token)["next_page_token"]
+    t0 = time.perf_counter()
+    search(page_token=token)
+    return (time.perf_counter() - t0) * 1000
+
+
 def measure_api(url: str, eid: str, repeat: int, runs: int) -> dict[str, dict[str, float]]:
     """``runs/search`` through HTTP: the five searches the runs page makes."""
     import httpx
@@ -255,14 +291,6 @@ def measure_api(url: str, eid: str, repeat: int, runs: int) -> dict[str, dict[st
             raise SystemExit(f"expected {check} runs from {body}; got {len(out['runs'])}")
         return out
 
-    def page_50() -> None:
-        token = None
-        for _ in range(49):
-            token = search(page_token=token)["next_page_token"]
-        t0 = time.perf_counter()
-        search(page_token=token)
-        page_50.last = (time.perf_counter() - t0) * 1000  # type: ignore[attr-defined]
-
     out = {
         "first page": _timed(lambda: search(), repeat),
         f"filter `{FILTER}`": _timed(lambda: search(filter=FILTER), repeat),
@@ -270,12 +298,8 @@ def measure_api(url: str, eid: str, repeat: int, runs: int) -> dict[str, dict[st
         "order by params.p05 ASC": _timed(lambda: search(order_by=["params.p05 ASC"]), repeat),
     }
     if runs >= 50 * PAGE:
-        samples = []
-        page_50()
-        for _ in range(repeat):
-            page_50()
-            samples.append(page_50.last)  # type: ignore[attr-defined]
-        out["page 50 (token from page 49)"] = _stats(samples)
+        page_50_ms(search)  # warm-up
+        out["page 50 (token from page 49)"] = _stats([page_50_ms(search) for _ in range(repeat)])
     return out
 
 
@@ -353,7 +377,9 @@ def measure_browser(url: str, eid: str, repeat: int) -> dict[str, dict[str, floa
                 lambda: fresh(
                     compare_url,
                     "() => document.querySelector('#compare-params') && document"
-                    f".querySelectorAll('#compare-charts svg').length >= {n_charts}",
+                    f".querySelectorAll('#compare-charts svg').length >= {n_charts} && "
+                    "document.querySelectorAll('#compare-parcoords g.pc-run').length"
+                    f" >= {len(ids)}",
                 )
             )
         finally:
@@ -370,6 +396,68 @@ def _row(name: str, s: dict[str, float], target: float | None) -> str:
     )
 
 
+#: MLflow's ``runs/search`` bodies for the rows of loopstack's (None: page 50, paged to)
+PEER_SEARCHES: dict[str, Any] = {
+    "first page": {},
+    f"filter `{FILTER}`": {"filter": FILTER},
+    "order by metrics.m7 DESC": {"order_by": ["metrics.m7 DESC"]},
+    "order by params.p05 ASC": {"order_by": ["params.p05 ASC"]},
+    "page 50 (token from page 49)": None,
+}
+
+
+def _cell(s: dict[str, float] | None) -> str:
+    if s is None:
+        return ""
+    if "timeout_s" in s:
+        return f"> {s['timeout_s']:,.0f} s (timed out)"
+    return f"{s['median_ms']:,.0f} ms ({s['min_ms']:,.0f}-{s['max_ms']:,.0f})"
+
+
+def _ratio(ours: dict[str, float] | None, theirs: dict[str, float] | None) -> str:
+    if not ours or not theirs:
+        return ""
+    if "timeout_s" in theirs:
+        return f"> {theirs['timeout_s'] * 1000 / ours['median_ms']:,.0f}x"
+    return f"{theirs['median_ms'] / ours['median_ms']:,.1f}x"
+
+
+def print_side_by_side(results: dict[str, Any]) -> None:
+    """loopstack's and MLflow's figures in one table, MLflow's time over loopstack's."""
+    print("| measured | loopstack | MLflow | MLflow / loopstack |\n| --- | --- | --- | --- |")
+    for ours, theirs, prefix in (
+        ("api", "mlflow_api", "`runs/search` (HTTP), "),
+        ("browser", "mlflow_browser", "Chromium: "),
+    ):
+        mine, peer = results.get(ours, {}), results.get(theirs, {})
+        for name in mine:
+            row = (_cell(mine[name]), _cell(peer.get(name)), _ratio(mine[name], peer.get(name)))
+            print(f"| {prefix}{name} | {' | '.join(row)} |")
+
+
+def measure_peer(args: argparse.Namespace, home: Path) -> dict[str, Any]:
+    """MLflow's server and UI on the same shape of data (bench/_ui_peer.py)."""
+    import _ui_peer
+
+    peer_home = args.peer_home or home / "mlflow"
+    eid = _ui_peer.make_data(peer_home, args.runs, args.seed)
+    proc, url = _ui_peer.start_server(peer_home, _free_port())
+    try:
+        out: dict[str, Any] = {
+            "mlflow_api": _ui_peer.measure_api(
+                url, eid, args.repeat, args.runs, args.peer_timeout, PEER_SEARCHES
+            )
+        }
+        if not args.no_browser:
+            out["mlflow_browser"] = _ui_peer.measure_browser(
+                url, eid, args.repeat, FILTER, args.peer_timeout
+            )
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def main(argv: list[str]) -> int:
     """Make the data, serve it, measure; print a Markdown table (and JSON with --json)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -384,6 +472,19 @@ def main(argv: list[str]) -> int:
         "set_terminated: ~70 runs/s here) instead of 2,000 runs a transaction",
     )
     ap.add_argument("--no-browser", action="store_true", help="the HTTP figures only")
+    ap.add_argument(
+        "--peer",
+        action="store_true",
+        help="also MLflow's server and UI (bench/.venv) on the same shape of data "
+        "(logged through MLflow's client, ~3-10 runs/s here: use a small --runs)",
+    )
+    ap.add_argument("--peer-home", type=Path, help="keep (and reuse) MLflow's store here")
+    ap.add_argument(
+        "--peer-timeout",
+        type=float,
+        default=120.0,
+        help="seconds an MLflow request or page may take before it is reported as over it",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     if args.runs < 2 * PAGE:
@@ -400,6 +501,11 @@ def main(argv: list[str]) -> int:
         }
         if not args.no_browser:
             results["browser"] = measure_browser(url, eid, args.repeat)
+        proc.terminate()
+        proc.wait(timeout=30)
+        proc = None  # MLflow measured alone on the machine, not beside an idle loopstack
+        if args.peer:
+            results.update(measure_peer(args, home))
     finally:
         if proc is not None:
             proc.terminate()
@@ -415,6 +521,9 @@ def main(argv: list[str]) -> int:
         print(_row(f"`runs/search` (HTTP), {name}", s, TARGET_MS["api"]))
     for name, s in results.get("browser", {}).items():
         print(_row(f"Chromium: {name}", s, TARGET_MS["compare"] if "compare" in name else None))
+    if args.peer:
+        print()
+        print_side_by_side(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -91,6 +91,23 @@ def _column(page: Any, key: str) -> list[str]:
     return page.locator(f"#runs tbody td[data-key='{key}']").all_inner_texts()
 
 
+def _axes(parcoords: Any) -> list[str]:
+    return parcoords.locator("g.pc-axis").evaluate_all(
+        "axes => axes.map(a => `${a.dataset.kind}.${a.dataset.key}`)"
+    )
+
+
+def _hover_line(page: Any, name: str) -> None:
+    """The mouse on the first point of run ``name``'s line in the parallel coordinates."""
+    line = page.locator(f"#compare-parcoords g.pc-run[data-name='{name}'] path.pc-line")
+    line.scroll_into_view_if_needed()
+    x, y = line.evaluate(
+        "p => { const pt = p.getPointAtLength(0), m = p.getScreenCTM();"
+        " return [pt.x * m.a + m.e, pt.y * m.d + m.f]; }"
+    )
+    page.mouse.move(x, y)
+
+
 def _names(page: Any) -> list[str]:
     return page.locator("#runs tbody td:nth-child(2)").all_inner_texts()
 
@@ -231,6 +248,38 @@ def test_mlflow_links_open_the_run_and_the_runs_table_filters_sorts_and_pages(
     expect(page.locator("#compare-params tr[data-key='opt']")).to_be_hidden()
     expect(page.locator("#compare-params tr[data-key='lr']")).to_be_visible()
     page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
+
+    # the parallel coordinates: a line per run over the params that differ (lr, not
+    # opt) and the metrics, coloured by a metric; hovering a line names its run
+    pc = page.locator("#compare-parcoords svg.parcoords")
+    expect(pc.locator("g.pc-run")).to_have_count(2)
+    assert _axes(pc) == ["params.lr", "metrics.acc", "metrics.loss"]
+    _hover_line(page, "r-charlie")
+    expect(page.locator("#parcoords-hover")).to_have_text("r-charlie — acc 0.91")
+    assert pc.locator(".pc-front path.pc-highlight").count() == 1
+
+    # all five runs: five lines; the optimizer chosen as an axis is categorical
+    page.goto(experiment_url)
+    for name, *_ in RUNS:
+        page.check(f"#runs input[aria-label='select {name}']")
+    page.click("#compare")
+    expect(pc.locator("g.pc-run")).to_have_count(len(RUNS))
+    page.click("#parcoords-axes summary")
+    page.check("#parcoords-axes input[data-kind='params'][data-key='opt']")
+    assert _axes(pc) == ["params.lr", "params.opt", "metrics.acc", "metrics.loss"]
+    expect(pc.locator("g.pc-run")).to_have_count(len(RUNS))
+    opt = pc.locator("g.pc-axis[data-key='opt']")
+    assert opt.get_attribute("data-scale") == "categorical"
+    assert opt.locator("text.pc-tick").all_text_contents() == ["adam", "sgd"]
+    # coloured by acc: five accuracies, five colours
+    strokes = pc.locator("path.pc-line").evaluate_all(
+        "ps => Object.fromEntries(ps.map(p =>"
+        " [p.parentNode.dataset.name, p.getAttribute('stroke')]))"
+    )
+    assert len(set(strokes.values())) == len(RUNS), strokes
+    _hover_line(page, "r-delta")
+    expect(page.locator("#parcoords-hover")).to_have_text("r-delta — acc 0.38")
+    page.screenshot(path=str(tmp_path / "compare-parcoords.png"))  # still hovered
 
     # the experiments list links to the runs
     page.goto(f"{mlflow_uri}/")

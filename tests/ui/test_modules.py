@@ -1,6 +1,7 @@
 """The UI's pure functions, run in Chromium as the page runs them (ES modules imported
 from the server): the routes the MLflow client's links name, the order_by clauses the
-column headers send, the chart's ticks, the CSV preview's parser, the number format."""
+column headers send, the chart's ticks, the parallel coordinates' axes, the CSV preview's parser,
+the number format."""
 
 from __future__ import annotations
 
@@ -324,3 +325,70 @@ def test_live_lines_put_minutes_before_now_on_x_and_leave_gaps_for_empty_minutes
         {"name": "churn/3", "points": [[-2, 1.5], [-1, "gap"], [0, 2.0]]},
         {"name": "v4 (shadow)", "points": [[-2, "gap"], [-1, "gap"], [0, 9.0]]},
     ]
+
+
+def test_a_parallel_coordinates_axis_spans_numbers_or_orders_categories(page: Any) -> None:
+    def scale(values: list[Any]) -> Any:
+        return _call(page, "parcoords.js", "axisScale", values)
+
+    # params come as text: numbers when every present value is one (a run without the
+    # key is left out), spanning their range; metric values that are not finite too
+    assert scale(["2", "12", None, "7"]) == {"kind": "linear", "lo": 2, "hi": 12}
+    assert scale([0.5, "NaN", 0.25, "Infinity"]) == {"kind": "linear", "lo": 0.25, "hi": 0.5}
+    # positive values over three decades or more (learning rates): a log scale
+    assert scale(["0.1", "1e-05", "0.001"]) == {"kind": "log", "lo": 1e-05, "hi": 0.1}
+    assert scale(["-1", "1000"])["kind"] == "linear"
+    # any value that is not a number: ordered categories, "2" before "10"
+    assert scale(["sgd", "adam", "sgd", None]) == {
+        "kind": "categorical",
+        "categories": ["adam", "sgd"],
+    }
+    assert scale(["10", "2", "x"]) == {"kind": "categorical", "categories": ["2", "10", "x"]}
+
+    def at(s: dict[str, Any], value: Any) -> Any:
+        return _call(page, "parcoords.js", "position", s, value)
+
+    linear = {"kind": "linear", "lo": 2, "hi": 12}
+    assert [at(linear, v) for v in ("2", "7", 12, None, "NaN")] == [0, 0.5, 1, None, None]
+    log = {"kind": "log", "lo": 1e-05, "hi": 0.1}
+    assert [round(at(log, v), 9) for v in ("1e-05", "0.001", "0.1")] == [0, 0.5, 1]
+    categories = {"kind": "categorical", "categories": ["adam", "rmsprop", "sgd"]}
+    assert [at(categories, v) for v in ("adam", "rmsprop", "sgd", "other")] == [0, 0.5, 1, None]
+    # one value on the axis: in the middle
+    assert at({"kind": "linear", "lo": 3, "hi": 3}, "3") == 0.5
+    assert at({"kind": "categorical", "categories": ["x"]}, "x") == 0.5
+
+
+def test_a_parallel_coordinates_axis_labels_round_ticks_powers_or_categories(page: Any) -> None:
+    def ticks(s: dict[str, Any]) -> Any:
+        return _call(page, "parcoords.js", "axisTicks", s)
+
+    # the chart's round ticks, each at its place on the axis
+    linear = ticks({"kind": "linear", "lo": 10, "hi": 20})
+    assert linear == [[10, 0], [12, 0.2], [14, 0.4], [16, 0.6], [18, 0.8], [20, 1]]
+    # an end that no round tick is near is labelled too
+    ends = ticks({"kind": "linear", "lo": 0.001, "hi": 0.1})
+    assert [t[0] for t in ends] == [0.001, 0.02, 0.04, 0.06, 0.08, 0.1]
+    assert ends[0][1] == 0 and ends[-1][1] == 1
+    log = ticks({"kind": "log", "lo": 1e-05, "hi": 0.1})
+    assert [t[0] for t in log] == [1e-05, 1e-04, 1e-03, 1e-02, 0.1]
+    many = {"kind": "categorical", "categories": [f"c{i}" for i in range(30)]}
+    labelled = [t[0] for t in ticks(many)]
+    assert labelled == [f"c{i}" for i in range(0, 30, 3)]  # every 3rd of 30: at most 14
+
+
+def test_parallel_coordinates_start_from_the_params_that_differ_and_every_metric(
+    page: Any,
+) -> None:
+    runs = [
+        {"params": {"opt": "adam", "seed": "1", "lr": "0.1"}, "metrics": {"loss": 0.3, "acc": 0.9}},
+        {"params": {"opt": "sgd", "seed": "1"}, "metrics": {"acc": 0.8}},
+    ]
+    assert _call(page, "parcoords.js", "defaultAxes", runs) == [
+        {"kind": "params", "key": "lr"},  # set in one run only: it differs
+        {"kind": "params", "key": "opt"},
+        {"kind": "metrics", "key": "acc"},
+        {"kind": "metrics", "key": "loss"},
+    ]
+    ramp = [_call(page, "parcoords.js", "rampColor", t) for t in (0, 1, None)]
+    assert ramp == ["rgb(68,1,84)", "rgb(253,231,37)", "rgb(160,160,160)"]

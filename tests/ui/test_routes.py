@@ -37,22 +37,47 @@ def test_every_file_the_page_loads_or_imports_is_served_and_none_comes_from_else
     http: httpx.Client,
 ) -> None:
     html = http.get("/").text
+    # each file named with its current digest (?v=), so the browser may keep it
     wanted = set(re.findall(r'(?:src|href)="ui/([^"]+)"', html))
     seen: set[str] = set()
     types = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
     while wanted - seen:
-        name = sorted(wanted - seen)[0]
-        seen.add(name)
-        got = http.get(f"/ui/{name}")
+        ref = sorted(wanted - seen)[0]
+        seen.add(ref)
+        name, _, version = ref.partition("?v=")
+        assert version == ui.asset_digest(name), ref
+        got = http.get(f"/ui/{ref}")
         assert got.status_code == 200, name
         assert got.headers["content-type"].startswith(types[name[name.rindex(".") :]]), name
+        assert got.headers["cache-control"] == "public, max-age=31536000, immutable", ref
         if name.endswith(".js"):
-            wanted |= set(re.findall(r'from "\./([\w.-]+\.js)"', got.text))
+            wanted |= set(re.findall(r'from "\./([\w.-]+\.js\?v=\w+)"', got.text))
         # no absolute URL in any file but the SVG namespace (no CDN, no tracker)
         urls = set(re.findall(r"https?://[^\s\"'`)]+", got.text)) - {SVG_NAMESPACE}
         assert urls == set(), (name, urls)
     # every file the package ships is reachable from the shell: none is dead weight
-    assert seen | {ui.INDEX} == set(ui.asset_names())
+    assert {ref.partition("?")[0] for ref in seen} | {ui.INDEX} == set(ui.asset_names())
+    # asked for by an old digest (or none): revalidated, never kept
+    assert http.get("/ui/app.js?v=0ld").headers["cache-control"] == "no-cache"
+    assert http.get("/ui/app.js").headers["cache-control"] == "no-cache"
+    assert http.get("/").headers["cache-control"] == "no-cache"
+
+
+def test_the_shell_preloads_every_module_the_page_imports(http: httpx.Client) -> None:
+    # the whole module graph fetched at once, not one level of imports after another
+    html = http.get("/").text
+    preloaded = re.findall(r'<link rel="modulepreload" href="ui/([^"?]+)\?v=\w+">', html)
+    imported: set[str] = set()
+    todo = ["app.js"]
+    while todo:
+        for name in re.findall(r'from "\./([\w.-]+\.js)\?', http.get(f"/ui/{todo.pop()}").text):
+            if name not in imported:
+                imported.add(name)
+                todo.append(name)
+    assert len(preloaded) == len(set(preloaded)) and set(preloaded) == imported - {"app.js"}
+    assert "parcoords.js" in preloaded and "runs.js" in preloaded
+    # before the entry script, so the fetches start together with it
+    assert html.index("modulepreload") < html.index('<script type="module" src="ui/app.js?v=')
 
 
 def test_a_head_request_answers_like_get_without_a_body(http: httpx.Client) -> None:

@@ -124,10 +124,14 @@ async function render() {
 }
 
 async function start() {
+  // the page and the caller's identity at once: the page need not wait for the header
+  // (a refused token fails both; the page's result is then dropped below)
+  const page = render();
   let me;
   try {
     me = await api("GET", "api/v1/whoami");
   } catch (err) {
+    generation += 1; // the page loading meanwhile is not shown
     if (err instanceof ApiError && err.status === 401) {
       const hadToken = Boolean(token());
       setToken("");
@@ -141,7 +145,7 @@ async function start() {
     replace(main, h("div", { class: "error", role: "alert" }, String(err.message || err)));
     return;
   }
-  await Promise.all([sessionHeader(me), render()]); // the header need not hold up the page
+  await Promise.all([sessionHeader(me), page]);
 }
 
 window.addEventListener("hashchange", render);

@@ -1,9 +1,11 @@
 // Two or more runs side by side: each metric's history over steps in one chart (a line
-// per run), the latest values, and the params with the rows that differ marked (and a
-// switch to show only those). #/compare?experiment=<id>&runs=<run_id>,<run_id>,...
+// per run), the latest values, a parallel-coordinates view (parcoords.js), and the
+// params with the rows that differ marked (and a switch to show only those).
+// #/compare?experiment=<id>&runs=<run_id>,<run_id>,...
 import { api, seg } from "./api.js";
 import { lineChart } from "./chart.js";
 import { h, number, replace } from "./dom.js";
+import { parcoordsSection } from "./parcoords.js";
 
 const MAX_RUNS = 100; // what one bulk history request takes
 const CHARTED_UP_TO = 20; // metrics charted; the table keeps them all
@@ -93,6 +95,7 @@ export async function comparePage(root, route) {
       metricKeys.length ? h("div", { class: "scroll" }, h("table", { class: "grid", id: "compare-latest" }, h("thead", {}, headRow.cloneNode(true)), h("tbody", {}, metricRows))) : h("p", { class: "muted" }, "No metrics."),
       metricKeys.length > CHARTED_UP_TO ? h("p", { class: "muted" }, `Charts of the first ${CHARTED_UP_TO} metrics.`) : null,
       charts),
+    parcoordsSection(runs, { label }),
     h("section", { id: "compare-params-section" },
       h("h2", {}, "Parameters"),
       h("p", {}, h("label", {}, onlyDiff, ` show only the params that differ (${nDiff} of ${paramKeys.length})`)),
