@@ -3,6 +3,7 @@ as the model in memory, bad input refused before any work, a corrupted chunk nam
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +109,30 @@ def test_a_chunk_scored_in_cache_sized_slices_gives_the_same_scores(
     )
     assert out["prediction"].tolist() == model.predict(data[COLUMNS]).tolist()
     assert result.chunks == 1 and len(out) == 2_500
+
+
+def test_forked_workers_score_with_the_model_the_job_loaded_not_a_reload(
+    model_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import loopstack.registry.flavors as flavors
+    from loopstack.serving.batch import _job, _worker
+
+    if _job._START_METHOD != "fork":
+        pytest.skip("workers are spawned here: nothing is shared with them")
+    loads = tmp_path / "loads.txt"  # a line per load, from whichever process loads
+    real = flavors.load_package
+
+    def counted(*args: object, **kwargs: object) -> object:
+        with loads.open("a") as f:
+            f.write(f"{os.getpid()}\n")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(flavors, "load_package", counted)
+    data = frame(2_400)
+    src = write_parquet(tmp_path / "in.parquet", data, 300)
+    result = ls.predict_batch(model_uri, src, tmp_path / "o.parquet", chunk_rows=600, workers=2)
+    assert loads.read_text().split() == [str(os.getpid())]  # the job's own load, once
+    out = pd.read_parquet(result.output)
+    expected = ls.load_model(model_uri).model.predict_proba(data[COLUMNS])
+    np.testing.assert_allclose(out[["proba_0", "proba_1"]].to_numpy(), expected, rtol=1e-6)
+    assert _worker._preloaded == {} and _worker._loaded == {}  # nothing kept after the job

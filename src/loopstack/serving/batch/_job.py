@@ -33,7 +33,7 @@ from loopstack.serving.batch._plan import (
     read_inputs,
     resolve_inputs,
 )
-from loopstack.serving.batch._worker import ChunkDone, Scorer, score_chunk
+from loopstack.serving.batch._worker import ChunkDone, Scorer, preloaded, score_chunk
 
 __all__ = ["BatchResult", "predict_batch"]
 
@@ -197,7 +197,8 @@ def predict_batch(
 
                     run_on_ray(scorer, todo, staging, address, workers, finished)
                 else:
-                    _run_local(scorer, todo, staging, workers, finished)
+                    with preloaded(scorer.package_dir, probe):  # forked workers share it
+                        _run_local(scorer, todo, staging, workers, finished)
                 committer.finish()
             finally:
                 committer.abort()
