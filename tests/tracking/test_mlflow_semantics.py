@@ -216,6 +216,39 @@ def test_a_param_of_the_longest_value_that_does_not_compress_is_kept_and_found()
     assert [r.run_id for r in found] == [run.run_id]
 
 
+def test_params_longer_than_the_postgresql_index_are_filtered_and_ordered_with_the_others() -> None:
+    """Values over 1,000 characters sit outside PostgreSQL's (key, value) index: a filter
+    and an order by the key still see them, in their place among the short ones."""
+    client = TrackingClient()
+    eid = client.set_experiment("long-and-short")
+    values = {"a-long": "a" * 1500, "b": "b", "bb": "bb", "c-long": "c" * 1200}
+    ids = {
+        n: client.create_run(eid, run_name=n, params={"prompt": v}).run_id
+        for n, v in values.items()
+    }
+    client.create_run(eid, run_name="none", params={"model": "gbm"})
+
+    def names(**kw: object) -> list[str]:
+        found, _ = client.store.search_runs([eid], **kw)  # type: ignore[arg-type]
+        return [r.info.run_name for r in found]
+
+    assert names(order_by=["params.prompt ASC"]) == ["a-long", "b", "bb", "c-long", "none"]
+    assert names(order_by=["params.prompt DESC"]) == ["c-long", "bb", "b", "a-long", "none"]
+    assert set(names(filter_string="params.prompt != 'b'")) == {"a-long", "bb", "c-long"}
+    assert names(filter_string="params.prompt ILIKE 'C%'") == ["c-long"]
+    assert names(filter_string="params.prompt LIKE 'c%'") == ["c-long"]
+    assert names(filter_string=f"params.prompt IN ('b', '{values['a-long']}')") == ["b", "a-long"]
+    paged, token = [], None
+    while True:
+        page, token = client.store.search_runs(
+            [eid], order_by=["params.prompt DESC"], max_results=1, page_token=token
+        )
+        paged += [r.run_id for r in page]
+        if token is None:
+            break
+    assert paged[:4] == [ids["c-long"], ids["bb"], ids["b"], ids["a-long"]]
+
+
 @pytest.mark.parametrize(
     "clause",
     ["metrics.loss SIDEWAYS", "metrics.loss ASC DESC", "metrics.loss DESCENDING", "  ", "ASC"],

@@ -6,7 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, false, func, literal, or_, select, true
+from sqlalchemy import (
+    Connection,
+    Select,
+    and_,
+    exists,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    union_all,
+)
 
 from loopstack.errors import Invalid
 from loopstack.store.artifacts import FileInfo, sanitize_path
@@ -31,6 +43,11 @@ __all__ = ["SqlRunSearch"]
 
 #: after the keys asked for, runs are in this order (newest first, then by id)
 _TIE_BREAK = (R.c.start_time.desc(), R.c.run_id)
+#: on PostgreSQL the params index holds the values of up to 1,000 characters and a
+#: second one the longer (migrations 0015, 0016): a query names which it reads, or the
+#: planner reads neither (it cannot prove a partial index's predicate from ``value = ?``)
+_SHORT = func.length(P.c.value) <= 1000
+_LONG = func.length(P.c.value) > 1000
 
 
 def _page(conn: Connection, groups: list[Select[Any]], offset: int, limit: int) -> list[str]:
@@ -79,7 +96,15 @@ class SqlRunSearch(SqlStoreBase):
             # A NaN (stored as 0) is unequal to everything and in no order with anything.
             matches = or_(matches, LM.c.is_nan) if c.op == "!=" else and_(matches, ~LM.c.is_nan)
         # The matching runs read from the (key, value) index, not one lookup per run.
-        return R.c.run_id.in_(select(table.c.run_id).where(table.c.key == c.key, matches))
+        found = select(table.c.run_id).where(table.c.key == c.key, matches)
+        if c.kind == "param" and self.db.dialect == "postgresql":
+            values = [c.value] if isinstance(c.value, str) else list(c.value)  # type: ignore[arg-type]
+            if c.op in ("=", "IN") and all(len(str(v)) <= 1000 for v in values):
+                # only a short value can equal these: the partial index holds them all
+                return R.c.run_id.in_(found.where(_SHORT))
+            # the short values from the partial (key, value) index, the long ones from theirs
+            return R.c.run_id.in_(union_all(found.where(_SHORT), found.where(_LONG)))
+        return R.c.run_id.in_(found)
 
     def search_runs(
         self,
@@ -117,12 +142,13 @@ class SqlRunSearch(SqlStoreBase):
         conds += [
             self._condition(c) for c in sorted(comparisons, key=lambda c: c.op not in ("=", "IN"))
         ]
-        if len(orders) == 1 and orders[0].kind in ("metric", "param"):
-            groups = self._keyed_order(conds, orders[0])
-        else:
-            groups = [self._sorted(conds, orders)]
+        keyed = len(orders) == 1 and orders[0].kind in ("metric", "param")
 
         def run(conn: Connection) -> tuple[list[Run], str | None]:
+            if keyed:
+                groups = self._keyed_order(conds, orders[0], self._only_short(conn, orders[0]))
+            else:
+                groups = [self._sorted(conds, orders)]
             ids = _page(conn, groups, offset, max_results + 1)
             more = len(ids) > max_results
             ids = ids[:max_results]
@@ -151,16 +177,26 @@ class SqlRunSearch(SqlStoreBase):
             sort_cols.append(col.asc() if o.ascending else col.desc())
         return q.order_by(*sort_cols, *_TIE_BREAK)
 
+    def _only_short(self, conn: Connection, o: OrderKey) -> bool:
+        """Whether an order by param ``o`` may walk PostgreSQL's partial (key, value)
+        index alone: no value of the key is longer than it holds (one probe of the index
+        of the long values). Elsewhere False: the one index holds every value."""
+        if o.kind != "param" or self.db.dialect != "postgresql":
+            return False
+        long = exists().where(P.c.key == o.key, _LONG)
+        return not conn.execute(select(long)).scalar_one()
+
     @staticmethod
-    def _keyed_order(conds: list[Any], o: OrderKey) -> list[Select[Any]]:
+    def _keyed_order(conds: list[Any], o: OrderKey, only_short: bool) -> list[Select[Any]]:
         """The order by one metric or param as the groups it sorts into, each walked in
         the (key, value) index's order: runs with a value (by it, then the tie-break),
         for a metric those whose value is NaN, then the runs without the key. The same
-        order as ``_sorted`` gives, without sorting every matching run."""
+        order as ``_sorted`` gives, without sorting every matching run. ``only_short``:
+        the key's values all fit PostgreSQL's partial index, which the query then names."""
         table = LM if o.kind == "metric" else P
         value = table.c.value.asc() if o.ascending else table.c.value.desc()
         keyed = select(table.c.run_id).join(R, R.c.run_id == table.c.run_id).where(*conds)
-        keyed = keyed.where(table.c.key == o.key)
+        keyed = keyed.where(table.c.key == o.key, *([_SHORT] if only_short else []))
         if o.kind == "param":
             groups = [keyed.order_by(value, *_TIE_BREAK)]
         else:

@@ -130,7 +130,8 @@ class Param(Base):
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     #: a param filter or order by reads this index (on PostgreSQL partial: a btree entry
-    #: holds ~2.7 kB and a value may be 6,000 characters)
+    #: holds ~2.7 kB and a value may be 6,000 characters); there, the runs whose value is
+    #: longer are found by the second, small index (partial everywhere)
     __table_args__ = (
         Index(
             "ix_params_key_value_run",
@@ -138,6 +139,13 @@ class Param(Base):
             "value",
             "run_id",
             postgresql_where=text("length(value) <= 1000"),
+        ),
+        Index(
+            "ix_params_key_long_run",
+            "key",
+            "run_id",
+            postgresql_where=text("length(value) > 1000"),
+            sqlite_where=text("length(value) > 1000"),
         ),
     )
 
