@@ -409,8 +409,9 @@ class Rollouts(RolloutMoves):
         )
 
     def _withdraw(self, request_id: str | None) -> str:
-        """Reject the rollout's pending request, so approving it later moves no alias
-        behind a rollout that no longer runs; what became of it, for the reason."""
+        """Reject the rollout's pending request, so nobody approves a version for a
+        rollout that no longer runs (its alias would not move: only a promotion applies
+        it); what became of it, for the reason."""
         if not request_id:
             return ""
         try:
