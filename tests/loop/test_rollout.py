@@ -68,14 +68,20 @@ def _start(m: Models, version: int, plan: RolloutPlan) -> tuple[Rollouts, int]:
     return rollouts, rollout.rollout_id
 
 
+def _production(m: Models) -> int:
+    """The version ``models:/iris@production`` resolves to now."""
+    return SqlRegistry(m.stores).get_version_by_alias("iris", "production").version
+
+
 def test_an_approved_good_candidate_goes_through_its_steps_and_is_promoted(models: Models) -> None:
     rollouts, rid = _start(models, 2, _plan())
-    assert SqlRegistry(models.stores).get_registered_model("iris").aliases["production"] == 2
+    # the approval authorises the rollout: production still names the champion
+    assert _production(models) == 1
 
     events = rollouts.tick()
     assert [e.kind for e in events] == ["canary"] and events[0].detail["weight"] == 0.05
     d = _deployment(models)
-    # both arms pinned by number: the alias already names v2, the traffic follows the steps
+    # both arms pinned by number: the traffic follows the steps, production the champion
     assert d.policy == "canary"
     assert [(a.role, a.ref, a.version, a.weight) for a in d.arms] == [
         ("primary", "1", 1, 95.0),
@@ -87,8 +93,18 @@ def test_an_approved_good_candidate_goes_through_its_steps_and_is_promoted(model
     assert events[0].detail["values"]["latency_p99_ms"] == pytest.approx(5)
     assert events[1].detail["weight"] == 0.5
     assert [a.weight for a in _deployment(models).arms] == [50.0, 50.0]
+    assert _production(models) == 1  # at 50% still not proven
     _answer(models, "2", latency_ms=5)
-    assert [e.kind for e in rollouts.tick()] == ["evaluated", "promoted"]
+    events = rollouts.tick()
+    assert [e.kind for e in events] == ["evaluated", "promoted"]
+    assert events[1].detail["production_alias"] == 2
+    assert _production(models) == 2  # moved at the promotion, by the approved request
+    request = SqlRegistry(models.stores).get_request(rollouts.get(rid).watch["approval_request"])
+    assert (request.state, request.apply_at, request.decided_by) == ("applied", "promotion", "bob")
+    moves = SqlRegistry(models.stores).alias_history("iris", "production")
+    assert [(m.from_version, m.to_version, m.approval_id) for m in moves][-1:] == [
+        (1, 2, request.request_id)
+    ]
 
     done = rollouts.get(rid)
     assert done.status == "promoted" and done.weight == 1.0
@@ -132,8 +148,11 @@ def test_a_slow_candidate_is_rolled_back_at_the_tick_of_the_nth_breach(models: M
     d = _deployment(models)
     assert d.policy == "single"
     assert [(a.ref, a.version) for a in d.arms] == [("production", 1)]
-    # the alias the approval moved is back on the champion
-    assert SqlRegistry(models.stores).get_registered_model("iris").aliases["production"] == 1
+    # production never moved: not at the approval, not at the rollback
+    reg = SqlRegistry(models.stores)
+    assert _production(models) == 1
+    assert [m.to_version for m in reg.alias_history("iris", "production")] == [1]
+    assert reg.get_request(done.watch["approval_request"]).state == "approved"  # not applied
     audit = open_audit_log().events(object_type="rollout")
     assert [e["action"] for e in audit][-3:] == [
         "rollout.breach",

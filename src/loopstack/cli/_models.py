@@ -375,7 +375,15 @@ def _say_request(req: ApprovalRequest, verb: str) -> None:
         markup=False,
         soft_wrap=True,
     )
-    if req.state == "approved":
+    if req.state == "approved" and req.apply_at == "promotion":
+        by = f" by {req.decided_by}" if req.decided_by else ""
+        out.print(
+            f"approved{by}: its rollout may go on; {req.name}@{req.alias} moves to version "
+            f"{req.version} when the rollout promotes (never if it rolls back)",
+            markup=False,
+            soft_wrap=True,
+        )
+    elif req.state == "approved":
         by = f" by {req.decided_by}" if req.decided_by else ""
         out.print(
             f"approved{by}; {req.name}@{req.alias} now points at version {req.version}",
@@ -419,7 +427,8 @@ def approve(
     ),
     project: str = PROJECT,
 ) -> None:
-    """Approve a pending request (not your own version's): the alias moves at once."""
+    """Approve a pending request (not your own version's): the alias moves at once (a
+    rollout's request: when its rollout promotes)."""
     req = _registry(project).decide(request_id, approve=True, comment=comment, force=force)
     _say_request(req, "decided")
 
@@ -438,7 +447,9 @@ def reject(
 @app.command("requests")
 def requests(
     name: str = typer.Option(None, "--name", help="Only this model's requests."),
-    state: str = typer.Option(None, "--state", help="pending, approved, rejected or cancelled."),
+    state: str = typer.Option(
+        None, "--state", help="pending, approved, applied, rejected or cancelled."
+    ),
     project: str = PROJECT,
     columns: str = COLUMNS,
     wide: bool = WIDE,
@@ -449,7 +460,7 @@ def requests(
     from loopstack.cli._output import fail, fmt_time
     from loopstack.cli._tables import Column, render_list, show_id
 
-    states = ("pending", "approved", "rejected", "cancelled")
+    states = ("pending", "approved", "applied", "rejected", "cancelled")
     if state is not None and state not in states:
         fail(f"--state must be one of {', '.join(states)}; got {state!r}")
     found = _registry(project).list_requests(name=name, state=state)
@@ -472,6 +483,8 @@ def requests(
             max_width=40,
         ),
         Column("evidence", lambda r: r.evidence, priority=10, in_table=False),
+        # approval (a direct request) or promotion (a rollout's)
+        Column("moves_at", lambda r: r.apply_at, priority=11, in_table=False),
     ]
     render_list(
         found,

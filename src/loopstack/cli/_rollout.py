@@ -7,10 +7,11 @@ SECONDS`, `--guardrail "latency_p99_ms<250"`, `--breaches`, `--interval`, `--win
 goes with the approval request (a project whose policy approves gated versions at once
 reads ``gates_passed`` there). `tick` moves every
 rollout under way one step (`--every SECONDS` keeps ticking: a small controller);
-`approve` approves the registry's request; `pause`, `resume`, `promote` and `rollback`
-are the overrides (an ml-engineer's or admin's). Against a local metadata store the
-commands act directly; with an http(s) LOOPSTACK_TRACKING_URI they call the server's
-/api/v1/rollouts routes.
+`approve` approves the registry's request (it authorises the rollout; `production`
+moves when the rollout promotes, never if it rolls back); `pause`, `resume`, `promote`
+and `rollback` are the overrides (an ml-engineer's or admin's). Against a local
+metadata store the commands act directly; with an http(s) LOOPSTACK_TRACKING_URI they
+call the server's /api/v1/rollouts routes.
 """
 
 from __future__ import annotations
@@ -249,11 +250,15 @@ def approve(
     rollout_id: int = ID,
     comment: str = typer.Option("", "--comment", "-c", help="Why it may go."),
 ) -> None:
-    """Approve the rollout's registry request (moving production needs it)."""
+    """Approve the rollout's registry request: the rollout may go on; production moves
+    when it promotes."""
     from loopstack.cli._output import console
 
     _rollouts().approve(rollout_id, comment=comment)
-    console().print(f"rollout {rollout_id}: approved; the next tick starts it")
+    console().print(
+        f"rollout {rollout_id}: approved; the next tick starts it (production moves when "
+        "it promotes)"
+    )
 
 
 def _override(verb: str, rollout_id: int) -> None:

@@ -1,18 +1,23 @@
 """Rollouts: a gated version's way to the whole traffic of an endpoint, watched and
 rolled back on its own.
 
-``start`` opens (or reuses) the registry's approval request to move ``production`` to
-the version; once it is approved (a human through the CLI or API, or the project's
-policy), ``tick`` revises the endpoint's deployment: a shadow phase, then the canary
-steps, each for its bake time. Every ``interval_s`` it measures the candidate over the
-last ``window_s`` (``_guardrails``); a guardrail breached ``breaches_to_rollback``
-times in a row rolls back in that same tick (the deployment back to the champion
-alone, the ``production`` alias back where it was); a step baked with no breach
-advances; after the last step the version is promoted (the deployment single on it).
+``start`` opens (or adopts) the registry's approval request to move ``production`` to
+the version, as a rollout's request (``apply_at="promotion"``); once it is approved (a
+human through the CLI or API, or the project's policy), ``tick`` revises the endpoint's
+deployment: a shadow phase, then the canary steps, each for its bake time. Every
+``interval_s`` it measures the candidate over the last ``window_s`` (``_guardrails``);
+a guardrail breached ``breaches_to_rollback`` times in a row rolls back in that same
+tick (the deployment back to the champion alone); a step baked with no breach advances;
+after the last step the version is promoted (the deployment single on it).
 
-The registry moves ``production`` when the request is approved (its rule, whoever
-asks); the rollout pins both arms by version number, so the traffic follows the
-rollout's steps, not the alias, and a rollback moves the alias back.
+The approval authorises the rollout; it does not move ``production``. While the
+candidate is shadowed or canaried, ``models:/<name>@production`` (batch scoring, other
+endpoints, the gates' champion) still resolves to the champion; the rollout moves the
+alias when it promotes (the registry's ``apply_request``), and a rollback leaves it
+where it always was. A direct request (``loopstack models promote``) still moves its
+alias at approval. A rollout started before this rule, whose request moved
+``production`` at approval, is rolled back with the alias moved back to
+``production_before``.
 
 Overrides (``pause``, ``resume``, ``force_promote``, ``force_rollback``) need an
 ml-engineer or an admin: a server passes the caller's ``role``; a local store trusts
@@ -33,7 +38,6 @@ from loopstack.errors import (
     Forbidden,
     Invalid,
     LoopstackError,
-    NotFound,
     Overloaded,
     StoreUnavailable,
 )
@@ -134,7 +138,9 @@ class Rollouts(RolloutMoves):
         (the plan says so, or the version is approved already, or the project's policy
         approves the request at once) the first phase begins now; else the rollout
         awaits the registry's request, which ``start`` opens with ``evidence`` (or
-        reuses).
+        adopts: a pending request for the same move becomes the rollout's). Either way
+        ``production`` moves only when the rollout promotes (when it holds an approved
+        request: a version approved by an earlier rollout's request reuses it).
 
         >>> Rollouts(stores, actor="alice").start("churn-api", "churn", 4, plan)  # doctest: +SKIP
         """
@@ -170,6 +176,15 @@ class Rollouts(RolloutMoves):
             request = self._approval_request(reg, model_name, candidate.version, evidence)
             watch["approval_request"] = request.request_id
             approved = request.state == "approved"
+        elif plan.require_approval:  # approved by an earlier rollout's request, not applied
+            waiting = [
+                r
+                for r in reg.list_requests(name=model_name, state="approved")
+                if r.version == candidate.version and r.alias == ALIAS
+                if r.apply_at == "promotion"
+            ]
+            if waiting:
+                watch["approval_request"] = waiting[-1].request_id
         rollout = self.store.create(
             endpoint=endpoint,
             model_name=model_name,
@@ -232,8 +247,12 @@ class Rollouts(RolloutMoves):
     ) -> Any:
         for r in reg.list_requests(name=model_name, state="pending"):
             if r.version == version and r.alias == ALIAS:
-                return r  # one approval system: the registry's request, reused
-        return reg.request_promotion(model_name, version, alias=ALIAS, evidence=evidence)
+                # one approval system: the registry's request, adopted (it moves the
+                # alias at the rollout's promotion, not at its approval)
+                return r if r.apply_at == "promotion" else reg.defer_request(r.request_id)
+        return reg.request_promotion(
+            model_name, version, alias=ALIAS, evidence=evidence, apply_at="promotion"
+        )
 
     def approve(self, rollout_id: int, *, comment: str = "") -> Rollout:
         """Approve the rollout's registry request as this actor (an ml-engineer other
@@ -286,7 +305,7 @@ class Rollouts(RolloutMoves):
         if rollout.status == "awaiting_approval":
             request_id = rollout.watch.get("approval_request")
             state = self._request_state(rollout.model_name, request_id)
-            if state == "approved":
+            if state in ("approved", "applied"):
                 return [self._begin(rollout, now, "approved")]
             if state in ("rejected", "cancelled"):
                 return [self._fail(rollout, f"the approval request {request_id} was {state}")]
@@ -297,10 +316,7 @@ class Rollouts(RolloutMoves):
         return self._evaluate(rollout, now)
 
     def _request_state(self, model_name: str, request_id: str | None) -> str:
-        for r in self._registry().list_requests(name=model_name):
-            if r.request_id == request_id:
-                return str(r.state)
-        raise NotFound(f"the rollout's approval request {request_id!r} is gone")
+        return str(self._request_of(model_name, request_id).state)
 
     def _evaluate(self, rollout: Rollout, now: float) -> builtins.list[RolloutEvent]:
         plan = rollout.plan
@@ -393,8 +409,9 @@ class Rollouts(RolloutMoves):
         )
 
     def _withdraw(self, request_id: str | None) -> str:
-        """Reject the rollout's pending request, so approving it later moves no alias
-        behind a rollout that no longer runs; what became of it, for the reason."""
+        """Reject the rollout's pending request, so nobody approves a version for a
+        rollout that no longer runs (its alias would not move: only a promotion applies
+        it); what became of it, for the reason."""
         if not request_id:
             return ""
         try:

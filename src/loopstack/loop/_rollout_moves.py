@@ -1,11 +1,15 @@
 """A rollout's moves: the deployment revisions of its phases (shadow, each canary step,
 promotion, rollback) and the rollout's row changed with each, in that order.
 
-A mixin of ``Rollouts``. Both arms are pinned by version number while the rollout runs
-(the registry moves ``production`` when the request is approved, so the alias may
-already name the candidate); a promotion leaves the endpoint single on the candidate
-(by the champion's alias when that alias names it now), a rollback single on the
-champion as it was, with ``production`` moved back where it was before the approval.
+A mixin of ``Rollouts``. Both arms are pinned by version number while the rollout runs;
+``production`` names the champion throughout. A promotion first moves ``production`` to
+the candidate by the rollout's approved request (the registry's ``apply_request``: the
+approval was the authority; a request applied already moves nothing twice), then leaves
+the endpoint single on the candidate (by the champion's alias when that alias names it
+now). A rollback leaves the endpoint single on the champion as it was; ``production``
+is moved back to ``production_before`` only when this rollout's request moved it: a
+rollout started before the rule (its request moved the alias at approval), or one whose
+promotion moved the alias and then failed before it was recorded.
 """
 
 from __future__ import annotations
@@ -57,6 +61,45 @@ class RolloutMoves:
     _deployments: Any
     _registry: Any
     get: Any
+
+    def _request_of(self, model_name: str, request_id: str | None) -> Any:
+        """The rollout's approval request (``NotFound`` if it is gone)."""
+        from loopstack.errors import NotFound
+
+        if not request_id:
+            raise NotFound("the rollout holds no approval request")
+        try:
+            return self._registry().get_request(request_id)
+        except NotFound:
+            raise NotFound(f"the rollout's approval request {request_id!r} is gone") from None
+
+    def _apply_approval(self, rollout: Rollout) -> None:
+        """Move ``production`` to the candidate by the rollout's approved request, if it
+        holds one that waits for the promotion (none: the plan needed no approval, the
+        request moved the alias at approval, or an admin forces past a pending one)."""
+        request_id = rollout.watch.get("approval_request")
+        if not request_id:
+            return
+        request = self._request_of(rollout.model_name, request_id)
+        if request.apply_at == "promotion" and request.state == "approved":
+            self._registry().apply_request(
+                request_id, reason=f"rollout {rollout.rollout_id} promoted"
+            )
+
+    def _moved_production(self, rollout: Rollout) -> bool:
+        """Whether this rollout's request moved ``production`` (before the rule, at its
+        approval; under it, at a promotion that did not finish)."""
+        request_id = rollout.watch.get("approval_request")
+        if not request_id or "production_before" not in rollout.watch:
+            return False
+        from loopstack.errors import NotFound
+
+        try:
+            request = self._request_of(rollout.model_name, request_id)
+        except NotFound:
+            return False
+        moved = "approved" if request.apply_at == "approval" else "applied"
+        return bool(request.state == moved)
 
     def _candidate_arm(self, rollout: Rollout, weight: float, role: str) -> Arm:
         from loopstack.serving import Arm
@@ -136,6 +179,7 @@ class RolloutMoves:
         from loopstack.serving import Arm
 
         c = rollout.watch["champion"]
+        self._apply_approval(rollout)
         aliases = self._registry().get_registered_model(rollout.model_name).aliases
         ref = c["ref"] if aliases.get(c["ref"]) == int(rollout.version) else rollout.version
         arms = [Arm(c["name"], rollout.model_name, ref, 100.0, "primary")]
@@ -154,7 +198,9 @@ class RolloutMoves:
         c = rollout.watch["champion"]
         before = rollout.watch.get("production_before")
         reg = self._registry()
-        if reg.get_registered_model(rollout.model_name).aliases.get(ALIAS) == int(rollout.version):
+        after = reg.get_registered_model(rollout.model_name).aliases.get(ALIAS)
+        if after == int(rollout.version) and self._moved_production(rollout):
+            after = before
             why = f"rollout {rollout.rollout_id} rolled back: {reason}"
             if before is None:
                 reg.delete_alias(rollout.model_name, ALIAS, override=True)
@@ -162,7 +208,7 @@ class RolloutMoves:
                 reg.set_alias(rollout.model_name, ALIAS, before, reason=why, override=True)
         arm = Arm(c["name"], c["model"], c["ref"], 100.0, "primary")
         self._revise(rollout, "rollback", "single", [arm], f"rolled back: {reason}")
-        detail = {"reason": reason, "production_alias": before}
+        detail = {"reason": reason, "production_alias": after}
         if watch is not None:
             detail["last"] = watch.get("last")
         changed = self.store.change(

@@ -94,6 +94,38 @@ class Aliases:
         )
         return {k: v for k, v in conn.execute(q).all()}
 
+    @staticmethod
+    def _alias_version(conn: Connection, model: Any, alias: str) -> int | None:
+        """The version ``alias`` names now (None: it names none)."""
+        return cast(
+            "int | None",
+            conn.execute(
+                select(AL.c.version).where(AL.c.model_id == model.model_id, AL.c.alias == alias)
+            ).scalar(),
+        )
+
+    def _refuse_breaking_move(
+        self, conn: Connection, model: Any, name: str, alias: str, target: Any
+    ) -> None:
+        """``Conflict`` if moving ``alias`` from where it is to the version row ``target``
+        breaks its callers (a dropped or new required column, a changed dtype)."""
+        current = self._alias_version(conn, model, alias)
+        if current is None or current == target.version:
+            return
+        old = self._version_row(conn, model.model_id, name, current)
+        fed = (
+            feature_columns(conn, model.project_id, self._tags_of(conn, old)),
+            feature_columns(conn, model.project_id, self._tags_of(conn, target)),
+        )
+        breaks = signature_breaks(json.loads(old.signature), json.loads(target.signature), fed=fed)
+        if breaks:
+            raise Conflict(
+                f"moving {name}@{alias} from version {current} to {target.version} "
+                f"is refused: version {target.version} "
+                + "; ".join(breaks)
+                + " (pass force=True to move it anyway)"
+            )
+
     def _move_alias(
         self,
         conn: Connection,
@@ -106,28 +138,12 @@ class Aliases:
         reason: str,
         approval_id: str | None,
     ) -> AliasMove:
-        current = conn.execute(
-            select(AL.c.version).where(AL.c.model_id == model.model_id, AL.c.alias == alias)
-        ).scalar()
+        current = self._alias_version(conn, model, alias)
         now = now_ms()
         if version is not None:
             target = self._version_row(conn, model.model_id, name, version)
-            if current is not None and current != target.version and not force:
-                old = self._version_row(conn, model.model_id, name, current)
-                fed = (
-                    feature_columns(conn, model.project_id, self._tags_of(conn, old)),
-                    feature_columns(conn, model.project_id, self._tags_of(conn, target)),
-                )
-                breaks = signature_breaks(
-                    json.loads(old.signature), json.loads(target.signature), fed=fed
-                )
-                if breaks:
-                    raise Conflict(
-                        f"moving {name}@{alias} from version {current} to {target.version} "
-                        f"is refused: version {target.version} "
-                        + "; ".join(breaks)
-                        + " (pass force=True to move it anyway)"
-                    )
+            if not force:
+                self._refuse_breaking_move(conn, model, name, alias, target)
             stmt = self.db.insert(AL).values(
                 model_id=model.model_id, alias=alias, version=target.version, updated_at=now
             )

@@ -1,7 +1,16 @@
 """Approval requests: how a protected alias moves (evidence, four eyes, policy).
 
+A direct request (``apply_at="approval"``, what ``loopstack models promote`` opens)
+moves its alias when it is approved. A rollout's request (``apply_at="promotion"``)
+is approved the same way, by the same people or policy, but its approval only
+authorises the rollout: the alias stays where it is (the signature check is still made
+at approval) until the rollout promotes and calls ``apply_request`` (approved ->
+applied); a rollout that rolls back never moves it.
+
 A mixin of ``SqlRegistry``: it uses the registry's row lookups, policy and alias
-moves, and adds nothing to the schema the registry does not already own.
+moves, and adds nothing to the schema the registry does not already own (a rollout's
+request is marked in its evidence JSON, under ``_apply``, which ``ApprovalRequest``
+shows as ``apply_at``).
 """
 
 from __future__ import annotations
@@ -25,6 +34,10 @@ __all__ = ["Approvals"]
 AP, MV = cast(Table, ApprovalRow.__table__), cast(Table, VersionRow.__table__)
 RM = cast(Table, ModelRow.__table__)
 
+#: where in the evidence JSON a rollout's request keeps {"at": "promotion", "force": ...}
+APPLY_KEY = "_apply"
+APPLY_AT = ("approval", "promotion")
+
 
 class Approvals(ApprovalStore):
     """Open, decide and list approval requests (mixed into ``SqlRegistry``)."""
@@ -36,6 +49,7 @@ class Approvals(ApprovalStore):
     _version_row: Any
     _policy: Any
     _move_alias: Any
+    _refuse_breaking_move: Any
     _write: Any
     db: Any
 
@@ -43,15 +57,32 @@ class Approvals(ApprovalStore):
         row = conn.execute(
             select(AP).where(AP.c.request_id == request_id).with_for_update()
         ).first()
-        if row is None:
-            raise NotFound(f"no approval request with id {request_id!r}")
-        model = conn.execute(select(RM).where(RM.c.model_id == row.model_id)).first()
-        if model is None or model.project_id != self.project_id:
+        model = None if row is None else self._model_of(conn, row)
+        if model is None:
             raise NotFound(f"no approval request with id {request_id!r}")
         return row, model
 
+    def get_request(self, request_id: str) -> ApprovalRequest:
+        """The approval request ``request_id`` of this project; ``NotFound`` if none."""
+
+        def run(conn: Connection) -> ApprovalRequest:
+            row = conn.execute(select(AP).where(AP.c.request_id == request_id)).first()
+            model = None if row is None else self._model_of(conn, row)
+            if row is None or model is None:
+                raise NotFound(f"no approval request with id {request_id!r}")
+            return self._as_request(model.name, row)
+
+        return cast(ApprovalRequest, self.db.read(run))
+
+    def _model_of(self, conn: Connection, row: Any) -> Any:
+        """The request row's model, if it is this project's."""
+        model = conn.execute(select(RM).where(RM.c.model_id == row.model_id)).first()
+        return model if model is not None and model.project_id == self.project_id else None
+
     @staticmethod
     def _as_request(name: str, row: Any) -> ApprovalRequest:
+        evidence = json.loads(row.evidence)
+        marker = evidence.pop(APPLY_KEY, None) or {}
         return ApprovalRequest(
             row.request_id,
             name,
@@ -60,10 +91,11 @@ class Approvals(ApprovalStore):
             row.state,
             row.requested_by,
             row.requested_at,
-            json.loads(row.evidence),
+            evidence,
             row.decided_by,
             row.decided_at,
             row.comment,
+            apply_at=str(marker.get("at", "approval")),
         )
 
     def request_promotion(
@@ -73,14 +105,30 @@ class Approvals(ApprovalStore):
         *,
         alias: str = "production",
         evidence: dict[str, Any] | None = None,
+        apply_at: str = "approval",
     ) -> ApprovalRequest:
         """Open an approval request to move ``alias`` to ``version``, carrying its evidence.
 
         Under a policy with ``auto_approve_when_gates_pass``, a request whose evidence says
         ``gates_passed: true`` is approved (and the alias moved) at once, by "policy".
+        ``apply_at="promotion"`` (a rollout's request): approving it moves nothing; the
+        rollout moves the alias with ``apply_request`` when it promotes.
         """
         alias = validate_alias(alias)
         evidence = dict(evidence or {})
+        if apply_at not in APPLY_AT:
+            raise Invalid(
+                f"apply_at must be one of {', '.join(APPLY_AT)}; got {apply_at!r}",
+                field="apply_at",
+            )
+        if APPLY_KEY in evidence:
+            raise Invalid(
+                f"the evidence key {APPLY_KEY!r} is the registry's own (it marks a rollout's "
+                f"request); got it in the evidence: rename it",
+                field="evidence",
+            )
+        if apply_at == "promotion":
+            evidence[APPLY_KEY] = {"at": "promotion", "force": False}
 
         def run(conn: Connection) -> ApprovalRequest:
             model = self._model_row(conn, name, lock=True)
@@ -131,7 +179,9 @@ class Approvals(ApprovalStore):
                 .where(MV.c.model_id == model.model_id, MV.c.version == target.version)
                 .values(approval_state="approved" if auto else "pending", updated_at=now)
             )
-            if auto:
+            if auto and apply_at == "promotion":  # checked now, moved at the promotion
+                self._refuse_breaking_move(conn, model, name, alias, target)
+            elif auto:
                 self._move_alias(
                     conn,
                     model,
@@ -158,7 +208,11 @@ class Approvals(ApprovalStore):
     def decide(
         self, request_id: str, *, approve: bool, comment: str = "", force: bool = False
     ) -> ApprovalRequest:
-        """Approve (and move the alias) or reject a pending request. The caller checks the role."""
+        """Approve (and move the alias) or reject a pending request. The caller checks the role.
+
+        A rollout's request (``apply_at="promotion"``) approved moves nothing yet: the
+        move is checked now (``force`` skips the signature check, now and at the move)
+        and made by ``apply_request`` when the rollout promotes."""
 
         def run(conn: Connection) -> ApprovalRequest:
             row, model = self._request(conn, request_id)
@@ -193,18 +247,14 @@ class Approvals(ApprovalStore):
                 .where(MV.c.model_id == model.model_id, MV.c.version == row.version)
                 .values(approval_state=state, updated_at=now)
             )
-            if approve:
+            deferred = self._as_request(model.name, row).apply_at == "promotion"
+            if approve and deferred:
                 locked = self._model_row(conn, model.name, lock=True)
-                self._move_alias(
-                    conn,
-                    locked,
-                    model.name,
-                    row.alias,
-                    row.version,
-                    force=force,
-                    reason=comment or "approved",
-                    approval_id=request_id,
-                )
+                if not force:
+                    self._refuse_breaking_move(conn, locked, model.name, row.alias, version)
+                _mark_for_promotion(conn, row, force=force)
+            elif approve:
+                self._move_by(conn, model.name, row, force=force, reason=comment or "approved")
             return self._as_request(
                 model.name, conn.execute(select(AP).where(AP.c.request_id == request_id)).one()
             )
@@ -218,6 +268,94 @@ class Approvals(ApprovalStore):
                 lambda r: f"{r.name}/{r.version}",
                 {"request_id": request_id, "comment": comment},
             ),
+        )
+
+    def defer_request(self, request_id: str) -> ApprovalRequest:
+        """Make a pending direct request a rollout's: approving it will authorise the
+        rollout and move nothing; the alias moves at the rollout's promotion
+        (``apply_request``). A request that is a rollout's already is returned as it is;
+        a decided one is a ``Conflict``."""
+
+        def run(conn: Connection) -> ApprovalRequest:
+            row, model = self._request(conn, request_id)
+            if row.state != "pending":
+                raise Conflict(
+                    f"approval request {request_id} is already {row.state}: only a pending "
+                    "request can wait for a rollout's promotion"
+                )
+            _mark_for_promotion(conn, row, force=False)
+            return self._as_request(
+                model.name, conn.execute(select(AP).where(AP.c.request_id == request_id)).one()
+            )
+
+        before = self.get_request(request_id)
+        if before.apply_at == "promotion":
+            return before
+        return cast(
+            ApprovalRequest,
+            self._write(
+                run,
+                "model.defer_request",
+                lambda r: f"{r.name}/{r.version}",
+                {"request_id": request_id, "apply_at": "promotion"},
+            ),
+        )
+
+    def apply_request(self, request_id: str, *, reason: str = "") -> ApprovalRequest:
+        """Move the alias of an approved rollout's request (``apply_at="promotion"``) to
+        its version: approved -> applied, the move recorded with the request's id.
+
+        The approval was the authority, so no role is checked here: the rollout calls it
+        when it promotes. An applied request is returned as it is (nothing moves twice);
+        a direct request (moved at its approval) or one not approved is a ``Conflict``.
+        """
+
+        before = self.get_request(request_id)
+        if before.state == "applied":
+            return before
+
+        def run(conn: Connection) -> ApprovalRequest:
+            row, model = self._request(conn, request_id)
+            marker = json.loads(row.evidence).get(APPLY_KEY) or {}
+            if marker.get("at") != "promotion":
+                raise Conflict(
+                    f"approval request {request_id} moves its alias at its approval, not at "
+                    "a rollout's promotion: there is nothing to apply"
+                )
+            if row.state != "approved":
+                raise Conflict(
+                    f"approval request {request_id} is {row.state}: only an approved request "
+                    "is applied"
+                )
+            why = reason or "applied at the rollout's promotion"
+            self._move_by(conn, model.name, row, force=bool(marker.get("force")), reason=why)
+            conn.execute(update(AP).where(AP.c.request_id == request_id).values(state="applied"))
+            return self._as_request(
+                model.name, conn.execute(select(AP).where(AP.c.request_id == request_id)).one()
+            )
+
+        return cast(
+            ApprovalRequest,
+            self._write(
+                run,
+                "model.apply_request",
+                lambda r: f"{r.name}/{r.version}",
+                {"request_id": request_id, "reason": reason},
+            ),
+        )
+
+    def _move_by(self, conn: Connection, name: str, row: Any, *, force: bool, reason: str) -> None:
+        """Move the request row's alias to its version, recorded with the request's id."""
+        locked = self._model_row(conn, name, lock=True)
+        self._move_alias(
+            conn,
+            locked,
+            name,
+            row.alias,
+            row.version,
+            force=force,
+            reason=reason,
+            approval_id=row.request_id,
         )
 
     def list_requests(
@@ -239,6 +377,18 @@ class Approvals(ApprovalStore):
             ]
 
         return cast(list[ApprovalRequest], self.db.read(run))
+
+
+def _mark_for_promotion(conn: Connection, row: Any, *, force: bool) -> None:
+    """Mark the request row as a rollout's (its alias moves at the promotion, ``force``:
+    past the signature check), in its evidence JSON."""
+    evidence = json.loads(row.evidence)
+    evidence[APPLY_KEY] = {"at": "promotion", "force": force}
+    conn.execute(
+        update(AP)
+        .where(AP.c.request_id == row.request_id)
+        .values(evidence=json.dumps(evidence, sort_keys=True, default=str))
+    )
 
 
 def _run_metrics(conn: Connection, run_id: str) -> dict[str, float | str]:

@@ -108,13 +108,17 @@ class ApprovalRequest:
     name: str
     version: int
     alias: str
-    state: str  # pending | approved | rejected | cancelled
+    state: str  # pending | approved | applied | rejected | cancelled
     requested_by: str
     requested_at: int
     evidence: dict[str, Any]
     decided_by: str | None = None
     decided_at: int | None = None
     comment: str = ""
+    #: "approval": the alias moves when the request is approved (a direct request);
+    #: "promotion": a rollout's, the approval authorises the rollout and the alias moves
+    #: when it promotes (``apply_request``: approved -> applied), never if it rolls back
+    apply_at: str = "approval"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -157,10 +157,13 @@ class ApprovalStore(abc.ABC):
     def decide(
         self, request_id: str, *, approve: bool, comment: str = "", force: bool = False
     ) -> ApprovalRequest:
-        """Approve (the alias moves at once) or reject a pending request; not one's own."""
+        """Approve (the alias moves at once; a rollout's request only authorises its
+        rollout, which moves the alias when it promotes) or reject a pending request; not
+        one's own."""
 
     def approve(self, request_id: str, comment: str = "") -> ApprovalRequest:
-        """Approve a pending request: its alias moves to its version at once.
+        """Approve a pending request: its alias moves to its version at once (a rollout's
+        request: when the rollout promotes).
 
         >>> reg.approve(request.request_id, comment="AUC up 2 points, data gates green")
         """

@@ -162,6 +162,9 @@ function requestCard(request, gates, rerender) {
       request.decided_by ? ` · ${request.state} by ${request.decided_by} at ${when(request.decided_at)}` : "",
       request.comment ? ` · “${request.comment}”` : "",
     ),
+    request.apply_at === "promotion"
+      ? h("p", { class: "muted rollout-request" }, `A rollout's request: approving it lets the rollout go on; @${request.alias} moves when the rollout promotes, never if it rolls back.`)
+      : null,
     h("h4", {}, "Evidence"),
     evidenceTable(request.evidence),
     h("h4", {}, "Gates recorded on the version"),
