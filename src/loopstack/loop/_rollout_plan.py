@@ -137,7 +137,7 @@ class RolloutPlan:
     row (of any one guardrail) roll back at once; ``require_approval``: wait for the
     registry's approval of moving ``production`` to the version first (the project's
     policy may approve at once); ``metrics_url``: a serving replica's ``/metrics``, where
-    ``error_rate`` is read (the prediction log holds answered requests only);
+    ``error_rate`` is read (without it, from the failed requests every replica logs);
     ``min_requests``: candidate predictions a window needs before a step may advance.
     """
 

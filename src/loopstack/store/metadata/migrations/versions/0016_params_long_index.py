@@ -33,7 +33,7 @@ def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == 'postgresql':
         op.execute('CREATE STATISTICS st_params_key_value (mcv) ON key, value FROM params')
-        if bind.dialect.server_version_info >= (14,):  # statistics on an expression
+        if (bind.dialect.server_version_info or (0,)) >= (14,):  # stats on an expression
             op.execute('CREATE STATISTICS st_params_value_length ON (length(value)) FROM params')
 
 
