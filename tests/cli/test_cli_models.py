@@ -293,7 +293,8 @@ def test_requests_refuses_an_unknown_state() -> None:
     result = invoke("requests", "--state", "open")
     assert result.exit_code == 1
     assert (
-        "--state must be one of pending, approved, applied, rejected, cancelled; got 'open'" in result.stderr
+        "--state must be one of pending, approved, applied, rejected, cancelled; got 'open'"
+        in result.stderr
     )
 
 
