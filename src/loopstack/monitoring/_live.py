@@ -212,6 +212,7 @@ def live_traffic(
     >>> live.series[0].totals["p99_ms"]                        # doctest: +SKIP
     """
     from loopstack.monitoring._window import default_event_log
+    from loopstack.serving._prediction_log import ERRORS_STREAM
 
     count = _minutes(minutes) * 60 // BUCKET_S
     at = time.time() if now is None else float(now)
@@ -220,7 +221,7 @@ def live_traffic(
     log = events if events is not None else default_event_log()
     raw = _read(log, "predictions", endpoint, since, until)
     answered = raw.select(["ts", "model_version", "arm", "latency_ms", "shadow"]).to_pandas()
-    failed = _read(log, "prediction_errors", endpoint, since, until)
+    failed = _read(log, ERRORS_STREAM, endpoint, since, until)
     failed = failed.select(["ts", "model_version", "arm", "shadow"]).to_pandas()
     for frame in (answered, failed):
         frame["model_version"] = frame["model_version"].fillna("").astype(str)
