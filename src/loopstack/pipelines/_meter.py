@@ -7,7 +7,9 @@ high-water mark of the process, reset before the call and read after it (Linux >
 code that holds the GIL while it allocates (``b"x" * n``) starves the sampler, and a
 spike shorter than the sampling period would slip between two samples. Where neither
 is available, ``resource.getrusage``'s lifetime peak is the floor. Two measurements
-running at once in one process share that mark, so each sees the other's peak.
+running at once in one process share that mark, so each sees the other's peak. A
+process of its own (a forked child, a Ray worker) whose mark could be reset reads the
+mark alone, with no sampling thread.
 """
 
 from __future__ import annotations
@@ -116,14 +118,19 @@ def measure(fn: Callable[[], T], *, own_process: bool = False) -> Outcome[T]:
     """
     cpu_clock = time.process_time if own_process else time.thread_time
     reset = _reset_high_water()
-    sampler = _Sampler()
-    sampler.start()
+    # A process of its own whose kernel mark was reset needs no sampler: nothing else
+    # resets the mark there, and the mark is never below a sample. (A forked child then
+    # starts no thread of its own: the fewer threads there, the less of the parent's
+    # state copied mid-change it can trip on.)
+    sampler = None if own_process and reset else _Sampler()
+    if sampler is not None:
+        sampler.start()
     wall0, cpu0 = time.perf_counter(), cpu_clock()
     try:
         value = fn()
     finally:
         wall, cpu = time.perf_counter() - wall0, cpu_clock() - cpu0
-        peak = sampler.stop()
+        peak = _rss_now() if sampler is None else sampler.stop()
     if reset:
         peak = max(peak, _high_water())
     elif own_process:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import random
@@ -290,6 +291,11 @@ def _after_fork_in_child() -> None:
     the parent's would interleave two processes' traffic on one socket or file handle,
     and a lock a parent thread held at the fork would never be released."""
     global _opening, _ALEMBIC
+    # What the child inherited is never garbage-collected here: a parent's unreachable
+    # connection finalized in the child would roll back, or close, a handle the parent
+    # may still be using (and a closed SQLite file checkpoints and drops its WAL).
+    # The child's own garbage is collected as usual.
+    gc.freeze()
     _opening = threading.Lock()
     _ALEMBIC = threading.Lock()
     for db in list(_every):
