@@ -296,6 +296,9 @@ def measure_api(url: str, eid: str, repeat: int, runs: int) -> dict[str, dict[st
         f"filter `{FILTER}`": _timed(lambda: search(filter=FILTER), repeat),
         "order by metrics.m7 DESC": _timed(lambda: search(order_by=["metrics.m7 DESC"]), repeat),
         "order by params.p05 ASC": _timed(lambda: search(order_by=["params.p05 ASC"]), repeat),
+        "order by params.model DESC (5 values)": _timed(
+            lambda: search(order_by=["params.model DESC"]), repeat
+        ),
     }
     if runs >= 50 * PAGE:
         page_50_ms(search)  # warm-up

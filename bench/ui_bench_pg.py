@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import sys
 import tempfile
@@ -65,7 +64,7 @@ def make_data(db_url: str, home: Path, runs: int, seed: int) -> str:
     t0 = time.perf_counter()
     location = client.get_experiment(eid).artifact_location
     store: Any = client.store
-    ui_bench._bulk(_BoolNan(store.db), location, eid, runs, random.Random(seed), t0)
+    ui_bench._bulk(_BoolNan(store.db), location, eid, runs, seed, t0)
     print(f"data: {runs:,} runs in {time.perf_counter() - t0:.0f} s", flush=True)
     t0 = time.perf_counter()
     store.db.engine.dispose()

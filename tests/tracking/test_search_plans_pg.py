@@ -98,3 +98,32 @@ def _unindexed_reads(node: dict[str, Any]) -> Any:
         yield node
     for child in node.get("Plans", []):
         yield from _unindexed_reads(child)
+
+
+@pytest.mark.parametrize("direction", ["DESC", "ASC"])
+def test_an_order_by_a_param_of_few_values_pages_through_every_run_in_order(
+    direction: str, pg_url: str, ls_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key of 5 values is ordered one value at a time for the first pages and by one
+    sort past them: pages of 700 runs cross both, and each value's boundary, and give
+    the runs in MLflow's order (by the value, then newest first, then by id)."""
+    monkeypatch.setenv("LOOPSTACK_DB_URL", pg_url)
+    client = TrackingClient()
+    eid = client.set_experiment("few-values")
+    _runs(client, eid)
+    ids = [uuid.UUID(int=i + 1).hex for i in range(RUNS)]
+    newest_first = sorted(range(RUNS), key=lambda i: (-i, ids[i]))
+    by_value = sorted(newest_first, key=lambda i: f"m{i % 5}", reverse=direction == "DESC")
+    paged: list[str] = []
+    token = None
+    while True:
+        page, token = client.store.search_runs(
+            [eid], order_by=[f"params.model {direction}"], max_results=700, page_token=token
+        )
+        paged += [r.run_id for r in page]
+        if token is None:
+            break
+    expected = [ids[i] for i in by_value]
+    assert len(paged) == RUNS
+    wrong = next((n for n, (a, b) in enumerate(zip(paged, expected, strict=True)) if a != b), None)
+    assert wrong is None, f"run {wrong} of the order is not the one expected"

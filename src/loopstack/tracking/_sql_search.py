@@ -16,6 +16,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     true,
     union_all,
 )
@@ -48,6 +49,36 @@ _TIE_BREAK = (R.c.start_time.desc(), R.c.run_id)
 #: planner reads neither (it cannot prove a partial index's predicate from ``value = ?``)
 _SHORT = func.length(P.c.value) <= 1000
 _LONG = func.length(P.c.value) > 1000
+
+
+#: a param of at most this many values is ordered one value at a time (PostgreSQL) ...
+_FEW_VALUES = 50
+#: ... for the rows before this offset: each value's runs are found by walking all the
+#: runs newest first, so a deep page walks many; past it, sorting a value's runs wins
+_NEAR_PAGES = 2000
+_DISTINCT_VALUES = text(
+    # the key's distinct short values in order, one probe of the partial index each
+    # (a loose index scan), stopping past _FEW_VALUES
+    """WITH RECURSIVE v(value) AS (
+        (SELECT value FROM params WHERE key = :key AND length(value) <= 1000
+         ORDER BY value LIMIT 1)
+        UNION ALL
+        SELECT (SELECT p.value FROM params p WHERE p.key = :key
+                AND length(p.value) <= 1000 AND p.value > v.value ORDER BY p.value LIMIT 1)
+        FROM v WHERE v.value IS NOT NULL
+    )
+    SELECT value FROM v WHERE value IS NOT NULL LIMIT :limit"""
+)
+
+
+def _few_values(conn: Connection, key: str) -> list[str] | None:
+    """The values of param ``key`` in order when it has at most ``_FEW_VALUES`` of them
+    (all short), else None. An order by such a key ties thousands of runs on a value:
+    walking the runs newest first for each value beats sorting a value's runs by start
+    time (PostgreSQL, 100,000 runs of 5 values: ~450 ms down to tens)."""
+    got = conn.execute(_DISTINCT_VALUES, {"key": key, "limit": _FEW_VALUES + 1}).scalars()
+    values = list(got)
+    return values if len(values) <= _FEW_VALUES else None
 
 
 def _page(conn: Connection, groups: list[Select[Any]], offset: int, limit: int) -> list[str]:
@@ -146,7 +177,13 @@ class SqlRunSearch(SqlStoreBase):
 
         def run(conn: Connection) -> tuple[list[Run], str | None]:
             if keyed:
-                groups = self._keyed_order(conds, orders[0], self._only_short(conn, orders[0]))
+                only_short = self._only_short(conn, orders[0])
+                near = only_short and offset < _NEAR_PAGES
+                few = _few_values(conn, orders[0].key) if near else None
+                if few is not None:
+                    groups = self._by_each_value(conds, orders[0], few)
+                else:
+                    groups = self._keyed_order(conds, orders[0], only_short)
             else:
                 groups = [self._sorted(conds, orders)]
             ids = _page(conn, groups, offset, max_results + 1)
@@ -206,6 +243,22 @@ class SqlRunSearch(SqlStoreBase):
             ]
         without = R.c.run_id.not_in(select(table.c.run_id).where(table.c.key == o.key))
         return [*groups, select(R.c.run_id).where(*conds, without).order_by(*_TIE_BREAK)]
+
+    @staticmethod
+    def _by_each_value(conds: list[Any], o: OrderKey, values: list[str]) -> list[Select[Any]]:
+        """The order by param ``o`` of a few values as one group per value, in order, each
+        the runs with that value newest first (walked in the runs' own start-time order,
+        the value probed run by run), then the runs without the key: the order
+        ``_keyed_order`` gives, without sorting all the runs tied on one value."""
+        runs = select(R.c.run_id).where(*conds)
+        groups = [
+            runs.where(
+                R.c.run_id.in_(select(P.c.run_id).where(P.c.key == o.key, P.c.value == v, _SHORT))
+            ).order_by(*_TIE_BREAK)
+            for v in (values if o.ascending else reversed(values))
+        ]
+        without = R.c.run_id.not_in(select(P.c.run_id).where(P.c.key == o.key))
+        return [*groups, runs.where(without).order_by(*_TIE_BREAK)]
 
     # -- artifacts ------------------------------------------------------------------
     def _artifact_root(self, run_id: str) -> str:
