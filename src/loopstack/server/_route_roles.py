@@ -42,6 +42,7 @@ ROUTE_ROLES: dict[str, Role | str | None] = {
         "runs_get",
         "runs_search",
         "runs_metric_history",
+        "runs_metric_histories",
         "artifacts_list",
         "artifacts_download",
         "audit_verify",

@@ -81,6 +81,12 @@ def _few_values(conn: Connection, key: str) -> list[str] | None:
     return values if len(values) <= _FEW_VALUES else None
 
 
+def _narrower(c: Comparison) -> bool:
+    """Whether clause ``c`` reads fewer runs through its own index than the experiment's
+    runs index does (a key's (key, value) index; the primary key for named run ids)."""
+    return c.kind != "attribute" or (c.key == "run_id" and c.op in ("=", "IN"))
+
+
 def _page(conn: Connection, groups: list[Select[Any]], offset: int, limit: int) -> list[str]:
     """Ids ``offset`` .. ``offset + limit`` of the groups' rows one after the other (each
     group ordered): each group is asked for its part of the page; a group the offset
@@ -157,9 +163,10 @@ class SqlRunSearch(SqlStoreBase):
         offset = decode_token(page_token)
         eids = [_experiment_id(e) for e in experiment_ids]
         experiment: Any = R.c.experiment_id
-        if self.db.dialect == "sqlite" and any(c.kind != "attribute" for c in comparisons):
+        if self.db.dialect == "sqlite" and any(_narrower(c) for c in comparisons):
             # SQLite keeps no statistics and takes experiment_id = ? for the narrowest
-            # index; with a clause on a key, that key's index is (`+ 0` hides the other).
+            # index; with a clause on a key, that key's index is, and with run ids named,
+            # the primary key (`+ 0` hides the other).
             experiment = experiment + 0
         conds: list[Any] = [experiment.in_(eids), R.c.lifecycle_stage.in_(_view(view))]
         if self.project_id is not None:

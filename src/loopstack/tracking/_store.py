@@ -108,6 +108,18 @@ class TrackingStore(abc.ABC):
         not exist); a store that can read them at once overrides this loop."""
         return {rid: self.get_metric_history(rid, key) for rid in dict.fromkeys(run_ids)}
 
+    def get_metrics_histories(
+        self, run_ids: list[str], keys: list[str] | None = None, *, max_keys: int = 20
+    ) -> dict[str, dict[str, list[Metric]]]:
+        """The histories of ``keys`` in each of ``run_ids``, by key then run (NotFound for
+        a run that does not exist). ``keys=None``: the first ``max_keys`` metric keys, in
+        order, that any of the runs has. A store that can read them at once overrides
+        this loop."""
+        if keys is None:
+            have = {k for rid in dict.fromkeys(run_ids) for k in self.get_run(rid).data.metrics}
+            keys = sorted(have)[:max_keys]
+        return {k: self.get_metric_histories(run_ids, k) for k in dict.fromkeys(keys)}
+
     @abc.abstractmethod
     def search_runs(
         self,

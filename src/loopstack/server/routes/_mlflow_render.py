@@ -28,6 +28,7 @@ __all__ = [
     "metric",
     "run",
     "run_info",
+    "sample_steps",
 ]
 
 ARTIFACT_SCHEME = "mlflow-artifacts:"
@@ -117,3 +118,13 @@ def run(r: Run) -> dict[str, Any]:
         },
         "inputs": {"dataset_inputs": [dataset_input(d) for d in r.inputs]},
     }
+
+
+def sample_steps(steps: list[int], max_results: int) -> set[int]:
+    """At most ``max_results`` steps, evenly spread, always with the first and the last."""
+    if len(steps) <= max_results:
+        return set(steps)
+    if max_results == 1:
+        return {steps[0]}
+    stride = (len(steps) - 1) / (max_results - 1)
+    return {steps[round(i * stride)] for i in range(max_results)}

@@ -429,16 +429,6 @@ def get_metric_history(
     return out
 
 
-def _sample_steps(steps: list[int], max_results: int) -> set[int]:
-    """At most ``max_results`` steps, evenly spread, always with the first and the last."""
-    if len(steps) <= max_results:
-        return set(steps)
-    if max_results == 1:
-        return {steps[0]}
-    stride = (len(steps) - 1) / (max_results - 1)
-    return {steps[round(i * stride)] for i in range(max_results)}
-
-
 @_route("GET", "/metrics/get-history-bulk-interval", "mlflow_metrics_history_bulk")
 def get_history_bulk_interval(
     run_ids: list[str] = Query(...),
@@ -468,7 +458,7 @@ def get_history_bulk_interval(
             for rid, points in histories.items()
         }
     steps = sorted({m.step for points in histories.values() for m in points})
-    keep = _sample_steps(steps, max_results)
+    keep = render.sample_steps(steps, max_results)
     metrics = [
         render.metric(m, rid) for rid in sorted(histories) for m in histories[rid] if m.step in keep
     ]

@@ -12,9 +12,10 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from loopstack.auth import Role, role_of
-from loopstack.errors import NotFound
+from loopstack.errors import Invalid, NotFound
 from loopstack.server._boundary import WholeNumber
 from loopstack.server._security import PROJECT_HEADER, authorize, principal_of, project_of
+from loopstack.server.routes import _mlflow_render as render
 from loopstack.server.routes._deps import tracking_store
 from loopstack.store import audit
 from loopstack.store.artifacts import sanitize_path
@@ -27,6 +28,8 @@ from loopstack.tracking._entities import (
 from loopstack.tracking._sql_store import SqlTrackingStore
 
 router = APIRouter(prefix="/api/v1", tags=["native"], dependencies=[Depends(authorize)])
+#: what one metric-histories request takes: runs, keys, points per key
+_HISTORY_RUNS, _HISTORY_KEYS, _MAX_POINTS = 100, 100, 2500
 
 
 class _Body(BaseModel):
@@ -93,6 +96,12 @@ class RunSearch(_Body):
     max_results: WholeNumber = 1000
     order_by: list[str] = Field(default_factory=list)
     page_token: str | None = None
+
+
+class MetricHistories(_Body):
+    run_ids: list[str]
+    keys: list[str] | None = None
+    max_points: WholeNumber = _MAX_POINTS
 
 
 Store = SqlTrackingStore
@@ -233,6 +242,32 @@ def metric_history(run_id: str, key: str, store: Store = Depends(tracking_store)
             for m in store.get_metric_history(run_id, key)
         ]
     }
+
+
+@router.post("/runs/metric-histories", name="runs_metric_histories")
+def metric_histories(body: MetricHistories, store: Store = Depends(tracking_store)) -> dict:
+    """Several metrics' histories in several runs at once (a comparison's charts): by key,
+    then run, ``[step, value]`` pairs; ``keys`` omitted: the runs' first 20 keys in order.
+    Each key keeps at most ``max_points`` steps, evenly spread, first and last included."""
+    if not 1 <= len(body.run_ids) <= _HISTORY_RUNS:
+        raise Invalid(
+            f"expected 1 to {_HISTORY_RUNS} run_ids; got {len(body.run_ids)}", field="run_ids"
+        )
+    if body.keys is not None and not 1 <= len(body.keys) <= _HISTORY_KEYS:
+        raise Invalid(f"expected 1 to {_HISTORY_KEYS} keys; got {len(body.keys)}", field="keys")
+    if not 1 <= body.max_points <= _MAX_POINTS:
+        raise Invalid(
+            f"max_points must be 1 to {_MAX_POINTS}; got {body.max_points}", field="max_points"
+        )
+    out: dict[str, dict[str, list[list[Any]]]] = {}
+    for key, by_run in store.get_metrics_histories(body.run_ids, body.keys).items():
+        steps = sorted({m.step for points in by_run.values() for m in points})
+        keep = render.sample_steps(steps, body.max_points)
+        out[key] = {
+            rid: [[m.step, metric_value_to_json(m.value)] for m in points if m.step in keep]
+            for rid, points in by_run.items()
+        }
+    return {"histories": out}
 
 
 # -- artifacts ------------------------------------------------------------------------
