@@ -17,8 +17,10 @@ A change is "shown" when the grid's first rows name the runs MLflow's own
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -41,8 +43,9 @@ _NAMES = """(n) => { const out = [];
 _SHOWN = f"(want) => JSON.stringify(({_NAMES})(want.length)) === JSON.stringify(want)"
 
 
-def make_data(home: Path, runs: int, seed: int) -> str:
-    """The experiment of ``runs`` runs in ``home/mlflow.db`` (made, or reused); its id."""
+def make_data(home: Path, runs: int, seed: int, bulk: bool = True) -> str:
+    """The experiment of ``runs`` runs in ``home/mlflow.db`` (made, or reused); its id.
+    ``bulk``: the first run through MLflow's client, the rest as copies of its rows."""
     why = missing_env(BENCH_PYTHON)
     if why:
         raise SystemExit(why)
@@ -59,6 +62,7 @@ def make_data(home: Path, runs: int, seed: int) -> str:
             str(runs),
             "--seed",
             str(seed),
+            *(["--bulk"] if bulk else []),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -81,18 +85,55 @@ def start_server(home: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
         env={k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
         stdout=log,
         stderr=log,  # its request log: a pipe nobody reads would fill and stall it
+        start_new_session=True,  # its own process group: it runs uvicorn and job runners
     )
     url = f"http://127.0.0.1:{port}"
     wait_for_health(proc, url, 180, f"mlflow server (its log: {home / 'server.log'})")
     return proc, url
 
 
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to ``proc``'s process group, SIGKILL to it 10 s later (uvicorn waits for
+    the request it is busy with), and reap ``proc``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+class Server:
+    """``mlflow server`` that can be restarted on its port: a search past the timeout
+    keeps its one worker busy for minutes, which the next measurement must not wait on."""
+
+    def __init__(self, home: Path, port: int) -> None:
+        self.home, self.port = home, port
+        self.proc, self.url = start_server(home, port)
+
+    def restart(self) -> None:
+        """Stop it (and the search it is still busy with) and start it again."""
+        self.stop()
+        self.proc, self.url = start_server(self.home, self.port)
+
+    def stop(self) -> None:
+        """Stop it and every process it started (uvicorn, its job runners): stopping
+        ``mlflow server`` alone leaves its uvicorn running the search it was busy with."""
+        stop_group(self.proc)
+
+
 def measure_api(
-    url: str, eid: str, repeat: int, runs: int, timeout: float, searches: dict[str, Any]
+    url: str,
+    eid: str,
+    repeat: int,
+    runs: int,
+    timeout: float,
+    searches: dict[str, Any],
+    on_timeout: Any = None,
 ) -> dict[str, dict[str, float]]:
     """MLflow's ``runs/search`` (100 rows) for each of ``searches`` (name -> body); a
     search over ``timeout`` seconds is reported as ``{"timeout_s": timeout}`` and not
-    tried again (its worker is still busy with it)."""
+    tried again, and ``on_timeout()`` (a restart) frees the worker still busy with it."""
     import httpx
     from ui_bench import PAGE, _stats, page_50_ms
 
@@ -125,34 +166,48 @@ def measure_api(
                 samples.append(run())
         except httpx.TimeoutException:
             results[name] = {"timeout_s": timeout}
+            if on_timeout is not None:
+                on_timeout()
             continue
         results[name] = _stats(samples[1:])
     return results
 
 
-def _expected(url: str, eid: str, body: dict[str, Any]) -> list[str]:
+def _expected(url: str, eid: str, body: dict[str, Any], timeout: float = 600) -> list[str]:
     import httpx
 
     r = httpx.post(
         f"{url}/api/2.0/mlflow/runs/search",
         json={"experiment_ids": [eid], "max_results": 100, **body},
-        timeout=600,
+        timeout=timeout,
     )
     r.raise_for_status()
     return [run["info"]["run_name"] for run in r.json()["runs"]]
 
 
 def measure_browser(
-    url: str, eid: str, repeat: int, filter_: str, timeout: float
+    url: str, eid: str, repeat: int, filter_: str, timeout: float, on_timeout: Any = None
 ) -> dict[str, dict[str, float]]:
-    """MLflow's runs page and comparison in headless Chromium."""
+    """MLflow's runs page and comparison in headless Chromium. A page whose rows take
+    over ``timeout`` seconds (the search it makes does: that search is timed first) is
+    reported as ``{"timeout_s": timeout}``, and ``on_timeout()`` frees the server."""
+    import httpx
+    from playwright.sync_api import TimeoutError as PageTimeout
     from playwright.sync_api import sync_playwright
     from ui_bench import CHROMIUM, CHROMIUM_ARGS, _stats
 
+    def expected(body: dict[str, Any]) -> list[str] | None:
+        try:
+            return _expected(url, eid, body, timeout)
+        except httpx.TimeoutException:
+            if on_timeout is not None:
+                on_timeout()
+            return None
+
     first = _expected(url, eid, {"order_by": ["attributes.start_time DESC"]})
     filtered = _expected(url, eid, {"filter": filter_, "order_by": ["attributes.start_time DESC"]})
-    by_metric = _expected(url, eid, {"order_by": ["metrics.m7 DESC"]})
-    by_param = _expected(url, eid, {"order_by": ["params.p05 DESC"]})
+    by_metric = expected({"order_by": ["metrics.m7 DESC"]})
+    by_param = expected({"order_by": ["params.p05 DESC"]})
     ids = [
         run["run_id"]
         for run in _runs_info(url, eid)  # the same 100 runs loopstack compares: the newest
@@ -184,8 +239,13 @@ def measure_browser(
                     page.close()
 
             def series(fn: Any) -> dict[str, float]:
-                fn()
-                return _stats([fn() for _ in range(repeat)])
+                try:
+                    fn()
+                    return _stats([fn() for _ in range(repeat)])
+                except PageTimeout:
+                    if on_timeout is not None:
+                        on_timeout()
+                    return {"timeout_s": timeout}
 
             def rows(want: list[str]) -> Any:
                 return lambda page: page.wait_for_function(_SHOWN, arg=want, timeout=wait_ms)
@@ -216,6 +276,9 @@ def measure_browser(
                     page.click("button:has-text('Sort:')")
                     page.click(f"[role=menu] >> text='{key.split('.')[1]}'")
 
+                if want is None:  # its search alone ran past the timeout
+                    out[f"runs page: sort by {key}"] = {"timeout_s": timeout}
+                    continue
                 out[f"runs page: sort by {key}"] = series(
                     lambda s=sort, w=want: on_page(runs_url, first, s, rows(w))
                 )

@@ -19,13 +19,14 @@ experiment of ``--runs`` runs), else made in a temp directory and removed.
 bench/.venv's mlflow (bench/setup_env.sh; MLflow is never imported into loopstack),
 ``mlflow server`` from that venv, and the same searches and pages measured on it, each
 under ``--peer-timeout`` seconds; both are printed side by side with MLflow's time over
-loopstack's. Logging through MLflow's client runs at ~3-10 runs/s here (2,000 runs took
-11 min at load ~12), so the peer was measured at 2,000 runs, not 100,000 (hours of
-logging); ``--peer-home`` keeps MLflow's store for the next run.
+loopstack's. Logging through MLflow's client runs at ~3-10 runs/s here (hours for
+100,000), so by default only the first run goes through it and the others are copies
+of the rows it wrote (bench/_ui_mlflow.py ``--bulk``); ``--via-api`` logs every run
+through each side's client. ``--peer-home`` keeps MLflow's store for the next run.
 
     python bench/ui_bench.py                  # 100,000 runs (creating them takes minutes)
     python bench/ui_bench.py --runs 20000 --home /tmp/ui20k
-    python bench/ui_bench.py --runs 2000 --home /tmp/ui2k --peer   # and MLflow's UI
+    python bench/ui_bench.py --home /tmp/ui100k --peer --peer-home /tmp/mlf100k   # + MLflow
 """
 
 from __future__ import annotations
@@ -405,6 +406,7 @@ PEER_SEARCHES: dict[str, Any] = {
     f"filter `{FILTER}`": {"filter": FILTER},
     "order by metrics.m7 DESC": {"order_by": ["metrics.m7 DESC"]},
     "order by params.p05 ASC": {"order_by": ["params.p05 ASC"]},
+    "order by params.model DESC (5 values)": {"order_by": ["params.model DESC"]},
     "page 50 (token from page 49)": None,
 }
 
@@ -443,22 +445,28 @@ def measure_peer(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     import _ui_peer
 
     peer_home = args.peer_home or home / "mlflow"
-    eid = _ui_peer.make_data(peer_home, args.runs, args.seed)
-    proc, url = _ui_peer.start_server(peer_home, _free_port())
+    eid = _ui_peer.make_data(peer_home, args.runs, args.seed, bulk=not args.via_api)
+    server = _ui_peer.Server(peer_home, _free_port())
+    repeat = args.peer_repeat or args.repeat
     try:
         out: dict[str, Any] = {
             "mlflow_api": _ui_peer.measure_api(
-                url, eid, args.repeat, args.runs, args.peer_timeout, PEER_SEARCHES
+                server.url,
+                eid,
+                repeat,
+                args.runs,
+                args.peer_timeout,
+                PEER_SEARCHES,
+                on_timeout=server.restart,
             )
         }
         if not args.no_browser:
             out["mlflow_browser"] = _ui_peer.measure_browser(
-                url, eid, args.repeat, FILTER, args.peer_timeout
+                server.url, eid, repeat, FILTER, args.peer_timeout, on_timeout=server.restart
             )
         return out
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        server.stop()
 
 
 def main(argv: list[str]) -> int:
@@ -472,16 +480,23 @@ def main(argv: list[str]) -> int:
         "--via-api",
         action="store_true",
         help="create each run through TrackingClient (create_run, log_batch, "
-        "set_terminated: ~70 runs/s here) instead of 2,000 runs a transaction",
+        "set_terminated: ~70 runs/s here) instead of 2,000 runs a transaction; with "
+        "--peer, MLflow's runs each through its client too (~3-10 runs/s)",
     )
     ap.add_argument("--no-browser", action="store_true", help="the HTTP figures only")
     ap.add_argument(
         "--peer",
         action="store_true",
         help="also MLflow's server and UI (bench/.venv) on the same shape of data "
-        "(logged through MLflow's client, ~3-10 runs/s here: use a small --runs)",
+        "(its first run logged through MLflow's client, the rest copies of its rows)",
     )
     ap.add_argument("--peer-home", type=Path, help="keep (and reuse) MLflow's store here")
+    ap.add_argument(
+        "--peer-repeat",
+        type=int,
+        help="timed repeats on MLflow's side (default --repeat; its page 50 pages "
+        "through 49 pages of seconds each)",
+    )
     ap.add_argument(
         "--peer-timeout",
         type=float,
