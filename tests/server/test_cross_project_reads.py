@@ -271,6 +271,7 @@ def _body(route: str, side: dict[str, Any] | None) -> dict[str, Any]:
         return {}
     return {
         "runs_search": {"experiment_ids": [side["exp_id"]]},
+        "runs_metric_histories": {"run_ids": [side["run_id"]]},
         "mlflow_runs_search": {"experiment_ids": [side["exp_id"]]},
         "mlflow_logged_models_search": {"experiment_ids": [side["exp_id"]]},
         "mlflow_experiments_search": {"filter": f"name = '{side['exp_name']}'"},
