@@ -47,24 +47,25 @@ _TIE_BREAK = (R.c.start_time.desc(), R.c.run_id)
 #: on PostgreSQL the params index holds the values of up to 1,000 characters and a
 #: second one the longer (migrations 0015, 0016): a query names which it reads, or the
 #: planner reads neither (it cannot prove a partial index's predicate from ``value = ?``)
-_SHORT = func.length(P.c.value) <= 1000
-_LONG = func.length(P.c.value) > 1000
+_INDEXED_CHARS = 1000
+_SHORT = func.length(P.c.value) <= _INDEXED_CHARS
+_LONG = func.length(P.c.value) > _INDEXED_CHARS
 
 
 #: a param of at most this many values is ordered one value at a time (PostgreSQL) ...
 _FEW_VALUES = 50
 #: ... for the rows before this offset: each value's runs are found by walking all the
 #: runs newest first, so a deep page walks many; past it, sorting a value's runs wins
-_NEAR_PAGES = 2000
+_NEAR_ROWS = 2000
 _DISTINCT_VALUES = text(
     # the key's distinct short values in order, one probe of the partial index each
     # (a loose index scan), stopping past _FEW_VALUES
     """WITH RECURSIVE v(value) AS (
-        (SELECT value FROM params WHERE key = :key AND length(value) <= 1000
+        (SELECT value FROM params WHERE key = :key AND length(value) <= :short
          ORDER BY value LIMIT 1)
         UNION ALL
         SELECT (SELECT p.value FROM params p WHERE p.key = :key
-                AND length(p.value) <= 1000 AND p.value > v.value ORDER BY p.value LIMIT 1)
+                AND length(p.value) <= :short AND p.value > v.value ORDER BY p.value LIMIT 1)
         FROM v WHERE v.value IS NOT NULL
     )
     SELECT value FROM v WHERE value IS NOT NULL LIMIT :limit"""
@@ -76,7 +77,8 @@ def _few_values(conn: Connection, key: str) -> list[str] | None:
     (all short), else None. An order by such a key ties thousands of runs on a value:
     walking the runs newest first for each value beats sorting a value's runs by start
     time (PostgreSQL, 100,000 runs of 5 values: ~450 ms down to tens)."""
-    got = conn.execute(_DISTINCT_VALUES, {"key": key, "limit": _FEW_VALUES + 1}).scalars()
+    bounds = {"key": key, "short": _INDEXED_CHARS, "limit": _FEW_VALUES + 1}
+    got = conn.execute(_DISTINCT_VALUES, bounds).scalars()
     values = list(got)
     return values if len(values) <= _FEW_VALUES else None
 
@@ -85,6 +87,13 @@ def _narrower(c: Comparison) -> bool:
     """Whether clause ``c`` reads fewer runs through its own index than the experiment's
     runs index does (a key's (key, value) index; the primary key for named run ids)."""
     return c.kind != "attribute" or (c.key == "run_id" and c.op in ("=", "IN"))
+
+
+def _without_key(conds: list[Any], table: Any, key: str) -> Select[Any]:
+    """The matching runs that have no ``key`` in ``table``, newest first: an order by a
+    key puts them last, as MLflow does."""
+    without = R.c.run_id.not_in(select(table.c.run_id).where(table.c.key == key))
+    return select(R.c.run_id).where(*conds, without).order_by(*_TIE_BREAK)
 
 
 def _page(conn: Connection, groups: list[Select[Any]], offset: int, limit: int) -> list[str]:
@@ -136,7 +145,7 @@ class SqlRunSearch(SqlStoreBase):
         found = select(table.c.run_id).where(table.c.key == c.key, matches)
         if c.kind == "param" and self.db.dialect == "postgresql":
             values = [c.value] if isinstance(c.value, str) else list(c.value)  # type: ignore[arg-type]
-            if c.op in ("=", "IN") and all(len(str(v)) <= 1000 for v in values):
+            if c.op in ("=", "IN") and all(len(str(v)) <= _INDEXED_CHARS for v in values):
                 # only a short value can equal these: the partial index holds them all
                 return R.c.run_id.in_(found.where(_SHORT))
             # the short values from the partial (key, value) index, the long ones from theirs
@@ -185,7 +194,7 @@ class SqlRunSearch(SqlStoreBase):
         def run(conn: Connection) -> tuple[list[Run], str | None]:
             if keyed:
                 only_short = self._only_short(conn, orders[0])
-                near = only_short and offset < _NEAR_PAGES
+                near = only_short and offset < _NEAR_ROWS
                 few = _few_values(conn, orders[0].key) if near else None
                 if few is not None:
                     groups = self._by_each_value(conds, orders[0], few)
@@ -248,8 +257,7 @@ class SqlRunSearch(SqlStoreBase):
                 keyed.where(table.c.is_nan == false()).order_by(value, *_TIE_BREAK),
                 keyed.where(table.c.is_nan == true()).order_by(*_TIE_BREAK),
             ]
-        without = R.c.run_id.not_in(select(table.c.run_id).where(table.c.key == o.key))
-        return [*groups, select(R.c.run_id).where(*conds, without).order_by(*_TIE_BREAK)]
+        return [*groups, _without_key(conds, table, o.key)]
 
     @staticmethod
     def _by_each_value(conds: list[Any], o: OrderKey, values: list[str]) -> list[Select[Any]]:
@@ -264,8 +272,7 @@ class SqlRunSearch(SqlStoreBase):
             ).order_by(*_TIE_BREAK)
             for v in (values if o.ascending else reversed(values))
         ]
-        without = R.c.run_id.not_in(select(P.c.run_id).where(P.c.key == o.key))
-        return [*groups, runs.where(without).order_by(*_TIE_BREAK)]
+        return [*groups, _without_key(conds, P, o.key)]
 
     # -- artifacts ------------------------------------------------------------------
     def _artifact_root(self, run_id: str) -> str:
